@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make run` (the whole pipeline on generated sample data) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE_ROWS ?= 200000
+DATA_DIR ?= data
+SIZES ?= 2m,10m
+RUNS ?= 3
+
+.PHONY: run test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[spark,test]'
+
+run: install
+	$(BIN)/clickstream generate --rows $(SAMPLE_ROWS) --seed 42 --data-dir $(DATA_DIR) --if-empty
+	$(BIN)/clickstream run --data-dir $(DATA_DIR)
+
+test: install-test
+	$(BIN)/python -m pytest
+
+bench: install-test
+	$(BIN)/python benchmarks/run.py --sizes $(SIZES) --runs $(RUNS)
+
+clean:
+	rm -rf $(DATA_DIR) logs .pytest_cache

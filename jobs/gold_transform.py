@@ -1,0 +1,7 @@
+"""The gold layer, as a seed-style entry point: `python jobs/gold_transform.py [--data-dir DIR] [--config PATH]`."""
+import sys
+
+from clickstream.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["gold", *sys.argv[1:]]))

@@ -1,0 +1,5 @@
+import sys
+
+from clickstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""Analytics: the business questions answered from the gold star schema, written as tables and shown."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from clickstream import gold, storage
+from clickstream.build import build_model, row_counts
+from clickstream.context import PipelineError, RunContext
+from clickstream.report.tables import markdown_report
+from clickstream.sql import first_comment_line, load_yaml
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    name: str
+    title: str
+    description: str
+    columns: list[str]
+    rows: list[tuple[Any, ...]]  # the first rows, for people
+    total_rows: int
+
+
+def queries() -> list[dict]:
+    return load_yaml("analytics/queries.yml")["queries"]
+
+
+def run(ctx: RunContext) -> list[QueryResult]:
+    started = time.perf_counter()
+    engine, layout = ctx.engine, ctx.layout
+    for model in gold.models():
+        if model.get("publish", True):
+            files = storage.parquet_files(layout.gold / model["name"])
+            if not files:
+                raise PipelineError(f"analytics: gold table {layout.gold / model['name']} not found; run the gold "
+                                    f"layer first (clickstream gold)")
+            engine.read_parquet(model["name"], files, schema=None)
+    context = gold.model_context(ctx)
+    show = ctx.config.analytics.show_rows
+    staged, results = {}, []
+    for query in queries():
+        name = query["name"]
+        staged[name] = build_model(ctx, "analytics", name, context)
+        columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
+        results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
+    counts = row_counts(ctx, list(staged))
+    results = [QueryResult(r.name, r.title, r.description, r.columns, r.rows, counts[r.name]) for r in results]
+    for query in queries():
+        name = query["name"]
+        if query.get("csv", True):
+            csv_staged = storage.staging_path(layout.data_dir, f"{name}_csv") / f"{name}.csv"
+            engine.write_csv(name, csv_staged)
+            layout.analytics.mkdir(parents=True, exist_ok=True)
+            os.replace(csv_staged, layout.analytics / f"{name}.csv")
+        storage.publish_table(staged[name], layout.analytics / name)
+        log.info("analytics: %s rows=%d", name, counts[name])
+    report = layout.analytics / "REPORT.md"
+    report_tmp = report.with_name(".REPORT.md.tmp")
+    report_tmp.write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
+    os.replace(report_tmp, report)
+    elapsed = time.perf_counter() - started
+    ctx.quality["analytics"] = {"row_counts": counts, "seconds": round(elapsed, 3)}
+    log.info("analytics: %d queries in %.2f s", len(staged), elapsed)
+    return results

@@ -1,0 +1,36 @@
+"""Building one SQL model: render it, write it to staging, and read the staged copy back under its name."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from clickstream import storage
+from clickstream.context import RunContext
+from clickstream.sql import render
+
+log = logging.getLogger(__name__)
+
+
+def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any]) -> Path:
+    """Run `sql/<layer>/<name>.sql` once; later models and tests read the written Parquet, never recompute it."""
+    started = time.perf_counter()
+    engine = ctx.engine
+    pending = f"{name}__pending"
+    engine.create_view(pending, render(f"{layer}/{name}", engine, **context))
+    staged = storage.staging_path(ctx.layout.data_dir, name)
+    engine.write_parquet(pending, staged)
+    engine.drop(pending)
+    engine.read_parquet(name, storage.parquet_files(staged), schema=None)
+    log.debug("%s: built %s in %.2f s", layer, name, time.perf_counter() - started)
+    return staged
+
+
+def row_counts(ctx: RunContext, names: list[str]) -> dict[str, int]:
+    """Rows of several tables in one query."""
+    if not names:
+        return {}
+    union = " union all ".join(f"select '{n}' as table_name, count(*) as row_count from {n}" for n in names)
+    _, rows = ctx.engine.fetch(union)
+    return {table: int(count) for table, count in rows}

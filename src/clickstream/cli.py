@@ -1,0 +1,107 @@
+"""The `clickstream` command: one entry point, each sub-command one job."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from clickstream.config import Config, ConfigError, load_config
+from clickstream.context import Layout, PipelineError
+from clickstream.engines import EngineUnavailable, InputError
+from clickstream.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML config (default: config/config.yaml if present, else built-in defaults)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="data directory: raw input in DIR/raw, outputs beside it (default from config: data)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug output on the terminal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clickstream", description="Clickstream medallion pipeline: raw CSV -> "
+                                     "bronze -> silver -> gold star schema -> analytics, on DuckDB or Spark.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in [("run", "run every layer"), ("bronze", "ingest new raw files"),
+                       ("silver", "validate, de-duplicate, quarantine"), ("gold", "rebuild the star schema"),
+                       ("analytics", "answer the business queries")]:
+        command = sub.add_parser(name, help=text, description=text)
+        _common(command)
+        command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
+                             help="engine (default from config: duckdb)")
+    generate = sub.add_parser("generate", help="write seeded sample clickstream CSV into DIR/raw",
+                              description="write seeded sample clickstream CSV into DIR/raw")
+    _common(generate)
+    generate.add_argument("--rows", type=int, default=200_000, help="data rows in total (default 200000)")
+    generate.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    generate.add_argument("--files", type=int, default=1, help="number of CSV files (default 1)")
+    generate.add_argument("--clean", action="store_true", help="inject no defects")
+    generate.add_argument("--if-empty", action="store_true", help="do nothing if DIR/raw already holds CSV files")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    return config.with_overrides(data_dir=args.data_dir, engine=getattr(args, "engine", None))
+
+
+def _generate(args: argparse.Namespace, config: Config) -> None:
+    from clickstream.generate import DefectRates, generate
+
+    raw = Layout(Path(config.paths.data_dir)).raw
+    if args.if_empty and raw.is_dir() and any(raw.glob("*.csv")):
+        log.info("generate: %s already holds CSV files; nothing generated", raw)
+        return
+    result = generate(raw, rows=args.rows, seed=args.seed, files=args.files,
+                      defects=DefectRates.none() if args.clean else None)
+    injected = ", ".join(f"{k}={v}" for k, v in result.defects.items() if v)
+    print(f"generated {result.total_rows:,} rows in {len(result.files)} file(s) under {raw}"
+          + (f" (injected defects: {injected})" if injected else ""))
+
+
+def _summary(results: dict, config: Config) -> str:
+    layout: Layout = results["layout"]
+    lines = ["", "Outputs:"]
+    for label, path in [("bronze", layout.bronze), ("silver", layout.silver), ("quarantine", layout.quarantine),
+                        ("gold", layout.gold), ("analytics", layout.analytics),
+                        ("report", layout.analytics / "REPORT.md"),
+                        ("quality", layout.reports / "quality_report.json"), ("logs", Path(config.paths.logs_dir))]:
+        lines.append(f"  {label:<11} {path}")
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items())
+    lines.append(f"Layer times: {timings}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        config = _config(args)
+        if args.command == "generate":
+            try:
+                _generate(args, config)
+            except ValueError as exc:  # the generator's argument checks
+                raise PipelineError(f"generate: {exc}") from exc
+            return 0
+        from clickstream.pipeline import LAYERS, run_layers
+        from clickstream.report.tables import render_results
+
+        layers = LAYERS if args.command == "run" else (args.command,)
+        results = run_layers(config, layers)
+        if "analytics" in results:
+            print(render_results(results["analytics"]))
+        print(_summary(results, config))
+        return 0
+    except (ConfigError, PipelineError, InputError, EngineUnavailable) as exc:
+        message = " ".join(str(exc).split())
+        print(f"clickstream: error: {message}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Typed configuration: every default lives here, every unknown or mistyped key is an error naming it."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from clickstream.schema import CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
+
+DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors, so a misspelled key never silently falls back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvOptions(_Strict):
+    delimiter: str = ","
+    quote: str = '"'
+    escape: str = '"'
+    header: Literal[True] = True
+    encoding: Literal["utf-8"] = "utf-8"
+
+    @field_validator("delimiter", "quote", "escape")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError("must be exactly one character")
+        return value
+
+
+class Source(_Strict):
+    name: str = "clickstream"
+    glob: str = "*.csv"
+    csv: CsvOptions = CsvOptions()
+    # canonical raw column -> column name in the file (null: the file has no such column)
+    columns: dict[str, str | None] = Field(default_factory=lambda: {c: c for c in CANONICAL_RAW_COLUMNS})
+    # value in the file -> canonical event type; values not listed are kept as they are
+    event_types: dict[str, str] = Field(default_factory=dict)
+    # strftime-style formats tried in order; the first that parses wins
+    timestamp_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"])
+    # zone the file's timestamps are written in; they are stored as UTC
+    timezone: str = "UTC"
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not value.replace("_", "").isalnum():
+            raise ValueError("must contain only letters, digits and underscores")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        unknown = sorted(set(value) - set(CANONICAL_RAW_COLUMNS))
+        if unknown:
+            raise ValueError(f"unknown canonical column(s) {unknown}; expected keys among {CANONICAL_RAW_COLUMNS}")
+        missing = [c for c in REQUIRED_RAW_COLUMNS if not value.get(c)]
+        if missing:
+            raise ValueError(f"column(s) {missing} must be mapped to a column of the file")
+        return {c: value.get(c) for c in CANONICAL_RAW_COLUMNS}
+
+    @field_validator("timestamp_formats")
+    @classmethod
+    def _formats(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one format")
+        return value
+
+
+class Paths(_Strict):
+    data_dir: Path = Path("data")
+    logs_dir: Path = Path("logs")
+
+
+class SilverRules(_Strict):
+    required_columns: list[Literal["user_id", "event_type", "session_id", "product_id"]] = ["user_id", "event_type"]
+    product_event_types: list[str] = ["product_view", "add_to_cart", "purchase"]
+    purchase_event_types: list[str] = ["purchase"]
+    allow_negative_amount: bool = False
+
+
+class Gold(_Strict):
+    session_timeout_minutes: float = Field(default=30, gt=0)
+
+
+class Segments(_Strict):
+    high_min_events: int = Field(default=50, ge=2)
+    medium_min_events: int = Field(default=10, ge=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Segments":
+        if self.medium_min_events > self.high_min_events:
+            raise ValueError("medium_min_events must not exceed high_min_events")
+        return self
+
+
+class Analytics(_Strict):
+    top_n: int = Field(default=20, ge=1)
+    funnel: list[str] = ["product_view", "add_to_cart", "purchase"]
+    segments: Segments = Segments()
+    path_length: int = Field(default=3, ge=2, le=6)
+    show_rows: int = Field(default=10, ge=0)
+
+
+class Threshold(_Strict):
+    warn: float = Field(ge=0, le=1)
+    fail: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Threshold":
+        if self.warn > self.fail:
+            raise ValueError("warn must not exceed fail")
+        return self
+
+
+class Quality(_Strict):
+    quarantine_rate: Threshold = Threshold(warn=0.01, fail=0.05)
+    duplicate_rate: Threshold = Threshold(warn=0.01, fail=0.05)
+    gold_tests: Literal["warn", "fail"] = "fail"
+
+
+class DuckDBSettings(_Strict):
+    threads: int | None = Field(default=None, ge=1)
+    memory_limit: str | None = None
+    temp_directory: str | None = None
+
+
+class SparkSettings(_Strict):
+    master: str = "local[*]"
+    app_name: str = "clickstream"
+    shuffle_partitions: int = Field(default=4, ge=1)
+    driver_memory: str = "2g"
+    executor_memory: str | None = None
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class Config(_Strict):
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    paths: Paths = Paths()
+    sources: list[Source] = Field(default_factory=lambda: [Source()])
+    silver: SilverRules = SilverRules()
+    gold: Gold = Gold()
+    analytics: Analytics = Analytics()
+    quality: Quality = Quality()
+    duckdb: DuckDBSettings = DuckDBSettings()
+    spark: SparkSettings = SparkSettings()
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_sources(cls, value: list[Source]) -> list[Source]:
+        names = [s.name for s in value]
+        if not names:
+            raise ValueError("needs at least one source")
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique, got {names}")
+        return value
+
+    def with_overrides(self, **overrides: Any) -> "Config":
+        """A copy with top-level or paths overrides (from the command line), validated again."""
+        data = self.model_dump()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key in ("data_dir", "logs_dir"):
+                data["paths"][key] = value
+            else:
+                data[key] = value
+        return Config.model_validate(data)
+
+
+def _describe(error: ValidationError, path: Path | None) -> str:
+    where = str(path) if path else "built-in defaults"
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        else:
+            lines.append(f"key '{key}': {item['msg']}")
+    return f"invalid config {where}: " + "; ".join(lines)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load and validate a YAML config; with no path, `config/config.yaml` if present, else the defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return Config()
+        path = DEFAULT_CONFIG_PATH
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML in config {path}: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid config {path}: the top level must be a mapping of keys")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from exc

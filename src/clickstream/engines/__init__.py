@@ -1,0 +1,23 @@
+"""Engines: the only package that knows DuckDB or Spark."""
+from __future__ import annotations
+
+from clickstream.config import Config
+from clickstream.engines.base import Engine, InputError
+
+__all__ = ["Engine", "EngineUnavailable", "InputError", "create_engine"]
+
+
+class EngineUnavailable(Exception):
+    """The engine asked for cannot start here; the message says what to install."""
+
+
+def create_engine(config: Config) -> Engine:
+    if config.engine == "duckdb":
+        from clickstream.engines.duckdb_engine import DuckDBEngine
+
+        return DuckDBEngine(config.duckdb)
+    if config.engine == "spark":
+        from clickstream.engines.spark_engine import SparkEngine
+
+        return SparkEngine(config.spark)
+    raise EngineUnavailable(f"unknown engine {config.engine!r}")

@@ -1,0 +1,135 @@
+"""DuckDB, the embedded default engine."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from clickstream.config import CsvOptions, DuckDBSettings
+from clickstream.engines.base import Engine, InputError
+from clickstream.schema import PARTITION_COLUMN, Schema
+
+
+def _path_list(files: list[Path]) -> str:
+    return "[" + ", ".join(Engine.quote_literal(str(f)) for f in files) + "]"
+
+
+def _short_csv_error(message: str) -> str:
+    """DuckDB's CSV errors run to twenty lines; keep the line number, the offending line and the file."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    kept = [line for line in lines[:3] if not line.startswith("Possible fixes")]
+    file = next((line for line in lines if line.startswith("file =")), "")
+    return " | ".join(kept + ([file] if file else []))
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+
+    def __init__(self, settings: DuckDBSettings) -> None:
+        self.con = duckdb.connect(config={"preserve_insertion_order": False})
+        self.con.execute("set TimeZone = 'UTC'")
+        if settings.threads:
+            self.con.execute(f"set threads = {int(settings.threads)}")
+        if settings.memory_limit:
+            self.con.execute(f"set memory_limit = {self.quote_literal(settings.memory_limit)}")
+        if settings.temp_directory:
+            self.con.execute(f"set temp_directory = {self.quote_literal(settings.temp_directory)}")
+
+    # ---- dialect
+    def epoch_us(self, expr: str) -> str:
+        return f"epoch_us({expr})"
+
+    def parse_timestamp(self, expr: str, formats: list[str]) -> str:
+        fmts = "[" + ", ".join(self.quote_literal(f) for f in formats) + "]"
+        return f"try_strptime({expr}, {fmts})"
+
+    def to_utc(self, expr: str, timezone: str) -> str:
+        if timezone.upper() == "UTC":
+            return expr
+        # wall clock in `timezone` -> instant -> naive UTC wall clock (the session zone is UTC)
+        return f"cast(timezone({self.quote_literal(timezone)}, {expr}) as timestamp)"
+
+    def iso_day_of_week(self, expr: str) -> str:
+        return f"isodow({expr})"
+
+    def date_series(self, start: str, end: str) -> str:
+        return (
+            f"(select cast(unnest(generate_series(cast({start} as timestamp), cast({end} as timestamp), "
+            f"interval 1 day)) as date) as date_day)"
+        )
+
+    # ---- reading
+    def read_csv(self, name: str, files: list[Path], header: list[str], options: CsvOptions, raw_dir: Path) -> None:
+        columns = "{" + ", ".join(f"{self.quote_literal(c)}: 'VARCHAR'" for c in header) + "}"
+        prefix = os.path.abspath(raw_dir) + "/"
+        selected = ", ".join(f'"{c}"' for c in header)
+        self.con.execute(
+            f"create or replace temp view {name} as "
+            f"select {selected}, replace(filename, {self.quote_literal(prefix)}, '') as source_file "
+            f"from read_csv({_path_list([Path(os.path.abspath(f)) for f in files])}, columns = {columns}, header = true, "
+            f"auto_detect = false, delim = {self.quote_literal(options.delimiter)}, "
+            f"quote = {self.quote_literal(options.quote)}, escape = {self.quote_literal(options.escape)}, "
+            f"filename = true, strict_mode = true, null_padding = false)"
+        )
+
+    def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False) -> None:
+        if not files:
+            if schema is None:
+                raise InputError(f"no Parquet files to read for table '{name}'")
+            self.con.execute(f"create or replace temp view {name} as {self.empty_select(schema)}")
+            return
+        hive = f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': 'DATE'}}" if partitioned else ""
+        cols = ", ".join(c for c, _ in schema) if schema else "*"
+        self.con.execute(
+            f"create or replace temp view {name} as select {cols} from read_parquet({_path_list(files)}{hive})"
+        )
+
+    # ---- transforming
+    def create_view(self, name: str, sql: str) -> None:
+        self._run(f"create or replace temp view {name} as {sql}")
+
+    def materialize(self, name: str, sql: str) -> None:
+        self._run(f"create or replace temp table {name} as {sql}")
+
+    def drop(self, name: str) -> None:
+        for stmt in ("drop view if exists", "drop table if exists"):
+            try:
+                self.con.execute(f"{stmt} {name}")
+            except duckdb.CatalogException:
+                pass  # the name is the other kind of relation
+
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self._run(sql)
+        return [d[0] for d in cursor.description], cursor.fetchall()
+
+    # ---- writing
+    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None) -> None:
+        if partition_by:
+            target = path
+            options = f", partition_by ({', '.join(partition_by)})"
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            target = path / "part-00000.parquet"
+            options = ""
+        self._run(f"copy (select * from {name}) to {self.quote_literal(str(target))} "
+                  f"(format parquet, compression snappy{options})")
+        path.mkdir(parents=True, exist_ok=True)  # an empty partitioned table is still a (empty) table
+
+    def write_csv(self, name: str, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._run(f"copy (select * from {name}) to {self.quote_literal(str(path))} (format csv, header true)")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def _run(self, sql: str) -> duckdb.DuckDBPyConnection:
+        try:
+            return self.con.execute(sql)
+        except duckdb.InvalidInputException as exc:
+            message = str(exc)
+            if "CSV Error" in message or re.search(r"\bfile\s*=", message):
+                raise InputError(_short_csv_error(message)) from exc
+            raise

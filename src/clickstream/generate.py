@@ -1,0 +1,782 @@
+"""Seeded generator of realistic ecommerce clickstream CSV files.
+
+Output header (exact order)::
+
+    UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome
+
+Design, in short:
+
+* Users are split into chunks of ~1M rows; each chunk generates the complete event history
+  of its users (so visit sequences stay coherent), fully vectorised with numpy.
+* Each user gets an exact row budget (skewed: heavy users, light users, single-visit users);
+  the budgets sum to the requested number of clean rows, so the total is exact.
+* Visit start times follow an activity intensity (daily rhythm x weekend boost) via an inverse
+  cumulative intensity map, with a minimum spacing that guarantees > 30 min between visits.
+* Defects are injected on distinct rows, each breaking exactly one rule; duplicates copy clean rows.
+* Rows go to the file of their time slice (late rows to the last file), are shuffled within the
+  chunk, rendered with pyarrow.compute and appended as raw bytes to ``*.tmp`` files, which are
+  renamed atomically at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["DefectRates", "GenerateResult", "generate", "HEADER", "EVENT_TYPES", "DEFECT_NAMES"]
+
+logger = logging.getLogger(__name__)
+
+HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome"
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+# Event type codes (index into EVENT_TYPES); _NULL_EVENT renders as an empty field.
+PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, PURCHASE, CLICK, LOGIN, LOGOUT = range(7)
+EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "purchase", "click", "login", "logout")
+_NULL_EVENT = len(EVENT_TYPES)
+
+DEFECT_NAMES = (
+    "missing_user_id",
+    "missing_event_type",
+    "missing_product_id",
+    "missing_amount",
+    "invalid_timestamp",
+    "invalid_amount",
+    "negative_amount",
+    "duplicate",
+    "late",
+)
+MAX_RATE = 0.2
+
+# Unparseable timestamps: every one fails both strptime(TIMESTAMP_FORMAT) and a lenient CAST.
+INVALID_TIMESTAMPS = (
+    "2024-13-45 25:61:00",
+    "not-a-time",
+    "31/01/2024 10:00:00",
+    "2024-02-30 10:00:00.000000",
+    "12:30:00 2024-01-05",
+    "yesterday",
+)
+# Non-numeric literals for invalid_amount (plus a per-product "12,50" comma-decimal variant).
+INVALID_AMOUNT_LITERALS = ("abc", "N/A", "1.2.3", "twelve")
+
+_CHUNK_ROWS = 1_000_000  # clean rows generated per chunk: bounds memory for any total
+_US_PER_MIN = 60_000_000
+_VISIT_GAP_MIN = 60.0  # minimum idle time between two visits of a user (real minutes, > 30)
+_MIN_EVENT_GAP_S = 5.0
+_MAX_EVENT_GAP_S = 590.0  # < 10 min so even two dropped rows keep a visit under 30 min
+_MID_EVENTS_MEAN = 4.5  # mean number of events after the first one in a visit
+_MAX_MID_EVENTS = 60
+_P_LOGIN_FIRST = 0.3
+_P_VIEW_TO_CART = 0.28
+_P_CART_TO_PURCHASE = 0.35
+_P_LOGOUT = 0.25
+_WEEKEND_BOOST = 1.3
+# Relative activity by hour of day: quiet nights, evening peak.
+_DIGIT_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
+_HOURLY = np.array(
+    [0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.25, 0.45, 0.65, 0.80, 0.90, 0.95,
+     1.00, 0.95, 0.90, 0.90, 0.95, 1.00, 1.10, 1.25, 1.35, 1.25, 0.90, 0.50]
+)
+
+
+@dataclass(frozen=True)
+class DefectRates:
+    """Defect rates as fractions of the total number of rows (each within [0, 0.2])."""
+
+    missing_user_id: float = 0.002
+    missing_event_type: float = 0.001
+    missing_product_id: float = 0.002
+    missing_amount: float = 0.001
+    invalid_timestamp: float = 0.001
+    invalid_amount: float = 0.0005
+    negative_amount: float = 0.0005
+    duplicate: float = 0.002
+    late: float = 0.001
+
+    def __post_init__(self) -> None:
+        # Fail at construction so a bad CLI value is reported where it was given.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or not (0.0 <= float(value) <= MAX_RATE):
+                raise ValueError(
+                    f"defect rate {f.name}={value!r} is outside [0, {MAX_RATE}]"
+                )
+
+    @classmethod
+    def none(cls) -> DefectRates:
+        """All rates zero: a perfectly clean data set."""
+        return cls(**{f.name: 0.0 for f in fields(cls)})
+
+    def as_dict(self) -> dict[str, float]:
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    files: list[Path]
+    rows_per_file: dict[str, int]
+    total_rows: int
+    defects: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything precomputed once and shared by all chunks."""
+
+    t0_us: int
+    span_us: int
+    slice_bounds_us: np.ndarray  # interior file boundaries (absolute epoch us), len files-1
+    files: int
+    cum_intensity: np.ndarray  # cumulative activity per minute, len minutes+1, total = minutes
+    lam_max: float
+    prod_cdf: np.ndarray  # Zipf cumulative weights by popularity rank
+    prod_of_rank: np.ndarray  # product index of each popularity rank
+    n_products: int
+    product_strings: pa.Array  # "prod_0001"... plus a trailing null
+    amount_strings: pa.Array  # price | -price | "12,50" | literals | null
+    id_style: str
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def generate(
+    out_dir: Path,
+    rows: int,
+    seed: int = 42,
+    files: int = 1,
+    defects: DefectRates | None = None,
+    start: str = "2024-01-01",
+    days: int = 90,
+    users: int | None = None,
+    products: int | None = None,
+    id_style: str = "int",
+    prefix: str = "clickstream",
+) -> GenerateResult:
+    """Write ``files`` CSV files with exactly ``rows`` data rows in total.
+
+    Files are ``{prefix}_{seed}_{i:03d}.csv`` covering consecutive equal time slices of
+    ``[start, start + days)``; late rows are written to the last file. Identical arguments
+    produce byte-identical files.
+    """
+    rates = defects if defects is not None else DefectRates()
+    _validate(rows, seed, files, rates, days, users, products, id_style)
+    t0 = _parse_start(start)
+
+    n_dup = _count(rates.duplicate, rows)
+    n_base = rows - n_dup
+    wanted = {name: _count(getattr(rates, name), rows) for name in DEFECT_NAMES}
+    wanted["duplicate"] = n_dup
+    if files == 1:
+        wanted["late"] = 0  # no later file to arrive late in
+    mutated = sum(v for k, v in wanted.items() if k != "duplicate")
+    if mutated + (1 if n_dup else 0) > n_base:
+        raise ValueError(
+            f"defect rates too high for rows={rows}: {mutated} defective/late rows and "
+            f"{n_dup} duplicates leave no clean rows; lower the rates"
+        )
+
+    rng = np.random.default_rng(seed)
+    cum, lam_max = _intensity(t0, days)
+    minutes = days * 1440
+    # A visit of n events costs at most lam_max*60*n activity-minutes (see _place_visits).
+    cap = max(1, int(minutes / (lam_max * _VISIT_GAP_MIN) * 0.999))
+    if users is None:
+        users = max(1, rows // 60, math.ceil(n_base / max(1.0, cap / 4)))
+    if n_base > users * cap:
+        raise ValueError(
+            f"too many rows per user: {n_base} rows over {users} users, but at most {cap} "
+            f"rows per user fit in {days} days; pass more users or more days"
+        )
+    if products is None:
+        products = min(20_000, max(20, rows // 200))
+
+    plan = _make_plan(rng, t0, days, files, cum, lam_max, products, id_style)
+    budgets = _budgets(rng, users, n_base, cap)
+
+    # Split users into chunks of ~_CHUNK_ROWS clean rows; each chunk owns whole users.
+    cum_rows = np.cumsum(budgets)
+    cuts = np.searchsorted(cum_rows, np.arange(_CHUNK_ROWS, n_base, _CHUNK_ROWS), side="left") + 1
+    user_bounds = np.unique(np.concatenate([[0], cuts, [users]]))
+    chunk_rows = np.array(
+        [int(budgets[a:b].sum()) for a, b in zip(user_bounds[:-1], user_bounds[1:])]
+    )
+    per_chunk = {name: _split_count(n, chunk_rows) for name, n in wanted.items()}
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{prefix}_{seed}_{i:03d}.csv" for i in range(1, files + 1)]
+    tmps = [p.with_name(p.name + ".tmp") for p in paths]
+    counts = np.zeros(files, dtype=np.int64)
+    injected = dict.fromkeys(DEFECT_NAMES, 0)
+    handles: list[BinaryIO] = []
+    try:
+        for tmp in tmps:
+            fh = open(tmp, "wb", buffering=1 << 20)
+            handles.append(fh)
+            fh.write((HEADER + "\n").encode())
+        for c, (ua, ub) in enumerate(zip(user_bounds[:-1], user_bounds[1:])):
+            chunk_rng = np.random.default_rng([seed, c + 1])
+            want_c = {name: int(v[c]) for name, v in per_chunk.items()}
+            got = _write_chunk(chunk_rng, plan, int(ua), budgets[ua:ub], want_c, handles, counts)
+            for name, n in got.items():
+                injected[name] += n
+        for fh in handles:
+            fh.close()
+        for tmp, path, n in zip(tmps, paths, counts):
+            os.replace(tmp, path)
+            logger.info("wrote %s (%d rows)", path, int(n))
+    except BaseException:
+        for fh in handles:
+            fh.close()
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        raise
+
+    return GenerateResult(
+        files=paths,
+        rows_per_file={p.name: int(n) for p, n in zip(paths, counts)},
+        total_rows=int(counts.sum()),
+        defects=injected,
+    )
+
+
+# ---------------------------------------------------------------------------- setup helpers
+
+
+def _validate(
+    rows: int,
+    seed: int,
+    files: int,
+    rates: DefectRates,
+    days: int,
+    users: int | None,
+    products: int | None,
+    id_style: str,
+) -> None:
+    if rows < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
+    if files < 1:
+        raise ValueError(f"files must be >= 1, got {files}")
+    if files > rows:
+        raise ValueError(f"files ({files}) must not exceed rows ({rows})")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if days < 1:
+        raise ValueError(f"days must be >= 1, got {days}")
+    if users is not None and users < 1:
+        raise ValueError(f"users must be >= 1, got {users}")
+    if products is not None and products < 1:
+        raise ValueError(f"products must be >= 1, got {products}")
+    if id_style not in ("int", "uuid"):
+        raise ValueError(f"unknown id_style {id_style!r}; expected 'int' or 'uuid'")
+    if not isinstance(rates, DefectRates):
+        raise ValueError(f"defects must be a DefectRates or None, got {type(rates).__name__}")
+    for name, value in rates.as_dict().items():  # re-check: frozen fields can be forced
+        if not (0.0 <= value <= MAX_RATE):
+            raise ValueError(f"defect rate {name}={value!r} is outside [0, {MAX_RATE}]")
+
+
+def _parse_start(start: str) -> datetime:
+    try:
+        t0 = datetime.fromisoformat(str(start))
+    except ValueError as exc:
+        raise ValueError(f"start must be an ISO date like '2024-01-01', got {start!r}") from exc
+    if t0.tzinfo is not None:
+        raise ValueError(f"start must be naive (UTC implied), got {start!r}")
+    return t0
+
+
+def _count(rate: float, rows: int) -> int:
+    # Round half up (not banker's rounding) so e.g. 0.0005 * 1000 gives 1.
+    return int(math.floor(rate * rows + 0.5))
+
+
+def _split_count(n: int, weights: np.ndarray) -> np.ndarray:
+    """Split n into integer parts proportional to weights, exactly summing to n."""
+    cum = np.concatenate([[0], np.cumsum(weights)])
+    edges = (n * cum) // cum[-1]
+    return np.diff(edges).astype(np.int64)
+
+
+def _intensity(t0: datetime, days: int) -> tuple[np.ndarray, float]:
+    """Cumulative activity per minute (mean intensity 1) and the peak intensity."""
+    minutes = days * 1440
+    t = np.datetime64(t0, "m") + np.arange(minutes)
+    hour = t.astype("datetime64[h]").astype(np.int64) % 24
+    dow = (t.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
+    lam = _HOURLY[hour] * np.where(dow >= 5, _WEEKEND_BOOST, 1.0)
+    lam /= lam.mean()
+    cum = np.concatenate([[0.0], np.cumsum(lam)])
+    cum *= minutes / cum[-1]  # exact total despite float summation
+    return cum, float(lam.max())
+
+
+def _make_plan(
+    rng: np.random.Generator,
+    t0: datetime,
+    days: int,
+    files: int,
+    cum: np.ndarray,
+    lam_max: float,
+    products: int,
+    id_style: str,
+) -> _Plan:
+    t0_us = int((np.datetime64(t0, "us") - np.datetime64(0, "us")).astype(np.int64))
+    span_us = days * 1440 * _US_PER_MIN
+    bounds = t0_us + (np.arange(1, files, dtype=np.int64) * span_us) // files
+
+    # Zipf-like popularity over ranks; ranks map to random product ids.
+    ranks = np.arange(1, products + 1, dtype=np.float64)
+    prod_cdf = np.cumsum(ranks**-1.07)
+    prod_of_rank = rng.permutation(products).astype(np.int32)
+
+    ids = pc.cast(pa.array(np.arange(1, products + 1, dtype=np.int64)), pa.string())
+    prod_str = pc.binary_join_element_wise("prod_", pc.utf8_lpad(ids, 4, "0"), "")
+    product_strings = pa.concat_arrays([prod_str, pa.array([None], pa.string())])
+
+    # Price is a property of the product: lognormal around ~30, clipped to [5, 500].
+    price = np.clip(rng.lognormal(np.log(30.0), 0.9, products), 5.0, 500.0)
+    cents = np.round(price * 100).astype(np.int64)
+    whole = pc.cast(pa.array(cents // 100), pa.string())
+    frac = pc.utf8_lpad(pc.cast(pa.array(cents % 100), pa.string()), 2, "0")
+    price_str = pc.binary_join_element_wise(whole, frac, ".")
+    neg_str = pc.binary_join_element_wise("-", price_str, "")
+    # Comma decimal needs CSV quoting; we write raw bytes, so quote it here.
+    comma_str = pc.binary_join_element_wise('"', pc.binary_join_element_wise(whole, frac, ","), '"', "")
+    amount_strings = pa.concat_arrays(
+        [
+            price_str,
+            neg_str,
+            comma_str,
+            pa.array(list(INVALID_AMOUNT_LITERALS) + [None], pa.string()),
+        ]
+    )
+    return _Plan(
+        t0_us=t0_us,
+        span_us=span_us,
+        slice_bounds_us=bounds,
+        files=files,
+        cum_intensity=cum,
+        lam_max=lam_max,
+        prod_cdf=prod_cdf,
+        prod_of_rank=prod_of_rank,
+        n_products=products,
+        product_strings=product_strings,
+        amount_strings=amount_strings,
+        id_style=id_style,
+    )
+
+
+def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
+    """Largest-remainder split of total into integers proportional to weights."""
+    share = weights * (total / weights.sum())
+    out = np.floor(share).astype(np.int64)
+    short = total - int(out.sum())
+    if short > 0:
+        out[np.argsort(out - share, kind="stable")[:short]] += 1
+    elif short < 0:  # float rounding overshoot
+        out[np.argsort(share - out, kind="stable")[: -short]] -= 1
+    return out
+
+
+def _budgets(rng: np.random.Generator, users: int, total: int, cap: int) -> np.ndarray:
+    """Skewed per-user row counts in [0, cap] summing exactly to total."""
+    weights = rng.lognormal(0.0, 1.2, users)  # heavy tail: few heavy users, many light ones
+    if users <= total:
+        budget = 1 + _apportion(total - users, weights)  # everyone gets at least one row
+    else:
+        budget = _apportion(total, weights)
+    for _ in range(20):  # move the excess above cap to users with room, by weight
+        excess = int(np.clip(budget - cap, 0, None).sum())
+        if excess == 0:
+            break
+        np.minimum(budget, cap, out=budget)
+        room = (budget < cap).astype(np.float64) * weights
+        budget += _apportion(excess, room)
+    excess = int(np.clip(budget - cap, 0, None).sum())
+    if excess:  # deterministic fill; users*cap >= total was checked
+        np.minimum(budget, cap, out=budget)
+        room = cap - budget
+        fill = np.minimum(room, np.maximum(excess - (np.cumsum(room) - room), 0))
+        budget += fill
+    return budget
+
+
+# ---------------------------------------------------------------------------- chunk generation
+
+
+def _segment_starts(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+
+def _sample_products(rng: np.random.Generator, plan: _Plan, n: int) -> np.ndarray:
+    rank = np.searchsorted(plan.prod_cdf, rng.random(n) * plan.prod_cdf[-1], side="right")
+    return plan.prod_of_rank[np.minimum(rank, plan.n_products - 1)]
+
+
+def _make_visits(
+    rng: np.random.Generator, plan: _Plan, n_visits: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Events of n_visits visits: (visit, order key, type, product, visit length)."""
+    n_mid = np.minimum(rng.geometric(1.0 / (1.0 + _MID_EVENTS_MEAN), n_visits) - 1, _MAX_MID_EVENTS)
+    n_core = n_mid + 1
+    core_visit = np.repeat(np.arange(n_visits, dtype=np.int64), n_core)
+    pos = np.arange(core_visit.size, dtype=np.int64) - np.repeat(_segment_starts(n_core), n_core)
+    r = rng.random(core_visit.size)
+    # First event: login or page_view; then a page_view / click / product_view mix.
+    etype = np.where(
+        pos == 0,
+        np.where(r < _P_LOGIN_FIRST, LOGIN, PAGE_VIEW),
+        np.select([r < 0.30, r < 0.55], [PAGE_VIEW, CLICK], PRODUCT_VIEW),
+    ).astype(np.int8)
+    prod = np.full(core_visit.size, -1, dtype=np.int32)
+    is_view = etype == PRODUCT_VIEW
+    prod[is_view] = _sample_products(rng, plan, int(is_view.sum()))
+
+    # Some viewed products go to the cart right after the view; some carts are bought at checkout.
+    view_idx = np.flatnonzero(is_view)
+    cart_idx = view_idx[rng.random(view_idx.size) < _P_VIEW_TO_CART]
+    buy_idx = cart_idx[rng.random(cart_idx.size) < _P_CART_TO_PURCHASE]
+    logout_visit = np.flatnonzero(rng.random(n_visits) < _P_LOGOUT)
+
+    # Order keys within a visit: core 4p, its cart 4p+1, checkout 4n+4p+2 (< 8n), logout 8n+8.
+    visit = np.concatenate([core_visit, core_visit[cart_idx], core_visit[buy_idx], logout_visit])
+    key = np.concatenate(
+        [
+            4 * pos,
+            4 * pos[cart_idx] + 1,
+            4 * n_core[core_visit[buy_idx]] + 4 * pos[buy_idx] + 2,
+            8 * n_core[logout_visit] + 8,
+        ]
+    )
+    etype = np.concatenate(
+        [
+            etype,
+            np.full(cart_idx.size, ADD_TO_CART, np.int8),
+            np.full(buy_idx.size, PURCHASE, np.int8),
+            np.full(logout_visit.size, LOGOUT, np.int8),
+        ]
+    )
+    prod = np.concatenate([prod, prod[cart_idx], prod[buy_idx], np.full(logout_visit.size, -1, np.int32)])
+    length = np.bincount(visit, minlength=n_visits)
+    return visit, key, etype, prod, length
+
+
+def _user_events(
+    rng: np.random.Generator, plan: _Plan, budgets: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Exactly budgets[u] time-ordered events for every local user u of a chunk."""
+    n_users = budgets.size
+    mean_len = 1.0 + _MID_EVENTS_MEAN * (1 + 0.45 * _P_VIEW_TO_CART * (1 + _P_CART_TO_PURCHASE))
+    remaining = budgets.astype(np.int64).copy()
+    vis_user_parts, ev_parts = [], []
+    n_vis_total = 0
+    # Generate visits in rounds until every user has at least its budget of events.
+    while True:
+        needy = np.flatnonzero(remaining > 0)
+        if needy.size == 0:
+            break
+        k = np.ceil(remaining[needy] * 1.1 / mean_len).astype(np.int64) + 1
+        vis_user = np.repeat(needy, k)
+        visit, key, etype, prod, length = _make_visits(rng, plan, vis_user.size)
+        vis_user_parts.append(vis_user)
+        ev_parts.append((visit + n_vis_total, key, etype, prod))
+        n_vis_total += vis_user.size
+        remaining -= np.bincount(vis_user, weights=length, minlength=n_users).astype(np.int64)
+
+    vis_user = np.concatenate(vis_user_parts)
+    visit = np.concatenate([p[0] for p in ev_parts])
+    key = np.concatenate([p[1] for p in ev_parts])
+    etype = np.concatenate([p[2] for p in ev_parts])
+    prod = np.concatenate([p[3] for p in ev_parts])
+
+    # Order visits by user (rounds keep their order), events by (visit rank, key).
+    vis_rank = np.empty(n_vis_total, dtype=np.int64)
+    vis_rank[np.argsort(vis_user, kind="stable")] = np.arange(n_vis_total)
+    order = np.argsort(vis_rank[visit] * 1024 + key)
+    visit_r = vis_rank[visit[order]]
+    etype, prod = etype[order], prod[order]
+    ev_user = np.sort(vis_user)[visit_r]
+
+    # Truncate each user to its exact budget (drops a suffix: causality view->cart->buy holds).
+    user_first = _segment_starts(np.bincount(ev_user, minlength=n_users))
+    keep = (np.arange(ev_user.size) - user_first[ev_user]) < budgets[ev_user]
+    visit_r, etype, prod, ev_user = visit_r[keep], etype[keep], prod[keep], ev_user[keep]
+
+    # Renumber the surviving visits 0..V-1 (still grouped by user, in order).
+    new_visit = np.cumsum(np.concatenate([[True], visit_r[1:] != visit_r[:-1]])) - 1
+    n_vis = int(new_visit[-1]) + 1
+    first_ev = np.flatnonzero(np.concatenate([[True], new_visit[1:] != new_visit[:-1]]))
+    v_user = ev_user[first_ev]
+    v_rank_in_user = np.arange(n_vis) - _segment_starts(np.bincount(v_user, minlength=n_users))[v_user]
+
+    # Gaps between events of a visit: 5 s .. ~10 min, lognormal around 35 s, microsecond grain.
+    gap_s = np.clip(rng.lognormal(np.log(35.0), 1.0, new_visit.size), _MIN_EVENT_GAP_S, _MAX_EVENT_GAP_S)
+    gap_us = np.round(gap_s * 1e6).astype(np.int64)
+    gap_us[first_ev] = 0
+    csum = np.cumsum(gap_us)
+    offset = csum - csum[first_ev][new_visit]
+    last_ev = np.concatenate([first_ev[1:] - 1, [new_visit.size - 1]])
+    dur_min = offset[last_ev] / _US_PER_MIN
+
+    start_min = _place_visits(rng, plan, v_user, dur_min, n_users)
+    start_us = np.round(start_min * _US_PER_MIN).astype(np.int64)
+    ts_us = plan.t0_us + start_us[new_visit] + offset
+    return {
+        "user": ev_user,
+        "session": (v_rank_in_user[new_visit] % 10 + 1).astype(np.int8),
+        "ts": ts_us,
+        "etype": etype,
+        "prod": prod,
+    }
+
+
+def _place_visits(
+    rng: np.random.Generator, plan: _Plan, v_user: np.ndarray, dur_min: np.ndarray, n_users: int
+) -> np.ndarray:
+    """Visit start times (minutes from t0), visits of a user in order and well separated.
+
+    Work in "activity time" u = Lambda(t), the cumulative intensity. Since dLambda <= lam_max*dt,
+    spacing visits by lam_max*(duration + gap) in u guarantees >= duration + gap real minutes.
+    Positions are uniform order statistics on the slack plus the cumulative required spacing.
+    """
+    cum = plan.cum_intensity
+    total = cum[-1]
+    need = plan.lam_max * (dur_min + _VISIT_GAP_MIN)
+    per_user_need = np.bincount(v_user, weights=need, minlength=n_users)
+    slack = total - per_user_need
+    if np.any(slack[v_user] < 0):  # prevented by the per-user cap in generate()
+        raise RuntimeError("internal error: user visits do not fit in the time span")
+    frac = np.sort(v_user + rng.random(v_user.size)) - v_user
+    need_before = np.cumsum(need) - need
+    need_before -= need_before[_segment_starts(np.bincount(v_user, minlength=n_users))][v_user]
+    u = frac * slack[v_user] + need_before
+    return np.interp(u, cum, np.arange(cum.size, dtype=np.float64))
+
+
+# ---------------------------------------------------------------------------- defects & output
+
+
+def _pick(rng: np.random.Generator, avail: np.ndarray, cond: np.ndarray, n: int) -> np.ndarray:
+    cands = np.flatnonzero(avail & cond)
+    if n <= 0 or cands.size == 0:
+        return np.empty(0, dtype=np.int64)
+    chosen = rng.choice(cands, size=min(n, cands.size), replace=False)
+    avail[chosen] = False
+    return np.sort(chosen)
+
+
+def _pick_or_convert(
+    rng: np.random.Generator,
+    plan: _Plan,
+    ev: dict[str, np.ndarray],
+    avail: np.ndarray,
+    cond: np.ndarray,
+    n: int,
+    new_type: int,
+) -> np.ndarray:
+    """Pick n rows satisfying cond; if too few exist, turn plain rows into new_type events."""
+    chosen = _pick(rng, avail, cond, n)
+    short = n - chosen.size
+    if short > 0:
+        plain = np.isin(ev["etype"], (PAGE_VIEW, CLICK))
+        extra = _pick(rng, avail, plain, short)
+        extra = np.concatenate([extra, _pick(rng, avail, np.ones_like(avail), short - extra.size)])
+        ev["etype"][extra] = new_type
+        ev["prod"][extra] = _sample_products(rng, plan, extra.size)
+        chosen = np.sort(np.concatenate([chosen, extra]))
+    return chosen
+
+
+def _write_chunk(
+    rng: np.random.Generator,
+    plan: _Plan,
+    user_offset: int,
+    budgets: np.ndarray,
+    want: dict[str, int],
+    handles: list[BinaryIO],
+    counts: np.ndarray,
+) -> dict[str, int]:
+    if int(budgets.sum()) == 0:  # possible only when users > rows
+        return dict.fromkeys(DEFECT_NAMES, 0)
+    ev = _user_events(rng, plan, budgets)
+    n = ev["ts"].size
+    P = plan.n_products
+    etype, prod = ev["etype"], ev["prod"]
+    avail = np.ones(n, dtype=bool)
+    got: dict[str, int] = {}
+
+    # Scarce candidates first: purchase-amount defects, then product-id defects.
+    buy = _pick_or_convert(
+        rng, plan, ev, avail, etype == PURCHASE,
+        want["missing_amount"] + want["invalid_amount"] + want["negative_amount"], PURCHASE,
+    )
+    buy = rng.permutation(buy)
+    n_ma = min(want["missing_amount"], buy.size)
+    n_ia = min(want["invalid_amount"], buy.size - n_ma)
+    miss_amount, inv_amount, neg_amount = buy[:n_ma], buy[n_ma:n_ma + n_ia], buy[n_ma + n_ia:]
+    miss_prod = _pick_or_convert(
+        rng, plan, ev, avail, np.isin(etype, (PRODUCT_VIEW, ADD_TO_CART, PURCHASE)),
+        want["missing_product_id"], PRODUCT_VIEW,
+    )
+    # Missing event type only on rows without product/amount so no other rule is touched.
+    miss_event = _pick(rng, avail, np.isin(etype, (PAGE_VIEW, CLICK, LOGIN, LOGOUT)), want["missing_event_type"])
+    extra = _pick(rng, avail, np.ones(n, bool), want["missing_event_type"] - miss_event.size)
+    etype[extra] = PAGE_VIEW  # drop product/amount/outcome so only EventType is broken
+    prod[extra] = -1
+    miss_event = np.concatenate([miss_event, extra])
+    miss_user = _pick(rng, avail, np.ones(n, bool), want["missing_user_id"])
+    bad_ts = _pick(rng, avail, np.ones(n, bool), want["invalid_timestamp"])
+
+    # Rows go to the file of their time slice; late rows: clean rows of the earliest slices.
+    file_of = np.searchsorted(plan.slice_bounds_us, ev["ts"], side="right").astype(np.int32)
+    late = np.empty(0, dtype=np.int64)
+    if want["late"] > 0:
+        cands = np.flatnonzero(avail & (file_of < plan.files - 1))
+        cands = cands[np.lexsort((rng.random(cands.size), file_of[cands]))][: want["late"]]
+        late = np.sort(cands)
+        avail[late] = False
+        file_of[late] = plan.files - 1
+
+    # Duplicates copy clean rows (distinct sources when possible), in the same file.
+    clean = np.flatnonzero(avail)
+    n_dup = want["duplicate"] if clean.size else 0
+    dup_src = rng.choice(clean, size=n_dup, replace=n_dup > clean.size) if n_dup else np.empty(0, np.int64)
+
+    got = {
+        "missing_user_id": miss_user.size,
+        "missing_event_type": miss_event.size,
+        "missing_product_id": miss_prod.size,
+        "missing_amount": miss_amount.size,
+        "invalid_timestamp": bad_ts.size,
+        "invalid_amount": inv_amount.size,
+        "negative_amount": neg_amount.size,
+        "duplicate": int(n_dup),
+        "late": late.size,
+    }
+
+    # Per-row output codes.
+    user_null = np.zeros(n, bool)
+    user_null[miss_user] = True
+    etype_out = etype.copy()
+    etype_out[miss_event] = _NULL_EVENT
+    has_prod = prod >= 0
+    prod_out = np.where(has_prod, prod, P).astype(np.int32)
+    prod_out[miss_prod] = P
+    amount = np.where(etype == PURCHASE, np.maximum(prod, 0), 3 * P + len(INVALID_AMOUNT_LITERALS))
+    amount[miss_amount] = 3 * P + len(INVALID_AMOUNT_LITERALS)
+    amount[neg_amount] = P + prod[neg_amount]
+    variant = rng.integers(0, 1 + len(INVALID_AMOUNT_LITERALS), inv_amount.size)
+    amount[inv_amount] = np.where(variant == 0, 2 * P + prod[inv_amount], 3 * P + variant - 1)
+    ts_bad = np.full(n, -1, dtype=np.int16)
+    ts_bad[bad_ts] = rng.integers(0, len(INVALID_TIMESTAMPS), bad_ts.size)
+
+    # Row order: by file, random within the file (duplicates land away from their source).
+    src = np.concatenate([np.arange(n, dtype=np.int64), dup_src.astype(np.int64)])
+    fsrc = file_of[src]
+    perm = rng.permutation(src.size)
+    order = perm[np.argsort(fsrc[perm], kind="stable")]  # stable sort on small ints is a radix sort
+    idx = src[order]
+    fsorted = fsrc[order]
+
+    lines = _render(plan, idx, user_offset, ev, user_null, etype_out, prod_out, amount, ts_bad, rng, budgets.size)
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    data = memoryview(lines.buffers()[2])
+    edges = np.searchsorted(fsorted, np.arange(plan.files + 1), side="left")
+    for f in range(plan.files):
+        a, b = int(edges[f]), int(edges[f + 1])
+        if b > a:
+            handles[f].write(data[offsets[a]:offsets[b]])
+            counts[f] += b - a
+    return got
+
+
+def _format_timestamps(us: np.ndarray) -> pa.Array:
+    """Fast vectorised ``YYYY-MM-DD HH:MM:SS.ffffff`` formatting (pc.strftime is ~30x slower)."""
+    n = us.size
+    day = us // 86_400_000_000
+    rem = us - day * 86_400_000_000
+    d = day.astype("datetime64[D]")
+    year = d.astype("datetime64[Y]").astype(np.int64) + 1970
+    month_start = d.astype("datetime64[M]")
+    month = month_start.astype(np.int64) % 12 + 1
+    dom = (d - month_start.astype("datetime64[D]")).astype(np.int64) + 1
+    hour, rem = np.divmod(rem, 3_600_000_000)
+    minute, rem = np.divmod(rem, 60_000_000)
+    second, micro = np.divmod(rem, 1_000_000)
+    buf = np.empty((n, 26), dtype=np.uint8)
+    for col, ch in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, ".")):
+        buf[:, col] = ord(ch)
+    # Two digits at a time from a 100-entry table: far fewer divisions than digit by digit.
+    fields_2d = (
+        (0, year // 100), (2, year % 100), (5, month), (8, dom), (11, hour), (14, minute),
+        (17, second), (20, micro // 10_000), (22, (micro // 100) % 100), (24, micro % 100),
+    )
+    for col, value in fields_2d:
+        buf[:, col:col + 2] = _DIGIT_PAIRS[value]
+    offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+
+
+def _uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
+    """n random version-4-style UUID strings (deterministic given the generator state)."""
+    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+    hexdigits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    nib = np.empty((n, 32), dtype=np.uint8)
+    nib[:, 0::2] = hexdigits[raw >> 4]
+    nib[:, 1::2] = hexdigits[raw & 0x0F]
+    buf = np.full((n, 36), ord("-"), dtype=np.uint8)
+    for dst, s, e in ((0, 0, 8), (9, 8, 12), (14, 12, 16), (19, 16, 20), (24, 20, 32)):
+        buf[:, dst:dst + e - s] = nib[:, s:e]
+    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+
+
+def _render(
+    plan: _Plan,
+    idx: np.ndarray,
+    user_offset: int,
+    ev: dict[str, np.ndarray],
+    user_null: np.ndarray,
+    etype_out: np.ndarray,
+    prod_out: np.ndarray,
+    amount: np.ndarray,
+    ts_bad: np.ndarray,
+    rng: np.random.Generator,
+    n_users: int,
+) -> pa.Array:
+    """CSV lines (with trailing newline) for rows idx, as one string array."""
+    user_mask = user_null[idx]
+    if plan.id_style == "uuid":
+        uuids = _uuid_strings(rng, n_users)
+        user_col = pc.take(uuids, pa.array(ev["user"][idx], mask=user_mask))
+    else:
+        user_col = pc.cast(pa.array(ev["user"][idx] + (user_offset + 1), mask=user_mask), pa.string())
+    session_col = pc.take(pa.array([str(i) for i in range(1, 11)]), pa.array(ev["session"][idx] - 1))
+    ts_col = _format_timestamps(ev["ts"][idx])
+    bad = ts_bad[idx]
+    if np.any(bad >= 0):
+        bad_str = pc.take(pa.array(INVALID_TIMESTAMPS), pa.array(np.maximum(bad, 0)))
+        ts_col = pc.if_else(pa.array(bad >= 0), bad_str, ts_col)
+    event_col = pc.take(pa.array(list(EVENT_TYPES) + [None], pa.string()), pa.array(etype_out[idx]))
+    prod_col = pc.take(plan.product_strings, pa.array(prod_out[idx]))
+    amount_col = pc.take(plan.amount_strings, pa.array(amount[idx]))
+    # The newline rides on the last column so one join yields complete lines.
+    outcome_col = pc.take(pa.array(["\n", "purchase\n"]), pa.array((etype_out[idx] == PURCHASE).astype(np.int8)))
+    return pc.binary_join_element_wise(
+        user_col, session_col, ts_col, event_col, prod_col, amount_col, outcome_col, ",",
+        null_handling="replace", null_replacement="",
+    )

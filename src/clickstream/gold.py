@@ -1,0 +1,72 @@
+"""Gold: the star schema rebuilt from all of silver, checked, then published table by table."""
+from __future__ import annotations
+
+import logging
+import time
+
+from clickstream import storage
+from clickstream.build import build_model, row_counts
+from clickstream.context import QualityGateError, RunContext
+from clickstream.quality import compile_test, run_tests
+from clickstream.schema import SILVER
+from clickstream.sql import load_yaml
+
+log = logging.getLogger(__name__)
+
+# The product key of events that have no product: the 'not applicable' member of dim_products.
+NO_PRODUCT_KEY = "n/a"
+
+
+def model_context(ctx: RunContext) -> dict:
+    """The parameters the gold and analytics models are rendered with, all from config."""
+    rules, analytics = ctx.config.silver, ctx.config.analytics
+    known = sorted(set(rules.product_event_types) | set(rules.purchase_event_types) | set(analytics.funnel))
+    return {
+        "timeout_us": int(round(ctx.config.gold.session_timeout_minutes * 60 * 1_000_000)),
+        "no_product_key": NO_PRODUCT_KEY,
+        "product_event_types": rules.product_event_types,
+        "purchase_event_types": rules.purchase_event_types,
+        "known_event_types": known,
+        "funnel": analytics.funnel,
+        "top_n": analytics.top_n,
+        "segments": analytics.segments,
+        "path_length": analytics.path_length,
+    }
+
+
+def models() -> list[dict]:
+    return load_yaml("gold/models.yml")["models"]
+
+
+def run(ctx: RunContext) -> dict[str, int]:
+    """Rebuild every gold table from silver; publish them only if every failing-severity test passes."""
+    started = time.perf_counter()
+    engine, layout = ctx.engine, ctx.layout
+    engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
+    context = model_context(ctx)
+    staged = {}
+    for model in models():
+        staged[model["name"]] = build_model(ctx, "gold", model["name"], context)
+
+    tests = [compiled for model in models() for test in model.get("tests", [])
+             for compiled in compile_test(model["name"], test)]
+    results = run_tests(engine, tests, ctx.config.quality.gold_tests)
+    counts = row_counts(ctx, ["silver_events", *staged])
+    for table, count in counts.items():
+        log.info("gold cardinality: %s rows=%d", table, count)
+    ctx.quality["gold"] = {"tests": results, "row_counts": counts}
+    failed = [r["test"] for r in results if r["status"] == "fail"]
+    if failed:
+        storage.clear_staging(layout.data_dir)
+        raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
+
+    for model in models():
+        name = model["name"]
+        if model.get("publish", True):
+            storage.publish_table(staged[name], layout.gold / name)
+        else:
+            storage.clear_path(staged[name])
+    elapsed = time.perf_counter() - started
+    ctx.quality["gold"]["seconds"] = round(elapsed, 3)
+    log.info("gold: %d tables, %d events in the fact, in %.2f s", len(staged), counts.get("fct_events", 0), elapsed)
+    return counts

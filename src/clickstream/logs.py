@@ -1,0 +1,57 @@
+"""Logging set up once per process: concise lines on the terminal, a full file per job run under logs/."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+_FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+_TERMINAL_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+_ROOT = "clickstream"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Attach the terminal handler once; later calls only adjust the level."""
+    logger = logging.getLogger(_ROOT)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    level = logging.DEBUG if verbose else logging.INFO
+    for handler in logger.handlers:
+        if getattr(handler, "_clickstream_terminal", False):
+            handler.setLevel(level)
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_TERMINAL_FORMAT, datefmt="%H:%M:%S"))
+    handler.setLevel(level)
+    handler._clickstream_terminal = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+
+
+@contextmanager
+def job_log(logs_dir: Path, job: str) -> Iterator[Path]:
+    """Log everything of one job run to `logs/<job>_<utc time>.log`, with start, end, duration and errors."""
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+    path = logs_dir / f"{job}_{stamp}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+    handler.setLevel(logging.DEBUG)
+    logger = logging.getLogger(_ROOT)
+    logger.addHandler(handler)
+    log = logging.getLogger(f"{_ROOT}.{job}")
+    started = time.perf_counter()
+    log.info("job %s started (log file %s)", job, path)
+    try:
+        yield path
+    except BaseException as exc:
+        log.error("job %s failed after %.2f s: %s", job, time.perf_counter() - started, exc)
+        raise
+    else:
+        log.info("job %s finished in %.2f s", job, time.perf_counter() - started)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()

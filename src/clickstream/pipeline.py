@@ -1,0 +1,47 @@
+"""Running layers in order: one engine, one run id, a log file per job, the quality report at the end."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from clickstream import analytics, bronze, gold, silver, storage
+from clickstream.config import Config
+from clickstream.context import Layout, RunContext
+from clickstream.engines import create_engine
+from clickstream.logs import job_log
+from clickstream.quality import write_report
+
+log = logging.getLogger(__name__)
+
+LAYERS = ("bronze", "silver", "gold", "analytics")
+_JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytics": analytics.run}
+
+
+def run_layers(config: Config, layers: tuple[str, ...] = LAYERS) -> dict[str, Any]:
+    """Run the given layers in order and return each layer's result; the quality report is written either way."""
+    layout = Layout(Path(config.paths.data_dir))
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    storage.clear_staging(layout.data_dir)
+    for tables in (layout.gold, layout.analytics):
+        storage.recover_tables(tables)
+    engine = create_engine(config)
+    ctx = RunContext(config=config, engine=engine, layout=layout)
+    ctx.quality["layers"] = list(layers)
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    try:
+        for layer in layers:
+            with job_log(Path(config.paths.logs_dir), layer):
+                started = time.perf_counter()
+                results[layer] = _JOBS[layer](ctx)
+                timings[layer] = round(time.perf_counter() - started, 3)
+    finally:
+        ctx.quality["timings_seconds"] = timings
+        write_report(ctx)
+        storage.clear_staging(layout.data_dir)
+        engine.close()
+    results["timings"] = timings
+    results["layout"] = layout
+    return results

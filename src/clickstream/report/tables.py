@@ -1,0 +1,67 @@
+"""Plain-text tables for the terminal and the Markdown report: numbers right-aligned, rates as percentages."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Iterable
+
+if TYPE_CHECKING:
+    from clickstream.analytics import QueryResult
+
+
+def format_value(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if column.endswith(("_rate", "_conversion")) or column.startswith("share_"):
+            return f"{value:.2%}"
+        return f"{value:,.2f}"
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}" if not column.endswith(("_key", "_number", "_rank")) else str(value)
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_numeric(values: Iterable[Any]) -> bool:
+    return all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in values if v is not None)
+
+
+def text_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    cells = [[format_value(c, v) for c, v in zip(columns, row)] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [_is_numeric(row[i] for row in rows) and rows != [] for i in range(len(columns))]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def render_results(results: list[QueryResult]) -> str:
+    blocks = []
+    for result in results:
+        shown = len(result.rows)
+        more = f" (first {shown} of {result.total_rows:,} rows)" if result.total_rows > shown else ""
+        blocks.append(f"{result.title}{more}\n{text_table(result.columns, result.rows)}")
+    return "\n\n".join(blocks)
+
+
+def markdown_report(results: list[QueryResult], run_id: str) -> str:
+    parts = [f"# Clickstream analytics\n\nRun `{run_id}`. Full results are the Parquet tables (and CSV files) "
+             f"beside this report.\n"]
+    for result in results:
+        parts.append(f"## {result.title}\n\n{result.description}. {result.total_rows:,} rows"
+                     + (f", first {len(result.rows)} shown" if result.total_rows > len(result.rows) else "") + ".\n")
+        if result.columns:
+            header = "| " + " | ".join(result.columns) + " |"
+            rule = "| " + " | ".join("---" for _ in result.columns) + " |"
+            body = ["| " + " | ".join(format_value(c, v).replace("|", "\\|") for c, v in zip(result.columns, row))
+                    + " |" for row in result.rows]
+            parts.append("\n".join([header, rule, *body]) + "\n")
+    return "\n".join(parts)

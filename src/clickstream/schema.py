@@ -1,0 +1,51 @@
+"""Table schemas, declared once and used by every engine. Types are SQL names both engines accept."""
+from __future__ import annotations
+
+# The raw columns every source is mapped onto, in file order of the reference feed.
+CANONICAL_RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome"]
+# Without these a row cannot become an event at all; a source must map them.
+REQUIRED_RAW_COLUMNS = ["UserID", "Timestamp", "EventType"]
+
+MONEY = "decimal(18,2)"
+
+Schema = list[tuple[str, str]]
+
+# Bronze keeps every raw value as text, so nothing is lost at the door.
+BRONZE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + [
+    ("source_name", "string"),
+    ("source_file", "string"),
+    ("batch_id", "string"),
+    ("ingestion_timestamp", "timestamp"),
+    ("ingestion_date", "date"),
+]
+
+SILVER: Schema = [
+    ("event_id", "string"),
+    ("user_id", "string"),
+    ("session_id", "string"),
+    ("event_ts", "timestamp"),
+    ("event_type", "string"),
+    ("product_id", "string"),
+    ("amount", MONEY),
+    ("outcome", "string"),
+    ("source_name", "string"),
+    ("source_file", "string"),
+    ("batch_id", "string"),
+    ("ingestion_timestamp", "timestamp"),
+    ("ingestion_date", "date"),
+]
+
+QUARANTINE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + [
+    ("rejection_reasons", "string"),
+    ("source_name", "string"),
+    ("source_file", "string"),
+    ("batch_id", "string"),
+    ("ingestion_timestamp", "timestamp"),
+    ("ingestion_date", "date"),
+]
+
+PARTITION_COLUMN = "ingestion_date"
+
+
+def columns(schema: Schema) -> list[str]:
+    return [name for name, _ in schema]

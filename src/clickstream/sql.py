@@ -1,0 +1,60 @@
+"""Loading and rendering the SQL models: Jinja templates with a few cross-engine macros, as dbt does."""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+import yaml
+
+from clickstream.engines.base import Engine
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return Engine.quote_literal(str(value))
+
+
+def _in_list(values: list[Any]) -> str:
+    """`('a', 'b')` for an IN clause; an empty list matches nothing."""
+    return "(" + ", ".join(_literal(v) for v in values) + ")" if values else "(null)"
+
+
+def _safe_divide(numerator: str, denominator: str) -> str:
+    # Doubles on both sides and NULL for zero: Spark's ANSI mode raises on division by zero.
+    return f"(cast({numerator} as double) / nullif(cast({denominator} as double), 0))"
+
+
+@lru_cache(maxsize=None)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("clickstream", "sql"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(model_path: str, engine: Engine, **context: Any) -> str:
+    """Render `sql/<model_path>.sql` for one engine; the model itself never names the engine."""
+    template = _environment().get_template(f"{model_path}.sql")
+    return template.render(
+        literal=_literal, in_list=_in_list, safe_divide=_safe_divide, **engine.macros(), **context
+    ).strip().rstrip(";")
+
+
+def load_yaml(relative_path: str) -> Any:
+    text = resources.files("clickstream").joinpath("sql", relative_path).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def first_comment_line(model_path: str) -> str:
+    """The grain or purpose a model states in its first line (`-- one row per ...`)."""
+    text = resources.files("clickstream").joinpath("sql", f"{model_path}.sql").read_text(encoding="utf-8")
+    first = text.lstrip().splitlines()[0]
+    return first[2:].strip() if first.startswith("--") else ""

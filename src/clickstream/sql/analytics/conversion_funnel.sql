@@ -1,0 +1,45 @@
+-- one row per funnel step: users who reached it, users who also did every earlier step, and conversion rates
+with user_steps as (
+    select
+        user_key,
+{% for step in funnel %}
+        max(case when event_type_key = {{ literal(step) }} then 1 else 0 end) as did_step_{{ loop.index }}{{ "," if not loop.last }}
+{% endfor %}
+    from fct_events
+    where event_type_key in {{ in_list(funnel) }}
+    group by user_key
+),
+
+counts as (
+    select
+{% for step in funnel %}
+        count(case when did_step_{{ loop.index }} = 1 then 1 end) as reached_{{ loop.index }},
+        count(case when {% for earlier in range(1, loop.index + 1) %}did_step_{{ earlier }} = 1{{ " and " if not loop.last }}{% endfor %} then 1 end)
+            as through_{{ loop.index }}{{ "," if not loop.last }}
+{% endfor %}
+    from user_steps
+),
+
+steps as (
+{% for step in funnel %}
+    select
+        {{ loop.index }} as step_number,
+        {{ literal(step) }} as event_type,
+        reached_{{ loop.index }} as users_reached,
+        through_{{ loop.index }} as users_through_all_steps,
+        {% if loop.index == 1 %}{{ safe_divide('through_1', 'reached_1') }}{% else %}{{ safe_divide('through_' ~ loop.index, 'through_' ~ (loop.index - 1)) }}{% endif %} as step_conversion,
+        {{ safe_divide('through_' ~ loop.index, 'reached_1') }} as overall_conversion
+    from counts
+{% if not loop.last %}
+    union all
+{% endif %}
+{% endfor %}
+),
+
+final as (
+    select cast(step_number as integer) as step_number, event_type, users_reached, users_through_all_steps,
+           step_conversion, overall_conversion
+    from steps
+)
+
+select * from final order by step_number

@@ -1,0 +1,29 @@
+-- one row per visit (grain: session_key): a supplied session split wherever the user was inactive too long
+with events as (
+    select * from int_events_sessionized
+),
+
+final as (
+    select
+        session_key,
+        min(user_id) as user_key,
+        min(session_id) as source_session_id,
+        min(event_ts) as session_start_ts,
+        max(event_ts) as session_end_ts,
+        ({{ epoch_us('max(event_ts)') }} - {{ epoch_us('min(event_ts)') }}) / 1e6 as duration_seconds,
+        cast(year(min(event_ts)) * 10000 + month(min(event_ts)) * 100 + day(min(event_ts)) as integer)
+            as start_date_key,
+        count(*) as total_events,
+        count(case when event_type = 'page_view' then 1 end) as page_views,
+        count(case when event_type = 'product_view' then 1 end) as product_views,
+        count(case when event_type = 'add_to_cart' then 1 end) as cart_adds,
+        count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) as purchases,
+        cast(coalesce(sum(case when event_type in {{ in_list(purchase_event_types) }} then amount end), 0)
+             as decimal(18,2)) as revenue,
+        count(*) = 1 as is_bounce,
+        count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) > 0 as has_purchase
+    from events
+    group by session_key
+)
+
+select * from final

@@ -1,0 +1,60 @@
+-- one row per silver event, with the visit (derived session) it belongs to
+with events as (
+    select event_id, user_id, session_id, event_ts, event_type, product_id, amount, outcome
+    from silver_events
+),
+
+gaps as (
+    select
+        *,
+        -- a visit ends after an inactivity gap, even inside one supplied session id
+        lag(event_ts) over (partition by user_id, session_id order by event_ts, event_id) as previous_event_ts
+    from events
+),
+
+flagged as (
+    select
+        *,
+        case
+            when previous_event_ts is null then 1
+            when {{ epoch_us('event_ts') }} - {{ epoch_us('previous_event_ts') }} > {{ timeout_us }} then 1
+            else 0
+        end as is_session_start
+    from gaps
+),
+
+numbered as (
+    select
+        *,
+        sum(is_session_start) over (
+            partition by user_id, session_id order by event_ts, event_id
+            rows between unbounded preceding and current row
+        ) as session_number
+    from flagged
+),
+
+bounded as (
+    select
+        *,
+        min(event_ts) over (partition by user_id, session_id, session_number) as session_start_ts
+    from numbered
+),
+
+final as (
+    select
+        event_id,
+        md5(concat_ws(chr(31), user_id, coalesce(session_id, ''),
+                      cast({{ epoch_us('session_start_ts') }} as string))) as session_key,
+        user_id,
+        session_id,
+        session_start_ts,
+        event_ts,
+        event_type,
+        product_id,
+        amount,
+        outcome,
+        is_session_start = 1 as is_session_start
+    from bounded
+)
+
+select * from final
