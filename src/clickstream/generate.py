@@ -57,14 +57,13 @@ DEFECT_NAMES = (
 )
 MAX_RATE = 0.2
 
-# Unparseable timestamps: every one fails both strptime(TIMESTAMP_FORMAT) and a lenient CAST.
-INVALID_TIMESTAMPS = (
-    "2024-13-45 25:61:00",
-    "not-a-time",
-    "31/01/2024 10:00:00",
-    "2024-02-30 10:00:00.000000",
-    "12:30:00 2024-01-05",
-    "yesterday",
+# Unparseable timestamps; every one fails both strptime(TIMESTAMP_FORMAT) and a lenient CAST.
+# Derived variants rewrite the real timestamp injectively (rows stay distinct):
+# month+12, day+40, hour+30, "DD/MM/YYYY ...", "HH:MM:SS.ffffff YYYY-MM-DD".
+_N_DERIVED_BAD_TS = 5
+# Literal garbage, used at most once per user per chunk so two defect rows never coincide.
+INVALID_TIMESTAMP_LITERALS = (
+    "2024-13-45 25:61:00", "not-a-time", "0000-00-00 00:00:00", "yesterday"
 )
 # Non-numeric literals for invalid_amount (plus a per-product "12,50" comma-decimal variant).
 INVALID_AMOUNT_LITERALS = ("abc", "N/A", "1.2.3", "twelve")
@@ -78,7 +77,7 @@ _MID_EVENTS_MEAN = 4.5  # mean number of events after the first one in a visit
 _MAX_MID_EVENTS = 60
 _P_LOGIN_FIRST = 0.3
 _P_VIEW_TO_CART = 0.28
-_P_CART_TO_PURCHASE = 0.35
+_P_CART_TO_PURCHASE = 0.4
 _P_LOGOUT = 0.25
 _WEEKEND_BOOST = 1.3
 # Relative activity by hour of day: quiet nights, evening peak.
@@ -353,7 +352,8 @@ def _make_plan(
     price_str = pc.binary_join_element_wise(whole, frac, ".")
     neg_str = pc.binary_join_element_wise("-", price_str, "")
     # Comma decimal needs CSV quoting; we write raw bytes, so quote it here.
-    comma_str = pc.binary_join_element_wise('"', pc.binary_join_element_wise(whole, frac, ","), '"', "")
+    comma = pc.binary_join_element_wise(whole, frac, ",")
+    comma_str = pc.binary_join_element_wise('"', comma, '"', "")
     amount_strings = pa.concat_arrays(
         [
             price_str,
@@ -429,7 +429,8 @@ def _make_visits(
     rng: np.random.Generator, plan: _Plan, n_visits: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Events of n_visits visits: (visit, order key, type, product, visit length)."""
-    n_mid = np.minimum(rng.geometric(1.0 / (1.0 + _MID_EVENTS_MEAN), n_visits) - 1, _MAX_MID_EVENTS)
+    n_mid = rng.geometric(1.0 / (1.0 + _MID_EVENTS_MEAN), n_visits) - 1
+    np.minimum(n_mid, _MAX_MID_EVENTS, out=n_mid)
     n_core = n_mid + 1
     core_visit = np.repeat(np.arange(n_visits, dtype=np.int64), n_core)
     pos = np.arange(core_visit.size, dtype=np.int64) - np.repeat(_segment_starts(n_core), n_core)
@@ -468,7 +469,8 @@ def _make_visits(
             np.full(logout_visit.size, LOGOUT, np.int8),
         ]
     )
-    prod = np.concatenate([prod, prod[cart_idx], prod[buy_idx], np.full(logout_visit.size, -1, np.int32)])
+    no_prod = np.full(logout_visit.size, -1, np.int32)
+    prod = np.concatenate([prod, prod[cart_idx], prod[buy_idx], no_prod])
     length = np.bincount(visit, minlength=n_visits)
     return visit, key, etype, prod, length
 
@@ -519,10 +521,12 @@ def _user_events(
     n_vis = int(new_visit[-1]) + 1
     first_ev = np.flatnonzero(np.concatenate([[True], new_visit[1:] != new_visit[:-1]]))
     v_user = ev_user[first_ev]
-    v_rank_in_user = np.arange(n_vis) - _segment_starts(np.bincount(v_user, minlength=n_users))[v_user]
+    v_first = _segment_starts(np.bincount(v_user, minlength=n_users))
+    v_rank_in_user = np.arange(n_vis) - v_first[v_user]
 
     # Gaps between events of a visit: 5 s .. ~10 min, lognormal around 35 s, microsecond grain.
-    gap_s = np.clip(rng.lognormal(np.log(35.0), 1.0, new_visit.size), _MIN_EVENT_GAP_S, _MAX_EVENT_GAP_S)
+    gap_s = rng.lognormal(np.log(35.0), 1.0, new_visit.size)
+    np.clip(gap_s, _MIN_EVENT_GAP_S, _MAX_EVENT_GAP_S, out=gap_s)
     gap_us = np.round(gap_s * 1e6).astype(np.int64)
     gap_us[first_ev] = 0
     csum = np.cumsum(gap_us)
@@ -560,7 +564,7 @@ def _place_visits(
         raise RuntimeError("internal error: user visits do not fit in the time span")
     frac = np.sort(v_user + rng.random(v_user.size)) - v_user
     need_before = np.cumsum(need) - need
-    need_before -= need_before[_segment_starts(np.bincount(v_user, minlength=n_users))][v_user]
+    need_before -= need_before[np.searchsorted(v_user, v_user, side="left")]  # per-user restart
     u = frac * slack[v_user] + need_before
     return np.interp(u, cum, np.arange(cum.size, dtype=np.float64))
 
@@ -615,7 +619,7 @@ def _write_chunk(
     P = plan.n_products
     etype, prod = ev["etype"], ev["prod"]
     avail = np.ones(n, dtype=bool)
-    got: dict[str, int] = {}
+    anywhere = np.ones(n, dtype=bool)
 
     # Scarce candidates first: purchase-amount defects, then product-id defects.
     buy = _pick_or_convert(
@@ -631,13 +635,14 @@ def _write_chunk(
         want["missing_product_id"], PRODUCT_VIEW,
     )
     # Missing event type only on rows without product/amount so no other rule is touched.
-    miss_event = _pick(rng, avail, np.isin(etype, (PAGE_VIEW, CLICK, LOGIN, LOGOUT)), want["missing_event_type"])
-    extra = _pick(rng, avail, np.ones(n, bool), want["missing_event_type"] - miss_event.size)
+    plain = np.isin(etype, (PAGE_VIEW, CLICK, LOGIN, LOGOUT))
+    miss_event = _pick(rng, avail, plain, want["missing_event_type"])
+    extra = _pick(rng, avail, anywhere, want["missing_event_type"] - miss_event.size)
     etype[extra] = PAGE_VIEW  # drop product/amount/outcome so only EventType is broken
     prod[extra] = -1
     miss_event = np.concatenate([miss_event, extra])
-    miss_user = _pick(rng, avail, np.ones(n, bool), want["missing_user_id"])
-    bad_ts = _pick(rng, avail, np.ones(n, bool), want["invalid_timestamp"])
+    miss_user = _pick(rng, avail, anywhere, want["missing_user_id"])
+    bad_ts = _pick(rng, avail, anywhere, want["invalid_timestamp"])
 
     # Rows go to the file of their time slice; late rows: clean rows of the earliest slices.
     file_of = np.searchsorted(plan.slice_bounds_us, ev["ts"], side="right").astype(np.int32)
@@ -652,7 +657,9 @@ def _write_chunk(
     # Duplicates copy clean rows (distinct sources when possible), in the same file.
     clean = np.flatnonzero(avail)
     n_dup = want["duplicate"] if clean.size else 0
-    dup_src = rng.choice(clean, size=n_dup, replace=n_dup > clean.size) if n_dup else np.empty(0, np.int64)
+    dup_src = np.empty(0, dtype=np.int64)
+    if n_dup:
+        dup_src = rng.choice(clean, size=n_dup, replace=n_dup > clean.size)
 
     got = {
         "missing_user_id": miss_user.size,
@@ -674,13 +681,18 @@ def _write_chunk(
     has_prod = prod >= 0
     prod_out = np.where(has_prod, prod, P).astype(np.int32)
     prod_out[miss_prod] = P
-    amount = np.where(etype == PURCHASE, np.maximum(prod, 0), 3 * P + len(INVALID_AMOUNT_LITERALS))
-    amount[miss_amount] = 3 * P + len(INVALID_AMOUNT_LITERALS)
+    null_amount = 3 * P + len(INVALID_AMOUNT_LITERALS)  # index of the null entry
+    amount = np.where(etype == PURCHASE, np.maximum(prod, 0), null_amount)
+    amount[miss_amount] = null_amount
     amount[neg_amount] = P + prod[neg_amount]
     variant = rng.integers(0, 1 + len(INVALID_AMOUNT_LITERALS), inv_amount.size)
     amount[inv_amount] = np.where(variant == 0, 2 * P + prod[inv_amount], 3 * P + variant - 1)
     ts_bad = np.full(n, -1, dtype=np.int16)
-    ts_bad[bad_ts] = rng.integers(0, len(INVALID_TIMESTAMPS), bad_ts.size)
+    ts_bad[bad_ts] = rng.integers(0, _N_DERIVED_BAD_TS, bad_ts.size)
+    _, first_of_user = np.unique(ev["user"][bad_ts], return_index=True)
+    literal = bad_ts[first_of_user[rng.random(first_of_user.size) < 0.5]]
+    n_lit = len(INVALID_TIMESTAMP_LITERALS)
+    ts_bad[literal] = _N_DERIVED_BAD_TS + rng.integers(0, n_lit, literal.size)
 
     # Row order: by file, random within the file (duplicates land away from their source).
     src = np.concatenate([np.arange(n, dtype=np.int64), dup_src.astype(np.int64)])
@@ -690,8 +702,13 @@ def _write_chunk(
     idx = src[order]
     fsorted = fsrc[order]
 
-    lines = _render(plan, idx, user_offset, ev, user_null, etype_out, prod_out, amount, ts_bad, rng, budgets.size)
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
+    lines = _render(
+        plan, idx, user_offset, ev, user_null, etype_out, prod_out, amount, ts_bad, rng,
+        budgets.size,
+    )
+    offsets = np.frombuffer(
+        lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4
+    )
     data = memoryview(lines.buffers()[2])
     edges = np.searchsorted(fsorted, np.arange(plan.files + 1), side="left")
     for f in range(plan.files):
@@ -702,8 +719,11 @@ def _write_chunk(
     return got
 
 
-def _format_timestamps(us: np.ndarray) -> pa.Array:
-    """Fast vectorised ``YYYY-MM-DD HH:MM:SS.ffffff`` formatting (pc.strftime is ~30x slower)."""
+def _format_timestamps(us: np.ndarray, bad: np.ndarray) -> pa.Array:
+    """Fast vectorised ``YYYY-MM-DD HH:MM:SS.ffffff`` formatting (pc.strftime is ~30x slower).
+
+    Rows with ``bad`` in [0, _N_DERIVED_BAD_TS) get the matching unparseable 26-char variant.
+    """
     n = us.size
     day = us // 86_400_000_000
     rem = us - day * 86_400_000_000
@@ -725,8 +745,27 @@ def _format_timestamps(us: np.ndarray) -> pa.Array:
     )
     for col, value in fields_2d:
         buf[:, col:col + 2] = _DIGIT_PAIRS[value]
+    _corrupt_timestamps(buf, bad, month, dom, hour)
     offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+
+
+def _corrupt_timestamps(
+    buf: np.ndarray, bad: np.ndarray, month: np.ndarray, dom: np.ndarray, hour: np.ndarray
+) -> None:
+    """Rewrite rows of the (n, 26) timestamp byte matrix into unparseable variants, in place."""
+    for code, col, value in ((0, 5, month + 12), (1, 8, dom + 40), (2, 11, hour + 30)):
+        rows = np.flatnonzero(bad == code)
+        buf[rows, col:col + 2] = _DIGIT_PAIRS[value[rows]]
+    rows = np.flatnonzero(bad == 3)  # DD/MM/YYYY HH:MM:SS.ffffff
+    date = buf[rows, :10].copy()
+    buf[rows, 0:2], buf[rows, 3:5], buf[rows, 6:10] = date[:, 8:10], date[:, 5:7], date[:, 0:4]
+    buf[rows, 2] = buf[rows, 5] = ord("/")
+    rows = np.flatnonzero(bad == 4)  # HH:MM:SS.ffffff YYYY-MM-DD
+    row_bytes = buf[rows].copy()
+    buf[rows, 0:15] = row_bytes[:, 11:26]
+    buf[rows, 15] = ord(" ")
+    buf[rows, 16:26] = row_bytes[:, 0:10]
 
 
 def _uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
@@ -764,18 +803,24 @@ def _render(
         uuids = _uuid_strings(rng, n_users)
         user_col = pc.take(uuids, pa.array(ev["user"][idx], mask=user_mask))
     else:
-        user_col = pc.cast(pa.array(ev["user"][idx] + (user_offset + 1), mask=user_mask), pa.string())
-    session_col = pc.take(pa.array([str(i) for i in range(1, 11)]), pa.array(ev["session"][idx] - 1))
-    ts_col = _format_timestamps(ev["ts"][idx])
+        user_ids = pa.array(ev["user"][idx] + (user_offset + 1), mask=user_mask)
+        user_col = pc.cast(user_ids, pa.string())
+    session_names = pa.array([str(i) for i in range(1, 11)])
+    session_col = pc.take(session_names, pa.array(ev["session"][idx] - 1))
     bad = ts_bad[idx]
-    if np.any(bad >= 0):
-        bad_str = pc.take(pa.array(INVALID_TIMESTAMPS), pa.array(np.maximum(bad, 0)))
-        ts_col = pc.if_else(pa.array(bad >= 0), bad_str, ts_col)
-    event_col = pc.take(pa.array(list(EVENT_TYPES) + [None], pa.string()), pa.array(etype_out[idx]))
+    ts_col = _format_timestamps(ev["ts"][idx], bad)
+    is_literal = bad >= _N_DERIVED_BAD_TS
+    if np.any(is_literal):
+        codes = np.clip(bad - _N_DERIVED_BAD_TS, 0, None)
+        literal = pc.take(pa.array(INVALID_TIMESTAMP_LITERALS), pa.array(codes))
+        ts_col = pc.if_else(pa.array(is_literal), literal, ts_col)
+    event_names = pa.array(list(EVENT_TYPES) + [None], pa.string())
+    event_col = pc.take(event_names, pa.array(etype_out[idx]))
     prod_col = pc.take(plan.product_strings, pa.array(prod_out[idx]))
     amount_col = pc.take(plan.amount_strings, pa.array(amount[idx]))
     # The newline rides on the last column so one join yields complete lines.
-    outcome_col = pc.take(pa.array(["\n", "purchase\n"]), pa.array((etype_out[idx] == PURCHASE).astype(np.int8)))
+    is_purchase = pa.array((etype_out[idx] == PURCHASE).astype(np.int8))
+    outcome_col = pc.take(pa.array(["\n", "purchase\n"]), is_purchase)
     return pc.binary_join_element_wise(
         user_col, session_col, ts_col, event_col, prod_col, amount_col, outcome_col, ",",
         null_handling="replace", null_replacement="",

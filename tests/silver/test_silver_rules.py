@@ -1,0 +1,113 @@
+"""The silver quality gate on small inline bronze tables: every rule, every reason, duplicates, event ids."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from helpers import inline_table, run_model
+
+from clickstream.config import SilverRules, Source
+from clickstream.schema import BRONZE, SILVER
+
+INGESTED = dt.datetime(2026, 1, 2, 3, 4, 5)
+META = ("clickstream", "a.csv", "b1", INGESTED, INGESTED.date())
+CLASSIFIED = ["user_id", "event_type", "event_ts", "product_id", "amount", "rejection_reasons", "disposition"]
+
+
+def bronze_row(user="1", session="1", timestamp="2024-01-01 10:00:00.000000", event="page_view", product=None,
+               amount=None, outcome=None, source_file="a.csv"):
+    return (user, session, timestamp, event, product, amount, outcome, "clickstream", source_file, "b1", INGESTED,
+            INGESTED.date())
+
+
+def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)):
+    inline_table(engine, "bronze_batch", BRONZE, rows)
+    inline_table(engine, "silver_existing", SILVER, list(existing))
+    return run_model(engine, "silver/silver_classified", CLASSIFIED, sources=list(sources), rules=rules)
+
+
+@pytest.mark.parametrize(
+    ("row", "reasons"),
+    [
+        (bronze_row(user=None), "missing_user_id"),
+        (bronze_row(user="   "), "missing_user_id"),
+        (bronze_row(event=None), "missing_event_type"),
+        (bronze_row(timestamp=None), "missing_timestamp"),
+        (bronze_row(timestamp="2024-13-45 25:61:00"), "invalid_timestamp"),
+        (bronze_row(timestamp="yesterday"), "invalid_timestamp"),
+        (bronze_row(event="product_view"), "missing_product_id"),
+        (bronze_row(event="purchase", product="p1", outcome="purchase"), "missing_amount"),
+        (bronze_row(event="purchase", product="p1", amount="12,50"), "invalid_amount"),
+        (bronze_row(event="purchase", product="p1", amount="-3.00"), "negative_amount"),
+        (bronze_row(user=None, event="add_to_cart", timestamp="bad"),
+         "missing_user_id;invalid_timestamp;missing_product_id"),
+    ],
+)
+def test_each_broken_rule_sends_the_row_to_quarantine_with_its_reasons(duck, row, reasons):
+    result = classify(duck, [row])
+    assert [(r[-2], r[-1]) for r in result] == [(reasons, "quarantine")]
+
+
+def test_clean_rows_are_typed_and_kept(duck):
+    rows = [
+        bronze_row(user=" 7 ", timestamp="2024-03-01 08:00:00.5", event="purchase", product="p9", amount="19.999",
+                   outcome="purchase"),
+        bronze_row(user="u-uuid-1", timestamp="2024-03-01 08:00:00", event="login"),
+    ]
+    assert classify(duck, rows) == [
+        ("7", "purchase", dt.datetime(2024, 3, 1, 8, 0, 0, 500000), "p9", Decimal("20.00"), "", "silver"),
+        ("u-uuid-1", "login", dt.datetime(2024, 3, 1, 8, 0, 0), None, None, "", "silver"),
+    ]
+
+
+def test_exact_duplicates_keep_one_copy_and_already_loaded_events_are_duplicates(duck):
+    first = bronze_row(user="1", event="click", source_file="a.csv")
+    same_in_other_file = bronze_row(user="1", event="click", source_file="b.csv")
+    other = bronze_row(user="2", event="click")
+    inline_table(duck, "bronze_batch", BRONZE, [other])
+    inline_table(duck, "silver_existing", SILVER, [])
+    _, (existing_id,) = duck.fetch("select event_id from (" + _classified_sql(duck) + ") c")
+    result = classify(duck, [first, same_in_other_file, other],
+                      existing=[(existing_id[0], "2", "1", dt.datetime(2024, 1, 1, 10), "click", None, None, None,
+                                 *META)])
+    assert [(r[0], r[-1]) for r in result] == [("1", "duplicate"), ("1", "silver"), ("2", "duplicate")]
+
+
+def _classified_sql(engine):
+    from clickstream.sql import render
+
+    return render("silver/silver_classified", engine, sources=[Source()], rules=SilverRules())
+
+
+def test_event_types_are_mapped_and_unknown_types_kept(duck):
+    source = Source(event_types={"view": "page_view", "buy": "purchase"})
+    rows = [bronze_row(event="view"), bronze_row(event="buy", product="p1", amount="5", timestamp="2024-01-01 10:00:01"),
+            bronze_row(event="wishlist", timestamp="2024-01-01 10:00:02")]
+    assert [(r[1], r[-1]) for r in classify(duck, rows, sources=[source])] == [
+        ("page_view", "silver"), ("purchase", "silver"), ("wishlist", "silver")]
+
+
+def test_timestamps_in_another_zone_are_stored_as_utc(duck):
+    source = Source(timezone="Europe/Paris", timestamp_formats=["%d/%m/%Y %H:%M"])
+    result = classify(duck, [bronze_row(timestamp="01/07/2024 12:30")], sources=[source])
+    assert [r[2] for r in result] == [dt.datetime(2024, 7, 1, 10, 30)]
+
+
+def test_rules_come_from_config(duck):
+    rules = SilverRules(required_columns=["user_id", "event_type", "session_id"], allow_negative_amount=True,
+                        product_event_types=["product_view"])
+    rows = [bronze_row(session=None, timestamp="2024-01-01 10:00:01"),
+            bronze_row(event="purchase", product="p1", amount="-2", timestamp="2024-01-01 10:00:02"),
+            bronze_row(event="add_to_cart", timestamp="2024-01-01 10:00:03")]
+    assert [(r[1], r[-2], r[-1]) for r in classify(duck, rows, rules=rules)] == [
+        ("add_to_cart", "", "silver"), ("page_view", "missing_session_id", "quarantine"), ("purchase", "", "silver")]
+
+
+def test_event_id_is_the_event_content(duck):
+    rows = [bronze_row(user="1"), bronze_row(user="1", source_file="z.csv"), bronze_row(user="2")]
+    inline_table(duck, "bronze_batch", BRONZE, rows)
+    inline_table(duck, "silver_existing", SILVER, [])
+    _, ids = duck.fetch("select event_id from (" + _classified_sql(duck) + ") c order by source_file, user_id")
+    assert ids[0] == ids[2] != ids[1]
+    assert {len(i[0]) for i in ids} == {32}

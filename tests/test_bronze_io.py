@@ -1,0 +1,117 @@
+"""Bronze on real files in tmp_path: explicit text schema, manifest, incremental ingestion, clear input errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from helpers import make_config
+
+from clickstream.context import PipelineError
+from clickstream.engines import InputError
+from clickstream.pipeline import run_layers
+
+HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+
+
+def write_csv(raw: Path, name: str, body: str, header: str = HEADER) -> Path:
+    raw.mkdir(parents=True, exist_ok=True)
+    path = raw / name
+    path.write_text(header + body)
+    return path
+
+
+def bronze_rows(data: Path) -> list[tuple]:
+    return duckdb.sql(
+        f"select UserID, Timestamp, Amount, source_file, typeof(ingestion_date) from read_parquet("
+        f"'{data}/bronze/**/*.parquet', hive_partitioning = true, hive_types = {{'ingestion_date': 'DATE'}}) "
+        f"order by source_file, Timestamp").fetchall()
+
+
+def test_values_land_unchanged_as_text_with_metadata_and_partitions(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write_csv(data / "raw", "a.csv", "007,1,2024-01-01 10:00:00.000001,purchase,p1,0012.50,purchase\n"
+                                     " 8 ,1,not a time,page_view,,,\n")
+    run_layers(config, ("bronze",))
+    assert bronze_rows(data) == [("007", "2024-01-01 10:00:00.000001", "0012.50", "a.csv", "DATE"),
+                                 (" 8 ", "not a time", None, "a.csv", "DATE")]
+    partitions = [p.name for p in (data / "bronze").iterdir()]
+    assert len(partitions) == 1 and partitions[0].startswith("ingestion_date=")
+
+
+def test_only_new_files_are_ingested_and_reruns_add_nothing(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write_csv(data / "raw", "a.csv", "1,1,2024-01-01 10:00:00,page_view,,,\n")
+    run_layers(config, ("bronze",))
+    run_layers(config, ("bronze",))
+    assert len(bronze_rows(data)) == 1
+    write_csv(data / "raw", "b.csv", "2,1,2024-01-02 10:00:00,page_view,,,\n3,1,2024-01-02 11:00:00,click,,,\n")
+    (data / "raw" / "copy_of_a.csv").write_bytes((data / "raw" / "a.csv").read_bytes())  # same content, new name
+    run_layers(config, ("bronze",))
+    assert [r[3] for r in bronze_rows(data)] == ["a.csv", "b.csv", "b.csv"]
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    assert {name: entry["rows"] for name, entry in manifest["files"].items()} == {"a.csv": 1, "b.csv": 2}
+    assert len(manifest["batches"]) == 2
+
+
+def test_an_empty_file_is_recorded_with_zero_rows(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write_csv(data / "raw", "empty.csv", "", header="")
+    write_csv(data / "raw", "header_only.csv", "")
+    run_layers(config, ("bronze", "silver"))
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    assert {name: entry["rows"] for name, entry in manifest["files"].items()} == {"empty.csv": 0,
+                                                                                 "header_only.csv": 0}
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "body", "message"),
+    [
+        ("short.csv", HEADER, "1,1,2024-01-01 10:00:00,page_view,,,\n2,1,2024-01-01\n",
+         r"short\.csv.*Line: 3|Line: 3.*short\.csv"),
+        ("long.csv", HEADER, "1,1,2024-01-01 10:00:00,page_view,,,,extra\n", r"long\.csv"),
+        ("nocols.csv", "UserID,Timestamp\n", "1,2024-01-01 10:00:00\n",
+         r"nocols\.csv: missing column\(s\) \['Amount', 'EventType'"),
+    ],
+)
+def test_malformed_files_fail_naming_the_file_and_nothing_is_published(tmp_path, name, header, body, message):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write_csv(data / "raw", "good.csv", "1,1,2024-01-01 10:00:00,page_view,,,\n")
+    run_layers(config, ("bronze",))
+    write_csv(data / "raw", name, body, header=header)
+    with pytest.raises(InputError, match=message):
+        run_layers(config, ("bronze",))
+    assert [r[3] for r in bronze_rows(data)] == ["good.csv"]  # the last good bronze is intact
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    assert list(manifest["files"]) == ["good.csv"]
+    assert not (data / "_staging").exists()
+
+
+def test_a_missing_raw_directory_is_named(tmp_path):
+    config = make_config(tmp_path)
+    with pytest.raises(PipelineError, match="raw input directory not found: .*raw"):
+        run_layers(config, ("bronze",))
+
+
+def test_a_source_with_other_column_names_needs_only_config(tmp_path):
+    source = {"name": "shop2", "glob": "shop2_*.csv", "csv": {"delimiter": ";"},
+              "columns": {"UserID": "customer", "SessionID": None, "Timestamp": "when", "EventType": "action",
+                          "ProductID": "sku", "Amount": "price", "Outcome": None},
+              "event_types": {"view": "page_view", "buy": "purchase"},
+              "timestamp_formats": ["%d/%m/%Y %H:%M"]}
+    config = make_config(tmp_path, sources=[source])
+    data = config.paths.data_dir
+    write_csv(data / "raw", "shop2_1.csv", "c-1;01/02/2024 10:00;view;;\nc-1;01/02/2024 10:05;buy;sku9;3.5\n",
+              header="customer;when;action;sku;price;ignored_col\n".replace(";ignored_col", ""))
+    run_layers(config, ("bronze", "silver"))
+    rows = duckdb.sql(f"select user_id, session_id, event_ts, event_type, product_id, amount from read_parquet("
+                      f"'{data}/silver/**/*.parquet') order by event_ts").fetchall()
+    assert [(r[0], r[1], str(r[2]), r[3], r[4], str(r[5])) for r in rows] == [
+        ("c-1", None, "2024-02-01 10:00:00", "page_view", None, "None"),
+        ("c-1", None, "2024-02-01 10:05:00", "purchase", "sku9", "3.50"),
+    ]

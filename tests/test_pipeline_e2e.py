@@ -1,0 +1,254 @@
+"""End to end: the CLI on generated data with every defect, on the shared real dataset, and its failure paths."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from clickstream.cli import main
+from clickstream.generate import DefectRates, generate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def table(data: Path, name: str, partitioned: bool = False) -> duckdb.DuckDBPyRelation:
+    hive = ", hive_partitioning = true, hive_types = {'ingestion_date': 'DATE'}" if partitioned else ""
+    return duckdb.sql(f"select * from read_parquet('{data / name}/**/*.parquet'{hive})")
+
+
+def count(data: Path, name: str) -> int:
+    files = list((data / name).rglob("*.parquet"))
+    return duckdb.sql(f"select count(*) from read_parquet({[str(f) for f in files]})").fetchall()[0][0] if files else 0
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", *args])
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """Three generated files with every defect, run once through the CLI."""
+    root = tmp_path_factory.mktemp("generated")
+    data = root / "data"
+    result = generate(data / "raw", rows=20_000, seed=7, files=3)
+    assert run_cli("--data-dir", str(data)) == 0
+    return data, result
+
+
+def test_the_ledger_adds_up_per_file_from_the_written_tables(generated):
+    data, result = generated
+    bronze = dict(duckdb.sql(f"select source_file, count(*) from read_parquet('{data}/bronze/**/*.parquet') "
+                             f"group by 1").fetchall())
+    silver = Counter(dict(duckdb.sql(f"select source_file, count(*) from read_parquet('{data}/silver/**/*.parquet') "
+                                     f"group by 1").fetchall()))
+    quarantine = Counter(dict(duckdb.sql(f"select source_file, count(*) from "
+                                         f"read_parquet('{data}/quarantine/**/*.parquet') group by 1").fetchall()))
+    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    ledger = {row["source_file"]: row for row in report["silver"]["ledger"]}
+    assert bronze == {f.name: n for f, n in zip(result.files, result.rows_per_file.values())}
+    for source_file, rows in bronze.items():
+        row = ledger[source_file]
+        assert (row["bronze_rows"], row["silver_rows"], row["quarantine_rows"]) == (
+            rows, silver[source_file], quarantine[source_file])
+        assert rows == row["silver_rows"] + row["quarantine_rows"] + row["duplicate_rows"]
+
+
+def test_every_injected_defect_lands_in_quarantine_with_its_reason(generated):
+    data, result = generated
+    reasons = Counter(dict(duckdb.sql(f"select rejection_reasons, count(*) from "
+                                      f"read_parquet('{data}/quarantine/**/*.parquet') group by 1").fetchall()))
+    expected = {k: v for k, v in result.defects.items() if k not in ("duplicate", "late") and v}
+    assert reasons == expected
+    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    assert report["silver"]["totals"]["duplicate_rows"] == result.defects["duplicate"]
+    assert report["silver"]["totals"]["silver_rows"] == (
+        result.total_rows - sum(expected.values()) - result.defects["duplicate"])
+
+
+def test_quarantine_keeps_the_raw_values_and_the_source_file(generated):
+    data, _ = generated
+    rows = duckdb.sql(f"select Timestamp, source_file from read_parquet('{data}/quarantine/**/*.parquet') "
+                      f"where rejection_reasons = 'invalid_timestamp'").fetchall()
+    assert rows and {r[1] for r in rows} <= {"clickstream_7_001.csv", "clickstream_7_002.csv",
+                                             "clickstream_7_003.csv"}
+    assert {r[0] for r in rows} & {"not-a-time", "2024-13-45 25:61:00", "2024/01/05 10:00"}
+
+
+def test_late_events_pass_and_fact_equals_silver(generated):
+    data, result = generated
+    last = result.files[-1].name
+    first_max, late = duckdb.sql(
+        f"select (select max(event_ts) from read_parquet('{data}/silver/**/*.parquet') "
+        f"where source_file = 'clickstream_7_001.csv'), count(*) from read_parquet('{data}/silver/**/*.parquet') "
+        f"where source_file = '{last}' and event_ts <= (select max(event_ts) from "
+        f"read_parquet('{data}/silver/**/*.parquet') where source_file = 'clickstream_7_001.csv')").fetchall()[0]
+    assert first_max is not None and late >= result.defects["late"] > 0
+    assert count(data, "gold/fct_events") == count(data, "silver")
+
+
+def test_gold_keys_are_unique_and_every_fact_key_is_in_its_dimension(generated):
+    data, _ = generated
+    con = duckdb.connect()
+    for name in ["fct_events", "dim_users", "dim_sessions", "dim_products", "dim_event_types", "dim_date"]:
+        con.execute(f"create view {name} as select * from read_parquet('{data}/gold/{name}/*.parquet')")
+    checks = con.sql("""
+        select
+            (select count(*) - count(distinct event_id) from fct_events),
+            (select count(*) - count(distinct session_key) from dim_sessions),
+            (select count(*) from fct_events f anti join dim_users d on f.user_key = d.user_key),
+            (select count(*) from fct_events f anti join dim_sessions d on f.session_key = d.session_key),
+            (select count(*) from fct_events f anti join dim_products d on f.product_key = d.product_key),
+            (select count(*) from fct_events f anti join dim_date d on f.date_key = d.date_key)
+    """).fetchall()[0]
+    assert checks == (0, 0, 0, 0, 0, 0)
+    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    assert {t["status"] for t in report["gold"]["tests"]} == {"pass"}
+
+
+def test_a_second_run_adds_nothing_and_a_new_file_adds_only_its_rows(generated, tmp_path):
+    data, result = generated
+    before = {name: count(data, name) for name in ("bronze", "silver", "quarantine", "gold/fct_events")}
+    assert run_cli("--data-dir", str(data)) == 0
+    assert {name: count(data, name) for name in before} == before
+
+    extra = generate(data / "raw", rows=500, seed=99, files=1, defects=DefectRates.none(), prefix="extra",
+                     start="2024-04-01", days=3)
+    assert run_cli("--data-dir", str(data)) == 0
+    after = {name: count(data, name) for name in before}
+    assert after == {"bronze": before["bronze"] + 500, "silver": before["silver"] + 500,
+                     "quarantine": before["quarantine"], "gold/fct_events": before["gold/fct_events"] + 500}
+    new_rows = duckdb.sql(f"select distinct source_file from read_parquet('{data}/bronze/**/*.parquet') "
+                          f"where batch_id = (select max(batch_id) from read_parquet('{data}/bronze/**/*.parquet'))"
+                          ).fetchall()
+    assert new_rows == [(extra.files[0].name,)]
+
+
+def test_results_are_printed_and_outputs_named(generated, capsys):
+    data, _ = generated
+    assert main(["analytics", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    for title in ["1. Top products by views", "2. Conversion funnel", "5. Revenue", "8b. RFM segments"]:
+        assert title in out
+    assert f"analytics   {data / 'analytics'}" in out
+    for query in ["top_products", "conversion_funnel", "daily_activity", "user_segments", "revenue_metrics",
+                  "user_journey", "day_type_behavior", "rfm_segments"]:
+        assert count(data, f"analytics/{query}") > 0
+    assert (data / "analytics" / "top_products.csv").read_text().startswith("view_rank,product_id,views")
+
+
+# ---- the shared real dataset -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    from conftest import SHARED_DATASET
+
+    if not SHARED_DATASET.is_file():
+        pytest.skip(f"the shared dataset is not at {SHARED_DATASET} (it is always present in CI)")
+    data = tmp_path_factory.mktemp("real") / "data"
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / SHARED_DATASET.name).symlink_to(SHARED_DATASET)
+    assert run_cli("--data-dir", str(data)) == 0
+    with SHARED_DATASET.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return data, rows
+
+
+def test_real_dataset_lands_whole_in_bronze_and_silver(real):
+    data, rows = real
+    assert len(rows) == 74_817
+    assert (count(data, "bronze"), count(data, "silver"), count(data, "quarantine")) == (74_817, 74_817, 0)
+
+
+def test_real_dataset_revenue_matches_an_independent_computation(real):
+    data, rows = real
+    cents = [Decimal(r["Amount"]).quantize(Decimal("0.01"), ROUND_HALF_UP) for r in rows if r["EventType"] == "purchase"]
+    purchasers = {r["UserID"] for r in rows if r["EventType"] == "purchase"}
+    result = table(data, "analytics/revenue_metrics").fetchall()[0]
+    assert result[:4] == (sum(cents), len(cents), len({r["UserID"] for r in rows}), len(purchasers))
+
+
+def test_real_dataset_funnel_matches_an_independent_computation(real):
+    data, rows = real
+    users = defaultdict(set)
+    for r in rows:
+        users[r["EventType"]].add(r["UserID"])
+    through_cart = users["product_view"] & users["add_to_cart"]
+    expected = [(1, "product_view", len(users["product_view"]), len(users["product_view"])),
+                (2, "add_to_cart", len(users["add_to_cart"]), len(through_cart)),
+                (3, "purchase", len(users["purchase"]), len(through_cart & users["purchase"]))]
+    got = table(data, "analytics/conversion_funnel").order("step_number").fetchall()
+    assert [g[:4] for g in got] == expected
+
+
+def test_real_dataset_top_products_and_daily_activity_match(real):
+    data, rows = real
+    views = Counter(r["ProductID"] for r in rows if r["EventType"] == "product_view")
+    bought = Counter(r["ProductID"] for r in rows if r["EventType"] == "purchase")
+    ranking = sorted(views, key=lambda p: (-views[p], -bought[p], p))[:3]  # views, then purchases, then id
+    top = table(data, "analytics/top_products").order("view_rank").limit(3).fetchall()
+    assert [(t[1], t[2], t[4]) for t in top] == [(p, views[p], bought[p]) for p in ranking]
+    per_day = Counter(r["Timestamp"][:10] for r in rows)
+    daily = {str(d): n for d, n in duckdb.sql(
+        f"select activity_date, events from read_parquet('{data}/analytics/daily_activity/*.parquet')").fetchall()}
+    assert {d: n for d, n in daily.items() if n} == dict(per_day)
+
+
+def test_real_dataset_sessions_are_split_from_the_supplied_ids(real):
+    data, rows = real
+    supplied_pairs = len({(r["UserID"], r["SessionID"]) for r in rows})
+    visits = count(data, "gold/dim_sessions")
+    assert supplied_pairs < visits <= len(rows)  # months-long supplied sessions become many visits
+
+
+# ---- failure paths ------------------------------------------------------------------------------------------
+
+
+def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text("silver:\n  allow_negativ_amount: true\n")
+    assert main(["run", "--config", str(config), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "silver.allow_negativ_amount" in err and str(config) in err
+
+
+def test_unreadable_input_exits_1_naming_the_file(tmp_path, capsys):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "broken.csv").write_text("UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n1,2\n")
+    assert main(["run", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.csv" in err and err.startswith("clickstream: error:")
+
+
+def test_a_failing_quality_threshold_stops_the_run_and_publishes_no_silver(tmp_path, capsys):
+    data = tmp_path / "data"
+    generate(data / "raw", rows=2_000, seed=3, defects=DefectRates(missing_user_id=0.1))
+    config = tmp_path / "strict.yaml"
+    config.write_text("quality:\n  quarantine_rate: {warn: 0.01, fail: 0.05}\n")
+    assert main(["run", "--config", str(config), "--data-dir", str(data)]) == 1
+    assert "quarantine_rate" in capsys.readouterr().err
+    assert count(data, "silver") == 0 and count(data, "quarantine") == 0
+    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    assert [c["status"] for c in report["silver"]["checks"]] == ["fail", "ok"]
+
+
+def test_the_console_script_and_a_seed_job_run_as_processes(tmp_path):
+    data = tmp_path / "data"
+    generate(data / "raw", rows=300, seed=5, defects=DefectRates.none())
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([str(bin_dir / "clickstream"), "bronze", "--data-dir", str(data)], check=True, cwd=tmp_path,
+                   capture_output=True)
+    done = subprocess.run([sys.executable, str(REPO / "jobs" / "silver_transform.py"), "--data-dir", str(data)],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert count(data, "silver") == 300
+    assert list((tmp_path / "logs").glob("silver_*.log"))
