@@ -1,7 +1,8 @@
-"""The analytics layer, as a seed-style entry point: `python jobs/analytics.py [--data-dir DIR] [--config PATH]`."""
+"""The seed's business queries (top products, funnel, daily activity, segments, revenue, weekday vs weekend)
+from the gold tables: `python jobs/analytics.py [--data-dir DIR] [--config PATH]`."""
 import sys
 
 from clickstream.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["analytics", *sys.argv[1:]]))
+    sys.exit(main(["analytics", "--group", "basic", *sys.argv[1:]]))

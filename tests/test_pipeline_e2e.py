@@ -143,6 +143,14 @@ def test_results_are_printed_and_outputs_named(generated, capsys):
     assert (data / "analytics" / "top_products.csv").read_text().startswith("view_rank,product_id,views")
 
 
+def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
+    data, _ = generated
+    assert main(["analytics", "--group", "advanced", "--data-dir", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "8b. RFM segments" in out and "6b. Most common paths to a purchase" in out
+    assert "1. Top products by views" not in out
+
+
 # ---- the shared real dataset -------------------------------------------------------------------------------
 
 

@@ -26,8 +26,10 @@ class QueryResult:
     total_rows: int
 
 
-def queries() -> list[dict]:
-    return load_yaml("analytics/queries.yml")["queries"]
+def queries(group: str = "all") -> list[dict]:
+    """The queries of one group (basic, advanced) or all of them, in their declared order."""
+    declared = load_yaml("analytics/queries.yml")["queries"]
+    return [q for q in declared if group == "all" or q["group"] == group]
 
 
 def run(ctx: RunContext) -> list[QueryResult]:
@@ -43,14 +45,15 @@ def run(ctx: RunContext) -> list[QueryResult]:
     context = gold.model_context(ctx)
     show = ctx.config.analytics.show_rows
     staged, results = {}, []
-    for query in queries():
+    selected = queries(ctx.analytics_group)
+    for query in selected:
         name = query["name"]
         staged[name] = build_model(ctx, "analytics", name, context)
         columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
     counts = row_counts(ctx, list(staged))
     results = [QueryResult(r.name, r.title, r.description, r.columns, r.rows, counts[r.name]) for r in results]
-    for query in queries():
+    for query in selected:
         name = query["name"]
         if query.get("csv", True):
             csv_staged = storage.staging_path(layout.data_dir, f"{name}_csv") / f"{name}.csv"

@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         _common(command)
         command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
                              help="engine (default from config: duckdb)")
+        if name == "analytics":
+            command.add_argument("--group", choices=["basic", "advanced", "all"], default="all",
+                                 help="basic: queries 1-5 and 7; advanced: journeys, purchase paths, RFM")
     generate = sub.add_parser("generate", help="write seeded sample clickstream CSV into DIR/raw",
                               description="write seeded sample clickstream CSV into DIR/raw")
     _common(generate)
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from clickstream.report.tables import render_results
 
         layers = LAYERS if args.command == "run" else (args.command,)
-        results = run_layers(config, layers)
+        results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"))
         if "analytics" in results:
             print(render_results(results["analytics"]))
         print(_summary(results, config))

@@ -71,6 +71,7 @@ class RunContext:
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
     run_id: str = ""
     quality: dict[str, Any] = field(default_factory=dict)
+    analytics_group: str = "all"  # basic | advanced | all: which analytics queries to run
 
     def __post_init__(self) -> None:
         if not self.run_id:
