@@ -76,6 +76,8 @@ def test_an_empty_file_is_recorded_with_zero_rows(tmp_path):
         ("long.csv", HEADER, "1,1,2024-01-01 10:00:00,page_view,,,,extra\n", r"long\.csv"),
         ("nocols.csv", "UserID,Timestamp\n", "1,2024-01-01 10:00:00\n",
          r"nocols\.csv: missing column\(s\) \['Amount', 'EventType'"),
+        ("blank_first_line.csv", "\n", HEADER + "1,1,2024-01-01 10:00:00,page_view,,,\n",
+         r"blank_first_line\.csv: the first line is blank"),
     ],
 )
 def test_malformed_files_fail_naming_the_file_and_nothing_is_published(tmp_path, name, header, body, message):
@@ -115,3 +117,23 @@ def test_a_source_with_other_column_names_needs_only_config(tmp_path):
         ("c-1", None, "2024-02-01 10:00:00", "page_view", None, "None"),
         ("c-1", None, "2024-02-01 10:05:00", "purchase", "sku9", "3.50"),
     ]
+
+
+def test_a_touched_file_is_not_ingested_again_and_a_changed_file_is(tmp_path):
+    import os
+
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    path = write_csv(data / "raw", "a.csv", "1,1,2024-01-01 10:00:00,page_view,,,\n")
+    original = path.read_bytes()
+    run_layers(config, ("bronze",))
+    os.utime(path, ns=(1, 1))  # touched: same content, new mtime
+    run_layers(config, ("bronze",))
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    assert manifest["files"]["a.csv"]["mtime_ns"] == 1 and len(bronze_rows(data)) == 1
+    path.write_text(HEADER + "2,1,2024-01-02 10:00:00,click,,,\n")  # changed content: new rows
+    run_layers(config, ("bronze",))
+    assert [r[0] for r in bronze_rows(data)] == ["1", "2"]
+    path.write_bytes(original)  # back to content already ingested: nothing new
+    run_layers(config, ("bronze",))
+    assert len(bronze_rows(data)) == 2

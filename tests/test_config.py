@@ -37,6 +37,8 @@ def test_a_partial_config_keeps_the_other_defaults(tmp_path):
         ("sources:\n  - name: s\n    columns: {UserID: uid}\n", "must be mapped to a column of the file"),
         ("sources:\n  - name: s\n    columns: {UserId: uid}\n", "unknown canonical column"),
         ("sources:\n  - name: a\n  - name: a\n", "source names must be unique"),
+        ("silver:\n  required_columns: [event_type]\n", "must include ['user_id']"),
+        ("silver:\n  required_columns: [user_id, event_type, product_id]\n", "key 'silver.required_columns.2'"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("engine: [unclosed\n", "invalid YAML"),
     ],

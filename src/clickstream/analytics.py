@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,8 @@ from clickstream.report.tables import markdown_report
 from clickstream.sql import first_comment_line, load_yaml
 
 log = logging.getLogger(__name__)
+
+REPORT = "REPORT.md"
 
 
 @dataclass(frozen=True)
@@ -44,29 +45,27 @@ def run(ctx: RunContext) -> list[QueryResult]:
             engine.read_parquet(model["name"], files, schema=None)
     context = gold.model_context(ctx)
     show = ctx.config.analytics.show_rows
-    staged, results = {}, []
     selected = queries(ctx.analytics_group)
+    # Staged and published as one directory, like gold; a partial run carries the other results over.
+    root = storage.staging_path(layout.data_dir, "analytics")
+    results = []
     for query in selected:
         name = query["name"]
-        staged[name] = build_model(ctx, "analytics", name, context)
+        build_model(ctx, "analytics", name, context, root)
         columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
-    counts = row_counts(ctx, list(staged))
+    counts = row_counts(ctx, [q["name"] for q in selected])
     results = [QueryResult(r.name, r.title, r.description, r.columns, r.rows, counts[r.name]) for r in results]
     for query in selected:
-        name = query["name"]
         if query.get("csv", True):
-            csv_staged = storage.staging_path(layout.data_dir, f"{name}_csv") / f"{name}.csv"
-            engine.write_csv(name, csv_staged)
-            layout.analytics.mkdir(parents=True, exist_ok=True)
-            os.replace(csv_staged, layout.analytics / f"{name}.csv")
-        storage.publish_table(staged[name], layout.analytics / name)
-        log.info("analytics: %s rows=%d", name, counts[name])
-    report = layout.analytics / "REPORT.md"
-    report_tmp = report.with_name(".REPORT.md.tmp")
-    report_tmp.write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
-    os.replace(report_tmp, report)
+            engine.write_csv(query["name"], root / f"{query['name']}.csv")
+        log.info("analytics: %s rows=%d", query["name"], counts[query["name"]])
+    rebuilt = {q["name"] for q in selected}
+    storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in rebuilt
+                       and path.name != REPORT)
+    (root / REPORT).write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
+    storage.publish_table(root, layout.analytics)
     elapsed = time.perf_counter() - started
     ctx.quality["analytics"] = {"row_counts": counts, "seconds": round(elapsed, 3)}
-    log.info("analytics: %d queries in %.2f s", len(staged), elapsed)
+    log.info("analytics: %d queries in %.2f s", len(selected), elapsed)
     return results

@@ -43,6 +43,7 @@ def _discover(ctx: RunContext, manifest: dict) -> list[RawFile]:
         raise PipelineError(f"raw input directory not found: {raw_dir}")
     known_by_path = manifest["files"]
     known_checksums = {entry["sha256"] for entry in known_by_path.values()}
+    known_checksums |= {old["sha256"] for entry in known_by_path.values() for old in entry.get("previous", [])}
     owner: dict[Path, str] = {}
     found: list[RawFile] = []
     for source in ctx.config.sources:
@@ -56,6 +57,9 @@ def _discover(ctx: RunContext, manifest: dict) -> list[RawFile]:
             if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
                 continue  # unchanged since it was ingested: no need to read it again
             checksum = storage.file_checksum(path)
+            if entry and entry["sha256"] == checksum:
+                entry["mtime_ns"] = stat.st_mtime_ns  # touched, not changed: remember, so it is not hashed again
+                continue
             if checksum in known_checksums:
                 log.info("skipping %s: same content as a file already ingested", relative)
                 continue
@@ -66,15 +70,20 @@ def _discover(ctx: RunContext, manifest: dict) -> list[RawFile]:
 
 
 def read_header(raw: RawFile) -> list[str]:
-    """The file's header, checked against the source's column mapping; [] for an empty file."""
-    opts = raw.source.csv
-    with raw.path.open(newline="", encoding="utf-8-sig") as handle:
-        try:
-            header = next(csv.reader(handle, delimiter=opts.delimiter, quotechar=opts.quote), [])
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise InputError(f"{raw.path}: unreadable header line ({exc})") from exc
-    if not header:
+    """The file's header, checked against the source's column mapping; [] for an empty (0-byte) file."""
+    if raw.size == 0:
         return []
+    opts = raw.source.csv
+    with raw.path.open("rb") as handle:
+        first_line = handle.readline()
+    try:
+        text = first_line.decode("utf-8-sig")
+        header = next(csv.reader([text], delimiter=opts.delimiter, quotechar=opts.quote), [])
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise InputError(f"{raw.path}: unreadable header line ({exc})") from exc
+    header = [column.strip() for column in header]
+    if not any(header):
+        raise InputError(f"{raw.path}: the first line is blank; expected a header naming the columns")
     if len(set(header)) != len(header):
         raise InputError(f"{raw.path}: duplicate column names in header {header}")
     expected = {col for col in raw.source.columns.values() if col}
@@ -113,6 +122,7 @@ def run(ctx: RunContext) -> dict | None:
         log.warning("removed %d bronze file(s) left by an interrupted run", len(removed))
     new_files = _discover(ctx, manifest)
     if not new_files:
+        storage.write_json(manifest_path(ctx), manifest)  # keeps the mtimes of touched files
         log.info("bronze: no new raw files in %s", layout.raw)
         ctx.quality["bronze"] = {"batch_id": None, "files": []}
         return None
@@ -156,6 +166,9 @@ def run(ctx: RunContext) -> dict | None:
         stats = profile.get(raw.relative, {"rows": 0, "null_counts": {c: 0 for c in CANONICAL_RAW_COLUMNS}})
         record = {"path": raw.relative, "source_name": raw.source.name, "size": raw.size, "mtime_ns": raw.mtime_ns,
                   "sha256": raw.sha256, "rows": stats["rows"], "batch_id": batch_id, "ingested_at": ingested_at}
+        earlier = manifest["files"].get(raw.relative)
+        if earlier:  # a changed file: its earlier content stays known, so it is never ingested twice
+            record["previous"] = earlier.pop("previous", []) + [earlier]
         manifest["files"][raw.relative] = record
         completeness = _completeness(stats)
         log.info("bronze: %s rows=%d completeness=%.4f nulls=%s", raw.relative, stats["rows"], completeness,

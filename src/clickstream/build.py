@@ -13,13 +13,13 @@ from clickstream.sql import render
 log = logging.getLogger(__name__)
 
 
-def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any]) -> Path:
-    """Run `sql/<layer>/<name>.sql` once; later models and tests read the written Parquet, never recompute it."""
+def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any], root: Path) -> Path:
+    """Run `sql/<layer>/<name>.sql` once into `root/<name>`; later models and tests read the written Parquet."""
     started = time.perf_counter()
     engine = ctx.engine
     pending = f"{name}__pending"
     engine.create_view(pending, render(f"{layer}/{name}", engine, **context))
-    staged = storage.staging_path(ctx.layout.data_dir, name)
+    staged = root / name
     engine.write_parquet(pending, staged)
     engine.drop(pending)
     engine.read_parquet(name, storage.parquet_files(staged), schema=None)

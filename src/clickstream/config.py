@@ -81,10 +81,20 @@ class Paths(_Strict):
 
 
 class SilverRules(_Strict):
-    required_columns: list[Literal["user_id", "event_type", "session_id", "product_id"]] = ["user_id", "event_type"]
+    # user_id and event_type are always required; session_id may be added (product_id is governed by
+    # product_event_types, the amount by purchase_event_types)
+    required_columns: list[Literal["user_id", "event_type", "session_id"]] = ["user_id", "event_type"]
     product_event_types: list[str] = ["product_view", "add_to_cart", "purchase"]
     purchase_event_types: list[str] = ["purchase"]
     allow_negative_amount: bool = False
+
+    @field_validator("required_columns")
+    @classmethod
+    def _always_required(cls, value: list[str]) -> list[str]:
+        missing = [c for c in ("user_id", "event_type") if c not in value]
+        if missing:
+            raise ValueError(f"must include {missing}: an event needs a user and a type")
+        return list(dict.fromkeys(value))
 
 
 class Gold(_Strict):

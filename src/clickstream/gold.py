@@ -7,14 +7,15 @@ import time
 from clickstream import storage
 from clickstream.build import build_model, row_counts
 from clickstream.context import QualityGateError, RunContext
-from clickstream.quality import compile_test, run_tests
+from clickstream.quality import compile_tests, run_tests
 from clickstream.schema import SILVER
-from clickstream.sql import load_yaml
+from clickstream.sql import load_yaml, render
 
 log = logging.getLogger(__name__)
 
-# The product key of events that have no product: the 'not applicable' member of dim_products.
-NO_PRODUCT_KEY = "n/a"
+# The product key of events that have no product: the 'not applicable' member of dim_products. Empty, as
+# silver turns an empty product id into NULL, so no real product can ever have this key.
+NO_PRODUCT_KEY = ""
 
 
 def model_context(ctx: RunContext) -> dict:
@@ -44,14 +45,19 @@ def run(ctx: RunContext) -> dict[str, int]:
     engine, layout = ctx.engine, ctx.layout
     engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
     context = model_context(ctx)
+    # The whole layer is staged and published as one directory: readers never see half a new star.
+    root = storage.staging_path(layout.data_dir, "gold")
     staged = {}
     for model in models():
-        staged[model["name"]] = build_model(ctx, "gold", model["name"], context)
+        name = model["name"]
+        if model.get("publish", True):
+            staged[name] = build_model(ctx, "gold", name, context, root)
+        else:  # an intermediate step: kept by the engine for the models after it, never written
+            engine.materialize(name, render(f"gold/{name}", engine, **context))
 
-    tests = [compiled for model in models() for test in model.get("tests", [])
-             for compiled in compile_test(model["name"], test)]
+    tests = [query for model in models() for query in compile_tests(model["name"], model.get("tests", []))]
     results = run_tests(engine, tests, ctx.config.quality.gold_tests)
-    counts = row_counts(ctx, ["silver_events", *staged])
+    counts = row_counts(ctx, ["silver_events", *(m["name"] for m in models())])
     for table, count in counts.items():
         log.info("gold cardinality: %s rows=%d", table, count)
     ctx.quality["gold"] = {"tests": results, "row_counts": counts}
@@ -61,11 +67,9 @@ def run(ctx: RunContext) -> dict[str, int]:
         raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
 
     for model in models():
-        name = model["name"]
-        if model.get("publish", True):
-            storage.publish_table(staged[name], layout.gold / name)
-        else:
-            storage.clear_path(staged[name])
+        if not model.get("publish", True):
+            engine.drop(model["name"])
+    storage.publish_table(root, layout.gold)
     elapsed = time.perf_counter() - started
     ctx.quality["gold"]["seconds"] = round(elapsed, 3)
     log.info("gold: %d tables, %d events in the fact, in %.2f s", len(staged), counts.get("fct_events", 0), elapsed)

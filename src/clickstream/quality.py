@@ -8,7 +8,7 @@ from clickstream import storage
 from clickstream.config import Threshold
 from clickstream.context import RunContext
 from clickstream.engines.base import Engine
-from clickstream.sql import _in_list
+from clickstream.sql import in_list
 
 log = logging.getLogger(__name__)
 
@@ -27,49 +27,66 @@ def check_threshold(name: str, count: int, total: int, threshold: Threshold) -> 
     return result
 
 
-def compile_test(model: str, test: dict[str, Any]) -> list[tuple[str, str]]:
-    """One declared test as (name, SQL returning the number of failing rows as `failures`)."""
-    if len(test) != 1:
-        raise ValueError(f"model {model}: a test is one kind with its arguments, got {test}")
-    kind, arg = next(iter(test.items()))
-    if kind == "unique":
-        return [(f"{model}.unique({arg})",
-                 f"select count(*) as failures from (select {arg} from {model} group by {arg} having count(*) > 1) d")]
-    if kind == "not_null":
-        return [(f"{model}.not_null({column})", f"select count(*) as failures from {model} where {column} is null")
-                for column in arg]
-    if kind == "relationships":
-        column, target, field = arg["column"], arg["to"], arg["field"]
-        return [(f"{model}.relationships({column} -> {target}.{field})",
-                 f"select count(*) as failures from {model} child left join {target} parent "
-                 f"on child.{column} = parent.{field} where child.{column} is not null and parent.{field} is null")]
-    if kind == "accepted_values":
-        column = arg["column"]
-        return [(f"{model}.accepted_values({column})",
-                 f"select count(*) as failures from {model} where {column} not in {_in_list(arg['values'])}")]
-    if kind == "equal_row_count":
-        return [(f"{model}.equal_row_count({arg})",
-                 f"select abs((select count(*) from {model}) - (select count(*) from {arg})) as failures")]
-    raise ValueError(f"model {model}: unknown test kind '{kind}'")
+def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[str], str]]:
+    """A model's declared tests as queries of one row: (test names, SQL with one failing-row count per name).
+
+    Checks that only scan the model (not_null, accepted_values, row counts) share one query, so the model
+    is read once for all of them; uniqueness and relationships need a grouping or a join each.
+    """
+    scan_names: list[str] = []
+    scan_exprs: list[str] = []
+    queries: list[tuple[list[str], str]] = []
+    for test in tests:
+        if len(test) != 1:
+            raise ValueError(f"model {model}: a test is one kind with its arguments, got {test}")
+        kind, arg = next(iter(test.items()))
+        if kind == "not_null":
+            for column in arg:
+                scan_names.append(f"{model}.not_null({column})")
+                scan_exprs.append(f"count(*) - count({column})")
+        elif kind == "accepted_values":
+            column = arg["column"]
+            scan_names.append(f"{model}.accepted_values({column})")
+            scan_exprs.append(f"count(case when {column} not in {in_list(arg['values'])} then 1 end)")
+        elif kind == "equal_row_count":
+            scan_names.append(f"{model}.equal_row_count({arg})")
+            scan_exprs.append(f"abs(count(*) - (select count(*) from {arg}))")
+        elif kind == "unique":
+            queries.append(([f"{model}.unique({arg})"],
+                            f"select count(*) from (select {arg} from {model} group by {arg} having count(*) > 1) d"))
+        elif kind == "relationships":
+            column, target, field = arg["column"], arg["to"], arg["field"]
+            queries.append(([f"{model}.relationships({column} -> {target}.{field})"],
+                            f"select count(*) from {model} child left join {target} parent "
+                            f"on child.{column} = parent.{field} "
+                            f"where child.{column} is not null and parent.{field} is null"))
+        else:
+            raise ValueError(f"model {model}: unknown test kind '{kind}'")
+    if scan_names:
+        queries.insert(0, (scan_names, f"select {', '.join(scan_exprs)} from {model}"))
+    return queries
 
 
-def run_tests(engine: Engine, tests: list[tuple[str, str]], severity: str) -> list[dict[str, Any]]:
-    """Run every test in one query (one scan plan, one engine action) and log each result."""
-    if not tests:
+def run_tests(engine: Engine, queries: list[tuple[list[str], str]], severity: str) -> list[dict[str, Any]]:
+    """Run every test in one query (one plan, one engine action) and log each result."""
+    if not queries:
         return []
-    union = " union all ".join(
-        f"select {Engine.quote_literal(name)} as test_name, cast(failures as bigint) as failures from ({sql}) t{i}"
-        for i, (name, sql) in enumerate(tests)
-    )
-    _, rows = engine.fetch(union)
-    failures = {name: int(count) for name, count in rows}
+    names: list[str] = []
+    parts = []
+    for i, (query_names, sql) in enumerate(queries):
+        aliases = ", ".join(f"cast(t{i}.c{j} as bigint) as f{len(names) + j}" for j in range(len(query_names)))
+        columns = ", ".join(f"c{j}" for j in range(len(query_names)))
+        parts.append((aliases, f"({sql}) as t{i}({columns})"))
+        names.extend(query_names)
+    select = ", ".join(aliases for aliases, _ in parts)
+    sources = " cross join ".join(source for _, source in parts)
+    _, rows = engine.fetch(f"select {select} from {sources}")
     results = []
-    for name, _ in tests:
-        count = failures[name]
+    for name, count in zip(names, rows[0]):
         status = "pass" if count == 0 else severity
         (log.debug if status == "pass" else log.error if status == "fail" else log.warning)(
             "data test %s: %s (%d failing rows)", name, status.upper(), count)
-        results.append({"test": name, "failures": count, "status": status})
+        results.append({"test": name, "failures": int(count), "status": status})
     passed = sum(r["status"] == "pass" for r in results)
     log.info("data tests: %d passed, %d failed (severity %s)", passed, len(results) - passed, severity)
     return results

@@ -11,7 +11,7 @@ import yaml
 from clickstream.engines.base import Engine
 
 
-def _literal(value: Any) -> str:
+def literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -19,12 +19,12 @@ def _literal(value: Any) -> str:
     return Engine.quote_literal(str(value))
 
 
-def _in_list(values: list[Any]) -> str:
+def in_list(values: list[Any]) -> str:
     """`('a', 'b')` for an IN clause; an empty list matches nothing."""
-    return "(" + ", ".join(_literal(v) for v in values) + ")" if values else "(null)"
+    return "(" + ", ".join(literal(v) for v in values) + ")" if values else "(null)"
 
 
-def _safe_divide(numerator: str, denominator: str) -> str:
+def safe_divide(numerator: str, denominator: str) -> str:
     # Doubles on both sides and NULL for zero: Spark's ANSI mode raises on division by zero.
     return f"(cast({numerator} as double) / nullif(cast({denominator} as double), 0))"
 
@@ -44,7 +44,7 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     """Render `sql/<model_path>.sql` for one engine; the model itself never names the engine."""
     template = _environment().get_template(f"{model_path}.sql")
     return template.render(
-        literal=_literal, in_list=_in_list, safe_divide=_safe_divide, **engine.macros(), **context
+        literal=literal, in_list=in_list, safe_divide=safe_divide, **engine.macros(), **context
     ).strip().rstrip(";")
 
 

@@ -7,7 +7,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from clickstream.context import PipelineError
 
@@ -48,6 +48,19 @@ def recover_table(dest: Path) -> None:
             shutil.rmtree(previous)
         else:
             os.replace(previous, dest)
+
+
+def carry_over(published: Path, staged: Path, keep: Callable[[Path], bool]) -> None:
+    """Hard-link the published entries that `keep` selects into a staged directory (no data is copied)."""
+    if not published.exists():
+        return
+    for entry in published.iterdir():
+        if not keep(entry):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, staged / entry.name, copy_function=os.link)
+        else:
+            os.link(entry, staged / entry.name)
 
 
 def recover_tables(parent: Path) -> None:
@@ -119,7 +132,3 @@ def file_checksum(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def clear_path(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

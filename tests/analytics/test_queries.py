@@ -14,11 +14,11 @@ FCT = [("event_id", "string"), ("user_key", "string"), ("session_key", "string")
 USERS = [("user_key", "string"), ("total_events", "bigint"), ("total_sessions", "bigint"),
          ("total_purchases", "bigint"), ("total_spent", "decimal(18,2)"), ("last_purchase_ts", "timestamp"),
          ("is_purchaser", "boolean")]
-CONTEXT = dict(no_product_key="n/a", funnel=["product_view", "add_to_cart", "purchase"], top_n=3, path_length=3,
+CONTEXT = dict(no_product_key="", funnel=["product_view", "add_to_cart", "purchase"], top_n=3, path_length=3,
                segments=Segments(high_min_events=5, medium_min_events=3))
 
 
-def event(event_id, user, event_type, when, session="s", product="n/a", amount=None):
+def event(event_id, user, event_type, when, session="s", product="", amount=None):
     day = ts(when)
     return (event_id, user, f"{user}-{session}", product, event_type, int(day.strftime("%Y%m%d")),
             day.hour * 100 + day.minute, day, None if amount is None else Decimal(amount),
@@ -117,7 +117,7 @@ def test_top_products_ranks_by_views_and_limits_to_top_n(duck):
                 ("purchases", "bigint"), ("revenue", "decimal(18,2)"), ("unique_users", "bigint"),
                 ("is_not_applicable", "boolean")]
     inline_table(duck, "dim_products", products, [
-        ("n/a", None, 0, 0, 0, Decimal(0), 0, True),
+        ("", None, 0, 0, 0, Decimal(0), 0, True),
         ("p1", "p1", 10, 5, 1, Decimal("9.99"), 7, False),
         ("p2", "p2", 10, 0, 2, Decimal("5.00"), 3, False),  # same views: more purchases ranks first
         ("p3", "p3", 4, 2, 0, Decimal(0), 2, False),

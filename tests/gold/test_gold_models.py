@@ -11,7 +11,7 @@ from clickstream.sql import render
 from clickstream.schema import SILVER
 
 INGESTED = dt.datetime(2026, 1, 2, 3, 4, 5)
-CONTEXT = dict(timeout_us=30 * 60 * 1_000_000, no_product_key="n/a", product_event_types=["product_view",
+CONTEXT = dict(timeout_us=30 * 60 * 1_000_000, no_product_key="", product_event_types=["product_view",
                "add_to_cart", "purchase"], purchase_event_types=["purchase"], funnel=["product_view", "add_to_cart",
                "purchase"], known_event_types=["add_to_cart", "product_view", "purchase"])
 
@@ -90,7 +90,7 @@ def test_fct_events_keys(duck):
         ("e1", "u1", "p1", "product_view", 20240106, 1000, None, False),
         ("e2", "u1", "p1", "add_to_cart", 20240106, 1001, None, False),
         ("e3", "u1", "p1", "purchase", 20240106, 1002, Decimal("10.50"), True),
-        ("e4", "u2", "n/a", "page_view", 20240108, 2359, None, False),
+        ("e4", "u2", "", "page_view", 20240108, 2359, None, False),
         ("e5", "u2", "p2", "purchase", 20240109, 10, Decimal("4.25"), True),
     ]
 
@@ -119,7 +119,7 @@ def test_dim_products_has_a_not_applicable_member(duck):
     star(duck, STAR_ROWS)
     assert run_model(duck, "gold/dim_products", ["product_key", "views", "cart_adds", "purchases", "revenue",
                                                  "is_not_applicable"], **CONTEXT) == [
-        ("n/a", 0, 0, 0, Decimal("0.00"), True),
+        ("", 0, 0, 0, Decimal("0.00"), True),
         ("p1", 1, 1, 1, Decimal("10.50"), False),
         ("p2", 0, 0, 1, Decimal("4.25"), False),
     ]

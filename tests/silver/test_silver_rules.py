@@ -5,14 +5,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from helpers import inline_table, run_model
+from helpers import inline_table
 
 from clickstream.config import SilverRules, Source
 from clickstream.schema import BRONZE, SILVER
+from clickstream.sql import render
 
 INGESTED = dt.datetime(2026, 1, 2, 3, 4, 5)
 META = ("clickstream", "a.csv", "b1", INGESTED, INGESTED.date())
-CLASSIFIED = ["user_id", "event_type", "event_ts", "product_id", "amount", "rejection_reasons", "disposition"]
 
 
 def bronze_row(user="1", session="1", timestamp="2024-01-01 10:00:00.000000", event="page_view", product=None,
@@ -22,9 +22,17 @@ def bronze_row(user="1", session="1", timestamp="2024-01-01 10:00:00.000000", ev
 
 
 def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)):
+    """Every bronze row with its reasons and fate: quarantined (silver_typed) or kept / duplicate (candidates)."""
     inline_table(engine, "bronze_batch", BRONZE, rows)
     inline_table(engine, "silver_existing", SILVER, list(existing))
-    return run_model(engine, "silver/silver_classified", CLASSIFIED, sources=list(sources), rules=rules)
+    engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=list(sources), rules=rules))
+    engine.materialize("silver_candidates", render("silver/silver_candidates", engine))
+    _, result = engine.fetch(
+        "select user_id, event_type, event_ts, product_id, amount, rejection_reasons, 'quarantine' as disposition "
+        "from silver_typed where rejection_reasons <> '' union all "
+        "select user_id, event_type, event_ts, product_id, amount, '' as rejection_reasons, disposition "
+        "from silver_candidates")
+    return sorted(result, key=lambda row: tuple((v is None, str(v)) for v in row))
 
 
 @pytest.mark.parametrize(
@@ -75,9 +83,7 @@ def test_exact_duplicates_keep_one_copy_and_already_loaded_events_are_duplicates
 
 
 def _classified_sql(engine):
-    from clickstream.sql import render
-
-    return render("silver/silver_classified", engine, sources=[Source()], rules=SilverRules())
+    return render("silver/silver_typed", engine, sources=[Source()], rules=SilverRules())
 
 
 def test_event_types_are_mapped_and_unknown_types_kept(duck):

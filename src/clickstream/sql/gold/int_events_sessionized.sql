@@ -26,18 +26,13 @@ flagged as (
 numbered as (
     select
         *,
-        sum(is_session_start) over (
-            partition by user_id, session_id order by event_ts, event_id
-            rows between unbounded preceding and current row
-        ) as session_number
+        -- timestamps only grow along the order, so the latest start so far is this visit's start
+        max(case when is_session_start = 1 then event_ts end) over visit_order as session_start_ts
     from flagged
-),
-
-bounded as (
-    select
-        *,
-        min(event_ts) over (partition by user_id, session_id, session_number) as session_start_ts
-    from numbered
+    window visit_order as (
+        partition by user_id, session_id order by event_ts, event_id
+        rows between unbounded preceding and current row
+    )
 ),
 
 final as (
@@ -54,7 +49,7 @@ final as (
         amount,
         outcome,
         is_session_start = 1 as is_session_start
-    from bounded
+    from numbered
 )
 
 select * from final

@@ -13,7 +13,7 @@ quarantine as (
 
 duplicates as (
     select source_file, count(*) as duplicate_rows
-    from silver_classified
+    from silver_candidates
     where disposition = 'duplicate'
     group by source_file
 ),

@@ -3,7 +3,7 @@ with final as (
     select
         event_id, user_id, session_id, event_ts, event_type, product_id, amount, outcome,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
-    from silver_classified
+    from silver_candidates
     where disposition = 'silver'
 )
 

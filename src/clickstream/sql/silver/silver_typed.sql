@@ -1,4 +1,4 @@
--- one row per bronze row of the batch: typed canonical columns, the rules it broke, and what happens to it
+-- one row per bronze row of the batch: typed canonical columns, its event_id, and the rules it broke (if any)
 with typed as (
 {% for source in sources %}
     select
@@ -21,7 +21,9 @@ with typed as (
         -- parsed from the text, rounded half-up to cents: exact money, identical on every engine
         try_cast(nullif(trim(Amount), '') as decimal(18,2)) as amount,
         nullif(trim(Outcome), '') as outcome,
-        UserID, SessionID, Timestamp, EventType, ProductID, Amount, Outcome,
+        -- the raw text, for quarantine; renamed, as SQL names ignore case and `amount` is taken
+        UserID as raw_user_id, SessionID as raw_session_id, Timestamp as raw_timestamp,
+        EventType as raw_event_type, ProductID as raw_product_id, Amount as raw_amount, Outcome as raw_outcome,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
     from bronze_batch
     where source_name = {{ literal(source.name) }}
@@ -53,40 +55,20 @@ checked as (
     from typed
 ),
 
-identified as (
+final as (
     select
         *,
         -- an event is its canonical values: equal values, same event, same id on every engine
         case when rejection_reasons = '' then md5(concat_ws(chr(31),
-            user_id,
+            coalesce(user_id, ''),
             coalesce(session_id, ''),
             cast({{ epoch_us('event_ts') }} as string),
-            event_type,
+            coalesce(event_type, ''),
             coalesce(product_id, ''),
             coalesce(cast(amount as string), ''),
             coalesce(outcome, '')
         )) end as event_id
     from checked
-),
-
-ranked as (
-    select
-        identified.*,
-        row_number() over (partition by identified.event_id order by identified.source_file) as copy_number,
-        silver_existing.event_id is not null as is_already_in_silver
-    from identified
-    left join silver_existing on identified.event_id = silver_existing.event_id
-),
-
-final as (
-    select
-        *,
-        case
-            when rejection_reasons <> '' then 'quarantine'
-            when copy_number > 1 or is_already_in_silver then 'duplicate'
-            else 'silver'
-        end as disposition
-    from ranked
 )
 
 select * from final
