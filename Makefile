@@ -27,7 +27,7 @@ test: install-test
 	$(BIN)/python -m pytest
 
 bench: install-test
-	$(BIN)/python benchmarks/run.py --sizes $(SIZES) --runs $(RUNS)
+	$(BIN)/python benchmarks/run.py --sizes $(SIZES) --runs $(RUNS) --check $(BENCH_ARGS)
 
 clean:
 	rm -rf $(DATA_DIR) logs .pytest_cache

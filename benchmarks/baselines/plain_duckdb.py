@@ -26,7 +26,9 @@ import duckdb
 SESSION_TIMEOUT_US = 30 * 60 * 1_000_000
 TOP_N = 20
 HIGH_MIN_EVENTS, MEDIUM_MIN_EVENTS = 50, 10
-NO_PRODUCT = "n/a"
+# The product key of events without a product (the not-applicable member of dim_products): empty, since
+# silver turns an empty product id into NULL, so no real product can have it.
+NO_PRODUCT = ""
 RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome"]
 OUTPUTS = ["bronze", "silver", "quarantine", "gold", "analytics", "reports", "_tmp"]
 PARQUET = "format parquet, compression snappy"

@@ -1,0 +1,1 @@
+"""The benchmark harness: `make bench` (benchmarks/run.py); see benchmarks/README.md."""

@@ -1,0 +1,475 @@
+"""Plain PySpark: the clickstream medallion written by hand, without the clickstream framework.
+
+What a competent engineer would write to do the same work in one PySpark script, for the benchmark to
+compare against: raw CSV read with an explicit all-text schema -> bronze Parquet partitioned by
+ingestion_date -> silver (typed, every rejected row quarantined with its reasons, de-duplicated) -> the
+gold star schema -> the analytics queries. Same rules and definitions as the project's SQL
+(src/clickstream/sql/), same tables as Parquet under DIR; no manifests, ledger, data tests, CSV copies or
+report. Each layer reads what the layer before it wrote. It imports nothing from clickstream on purpose.
+
+    python benchmarks/baselines/plain_pyspark.py --data-dir DIR [--master local[*]] [--driver-memory 2g]
+
+Layer times go to DIR/reports/timings.json in the project's shape ({"timings_seconds": {...}}); the
+session start (JVM launch) is counted in bronze, as the first thing the job does.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+# The project's default rules (config/config.yaml), written out as a hand-written script would.
+SESSION_TIMEOUT_US = 30 * 60 * 1_000_000
+TOP_N = 20
+HIGH_MIN_EVENTS, MEDIUM_MIN_EVENTS = 50, 10
+# The product key of events without a product (the not-applicable member of dim_products): empty, since
+# silver turns an empty product id into NULL, so no real product can have it.
+NO_PRODUCT = ""
+PRODUCT_EVENTS = ["product_view", "add_to_cart", "purchase"]
+RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome"]
+RAW_SCHEMA = StructType([StructField(c, StringType()) for c in RAW_COLUMNS])
+OUTPUTS = ["bronze", "silver", "quarantine", "gold", "analytics", "reports"]
+KEY_SEPARATOR = "\x1f"
+
+
+def text(column: str) -> Column:
+    """Trimmed text, NULL when empty."""
+    trimmed = F.trim(F.col(column))
+    return F.when(trimmed != "", trimmed)
+
+
+def ratio(numerator: Column, denominator: Column) -> Column:
+    return numerator.cast("double") / F.when(denominator != 0, denominator.cast("double"))
+
+
+def date_key(ts: Column) -> Column:
+    return (F.year(ts) * 10000 + F.month(ts) * 100 + F.dayofmonth(ts)).cast("int")
+
+
+def write(df: DataFrame, path: Path, partition_by: str | None = None) -> None:
+    writer = df.write.mode("overwrite")
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
+    writer.parquet(str(path))
+
+
+def bronze(spark: SparkSession, data: Path, batch_id: str, ingested_at: datetime) -> None:
+    raw = (spark.read.schema(RAW_SCHEMA).option("header", True).option("quote", '"').option("escape", '"')
+           .option("mode", "FAILFAST").csv(str(data / "raw" / "*.csv")))
+    landed = raw.select(
+        *RAW_COLUMNS,
+        F.lit("clickstream").alias("source_name"),
+        F.col("_metadata.file_name").alias("source_file"),
+        F.lit(batch_id).alias("batch_id"),
+        F.lit(f"{ingested_at:%Y-%m-%d %H:%M:%S.%f}").cast("timestamp").alias("ingestion_timestamp"),
+        F.lit(f"{ingested_at:%Y-%m-%d}").cast("date").alias("ingestion_date"),
+    )
+    write(landed, data / "bronze", "ingestion_date")
+
+
+def silver(spark: SparkSession, data: Path) -> dict[str, int]:
+    bronze_rows = spark.read.parquet(str(data / "bronze"))
+    ts_text = text("Timestamp")
+    typed = bronze_rows.select(
+        text("UserID").alias("user_id"),
+        text("SessionID").alias("session_id"),
+        ts_text.alias("timestamp_text"),
+        F.coalesce(F.try_to_timestamp(ts_text, F.lit("yyyy-MM-dd HH:mm:ss.SSSSSS")),
+                   F.try_to_timestamp(ts_text, F.lit("yyyy-MM-dd HH:mm:ss"))).alias("event_ts"),
+        text("EventType").alias("event_type"),
+        text("ProductID").alias("product_id"),
+        text("Amount").alias("amount_text"),
+        # Spark names are case-insensitive too: the typed values must not be called amount/outcome here.
+        text("Amount").try_cast("decimal(18,2)").alias("amount_value"),
+        text("Outcome").alias("outcome_value"),
+        *RAW_COLUMNS, "source_name", "source_file", "batch_id", "ingestion_timestamp", "ingestion_date",
+    )
+    reasons = F.concat_ws(
+        ";",
+        F.when(F.col("user_id").isNull(), "missing_user_id"),
+        F.when(F.col("event_type").isNull(), "missing_event_type"),
+        F.when(F.col("timestamp_text").isNull(), "missing_timestamp")
+         .when(F.col("event_ts").isNull(), "invalid_timestamp"),
+        F.when(F.col("event_type").isin(PRODUCT_EVENTS) & F.col("product_id").isNull(), "missing_product_id"),
+        F.when((F.col("event_type") == "purchase") & F.col("amount_text").isNull(), "missing_amount"),
+        F.when(F.col("amount_text").isNotNull() & F.col("amount_value").isNull(), "invalid_amount"),
+        F.when(F.col("amount_value") < 0, "negative_amount"),
+    )
+    event_id = F.md5(F.concat_ws(
+        KEY_SEPARATOR, "user_id", F.coalesce("session_id", F.lit("")),
+        F.unix_micros("event_ts").cast("string"), "event_type", F.coalesce("product_id", F.lit("")),
+        F.coalesce(F.col("amount_value").cast("string"), F.lit("")), F.coalesce("outcome_value", F.lit("")),
+    ))
+    classified = (typed.withColumn("rejection_reasons", reasons)
+                  .withColumn("event_id", F.when(F.col("rejection_reasons") == "", event_id))
+                  .persist(StorageLevel.MEMORY_AND_DISK))
+
+    first_copy = Window.partitionBy("event_id").orderBy("source_file")
+    clean = (classified.where(F.col("rejection_reasons") == "")
+             .withColumn("copy_number", F.row_number().over(first_copy))
+             .where(F.col("copy_number") == 1)
+             .select("event_id", "user_id", "session_id", "event_ts", "event_type", "product_id",
+                     F.col("amount_value").alias("amount"), F.col("outcome_value").alias("outcome"),
+                     "source_name", "source_file", "batch_id", "ingestion_timestamp", "ingestion_date"))
+    write(clean, data / "silver", "ingestion_date")
+    rejected = (classified.where(F.col("rejection_reasons") != "")
+                .select(*RAW_COLUMNS, "rejection_reasons", "source_name", "source_file", "batch_id",
+                        "ingestion_timestamp", "ingestion_date"))
+    write(rejected, data / "quarantine", "ingestion_date")
+    counts = classified.agg(F.count(F.lit(1)).alias("bronze_rows"),
+                            F.count(F.when(F.col("rejection_reasons") != "", 1)).alias("quarantine_rows")).first()
+    classified.unpersist()
+    silver_rows = spark.read.parquet(str(data / "silver")).count()
+    return {"bronze_rows": counts.bronze_rows, "silver_rows": silver_rows, "quarantine_rows": counts.quarantine_rows,
+            "duplicate_rows": counts.bronze_rows - counts.quarantine_rows - silver_rows}
+
+
+def gold(spark: SparkSession, data: Path) -> dict[str, int]:
+    events = spark.read.parquet(str(data / "silver")).select(
+        "event_id", "user_id", "session_id", "event_ts", "event_type", "product_id", "amount", "outcome")
+    # A visit ends after 30 minutes of inactivity, even inside one supplied session id; its key is the
+    # user, the supplied session and the visit's first event time.
+    visit = Window.partitionBy("user_id", "session_id").orderBy("event_ts", "event_id")
+    previous_ts = F.lag("event_ts").over(visit)
+    flagged = events.withColumn(
+        "is_session_start",
+        F.when(previous_ts.isNull() | (F.unix_micros("event_ts") - F.unix_micros(previous_ts) > SESSION_TIMEOUT_US), 1)
+         .otherwise(0))
+    started = flagged.withColumn(
+        "session_start_ts",
+        F.max(F.when(F.col("is_session_start") == 1, F.col("event_ts")))
+         .over(visit.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
+    sessionized = started.select(
+        "event_id",
+        F.md5(F.concat_ws(KEY_SEPARATOR, "user_id", F.coalesce("session_id", F.lit("")),
+                          F.unix_micros("session_start_ts").cast("string"))).alias("session_key"),
+        "user_id", "session_id", "event_ts", "event_type", "product_id", "amount", "outcome",
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+
+    is_purchase = F.col("is_purchase")
+    fct_events = sessionized.select(
+        "event_id", F.col("user_id").alias("user_key"), "session_key",
+        F.coalesce("product_id", F.lit(NO_PRODUCT)).alias("product_key"),
+        F.col("event_type").alias("event_type_key"),
+        date_key(F.col("event_ts")).alias("date_key"),
+        (F.hour("event_ts") * 100 + F.minute("event_ts")).cast("int").alias("time_key"),
+        "event_ts", "amount", "outcome", (F.col("event_type") == "purchase").alias("is_purchase"),
+    )
+    write(fct_events, data / "gold" / "fct_events")
+    fct = spark.read.parquet(str(data / "gold" / "fct_events"))
+
+    dim_users = fct.groupBy("user_key").agg(
+        F.min("event_ts").alias("first_seen_ts"), F.max("event_ts").alias("last_seen_ts"),
+        F.count(F.lit(1)).alias("total_events"), F.countDistinct("session_key").alias("total_sessions"),
+        F.count(F.when(is_purchase, 1)).alias("total_purchases"),
+        F.coalesce(F.sum(F.when(is_purchase, F.col("amount"))), F.lit(0)).cast("decimal(18,2)").alias("total_spent"),
+        F.min(F.when(is_purchase, F.col("event_ts"))).alias("first_purchase_ts"),
+        F.max(F.when(is_purchase, F.col("event_ts"))).alias("last_purchase_ts"),
+    ).select("user_key", F.col("user_key").alias("user_id"), "first_seen_ts", "last_seen_ts", "total_events",
+             "total_sessions", "total_purchases", "total_spent", "first_purchase_ts", "last_purchase_ts",
+             (F.col("total_purchases") > 0).alias("is_purchaser"))
+
+    purchase = F.col("event_type") == "purchase"
+    dim_sessions = sessionized.groupBy("session_key").agg(
+        F.min("user_id").alias("user_key"), F.min("session_id").alias("source_session_id"),
+        F.min("event_ts").alias("session_start_ts"), F.max("event_ts").alias("session_end_ts"),
+        ((F.unix_micros(F.max("event_ts")) - F.unix_micros(F.min("event_ts"))) / 1e6).alias("duration_seconds"),
+        date_key(F.min("event_ts")).alias("start_date_key"),
+        F.count(F.lit(1)).alias("total_events"),
+        F.count(F.when(F.col("event_type") == "page_view", 1)).alias("page_views"),
+        F.count(F.when(F.col("event_type") == "product_view", 1)).alias("product_views"),
+        F.count(F.when(F.col("event_type") == "add_to_cart", 1)).alias("cart_adds"),
+        F.count(F.when(purchase, 1)).alias("purchases"),
+        F.coalesce(F.sum(F.when(purchase, F.col("amount"))), F.lit(0)).cast("decimal(18,2)").alias("revenue"),
+    ).withColumn("is_bounce", F.col("total_events") == 1).withColumn("has_purchase", F.col("purchases") > 0)
+
+    products = fct.where(F.col("product_key") != NO_PRODUCT).groupBy("product_key").agg(
+        F.count(F.when(F.col("event_type_key") == "product_view", 1)).alias("views"),
+        F.count(F.when(F.col("event_type_key") == "add_to_cart", 1)).alias("cart_adds"),
+        F.count(F.when(is_purchase, 1)).alias("purchases"),
+        F.coalesce(F.sum(F.when(is_purchase, F.col("amount"))), F.lit(0)).cast("decimal(18,2)").alias("revenue"),
+        F.countDistinct("user_key").alias("unique_users"),
+        F.min("event_ts").alias("first_seen_ts"), F.max("event_ts").alias("last_seen_ts"),
+    ).select("product_key", F.col("product_key").alias("product_id"), "views", "cart_adds", "purchases", "revenue",
+             "unique_users", "first_seen_ts", "last_seen_ts", F.lit(False).alias("is_not_applicable"))
+    not_applicable = spark.range(1).select(
+        F.lit(NO_PRODUCT).alias("product_key"), F.lit(None).cast("string").alias("product_id"),
+        *[F.lit(0).cast("bigint").alias(c) for c in ("views", "cart_adds", "purchases")],
+        F.lit(0).cast("decimal(18,2)").alias("revenue"), F.lit(0).cast("bigint").alias("unique_users"),
+        F.lit(None).cast("timestamp").alias("first_seen_ts"), F.lit(None).cast("timestamp").alias("last_seen_ts"),
+        F.lit(True).alias("is_not_applicable"))
+    dim_products = products.unionByName(not_applicable)
+
+    observed = fct.groupBy("event_type_key").agg(F.count(F.lit(1)).alias("total_events"))
+    configured = spark.createDataFrame([(t,) for t in sorted(PRODUCT_EVENTS)], "event_type_key string")
+    event_type_key = F.col("event_type_key")
+    funnel_step = (F.when(event_type_key == "product_view", 1).when(event_type_key == "add_to_cart", 2)
+                   .when(event_type_key == "purchase", 3))
+    dim_event_types = (observed.select("event_type_key").union(configured).distinct()
+                       .join(observed, "event_type_key", "left")
+                       .select("event_type_key", F.col("event_type_key").alias("event_type"),
+                               F.col("event_type_key").isin(PRODUCT_EVENTS).alias("is_product_event"),
+                               (F.col("event_type_key") == "purchase").alias("is_purchase"),
+                               funnel_step.alias("funnel_step"),
+                               F.coalesce("total_events", F.lit(0)).alias("total_events")))
+
+    day = F.col("date_day")
+    dim_date = (fct.agg(F.to_date(F.min("event_ts")).alias("first_day"), F.to_date(F.max("event_ts")).alias("last_day"))
+                .select(F.explode(F.sequence("first_day", "last_day", F.expr("interval 1 day"))).alias("date_day"))
+                .select(date_key(day).alias("date_key"), "date_day",
+                        F.year(day).cast("int").alias("year"), F.quarter(day).cast("int").alias("quarter"),
+                        F.month(day).cast("int").alias("month"), F.date_format(day, "MMMM").alias("month_name"),
+                        F.dayofmonth(day).cast("int").alias("day_of_month"),
+                        (F.weekday(day) + 1).cast("int").alias("day_of_week"),
+                        F.date_format(day, "EEEE").alias("day_name"),
+                        F.weekofyear(day).cast("int").alias("iso_week"),
+                        (F.weekday(day) >= 5).alias("is_weekend")))
+
+    hour, minute = F.col("hour_of_day"), F.col("minute_of_hour")
+    dim_time = (spark.range(24).select(F.col("id").cast("int").alias("hour_of_day"))
+                .crossJoin(spark.range(60).select(F.col("id").cast("int").alias("minute_of_hour")))
+                .select((hour * 100 + minute).alias("time_key"), "hour_of_day", "minute_of_hour",
+                        F.when(hour < 6, "night").when(hour < 12, "morning").when(hour < 18, "afternoon")
+                         .otherwise("evening").alias("day_part")))
+
+    for name, df in [("dim_users", dim_users), ("dim_sessions", dim_sessions), ("dim_products", dim_products),
+                     ("dim_event_types", dim_event_types), ("dim_date", dim_date), ("dim_time", dim_time)]:
+        write(df, data / "gold" / name)
+    sessionized.unpersist()
+    return {t: spark.read.parquet(str(data / "gold" / t)).count() for t in ["fct_events", "dim_sessions", "dim_users"]}
+
+
+def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
+    def gold_table(name: str) -> DataFrame:
+        return spark.read.parquet(str(data / "gold" / name))
+
+    fct, dim_users, dim_sessions = gold_table("fct_events"), gold_table("dim_users"), gold_table("dim_sessions")
+    dim_products, dim_date = gold_table("dim_products"), gold_table("dim_date")
+    is_purchase = F.col("is_purchase")
+    results: dict[str, DataFrame] = {}
+
+    by_views = Window.orderBy(F.desc("views"), F.desc("purchases"), "product_key")
+    results["top_products"] = (
+        dim_products.where(~F.col("is_not_applicable"))
+        .withColumn("view_rank", F.row_number().over(by_views).cast("int"))
+        .where(F.col("view_rank") <= TOP_N)
+        .select("view_rank", "product_id", "views", "cart_adds", "purchases", "revenue", "unique_users",
+                ratio(F.col("cart_adds"), F.col("views")).alias("view_to_cart_rate"),
+                ratio(F.col("purchases"), F.col("cart_adds")).alias("cart_to_purchase_rate"),
+                ratio(F.col("purchases"), F.col("views")).alias("view_to_purchase_rate"))
+        .orderBy("view_rank"))
+
+    steps = fct.where(F.col("event_type_key").isin(PRODUCT_EVENTS)).groupBy("user_key").agg(
+        *[F.max(F.when(F.col("event_type_key") == step, 1).otherwise(0)).alias(f"did_{i}")
+          for i, step in enumerate(PRODUCT_EVENTS, start=1)])
+    did = [F.col(f"did_{i}") == 1 for i in (1, 2, 3)]
+    counts = steps.agg(
+        F.count(F.when(did[0], 1)).alias("reached_1"), F.count(F.when(did[0], 1)).alias("through_1"),
+        F.count(F.when(did[1], 1)).alias("reached_2"), F.count(F.when(did[0] & did[1], 1)).alias("through_2"),
+        F.count(F.when(did[2], 1)).alias("reached_3"),
+        F.count(F.when(did[0] & did[1] & did[2], 1)).alias("through_3"))
+    funnel = None
+    for i, step in enumerate(PRODUCT_EVENTS, start=1):
+        previous = F.col("reached_1") if i == 1 else F.col(f"through_{i - 1}")
+        row = counts.select(F.lit(i).cast("int").alias("step_number"), F.lit(step).alias("event_type"),
+                            F.col(f"reached_{i}").alias("users_reached"),
+                            F.col(f"through_{i}").alias("users_through_all_steps"),
+                            ratio(F.col(f"through_{i}"), previous).alias("step_conversion"),
+                            ratio(F.col(f"through_{i}"), F.col("reached_1")).alias("overall_conversion"))
+        funnel = row if funnel is None else funnel.unionByName(row)
+    results["conversion_funnel"] = funnel.orderBy("step_number")
+
+    daily = fct.groupBy("date_key").agg(
+        F.countDistinct("user_key").alias("active_users"), F.count(F.lit(1)).alias("events"),
+        F.countDistinct("session_key").alias("sessions"), F.count(F.when(is_purchase, 1)).alias("purchases"),
+        F.sum(F.when(is_purchase, F.col("amount"))).alias("revenue"))
+    results["daily_activity"] = (
+        dim_date.join(daily, "date_key", "left")
+        .select(F.col("date_day").alias("activity_date"), "day_name", "is_weekend",
+                F.coalesce("active_users", F.lit(0)).alias("active_users"),
+                F.coalesce("events", F.lit(0)).alias("events"),
+                ratio(F.col("events"), F.col("active_users")).alias("events_per_user"),
+                F.coalesce("sessions", F.lit(0)).alias("sessions"),
+                F.coalesce("purchases", F.lit(0)).alias("purchases"),
+                F.coalesce("revenue", F.lit(0)).cast("decimal(18,2)").alias("revenue"))
+        .orderBy("activity_date"))
+
+    segment = (F.when(F.col("total_sessions") == 1, "one_time")
+               .when(F.col("total_events") >= HIGH_MIN_EVENTS, "high")
+               .when(F.col("total_events") >= MEDIUM_MIN_EVENTS, "medium").otherwise("low"))
+    n = F.count(F.lit(1))
+    results["user_segments"] = (
+        dim_users.withColumn("segment", segment).groupBy("segment").agg(
+            n.alias("users"),
+            ratio(F.sum("total_events"), n).alias("avg_events"),
+            ratio(F.sum("total_sessions"), n).alias("avg_sessions"),
+            ratio(F.sum("total_purchases"), n).alias("avg_purchases"),
+            ratio(F.sum("total_spent"), n).alias("avg_spent"),
+            F.sum("total_spent").cast("decimal(18,2)").alias("total_spent"),
+            ratio(F.count(F.when(F.col("is_purchaser"), 1)), n).alias("purchaser_rate"))
+        .orderBy(F.when(F.col("segment") == "high", 1).when(F.col("segment") == "medium", 2)
+                 .when(F.col("segment") == "low", 3).otherwise(4)))
+
+    per_user = fct.where(is_purchase).groupBy("user_key").agg(n.alias("orders"), F.sum("amount").alias("spent"))
+    totals = per_user.agg(
+        F.coalesce(F.sum("spent"), F.lit(0)).cast("decimal(18,2)").alias("total_revenue"),
+        F.coalesce(F.sum("orders"), F.lit(0)).cast("bigint").alias("total_orders"),
+        n.alias("purchasers"), F.count(F.when(F.col("orders") > 1, 1)).alias("repeat_purchasers"))
+    results["revenue_metrics"] = totals.crossJoin(dim_users.agg(n.alias("users"))).select(
+        "total_revenue", "total_orders", "users", "purchasers", "repeat_purchasers",
+        ratio(F.col("repeat_purchasers"), F.col("purchasers")).alias("repeat_purchaser_rate"),
+        ratio(F.col("total_revenue"), F.col("total_orders")).alias("average_order_value"),
+        ratio(F.col("total_revenue"), F.col("users")).alias("revenue_per_user"),
+        ratio(F.col("total_revenue"), F.col("purchasers")).alias("revenue_per_purchaser"))
+
+    by_user = Window.partitionBy("user_key").orderBy("event_ts", "event_id")
+    previous_ts = F.lag("event_ts").over(by_user)
+    results["user_journey"] = fct.select(
+        "user_key", F.row_number().over(by_user).cast("bigint").alias("event_number"), "event_ts",
+        F.col("event_type_key").alias("event_type"),
+        F.when(F.col("product_key") != NO_PRODUCT, F.col("product_key")).alias("product_id"), "session_key",
+        F.lag("event_type_key").over(by_user).alias("previous_event_type"),
+        ((F.unix_micros("event_ts") - F.unix_micros(previous_ts)) / 1e6).alias("seconds_since_previous"))
+
+    by_session = Window.partitionBy("session_key").orderBy("event_ts", "event_id")
+    paths = (fct.select(F.concat_ws(" > ", F.lag("event_type_key", 2).over(by_session),
+                                    F.lag("event_type_key", 1).over(by_session), "event_type_key").alias("path"),
+                        "is_purchase")
+             .where(is_purchase).groupBy("path").agg(n.alias("purchases")))
+    results["purchase_paths"] = (
+        paths.select(F.row_number().over(Window.orderBy(F.desc("purchases"), "path")).cast("int").alias("path_rank"),
+                     "path", "purchases",
+                     ratio(F.col("purchases"), F.sum("purchases").over(Window.partitionBy()))
+                     .alias("share_of_purchases"))
+        .where(F.col("path_rank") <= TOP_N).orderBy("path_rank"))
+
+    days = dim_date.select("date_key", "is_weekend")
+    with_day = fct.join(days, "date_key")
+    day_events = with_day.groupBy("is_weekend").agg(
+        n.alias("events"), F.count(F.when(is_purchase, 1)).alias("purchases"),
+        F.sum(F.when(is_purchase, F.col("amount"))).alias("revenue"))
+    day_users = (with_day.groupBy("is_weekend", "date_key").agg(F.countDistinct("user_key").alias("active_users"))
+                 .groupBy("is_weekend").agg(F.sum("active_users").alias("user_days")))
+    day_sessions = (dim_sessions.join(days, dim_sessions.start_date_key == days.date_key).groupBy("is_weekend").agg(
+        n.alias("sessions"), F.count(F.when(F.col("has_purchase"), 1)).alias("converting_sessions"),
+        F.avg("duration_seconds").alias("avg_session_seconds")))
+    calendar = days.groupBy("is_weekend").agg(n.alias("calendar_days"))
+    cal_days = F.col("calendar_days")
+    results["day_type_behavior"] = (
+        calendar.join(day_events, "is_weekend", "left").join(day_users, "is_weekend", "left")
+        .join(day_sessions, "is_weekend", "left")
+        .select(F.when(F.col("is_weekend"), "weekend").otherwise("weekday").alias("day_type"), "calendar_days",
+                F.coalesce("events", F.lit(0)).alias("events"),
+                ratio(F.col("events"), cal_days).alias("events_per_day"),
+                ratio(F.col("user_days"), cal_days).alias("active_users_per_day"),
+                F.coalesce("sessions", F.lit(0)).alias("sessions"),
+                ratio(F.col("sessions"), cal_days).alias("sessions_per_day"),
+                F.coalesce("purchases", F.lit(0)).alias("purchases"),
+                F.coalesce("revenue", F.lit(0)).cast("decimal(18,2)").alias("revenue"),
+                ratio(F.col("revenue"), cal_days).alias("revenue_per_day"),
+                ratio(F.col("converting_sessions"), F.col("sessions")).alias("session_conversion_rate"),
+                "avg_session_seconds")
+        .orderBy("day_type"))
+
+    # Recency is counted from the last event in the data, so the same data always gives the same scores.
+    reference = fct.agg(F.max("event_ts").alias("reference_ts"))
+    purchasers = dim_users.where(F.col("is_purchaser")).crossJoin(reference).select(
+        "user_key",
+        F.floor((F.unix_micros("reference_ts") - F.unix_micros("last_purchase_ts")) / 8.64e10).cast("bigint")
+         .alias("recency_days"),
+        F.col("total_purchases").alias("frequency"), F.col("total_spent").alias("monetary"))
+    r, f, m = F.col("recency_score"), F.col("frequency_score"), F.col("monetary_score")
+    rfm_scores = (
+        purchasers
+        .withColumn("recency_score", F.ntile(5).over(Window.orderBy(F.desc("recency_days"), "user_key")).cast("int"))
+        .withColumn("frequency_score", F.ntile(5).over(Window.orderBy("frequency", "user_key")).cast("int"))
+        .withColumn("monetary_score", F.ntile(5).over(Window.orderBy("monetary", "user_key")).cast("int"))
+        .withColumn("segment", F.when((r >= 4) & (f >= 4) & (m >= 4), "champions").when((r >= 3) & (f >= 3), "loyal")
+                    .when(r >= 4, "promising").when(r == 3, "needs_attention").when(f >= 3, "at_risk")
+                    .otherwise("hibernating"))
+        .persist(StorageLevel.MEMORY_AND_DISK))
+    results["rfm_scores"] = rfm_scores
+    order = ["champions", "loyal", "promising", "needs_attention", "at_risk", "hibernating"]
+    results["rfm_segments"] = (
+        rfm_scores.groupBy("segment").agg(
+            n.alias("customers"),
+            ratio(F.sum("recency_days"), n).alias("avg_recency_days"),
+            ratio(F.sum("frequency"), n).alias("avg_frequency"),
+            F.sum("monetary").cast("decimal(18,2)").alias("total_monetary"),
+            ratio(F.sum("monetary"), n).alias("avg_monetary"))
+        .select("segment", "customers",
+                ratio(F.col("customers"), F.sum("customers").over(Window.partitionBy())).alias("share_of_customers"),
+                "avg_recency_days", "avg_frequency", "total_monetary", "avg_monetary")
+        .orderBy(F.array_position(F.array(*[F.lit(s) for s in order]), F.col("segment"))))
+
+    counts = {}
+    for name in ["top_products", "conversion_funnel", "daily_activity", "user_segments", "revenue_metrics",
+                 "user_journey", "purchase_paths", "day_type_behavior", "rfm_scores", "rfm_segments"]:
+        write(results[name], data / "analytics" / name)
+        counts[name] = spark.read.parquet(str(data / "analytics" / name)).count()
+    rfm_scores.unpersist()
+    return counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="reads DIR/raw/*.csv, writes beside it")
+    parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
+    parser.add_argument("--driver-memory", default="2g", help="spark.driver.memory (default 2g)")
+    parser.add_argument("--shuffle-partitions", type=int, default=4, help="spark.sql.shuffle.partitions (default 4)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="any other Spark setting")
+    args = parser.parse_args()
+    data = args.data_dir.resolve()
+    if not any((data / "raw").glob("*.csv")):
+        parser.error(f"no CSV files in {data / 'raw'}")
+    for name in OUTPUTS:  # a full refresh: this script's own outputs only
+        shutil.rmtree(data / name, ignore_errors=True)
+
+    timings: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    started = time.perf_counter()
+    builder = (SparkSession.builder.master(args.master).appName("plain-pyspark")
+               .config("spark.driver.memory", args.driver_memory)
+               .config("spark.sql.shuffle.partitions", str(args.shuffle_partitions))
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false"))
+    for setting in args.conf:
+        key, _, value = setting.partition("=")
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+
+    ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    batch_id = ingested_at.strftime("%Y%m%dT%H%M%S")
+    bronze(spark, data, batch_id, ingested_at)
+    timings["bronze"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    counts.update(silver(spark, data))
+    timings["silver"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    counts.update(gold(spark, data))
+    timings["gold"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    counts.update(analytics(spark, data))
+    timings["analytics"] = round(time.perf_counter() - started, 3)
+    spark.stop()
+
+    (data / "reports").mkdir(parents=True, exist_ok=True)
+    report = {"engine": "plain-pyspark", "timings_seconds": timings, "row_counts": counts}
+    (data / "reports" / "timings.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print("Rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print("Layer times: " + ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""Check that the hand-written baselines do the same work as the project, so timing them is honest.
+
+On a small generated dataset (two files, so late rows and cross-file duplicates occur), runs the project on
+DuckDB and each other selected variant, then compares every output table with the project's: row counts of
+bronze, silver, quarantine, every gold table and every analytics table, and whole content (run-specific
+batch columns excepted) of every table of the small dataset.
+
+    .venv/bin/python benchmarks/check_baselines.py [--rows 20000] [--variants plain-duckdb,plain-pyspark]
+
+Exit status 0 when every compared variant matches, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import datasets, variants  # noqa: E402
+from benchmarks.compare import compare_dirs  # noqa: E402
+from benchmarks.measure import run_measured  # noqa: E402
+
+log = logging.getLogger("bench.check")
+
+CHECK_ROWS = 20_000
+CHECK_FILES = 2
+
+
+def run_check(cache_dir: Path, variant_names: list[str], rows: int = CHECK_ROWS, seed: int = 42,
+              config_path: Path = variants.DEFAULT_CONFIG, work_dir: Path | None = None) -> dict[str, Any]:
+    """Run the project (DuckDB) and the given variants on one small dataset and compare their outputs."""
+    dataset = datasets.base_dataset(cache_dir, rows, seed, files=CHECK_FILES)
+    settings = variants.engine_settings(config_path)
+    work = Path(tempfile.mkdtemp(prefix="check-", dir=work_dir or cache_dir))
+    result: dict[str, Any] = {"rows": rows, "seed": seed, "files": CHECK_FILES, "dataset": dataset.key,
+                              "reference": "project-duckdb", "variants": {}}
+    try:
+        outputs = {}
+        for name in ["project-duckdb", *[v for v in variant_names if v != "project-duckdb"]]:
+            data_dir = work / name
+            datasets.link_files(dataset.files, data_dir / "raw")
+            cmd = variants.command(name, data_dir, config_path, settings)
+            measured = run_measured(cmd, cwd=data_dir, stdout=work / f"{name}.out", stderr=work / f"{name}.err")
+            if measured.returncode != 0:
+                tail = _tail(work / f"{name}.err")
+                log.error("check: %s failed (exit %d):\n%s", name, measured.returncode, tail)
+                result["variants"][name] = {"ok": False, "error": f"exit {measured.returncode}", "stderr_tail": tail}
+                continue
+            outputs[name] = data_dir
+            log.info("check: %s ran in %.1f s", name, measured.wall_seconds)
+        if "project-duckdb" not in outputs:
+            result["ok"] = False
+            result["error"] = "the project on DuckDB failed; nothing to compare against"
+            return result
+        for name, data_dir in outputs.items():
+            if name == "project-duckdb":
+                continue
+            comparison = compare_dirs(outputs["project-duckdb"], data_dir, full_content_max_rows=10 * rows)
+            log.info("check: %s against project-duckdb:\n%s", name, comparison.render())
+            result["variants"][name] = {"ok": comparison.ok, "problems": comparison.problems(),
+                                        "tables": comparison.as_dict()["tables"]}
+        compared = [v for v in result["variants"].values()]
+        result["ok"] = bool(compared) and all(v["ok"] for v in compared)
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    lines = [f"Baseline check on {result['rows']:,} rows ({result['files']} files, seed {result['seed']}), "
+             f"against {result['reference']}:"]
+    if "error" in result:
+        lines.append(f"  FAILED: {result['error']}")
+    for name, outcome in result["variants"].items():
+        if "error" in outcome:
+            lines.append(f"  {name:<15} did not run: {outcome['error']}")
+            continue
+        tables = outcome["tables"]
+        full = sum(t["content_compared"] for t in tables)
+        verdict = "same outputs" if outcome["ok"] else f"DIFFERENT ({len(outcome['problems'])} problem(s))"
+        lines.append(f"  {name:<15} {verdict}: {len(tables)} tables' row counts, {full} compared in full")
+        lines.extend(f"      ! {p}" for p in outcome["problems"][:10])
+        notes = sorted({n for t in tables for n in t["notes"]})
+        lines.extend(f"      note: {n}" for n in notes)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Compare the baselines' outputs with the project's.")
+    parser.add_argument("--rows", type=int, default=CHECK_ROWS, help=f"rows of the dataset (default {CHECK_ROWS})")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--variants", default="plain-duckdb,plain-pyspark",
+                        help="variants to compare with project-duckdb (default plain-duckdb,plain-pyspark)")
+    parser.add_argument("--config", type=Path, default=variants.DEFAULT_CONFIG, help="the project's config")
+    parser.add_argument("--cache-dir", type=Path, default=variants.BENCH_DIR / ".cache")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    result = run_check(args.cache_dir.resolve(), variants.parse_variants(args.variants), args.rows, args.seed,
+                       args.config.resolve())
+    print("\n".join(summary_lines(result)))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The four things the benchmark times, as command lines, and where each writes its per-layer times.
+
+  project-duckdb  the project's CLI on the embedded engine:   clickstream run --engine duckdb
+  project-spark   the project's CLI on Spark:                 clickstream run --engine spark
+  plain-duckdb    benchmarks/baselines/plain_duckdb.py        hand-written, same work
+  plain-pyspark   benchmarks/baselines/plain_pyspark.py       hand-written, same work
+
+The plain scripts get the same engine settings as the project's config (DuckDB threads and memory limit;
+Spark master, driver memory, shuffle partitions and extra settings), so engine tuning is not what differs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+DEFAULT_CONFIG = REPO / "config" / "config.yaml"
+LAYERS = ["bronze", "silver", "gold", "analytics"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    letter: str
+    uses_spark: bool
+    is_project: bool
+
+
+VARIANTS = {
+    "project-duckdb": Variant("project-duckdb", "A", uses_spark=False, is_project=True),
+    "project-spark": Variant("project-spark", "B", uses_spark=True, is_project=True),
+    "plain-duckdb": Variant("plain-duckdb", "C", uses_spark=False, is_project=False),
+    "plain-pyspark": Variant("plain-pyspark", "D", uses_spark=True, is_project=False),
+}
+
+
+def parse_variants(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise ValueError(f"unknown variant(s) {unknown or text!r}; choose among {', '.join(VARIANTS)}")
+    return list(dict.fromkeys(names))
+
+
+def engine_settings(config_path: Path) -> dict[str, Any]:
+    """The project's engine settings from its config, to give the plain scripts the same ones."""
+    from clickstream.config import load_config
+
+    config = load_config(config_path)
+    return {
+        "duckdb": {"threads": config.duckdb.threads, "memory_limit": config.duckdb.memory_limit},
+        "spark": {"master": config.spark.master, "driver_memory": config.spark.driver_memory,
+                  "shuffle_partitions": config.spark.shuffle_partitions, "conf": dict(config.spark.conf)},
+    }
+
+
+def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str, Any]) -> list[str]:
+    python = sys.executable
+    if variant in ("project-duckdb", "project-spark"):
+        engine = variant.split("-", 1)[1]
+        return [python, "-m", "clickstream", "run", "--data-dir", str(data_dir), "--engine", engine,
+                "--config", str(config_path)]
+    if variant == "plain-duckdb":
+        duck = settings["duckdb"]
+        cmd = [python, str(BENCH_DIR / "baselines" / "plain_duckdb.py"), "--data-dir", str(data_dir)]
+        if duck["threads"]:
+            cmd += ["--threads", str(duck["threads"])]
+        if duck["memory_limit"]:
+            cmd += ["--memory-limit", str(duck["memory_limit"])]
+        return cmd
+    if variant == "plain-pyspark":
+        spark = settings["spark"]
+        cmd = [python, str(BENCH_DIR / "baselines" / "plain_pyspark.py"), "--data-dir", str(data_dir),
+               "--master", spark["master"], "--driver-memory", spark["driver_memory"],
+               "--shuffle-partitions", str(spark["shuffle_partitions"])]
+        for key, value in spark["conf"].items():
+            cmd += ["--conf", f"{key}={value}"]
+        return cmd
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def read_layers(variant: str, data_dir: Path) -> tuple[dict[str, float], dict[str, int]]:
+    """(seconds per layer, row counts) as the run reported them; empty when it wrote no report."""
+    if VARIANTS[variant].is_project:
+        path = data_dir / "reports" / "quality_report.json"
+    else:
+        path = data_dir / "reports" / "timings.json"
+    if not path.is_file():
+        return {}, {}
+    report = json.loads(path.read_text(encoding="utf-8"))
+    reported = report.get("timings_seconds", {})
+    # in pipeline order (the project's report is written with sorted keys)
+    order = [k for k in LAYERS if k in reported] + sorted(set(reported) - set(LAYERS))
+    timings = {k: float(reported[k]) for k in order}
+    if not VARIANTS[variant].is_project:
+        return timings, {k: int(v) for k, v in report.get("row_counts", {}).items()}
+    rows = dict(report.get("silver", {}).get("totals", {}))
+    gold_counts = report.get("gold", {}).get("row_counts", {})
+    if "fct_events" in gold_counts:
+        rows["fct_events"] = gold_counts["fct_events"]
+    return timings, {k: int(v) for k, v in rows.items()}
