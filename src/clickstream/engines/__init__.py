@@ -17,7 +17,13 @@ def create_engine(config: Config) -> Engine:
 
         return DuckDBEngine(config.duckdb)
     if config.engine == "spark":
-        from clickstream.engines.spark_engine import SparkEngine
-
+        try:
+            from clickstream.engines.spark_engine import SparkEngine
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] not in ("pyspark", "py4j"):
+                raise
+            raise EngineUnavailable(
+                "the Spark engine needs PySpark, which is not installed: pip install 'clickstream[spark]'"
+            ) from exc
         return SparkEngine(config.spark)
     raise EngineUnavailable(f"unknown engine {config.engine!r}")

@@ -5,9 +5,9 @@ with bounds as (
 ),
 
 days as (
+    -- the bounds as scalar subqueries: a lateral reference to `bounds` works on DuckDB only
     select series.date_day
-    from bounds
-    cross join {{ date_series('bounds.first_day', 'bounds.last_day') }} as series
+    from {{ date_series('(select first_day from bounds)', '(select last_day from bounds)') }} as series
 ),
 
 final as (

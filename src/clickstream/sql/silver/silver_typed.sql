@@ -18,8 +18,11 @@ with typed as (
 {% endif %}
         nullif(trim(ProductID), '') as product_id,
         nullif(trim(Amount), '') as amount_text,
-        -- parsed from the text, rounded half-up to cents: exact money, identical on every engine
-        try_cast(nullif(trim(Amount), '') as decimal(18,2)) as amount,
+        -- parsed from the text, rounded half-up to cents: exact money, identical on every engine. Only
+        -- plain decimal text is parsed: casts differ beyond it (DuckDB reads '1_000', Spark Arabic digits).
+        case when regexp_extract(nullif(trim(Amount), ''), '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?', 0)
+                  = nullif(trim(Amount), '')
+             then try_cast(nullif(trim(Amount), '') as decimal(18,2)) end as amount,
         nullif(trim(Outcome), '') as outcome,
         -- the raw text, for quarantine; renamed, as SQL names ignore case and `amount` is taken
         UserID as raw_user_id, SessionID as raw_session_id, Timestamp as raw_timestamp,

@@ -1,0 +1,342 @@
+"""The Spark engine on tiny inline data: dialect macros (each against DuckDB), reading, writing, sessions, errors."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from clickstream.config import ConfigError, CsvOptions, SparkSettings
+from clickstream.engines.base import Engine, InputError, strftime_shape, strftime_to_java
+from clickstream.schema import BRONZE, PARTITION_COLUMN, SILVER
+
+
+pytestmark = pytest.mark.spark
+
+HEADER = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome"]
+FORMATS = ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def scalar(engine: Engine, expression: str) -> object:
+    _, rows = engine.fetch(f"select {expression} as value")
+    return rows[0][0]
+
+
+def text(value: str | None) -> str:
+    return "cast(null as string)" if value is None else Engine.quote_literal(value)
+
+
+# ---- dialect macros: every case is run on both engines and must give the expected value on each
+
+TIMESTAMP_CASES = [
+    ("2024-03-05 22:01:00.072000", datetime(2024, 3, 5, 22, 1, 0, 72000)),
+    ("2024-03-05 22:01:00", datetime(2024, 3, 5, 22, 1)),
+    ("2024-02-29 10:00:00", datetime(2024, 2, 29, 10)),
+    ("2024-01-01 10:00:00.5", datetime(2024, 1, 1, 10, 0, 0, 500000)),
+    ("2024-1-5 9:05:03", datetime(2024, 1, 5, 9, 5, 3)),  # one-digit fields: DuckDB's strptime reads them
+    ("2024-01-05\t10:00:00", datetime(2024, 1, 5, 10)),  # any whitespace run for the format's space
+    ("2024-01-05   10:00:00", datetime(2024, 1, 5, 10)),
+    ("\t2024-01-05 10:00:00\n", datetime(2024, 1, 5, 10)),
+    ("24-01-05 10:00:00", datetime(24, 1, 5, 10)),  # a year of two digits is year 24, on both
+    ("2024-01-01 10:00:00.1234567", None),  # seven fraction digits
+    ("2024-13-45 25:61:00", None),
+    ("2024-02-30 10:00:00.000000", None),
+    ("2024-01-05 24:00:00", None),
+    ("2024-01-05 10:00:60", None),
+    ("2024-001-05 10:00:00", None),  # Java would read a three-digit month
+    ("20240-01-05 10:00:00", None),
+    ("2024-01-0510:00:00", None),
+    ("2024-01-05 10:00:00Z", None),
+    ("2024-01-05\xa010:00:00", None),  # a no-break space is not whitespace to DuckDB
+    ("31/01/2024 10:00:00", None),
+    ("12:30:00 2024-01-05", None),
+    ("not-a-time", None),
+    ("yesterday", None),
+    ("", None),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), TIMESTAMP_CASES)
+def test_parse_timestamp_accepts_exactly_what_duckdb_accepts(spark, duckdb_engine, raw, expected):
+    for engine in (duckdb_engine, spark):
+        assert scalar(engine, engine.parse_timestamp(text(raw), FORMATS)) == expected, engine.name
+
+
+@pytest.mark.parametrize(("wall_clock", "zone", "expected"), [
+    ("2024-07-01 12:00:00", "Europe/Paris", datetime(2024, 7, 1, 10)),
+    ("2024-01-15 12:00:00", "Europe/Paris", datetime(2024, 1, 15, 11)),
+    ("2024-03-31 02:30:00", "Europe/Paris", datetime(2024, 3, 31, 1, 30)),  # skipped by the clocks
+    ("2024-10-27 01:59:59", "Europe/Paris", datetime(2024, 10, 26, 23, 59, 59)),
+    ("2024-10-27 02:00:00", "Europe/Paris", datetime(2024, 10, 27, 1)),  # passed twice: the later instant
+    ("2024-10-27 02:30:00", "Europe/Paris", datetime(2024, 10, 27, 1, 30)),
+    ("2024-10-27 03:00:00", "Europe/Paris", datetime(2024, 10, 27, 2)),
+    ("2024-11-03 01:30:00", "America/New_York", datetime(2024, 11, 3, 6, 30)),
+    ("2024-03-10 02:30:00", "America/New_York", datetime(2024, 3, 10, 7, 30)),
+    ("2024-05-01 08:00:00", "UTC", datetime(2024, 5, 1, 8)),
+])
+def test_to_utc_agrees_with_duckdb_around_clock_changes(spark, duckdb_engine, wall_clock, zone, expected):
+    for engine in (duckdb_engine, spark):
+        assert scalar(engine, engine.to_utc(f"timestamp '{wall_clock}'", zone)) == expected, engine.name
+
+
+@pytest.mark.parametrize(("timestamp", "expected"), [
+    ("1970-01-01 00:00:00", 0),
+    ("1969-12-31 23:59:59.999999", -1),
+    ("2024-03-05 22:01:00.072", 1709676060072000),
+])
+def test_epoch_us(spark, duckdb_engine, timestamp, expected):
+    for engine in (duckdb_engine, spark):
+        assert scalar(engine, engine.epoch_us(f"timestamp '{timestamp}'")) == expected, engine.name
+
+
+def test_iso_day_of_week_is_1_for_monday_to_7_for_sunday(spark, duckdb_engine):
+    for engine in (duckdb_engine, spark):
+        days = [scalar(engine, engine.iso_day_of_week(f"date '2024-01-0{day}'")) for day in range(1, 8)]
+        assert days == [1, 2, 3, 4, 5, 6, 7], engine.name
+
+
+@pytest.mark.parametrize(("first", "last", "expected"), [
+    ("date '2024-02-27'", "date '2024-03-01'",
+     [date(2024, 2, 27), date(2024, 2, 28), date(2024, 2, 29), date(2024, 3, 1)]),
+    ("date '2024-05-01'", "date '2024-05-01'", [date(2024, 5, 1)]),
+    ("cast(null as date)", "cast(null as date)", []),  # no events: no days
+])
+def test_date_series_from_scalar_subqueries(spark, duckdb_engine, first, last, expected):
+    for engine in (duckdb_engine, spark):
+        engine.create_view("bounds", f"select {first} as first_day, {last} as last_day")
+        series = engine.date_series("(select first_day from bounds)", "(select last_day from bounds)")
+        _, rows = engine.fetch(f"select series.date_day from {series} as series order by 1")
+        assert [row[0] for row in rows] == expected, engine.name
+
+
+def test_fetch_returns_the_python_types_duckdb_returns(spark, duckdb_engine):
+    query = ("select cast(1.5 as double) as d, cast(1 as integer) as i, cast(2 as bigint) as b, "
+             "cast(3.25 as decimal(18,2)) as money, date '2024-01-01' as day, "
+             "timestamp '2024-01-01 10:00:00.5' as ts, 'x' as s, true as flag, cast(null as string) as missing")
+    expected = (["d", "i", "b", "money", "day", "ts", "s", "flag", "missing"],
+                [(1.5, 1, 2, Decimal("3.25"), date(2024, 1, 1), datetime(2024, 1, 1, 10, 0, 0, 500000), "x", True,
+                  None)])
+    for engine in (duckdb_engine, spark):
+        columns, rows = engine.fetch(query)
+        assert (columns, rows) == expected, engine.name
+        assert [type(v) for v in rows[0]] == [type(v) for v in expected[1][0]], engine.name
+
+
+def test_strftime_translation():
+    assert strftime_to_java("%Y-%m-%d %H:%M:%S.%f") == "yyyy-MM-dd HH:mm:ss.SSSSSS"  # unchanged default
+    assert strftime_to_java("%Y-%m-%dT%H:%M:%S") == "yyyy-MM-dd'T'HH:mm:ss"
+    assert strftime_to_java("%Y-%m-%d  %H:%M:%S.%f", lenient_widths=True) == "y-M-d H:m:s.SSSSSS"
+    assert strftime_to_java("%Y%m%d %H%M", lenient_widths=True) == "yyyyMMd HHm"  # touching fields keep widths
+    assert strftime_shape("%Y-%m-%d %H:%M:%S.%f") == (
+        r"^\s*[0-9]{1,4}\-[0-9]{1,2}\-[0-9]{1,2}\s+[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}\.[0-9]{1,6}\s*$")
+    with pytest.raises(ValueError, match="%Q is not supported"):
+        strftime_shape("%Y-%Q")
+
+
+# ---- reading
+
+def test_read_csv_gives_each_row_its_real_file_relative_to_raw(spark, duckdb_engine, tmp_path):
+    raw = tmp_path / "raw dir"
+    first = write_csv(raw / "clickstream_42_001.csv", [["1", "1", "2024-01-01 10:00:00", "page_view", "", "", ""],
+                                                       ["2", "1", "2024-01-01 10:00:01", "click", "", "", ""]])
+    odd = write_csv(raw / "2024" / "a b+c%20[1].csv", [["3", "", "2024-01-02 10:00:00", "purchase", "p", "5", "x"]])
+    expected = [("2024/a b+c%20[1].csv", "3", None), ("clickstream_42_001.csv", "1", "1"),
+                ("clickstream_42_001.csv", "2", "1")]
+    for engine in (duckdb_engine, spark):
+        engine.read_csv("raw_rows", [first, odd], HEADER, CsvOptions(), raw)
+        _, rows = engine.fetch("select source_file, UserID, SessionID from raw_rows order by UserID")
+        assert sorted(rows) == expected, engine.name
+
+
+def test_read_csv_keeps_every_value_as_text(spark, tmp_path):
+    path = write_csv(tmp_path / "raw" / "f.csv", [[" 7 ", "", "x", '"q"', "a,b", "1e3", "  "]])
+    spark.read_csv("raw_rows", [path], HEADER, CsvOptions(), tmp_path / "raw")
+    columns, rows = spark.fetch("select * from raw_rows")
+    assert columns == HEADER + ["source_file"]
+    assert rows == [(" 7 ", None, "x", '"q"', "a,b", "1e3", "  ", "f.csv")]
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("1,1", "too few fields"),
+    ("1,1,2024-01-01 10:00:00,page_view,,,,,", "too many fields"),
+])
+def test_malformed_csv_row_is_an_input_error_naming_file_and_line(spark, tmp_path, line, problem):
+    path = tmp_path / "raw" / "broken.csv"
+    path.parent.mkdir()
+    path.write_text(",".join(HEADER) + "\n1,1,2024-01-01 10:00:00,page_view,,,\n" + line + "\n", encoding="utf-8")
+    spark.read_csv("raw_rows", [path], HEADER, CsvOptions(), path.parent)
+    with pytest.raises(InputError, match=re.escape(f"CSV error in {path} on line 3: malformed row '{line}'")):
+        spark.write_parquet("raw_rows", tmp_path / "out")
+    assert spark.fetch("select 1 as still_usable") == (["still_usable"], [(1,)])  # the session survived
+
+
+def test_read_parquet_of_no_files_is_an_empty_table_of_the_schema(spark):
+    spark.read_parquet("nothing", [], SILVER, partitioned=True)
+    columns, rows = spark.fetch("select * from nothing")
+    assert (columns, rows) == ([name for name, _ in SILVER], [])
+    with pytest.raises(InputError, match="no Parquet files to read for table 'unknown'"):
+        spark.read_parquet("unknown", [], None)
+
+
+def test_partitioned_parquet_round_trip_types_the_partition_as_a_date(spark, tmp_path):
+    spark.create_view("batch", "select 'a' as UserID, cast(null as string) as SessionID, "
+                               "'2024-01-01 10:00:00' as Timestamp, 'click' as EventType, "
+                               "cast(null as string) as ProductID, cast(null as string) as Amount, "
+                               "cast(null as string) as Outcome, 'clickstream' as source_name, 'f.csv' as source_file, "
+                               "'b1' as batch_id, timestamp '2024-05-06 07:08:09.123456' as ingestion_timestamp, "
+                               "date '2024-05-06' as ingestion_date")
+    table = tmp_path / "data [1] {x}" / "bronze"  # glob characters in the path are plain characters
+    spark.write_parquet("batch", table, partition_by=[PARTITION_COLUMN])
+    files = sorted(table.rglob("*"))
+    assert [f.relative_to(table).parts[0] for f in files if f.is_file()] == ["ingestion_date=2024-05-06"]
+    assert all(f.suffix == ".parquet" for f in files if f.is_file())  # no _SUCCESS, no .crc
+    spark.read_parquet("bronze_back", [f for f in files if f.is_file()], BRONZE, partitioned=True)
+    assert spark.fetch("select * from bronze_back") == (
+        [name for name, _ in BRONZE],
+        [("a", None, "2024-01-01 10:00:00", "click", None, None, None, "clickstream", "f.csv", "b1",
+          datetime(2024, 5, 6, 7, 8, 9, 123456), date(2024, 5, 6))])
+
+
+# ---- writing, caching
+
+def test_write_csv_is_one_file_at_the_path(spark, duckdb_engine, tmp_path):
+    query = ("select * from (values (1, 'a,b', timestamp '2024-01-01 10:00:00.5', cast(2.50 as decimal(18,2))), "
+             "(2, cast(null as string), timestamp '2024-01-01 10:00:00', cast(0 as decimal(18,2)))) "
+             "as t(n, label, ts, money)")
+    for engine in (duckdb_engine, spark):
+        engine.create_view("result", query)
+        target = tmp_path / engine.name / "result.csv"
+        engine.write_csv("result", target)
+        assert sorted(p.name for p in target.parent.iterdir()) == ["result.csv"], engine.name
+        assert target.read_text(encoding="utf-8").splitlines() == [
+            "n,label,ts,money", '1,"a,b",2024-01-01 10:00:00.5,2.50', "2,,2024-01-01 10:00:00,0.00"], engine.name
+        engine.create_view("empty", "select * from result where n < 0")
+        engine.write_csv("empty", tmp_path / engine.name / "empty.csv")
+        assert (tmp_path / engine.name / "empty.csv").read_text(encoding="utf-8").splitlines() == ["n,label,ts,money"]
+
+
+def test_ansi_mode_stays_on_and_a_failed_job_is_one_line(spark):
+    from clickstream.engines.spark_engine import SparkJobError
+
+    with pytest.raises(SparkJobError, match=r"^spark: \[CAST_INVALID_INPUT\] The value 'x' of the type"):
+        spark.fetch("select cast(c as int) as n from values ('x') as t(c)")
+    assert spark.fetch("select try_cast(c as int) as n from values ('x') as t(c)") == (["n"], [(None,)])
+
+
+def test_materialize_caches_once_and_drop_forgets(spark):
+    spark.materialize("kept", "select id, id * 2 as twice from range(5)")
+    assert spark.spark.catalog.isCached("kept")
+    assert spark.fetch("select sum(twice) as total from kept") == (["total"], [(20,)])
+    spark.drop("kept")
+    assert not spark.spark.catalog.tableExists("kept")
+
+
+def test_close_keeps_a_shared_session_and_puts_its_settings_back(spark_session_owner):
+    from clickstream.engines.spark_engine import SparkEngine
+
+    session = spark_session_owner.spark
+    session.conf.set("spark.sql.timestampType", "TIMESTAMP_LTZ")
+    engine = SparkEngine(SparkSettings())
+    assert not engine.owns_session
+    assert session.conf.get("spark.sql.timestampType") == "TIMESTAMP_NTZ"
+    engine.create_view("temporary", "select 1 as one")
+    engine.close()
+    assert session.conf.get("spark.sql.timestampType") == "TIMESTAMP_LTZ"
+    assert not session.catalog.tableExists("temporary")
+    assert session.range(3).count() == 3  # not stopped
+    session.conf.set("spark.sql.timestampType", "TIMESTAMP_NTZ")
+
+
+# ---- settings and missing dependencies
+
+def test_session_settings_for_a_small_machine():
+    pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'clickstream[spark]')")
+    from clickstream.engines.spark_engine import LOG4J2_CONFIG, session_conf
+
+    conf = session_conf(SparkSettings(conf={"spark.sql.adaptive.enabled": "false"}), under_spark_submit=False)
+    assert {key: conf[key] for key in ("spark.master", "spark.sql.shuffle.partitions", "spark.ui.enabled",
+                                       "spark.sql.adaptive.enabled", "spark.sql.session.timeZone",
+                                       "spark.sql.ansi.enabled", "spark.sql.parquet.outputTimestampType",
+                                       "spark.driver.memory", "spark.driver.extraJavaOptions")} == {
+        "spark.master": "local[*]", "spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false",
+        "spark.sql.adaptive.enabled": "false", "spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "true",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS", "spark.driver.memory": "2g",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}"}
+    assert LOG4J2_CONFIG.is_file()
+    under_submit = session_conf(SparkSettings(), under_spark_submit=True)
+    assert not {"spark.master", "spark.driver.memory", "spark.driver.extraJavaOptions"} & set(under_submit)
+
+
+def test_a_setting_results_depend_on_cannot_be_overridden():
+    pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'clickstream[spark]')")
+    from clickstream.engines.spark_engine import session_conf
+
+    with pytest.raises(ConfigError, match="spark.sql.ansi.enabled='false'.*needs 'true'"):
+        session_conf(SparkSettings(conf={"spark.sql.ansi.enabled": "false"}), under_spark_submit=False)
+
+
+def _run_cli(tmp_path: Path, env: dict[str, str], prelude: str = "",
+             command: str = "run") -> subprocess.CompletedProcess[str]:
+    (tmp_path / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    code = f"{prelude}import sys; from clickstream.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, command, "--engine", "spark", "--data-dir",
+                           str(tmp_path / "data")], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=300)
+
+
+def test_a_cold_start_prints_only_the_pipelines_own_lines(spark_session_owner, tmp_path):
+    # A new process: the engine starts Java itself, with its log4j2 file, and stops Spark at the end.
+    write_csv(tmp_path / "data" / "raw" / "events.csv", [["1", "1", "2024-01-01 10:00:00", "page_view", "", "", ""]])
+    done = _run_cli(tmp_path, dict(os.environ), command="bronze")
+    assert done.returncode == 0, done.stderr
+    version = re.escape(spark_session_owner.spark.version)
+    expected = [
+        rf"spark: session started \(master local\[\*\], Spark {version}\)",
+        r"job bronze started \(log file logs/bronze_\w+\.log\)",
+        r"bronze: events\.csv rows=1 completeness=0\.5714 nulls=\{.*\}",
+        r"bronze: batch \w+, 1 file\(s\), 1 rows in [0-9.]+ s",
+        r"job bronze finished in [0-9.]+ s",
+    ]
+    lines = done.stderr.splitlines()
+    assert len(lines) == len(expected), lines
+    for line, pattern in zip(lines, expected):
+        assert re.fullmatch(r"\d\d:\d\d:\d\d INFO {4}" + pattern, line), line
+
+
+def test_without_pyspark_the_cli_says_what_to_install(tmp_path):
+    # PySpark is installed here; a None entry in sys.modules makes `import pyspark` fail as if it were not.
+    done = _run_cli(tmp_path, dict(os.environ), prelude="import sys; sys.modules['pyspark'] = None; ")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "clickstream: error: the Spark engine needs PySpark, which is not installed: "
+        "pip install 'clickstream[spark]'")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
+                    reason="needs PySpark to get as far as looking for Java")
+def test_without_java_the_cli_says_java_17_is_needed(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(Path(sys.executable).parent)  # the venv's scripts: no java there
+    done = _run_cli(tmp_path, env)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "clickstream: error: the Spark engine needs Java 17 or later, and none was found: no `java` on PATH and "
+        "JAVA_HOME is not set (install Java 17+, e.g. openjdk-17-jre-headless)")
