@@ -11,9 +11,7 @@ from clickstream.engines.duckdb_engine import DuckDBEngine
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers module
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATASET = (REPO.parent / "shared" / "datasets" / "ecommerce_clickstream_transactions"
-                  / "ecommerce_clickstream_transactions.csv")
+from helpers import SHARED_DATASET  # noqa: E402
 
 
 @pytest.fixture

@@ -58,3 +58,7 @@ def make_config(tmp_path: Path, **overrides) -> Config:
     for key, value in overrides.items():
         data[key] = value
     return Config.model_validate(data)
+
+
+SHARED_DATASET = (Path(__file__).resolve().parents[2] / "shared" / "datasets" / "ecommerce_clickstream_transactions"
+                  / "ecommerce_clickstream_transactions.csv")

@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from helpers import SHARED_DATASET
+
 from clickstream.cli import main
 from clickstream.generate import DefectRates, generate
 
@@ -162,8 +164,7 @@ def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory):
-    from conftest import SHARED_DATASET
-
+    # the path lives in helpers, not conftest: `import conftest` is ambiguous with tests/engines/conftest.py
     if not SHARED_DATASET.is_file():
         pytest.skip(f"the shared dataset is not at {SHARED_DATASET} (it is always present in CI)")
     data = tmp_path_factory.mktemp("real") / "data"
