@@ -112,6 +112,11 @@ _STRFTIME_TO_JAVA = {
 }
 
 
+def _java_literal(text: str) -> str:
+    """Literal text in a Java pattern: quoted where it holds letters or quotes, which Java would read as fields."""
+    return "'" + text.replace("'", "''") + "'" if re.search(r"[A-Za-z']", text) else text
+
+
 def strftime_to_java(fmt: str, lenient_widths: bool = False) -> str:
     """Translate a strftime format into a Java DateTimeFormatter pattern (letters outside codes are quoted).
 
@@ -125,8 +130,7 @@ def strftime_to_java(fmt: str, lenient_widths: bool = False) -> str:
 
     def flush() -> None:
         if literal:
-            text = "".join(literal)
-            out.append("'" + text.replace("'", "''") + "'" if re.search(r"[A-Za-z']", text) else text)
+            out.append(_java_literal("".join(literal)))
             literal.clear()
 
     i = 0
@@ -211,8 +215,7 @@ def _strftime_to_java_lenient(fmt: str) -> str:
 
     def flush() -> None:
         if literal:
-            text = "".join(literal)
-            out.append("'" + text.replace("'", "''") + "'" if re.search(r"[A-Za-z']", text) else text)
+            out.append(_java_literal("".join(literal)))
             literal.clear()
 
     for index, (is_code, text) in enumerate(tokens):
