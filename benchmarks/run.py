@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import datasets, report, variants  # noqa: E402
@@ -52,6 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where results are written (default benchmarks/results)")
     parser.add_argument("--config", type=Path, default=variants.DEFAULT_CONFIG,
                         help="the project's config, used by the project runs (default config/config.yaml)")
+    parser.add_argument("--duckdb-memory-limit", default="6GB",
+                        help="DuckDB memory limit for the project and the plain script alike, unless the config "
+                        "sets one (default 6GB, so 100M rows stay within 8 GiB by spilling; 'none': DuckDB's own "
+                        "default of 80%% of RAM)")
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument("--files", type=int, default=None,
                         help="CSV files per dataset (default: about one per million rows, 1 to 100)")
@@ -71,7 +77,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.cache_dir = args.cache_dir.resolve()
     args.results_dir = args.results_dir.resolve()
     args.config = args.config.resolve()
+    if args.duckdb_memory_limit.strip().lower() in ("", "none", "null"):
+        args.duckdb_memory_limit = None
     return args
+
+
+def bench_config(args: argparse.Namespace) -> Path:
+    """The config the runs use: the given one, with the benchmark's DuckDB memory limit if it sets none."""
+    from clickstream.config import load_config
+
+    config = load_config(args.config)  # a bad config stops here, before any dataset is made
+    if not args.duckdb_memory_limit or config.duckdb.memory_limit:
+        return args.config
+    raw = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+    raw.setdefault("duckdb", {})
+    raw["duckdb"] = {**(raw["duckdb"] or {}), "memory_limit": args.duckdb_memory_limit}
+    path = args.cache_dir / "bench-config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {args.config} with the benchmark's DuckDB memory limit (benchmarks/run.py)\n"
+                    + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    load_config(path)
+    return path
 
 
 class Bench:
@@ -79,6 +105,7 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        args.config = bench_config(args)
         self.settings = variants.engine_settings(args.config)
         self.failed: set[tuple[str, str]] = set()  # (size, variant) that failed: not run again at that size
         self.sequence = 0

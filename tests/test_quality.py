@@ -41,6 +41,14 @@ def test_each_violation_is_counted_by_its_test(duck):
     }
 
 
+def test_a_parent_key_listed_twice_does_not_multiply_the_models_rows(duck):
+    # relationships share the scan of the model's other checks: a repeated parent key must not add rows
+    got = results(duck, [("e1", "u1", 1), ("e2", None, 2)], [("u1",), ("u1",)], [(1,), (2,)])
+    assert got["fact.equal_row_count(source)"] == (0, "pass")
+    assert got["fact.not_null(user_key)"] == (1, "fail")
+    assert got["fact.relationships(user_key -> dim.user_key)"] == (0, "pass")
+
+
 def test_warn_severity_reports_without_failing(duck):
     got = results(duck, [("e1", "u1", 1), ("e1", "u1", 1)], [("u1",)], [(1,), (2,)], severity="warn")
     assert got["fact.unique(event_id)"] == (1, "warn")

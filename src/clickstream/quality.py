@@ -30,11 +30,13 @@ def check_threshold(name: str, count: int, total: int, threshold: Threshold) -> 
 def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[str], str]]:
     """A model's declared tests as queries of one row: (test names, SQL with one failing-row count per name).
 
-    Checks that only scan the model (not_null, accepted_values, row counts) share one query, so the model
-    is read once for all of them; uniqueness and relationships need a grouping or a join each.
+    The checks of single rows (not_null, accepted_values, row counts) and the relationships share one
+    query, so the model is read once for all of them: each parent's distinct keys are left-joined, which
+    keeps the model's rows as they are. Uniqueness needs a grouping of its own.
     """
-    scan_names: list[str] = []
-    scan_exprs: list[str] = []
+    names: list[str] = []
+    exprs: list[str] = []
+    joins: list[str] = []
     queries: list[tuple[list[str], str]] = []
     for test in tests:
         if len(test) != 1:
@@ -42,28 +44,29 @@ def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[st
         kind, arg = next(iter(test.items()))
         if kind == "not_null":
             for column in arg:
-                scan_names.append(f"{model}.not_null({column})")
-                scan_exprs.append(f"count(*) - count({column})")
+                names.append(f"{model}.not_null({column})")
+                exprs.append(f"count(*) - count(child.{column})")
         elif kind == "accepted_values":
             column = arg["column"]
-            scan_names.append(f"{model}.accepted_values({column})")
-            scan_exprs.append(f"count(case when {column} not in {in_list(arg['values'])} then 1 end)")
+            names.append(f"{model}.accepted_values({column})")
+            exprs.append(f"count(case when child.{column} not in {in_list(arg['values'])} then 1 end)")
         elif kind == "equal_row_count":
-            scan_names.append(f"{model}.equal_row_count({arg})")
-            scan_exprs.append(f"abs(count(*) - (select count(*) from {arg}))")
+            names.append(f"{model}.equal_row_count({arg})")
+            exprs.append(f"abs(count(*) - (select count(*) from {arg}))")
         elif kind == "unique":
             queries.append(([f"{model}.unique({arg})"],
                             f"select count(*) from (select {arg} from {model} group by {arg} having count(*) > 1) d"))
         elif kind == "relationships":
             column, target, field = arg["column"], arg["to"], arg["field"]
-            queries.append(([f"{model}.relationships({column} -> {target}.{field})"],
-                            f"select count(*) from {model} child left join {target} parent "
-                            f"on child.{column} = parent.{field} "
-                            f"where child.{column} is not null and parent.{field} is null"))
+            parent = f"parent{len(joins)}"
+            joins.append(f"left join (select distinct {field} as parent_key from {target}) {parent} "
+                         f"on child.{column} = {parent}.parent_key")
+            names.append(f"{model}.relationships({column} -> {target}.{field})")
+            exprs.append(f"count(case when child.{column} is not null and {parent}.parent_key is null then 1 end)")
         else:
             raise ValueError(f"model {model}: unknown test kind '{kind}'")
-    if scan_names:
-        queries.insert(0, (scan_names, f"select {', '.join(scan_exprs)} from {model}"))
+    if names:
+        queries.insert(0, (names, f"select {', '.join(exprs)} from {model} child {' '.join(joins)}".rstrip()))
     return queries
 
 

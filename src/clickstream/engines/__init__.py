@@ -6,6 +6,9 @@ from clickstream.engines.base import Engine, InputError
 
 __all__ = ["Engine", "EngineUnavailable", "InputError", "create_engine"]
 
+# Where DuckDB spills what does not fit its memory limit, unless duckdb.temp_directory says otherwise.
+SPILL_DIR = "_spill"
+
 
 class EngineUnavailable(Exception):
     """The engine asked for cannot start here; the message says what to install."""
@@ -15,7 +18,7 @@ def create_engine(config: Config) -> Engine:
     if config.engine == "duckdb":
         from clickstream.engines.duckdb_engine import DuckDBEngine
 
-        return DuckDBEngine(config.duckdb)
+        return DuckDBEngine(config.duckdb, default_spill_dir=config.paths.data_dir / SPILL_DIR)
     if config.engine == "spark":
         try:
             from clickstream.engines.spark_engine import SparkEngine

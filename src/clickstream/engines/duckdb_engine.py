@@ -28,15 +28,16 @@ def _short_csv_error(message: str) -> str:
 class DuckDBEngine(Engine):
     name = "duckdb"
 
-    def __init__(self, settings: DuckDBSettings) -> None:
+    def __init__(self, settings: DuckDBSettings, default_spill_dir: Path | None = None) -> None:
         self.con = duckdb.connect(config={"preserve_insertion_order": False})
+        self.spill_dir = Path(settings.temp_directory) if settings.temp_directory else default_spill_dir
         self.con.execute("set TimeZone = 'UTC'")
         if settings.threads:
             self.con.execute(f"set threads = {int(settings.threads)}")
         if settings.memory_limit:
             self.con.execute(f"set memory_limit = {self.quote_literal(settings.memory_limit)}")
-        if settings.temp_directory:
-            self.con.execute(f"set temp_directory = {self.quote_literal(settings.temp_directory)}")
+        if self.spill_dir is not None:  # DuckDB creates it on the first spill and empties it on close
+            self.con.execute(f"set temp_directory = {self.quote_literal(str(self.spill_dir))}")
 
     # ---- dialect
     def epoch_us(self, expr: str) -> str:
