@@ -49,6 +49,12 @@ def test_a_parent_key_listed_twice_does_not_multiply_the_models_rows(duck):
     assert got["fact.relationships(user_key -> dim.user_key)"] == (0, "pass")
 
 
+def test_unique_counts_the_copies_beyond_the_first_and_ignores_nulls(duck):
+    got = results(duck, [("e1", "u1", 1)] * 3 + [(None, "u1", 1)] * 2, [("u1",)], [(1,)] * 5)
+    assert got["fact.unique(event_id)"] == (2, "fail")
+    assert got["fact.not_null(event_id)"] == (2, "fail")
+
+
 def test_warn_severity_reports_without_failing(duck):
     got = results(duck, [("e1", "u1", 1), ("e1", "u1", 1)], [("u1",)], [(1,), (2,)], severity="warn")
     assert got["fact.unique(event_id)"] == (1, "warn")

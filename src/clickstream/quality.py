@@ -30,14 +30,13 @@ def check_threshold(name: str, count: int, total: int, threshold: Threshold) -> 
 def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[str], str]]:
     """A model's declared tests as queries of one row: (test names, SQL with one failing-row count per name).
 
-    The checks of single rows (not_null, accepted_values, row counts) and the relationships share one
-    query, so the model is read once for all of them: each parent's distinct keys are left-joined, which
-    keeps the model's rows as they are. Uniqueness needs a grouping of its own.
+    Every check shares one query, so the model is read once for all of them: uniqueness is the count
+    of its non-null values against their distinct count, and each relationship left-joins the parent's
+    distinct keys, which keeps the model's rows as they are.
     """
     names: list[str] = []
     exprs: list[str] = []
     joins: list[str] = []
-    queries: list[tuple[list[str], str]] = []
     for test in tests:
         if len(test) != 1:
             raise ValueError(f"model {model}: a test is one kind with its arguments, got {test}")
@@ -53,9 +52,9 @@ def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[st
         elif kind == "equal_row_count":
             names.append(f"{model}.equal_row_count({arg})")
             exprs.append(f"abs(count(*) - (select count(*) from {arg}))")
-        elif kind == "unique":
-            queries.append(([f"{model}.unique({arg})"],
-                            f"select count(*) from (select {arg} from {model} group by {arg} having count(*) > 1) d"))
+        elif kind == "unique":  # failing rows: the copies beyond the first of each value
+            names.append(f"{model}.unique({arg})")
+            exprs.append(f"count(child.{arg}) - count(distinct child.{arg})")
         elif kind == "relationships":
             column, target, field = arg["column"], arg["to"], arg["field"]
             parent = f"parent{len(joins)}"
@@ -65,9 +64,9 @@ def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[st
             exprs.append(f"count(case when child.{column} is not null and {parent}.parent_key is null then 1 end)")
         else:
             raise ValueError(f"model {model}: unknown test kind '{kind}'")
-    if names:
-        queries.insert(0, (names, f"select {', '.join(exprs)} from {model} child {' '.join(joins)}".rstrip()))
-    return queries
+    if not names:
+        return []
+    return [(names, f"select {', '.join(exprs)} from {model} child {' '.join(joins)}".rstrip())]
 
 
 def run_tests(engine: Engine, queries: list[tuple[list[str], str]], severity: str) -> list[dict[str, Any]]:

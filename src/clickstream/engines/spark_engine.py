@@ -250,6 +250,8 @@ class SparkEngine(Engine):
         self.settings = settings
         self._views: set[str] = set()
         self._cached: dict[str, DataFrame] = {}
+        # The schema of each table this engine wrote: reading it back then needs no job to infer it.
+        self._written: dict[str, StructType] = {}
         self._previous_conf: dict[str, str | None] = {}
         if SparkContext._active_spark_context is not None:
             self.spark = SparkSession.builder.getOrCreate()
@@ -348,6 +350,8 @@ class SparkEngine(Engine):
         reader = self.spark.read
         if schema is not None:
             reader = reader.schema(", ".join(f"{_ident(column)} {sql_type}" for column, sql_type in schema))
+        elif not partitioned and self._written_schema(files) is not None:
+            reader = reader.schema(self._written_schema(files))
         if partitioned:  # partition columns come from the folders under the table's root
             reader = reader.option("basePath", _local_uri(_table_root(files)))
         frame = reader.parquet(*[_input_uri(f) for f in files])
@@ -388,6 +392,10 @@ class SparkEngine(Engine):
         self._action(lambda: writer.parquet(_local_uri(path)))
         path.mkdir(parents=True, exist_ok=True)  # an empty partitioned table is still a (empty) table
         _remove_side_files(path)
+        if not partition_by:
+            # as Spark writes Parquet: every column nullable
+            self._written[os.path.abspath(path)] = StructType(
+                [StructField(f.name, f.dataType, True) for f in frame.schema.fields])
 
     def write_csv(self, name: str, path: Path) -> None:
         frame = self.spark.table(name)
@@ -434,6 +442,11 @@ class SparkEngine(Engine):
             self._views.clear()
 
     # ---- helpers
+    def _written_schema(self, files: list[Path]) -> StructType | None:
+        """The schema of `files` if they are one table this engine wrote (unpartitioned), else None."""
+        folders = {os.path.dirname(os.path.abspath(f)) for f in files}
+        return self._written.get(folders.pop()) if len(folders) == 1 else None
+
     def _register(self, name: str, frame: DataFrame) -> None:
         previous = self._cached.pop(name, None)
         if previous is not None and previous is not frame:

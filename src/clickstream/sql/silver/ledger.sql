@@ -1,34 +1,27 @@
 -- one row per source file of the batch: its bronze rows against the silver, quarantine and duplicate rows written
-with bronze as (
-    select source_file, count(*) as bronze_rows from bronze_batch group by source_file
-),
-
-silver as (
-    select source_file, count(*) as silver_rows from silver_written group by source_file
-),
-
-quarantine as (
-    select source_file, count(*) as quarantine_rows from quarantine_written group by source_file
-),
-
-duplicates as (
-    select source_file, count(*) as duplicate_rows
-    from silver_candidates
-    where disposition = 'duplicate'
-    group by source_file
+with tallied as (
+    -- one scan of each input, one grouping: which of the four counts a row adds to is the column it fills
+    select source_file, 1 as bronze_row, cast(null as integer) as silver_row,
+        cast(null as integer) as quarantine_row, cast(null as integer) as duplicate_row
+    from bronze_batch
+    union all
+    select source_file, null, 1, null, null from silver_written
+    union all
+    select source_file, null, null, 1, null from quarantine_written
+    union all
+    select source_file, null, null, null, 1 from silver_candidates where disposition = 'duplicate'
 ),
 
 final as (
+    -- a file with rows written but none in bronze shows up with bronze_rows 0 and breaks the ledger
     select
-        bronze.source_file,
-        bronze.bronze_rows,
-        coalesce(silver.silver_rows, 0) as silver_rows,
-        coalesce(quarantine.quarantine_rows, 0) as quarantine_rows,
-        coalesce(duplicates.duplicate_rows, 0) as duplicate_rows
-    from bronze
-    left join silver on bronze.source_file = silver.source_file
-    left join quarantine on bronze.source_file = quarantine.source_file
-    left join duplicates on bronze.source_file = duplicates.source_file
+        source_file,
+        count(bronze_row) as bronze_rows,
+        count(silver_row) as silver_rows,
+        count(quarantine_row) as quarantine_rows,
+        count(duplicate_row) as duplicate_rows
+    from tallied
+    group by source_file
 )
 
 select * from final order by source_file

@@ -1,4 +1,5 @@
--- one row per bronze row of the batch: typed canonical columns, its event_id, and the rules it broke (if any)
+-- one row per bronze row of the batch: typed canonical columns, its event_id, and the rules it broke (if any);
+-- the raw text only where it broke one
 with typed as (
 {% for source in sources %}
     select
@@ -60,7 +61,17 @@ checked as (
 
 final as (
     select
-        *,
+        user_id, session_id, event_ts, event_type, product_id, amount, outcome,
+        -- the raw text travels on only with rejected rows: quarantine keeps them as they arrived
+        case when rejection_reasons <> '' then raw_user_id end as raw_user_id,
+        case when rejection_reasons <> '' then raw_session_id end as raw_session_id,
+        case when rejection_reasons <> '' then raw_timestamp end as raw_timestamp,
+        case when rejection_reasons <> '' then raw_event_type end as raw_event_type,
+        case when rejection_reasons <> '' then raw_product_id end as raw_product_id,
+        case when rejection_reasons <> '' then raw_amount end as raw_amount,
+        case when rejection_reasons <> '' then raw_outcome end as raw_outcome,
+        source_name, source_file, batch_id, ingestion_timestamp, ingestion_date,
+        rejection_reasons,
         -- an event is its canonical values: equal values, same event, same id on every engine
         case when rejection_reasons = '' then md5(concat_ws(chr(31),
             coalesce(user_id, ''),
