@@ -241,12 +241,23 @@ def test_ansi_mode_stays_on_and_a_failed_job_is_one_line(spark):
     assert spark.fetch("select try_cast(c as int) as n from values ('x') as t(c)") == (["n"], [(None,)])
 
 
-def test_materialize_caches_once_and_drop_forgets(spark):
-    spark.materialize("kept", "select id, id * 2 as twice from range(5)")
-    assert spark.spark.catalog.isCached("kept")
-    assert spark.fetch("select sum(twice) as total from kept") == (["total"], [(20,)])
+def _kept_rdds(spark) -> int:
+    return len(spark.spark.sparkContext._jsc.sc().getRDDStorageInfo())
+
+
+def test_materialize_computes_once_even_through_other_views_and_drop_frees_it(spark):
+    before = _kept_rdds(spark)
+    # rand() with no seed differs each time it is computed: equal sums mean the rows were kept, not recomputed
+    spark.materialize("kept", "select id, rand() as r from range(1000)")
+    spark.create_view("over_kept", "with f as (select * from kept where id >= 0) select * from f")
+    first = spark.fetch("select sum(r) from kept")[1]
+    assert spark.fetch("select sum(r) from over_kept")[1] == first == spark.fetch("select sum(r) from kept")[1]
+    plan = spark.spark.table("over_kept")._jdf.queryExecution().optimizedPlan().toString()
+    assert "LogicalRDD" in plan and "Range" not in plan
+    assert _kept_rdds(spark) == before + 1
     spark.drop("kept")
     assert not spark.spark.catalog.tableExists("kept")
+    assert _kept_rdds(spark) == before
 
 
 def test_close_keeps_a_shared_session_and_puts_its_settings_back(spark_session_owner):
