@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clickstream.config import ConfigError, CsvOptions, SparkSettings
-from clickstream.engines.base import Engine, InputError, strftime_shape, strftime_to_java
+from clickstream.engines.base import Engine, InputError, strftime_exact_shape, strftime_shape, strftime_to_java
 from clickstream.schema import BRONZE, PARTITION_COLUMN, SILVER
 
 
@@ -48,6 +48,10 @@ def text(value: str | None) -> str:
 TIMESTAMP_CASES = [
     ("2024-03-05 22:01:00.072000", datetime(2024, 3, 5, 22, 1, 0, 72000)),
     ("2024-03-05 22:01:00", datetime(2024, 3, 5, 22, 1)),
+    ("2024-03-05 22:01:00.072000", datetime(2024, 3, 5, 22, 1, 0, 72000)),  # canonical: Spark's strict path
+    ("0001-01-01 00:00:00.000000", datetime(1, 1, 1)),
+    ("9999-12-31 23:59:59.999999", datetime(9999, 12, 31, 23, 59, 59, 999999)),
+    ("2023-02-29 10:00:00", None),  # canonical shape, no such day
     ("2024-02-29 10:00:00", datetime(2024, 2, 29, 10)),
     ("2024-01-01 10:00:00.5", datetime(2024, 1, 1, 10, 0, 0, 500000)),
     ("2024-1-5 9:05:03", datetime(2024, 1, 5, 9, 5, 3)),  # one-digit fields: DuckDB's strptime reads them
@@ -149,6 +153,17 @@ def test_strftime_translation():
         r"^\s*[0-9]{1,4}\-[0-9]{1,2}\-[0-9]{1,2}\s+[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}\.[0-9]{1,6}\s*$")
     with pytest.raises(ValueError, match="%Q is not supported"):
         strftime_shape("%Y-%Q")
+
+
+def test_exact_shape_is_the_canonical_text_only():
+    shape = strftime_exact_shape("%Y-%m-%d %H:%M:%S.%f")
+    assert shape == r"^[0-9]{4}\-[0-9]{2}\-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}$"
+    assert re.match(shape, "2024-01-05 10:00:00.000001")
+    for text in ("2024-1-05 10:00:00.000001", "2024-01-05  10:00:00.000001", " 2024-01-05 10:00:00.000001",
+                 "2024-01-05 10:00:00.0001"):
+        assert not re.match(shape, text), text
+    assert strftime_exact_shape("%d/%m/%Y") == r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$"
+    assert strftime_exact_shape("%I:%M %p") is None  # codes beyond Y m d H M S f: the lenient path only
 
 
 # ---- reading
