@@ -36,7 +36,8 @@ class DuckDBEngine(Engine):
             self.con.execute(f"set threads = {int(settings.threads)}")
         if settings.memory_limit:
             self.con.execute(f"set memory_limit = {self.quote_literal(settings.memory_limit)}")
-        if self.spill_dir is not None:  # DuckDB creates it on the first spill and empties it on close
+        if self.spill_dir is not None:  # DuckDB creates it on the first spill and removes it on close
+            self.spill_dir.parent.mkdir(parents=True, exist_ok=True)  # but makes no parent directories
             self.con.execute(f"set temp_directory = {self.quote_literal(str(self.spill_dir))}")
 
     # ---- dialect
