@@ -90,8 +90,7 @@ def bench_config(args: argparse.Namespace) -> Path:
     if not args.duckdb_memory_limit or config.duckdb.memory_limit:
         return args.config
     raw = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
-    raw.setdefault("duckdb", {})
-    raw["duckdb"] = {**(raw["duckdb"] or {}), "memory_limit": args.duckdb_memory_limit}
+    raw["duckdb"] = {**(raw.get("duckdb") or {}), "memory_limit": args.duckdb_memory_limit}
     path = args.cache_dir / "bench-config.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# {args.config} with the benchmark's DuckDB memory limit (benchmarks/run.py)\n"

@@ -30,15 +30,15 @@ class DuckDBEngine(Engine):
 
     def __init__(self, settings: DuckDBSettings, default_spill_dir: Path | None = None) -> None:
         self.con = duckdb.connect(config={"preserve_insertion_order": False})
-        self.spill_dir = Path(settings.temp_directory) if settings.temp_directory else default_spill_dir
+        spill_dir = Path(settings.temp_directory) if settings.temp_directory else default_spill_dir
         self.con.execute("set TimeZone = 'UTC'")
         if settings.threads:
             self.con.execute(f"set threads = {int(settings.threads)}")
         if settings.memory_limit:
             self.con.execute(f"set memory_limit = {self.quote_literal(settings.memory_limit)}")
-        if self.spill_dir is not None:  # DuckDB creates it on the first spill and removes it on close
-            self.spill_dir.parent.mkdir(parents=True, exist_ok=True)  # but makes no parent directories
-            self.con.execute(f"set temp_directory = {self.quote_literal(str(self.spill_dir))}")
+        if spill_dir is not None:  # DuckDB creates it on the first spill and removes it on close
+            spill_dir.parent.mkdir(parents=True, exist_ok=True)  # but makes no parent directories
+            self.con.execute(f"set temp_directory = {self.quote_literal(str(spill_dir))}")
 
     # ---- dialect
     def epoch_us(self, expr: str) -> str:

@@ -63,13 +63,9 @@ final as (
     select
         user_id, session_id, event_ts, event_type, product_id, amount, outcome,
         -- the raw text travels on only with rejected rows: quarantine keeps them as they arrived
-        case when rejection_reasons <> '' then raw_user_id end as raw_user_id,
-        case when rejection_reasons <> '' then raw_session_id end as raw_session_id,
-        case when rejection_reasons <> '' then raw_timestamp end as raw_timestamp,
-        case when rejection_reasons <> '' then raw_event_type end as raw_event_type,
-        case when rejection_reasons <> '' then raw_product_id end as raw_product_id,
-        case when rejection_reasons <> '' then raw_amount end as raw_amount,
-        case when rejection_reasons <> '' then raw_outcome end as raw_outcome,
+{% for raw in ['raw_user_id', 'raw_session_id', 'raw_timestamp', 'raw_event_type', 'raw_product_id', 'raw_amount', 'raw_outcome'] %}
+        case when rejection_reasons <> '' then {{ raw }} end as {{ raw }},
+{% endfor %}
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date,
         rejection_reasons,
         -- an event is its canonical values: equal values, same event, same id on every engine

@@ -1,0 +1,35 @@
+"""The benchmark gives both DuckDB variants a memory limit, unless the project's config sets one."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import variants  # noqa: E402
+from benchmarks.run import bench_config, parse_args  # noqa: E402
+from clickstream.config import load_config  # noqa: E402
+
+
+def args_for(tmp_path: Path, *extra: str):
+    return parse_args(["--cache-dir", str(tmp_path / "cache"), *extra])
+
+
+def test_the_default_limit_goes_to_both_duckdb_variants_and_nothing_else_changes(tmp_path):
+    path = bench_config(args_for(tmp_path))
+    assert path == tmp_path / "cache" / "bench-config.yaml"
+    given, project = load_config(variants.DEFAULT_CONFIG), load_config(path)
+    assert project.duckdb.memory_limit == "6GB"
+    assert project.model_dump(exclude={"duckdb"}) == given.model_dump(exclude={"duckdb"})
+    command = variants.command("plain-duckdb", tmp_path, path, variants.engine_settings(path))
+    assert command[command.index("--memory-limit") + 1] == "6GB"
+
+
+def test_a_limit_in_the_config_is_kept_and_none_leaves_duckdbs_own(tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_text("duckdb:\n  memory_limit: 3GB\n", encoding="utf-8")
+    assert bench_config(args_for(tmp_path, "--config", str(own))) == own
+    assert bench_config(args_for(tmp_path, "--duckdb-memory-limit", "none")) == variants.DEFAULT_CONFIG
+    assert not (tmp_path / "cache" / "bench-config.yaml").exists()
