@@ -301,7 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:
         print(f"benchmarks/run.py: {exc}; run it with the project's venv (make bench)", file=sys.stderr)
         return 2
-    bench = Bench(args)
+    from clickstream.config import ConfigError
+
+    try:
+        bench = Bench(args)
+    except ConfigError as exc:
+        print(f"benchmarks/run.py: {exc}", file=sys.stderr)
+        return 2
     log.info("benchmark: sizes %s, %d run(s), variants %s%s; cache %s", ", ".join(bench.results["settings"]["sizes"]),
              args.runs, ", ".join(args.variant_names), ", incremental" if args.incremental else "", args.cache_dir)
     status = "complete"

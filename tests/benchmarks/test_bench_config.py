@@ -33,3 +33,14 @@ def test_a_limit_in_the_config_is_kept_and_none_leaves_duckdbs_own(tmp_path):
     assert bench_config(args_for(tmp_path, "--config", str(own))) == own
     assert bench_config(args_for(tmp_path, "--duckdb-memory-limit", "none")) == variants.DEFAULT_CONFIG
     assert not (tmp_path / "cache" / "bench-config.yaml").exists()
+
+
+def test_a_bad_config_stops_the_benchmark_with_one_line_naming_the_key(tmp_path, capsys):
+    from benchmarks.run import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("duckdb:\n  memory_limt: 3GB\n", encoding="utf-8")
+    assert main(["--config", str(bad), "--sizes", "200k", "--runs", "1", "--cache-dir", str(tmp_path / "c"),
+                 "--results-dir", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == f"benchmarks/run.py: invalid config {bad}: unknown key 'duckdb.memory_limt'"
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c" / "datasets").exists()
