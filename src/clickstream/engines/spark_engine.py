@@ -302,8 +302,9 @@ class SparkEngine(Engine):
             if exact is not None:
                 tries.append(f"case when {expr} rlike {_literal(exact)} "
                              f"then try_to_timestamp({expr}, {_literal(strftime_to_java(fmt))}) end")
+            lenient = _literal(strftime_to_java(fmt, lenient_widths=True))
             tries.append(f"case when {expr} rlike {_literal(strftime_shape(fmt))} "
-                         f"then try_to_timestamp({collapsed}, {_literal(strftime_to_java(fmt, lenient_widths=True))}) end")
+                         f"then try_to_timestamp({collapsed}, {lenient}) end")
         return tries[0] if len(tries) == 1 else "coalesce(" + ", ".join(tries) + ")"
 
     def to_utc(self, expr: str, timezone: str) -> str:
