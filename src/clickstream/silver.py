@@ -52,11 +52,11 @@ def run(ctx: RunContext) -> dict | None:
     engine.read_parquet("bronze_batch", storage.batch_files(layout.bronze, set(pending)), BRONZE, partitioned=True)
     engine.read_parquet("silver_existing", storage.parquet_files(layout.silver), SILVER, partitioned=True)
     rules = ctx.config.silver
-    # Parsed once, read twice (quarantine and candidates); the candidates are narrow, so the
-    # de-duplication window does not drag the raw text columns along.
+    # Parsed once, read three times (repeats, silver, quarantine). Only the rows whose event repeats are
+    # ranked; every other clean row goes straight from the typed table to the silver write.
     engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=ctx.config.sources,
                                               rules=rules))
-    engine.materialize("silver_candidates", render("silver/silver_candidates", engine))
+    engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
     engine.create_view("silver_new", render("silver/silver_events", engine))
     engine.create_view("quarantine_new", render("silver/quarantine_events", engine))
 
@@ -79,7 +79,7 @@ def run(ctx: RunContext) -> dict | None:
     ]
     ctx.quality["silver"] = {"bronze_batches": pending, "ledger": ledger, "totals": totals,
                              "rejection_reasons": reasons, "checks": checks}
-    for name in ("silver_typed", "silver_candidates", "silver_new", "quarantine_new", "silver_written", "quarantine_written"):
+    for name in ("silver_typed", "silver_repeats", "silver_new", "quarantine_new", "silver_written", "quarantine_written"):
         engine.drop(name)
     failed = [c for c in checks if c["status"] == "fail"]
     if failed:

@@ -135,6 +135,7 @@ def test_purchase_paths_count_the_steps_before_each_purchase_in_a_visit(duck):
         event("4", "b", "product_view", "2024-01-01 10:00"), event("5", "b", "add_to_cart", "2024-01-01 10:01"),
         event("6", "b", "purchase", "2024-01-01 10:02", amount="1"),
         event("7", "c", "purchase", "2024-01-01 10:00", amount="1"),
+        event("8", "d", "product_view", "2024-01-01 10:00"), event("9", "d", "add_to_cart", "2024-01-01 10:01"),
     ])
     assert run_model(duck, "analytics/purchase_paths", **CONTEXT) == [
         (1, "product_view > add_to_cart > purchase", 2, 2 / 3), (2, "purchase", 1, 1 / 3)]

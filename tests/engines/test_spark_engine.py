@@ -15,7 +15,9 @@ import pytest
 
 from clickstream.config import ConfigError, CsvOptions, SparkSettings
 from clickstream.engines.base import Engine, InputError, strftime_exact_shape, strftime_shape, strftime_to_java
+from clickstream.quality import compile_tests, run_tests
 from clickstream.schema import BRONZE, PARTITION_COLUMN, SILVER
+from helpers import inline_table
 
 
 pytestmark = pytest.mark.spark
@@ -258,6 +260,23 @@ def test_ansi_mode_stays_on_and_a_failed_job_is_one_line(spark):
 
 def _kept_rdds(spark) -> int:
     return len(spark.spark.sparkContext._jsc.sc().getRDDStorageInfo())
+
+
+def test_data_tests_count_the_same_failures_on_spark(spark, duckdb_engine):
+    tests = [{"unique": "event_id"}, {"not_null": ["event_id", "user_key"]},
+             {"relationships": {"column": "user_key", "to": "dim", "field": "user_key"}},
+             {"accepted_values": {"column": "day", "values": [1, 7]}}, {"equal_row_count": "dim"}]
+    fact = [("e1", "u1", 1), ("e1", "u9", 8), ("e1", "u1", 7), (None, None, 3), ("e3", "u1", 0)]
+    got = {}
+    for engine in (spark, duckdb_engine):
+        inline_table(engine, "fact", [("event_id", "string"), ("user_key", "string"), ("day", "integer")], fact)
+        inline_table(engine, "dim", [("user_key", "string")], [("u1",), ("u1",)])
+        got[engine.name] = run_tests(engine, compile_tests("fact", tests), "fail")
+    assert {r["test"]: r["failures"] for r in got["spark"]} == {
+        "fact.unique(event_id)": 2, "fact.not_null(event_id)": 1, "fact.not_null(user_key)": 1,
+        "fact.relationships(user_key -> dim.user_key)": 1, "fact.accepted_values(day)": 3,
+        "fact.equal_row_count(dim)": 3}
+    assert got["spark"] == got["duckdb"]
 
 
 def test_materialize_computes_once_even_through_other_views_and_drop_frees_it(spark):

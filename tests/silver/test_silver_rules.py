@@ -22,16 +22,20 @@ def bronze_row(user="1", session="1", timestamp="2024-01-01 10:00:00.000000", ev
 
 
 def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)):
-    """Every bronze row with its reasons and fate: quarantined (silver_typed) or kept / duplicate (candidates)."""
+    """Every bronze row with its reasons and fate: quarantined (silver_typed), kept (silver_events) or duplicate
+    (silver_repeats)."""
     inline_table(engine, "bronze_batch", BRONZE, rows)
     inline_table(engine, "silver_existing", SILVER, list(existing))
     engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=list(sources), rules=rules))
-    engine.materialize("silver_candidates", render("silver/silver_candidates", engine))
+    engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
+    engine.create_view("silver_new", render("silver/silver_events", engine))
     _, result = engine.fetch(
         "select user_id, event_type, event_ts, product_id, amount, rejection_reasons, 'quarantine' as disposition "
         "from silver_typed where rejection_reasons <> '' union all "
+        "select user_id, event_type, event_ts, product_id, amount, '' as rejection_reasons, 'silver' "
+        "from silver_new union all "
         "select user_id, event_type, event_ts, product_id, amount, '' as rejection_reasons, disposition "
-        "from silver_candidates")
+        "from silver_repeats where disposition = 'duplicate'")
     return sorted(result, key=lambda row: tuple((v is None, str(v)) for v in row))
 
 
@@ -80,6 +84,22 @@ def test_exact_duplicates_keep_one_copy_and_already_loaded_events_are_duplicates
                       existing=[(existing_id[0], "2", "1", dt.datetime(2024, 1, 1, 10), "click", None, None, None,
                                  *META)])
     assert [(r[0], r[-1]) for r in result] == [("1", "duplicate"), ("1", "silver"), ("2", "duplicate")]
+
+
+def test_of_repeated_copies_the_first_by_file_is_kept_and_the_rest_counted_where_they_came_from(duck):
+    rows = [bronze_row(user="1", source_file="b.csv"), bronze_row(user="1", source_file="a.csv"),
+            bronze_row(user="1", source_file="a.csv"), bronze_row(user="2", source_file="c.csv"),
+            bronze_row(user="3", source_file="c.csv"), bronze_row(user="3", source_file="d.csv")]
+    inline_table(duck, "bronze_batch", BRONZE, [rows[4]])
+    inline_table(duck, "silver_existing", SILVER, [])
+    _, (user_3_id,) = duck.fetch("select event_id from (" + _classified_sql(duck) + ") c")
+    classify(duck, rows, existing=[(user_3_id[0], "3", "1", dt.datetime(2024, 1, 1, 10), "page_view", None, None,
+                                    None, *META)])
+    _, kept = duck.fetch("select user_id, source_file from silver_new order by user_id")
+    _, duplicates = duck.fetch("select user_id, source_file from silver_repeats where disposition = 'duplicate' "
+                               "order by user_id, source_file")
+    assert kept == [("1", "a.csv"), ("2", "c.csv")]
+    assert duplicates == [("1", "a.csv"), ("1", "b.csv"), ("3", "c.csv"), ("3", "d.csv")]
 
 
 def _classified_sql(engine):

@@ -1,5 +1,12 @@
 -- one row per path of event types leading to a purchase within a visit, most common first
-with steps as (
+with purchase_visits as (
+    -- a path never crosses a visit, so only the visits with a purchase are ordered
+    select session_key, event_id, event_ts, event_type_key, is_purchase
+    from fct_events
+    where session_key in (select session_key from fct_events where is_purchase)
+),
+
+steps as (
     select
         event_type_key,
         is_purchase,
@@ -7,7 +14,7 @@ with steps as (
         lag(event_type_key, {{ back }}) over by_session as previous_{{ back }},
 {% endfor %}
         event_id
-    from fct_events
+    from purchase_visits
     window by_session as (partition by session_key order by event_ts, event_id)
 ),
 

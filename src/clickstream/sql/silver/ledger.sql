@@ -9,7 +9,7 @@ with tallied as (
     union all
     select source_file, null, null, 1, null from quarantine_written
     union all
-    select source_file, null, null, null, 1 from silver_candidates where disposition = 'duplicate'
+    select source_file, null, null, null, 1 from silver_repeats where disposition = 'duplicate'
 ),
 
 final as (

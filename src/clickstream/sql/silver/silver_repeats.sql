@@ -1,0 +1,39 @@
+-- one row per clean bronze row of the batch whose event is not unique: it repeats within the batch or silver
+-- already holds it. Usually a small share of the batch, so every other row goes straight through (silver_events).
+with clean as (
+    select
+        event_id, user_id, session_id, event_ts, event_type, product_id, amount, outcome,
+        source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
+    from silver_typed
+    where rejection_reasons = ''
+),
+
+repeated as (
+    -- an id seen more than once in the batch, or one silver already holds
+    select event_id, bool_or(is_already_in_silver) as is_already_in_silver
+    from (
+        select event_id, false as is_already_in_silver from clean group by event_id having count(*) > 1
+        union all
+        select event_id, true from silver_existing where event_id in (select event_id from clean)
+    ) candidates
+    group by event_id
+),
+
+ranked as (
+    select
+        clean.*,
+        repeated.is_already_in_silver,
+        -- copies of one event are equal: keep the first by file and batch so every run keeps the same
+        row_number() over (partition by clean.event_id order by clean.source_file, clean.batch_id) as copy_number
+    from clean
+    join repeated on clean.event_id = repeated.event_id
+),
+
+final as (
+    select
+        *,
+        case when copy_number > 1 or is_already_in_silver then 'duplicate' else 'silver' end as disposition
+    from ranked
+)
+
+select * from final
