@@ -79,7 +79,8 @@ def run(ctx: RunContext) -> dict | None:
     ]
     ctx.quality["silver"] = {"bronze_batches": pending, "ledger": ledger, "totals": totals,
                              "rejection_reasons": reasons, "checks": checks}
-    for name in ("silver_typed", "silver_repeats", "silver_new", "quarantine_new", "silver_written", "quarantine_written"):
+    for name in ("silver_typed", "silver_repeats", "silver_new", "quarantine_new", "silver_written",
+                 "quarantine_written"):
         engine.drop(name)
     failed = [c for c in checks if c["status"] == "fail"]
     if failed:
