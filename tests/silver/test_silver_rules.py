@@ -108,7 +108,8 @@ def _classified_sql(engine):
 
 def test_event_types_are_mapped_and_unknown_types_kept(duck):
     source = Source(event_types={"view": "page_view", "buy": "purchase"})
-    rows = [bronze_row(event="view"), bronze_row(event="buy", product="p1", amount="5", timestamp="2024-01-01 10:00:01"),
+    rows = [bronze_row(event="view"),
+            bronze_row(event="buy", product="p1", amount="5", timestamp="2024-01-01 10:00:01"),
             bronze_row(event="wishlist", timestamp="2024-01-01 10:00:02")]
     assert [(r[1], r[-1]) for r in classify(duck, rows, sources=[source])] == [
         ("page_view", "silver"), ("purchase", "silver"), ("wishlist", "silver")]

@@ -20,7 +20,8 @@ steps as (
 
 paths as (
     select
-        concat_ws(' > ', {% for back in range(path_length - 1, 0, -1) %}previous_{{ back }}, {% endfor %}event_type_key) as path
+        concat_ws(' > ', {% for back in range(path_length - 1, 0, -1) %}previous_{{ back }}, {% endfor %}event_type_key)
+            as path
     from steps
     where is_purchase
 ),

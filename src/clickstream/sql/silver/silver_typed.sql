@@ -6,7 +6,8 @@ with typed as (
         nullif(trim(UserID), '') as user_id,
         nullif(trim(SessionID), '') as session_id,
         nullif(trim(Timestamp), '') as timestamp_text,
-        {{ to_utc(parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats), source.timezone) }} as event_ts,
+        {{ to_utc(parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats), source.timezone) }}
+            as event_ts,
 {% if source.event_types %}
         case nullif(trim(EventType), '')
 {% for raw_value, canonical in source.event_types.items() %}
@@ -63,7 +64,8 @@ final as (
     select
         user_id, session_id, event_ts, event_type, product_id, amount, outcome,
         -- the raw text travels on only with rejected rows: quarantine keeps them as they arrived
-{% for raw in ['raw_user_id', 'raw_session_id', 'raw_timestamp', 'raw_event_type', 'raw_product_id', 'raw_amount', 'raw_outcome'] %}
+{% for raw in ['raw_user_id', 'raw_session_id', 'raw_timestamp', 'raw_event_type', 'raw_product_id', 'raw_amount',
+               'raw_outcome'] %}
         case when rejection_reasons <> '' then {{ raw }} end as {{ raw }},
 {% endfor %}
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date,
