@@ -6,7 +6,7 @@ import json
 import pytest
 
 from clickstream import storage
-from clickstream.context import PipelineError
+from clickstream.context import PipelineError, new_run_id
 
 
 def make_table(path, content):
@@ -58,3 +58,14 @@ def test_state_files_are_written_whole_and_a_corrupt_one_is_named(tmp_path):
     path.write_text('{"files": ')
     with pytest.raises(PipelineError, match=r"state file .*manifest\.json is not valid JSON"):
         storage.read_json(path, {})
+
+
+def test_run_ids_sort_by_start_time_even_within_one_second_and_never_repeat():
+    from datetime import datetime, timedelta
+
+    start = datetime(2026, 1, 2, 3, 4, 5, 999_000)
+    times = [start + timedelta(microseconds=step) for step in (0, 1, 2, 999, 1_000, 1_500_000)]
+    ids = [new_run_id(t) for t in reversed(times)]
+    assert sorted(ids) == ids[::-1]
+    assert len({new_run_id(start) for _ in range(100)}) == 100
+    assert all("-" not in run_id for run_id in ids)

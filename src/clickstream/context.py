@@ -59,8 +59,9 @@ class Layout:
 
 
 def new_run_id(now: datetime) -> str:
-    # Sortable by time, unique across runs started in the same second; no '-' (it separates batch from file name).
-    return now.strftime("%Y%m%dT%H%M%S") + "z" + uuid.uuid4().hex[:6]
+    # Sortable by time to the microsecond (silver keeps the copy of the earlier batch), unique even for runs
+    # started together; no '-' (it separates batch from file name).
+    return now.strftime("%Y%m%dT%H%M%S%f") + "z" + uuid.uuid4().hex[:6]
 
 
 @dataclass
