@@ -56,6 +56,7 @@ def run(ctx: RunContext) -> dict | None:
     # ranked; every other clean row goes straight from the typed table to the silver write.
     engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=ctx.config.sources,
                                               rules=rules))
+    engine.create_view("silver_clean", render("silver/silver_clean", engine))
     engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
     engine.create_view("silver_new", render("silver/silver_events", engine))
     engine.create_view("quarantine_new", render("silver/quarantine_events", engine))
@@ -79,8 +80,8 @@ def run(ctx: RunContext) -> dict | None:
     ]
     ctx.quality["silver"] = {"bronze_batches": pending, "ledger": ledger, "totals": totals,
                              "rejection_reasons": reasons, "checks": checks}
-    for name in ("silver_typed", "silver_repeats", "silver_new", "quarantine_new", "silver_written",
-                 "quarantine_written"):
+    for name in ("silver_typed", "silver_clean", "silver_repeats", "silver_new", "quarantine_new",
+                 "silver_written", "quarantine_written"):
         engine.drop(name)
     failed = [c for c in checks if c["status"] == "fail"]
     if failed:

@@ -27,6 +27,7 @@ def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)
     inline_table(engine, "bronze_batch", BRONZE, rows)
     inline_table(engine, "silver_existing", SILVER, list(existing))
     engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=list(sources), rules=rules))
+    engine.create_view("silver_clean", render("silver/silver_clean", engine))
     engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
     engine.create_view("silver_new", render("silver/silver_events", engine))
     _, result = engine.fetch(

@@ -1,11 +1,7 @@
 -- one row per clean bronze row of the batch whose event is not unique: it repeats within the batch or silver
 -- already holds it. Usually a small share of the batch, so every other row goes straight through (silver_events).
 with clean as (
-    select
-        event_id, user_id, session_id, event_ts, event_type, product_id, amount, outcome,
-        source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
-    from silver_typed
-    where rejection_reasons = ''
+    select * from silver_clean
 ),
 
 repeated as (
