@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -61,8 +62,6 @@ def test_state_files_are_written_whole_and_a_corrupt_one_is_named(tmp_path):
 
 
 def test_run_ids_sort_by_start_time_even_within_one_second_and_never_repeat():
-    from datetime import datetime, timedelta
-
     start = datetime(2026, 1, 2, 3, 4, 5, 999_000)
     times = [start + timedelta(microseconds=step) for step in (0, 1, 2, 999, 1_000, 1_500_000)]
     ids = [new_run_id(t) for t in reversed(times)]
