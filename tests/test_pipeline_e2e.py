@@ -184,7 +184,8 @@ def test_real_dataset_lands_whole_in_bronze_and_silver(real):
 
 def test_real_dataset_revenue_matches_an_independent_computation(real):
     data, rows = real
-    cents = [Decimal(r["Amount"]).quantize(Decimal("0.01"), ROUND_HALF_UP) for r in rows if r["EventType"] == "purchase"]
+    cents = [Decimal(r["Amount"]).quantize(Decimal("0.01"), ROUND_HALF_UP)
+             for r in rows if r["EventType"] == "purchase"]
     purchasers = {r["UserID"] for r in rows if r["EventType"] == "purchase"}
     result = table(data, "analytics/revenue_metrics").fetchall()[0]
     assert result[:4] == (sum(cents), len(cents), len({r["UserID"] for r in rows}), len(purchasers))

@@ -19,7 +19,7 @@ def results(engine, fact_rows, dim_rows, source_rows, severity="fail"):
     inline_table(engine, "fact", FACT, fact_rows)
     inline_table(engine, "dim", DIM, dim_rows)
     inline_table(engine, "source", [("x", "integer")], source_rows)
-    return {r["test"]: (r["failures"], r["status"]) for r in run_tests(engine, compile_tests("fact", TESTS), severity)}
+    return {r["test"]: (r["failures"], r["status"]) for r in run_tests(engine, compile_tests("fact", TESTS, engine), severity)}
 
 
 def test_clean_tables_pass_every_test(duck):
@@ -60,9 +60,9 @@ def test_warn_severity_reports_without_failing(duck):
     assert got["fact.unique(event_id)"] == (1, "warn")
 
 
-def test_an_unknown_test_kind_is_named():
+def test_an_unknown_test_kind_is_named(duck):
     with pytest.raises(ValueError, match="model fact: unknown test kind 'uniq'"):
-        compile_tests("fact", [{"uniq": "event_id"}])
+        compile_tests("fact", [{"uniq": "event_id"}], duck)
 
 
 @pytest.mark.parametrize(

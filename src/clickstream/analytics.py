@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clickstream import gold, storage
-from clickstream.build import build_model, row_counts
+from clickstream.build import build_model
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.tables import markdown_report
 from clickstream.sql import first_comment_line, load_yaml
@@ -54,7 +54,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
         build_model(ctx, "analytics", name, context, root)
         columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
-    counts = row_counts(ctx, [q["name"] for q in selected])
+    counts = engine.row_counts([q["name"] for q in selected])
     results = [QueryResult(r.name, r.title, r.description, r.columns, r.rows, counts[r.name]) for r in results]
     for query in selected:
         if query.get("csv", True):

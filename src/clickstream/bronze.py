@@ -100,14 +100,14 @@ def read_header(raw: RawFile) -> list[str]:
     return header
 
 
-def _select_canonical(view: str, source: Source, batch_id: str, ingested_at: str) -> str:
+def _select_canonical(engine: Engine, view: str, source: Source, batch_id: str, ingested_at: str) -> str:
     columns = []
     for canonical in CANONICAL_RAW_COLUMNS:
         file_column = source.columns[canonical]
         columns.append(f'"{file_column}" as {canonical}' if file_column else f"cast(null as string) as {canonical}")
     return (
-        f"select {', '.join(columns)}, {Engine.quote_literal(source.name)} as source_name, source_file, "
-        f"{Engine.quote_literal(batch_id)} as batch_id, timestamp '{ingested_at}' as ingestion_timestamp, "
+        f"select {', '.join(columns)}, {engine.quote_literal(source.name)} as source_name, source_file, "
+        f"{engine.quote_literal(batch_id)} as batch_id, timestamp '{ingested_at}' as ingestion_timestamp, "
         f"cast(timestamp '{ingested_at}' as date) as {PARTITION_COLUMN} from {view}"
     )
 
@@ -143,7 +143,7 @@ def run(ctx: RunContext) -> dict | None:
     for index, ((_, header), files) in enumerate(groups.items()):
         view = f"raw_csv_{index}"
         engine.read_csv(view, [f.path for f in files], list(header), files[0].source.csv, layout.raw)
-        selects.append(_select_canonical(view, files[0].source, batch_id, ingested_at))
+        selects.append(_select_canonical(engine, view, files[0].source, batch_id, ingested_at))
     engine.create_view("bronze_batch", " union all ".join(selects) if selects else engine.empty_select(BRONZE))
 
     staged = storage.staging_path(layout.data_dir, "bronze")
@@ -187,7 +187,8 @@ def run(ctx: RunContext) -> dict | None:
 
 def _profile(ctx: RunContext, view: str) -> dict[str, dict]:
     nulls = ", ".join(f"count(*) - count({c}) as {c}" for c in CANONICAL_RAW_COLUMNS)
-    columns, rows = ctx.engine.fetch(f"select source_file, count(*) as n_rows, {nulls} from {view} group by source_file")
+    columns, rows = ctx.engine.fetch(
+        f"select source_file, count(*) as n_rows, {nulls} from {view} group by source_file")
     profile = {}
     for row in rows:
         values = dict(zip(columns, row))

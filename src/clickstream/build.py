@@ -26,11 +26,3 @@ def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any],
     log.debug("%s: built %s in %.2f s", layer, name, time.perf_counter() - started)
     return staged
 
-
-def row_counts(ctx: RunContext, names: list[str]) -> dict[str, int]:
-    """Rows of several tables in one query."""
-    if not names:
-        return {}
-    union = " union all ".join(f"select '{n}' as table_name, count(*) as row_count from {n}" for n in names)
-    _, rows = ctx.engine.fetch(union)
-    return {table: int(count) for table, count in rows}

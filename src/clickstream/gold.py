@@ -5,7 +5,7 @@ import logging
 import time
 
 from clickstream import storage
-from clickstream.build import build_model, row_counts
+from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import compile_tests, run_tests
 from clickstream.schema import SILVER
@@ -55,9 +55,9 @@ def run(ctx: RunContext) -> dict[str, int]:
         else:  # an intermediate step: kept by the engine for the models after it, never written
             engine.materialize(name, render(f"gold/{name}", engine, **context))
 
-    tests = [query for model in models() for query in compile_tests(model["name"], model.get("tests", []))]
+    tests = [query for model in models() for query in compile_tests(model["name"], model.get("tests", []), engine)]
     results = run_tests(engine, tests, ctx.config.quality.gold_tests)
-    counts = row_counts(ctx, ["silver_events", *(m["name"] for m in models())])
+    counts = engine.row_counts(["silver_events", *(m["name"] for m in models())])
     for table, count in counts.items():
         log.info("gold cardinality: %s rows=%d", table, count)
     ctx.quality["gold"] = {"tests": results, "row_counts": counts}

@@ -27,7 +27,7 @@ def check_threshold(name: str, count: int, total: int, threshold: Threshold) -> 
     return result
 
 
-def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[str], str]]:
+def compile_tests(model: str, tests: list[dict[str, Any]], engine: Engine) -> list[tuple[list[str], str]]:
     """A model's declared tests as queries of one row: (test names, SQL with one failing-row count per name).
 
     Every check shares one query, so the model is read once for all of them: uniqueness is the count
@@ -48,7 +48,7 @@ def compile_tests(model: str, tests: list[dict[str, Any]]) -> list[tuple[list[st
         elif kind == "accepted_values":
             column = arg["column"]
             names.append(f"{model}.accepted_values({column})")
-            exprs.append(f"count(case when child.{column} not in {in_list(arg['values'])} then 1 end)")
+            exprs.append(f"count(case when child.{column} not in {in_list(arg['values'], engine)} then 1 end)")
         elif kind == "equal_row_count":
             names.append(f"{model}.equal_row_count({arg})")
             exprs.append(f"abs(count(*) - (select count(*) from {arg}))")

@@ -1,7 +1,7 @@
 """Loading and rendering the SQL models: Jinja templates with a few cross-engine macros, as dbt does."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
 
@@ -11,17 +11,18 @@ import yaml
 from clickstream.engines.base import Engine
 
 
-def literal(value: Any) -> str:
+def literal(value: Any, engine: Engine) -> str:
+    """A config value as a SQL literal of `engine` (text is quoted the way that engine reads it back unchanged)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    return Engine.quote_literal(str(value))
+    return engine.quote_literal(str(value))
 
 
-def in_list(values: list[Any]) -> str:
+def in_list(values: list[Any], engine: Engine) -> str:
     """`('a', 'b')` for an IN clause; an empty list matches nothing."""
-    return "(" + ", ".join(literal(v) for v in values) + ")" if values else "(null)"
+    return "(" + ", ".join(literal(v, engine) for v in values) + ")" if values else "(null)"
 
 
 def safe_divide(numerator: str, denominator: str) -> str:
@@ -44,7 +45,8 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     """Render `sql/<model_path>.sql` for one engine; the model itself never names the engine."""
     template = _environment().get_template(f"{model_path}.sql")
     return template.render(
-        literal=literal, in_list=in_list, safe_divide=safe_divide, **engine.macros(), **context
+        literal=partial(literal, engine=engine), in_list=partial(in_list, engine=engine), safe_divide=safe_divide,
+        **engine.macros(), **context
     ).strip().rstrip(";")
 
 

@@ -115,7 +115,8 @@ def read_json(path: Path, default: Any) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise PipelineError(f"state file {path} is not valid JSON ({exc}); restore it or remove the data directory") from exc
+        raise PipelineError(f"state file {path} is not valid JSON ({exc}); restore it or remove the data "
+                            f"directory") from exc
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -17,6 +17,7 @@ from clickstream.config import ConfigError, CsvOptions, SparkSettings
 from clickstream.engines.base import Engine, InputError, strftime_exact_shape, strftime_shape, strftime_to_java
 from clickstream.quality import compile_tests, run_tests
 from clickstream.schema import BRONZE, PARTITION_COLUMN, SILVER
+from clickstream.sql import render
 from helpers import inline_table
 
 
@@ -231,6 +232,40 @@ def test_partitioned_parquet_round_trip_types_the_partition_as_a_date(spark, tmp
           datetime(2024, 5, 6, 7, 8, 9, 123456), date(2024, 5, 6))])
 
 
+def test_config_text_with_backslashes_and_quotes_reaches_both_engines_unchanged(spark, duckdb_engine):
+    odd = ["back\\slash", "it's", "tab\\t", "\\"]
+    context = {"known_event_types": odd, "product_event_types": [odd[0]], "purchase_event_types": [odd[1]],
+               "funnel": odd}
+    got = {}
+    for engine in (spark, duckdb_engine):
+        engine.create_view("fct_events", "select 'it''s' as event_type_key")
+        engine.create_view("types", render("gold/dim_event_types", engine, **context))
+        got[engine.name] = sorted(engine.fetch("select * from types")[1])
+    assert got["spark"] == got["duckdb"]
+    assert got["duckdb"] == [("\\", "\\", False, False, 4, 0), ("back\\slash", "back\\slash", True, False, 1, 0),
+                             ("it's", "it's", False, True, 2, 1), ("tab\\t", "tab\\t", False, False, 3, 0)]
+
+
+def _last_job_id(spark) -> int:
+    # ids only grow; the tracker keeps the latest 1,000 jobs, so their number alone can stand still
+    return max(spark.spark.sparkContext.statusTracker().getJobIdsForGroup(None), default=-1)
+
+
+def test_row_counts_of_parquet_tables_come_from_footers_without_a_job(spark, duckdb_engine, tmp_path):
+    for engine in (spark, duckdb_engine):
+        engine.create_view("numbers", "select id from range(1234) as t(id)")
+        engine.write_parquet("numbers", tmp_path / engine.name / "numbers")
+        engine.read_parquet("numbers_back", sorted((tmp_path / engine.name / "numbers").rglob("*.parquet")), None)
+    before = _last_job_id(spark)
+    assert spark.row_counts(["numbers_back"]) == {"numbers_back": 1234}
+    assert _last_job_id(spark) == before
+    # a name registered again as a view is counted as the view, not from the files it once named
+    for engine in (spark, duckdb_engine):
+        engine.create_view("numbers_back", "select id from range(7) as t(id)")
+    assert spark.row_counts(["numbers", "numbers_back"]) == duckdb_engine.row_counts(["numbers", "numbers_back"])
+    assert spark.row_counts(["numbers", "numbers_back"]) == {"numbers": 1234, "numbers_back": 7}
+
+
 # ---- writing, caching
 
 def test_write_csv_is_one_file_at_the_path(spark, duckdb_engine, tmp_path):
@@ -270,7 +305,7 @@ def test_data_tests_count_the_same_failures_on_spark(spark, duckdb_engine):
     for engine in (spark, duckdb_engine):
         inline_table(engine, "fact", [("event_id", "string"), ("user_key", "string"), ("day", "integer")], fact)
         inline_table(engine, "dim", [("user_key", "string")], [("u1",), ("u1",)])
-        got[engine.name] = run_tests(engine, compile_tests("fact", tests), "fail")
+        got[engine.name] = run_tests(engine, compile_tests("fact", tests, engine), "fail")
     assert {r["test"]: r["failures"] for r in got["spark"]} == {
         "fact.unique(event_id)": 2, "fact.not_null(event_id)": 1, "fact.not_null(user_key)": 1,
         "fact.relationships(user_key -> dim.user_key)": 1, "fact.accepted_values(day)": 3,

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import unquote
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark import SparkConf, SparkContext
 from pyspark.errors import PySparkException
@@ -113,6 +115,17 @@ def _table_root(files: list[Path]) -> Path:
     if len(roots) != 1:
         raise ValueError(f"partitioned files of one table must share one root directory, got {sorted(roots)}")
     return roots.pop()
+
+
+def _footer_rows(files: list[Path]) -> int:
+    """Rows in Parquet files, from their footers: no data read, no Spark job."""
+    total = 0
+    for file in files:
+        try:
+            total += pq.read_metadata(file).num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot read the Parquet footer of {file}: {exc}") from exc
+    return total
 
 
 def _remove_side_files(path: Path) -> None:
@@ -249,6 +262,7 @@ class SparkEngine(Engine):
         self._cached: dict[str, DataFrame] = {}
         # The schema of each table this engine wrote: reading it back then needs no job to infer it.
         self._written: dict[str, StructType] = {}
+        self._files: dict[str, list[Path]] = {}  # tables read from Parquet: their files
         self._previous_conf: dict[str, str | None] = {}
         if SparkContext._active_spark_context is not None:
             self.spark = SparkSession.builder.getOrCreate()
@@ -362,6 +376,7 @@ class SparkEngine(Engine):
         if schema is not None:
             frame = frame.select(*[F.col(_ident(column)) for column, _ in schema])
         self._register(name, frame)
+        self._files[name] = list(files)
 
     # ---- transforming
     def create_view(self, name: str, sql: str) -> None:
@@ -377,11 +392,23 @@ class SparkEngine(Engine):
         self._cached[name] = frame
 
     def drop(self, name: str) -> None:
+        self._files.pop(name, None)
         frame = self._cached.pop(name, None)
         if frame is not None:
             _release(frame)
         self.spark.catalog.dropTempView(name)
         self._views.discard(name)
+
+    @staticmethod
+    def quote_literal(value: str) -> str:
+        return _literal(value)
+
+    def row_counts(self, names: list[str]) -> dict[str, int]:
+        # A table read from Parquet is counted from the files' footers: a count(*) would be a Spark job
+        # per table (about 0.3 s each at any size, 2.5 s for gold's nine on 2 cores).
+        on_disk = {name: _footer_rows(self._files[name]) for name in names if name in self._files}
+        counted = super().row_counts([name for name in names if name not in on_disk])
+        return {name: on_disk[name] if name in on_disk else counted[name] for name in names}
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         frame = self.spark.sql(sql)
@@ -447,6 +474,7 @@ class SparkEngine(Engine):
         finally:
             self._cached.clear()
             self._views.clear()
+            self._files.clear()
 
     # ---- helpers
     def _written_schema(self, files: list[Path]) -> StructType | None:
@@ -455,6 +483,7 @@ class SparkEngine(Engine):
         return self._written.get(folders.pop()) if len(folders) == 1 else None
 
     def _register(self, name: str, frame: DataFrame) -> None:
+        self._files.pop(name, None)
         previous = self._cached.pop(name, None)
         if previous is not None and previous is not frame:
             _release(previous)

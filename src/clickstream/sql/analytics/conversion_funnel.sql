@@ -3,7 +3,8 @@ with user_steps as (
     select
         user_key,
 {% for step in funnel %}
-        max(case when event_type_key = {{ literal(step) }} then 1 else 0 end) as did_step_{{ loop.index }}{{ "," if not loop.last }}
+        max(case when event_type_key = {{ literal(step) }} then 1 else 0 end)
+            as did_step_{{ loop.index }}{{ "," if not loop.last }}
 {% endfor %}
     from fct_events
     where event_type_key in {{ in_list(funnel) }}
@@ -14,8 +15,9 @@ counts as (
     select
 {% for step in funnel %}
         count(case when did_step_{{ loop.index }} = 1 then 1 end) as reached_{{ loop.index }},
-        count(case when {% for earlier in range(1, loop.index + 1) %}did_step_{{ earlier }} = 1{{ " and " if not loop.last }}{% endfor %} then 1 end)
-            as through_{{ loop.index }}{{ "," if not loop.last }}
+        count(case when
+            {%- for earlier in range(1, loop.index + 1) %} did_step_{{ earlier }} = 1{{ " and" if not loop.last }}{% endfor %}
+            then 1 end) as through_{{ loop.index }}{{ "," if not loop.last }}
 {% endfor %}
     from user_steps
 ),
@@ -27,7 +29,9 @@ steps as (
         {{ literal(step) }} as event_type,
         reached_{{ loop.index }} as users_reached,
         through_{{ loop.index }} as users_through_all_steps,
-        {% if loop.index == 1 %}{{ safe_divide('through_1', 'reached_1') }}{% else %}{{ safe_divide('through_' ~ loop.index, 'through_' ~ (loop.index - 1)) }}{% endif %} as step_conversion,
+        {# a step's conversion is from the step before it; the first step's, from all who reached it #}
+        {% set previous = 'reached_1' if loop.index == 1 else 'through_' ~ (loop.index - 1) %}
+        {{ safe_divide('through_' ~ loop.index, previous) }} as step_conversion,
         {{ safe_divide('through_' ~ loop.index, 'reached_1') }} as overall_conversion
     from counts
 {% if not loop.last %}
