@@ -6,8 +6,11 @@ SAMPLE_ROWS ?= 200000
 DATA_DIR ?= data
 SIZES ?= 2m,10m
 RUNS ?= 3
+# The oldest PySpark the `spark` extra allows (pyproject.toml): `make test-spark-oldest` runs the engine tests on it.
+SPARK_OLDEST ?= 3.5
+OLDEST_VENV ?= .venv-spark$(SPARK_OLDEST)
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test test-spark-oldest install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +29,13 @@ run: install
 test: install-test
 	$(BIN)/python -m pytest
 
+test-spark-oldest:
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet -e '.[test]' 'pyspark==$(SPARK_OLDEST).*'
+	$(OLDEST_VENV)/bin/python -m pytest tests/engines -p no:cacheprovider
+
 bench: install-test
 	$(BIN)/python benchmarks/run.py --sizes $(SIZES) --runs $(RUNS) --check $(BENCH_ARGS)
 
 clean:
-	rm -rf $(DATA_DIR) logs .pytest_cache
+	rm -rf $(DATA_DIR) logs .pytest_cache $(OLDEST_VENV)

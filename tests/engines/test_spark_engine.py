@@ -238,7 +238,7 @@ def test_config_text_with_backslashes_and_quotes_reaches_both_engines_unchanged(
                "funnel": odd}
     got = {}
     for engine in (spark, duckdb_engine):
-        engine.create_view("fct_events", "select 'it''s' as event_type_key")
+        engine.create_view("fct_events", f"select {engine.quote_literal(odd[1])} as event_type_key")
         engine.create_view("types", render("gold/dim_event_types", engine, **context))
         got[engine.name] = sorted(engine.fetch("select * from types")[1])
     assert got["spark"] == got["duckdb"]

@@ -81,8 +81,9 @@ class SparkJobError(PipelineError):
 
 
 def _literal(value: str) -> str:
-    """A Spark SQL string literal: backslashes are escapes in Spark, so they are doubled."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+    """A Spark SQL string literal: backslashes are escapes in Spark, so they are doubled, and a quote is
+    escaped with one (Spark 3.5 reads `'it''s'` as two literals side by side, `its`)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _ident(name: str) -> str:
@@ -263,6 +264,7 @@ class SparkEngine(Engine):
         # The schema of each table this engine wrote: reading it back then needs no job to infer it.
         self._written: dict[str, StructType] = {}
         self._files: dict[str, list[Path]] = {}  # tables read from Parquet: their files
+        self._csv_inputs: list[Path] = []  # every CSV file read, to find a malformed row Spark does not place
         self._previous_conf: dict[str, str | None] = {}
         if SparkContext._active_spark_context is not None:
             self.spark = SparkSession.builder.getOrCreate()
@@ -357,6 +359,7 @@ class SparkEngine(Engine):
                        f"else {local} end")
         columns = [F.col(_ident(c)) for c in header] + [F.expr(source_file).alias("source_file")]
         self._register(name, frame.select(*columns))
+        self._csv_inputs.extend(f for f in files if f not in self._csv_inputs)
 
     def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False) -> None:
         if not files:
@@ -497,7 +500,7 @@ class SparkEngine(Engine):
         except (Py4JJavaError, PySparkException) as exc:
             text = str(exc)
             log.debug("spark: job failed: %s", text)
-            raise _translate_failure(text) from None
+            raise _translate_failure(text, self._csv_inputs) from None
 
 
 def _release(frame: DataFrame) -> None:
@@ -508,16 +511,20 @@ def _release(frame: DataFrame) -> None:
         log.debug("spark: could not release a materialized table now: %s", exc)
 
 
-def _translate_failure(text: str) -> Exception:
-    read = re.search(r"Encountered error while reading file (.+?)\.?\s+SQLSTATE", text)
+def _translate_failure(text: str, csv_inputs: list[Path]) -> Exception:
+    # Spark 4 ends the sentence with its SQLSTATE, Spark 3.5 with "Details:"
+    read = re.search(r"Encountered error while reading file (.+?)\.?(?:\s+SQLSTATE|\s+Details:|$)", text,
+                     re.MULTILINE)
+    record = re.search(r"Malformed CSV record: (.*?)(?: SQLSTATE: \w+)?$", text, re.MULTILINE)
+    if record:
+        # Spark 3.5 does not name the file when the read feeds a write: the first CSV holding the row does.
+        paths = [Path(_uri_to_path(read.group(1)))] if read else csv_inputs
+        found = next(((path, line) for path in paths if (line := _line_number(path, record.group(1)))), None)
+        path, where = found if found else (paths[0] if len(paths) == 1 else "one of the input files", None)
+        return InputError(f"CSV error in {path}{f' on line {where}' if where else ''}: malformed row "
+                          f"{record.group(1)!r} (not the header's number of fields, or broken quoting)")
     if read:
         path = _uri_to_path(read.group(1))
-        record = re.search(r"Malformed CSV record: (.*?)(?: SQLSTATE: \w+)?$", text, re.MULTILINE)
-        if record:
-            line = _line_number(Path(path), record.group(1))
-            where = f" on line {line}" if line else ""
-            return InputError(f"CSV error in {path}{where}: malformed row {record.group(1)!r} "
-                              f"(not the header's number of fields, or broken quoting)")
         cause = re.findall(r"Caused by: [\w.$]+: (.+)", text)
         return InputError(f"cannot read {path}: {cause[-1] if cause else _first_error_line(text)}")
     return SparkJobError(f"spark: {_first_error_line(text)}")
