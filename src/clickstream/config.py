@@ -27,6 +27,9 @@ class CsvOptions(_Strict):
     escape: str = '"'
     header: Literal[True] = True
     encoding: Literal["utf-8"] = "utf-8"
+    # A quoted field may hold a line break (DuckDB always reads one). False lets Spark split one large file
+    # across tasks, and a line break inside quotes is then a malformed row.
+    multiline: bool = True
 
     @field_validator("delimiter", "quote", "escape")
     @classmethod

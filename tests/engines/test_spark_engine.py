@@ -191,6 +191,20 @@ def test_read_csv_keeps_every_value_as_text(spark, tmp_path):
     assert rows == [(" 7 ", None, "x", '"q"', "a,b", "1e3", "  ", "f.csv")]
 
 
+def test_a_quoted_line_break_is_read_as_duckdb_reads_it(spark, duckdb_engine, tmp_path):
+    path = write_csv(tmp_path / "raw" / "f.csv", [["1", "s1", "2024-01-01 10:00:00", "page_view", "", "", "two\nlines"],
+                                                  ["2", "s2", "2024-01-01 10:00:01", "page_view", "", "", "ok"]])
+    got = {}
+    for engine in (spark, duckdb_engine):
+        engine.read_csv("raw_rows", [path], HEADER, CsvOptions(), tmp_path / "raw")
+        got[engine.name] = engine.fetch("select UserID, Outcome from raw_rows order by UserID")[1]
+    assert got["spark"] == got["duckdb"] == [("1", "two\nlines"), ("2", "ok")]
+    # Without multiline, Spark reads line by line: the broken row is an error, never two rows
+    spark.read_csv("raw_lines", [path], HEADER, CsvOptions(multiline=False), tmp_path / "raw")
+    with pytest.raises(InputError, match=re.escape(f"CSV error in {path} on line 3: malformed row 'lines\"'")):
+        spark.write_parquet("raw_lines", tmp_path / "out")
+
+
 @pytest.mark.parametrize(("line", "problem"), [
     ("1,1", "too few fields"),
     ("1,1,2024-01-01 10:00:00,page_view,,,,,", "too many fields"),

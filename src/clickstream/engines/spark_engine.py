@@ -350,6 +350,7 @@ class SparkEngine(Engine):
             .option("header", "true").option("enforceSchema", "true")  # names from our header, never inferred
             .option("sep", options.delimiter).option("quote", options.quote).option("escape", options.escape)
             .option("encoding", options.encoding).option("mode", "FAILFAST")
+            .option("multiLine", "true" if options.multiline else "false")
             .load([_input_uri(f) for f in files])
         )
         # The real file of each row, relative to raw_dir like DuckDB's: Spark gives a percent-encoded URI.
