@@ -264,7 +264,7 @@ class SparkEngine(Engine):
         # The schema of each table this engine wrote: reading it back then needs no job to infer it.
         self._written: dict[str, StructType] = {}
         self._files: dict[str, list[Path]] = {}  # tables read from Parquet: their files
-        self._csv_inputs: list[Path] = []  # every CSV file read, to find a malformed row Spark does not place
+        self._csv_inputs: dict[Path, None] = {}  # every CSV file read (in order), to place a malformed row
         self._previous_conf: dict[str, str | None] = {}
         if SparkContext._active_spark_context is not None:
             self.spark = SparkSession.builder.getOrCreate()
@@ -360,7 +360,7 @@ class SparkEngine(Engine):
                        f"else {local} end")
         columns = [F.col(_ident(c)) for c in header] + [F.expr(source_file).alias("source_file")]
         self._register(name, frame.select(*columns))
-        self._csv_inputs.extend(f for f in files if f not in self._csv_inputs)
+        self._csv_inputs.update(dict.fromkeys(files))
 
     def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False) -> None:
         if not files:
@@ -479,6 +479,7 @@ class SparkEngine(Engine):
             self._cached.clear()
             self._views.clear()
             self._files.clear()
+            self._csv_inputs.clear()
 
     # ---- helpers
     def _written_schema(self, files: list[Path]) -> StructType | None:
@@ -501,7 +502,7 @@ class SparkEngine(Engine):
         except (Py4JJavaError, PySparkException) as exc:
             text = str(exc)
             log.debug("spark: job failed: %s", text)
-            raise _translate_failure(text, self._csv_inputs) from None
+            raise _translate_failure(text, list(self._csv_inputs)) from None
 
 
 def _release(frame: DataFrame) -> None:
