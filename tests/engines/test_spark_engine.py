@@ -191,6 +191,20 @@ def test_read_csv_keeps_every_value_as_text(spark, tmp_path):
     assert rows == [(" 7 ", None, "x", '"q"', "a,b", "1e3", "  ", "f.csv")]
 
 
+def test_a_malformed_row_spark_does_not_place_is_found_in_the_files_read(tmp_path):
+    from clickstream.engines.spark_engine import _translate_failure
+
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(",".join(HEADER) + "\n1,s,t,e,,,\n", encoding="utf-8")
+    second.write_text(",".join(HEADER) + "\n1,s,t,e,,,\n1,1\n", encoding="utf-8")
+    text = ("org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows\n"
+            "Caused by: org.apache.spark.SparkRuntimeException: [MALFORMED_CSV_RECORD] Malformed CSV record: 1,1")
+    assert str(_translate_failure(text, [first, second])) == (
+        f"CSV error in {second} on line 3: malformed row '1,1' (not the header's number of fields, or broken quoting)")
+    assert str(_translate_failure(text, [first])).startswith(f"CSV error in {first}: malformed row '1,1'")
+    assert str(_translate_failure(text, [first, first])).startswith("CSV error in one of the input files:")
+
+
 def test_a_quoted_line_break_is_read_as_duckdb_reads_it(spark, duckdb_engine, tmp_path):
     path = write_csv(tmp_path / "raw" / "f.csv", [["1", "s1", "2024-01-01 10:00:00", "page_view", "", "", "two\nlines"],
                                                   ["2", "s2", "2024-01-01 10:00:01", "page_view", "", "", "ok"]])

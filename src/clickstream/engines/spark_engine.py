@@ -519,12 +519,17 @@ def _translate_failure(text: str, csv_inputs: list[Path]) -> Exception:
                      re.MULTILINE)
     record = re.search(r"Malformed CSV record: (.*?)(?: SQLSTATE: \w+)?$", text, re.MULTILINE)
     if record:
+        row = record.group(1)
         # Spark 3.5 does not name the file when the read feeds a write: the first CSV holding the row does.
-        paths = [Path(_uri_to_path(read.group(1)))] if read else csv_inputs
-        found = next(((path, line) for path in paths if (line := _line_number(path, record.group(1)))), None)
-        path, where = found if found else (paths[0] if len(paths) == 1 else "one of the input files", None)
-        return InputError(f"CSV error in {path}{f' on line {where}' if where else ''}: malformed row "
-                          f"{record.group(1)!r} (not the header's number of fields, or broken quoting)")
+        candidates = [Path(_uri_to_path(read.group(1)))] if read else csv_inputs
+        place = str(candidates[0]) if len(candidates) == 1 else "one of the input files"
+        for path in candidates:
+            line = _line_number(path, row)
+            if line:
+                place = f"{path} on line {line}"
+                break
+        return InputError(f"CSV error in {place}: malformed row {row!r} (not the header's number of fields, "
+                          f"or broken quoting)")
     if read:
         path = _uri_to_path(read.group(1))
         cause = re.findall(r"Caused by: [\w.$]+: (.+)", text)
