@@ -19,7 +19,8 @@ def results(engine, fact_rows, dim_rows, source_rows, severity="fail"):
     inline_table(engine, "fact", FACT, fact_rows)
     inline_table(engine, "dim", DIM, dim_rows)
     inline_table(engine, "source", [("x", "integer")], source_rows)
-    return {r["test"]: (r["failures"], r["status"]) for r in run_tests(engine, compile_tests("fact", TESTS, engine), severity)}
+    outcomes = run_tests(engine, compile_tests("fact", TESTS, engine), severity)
+    return {r["test"]: (r["failures"], r["status"]) for r in outcomes}
 
 
 def test_clean_tables_pass_every_test(duck):

@@ -72,8 +72,7 @@ class DuckDBEngine(Engine):
             f"create or replace temp view {name} as "
             f"select {selected}, replace(filename, {self.quote_literal(prefix)}, '') as source_file "
             f"from read_csv({_path_list([Path(os.path.abspath(f)) for f in files])}, columns = {columns}, "
-            f"header = true, "
-            f"auto_detect = false, delim = {self.quote_literal(options.delimiter)}, "
+            f"header = true, auto_detect = false, delim = {self.quote_literal(options.delimiter)}, "
             f"quote = {self.quote_literal(options.quote)}, escape = {self.quote_literal(options.escape)}, "
             f"filename = true, strict_mode = true, null_padding = false)"
         )

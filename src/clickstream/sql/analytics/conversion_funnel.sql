@@ -16,7 +16,9 @@ counts as (
 {% for step in funnel %}
         count(case when did_step_{{ loop.index }} = 1 then 1 end) as reached_{{ loop.index }},
         count(case when
-            {%- for earlier in range(1, loop.index + 1) %} did_step_{{ earlier }} = 1{{ " and" if not loop.last }}{% endfor %}
+{% for earlier in range(1, loop.index + 1) %}
+            did_step_{{ earlier }} = 1{{ " and" if not loop.last }}
+{% endfor %}
             then 1 end) as through_{{ loop.index }}{{ "," if not loop.last }}
 {% endfor %}
     from user_steps
