@@ -294,6 +294,16 @@ def test_row_counts_of_parquet_tables_come_from_footers_without_a_job(spark, duc
     assert spark.row_counts(["numbers", "numbers_back"]) == {"numbers": 1234, "numbers_back": 7}
 
 
+def test_a_parquet_file_broken_after_it_was_read_is_named_when_counted(spark, tmp_path):
+    spark.create_view("numbers", "select id from range(10) as t(id)")
+    spark.write_parquet("numbers", tmp_path / "numbers")
+    files = sorted((tmp_path / "numbers").rglob("*.parquet"))
+    spark.read_parquet("numbers_back", files, None)
+    files[0].write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=re.escape(f"cannot read the Parquet footer of {files[0]}")):
+        spark.row_counts(["numbers_back"])
+
+
 # ---- writing, caching
 
 def test_write_csv_is_one_file_at_the_path(spark, duckdb_engine, tmp_path):
