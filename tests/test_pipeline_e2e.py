@@ -103,7 +103,8 @@ def test_gold_keys_are_unique_and_every_fact_key_is_in_its_dimension(generated):
     data, _ = generated
     con = duckdb.connect()
     for name in ["fct_events", "dim_users", "dim_sessions", "dim_products", "dim_event_types", "dim_date"]:
-        con.execute(f"create view {name} as select * from read_parquet('{data}/gold/{name}/*.parquet')")
+        con.execute(f"create view {name} as select * from read_parquet('{data}/gold/{name}/**/*.parquet', "
+                    f"hive_partitioning = false)")
     checks = con.sql("""
         select
             (select count(*) - count(distinct event_id) from fct_events),

@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from clickstream import gold, storage
+from clickstream import gold, incremental, storage
 from clickstream.build import build_model
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.tables import markdown_report
-from clickstream.sql import first_comment_line, load_yaml
+from clickstream.sql import first_comment_line, load_yaml, render
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,25 @@ def run(ctx: RunContext) -> list[QueryResult]:
     context = gold.model_context(ctx)
     show = ctx.config.analytics.show_rows
     selected = queries(ctx.analytics_group)
+    gold_build = incremental.read_manifest(layout.gold) or {}
+    previous = (incremental.read_manifest(layout.analytics) or {}).get("queries", {})
+    built: dict[str, dict] = {}
     # Staged and published as one directory, like gold; a partial run carries the other results over.
     root = storage.staging_path(layout.data_dir, "analytics")
+    root.mkdir(parents=True)
     results = []
     for query in selected:
         name = query["name"]
-        build_model(ctx, "analytics", name, context, root)
+        sql = render(f"analytics/{name}", engine, **context)
+        fingerprint = incremental.fingerprint(engine, {name: sql}, query)
+        spec = incremental.scoped(query)
+        scope = _scope(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
+        if scope is None:
+            build_model(ctx, "analytics", name, context, root, partition_by_day=query.get("partition_by_day"))
+        else:
+            _build_scoped(ctx, spec, sql, scope, root)
+        built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
+                       "mode": "full" if scope is None else "incremental"}
         columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
     counts = engine.row_counts([q["name"] for q in selected])
@@ -59,13 +73,59 @@ def run(ctx: RunContext) -> list[QueryResult]:
     for query in selected:
         if query.get("csv", True):
             engine.write_csv(query["name"], root / f"{query['name']}.csv")
-        log.info("analytics: %s rows=%d", query["name"], counts[query["name"]])
+        log.info("analytics: %s rows=%d (%s)", query["name"], counts[query["name"]], built[query["name"]]["mode"])
     rebuilt = {q["name"] for q in selected}
     storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in rebuilt
-                       and path.name != REPORT)
+                       and path.name not in (REPORT, incremental.MANIFEST))
     (root / REPORT).write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
+    carried = {name: entry for name, entry in previous.items() if name not in rebuilt}
+    incremental.write_manifest(root, {"queries": {**carried, **built}})
     storage.publish_table(root, layout.analytics)
     elapsed = time.perf_counter() - started
-    ctx.quality["analytics"] = {"row_counts": counts, "seconds": round(elapsed, 3)}
+    ctx.quality["analytics"] = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
+                                "seconds": round(elapsed, 3)}
     log.info("analytics: %d queries in %.2f s", len(selected), elapsed)
     return results
+
+
+def _scope(ctx: RunContext, name: str, previous: dict | None, gold_build: dict, fingerprint: str) -> str | None:
+    """How to rebuild a per-user query: None for from scratch, else the SQL of the users to rebuild.
+
+    Incremental only when the published result was built by the same SQL from the gold build this one
+    follows (or from this very build: then no user changed), and that build recorded whom it changed.
+    """
+    if ctx.full_refresh or not previous or previous.get("fingerprint") != fingerprint:
+        return None
+    if not storage.parquet_files(ctx.layout.analytics / name):
+        return None
+    if previous.get("gold_build_id") == gold_build.get("build_id"):
+        return "select cast(null as string) as scope_key, cast(null as timestamp) as first_new_ts where 1 = 0"
+    scope = ctx.layout.gold / incremental.SCOPE_DIR
+    if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
+            "previous_build_id") and storage.parquet_files(scope):
+        ctx.engine.read_parquet("gold_scope", storage.parquet_files(scope), schema=None)
+        return "select scope_key, first_new_ts from gold_scope"
+    return None
+
+
+def _build_scoped(ctx: RunContext, spec: incremental.Scoped, sql: str, scope: str, root: Path) -> None:
+    """Rebuild a per-user query for the users gold changed and merge it into the published result."""
+    engine, layout = ctx.engine, ctx.layout
+    incremental.register_scope(engine, scope)
+    engine.drop("gold_scope")
+    name = spec.name
+    # The query reads the fact under its usual name: for the moment, only the rows of the users in scope.
+    fact = storage.parquet_files(layout.gold / "fct_events")
+    engine.read_parquet("fct_events__all", fact, schema=None)
+    engine.create_view("fct_events", f"select * from fct_events__all where user_key in "
+                                     f"(select scope_key from {incremental.SCOPE_TABLE})")
+    engine.materialize(name, sql)
+    engine.read_parquet("fct_events", fact, schema=None)
+    engine.drop("fct_events__all")
+    scratch = storage.staging_path(layout.data_dir, f"{name}-days")
+    summary = incremental.merge(engine, spec, layout.analytics / name, root / name, scratch)
+    engine.drop(name)
+    engine.drop(incremental.SCOPE_TABLE)
+    engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
+    log.info("analytics: %s merged for the users gold changed (days rewritten: %s)", name,
+             ", ".join(summary["days_rewritten"] or []) or "none")

@@ -8,19 +8,24 @@ from typing import Any
 
 from clickstream import storage
 from clickstream.context import RunContext
+from clickstream.incremental import write_table
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
 
 
-def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any], root: Path) -> Path:
-    """Run `sql/<layer>/<name>.sql` once into `root/<name>`; later models and tests read the written Parquet."""
+def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any], root: Path,
+                partition_by_day: str | None = None) -> Path:
+    """Run `sql/<layer>/<name>.sql` once into `root/<name>`; later models and tests read the written Parquet.
+
+    With `partition_by_day`, the table is written one folder per day of that timestamp column.
+    """
     started = time.perf_counter()
     engine = ctx.engine
     pending = f"{name}__pending"
     engine.create_view(pending, render(f"{layer}/{name}", engine, **context))
     staged = root / name
-    engine.write_parquet(pending, staged)
+    write_table(engine, pending, staged, partition_by_day)
     engine.drop(pending)
     engine.read_parquet(name, storage.parquet_files(staged), schema=None)
     log.debug("%s: built %s in %.2f s", layer, name, time.perf_counter() - started)

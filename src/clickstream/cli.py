@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         _common(command)
         command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
                              help="engine (default from config: duckdb)")
+        if name in ("run", "gold", "analytics"):
+            command.add_argument("--full-refresh", action="store_true",
+                                 help="rebuild gold and analytics from all of silver instead of only what new "
+                                      "silver batches changed")
         if name == "analytics":
             command.add_argument("--group", choices=["basic", "advanced", "all"], default="all",
                                  help="basic: queries 1-5 and 7; advanced: journeys, purchase paths, RFM")
@@ -95,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from clickstream.report.tables import render_results
 
         layers = LAYERS if args.command == "run" else (args.command,)
-        results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"))
+        results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"),
+                             full_refresh=getattr(args, "full_refresh", False))
         if "analytics" in results:
             print(render_results(results["analytics"]))
         print(_summary(results, config))

@@ -73,6 +73,7 @@ class RunContext:
     run_id: str = ""
     quality: dict[str, Any] = field(default_factory=dict)
     analytics_group: str = "all"  # basic | advanced | all: which analytics queries to run
+    full_refresh: bool = False  # rebuild gold and analytics from all of silver, even where nothing changed
 
     def __post_init__(self) -> None:
         if not self.run_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 
-from clickstream import storage
+from clickstream import incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import compile_tests, run_tests
@@ -40,37 +40,129 @@ def models() -> list[dict]:
 
 
 def run(ctx: RunContext) -> dict[str, int]:
-    """Rebuild every gold table from silver; publish them only if every failing-severity test passes."""
+    """Bring gold up to date with silver; publish it only if every failing-severity test passes.
+
+    A full build renders every model from all of silver. When the published star was built by the same
+    SQL from silver batches that are all still there, only the new batches' users are rebuilt (scoped
+    models) and merged in; the other models are rebuilt from the merged tables.
+    """
     started = time.perf_counter()
     engine, layout = ctx.engine, ctx.layout
-    engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
     context = model_context(ctx)
-    # The whole layer is staged and published as one directory: readers never see half a new star.
-    root = storage.staging_path(layout.data_dir, "gold")
-    staged = {}
-    for model in models():
-        name = model["name"]
-        if model.get("publish", True):
-            staged[name] = build_model(ctx, "gold", name, context, root)
-        else:  # an intermediate step: kept by the engine for the models after it, never written
-            engine.materialize(name, render(f"gold/{name}", engine, **context))
+    declared = models()
+    sql = {m["name"]: render(f"gold/{m['name']}", engine, **context) for m in declared}
+    fingerprint = incremental.fingerprint(engine, sql, declared)
+    silver_runs = sorted(silver.load_state(ctx)["runs"])
+    previous = incremental.read_manifest(layout.gold)
+    mode, new_runs, reason = _plan(ctx, previous, fingerprint, silver_runs)
+    log.info("gold: %s build (%s)", mode, reason)
+    if mode == "current":
+        return _current(ctx, previous, started)
 
-    tests = [query for model in models() for query in compile_tests(model["name"], model.get("tests", []), engine)]
-    results = run_tests(engine, tests, ctx.config.quality.gold_tests)
-    counts = engine.row_counts(["silver_events", *(m["name"] for m in models())])
+    engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
+    root = storage.staging_path(layout.data_dir, "gold")  # staged and published as one directory
+    root.mkdir(parents=True)
+    results: list[dict] = []
+    merged: dict[str, dict] = {}
+    if mode == "incremental":
+        engine.read_parquet("silver_batch", storage.batch_files(layout.silver, set(new_runs)), SILVER,
+                            partitioned=True)
+        users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
+                                                   "from silver_batch")
+        engine.drop("silver_batch")
+        log.info("gold: %d user(s) in %d new silver batch(es) to rebuild", users, len(new_runs))
+        # The scoped models read only those users' events, under the names the models expect.
+        engine.read_parquet("silver_all", storage.parquet_files(layout.silver), SILVER, partitioned=True)
+        engine.create_view("silver_events", f"select * from silver_all where user_id in "
+                                            f"(select scope_key from {incremental.SCOPE_TABLE})")
+    for model in declared:
+        name, spec = model["name"], incremental.scoped(model)
+        if mode == "incremental" and spec is None:
+            continue
+        if mode == "incremental" or not model.get("publish", True):
+            engine.materialize(name, sql[name])
+        else:
+            build_model(ctx, "gold", name, context, root, partition_by_day=model.get("partition_by_day"))
+        if mode == "incremental" and not model.get("publish", True):
+            # Checked against its input now, while the input is still the scoped one.
+            results += run_tests(engine, compile_tests(name, model.get("tests", []), engine),
+                                 ctx.config.quality.gold_tests)
+    if mode == "incremental":
+        engine.create_view("silver_events", "select * from silver_all")
+        scratch = storage.staging_path(layout.data_dir, "gold-days")
+        for model in declared:
+            spec = incremental.scoped(model)
+            if spec is None or not model.get("publish", True):
+                continue
+            merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch)
+            engine.drop(spec.name)
+            engine.read_parquet(spec.name, storage.parquet_files(root / spec.name), schema=None)
+            log.info("gold: %s merged (days rewritten: %s)", spec.name,
+                     "all" if merged[spec.name]["days_rewritten"] is None else
+                     ", ".join(merged[spec.name]["days_rewritten"]) or "none")
+        for model in declared:
+            if incremental.scoped(model) is None:
+                build_model(ctx, "gold", model["name"], context, root)
+        engine.write_parquet(incremental.SCOPE_TABLE, root / incremental.SCOPE_DIR)
+
+    checked = [m for m in declared if mode == "full" or m.get("publish", True)]
+    tests = [query for model in checked for query in compile_tests(model["name"], model.get("tests", []), engine)]
+    results += run_tests(engine, tests, ctx.config.quality.gold_tests)
+    counts = engine.row_counts(["silver_events", *(m["name"] for m in declared)])
     for table, count in counts.items():
         log.info("gold cardinality: %s rows=%d", table, count)
-    ctx.quality["gold"] = {"tests": results, "row_counts": counts}
+    ctx.quality["gold"] = {"mode": mode, "reason": reason, "new_silver_batches": new_runs, "merged": merged,
+                           "tests": results, "row_counts": counts}
     failed = [r["test"] for r in results if r["status"] == "fail"]
     if failed:
         storage.clear_staging(layout.data_dir)
         raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
 
-    for model in models():
-        if not model.get("publish", True):
-            engine.drop(model["name"])
+    for name in ["silver_all", incremental.SCOPE_TABLE, *(m["name"] for m in declared if not m.get("publish", True))]:
+        engine.drop(name)
+    incremental.write_manifest(root, {
+        "build_id": ctx.run_id, "previous_build_id": previous["build_id"] if previous else None, "mode": mode,
+        "silver_runs": silver_runs, "fingerprint": fingerprint})
     storage.publish_table(root, layout.gold)
     elapsed = time.perf_counter() - started
     ctx.quality["gold"]["seconds"] = round(elapsed, 3)
-    log.info("gold: %d tables, %d events in the fact, in %.2f s", len(staged), counts.get("fct_events", 0), elapsed)
+    published = sum(m.get("publish", True) for m in declared)
+    log.info("gold: %s build of %d tables, %d events in the fact, in %.2f s", mode, published,
+             counts.get("fct_events", 0), elapsed)
+    return counts
+
+
+def _plan(ctx: RunContext, previous: dict | None, fingerprint: str,
+          silver_runs: list[str]) -> tuple[str, list[str], str]:
+    """(full | incremental | current, the silver batches to add, why)."""
+    if ctx.full_refresh:
+        return "full", silver_runs, "full refresh requested"
+    if previous is None:
+        return "full", silver_runs, "no gold build yet"
+    if previous.get("fingerprint") != fingerprint:
+        return "full", silver_runs, "the engine, the models or the config they use changed since the last build"
+    missing = [m["name"] for m in models() if m.get("publish", True) and not storage.parquet_files(
+        ctx.layout.gold / m["name"])]
+    if missing:
+        return "full", silver_runs, f"published table(s) missing: {', '.join(missing)}"
+    built = set(previous.get("silver_runs", []))
+    if not built <= set(silver_runs):
+        return "full", silver_runs, "silver batches the last build used are gone"
+    new_runs = sorted(set(silver_runs) - built)
+    if not new_runs:
+        return "current", [], f"already built from all {len(silver_runs)} silver batch(es)"
+    return "incremental", new_runs, f"{len(new_runs)} new silver batch(es) since build {previous['build_id']}"
+
+
+def _current(ctx: RunContext, previous: dict, started: float) -> dict[str, int]:
+    """Nothing new in silver: the published star stands; its tests passed when it was built."""
+    engine, layout = ctx.engine, ctx.layout
+    names = [m["name"] for m in models() if m.get("publish", True)]
+    for name in names:
+        engine.read_parquet(name, storage.parquet_files(layout.gold / name), schema=None)
+    counts = engine.row_counts(names)
+    for name in names:
+        engine.drop(name)
+    ctx.quality["gold"] = {"mode": "current", "build_id": previous["build_id"], "row_counts": counts,
+                           "seconds": round(time.perf_counter() - started, 3)}
     return counts

@@ -19,7 +19,8 @@ LAYERS = ("bronze", "silver", "gold", "analytics")
 _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytics": analytics.run}
 
 
-def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all") -> dict[str, Any]:
+def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
+               full_refresh: bool = False) -> dict[str, Any]:
     """Run the given layers in order and return each layer's result; the quality report is written either way."""
     layout = Layout(Path(config.paths.data_dir))
     layout.data_dir.mkdir(parents=True, exist_ok=True)
@@ -27,7 +28,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
     for tables in (layout.gold, layout.analytics):
         storage.recover_tables(tables)
     engine = create_engine(config)
-    ctx = RunContext(config=config, engine=engine, layout=layout, analytics_group=analytics_group)
+    ctx = RunContext(config=config, engine=engine, layout=layout, analytics_group=analytics_group,
+                     full_refresh=full_refresh)
     ctx.quality["layers"] = list(layers)
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}

@@ -44,7 +44,10 @@ def read_table(path: Path) -> pa.Table | None:
     con = duckdb.connect()
     try:
         listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
-        return con.sql(f"select * from read_parquet({listing}, hive_partitioning = true)").to_arrow_table()
+        # `day=...` folders (a table stored by day) are layout only; other `key=value` folders are columns.
+        hive = any("=" in part and not part.startswith("day=") for f in files for part in f.parts)
+        return con.sql(f"select * from read_parquet({listing}, hive_partitioning = {str(hive).lower()})"
+                       ).to_arrow_table()
     finally:
         con.close()
 

@@ -430,10 +430,9 @@ class SparkEngine(Engine):
         self._action(lambda: writer.parquet(_local_uri(path)))
         path.mkdir(parents=True, exist_ok=True)  # an empty partitioned table is still a (empty) table
         _remove_side_files(path)
-        if not partition_by:
-            # as Spark writes Parquet: every column nullable
-            self._written[os.path.abspath(path)] = StructType(
-                [StructField(f.name, f.dataType, True) for f in frame.schema.fields])
+        # as Spark writes Parquet: every column nullable, and partition columns only in the folder names
+        self._written[os.path.abspath(path)] = StructType(
+            [StructField(f.name, f.dataType, True) for f in frame.schema.fields if f.name not in (partition_by or [])])
 
     def write_csv(self, name: str, path: Path) -> None:
         frame = self.spark.table(name)
@@ -483,9 +482,14 @@ class SparkEngine(Engine):
 
     # ---- helpers
     def _written_schema(self, files: list[Path]) -> StructType | None:
-        """The schema of `files` if they are one table this engine wrote (unpartitioned), else None."""
+        """The schema of `files` if they are one table this engine wrote, else None (Spark reads the footers)."""
         folders = {os.path.dirname(os.path.abspath(f)) for f in files}
-        return self._written.get(folders.pop()) if len(folders) == 1 else None
+        if len(folders) == 1 and folders <= self._written.keys():
+            return self._written[folders.pop()]
+        try:
+            return self._written.get(str(_table_root(files)))
+        except ValueError:
+            return None
 
     def _register(self, name: str, frame: DataFrame) -> None:
         self._files.pop(name, None)
