@@ -88,8 +88,8 @@ def _files(root: Path) -> list[str]:
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, files: list[str]) -> list[tuple[str, str]]:
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    # The project stores some tables one folder per day (`day=...`): layout, not a column.
-    hive = "true" if any("=" in part and not part.startswith("day=") for f in files for part in Path(f).parts) \
+    # The project stores some tables one folder per week (`week=...`): layout, not a column.
+    hive = "true" if any("=" in part and not part.startswith("week=") for f in files for part in Path(f).parts) \
         else "false"
     con.execute(f"create or replace temp view {name}_raw as "
                 f"select * from read_parquet({listed}, hive_partitioning = {hive}, union_by_name = true)")

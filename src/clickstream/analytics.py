@@ -61,7 +61,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
         spec = incremental.scoped(query)
         scope = _scope(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
         if scope is None:
-            build_model(ctx, "analytics", name, context, root, partition_by_day=query.get("partition_by_day"))
+            build_model(ctx, "analytics", name, context, root, partition_by_week=query.get("partition_by_week"))
         else:
             _build_scoped(ctx, spec, sql, scope, root)
         built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
@@ -122,10 +122,10 @@ def _build_scoped(ctx: RunContext, spec: incremental.Scoped, sql: str, scope: st
     engine.materialize(name, sql)
     engine.read_parquet("fct_events", fact, schema=None)
     engine.drop("fct_events__all")
-    scratch = storage.staging_path(layout.data_dir, f"{name}-days")
+    scratch = storage.staging_path(layout.data_dir, f"{name}-weeks")
     summary = incremental.merge(engine, spec, layout.analytics / name, root / name, scratch)
     engine.drop(name)
     engine.drop(incremental.SCOPE_TABLE)
     engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
-    log.info("analytics: %s merged for the users gold changed (days rewritten: %s)", name,
-             ", ".join(summary["days_rewritten"] or []) or "none")
+    log.info("analytics: %s merged for the users gold changed (weeks rewritten: %s)", name,
+             ", ".join(summary["weeks_rewritten"] or []) or "none")

@@ -15,17 +15,17 @@ log = logging.getLogger(__name__)
 
 
 def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any], root: Path,
-                partition_by_day: str | None = None) -> Path:
+                partition_by_week: str | None = None) -> Path:
     """Run `sql/<layer>/<name>.sql` once into `root/<name>`; later models and tests read the written Parquet.
 
-    With `partition_by_day`, the table is written one folder per day of that timestamp column.
+    With `partition_by_week`, the table is written one folder per week of that timestamp column.
     """
     started = time.perf_counter()
     engine = ctx.engine
     pending = f"{name}__pending"
     engine.create_view(pending, render(f"{layer}/{name}", engine, **context))
     staged = root / name
-    write_table(engine, pending, staged, partition_by_day)
+    write_table(engine, pending, staged, partition_by_week)
     engine.drop(pending)
     engine.read_parquet(name, storage.parquet_files(staged), schema=None)
     log.debug("%s: built %s in %.2f s", layer, name, time.perf_counter() - started)

@@ -82,14 +82,14 @@ def run(ctx: RunContext) -> dict[str, int]:
         if mode == "incremental" or not model.get("publish", True):
             engine.materialize(name, sql[name])
         else:
-            build_model(ctx, "gold", name, context, root, partition_by_day=model.get("partition_by_day"))
+            build_model(ctx, "gold", name, context, root, partition_by_week=model.get("partition_by_week"))
         if mode == "incremental" and not model.get("publish", True):
             # Checked against its input now, while the input is still the scoped one.
             results += run_tests(engine, compile_tests(name, model.get("tests", []), engine),
                                  ctx.config.quality.gold_tests)
     if mode == "incremental":
         engine.create_view("silver_events", "select * from silver_all")
-        scratch = storage.staging_path(layout.data_dir, "gold-days")
+        scratch = storage.staging_path(layout.data_dir, "gold-weeks")
         for model in declared:
             spec = incremental.scoped(model)
             if spec is None or not model.get("publish", True):
@@ -97,9 +97,9 @@ def run(ctx: RunContext) -> dict[str, int]:
             merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch)
             engine.drop(spec.name)
             engine.read_parquet(spec.name, storage.parquet_files(root / spec.name), schema=None)
-            log.info("gold: %s merged (days rewritten: %s)", spec.name,
-                     "all" if merged[spec.name]["days_rewritten"] is None else
-                     ", ".join(merged[spec.name]["days_rewritten"]) or "none")
+            log.info("gold: %s merged (weeks rewritten: %s)", spec.name,
+                     "all" if merged[spec.name]["weeks_rewritten"] is None else
+                     ", ".join(merged[spec.name]["weeks_rewritten"]) or "none")
         for model in declared:
             if incremental.scoped(model) is None:
                 build_model(ctx, "gold", model["name"], context, root)

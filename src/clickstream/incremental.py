@@ -3,8 +3,10 @@
 A model declares a `scope` column when its rows for one user depend only on that user's events (the fact,
 the users and sessions dimensions, the user journey). A batch then changes only the rows of the users it
 touches: those rows are rebuilt with the model's own SQL, over only those users' input, and merged into
-the published table. A model that also declares `partition_by_day` is stored one folder per day, and only
-the days whose rows changed are written again; every other day's files are hard-linked unchanged.
+the published table. A model that also declares `partition_by_week` is stored one folder per week (weeks
+start on Monday), and only the weeks whose rows changed are written again; every other week's files are
+hard-linked unchanged. (A week, not a day: one folder per day made many small files, which cost more to
+write and to read than rewriting a week saves.)
 
 Each layer keeps a manifest (`_build.json`) beside its tables, published with them: what the tables were
 built from and a fingerprint of the SQL that built them. Anything that does not match (another engine,
@@ -28,7 +30,12 @@ log = logging.getLogger(__name__)
 MANIFEST = "_build.json"
 SCOPE_TABLE = "scope_users"  # one column, scope_key: the users whose rows a build recomputes
 SCOPE_DIR = "_scope_users"  # the published copy of the last build's scope, for the layer after it
-DAY = "day"  # the folder key of a table stored by day: <table>/day=YYYY-MM-DD/
+PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
+
+
+def period_of(timestamp: str) -> str:
+    """The SQL (same on both engines) of the week a timestamp falls in, as the date of its Monday."""
+    return f"cast(date_trunc('week', {timestamp}) as date)"
 
 
 def fingerprint(engine: Engine, rendered: dict[str, str], declared: Any) -> str:
@@ -51,41 +58,39 @@ def write_manifest(staged: Path, manifest: dict) -> None:
 
 @dataclass(frozen=True)
 class Scoped:
-    """A model rebuilt per user: its scope column and, if it is stored by day, the timestamp giving the day.
+    """A model rebuilt per user: its scope column and, if it is stored by week, the timestamp giving the week.
 
-    `changes_from` names a timestamp column when a row depends only on its user's events up to that time:
-    then only rows at or after the user's first new event can change, and no published row need be read
-    to find the days to rewrite. Without it, the rebuilt rows are compared with the published ones.
+    A table stored by week also names, in `changes_from`, a timestamp up to which a row depends only on its
+    user's events: only rows at or after the user's first new event can change, so the weeks to rewrite
+    are known without reading the published rows. (A model whose rows can change earlier, such as a visit
+    that a late event extends, is stored as one table and rewritten whole.)
     """
 
     name: str
     scope: str
-    day_from: str | None
+    period_from: str | None
     changes_from: str | None
 
 
 def scoped(declared: dict) -> Scoped | None:
     if "scope" not in declared:
         return None
-    return Scoped(declared["name"], declared["scope"], declared.get("partition_by_day"),
+    if "partition_by_week" in declared and "changes_from" not in declared:
+        raise ValueError(f"model {declared['name']}: partition_by_week needs changes_from (see incremental.py)")
+    return Scoped(declared["name"], declared["scope"], declared.get("partition_by_week"),
                   declared.get("changes_from"))
 
 
-def day_view(engine: Engine, name: str, sql: str, day_from: str) -> str:
-    """Register `name` as `sql` plus the folder key computed from `day_from`; returns the key's column."""
-    engine.create_view(name, f"select model.*, cast(model.{day_from} as date) as {DAY} from ({sql}) model")
-    return DAY
-
-
-def write_table(engine: Engine, view: str, path: Path, day_from: str | None) -> None:
-    """Write `view` under `path`: one folder per day of `day_from` when given, else as one table."""
-    if day_from is None:
+def write_table(engine: Engine, view: str, path: Path, period_from: str | None) -> None:
+    """Write `view` under `path`: one folder per week of `period_from` when given, else as one table."""
+    if period_from is None:
         engine.write_parquet(view, path)
         return
-    by_day = f"{view}__by_day"
-    day_view(engine, by_day, f"select * from {view}", day_from)
-    engine.write_parquet(by_day, path, partition_by=[DAY])
-    engine.drop(by_day)
+    by_period = f"{view}__by_{PERIOD}"
+    engine.create_view(by_period, f"select model.*, {period_of('model.' + period_from)} as {PERIOD} "
+                                  f"from {view} model")
+    engine.write_parquet(by_period, path, partition_by=[PERIOD])
+    engine.drop(by_period)
 
 
 def _in_scope(column: str) -> str:
@@ -95,54 +100,50 @@ def _in_scope(column: str) -> str:
 def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path) -> dict[str, Any]:
     """Write `staged` as the published table with the rows of the users in scope replaced by `model.name`.
 
-    `model.name` holds the model rebuilt for exactly the users in scope. A table stored by day is written
-    again only for the days where the rebuilt rows differ from the published ones (in either direction);
-    the other days are hard-linked. Returns what was rewritten, for the log and the quality report.
+    `model.name` holds the model rebuilt for exactly the users in scope. A table stored by week is written
+    again only for the weeks where the rebuilt rows can differ from the published ones; the other weeks are
+    hard-linked. A table stored whole is written again whole. Returns the weeks rewritten (None: the whole table), for the log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
     outside = f"select * from {old} where not {_in_scope(model.scope)}"
-    if model.day_from is None:
+    if model.period_from is None:
         merged = f"{name}__merged"
         engine.create_view(merged, f"{outside} union all select * from {name}")
         engine.write_parquet(merged, staged)
         engine.drop(merged)
         engine.drop(old)
-        return {"days_rewritten": None}
+        return {"weeks_rewritten": None}
 
-    if model.changes_from:
-        changed = (f"select {model.day_from} from {name} rebuilt join {SCOPE_TABLE} scope "
-                   f"on scope.scope_key = rebuilt.{model.scope} where rebuilt.{model.changes_from} >= scope.first_new_ts")
-    else:
-        inside = f"select * from {old} where {_in_scope(model.scope)}"
-        changed = (f"select {model.day_from} from (select * from {name} except {inside}) added "
-                   f"union all select {model.day_from} from ({inside} except select * from {name}) removed")
-    _, rows = engine.fetch(f"select distinct cast({model.day_from} as date) as day from ({changed}) changed")
-    days = {f"{DAY}={row[0].isoformat()}" for row in rows}
+    # A row before its user's first new event is as published (changes_from): only later rows can differ.
+    column = model.period_from
+    changed = (f"select {column} from {name} rebuilt join {SCOPE_TABLE} scope on scope.scope_key = "
+               f"rebuilt.{model.scope} where rebuilt.{model.changes_from} >= scope.first_new_ts")
+    _, rows = engine.fetch(f"select distinct {period_of(column)} as period from ({changed}) changed")
+    folders = {f"{PERIOD}={row[0].isoformat()}" for row in rows}
     staged.mkdir(parents=True)
     for folder in sorted(published.iterdir()):
-        if folder.is_dir() and folder.name not in days:
+        if folder.is_dir() and folder.name not in folders:
             shutil.copytree(folder, staged / folder.name, copy_function=os.link)
-    if days:
-        affected = [f for f in storage.parquet_files(published) if f.parent.name in days]
-        old_days = f"{name}__published_days"
+    if folders:
+        affected = [f for f in storage.parquet_files(published) if f.parent.name in folders]
+        old_periods = f"{name}__published_{PERIOD}s"
+        kept = ""
         if affected:
-            engine.read_parquet(old_days, affected, schema=None)
-            kept = f"select * from {old_days} where not {_in_scope(model.scope)} union all "
-        else:
-            kept = ""
-        listed = ", ".join(f"date '{day.split('=', 1)[1]}'" for day in sorted(days))
+            engine.read_parquet(old_periods, affected, schema=None)
+            kept = f"select * from {old_periods} where not {_in_scope(model.scope)} union all "
+        listed = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(folders))
         rewritten = f"{name}__rewritten"
-        engine.create_view(rewritten, f"{kept}select * from {name} where cast({model.day_from} as date) in ({listed})")
-        write_table(engine, rewritten, scratch, model.day_from)
+        engine.create_view(rewritten, f"{kept}select * from {name} where {period_of(column)} in ({listed})")
+        write_table(engine, rewritten, scratch, column)
         for folder in sorted(scratch.iterdir()):
             if folder.is_dir():
                 os.replace(folder, staged / folder.name)
         shutil.rmtree(scratch, ignore_errors=True)
         engine.drop(rewritten)
-        engine.drop(old_days)
+        engine.drop(old_periods)
     engine.drop(old)
-    return {"days_rewritten": sorted(day.split("=", 1)[1] for day in days)}
+    return {"weeks_rewritten": sorted(folder.split("=", 1)[1] for folder in folders)}
 
 
 def register_scope(engine: Engine, sql: str) -> int:

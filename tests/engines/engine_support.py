@@ -44,8 +44,8 @@ def read_table(path: Path) -> pa.Table | None:
     con = duckdb.connect()
     try:
         listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
-        # `day=...` folders (a table stored by day) are layout only; other `key=value` folders are columns.
-        hive = any("=" in part and not part.startswith("day=") for f in files for part in f.parts)
+        # `week=...` folders (a table stored by week) are layout only; other `key=value` folders are columns.
+        hive = any("=" in part and not part.startswith("week=") for f in files for part in f.parts)
         return con.sql(f"select * from read_parquet({listing}, hive_partitioning = {str(hive).lower()})"
                        ).to_arrow_table()
     finally:

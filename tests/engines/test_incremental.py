@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstream import analytics, gold
+from clickstream import analytics, gold, incremental
 from clickstream.config import Config
 from clickstream.pipeline import run_layers
 
@@ -22,15 +22,15 @@ HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
 FIRST_BATCH = [
     "u1,s1,2024-01-01 10:00:00,page_view,,,",
     "u1,s1,2024-01-01 10:40:00,product_view,p1,,",
-    "u1,s1,2024-01-03 09:00:00,purchase,p1,10.00,purchase",
+    "u1,s1,2024-01-17 09:00:00,purchase,p1,10.00,purchase",
     "u2,s1,2024-01-01 12:00:00,page_view,,,",
-    "u2,s1,2024-01-02 12:00:00,add_to_cart,p2,,",
-    "u4,s2,2024-01-02 08:00:00,page_view,,,",
+    "u2,s1,2024-01-09 12:00:00,add_to_cart,p2,,",
+    "u4,s2,2024-01-09 08:00:00,page_view,,,",
 ]
 SECOND_BATCH = [
     "u1,s1,2024-01-01 10:20:00,add_to_cart,p1,,",  # late: 10:00 and 10:40 become one visit
-    "u3,s1,2024-01-04 10:00:00,page_view,,,",  # a new user
-    "u4,s2,2024-01-04 08:10:00,purchase,p3,5.50,purchase",  # a returning user, on a new day
+    "u3,s1,2024-01-24 10:00:00,page_view,,,",  # a new user
+    "u4,s2,2024-01-24 08:10:00,purchase,p3,5.50,purchase",  # a returning user, on a new day
     "u2,s1,2024-01-01 12:00:00,page_view,,,",  # already ingested: a duplicate
 ]
 TABLES = ([f"gold/{m['name']}" for m in gold.models() if m.get("publish", True)]
@@ -57,8 +57,8 @@ def run(data_dir: Path, engine: str, session_timeout_minutes: float = 30, **kwar
     return json.loads((data_dir / "reports" / "quality_report.json").read_text())
 
 
-def day_files(table: Path) -> dict[str, set[int]]:
-    """The inodes of each day folder's files: the same inode means the file was linked, not written again."""
+def week_files(table: Path) -> dict[str, set[int]]:
+    """The inodes of each week folder's files: the same inode means the file was linked, not written again."""
     return {folder.name: {os.stat(f).st_ino for f in folder.glob("*.parquet")}
             for folder in sorted(table.iterdir()) if folder.is_dir()}
 
@@ -76,8 +76,7 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     write_batch(step, "a.csv", FIRST_BATCH)
     first = run(step, engine_name)
     assert (first["gold"]["mode"], first["analytics"]["modes"]["user_journey"]) == ("full", "full")
-    fact_before = day_files(step / "gold" / "fct_events")
-    sessions_before = day_files(step / "gold" / "dim_sessions")
+    fact_before = week_files(step / "gold" / "fct_events")
 
     write_batch(step, "b.csv", SECOND_BATCH)
     second = run(step, engine_name)
@@ -91,25 +90,23 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     assert (second["gold"]["mode"], second["analytics"]["modes"]["user_journey"]) == ("incremental", "incremental")
     for table in TABLES:
         assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
-    # u1's late event changes days 1 and 3; u3 and u4 add day 4; day 2 (u2, u4's first visit) is untouched.
-    assert second["gold"]["merged"]["fct_events"]["days_rewritten"] == ["2024-01-01", "2024-01-03", "2024-01-04"]
-    fact_after = day_files(step / "gold" / "fct_events")
-    assert fact_after["day=2024-01-02"] == fact_before["day=2024-01-02"]
-    assert fact_after["day=2024-01-01"].isdisjoint(fact_before["day=2024-01-01"])
-    # Sessions are compared row by row: u1's two visits of day 1 become one; u4's new visit is on day 4.
-    assert second["gold"]["merged"]["dim_sessions"]["days_rewritten"] == ["2024-01-01", "2024-01-04"]
-    assert day_files(step / "gold" / "dim_sessions")["day=2024-01-02"] == sessions_before["day=2024-01-02"]
-
+    # The four days are in four weeks (from Monday 1, 8, 15 and 22 January). u1's late event changes its
+    # rows of the 1st and the 17th; u3 and u4 add the 24th; the 9th (u2, u4's first visit) is untouched.
+    assert second["gold"]["merged"]["fct_events"]["weeks_rewritten"] == ["2024-01-01", "2024-01-15", "2024-01-22"]
+    fact_after = week_files(step / "gold" / "fct_events")
+    assert fact_after["week=2024-01-08"] == fact_before["week=2024-01-08"]
+    assert fact_after["week=2024-01-01"].isdisjoint(fact_before["week=2024-01-01"])
+    assert second["gold"]["merged"]["dim_sessions"]["weeks_rewritten"] is None  # one file, rewritten
 
 def test_a_run_with_nothing_new_keeps_the_published_star(tmp_path):
     data_dir = tmp_path / "data"
     write_batch(data_dir, "a.csv", FIRST_BATCH)
     run(data_dir, "duckdb")
-    before = day_files(data_dir / "gold" / "fct_events")
+    before = week_files(data_dir / "gold" / "fct_events")
     report = run(data_dir, "duckdb")
     assert report["gold"]["mode"] == "current"
     assert report["gold"]["row_counts"]["fct_events"] == len(FIRST_BATCH)
-    assert day_files(data_dir / "gold" / "fct_events") == before
+    assert week_files(data_dir / "gold" / "fct_events") == before
     assert report["analytics"]["modes"]["user_journey"] == "incremental"  # nothing to merge: carried over
 
 
@@ -133,3 +130,10 @@ def test_full_refresh_rebuilds_even_when_nothing_is_new(tmp_path):
     report = run(data_dir, "duckdb", full_refresh=True)
     assert (report["gold"]["mode"], report["gold"]["reason"]) == ("full", "full refresh requested")
     assert report["analytics"]["modes"]["user_journey"] == "full"
+
+
+def test_a_model_stored_by_week_must_say_from_when_its_rows_can_change():
+    with pytest.raises(ValueError, match="model fct: partition_by_week needs changes_from"):
+        incremental.scoped({"name": "fct", "scope": "user_key", "partition_by_week": "event_ts"})
+    assert incremental.scoped({"name": "dim", "scope": "user_key"}) == incremental.Scoped("dim", "user_key", None, None)
+    assert incremental.scoped({"name": "dim_date"}) is None
