@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from clickstream import incremental, silver, storage
 from clickstream.build import build_model
@@ -62,50 +63,20 @@ def run(ctx: RunContext) -> dict[str, int]:
     engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
     root = storage.staging_path(layout.data_dir, "gold")  # staged and published as one directory
     root.mkdir(parents=True)
-    results: list[dict] = []
-    merged: dict[str, dict] = {}
-    if mode == "incremental":
-        engine.read_parquet("silver_batch", storage.batch_files(layout.silver, set(new_runs)), SILVER,
-                            partitioned=True)
-        users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
-                                                   "from silver_batch")
-        engine.drop("silver_batch")
-        log.info("gold: %d user(s) in %d new silver batch(es) to rebuild", users, len(new_runs))
-        # The scoped models read only those users' events, under the names the models expect.
-        engine.read_parquet("silver_all", storage.parquet_files(layout.silver), SILVER, partitioned=True)
-        engine.create_view("silver_events", f"select * from silver_all where user_id in "
-                                            f"(select scope_key from {incremental.SCOPE_TABLE})")
-    for model in declared:
-        name, spec = model["name"], incremental.scoped(model)
-        if mode == "incremental" and spec is None:
-            continue
-        if mode == "incremental" or not model.get("publish", True):
-            engine.materialize(name, sql[name])
-        else:
-            build_model(ctx, "gold", name, context, root, partition_by_week=model.get("partition_by_week"))
-        if mode == "incremental" and not model.get("publish", True):
-            # Checked against its input now, while the input is still the scoped one.
-            results += run_tests(engine, compile_tests(name, model.get("tests", []), engine),
-                                 ctx.config.quality.gold_tests)
-    if mode == "incremental":
-        engine.create_view("silver_events", "select * from silver_all")
-        scratch = storage.staging_path(layout.data_dir, "gold-weeks")
+    if mode == "full":
+        results: list[dict] = []
+        merged: dict[str, dict] = {}
         for model in declared:
-            spec = incremental.scoped(model)
-            if spec is None or not model.get("publish", True):
-                continue
-            merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch)
-            engine.drop(spec.name)
-            engine.read_parquet(spec.name, storage.parquet_files(root / spec.name), schema=None)
-            log.info("gold: %s merged (weeks rewritten: %s)", spec.name,
-                     "all" if merged[spec.name]["weeks_rewritten"] is None else
-                     ", ".join(merged[spec.name]["weeks_rewritten"]) or "none")
-        for model in declared:
-            if incremental.scoped(model) is None:
-                build_model(ctx, "gold", model["name"], context, root)
-        engine.write_parquet(incremental.SCOPE_TABLE, root / incremental.SCOPE_DIR)
+            if model.get("publish", True):
+                build_model(ctx, "gold", model["name"], context, root,
+                            partition_by_week=model.get("partition_by_week"))
+            else:  # an intermediate step: kept by the engine for the models after it, never written
+                engine.materialize(model["name"], sql[model["name"]])
+        checked = declared
+    else:
+        results, merged = _build_incremental(ctx, declared, sql, root, new_runs)
+        checked = [m for m in declared if m.get("publish", True)]
 
-    checked = [m for m in declared if mode == "full" or m.get("publish", True)]
     tests = [query for model in checked for query in compile_tests(model["name"], model.get("tests", []), engine)]
     results += run_tests(engine, tests, ctx.config.quality.gold_tests)
     counts = engine.row_counts(["silver_events", *(m["name"] for m in declared)])
@@ -130,6 +101,52 @@ def run(ctx: RunContext) -> dict[str, int]:
     log.info("gold: %s build of %d tables, %d events in the fact, in %.2f s", mode, published,
              counts.get("fct_events", 0), elapsed)
     return counts
+
+
+def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
+                       new_runs: list[str]) -> tuple[list[dict], dict[str, dict]]:
+    """Rebuild the scoped models for the users of `new_runs`, merge them, then rebuild the other models.
+
+    Returns the results of the tests already run (the intermediate models', against their scoped input)
+    and, per merged table, what was rewritten.
+    """
+    engine, layout = ctx.engine, ctx.layout
+    engine.read_parquet("silver_batch", storage.batch_files(layout.silver, set(new_runs)), SILVER, partitioned=True)
+    users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
+                                               "from silver_batch")
+    engine.drop("silver_batch")
+    log.info("gold: %d user(s) in %d new silver batch(es) to rebuild", users, len(new_runs))
+    # The scoped models read only those users' events, under the names the models expect.
+    engine.read_parquet("silver_all", storage.parquet_files(layout.silver), SILVER, partitioned=True)
+    engine.create_view("silver_events", f"select * from silver_all where user_id in "
+                                        f"(select scope_key from {incremental.SCOPE_TABLE})")
+    results: list[dict] = []
+    scoped = [m for m in declared if incremental.scoped(m) is not None]
+    for model in scoped:
+        engine.materialize(model["name"], sql[model["name"]])
+        if not model.get("publish", True):  # checked now, while its input is still the scoped one
+            results += run_tests(engine, compile_tests(model["name"], model.get("tests", []), engine),
+                                 ctx.config.quality.gold_tests)
+    engine.create_view("silver_events", "select * from silver_all")
+
+    merged: dict[str, dict] = {}
+    scratch = storage.staging_path(layout.data_dir, "gold-weeks")
+    for model in scoped:
+        if not model.get("publish", True):
+            continue
+        spec = incremental.scoped(model)
+        merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch)
+        engine.drop(spec.name)
+        engine.read_parquet(spec.name, storage.parquet_files(root / spec.name), schema=None)
+        weeks = merged[spec.name]["weeks_rewritten"]
+        log.info("gold: %s merged (weeks rewritten: %s)", spec.name,
+                 "all, one file" if weeks is None else ", ".join(weeks) or "none")
+    context = model_context(ctx)
+    for model in declared:
+        if incremental.scoped(model) is None:
+            build_model(ctx, "gold", model["name"], context, root)
+    engine.write_parquet(incremental.SCOPE_TABLE, root / incremental.SCOPE_DIR)
+    return results, merged
 
 
 def _plan(ctx: RunContext, previous: dict | None, fingerprint: str,
