@@ -137,3 +137,17 @@ def test_a_model_stored_by_week_must_say_from_when_its_rows_can_change():
         incremental.scoped({"name": "fct", "scope": "user_key", "partition_by_week": "event_ts"})
     assert incremental.scoped({"name": "dim", "scope": "user_key"}) == incremental.Scoped("dim", "user_key", None, None)
     assert incremental.scoped({"name": "dim_date"}) is None
+
+
+def test_the_command_line_full_refresh_flag_reaches_gold(tmp_path, monkeypatch):
+    from clickstream.cli import main
+
+    data_dir = tmp_path / "data"
+    write_batch(data_dir, "a.csv", FIRST_BATCH)
+    monkeypatch.chdir(tmp_path)  # logs/ under the test's folder
+    assert main(["run", "--data-dir", str(data_dir)]) == 0
+    assert main(["gold", "--data-dir", str(data_dir)]) == 0
+    assert json.loads((data_dir / "reports" / "quality_report.json").read_text())["gold"]["mode"] == "current"
+    assert main(["gold", "--full-refresh", "--data-dir", str(data_dir)]) == 0
+    report = json.loads((data_dir / "reports" / "quality_report.json").read_text())
+    assert (report["gold"]["mode"], report["gold"]["reason"]) == ("full", "full refresh requested")
