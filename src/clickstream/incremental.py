@@ -102,7 +102,8 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
 
     `model.name` holds the model rebuilt for exactly the users in scope. A table stored by week is written
     again only for the weeks where the rebuilt rows can differ from the published ones; the other weeks are
-    hard-linked. A table stored whole is written again whole. Returns the weeks rewritten (None: the whole table), for the log and the quality report.
+    hard-linked. A table stored whole is written again whole. Returns the weeks rewritten (None: the whole
+    table), for the log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
