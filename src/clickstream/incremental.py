@@ -15,7 +15,6 @@ another config, a silver batch that is gone) means a full rebuild.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -25,10 +24,8 @@ from typing import Any
 from clickstream import storage
 from clickstream.engines.base import Engine
 
-log = logging.getLogger(__name__)
-
 MANIFEST = "_build.json"
-SCOPE_TABLE = "scope_users"  # one column, scope_key: the users whose rows a build recomputes
+SCOPE_TABLE = "scope_users"  # the users whose rows a build recomputes (scope_key) and their first new event
 SCOPE_DIR = "_scope_users"  # the published copy of the last build's scope, for the layer after it
 PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
 
