@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 
+from clickstream.incremental import PERIOD
+
 # Columns that depend on when and as which batch a run happened, never on the data.
 RUN_COLUMNS = ("batch_id", "ingestion_timestamp", "ingestion_date")
 
@@ -89,7 +91,8 @@ def _files(root: Path) -> list[str]:
 def _register(con: duckdb.DuckDBPyConnection, name: str, files: list[str]) -> list[tuple[str, str]]:
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     # The project stores some tables one folder per week (`week=...`): layout, not a column.
-    hive = "true" if any("=" in part and not part.startswith("week=") for f in files for part in Path(f).parts) \
+    layout_only = f"{PERIOD}="
+    hive = "true" if any("=" in part and not part.startswith(layout_only) for f in files for part in Path(f).parts) \
         else "false"
     con.execute(f"create or replace temp view {name}_raw as "
                 f"select * from read_parquet({listed}, hive_partitioning = {hive}, union_by_name = true)")

@@ -61,7 +61,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
         spec = incremental.scoped(query)
         scope = _scope(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
         if scope is None:
-            build_model(ctx, "analytics", name, context, root, partition_by_week=query.get("partition_by_week"))
+            build_model(ctx, "analytics", name, sql, root, partition_by_week=query.get("partition_by_week"))
         else:
             _build_scoped(ctx, spec, sql, scope, root)
         built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
@@ -100,10 +100,10 @@ def _scope(ctx: RunContext, name: str, previous: dict | None, gold_build: dict, 
         return None
     if previous.get("gold_build_id") == gold_build.get("build_id"):
         return "select cast(null as string) as scope_key, cast(null as timestamp) as first_new_ts where 1 = 0"
-    scope = ctx.layout.gold / incremental.SCOPE_DIR
+    scope = storage.parquet_files(ctx.layout.gold / incremental.SCOPE_DIR)
     if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
-            "previous_build_id") and storage.parquet_files(scope):
-        ctx.engine.read_parquet("gold_scope", storage.parquet_files(scope), schema=None)
+            "previous_build_id") and scope:
+        ctx.engine.read_parquet("gold_scope", scope, schema=None)
         return "select scope_key, first_new_ts from gold_scope"
     return None
 

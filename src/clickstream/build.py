@@ -1,29 +1,28 @@
-"""Building one SQL model: render it, write it to staging, and read the staged copy back under its name."""
+"""Building one SQL model: write its rendered SQL to staging, and read the staged copy back under its name."""
 from __future__ import annotations
 
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from clickstream import storage
 from clickstream.context import RunContext
 from clickstream.incremental import write_table
-from clickstream.sql import render
 
 log = logging.getLogger(__name__)
 
 
-def build_model(ctx: RunContext, layer: str, name: str, context: dict[str, Any], root: Path,
+def build_model(ctx: RunContext, layer: str, name: str, sql: str, root: Path,
                 partition_by_week: str | None = None) -> Path:
-    """Run `sql/<layer>/<name>.sql` once into `root/<name>`; later models and tests read the written Parquet.
+    """Run the rendered `sql/<layer>/<name>.sql` once into `root/<name>`; later models and tests read the
+    written Parquet.
 
     With `partition_by_week`, the table is written one folder per week of that timestamp column.
     """
     started = time.perf_counter()
     engine = ctx.engine
     pending = f"{name}__pending"
-    engine.create_view(pending, render(f"{layer}/{name}", engine, **context))
+    engine.create_view(pending, sql)
     staged = root / name
     write_table(engine, pending, staged, partition_by_week)
     engine.drop(pending)

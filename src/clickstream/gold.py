@@ -68,7 +68,7 @@ def run(ctx: RunContext) -> dict[str, int]:
         merged: dict[str, dict] = {}
         for model in declared:
             if model.get("publish", True):
-                build_model(ctx, "gold", model["name"], context, root,
+                build_model(ctx, "gold", model["name"], sql[model["name"]], root,
                             partition_by_week=model.get("partition_by_week"))
             else:  # an intermediate step: kept by the engine for the models after it, never written
                 engine.materialize(model["name"], sql[model["name"]])
@@ -141,10 +141,9 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
         weeks = merged[spec.name]["weeks_rewritten"]
         log.info("gold: %s merged (weeks rewritten: %s)", spec.name,
                  "all, one file" if weeks is None else ", ".join(weeks) or "none")
-    context = model_context(ctx)
     for model in declared:
         if incremental.scoped(model) is None:
-            build_model(ctx, "gold", model["name"], context, root)
+            build_model(ctx, "gold", model["name"], sql[model["name"]], root)
     engine.write_parquet(incremental.SCOPE_TABLE, root / incremental.SCOPE_DIR)
     return results, merged
 

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from clickstream.config import SparkSettings
+from clickstream.incremental import PERIOD
 
 # The test run's one SparkSession: two cores, two shuffle partitions, UI off (the engine's default); the
 # catalog's warehouse folder (made when a test looks a view up) goes to the temp folder, not the repository.
@@ -45,7 +46,7 @@ def read_table(path: Path) -> pa.Table | None:
     try:
         listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
         # `week=...` folders (a table stored by week) are layout only; other `key=value` folders are columns.
-        hive = any("=" in part and not part.startswith("week=") for f in files for part in f.parts)
+        hive = any("=" in part and not part.startswith(f"{PERIOD}=") for f in files for part in f.parts)
         return con.sql(f"select * from read_parquet({listing}, hive_partitioning = {str(hive).lower()})"
                        ).to_arrow_table()
     finally:

@@ -98,6 +98,7 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     assert fact_after["week=2024-01-01"].isdisjoint(fact_before["week=2024-01-01"])
     assert second["gold"]["merged"]["dim_sessions"]["weeks_rewritten"] is None  # one file, rewritten
 
+
 def test_a_run_with_nothing_new_keeps_the_published_star(tmp_path):
     data_dir = tmp_path / "data"
     write_batch(data_dir, "a.csv", FIRST_BATCH)

@@ -83,7 +83,7 @@ class DuckDBEngine(Engine):
                 raise InputError(f"no Parquet files to read for table '{name}'")
             self.con.execute(f"create or replace temp view {name} as {self.empty_select(schema)}")
             return
-        # Without `partitioned`, folder names are layout only (a table stored by day): never columns.
+        # Without `partitioned`, folder names are layout only (a table stored by week): never columns.
         hive = (f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': 'DATE'}}" if partitioned
                 else ", hive_partitioning = false")
         cols = ", ".join(c for c, _ in schema) if schema else "*"
