@@ -5,7 +5,7 @@ import pytest
 from helpers import inline_table
 
 from clickstream.config import Threshold
-from clickstream.quality import check_threshold, compile_tests, run_tests
+from clickstream.quality import Delta, check_threshold, compile_tests, run_tests
 
 FACT = [("event_id", "string"), ("user_key", "string"), ("day", "integer")]
 DIM = [("user_key", "string")]
@@ -64,6 +64,47 @@ def test_warn_severity_reports_without_failing(duck):
 def test_an_unknown_test_kind_is_named(duck):
     with pytest.raises(ValueError, match="model fact: unknown test kind 'uniq'"):
         compile_tests("fact", [{"uniq": "event_id"}], duck)
+
+
+def delta_and_whole(engine, kept, changed, old_dim, new_dim, source_rows):
+    """The failure counts of the tests on changed rows (with their links to the kept ones) and on the whole."""
+    inline_table(engine, "fact__kept", FACT, kept)
+    inline_table(engine, "fact__changed", FACT, changed)
+    engine.create_view("fact", "select * from fact__kept union all select * from fact__changed")
+    inline_table(engine, "dim__published", DIM, old_dim)
+    inline_table(engine, "dim", DIM, new_dim)
+    inline_table(engine, "source", [("x", "integer")], source_rows)
+    delta = Delta("fact__changed", "fact__kept", {"dim": "dim__published"})
+    return [{r["test"]: r["failures"] for r in run_tests(engine, compile_tests("fact", TESTS, engine, d), "warn")}
+            for d in (delta, None)]
+
+
+# Kept rows always pass against the published parent: they are what a build whose tests passed published.
+KEPT = [("e1", "u1", 1), ("e2", "u2", 2), ("e3", "u3", 3)]
+OLD_DIM = [("u1",), ("u2",), ("u3",)]
+
+
+@pytest.mark.parametrize(("changed", "new_dim", "failing"), [
+    pytest.param([("e4", "u1", 4)], OLD_DIM, {}, id="clean"),
+    pytest.param([("e2", "u1", 4), ("e5", "u1", 5), ("e5", "u2", 5)], OLD_DIM, {"fact.unique(event_id)": 2},
+                 id="repeats-of-kept-and-changed-rows"),
+    pytest.param([("e4", "u1", 4)], [("u1",), ("u3",)], {"fact.relationships(user_key -> dim.user_key)": 1},
+                 id="kept-row-whose-parent-is-gone"),
+    pytest.param([(None, None, 9), ("e4", "u9", 0)], OLD_DIM + [("u4",)],
+                 {"fact.not_null(event_id)": 1, "fact.not_null(user_key)": 1, "fact.accepted_values(day)": 2,
+                  "fact.relationships(user_key -> dim.user_key)": 1}, id="bad-changed-rows"),
+    pytest.param([], [("u2",)], {"fact.relationships(user_key -> dim.user_key)": 2}, id="nothing-changed"),
+])
+def test_tests_on_changed_rows_count_what_the_whole_table_would(duck, changed, new_dim, failing):
+    source = [(i,) for i in range(len(KEPT) + len(changed))]
+    on_changed, on_whole = delta_and_whole(duck, KEPT, changed, OLD_DIM, new_dim, source)
+    assert on_changed == on_whole
+    assert {test: count for test, count in on_whole.items() if count} == failing
+
+
+def test_tests_on_changed_rows_count_the_whole_table_for_an_equal_row_count(duck):
+    on_changed, on_whole = delta_and_whole(duck, KEPT, [("e4", "u1", 4)], OLD_DIM, OLD_DIM, [(1,)])
+    assert on_changed["fact.equal_row_count(source)"] == on_whole["fact.equal_row_count(source)"] == 3
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 from clickstream import incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
-from clickstream.quality import compile_tests, run_tests
+from clickstream.quality import Delta, compile_tests, relationship_parents, run_tests
 from clickstream.schema import SILVER
 from clickstream.sql import load_yaml, render
 
@@ -77,13 +77,19 @@ def run(ctx: RunContext) -> dict[str, int]:
         results, merged = _build_incremental(ctx, declared, sql, root, new_runs)
         checked = [m for m in declared if m.get("publish", True)]
 
-    tests = [query for model in checked for query in compile_tests(model["name"], model.get("tests", []), engine)]
+    # After a build whose tests all passed, a table rewritten only in part is tested on what changed.
+    deltas = _deltas(ctx, checked, merged, root) if previous and previous.get("tests_passed") is True else {}
+    tests = [query for model in checked
+             for query in compile_tests(model["name"], model.get("tests", []), engine, deltas.get(model["name"]))]
     results += run_tests(engine, tests, ctx.config.quality.gold_tests)
+    for delta in deltas.values():
+        for view in (delta.changed, delta.kept, *delta.published.values()):
+            engine.drop(view)
     counts = engine.row_counts(["silver_events", *(m["name"] for m in declared)])
     for table, count in counts.items():
         log.info("gold cardinality: %s rows=%d", table, count)
     ctx.quality["gold"] = {"mode": mode, "reason": reason, "new_silver_batches": new_runs, "merged": merged,
-                           "tests": results, "row_counts": counts}
+                           "tested_on_changed_rows": sorted(deltas), "tests": results, "row_counts": counts}
     failed = [r["test"] for r in results if r["status"] == "fail"]
     if failed:
         storage.clear_staging(layout.data_dir)
@@ -93,7 +99,8 @@ def run(ctx: RunContext) -> dict[str, int]:
         engine.drop(name)
     incremental.write_manifest(root, {
         "build_id": ctx.run_id, "previous_build_id": previous["build_id"] if previous else None, "mode": mode,
-        "silver_runs": silver_runs, "fingerprint": fingerprint})
+        "silver_runs": silver_runs, "fingerprint": fingerprint,
+        "tests_passed": all(r["status"] == "pass" for r in results)})
     storage.publish_table(root, layout.gold)
     elapsed = time.perf_counter() - started
     ctx.quality["gold"]["seconds"] = round(elapsed, 3)
@@ -146,6 +153,24 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
             build_model(ctx, "gold", model["name"], sql[model["name"]], root)
     engine.write_parquet(incremental.SCOPE_TABLE, root / incremental.SCOPE_DIR)
     return results, merged
+
+
+def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root: Path) -> dict[str, Delta]:
+    """The tables of this build rewritten by week, as changed and kept rows, with their parents as published."""
+    engine, deltas = ctx.engine, {}
+    for model in checked:
+        weeks = merged.get(model["name"], {}).get("weeks_rewritten")
+        if weeks is None:  # built or merged whole: tested whole
+            continue
+        changed, kept = incremental.register_delta(engine, model["name"], root / model["name"], weeks)
+        published = {}
+        for parent in relationship_parents(model.get("tests", [])):
+            published[parent] = f"{parent}__published"
+            engine.read_parquet(published[parent], storage.parquet_files(ctx.layout.gold / parent), schema=None)
+        deltas[model["name"]] = Delta(changed, kept, published)
+    if deltas:
+        log.info("gold: tested on the rows this build rewrote and their links to the rest: %s", ", ".join(deltas))
+    return deltas
 
 
 def _plan(ctx: RunContext, previous: dict | None, fingerprint: str,

@@ -144,6 +144,20 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
     return {"weeks_rewritten": sorted(folder.split("=", 1)[1] for folder in folders)}
 
 
+def register_delta(engine: Engine, name: str, staged: Path, weeks: list[str]) -> tuple[str, str]:
+    """Views of a table stored by week as staged: the rows of `weeks` (rewritten), and the rows of the others."""
+    rewritten = {f"{PERIOD}={week}" for week in weeks}
+    files = storage.parquet_files(staged)
+    views = (f"{name}__changed", [f for f in files if f.parent.name in rewritten]), (
+        f"{name}__kept", [f for f in files if f.parent.name not in rewritten])
+    for view, parts in views:
+        if parts:
+            engine.read_parquet(view, parts, schema=None)
+        else:
+            engine.create_view(view, f"select * from {name} where 1 = 0")
+    return views[0][0], views[1][0]
+
+
 def register_scope(engine: Engine, sql: str) -> int:
     """Keep the users a build recomputes as `scope_users` (scope_key, first_new_ts); returns how many.
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from clickstream import storage
@@ -27,13 +28,39 @@ def check_threshold(name: str, count: int, total: int, threshold: Threshold) -> 
     return result
 
 
-def compile_tests(model: str, tests: list[dict[str, Any]], engine: Engine) -> list[tuple[list[str], str]]:
+@dataclass(frozen=True)
+class Delta:
+    """A model an incremental build rewrote only in part, and what the build it extends published.
+
+    `changed` holds the rows written again (a table stored by week: the rewritten weeks), `kept` the rows
+    linked unchanged from the last build, and `published` names, per parent of a relationship test, the parent
+    as that build published it. Valid only when every test of that build passed: its rows are then known good.
+    """
+
+    changed: str
+    kept: str
+    published: dict[str, str] = field(default_factory=dict)
+
+
+def relationship_parents(tests: list[dict[str, Any]]) -> list[str]:
+    return sorted({test["relationships"]["to"] for test in tests if "relationships" in test})
+
+
+def compile_tests(model: str, tests: list[dict[str, Any]], engine: Engine,
+                  delta: Delta | None = None) -> list[tuple[list[str], str]]:
     """A model's declared tests as queries of one row: (test names, SQL with one failing-row count per name).
 
     Every check shares one query, so the model is read once for all of them: uniqueness is the count
     of its non-null values against their distinct count, and each relationship left-joins the parent's
     distinct keys, which keeps the model's rows as they are.
+
+    With a `delta`, the row checks read only the changed rows, and what joins them to the kept rows is
+    checked on its own; the counts are those of the whole table, since the kept rows passed every test:
+    - uniqueness: repeats among the changed rows, plus kept rows holding a value of a changed row;
+    - a relationship: changed rows without a parent, plus kept rows whose parent is gone since that build;
+    - an equal row count: the whole table's (a count the engine reads from the files' metadata).
     """
+    rows = delta.changed if delta else model
     names: list[str] = []
     exprs: list[str] = []
     joins: list[str] = []
@@ -51,22 +78,28 @@ def compile_tests(model: str, tests: list[dict[str, Any]], engine: Engine) -> li
             exprs.append(f"count(case when child.{column} not in {in_list(arg['values'], engine)} then 1 end)")
         elif kind == "equal_row_count":
             names.append(f"{model}.equal_row_count({arg})")
-            exprs.append(f"abs(count(*) - (select count(*) from {arg}))")
+            exprs.append(f"abs((select count(*) from {model}) - (select count(*) from {arg}))" if delta
+                         else f"abs(count(*) - (select count(*) from {arg}))")
         elif kind == "unique":  # failing rows: the copies beyond the first of each value
             names.append(f"{model}.unique({arg})")
-            exprs.append(f"count(child.{arg}) - count(distinct child.{arg})")
+            exprs.append(f"count(child.{arg}) - count(distinct child.{arg})" + (
+                f" + (select count(*) from {delta.kept} kept where kept.{arg} in (select {arg} from {rows}))"
+                if delta else ""))
         elif kind == "relationships":
-            column, target, field = arg["column"], arg["to"], arg["field"]
+            column, target, field_ = arg["column"], arg["to"], arg["field"]
             parent = f"parent{len(joins)}"
-            joins.append(f"left join (select distinct {field} as parent_key from {target}) {parent} "
+            joins.append(f"left join (select distinct {field_} as parent_key from {target}) {parent} "
                          f"on child.{column} = {parent}.parent_key")
-            names.append(f"{model}.relationships({column} -> {target}.{field})")
-            exprs.append(f"count(case when child.{column} is not null and {parent}.parent_key is null then 1 end)")
+            names.append(f"{model}.relationships({column} -> {target}.{field_})")
+            exprs.append(f"count(case when child.{column} is not null and {parent}.parent_key is null then 1 end)"
+                         + (f" + (select count(*) from {delta.kept} kept where kept.{column} in "
+                            f"(select {field_} from {delta.published[target]} except select {field_} from {target}))"
+                            if delta else ""))
         else:
             raise ValueError(f"model {model}: unknown test kind '{kind}'")
     if not names:
         return []
-    return [(names, f"select {', '.join(exprs)} from {model} child {' '.join(joins)}".rstrip())]
+    return [(names, f"select {', '.join(exprs)} from {rows} child {' '.join(joins)}".rstrip())]
 
 
 def run_tests(engine: Engine, queries: list[tuple[list[str], str]], severity: str) -> list[dict[str, Any]]:

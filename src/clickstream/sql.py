@@ -1,6 +1,7 @@
 """Loading and rendering the SQL models: Jinja templates with a few cross-engine macros, as dbt does."""
 from __future__ import annotations
 
+import copy
 from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
@@ -50,9 +51,19 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     ).strip().rstrip(";")
 
 
-def load_yaml(relative_path: str) -> Any:
+# libyaml's parser when PyYAML was built with it: the pure-Python one took 40 ms per declarations file.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=None)
+def _parsed_yaml(relative_path: str) -> Any:
     text = resources.files("clickstream").joinpath("sql", relative_path).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
+def load_yaml(relative_path: str) -> Any:
+    """A declarations file of the package, parsed once per process; each caller gets its own copy."""
+    return copy.deepcopy(_parsed_yaml(relative_path))
 
 
 def first_comment_line(model_path: str) -> str:

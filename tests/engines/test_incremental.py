@@ -97,6 +97,23 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     assert fact_after["week=2024-01-08"] == fact_before["week=2024-01-08"]
     assert fact_after["week=2024-01-01"].isdisjoint(fact_before["week=2024-01-01"])
     assert second["gold"]["merged"]["dim_sessions"]["weeks_rewritten"] is None  # one file, rewritten
+    # The fact is tested on its rewritten weeks and their links to the rest, with the same tests.
+    assert second["gold"]["tested_on_changed_rows"] == ["fct_events"]
+    assert [r["test"] for r in second["gold"]["tests"]] == [r["test"] for r in first["gold"]["tests"]]
+    assert {r["status"] for r in second["gold"]["tests"]} == {"pass"}
+
+
+def test_after_a_build_whose_tests_did_not_all_pass_the_whole_star_is_tested(tmp_path):
+    data_dir = tmp_path / "data"
+    write_batch(data_dir, "a.csv", FIRST_BATCH)
+    run(data_dir, "duckdb")
+    manifest = data_dir / "gold" / incremental.MANIFEST
+    built = json.loads(manifest.read_text())
+    assert built["tests_passed"] is True
+    manifest.write_text(json.dumps({**built, "tests_passed": False}))  # as a build with tests at warn leaves it
+    write_batch(data_dir, "b.csv", SECOND_BATCH)
+    report = run(data_dir, "duckdb")
+    assert (report["gold"]["mode"], report["gold"]["tested_on_changed_rows"]) == ("incremental", [])
 
 
 def test_a_run_with_nothing_new_keeps_the_published_star(tmp_path):
