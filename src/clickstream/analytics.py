@@ -56,14 +56,16 @@ def run(ctx: RunContext) -> list[QueryResult]:
     results = []
     for query in selected:
         name = query["name"]
-        sql = render(f"analytics/{name}", engine, **context)
-        fingerprint = incremental.fingerprint(engine, {name: sql}, query)
+        sql = {name: render(f"analytics/{name}", engine, **context)}
         spec = incremental.scoped(query)
+        if spec:  # and the SQL that rebuilds it for the users in scope
+            sql["incremental"] = render(f"analytics/{name}", engine, **{**context, "incremental": True})
+        fingerprint = incremental.fingerprint(engine, sql, query)
         scope = _scope(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
         if scope is None:
-            build_model(ctx, "analytics", name, sql, root, partition_by_week=query.get("partition_by_week"))
+            build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
         else:
-            _build_scoped(ctx, spec, sql, scope, root)
+            _build_scoped(ctx, spec, sql["incremental"], scope, root)
         built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
                        "mode": "full" if scope is None else "incremental"}
         columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
@@ -109,7 +111,11 @@ def _scope(ctx: RunContext, name: str, previous: dict | None, gold_build: dict, 
 
 
 def _build_scoped(ctx: RunContext, spec: incremental.Scoped, sql: str, scope: str, root: Path) -> None:
-    """Rebuild a per-user query for the users gold changed and merge it into the published result."""
+    """Rebuild a per-user query for the users gold changed and merge it into the published result.
+
+    `sql` is the query rendered for an incremental build: it reads `scope_users` and gives each user's rows
+    from their first new event on (the ones `incremental.merge` replaces).
+    """
     engine, layout = ctx.engine, ctx.layout
     incremental.register_scope(engine, scope)
     engine.drop("gold_scope")

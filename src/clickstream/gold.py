@@ -33,6 +33,7 @@ def model_context(ctx: RunContext) -> dict:
         "top_n": analytics.top_n,
         "segments": analytics.segments,
         "path_length": analytics.path_length,
+        "incremental": False,  # True only where a per-user model is rendered for an incremental build
     }
 
 

@@ -94,13 +94,20 @@ def _in_scope(column: str) -> str:
     return f"exists (select 1 from {SCOPE_TABLE} scope where scope.scope_key = {column})"
 
 
+def _from_first_new(model: Scoped, alias: str) -> str:
+    """A row of a user in scope at or after that user's first new event: the rows a batch can change."""
+    return (f"exists (select 1 from {SCOPE_TABLE} scope where scope.scope_key = {alias}.{model.scope} "
+            f"and {alias}.{model.changes_from} >= scope.first_new_ts)")
+
+
 def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path) -> dict[str, Any]:
     """Write `staged` as the published table with the rows of the users in scope replaced by `model.name`.
 
-    `model.name` holds the model rebuilt for exactly the users in scope. A table stored by week is written
-    again only for the weeks where the rebuilt rows can differ from the published ones; the other weeks are
-    hard-linked. A table stored whole is written again whole. Returns the weeks rewritten (None: the whole
-    table), for the log and the quality report.
+    A table stored whole: `model.name` holds the model rebuilt for exactly the users in scope, and the table
+    is written again whole. A table stored by week: only the rows at or after each user's first new event
+    can change (`changes_from`), so only those are taken from `model.name` (which may hold no others), and
+    only the weeks holding them are written again; the other weeks are hard-linked. Returns the weeks
+    rewritten (None: the whole table), for the log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
@@ -129,10 +136,11 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         kept = ""
         if affected:
             engine.read_parquet(old_periods, affected, schema=None)
-            kept = f"select * from {old_periods} where not {_in_scope(model.scope)} union all "
+            kept = f"select * from {old_periods} published where not {_from_first_new(model, 'published')} union all "
         listed = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(folders))
         rewritten = f"{name}__rewritten"
-        engine.create_view(rewritten, f"{kept}select * from {name} where {period_of(column)} in ({listed})")
+        engine.create_view(rewritten, f"{kept}select * from {name} rebuilt where {_from_first_new(model, 'rebuilt')} "
+                                      f"and {period_of('rebuilt.' + column)} in ({listed})")
         write_table(engine, rewritten, scratch, column)
         for folder in sorted(scratch.iterdir()):
             if folder.is_dir():

@@ -15,7 +15,7 @@ USERS = [("user_key", "string"), ("total_events", "bigint"), ("total_sessions", 
          ("total_purchases", "bigint"), ("total_spent", "decimal(18,2)"), ("last_purchase_ts", "timestamp"),
          ("is_purchaser", "boolean")]
 CONTEXT = dict(no_product_key="", funnel=["product_view", "add_to_cart", "purchase"], top_n=3, path_length=3,
-               segments=Segments(high_min_events=5, medium_min_events=3))
+               segments=Segments(high_min_events=5, medium_min_events=3), incremental=False)
 
 
 def event(event_id, user, event_type, when, session="s", product="", amount=None):
@@ -152,3 +152,22 @@ def test_user_journey_orders_each_users_events_with_the_previous_one(duck):
                      **CONTEXT) == [
         ("a", 1, "product_view", "p1", None, None), ("a", 2, "add_to_cart", "p1", "product_view", 60.0),
         ("b", 1, "page_view", None, None, None)]
+
+
+def test_user_journey_for_an_incremental_build_numbers_each_users_rows_from_the_first_new_event_on(duck):
+    inline_table(duck, "fct_events", FCT, [
+        event("1", "a", "page_view", "2024-01-01 10:00"),
+        event("3", "a", "product_view", "2024-01-01 10:05", product="p1"),
+        event("2", "a", "page_view", "2024-01-01 10:05"),  # the same time: after "2" comes "3"
+        event("5", "a", "purchase", "2024-01-01 10:30", product="p1", amount=9.5),
+        event("4", "a", "add_to_cart", "2024-01-01 10:20", product="p1"),  # a's first new event
+        event("6", "b", "page_view", "2024-01-02 09:00"),  # b is new
+        event("7", "c", "page_view", "2024-01-02 09:00"),  # c has nothing new
+    ])
+    inline_table(duck, "scope_users", [("scope_key", "string"), ("first_new_ts", "timestamp")],
+                 [("a", ts("2024-01-01 10:20")), ("b", ts("2024-01-02 09:00"))])
+    assert run_model(duck, "analytics/user_journey", ["user_key", "event_number", "event_type",
+                                                      "previous_event_type", "seconds_since_previous"],
+                     **{**CONTEXT, "incremental": True}) == [
+        ("a", 4, "add_to_cart", "product_view", 900.0), ("a", 5, "purchase", "add_to_cart", 600.0),
+        ("b", 1, "page_view", None, None)]

@@ -1,8 +1,8 @@
 """Incremental builds on both engines: a run that adds a batch must publish what a run from scratch publishes.
 
 The second batch is made of the awkward cases: a late event that joins two visits into one (a session key
-disappears, later journey rows are renumbered), a new user, a returning user on a new day, and a copy of
-an event already ingested.
+disappears, later journey rows are renumbered), a new user, a returning user on a new day whose last events
+share a timestamp, and a copy of an event already ingested.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ FIRST_BATCH = [
     "u2,s1,2024-01-01 12:00:00,page_view,,,",
     "u2,s1,2024-01-09 12:00:00,add_to_cart,p2,,",
     "u4,s2,2024-01-09 08:00:00,page_view,,,",
+    "u4,s2,2024-01-09 08:00:00,product_view,p3,,",  # the same time: a tie, broken by the event id
 ]
 SECOND_BATCH = [
     "u1,s1,2024-01-01 10:20:00,add_to_cart,p1,,",  # late: 10:00 and 10:40 become one visit
