@@ -53,6 +53,7 @@ def run(ctx: RunContext) -> dict[str, int]:
     context = model_context(ctx)
     declared = models()
     sql = {m["name"]: render(f"gold/{m['name']}", engine, **context) for m in declared}
+    sql[incremental.REPLAY_TABLE] = render(f"gold/{incremental.REPLAY_TABLE}", engine, **context)
     fingerprint = incremental.fingerprint(engine, sql, declared)
     silver_runs = sorted(silver.load_state(ctx)["runs"])
     previous = incremental.read_manifest(layout.gold)
@@ -96,7 +97,8 @@ def run(ctx: RunContext) -> dict[str, int]:
         storage.clear_staging(layout.data_dir)
         raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
 
-    for name in ["silver_all", incremental.SCOPE_TABLE, *(m["name"] for m in declared if not m.get("publish", True))]:
+    for name in ["silver_all", incremental.SCOPE_TABLE, incremental.REPLAY_TABLE,
+                 *(m["name"] for m in declared if not m.get("publish", True))]:
         engine.drop(name)
     incremental.write_manifest(root, {
         "build_id": ctx.run_id, "previous_build_id": previous["build_id"] if previous else None, "mode": mode,
@@ -115,40 +117,52 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
                        new_runs: list[str]) -> tuple[list[dict], dict[str, dict]]:
     """Rebuild the scoped models for the users of `new_runs`, merge them, then rebuild the other models.
 
-    Returns the results of the tests already run (the intermediate models', against their scoped input)
-    and, per merged table, what was rewritten.
+    The scoped models run in their declared order, each over its inputs cut down to what can change: the
+    silver events of the replayed visits (`replay_sessions.sql`), or a merged table's rows of the users in
+    scope. Each published one is merged as soon as it is built. Returns the results of the tests already
+    run (the intermediate models', against their cut-down input) and, per merged table, what was rewritten.
     """
     engine, layout = ctx.engine, ctx.layout
     engine.read_parquet("silver_batch", storage.batch_files(layout.silver, set(new_runs)), SILVER, partitioned=True)
     users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
                                                "from silver_batch")
-    engine.drop("silver_batch")
+    engine.read_parquet("published_sessions", storage.parquet_files(layout.gold / "dim_sessions"), schema=None)
+    engine.materialize(incremental.REPLAY_TABLE, sql[incremental.REPLAY_TABLE])
+    for name in ("silver_batch", "published_sessions"):
+        engine.drop(name)
     log.info("gold: %d user(s) in %d new silver batch(es) to rebuild", users, len(new_runs))
-    # The scoped models read only those users' events, under the names the models expect.
+    # The scoped models read only the events they sessionize again, under the name the models expect.
     engine.read_parquet("silver_all", storage.parquet_files(layout.silver), SILVER, partitioned=True)
-    engine.create_view("silver_events", f"select * from silver_all where user_id in "
-                                        f"(select scope_key from {incremental.SCOPE_TABLE})")
+    engine.create_view("silver_events", f"""
+        select silver.* from silver_all silver
+        join {incremental.REPLAY_TABLE} replay
+            on silver.user_id = replay.user_id and silver.session_id is not distinct from replay.session_id
+        where replay.replay_from is null or silver.event_ts >= replay.replay_from""")
     results: list[dict] = []
-    scoped = [m for m in declared if incremental.scoped(m) is not None]
-    for model in scoped:
-        engine.materialize(model["name"], sql[model["name"]])
-        if not model.get("publish", True):  # checked now, while its input is still the scoped one
-            results += run_tests(engine, compile_tests(model["name"], model.get("tests", []), engine),
-                                 ctx.config.quality.gold_tests)
-    engine.create_view("silver_events", "select * from silver_all")
-
     merged: dict[str, dict] = {}
     scratch = storage.staging_path(layout.data_dir, "gold-weeks")
-    for model in scoped:
-        if not model.get("publish", True):
-            continue
+    for model in declared:
         spec = incremental.scoped(model)
+        if spec is None:
+            continue
+        engine.materialize(spec.name, sql[spec.name])
+        if not model.get("publish", True):  # checked now, while its input is still the cut-down one
+            results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
+                                 ctx.config.quality.gold_tests)
+            continue
         merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch)
         engine.drop(spec.name)
-        engine.read_parquet(spec.name, storage.parquet_files(root / spec.name), schema=None)
+        engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
+        engine.create_view(spec.name, f"select * from {spec.name}__merged where {spec.scope} in "
+                                      f"(select scope_key from {incremental.SCOPE_TABLE})")
         weeks = merged[spec.name]["weeks_rewritten"]
         log.info("gold: %s merged (weeks rewritten: %s)", spec.name,
                  "all, one file" if weeks is None else ", ".join(weeks) or "none")
+    engine.create_view("silver_events", "select * from silver_all")
+    for name in merged:  # the whole tables again, for the other models and the tests
+        engine.drop(name)
+        engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
+        engine.drop(f"{name}__merged")
     for model in declared:
         if incremental.scoped(model) is None:
             build_model(ctx, "gold", model["name"], sql[model["name"]], root)

@@ -27,6 +27,7 @@ from clickstream.engines.base import Engine
 MANIFEST = "_build.json"
 SCOPE_TABLE = "scope_users"  # the users whose rows a build recomputes (scope_key) and their first new event
 SCOPE_DIR = "_scope_users"  # the published copy of the last build's scope, for the layer after it
+REPLAY_TABLE = "replay_sessions"  # per supplied session of those users: where its visits are rebuilt from
 PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
 
 
@@ -67,6 +68,7 @@ class Scoped:
     scope: str
     period_from: str | None
     changes_from: str | None
+    replayed: dict[str, str] | None = None  # {session: column, start: column}: only the replayed visits change
 
 
 def scoped(declared: dict) -> Scoped | None:
@@ -75,7 +77,7 @@ def scoped(declared: dict) -> Scoped | None:
     if "partition_by_week" in declared and "changes_from" not in declared:
         raise ValueError(f"model {declared['name']}: partition_by_week needs changes_from (see incremental.py)")
     return Scoped(declared["name"], declared["scope"], declared.get("partition_by_week"),
-                  declared.get("changes_from"))
+                  declared.get("changes_from"), declared.get("replayed"))
 
 
 def write_table(engine: Engine, view: str, path: Path, period_from: str | None) -> None:
@@ -94,6 +96,16 @@ def _in_scope(column: str) -> str:
     return f"exists (select 1 from {SCOPE_TABLE} scope where scope.scope_key = {column})"
 
 
+def _replaced_whole(model: Scoped) -> str:
+    """A published row (alias `published`) of a table stored whole that the rebuilt rows replace."""
+    if model.replayed is None:  # every row of the users in scope
+        return _in_scope(f"published.{model.scope}")
+    session, start = model.replayed["session"], model.replayed["start"]
+    return (f"exists (select 1 from {REPLAY_TABLE} replay where replay.user_id = published.{model.scope} "
+            f"and replay.session_id is not distinct from published.{session} "
+            f"and (replay.replay_from is null or published.{start} >= replay.replay_from))")
+
+
 def _from_first_new(model: Scoped, alias: str) -> str:
     """A row of a user in scope at or after that user's first new event: the rows a batch can change."""
     return (f"exists (select 1 from {SCOPE_TABLE} scope where scope.scope_key = {alias}.{model.scope} "
@@ -103,15 +115,16 @@ def _from_first_new(model: Scoped, alias: str) -> str:
 def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path) -> dict[str, Any]:
     """Write `staged` as the published table with the rows of the users in scope replaced by `model.name`.
 
-    A table stored whole: `model.name` holds the model rebuilt for exactly the users in scope, and the table
-    is written again whole. A table stored by week: only the rows at or after each user's first new event
+    A table stored whole: `model.name` holds the model rebuilt for exactly the users in scope (or, when it
+    declares `replayed`, for exactly their replayed visits: see `replay_sessions.sql`), and the table is
+    written again whole. A table stored by week: only the rows at or after each user's first new event
     can change (`changes_from`), so only those are taken from `model.name` (which may hold no others), and
     only the weeks holding them are written again; the other weeks are hard-linked. Returns the weeks
     rewritten (None: the whole table), for the log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
-    outside = f"select * from {old} where not {_in_scope(model.scope)}"
+    outside = f"select * from {old} published where not {_replaced_whole(model)}"
     if model.period_from is None:
         merged = f"{name}__merged"
         engine.create_view(merged, f"{outside} union all select * from {name}")
