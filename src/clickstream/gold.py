@@ -97,7 +97,7 @@ def run(ctx: RunContext) -> dict[str, int]:
         storage.clear_staging(layout.data_dir)
         raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
 
-    for name in ["silver_all", incremental.SCOPE_TABLE, incremental.REPLAY_TABLE,
+    for name in ["silver_batch", "silver_earlier", incremental.SCOPE_TABLE, incremental.REPLAY_TABLE,
                  *(m["name"] for m in declared if not m.get("publish", True))]:
         engine.drop(name)
     incremental.write_manifest(root, {
@@ -123,21 +123,29 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
     run (the intermediate models', against their cut-down input) and, per merged table, what was rewritten.
     """
     engine, layout = ctx.engine, ctx.layout
-    engine.read_parquet("silver_batch", storage.batch_files(layout.silver, set(new_runs)), SILVER, partitioned=True)
+    batch_files = storage.batch_files(layout.silver, set(new_runs))
+    engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
     users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
                                                "from silver_batch")
     engine.read_parquet("published_sessions", storage.parquet_files(layout.gold / "dim_sessions"), schema=None)
     engine.materialize(incremental.REPLAY_TABLE, sql[incremental.REPLAY_TABLE])
-    for name in ("silver_batch", "published_sessions"):
-        engine.drop(name)
-    log.info("gold: %d user(s) in %d new silver batch(es) to rebuild", users, len(new_runs))
-    # The scoped models read only the events they sessionize again, under the name the models expect.
-    engine.read_parquet("silver_all", storage.parquet_files(layout.silver), SILVER, partitioned=True)
-    engine.create_view("silver_events", f"""
-        select silver.* from silver_all silver
-        join {incremental.REPLAY_TABLE} replay
-            on silver.user_id = replay.user_id and silver.session_id is not distinct from replay.session_id
-        where replay.replay_from is null or silver.event_ts >= replay.replay_from""")
+    engine.drop("published_sessions")
+    _, rows = engine.fetch(f"select count(*), count(case when reads_published then 1 end) "
+                           f"from {incremental.REPLAY_TABLE}")
+    replayed, reading_published = rows[0]
+    log.info("gold: %d user(s) in %d new silver batch(es) to rebuild; %d supplied session(s) to sessionize again, "
+             "%d of them with published events", users, len(new_runs), replayed, reading_published)
+    # The scoped models read only the events they sessionize again, under the name the models expect: those
+    # of the new batches, and those published before only if a replayed session holds any.
+    replayed_events = ("select silver.* from {source} silver join " + incremental.REPLAY_TABLE + " replay "
+                       "on silver.user_id = replay.user_id and silver.session_id is not distinct from "
+                       "replay.session_id where silver.event_ts >= replay.replay_from{condition}")
+    events = replayed_events.format(source="silver_batch", condition="")
+    if reading_published:
+        earlier = sorted(set(storage.parquet_files(layout.silver)) - set(batch_files))
+        engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
+        events += " union all " + replayed_events.format(source="silver_earlier", condition=" and replay.reads_published")
+    engine.create_view("silver_events", events)
     results: list[dict] = []
     merged: dict[str, dict] = {}
     scratch = storage.staging_path(layout.data_dir, "gold-weeks")
@@ -158,7 +166,7 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
         weeks = merged[spec.name]["weeks_rewritten"]
         log.info("gold: %s merged (weeks rewritten: %s)", spec.name,
                  "all, one file" if weeks is None else ", ".join(weeks) or "none")
-    engine.create_view("silver_events", "select * from silver_all")
+    engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
     for name in merged:  # the whole tables again, for the other models and the tests
         engine.drop(name)
         engine.read_parquet(name, storage.parquet_files(root / name), schema=None)

@@ -58,10 +58,10 @@ def write_manifest(staged: Path, manifest: dict) -> None:
 class Scoped:
     """A model rebuilt per user: its scope column and, if it is stored by week, the timestamp giving the week.
 
-    A table stored by week also names, in `changes_from`, a timestamp up to which a row depends only on its
-    user's events: only rows at or after the user's first new event can change, so the weeks to rewrite
-    are known without reading the published rows. (A model whose rows can change earlier, such as a visit
-    that a late event extends, is stored as one table and rewritten whole.)
+    A table stored by week also says which of its rows a batch can change: `changes_from` names a timestamp
+    up to which a row depends only on its user's events, so only rows at or after the user's first new event
+    can change; `replayed` names the supplied session and the start of a visit, so only the visits that
+    gold sessionizes again can change (`replay_sessions.sql`).
     """
 
     name: str
@@ -74,8 +74,9 @@ class Scoped:
 def scoped(declared: dict) -> Scoped | None:
     if "scope" not in declared:
         return None
-    if "partition_by_week" in declared and "changes_from" not in declared:
-        raise ValueError(f"model {declared['name']}: partition_by_week needs changes_from (see incremental.py)")
+    if "partition_by_week" in declared and "changes_from" not in declared and "replayed" not in declared:
+        raise ValueError(f"model {declared['name']}: partition_by_week needs changes_from or replayed "
+                         f"(see incremental.py)")
     return Scoped(declared["name"], declared["scope"], declared.get("partition_by_week"),
                   declared.get("changes_from"), declared.get("replayed"))
 
@@ -96,48 +97,48 @@ def _in_scope(column: str) -> str:
     return f"exists (select 1 from {SCOPE_TABLE} scope where scope.scope_key = {column})"
 
 
-def _replaced_whole(model: Scoped) -> str:
-    """A published row (alias `published`) of a table stored whole that the rebuilt rows replace."""
-    if model.replayed is None:  # every row of the users in scope
-        return _in_scope(f"published.{model.scope}")
-    session, start = model.replayed["session"], model.replayed["start"]
-    return (f"exists (select 1 from {REPLAY_TABLE} replay where replay.user_id = published.{model.scope} "
-            f"and replay.session_id is not distinct from published.{session} "
-            f"and (replay.replay_from is null or published.{start} >= replay.replay_from))")
-
-
-def _from_first_new(model: Scoped, alias: str) -> str:
-    """A row of a user in scope at or after that user's first new event: the rows a batch can change."""
-    return (f"exists (select 1 from {SCOPE_TABLE} scope where scope.scope_key = {alias}.{model.scope} "
-            f"and {alias}.{model.changes_from} >= scope.first_new_ts)")
+def _replaced(model: Scoped, alias: str) -> str:
+    """A row (published or rebuilt, as `alias`) of the part of the table a merge takes from the rebuilt rows."""
+    if model.replayed is not None:  # the visits sessionized again (replay_sessions.sql)
+        session, start = model.replayed["session"], model.replayed["start"]
+        return (f"exists (select 1 from {REPLAY_TABLE} replay where replay.user_id = {alias}.{model.scope} "
+                f"and replay.session_id is not distinct from {alias}.{session} "
+                f"and {alias}.{start} >= replay.replay_from)")
+    if model.changes_from is not None:  # each user's rows from their first new event on
+        return (f"coalesce({alias}.{model.changes_from} >= (select max(scope.first_new_ts) from {SCOPE_TABLE} scope "
+                f"where scope.scope_key = {alias}.{model.scope}), false)")
+    return _in_scope(f"{alias}.{model.scope}")  # every row of the users in scope
 
 
 def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path) -> dict[str, Any]:
-    """Write `staged` as the published table with the rows of the users in scope replaced by `model.name`.
+    """Write `staged` as the published table with the part a batch can change replaced by `model.name`.
 
-    A table stored whole: `model.name` holds the model rebuilt for exactly the users in scope (or, when it
-    declares `replayed`, for exactly their replayed visits: see `replay_sessions.sql`), and the table is
-    written again whole. A table stored by week: only the rows at or after each user's first new event
-    can change (`changes_from`), so only those are taken from `model.name` (which may hold no others), and
-    only the weeks holding them are written again; the other weeks are hard-linked. Returns the weeks
-    rewritten (None: the whole table), for the log and the quality report.
+    That part is each user's rows from their first new event on (`changes_from`), the visits sessionized
+    again (`replayed`), or else every row of the users in scope; `model.name` holds the model rebuilt for at
+    least that part, and only its rows in that part are taken. A table stored whole is written again whole.
+    A table stored by week is written again only for the weeks holding rows of that part, rebuilt or
+    published; the other weeks are hard-linked. Returns the weeks rewritten (None: the whole table), for the
+    log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
-    outside = f"select * from {old} published where not {_replaced_whole(model)}"
     if model.period_from is None:
         merged = f"{name}__merged"
-        engine.create_view(merged, f"{outside} union all select * from {name}")
+        engine.create_view(merged, f"select * from {old} published where not {_replaced(model, 'published')} "
+                                   f"union all select * from {name} rebuilt where {_replaced(model, 'rebuilt')}")
         engine.write_parquet(merged, staged)
         engine.drop(merged)
         engine.drop(old)
         return {"weeks_rewritten": None}
 
-    # A row before its user's first new event is as published (changes_from): only later rows can differ.
     column = model.period_from
-    changed = (f"select {column} from {name} rebuilt join {SCOPE_TABLE} scope on scope.scope_key = "
-               f"rebuilt.{model.scope} where rebuilt.{model.changes_from} >= scope.first_new_ts")
-    _, rows = engine.fetch(f"select distinct {period_of(column)} as period from ({changed}) changed")
+    period = period_of(f"candidate.{column}")
+    weeks = f"select distinct {period} from {name} candidate where {_replaced(model, 'candidate')}"
+    if model.changes_from is None:
+        # A replaced row may move to another week (a visit that now starts earlier) or go: its old week too.
+        # (With changes_from, a published row of that part is one event, at the time of its rebuilt row.)
+        weeks += f" union select distinct {period} from {old} candidate where {_replaced(model, 'candidate')}"
+    _, rows = engine.fetch(weeks)
     folders = {f"{PERIOD}={row[0].isoformat()}" for row in rows}
     staged.mkdir(parents=True)
     for folder in sorted(published.iterdir()):
@@ -149,10 +150,10 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         kept = ""
         if affected:
             engine.read_parquet(old_periods, affected, schema=None)
-            kept = f"select * from {old_periods} published where not {_from_first_new(model, 'published')} union all "
+            kept = f"select * from {old_periods} published where not {_replaced(model, 'published')} union all "
         listed = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(folders))
         rewritten = f"{name}__rewritten"
-        engine.create_view(rewritten, f"{kept}select * from {name} rebuilt where {_from_first_new(model, 'rebuilt')} "
+        engine.create_view(rewritten, f"{kept}select * from {name} rebuilt where {_replaced(model, 'rebuilt')} "
                                       f"and {period_of('rebuilt.' + column)} in ({listed})")
         write_table(engine, rewritten, scratch, column)
         for folder in sorted(scratch.iterdir()):

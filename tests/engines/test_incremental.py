@@ -23,6 +23,8 @@ FIRST_BATCH = [
     "u1,s1,2024-01-01 10:00:00,page_view,,,",
     "u1,s1,2024-01-01 10:40:00,product_view,p1,,",
     "u1,s1,2024-01-17 09:00:00,purchase,p1,10.00,purchase",
+    "u1,s2,2024-01-01 10:15:00,page_view,,,",  # another supplied session, over the time of u1's late event
+    "u1,s2,2024-01-01 10:25:00,page_view,,,",
     "u2,s1,2024-01-01 12:00:00,page_view,,,",
     "u2,s1,2024-01-09 12:00:00,add_to_cart,p2,,",
     "u4,s2,2024-01-02 08:00:00,page_view,,,",  # an earlier visit, which stands when u4's new event comes
@@ -79,6 +81,7 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     first = run(step, engine_name)
     assert (first["gold"]["mode"], first["analytics"]["modes"]["user_journey"]) == ("full", "full")
     fact_before = week_files(step / "gold" / "fct_events")
+    sessions_before = week_files(step / "gold" / "dim_sessions")
 
     write_batch(step, "b.csv", SECOND_BATCH)
     second = run(step, engine_name)
@@ -98,9 +101,12 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     fact_after = week_files(step / "gold" / "fct_events")
     assert fact_after["week=2024-01-08"] == fact_before["week=2024-01-08"]
     assert fact_after["week=2024-01-01"].isdisjoint(fact_before["week=2024-01-01"])
-    assert second["gold"]["merged"]["dim_sessions"]["weeks_rewritten"] is None  # one file, rewritten
-    # The fact is tested on its rewritten weeks and their links to the rest, with the same tests.
-    assert second["gold"]["tested_on_changed_rows"] == ["fct_events"]
+    # The visits by their start: u1's of the 1st join, its visit of the 17th follows them; u4's visit of the
+    # 9th ended too long before its new event to be continued, so it stands, linked.
+    assert second["gold"]["merged"]["dim_sessions"]["weeks_rewritten"] == ["2024-01-01", "2024-01-15", "2024-01-22"]
+    assert week_files(step / "gold" / "dim_sessions")["week=2024-01-08"] == sessions_before["week=2024-01-08"]
+    # Tables stored by week are tested on their rewritten weeks and their links to the rest, with the same tests.
+    assert second["gold"]["tested_on_changed_rows"] == ["dim_sessions", "fct_events"]
     assert [r["test"] for r in second["gold"]["tests"]] == [r["test"] for r in first["gold"]["tests"]]
     assert {r["status"] for r in second["gold"]["tests"]} == {"pass"}
 
@@ -139,8 +145,8 @@ def test_a_changed_session_timeout_rebuilds_everything(tmp_path):
     assert report["gold"]["mode"] == "full"
     assert "changed" in report["gold"]["reason"]
     assert report["analytics"]["modes"]["user_journey"] == "full"
-    # With 10 minutes, u1's events at 10:00, 10:20 and 10:40 are three visits (one with 30): ten in all.
-    assert read_table(data_dir / "gold" / "dim_sessions").num_rows == 10
+    # With 10 minutes, u1's events at 10:00, 10:20 and 10:40 are three visits (one with 30): eleven in all.
+    assert read_table(data_dir / "gold" / "dim_sessions").num_rows == 11
 
 
 def test_full_refresh_rebuilds_even_when_nothing_is_new(tmp_path):
