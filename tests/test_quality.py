@@ -113,3 +113,24 @@ def test_tests_on_changed_rows_count_the_whole_table_for_an_equal_row_count(duck
 )
 def test_thresholds_warn_then_fail_above_their_levels(count, total, status):
     assert check_threshold("rate", count, total, Threshold(warn=0.01, fail=0.05))["status"] == status
+
+
+@pytest.mark.parametrize(("rewritten_before", "rewritten_now", "lost"), [
+    pytest.param([("u2",)], [("u2",)], 0, id="the-key-stays"),
+    pytest.param([("u2",)], [("u4",)], 1, id="the-key-goes"),
+])
+def test_a_parent_rewritten_by_week_is_compared_on_its_rewritten_weeks(duck, rewritten_before, rewritten_now, lost):
+    # dim is rewritten by week too: ("u1", "u3") in the weeks kept, `rewritten_*` in the week written again
+    inline_table(duck, "dim__kept", DIM, [("u1",), ("u3",)])
+    inline_table(duck, "dim__changed", DIM, rewritten_now)
+    inline_table(duck, "dim__rewritten_before", DIM, rewritten_before)
+    duck.create_view("dim", "select * from dim__kept union all select * from dim__changed")
+    inline_table(duck, "fact__kept", FACT, KEPT)
+    inline_table(duck, "fact__changed", FACT, [("e4", "u1", 4)])
+    duck.create_view("fact", "select * from fact__kept union all select * from fact__changed")
+    inline_table(duck, "source", [("x", "integer")], [(i,) for i in range(4)])
+    delta = Delta("fact__changed", "fact__kept", {"dim": "dim__rewritten_before"}, {"dim": "dim__changed"})
+    got = [{r["test"]: r["failures"] for r in run_tests(duck, compile_tests("fact", TESTS, duck, d), "warn")}
+           for d in (delta, None)]
+    assert got[0] == got[1]
+    assert got[0]["fact.relationships(user_key -> dim.user_key)"] == lost

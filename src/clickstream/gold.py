@@ -144,7 +144,8 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
     if reading_published:
         earlier = sorted(set(storage.parquet_files(layout.silver)) - set(batch_files))
         engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
-        events += " union all " + replayed_events.format(source="silver_earlier", condition=" and replay.reads_published")
+        events += " union all " + replayed_events.format(source="silver_earlier",
+                                                         condition=" and replay.reads_published")
     engine.create_view("silver_events", events)
     results: list[dict] = []
     merged: dict[str, dict] = {}
@@ -179,18 +180,36 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
 
 
 def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root: Path) -> dict[str, Delta]:
-    """The tables of this build rewritten by week, as changed and kept rows, with their parents as published."""
-    engine, deltas = ctx.engine, {}
+    """The tables of this build rewritten by week, as changed and kept rows, with their parents as published.
+
+    A parent rewritten by week and unique on the key held every key once, so it can have lost one only from
+    the weeks it rewrote: the test compares those weeks, as published and as rewritten, not the whole parent.
+    """
+    engine, layout = ctx.engine, ctx.layout
+    weekly = {m["name"]: merged[m["name"]]["weeks_rewritten"] for m in checked
+              if merged.get(m["name"], {}).get("weeks_rewritten") is not None}
+    views = {name: incremental.register_delta(engine, name, root / name, weeks) for name, weeks in weekly.items()}
+    unique = {m["name"]: {t["unique"] for t in m.get("tests", []) if "unique" in t} for m in checked}
+    deltas = {}
     for model in checked:
-        weeks = merged.get(model["name"], {}).get("weeks_rewritten")
-        if weeks is None:  # built or merged whole: tested whole
+        if model["name"] not in weekly:  # built or merged whole: tested whole
             continue
-        changed, kept = incremental.register_delta(engine, model["name"], root / model["name"], weeks)
-        published = {}
-        for parent in relationship_parents(model.get("tests", [])):
-            published[parent] = f"{parent}__published"
-            engine.read_parquet(published[parent], storage.parquet_files(ctx.layout.gold / parent), schema=None)
-        deltas[model["name"]] = Delta(changed, kept, published)
+        published, current = {}, {}
+        for test in model.get("tests", []):
+            if "relationships" not in test:
+                continue
+            parent, key = test["relationships"]["to"], test["relationships"]["field"]
+            view, files = f"{parent}__published", storage.parquet_files(layout.gold / parent)
+            if parent in weekly and key in unique.get(parent, set()):
+                folders = {f"{incremental.PERIOD}={week}" for week in weekly[parent]}
+                files = [f for f in files if f.parent.name in folders]
+                current[parent] = views[parent][0]
+            if files:
+                engine.read_parquet(view, files, schema=None)
+            else:
+                engine.create_view(view, f"select * from {parent} where 1 = 0")
+            published[parent] = view
+        deltas[model["name"]] = Delta(*views[model["name"]], published, current)
     if deltas:
         log.info("gold: tested on the rows this build rewrote and their links to the rest: %s", ", ".join(deltas))
     return deltas

@@ -35,11 +35,14 @@ class Delta:
     `changed` holds the rows written again (a table stored by week: the rewritten weeks), `kept` the rows
     linked unchanged from the last build, and `published` names, per parent of a relationship test, the parent
     as that build published it. Valid only when every test of that build passed: its rows are then known good.
+    A parent also rewritten by week, and unique on the key, can lose a key only from its rewritten weeks:
+    `published` may then hold only those weeks as published, and `current` names the parent's rewritten rows.
     """
 
     changed: str
     kept: str
     published: dict[str, str] = field(default_factory=dict)
+    current: dict[str, str] = field(default_factory=dict)
 
 
 def relationship_parents(tests: list[dict[str, Any]]) -> list[str]:
@@ -93,7 +96,8 @@ def compile_tests(model: str, tests: list[dict[str, Any]], engine: Engine,
             names.append(f"{model}.relationships({column} -> {target}.{field_})")
             exprs.append(f"count(case when child.{column} is not null and {parent}.parent_key is null then 1 end)"
                          + (f" + (select count(*) from {delta.kept} kept where kept.{column} in "
-                            f"(select {field_} from {delta.published[target]} except select {field_} from {target}))"
+                            f"(select {field_} from {delta.published[target]} except select {field_} from "
+                            f"{delta.current.get(target, target)}))"
                             if delta else ""))
         else:
             raise ValueError(f"model {model}: unknown test kind '{kind}'")
