@@ -133,5 +133,4 @@ def _build_scoped(ctx: RunContext, spec: incremental.Scoped, sql: str, scope: st
     engine.drop(name)
     engine.drop(incremental.SCOPE_TABLE)
     engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
-    log.info("analytics: %s merged for the users gold changed (weeks rewritten: %s)", name,
-             ", ".join(summary["weeks_rewritten"] or []) or "none")
+    log.info("analytics: %s merged for the users gold changed (%s)", name, incremental.describe(summary))

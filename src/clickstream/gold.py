@@ -164,9 +164,7 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
         engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
         engine.create_view(spec.name, f"select * from {spec.name}__merged where {spec.scope} in "
                                       f"(select scope_key from {incremental.SCOPE_TABLE})")
-        weeks = merged[spec.name]["weeks_rewritten"]
-        log.info("gold: %s merged (weeks rewritten: %s)", spec.name,
-                 "all, one file" if weeks is None else ", ".join(weeks) or "none")
+        log.info("gold: %s merged (%s)", spec.name, incremental.describe(merged[spec.name]))
     engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
     for name in merged:  # the whole tables again, for the other models and the tests
         engine.drop(name)
@@ -183,12 +181,13 @@ def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root:
     """The tables of this build rewritten by week, as changed and kept rows, with their parents as published.
 
     A parent rewritten by week and unique on the key held every key once, so it can have lost one only from
-    the weeks it rewrote: the test compares those weeks, as published and as rewritten, not the whole parent.
+    the weeks it rewrote: the test compares those weeks as published with the rows it wrote, not the whole
+    parent.
     """
     engine, layout = ctx.engine, ctx.layout
     weekly = {m["name"]: merged[m["name"]]["weeks_rewritten"] for m in checked
               if merged.get(m["name"], {}).get("weeks_rewritten") is not None}
-    views = {name: incremental.register_delta(engine, name, root / name, weeks) for name, weeks in weekly.items()}
+    views = {name: incremental.register_delta(engine, name, root / name, layout.gold / name) for name in weekly}
     unique = {m["name"]: {t["unique"] for t in m.get("tests", []) if "unique" in t} for m in checked}
     deltas = {}
     for model in checked:

@@ -116,9 +116,10 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
     That part is each user's rows from their first new event on (`changes_from`), the visits sessionized
     again (`replayed`), or else every row of the users in scope; `model.name` holds the model rebuilt for at
     least that part, and only its rows in that part are taken. A table stored whole is written again whole.
-    A table stored by week is written again only for the weeks holding rows of that part, rebuilt or
-    published; the other weeks are hard-linked. Returns the weeks rewritten (None: the whole table), for the
-    log and the quality report.
+    A table stored by week is written only in the weeks holding rows of that part: a week where published rows
+    are replaced is written again; a week where none is (rows only added, as when new events come after the
+    published ones) keeps its files and gains one. Every other week is hard-linked. Returns the weeks
+    rewritten (None: the whole table) and appended, for the log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
@@ -129,7 +130,7 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         engine.write_parquet(merged, staged)
         engine.drop(merged)
         engine.drop(old)
-        return {"weeks_rewritten": None}
+        return {"weeks_rewritten": None, "weeks_appended": None}
 
     column = model.period_from
     period = period_of(f"candidate.{column}")
@@ -138,40 +139,64 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         # A replaced row may move to another week (a visit that now starts earlier) or go: its old week too.
         # (With changes_from, a published row of that part is one event, at the time of its rebuilt row.)
         weeks += f" union select distinct {period} from {old} candidate where {_replaced(model, 'candidate')}"
-    _, rows = engine.fetch(weeks)
-    folders = {f"{PERIOD}={row[0].isoformat()}" for row in rows}
+    touched = _folders(engine, weeks)
+    # A touched week none of whose published rows is replaced keeps its files and gains one: rows appended.
+    rewritten: set[str] = set()
+    old_weeks = f"{name}__published_{PERIOD}s"
+    affected = [f for f in storage.parquet_files(published) if f.parent.name in touched]
+    if affected:
+        engine.read_parquet(old_weeks, affected, schema=None)
+        rewritten = _folders(engine, f"select distinct {period} from {old_weeks} candidate "
+                                     f"where {_replaced(model, 'candidate')}")
     staged.mkdir(parents=True)
     for folder in sorted(published.iterdir()):
-        if folder.is_dir() and folder.name not in folders:
+        if folder.is_dir() and folder.name not in rewritten:
             shutil.copytree(folder, staged / folder.name, copy_function=os.link)
-    if folders:
-        affected = [f for f in storage.parquet_files(published) if f.parent.name in folders]
-        old_periods = f"{name}__published_{PERIOD}s"
+    if touched:
+        listed = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(touched))
         kept = ""
-        if affected:
-            engine.read_parquet(old_periods, affected, schema=None)
-            kept = f"select * from {old_periods} published where not {_replaced(model, 'published')} union all "
-        listed = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(folders))
-        rewritten = f"{name}__rewritten"
-        engine.create_view(rewritten, f"{kept}select * from {name} rebuilt where {_replaced(model, 'rebuilt')} "
-                                      f"and {period_of('rebuilt.' + column)} in ({listed})")
-        write_table(engine, rewritten, scratch, column)
-        for folder in sorted(scratch.iterdir()):
-            if folder.is_dir():
-                os.replace(folder, staged / folder.name)
+        if rewritten:
+            again = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(rewritten))
+            kept = (f"select * from {old_weeks} published where {period_of('published.' + column)} in ({again}) "
+                    f"and not {_replaced(model, 'published')} union all ")
+        written = f"{name}__written"
+        engine.create_view(written, f"{kept}select * from {name} rebuilt where {_replaced(model, 'rebuilt')} "
+                                    f"and {period_of('rebuilt.' + column)} in ({listed})")
+        write_table(engine, written, scratch, column)
+        for file in storage.parquet_files(scratch):  # named after this merge: never a published file's name
+            (staged / file.parent.name).mkdir(exist_ok=True)
+            os.replace(file, staged / file.parent.name / f"{scratch.name}-{file.name}")
         shutil.rmtree(scratch, ignore_errors=True)
-        engine.drop(rewritten)
-        engine.drop(old_periods)
+        engine.drop(written)
+    engine.drop(old_weeks)
     engine.drop(old)
-    return {"weeks_rewritten": sorted(folder.split("=", 1)[1] for folder in folders)}
+    return {"weeks_rewritten": sorted(f.split("=", 1)[1] for f in rewritten),
+            "weeks_appended": sorted(f.split("=", 1)[1] for f in touched - rewritten)}
 
 
-def register_delta(engine: Engine, name: str, staged: Path, weeks: list[str]) -> tuple[str, str]:
-    """Views of a table stored by week as staged: the rows of `weeks` (rewritten), and the rows of the others."""
-    rewritten = {f"{PERIOD}={week}" for week in weeks}
+def describe(summary: dict[str, Any]) -> str:
+    """What `merge` wrote, for the log."""
+    if summary["weeks_rewritten"] is None:
+        return "written again whole"
+    return (f"weeks rewritten: {', '.join(summary['weeks_rewritten']) or 'none'}; "
+            f"weeks appended to: {', '.join(summary['weeks_appended']) or 'none'}")
+
+
+def _folders(engine: Engine, sql: str) -> set[str]:
+    """The week folders (`week=YYYY-MM-DD`) of the weeks `sql` returns."""
+    _, rows = engine.fetch(sql)
+    return {f"{PERIOD}={row[0].isoformat()}" for row in rows}
+
+
+def register_delta(engine: Engine, name: str, staged: Path, published: Path) -> tuple[str, str]:
+    """Views of a table stored by week as staged: the rows of the files it wrote, and of the files it linked.
+
+    Written files have names no published file has, so a staged file is linked iff the published table has
+    a file at the same place.
+    """
     files = storage.parquet_files(staged)
-    views = (f"{name}__changed", [f for f in files if f.parent.name in rewritten]), (
-        f"{name}__kept", [f for f in files if f.parent.name not in rewritten])
+    linked = [f for f in files if (published / f.relative_to(staged)).exists()]
+    views = (f"{name}__changed", sorted(set(files) - set(linked))), (f"{name}__kept", linked)
     for view, parts in views:
         if parts:
             engine.read_parquet(view, parts, schema=None)
