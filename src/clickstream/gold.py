@@ -8,7 +8,7 @@ from pathlib import Path
 from clickstream import incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
-from clickstream.quality import Delta, compile_tests, relationship_parents, run_tests
+from clickstream.quality import Delta, compile_tests, run_tests
 from clickstream.schema import SILVER
 from clickstream.sql import load_yaml, render
 
@@ -127,7 +127,9 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
     engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
     users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
                                                "from silver_batch")
-    engine.read_parquet("published_sessions", storage.parquet_files(layout.gold / "dim_sessions"), schema=None)
+    # the published visits: the table of the model built from the replayed ones
+    visits = next(m["name"] for m in declared if "replayed" in m)
+    engine.read_parquet("published_sessions", storage.parquet_files(layout.gold / visits), schema=None)
     engine.materialize(incremental.REPLAY_TABLE, sql[incremental.REPLAY_TABLE])
     engine.drop("published_sessions")
     _, rows = engine.fetch(f"select count(*), count(case when reads_published then 1 end) "

@@ -1,12 +1,12 @@
 """Incremental builds: what a new batch changes, and tables rewritten only where it changed them.
 
 A model declares a `scope` column when its rows for one user depend only on that user's events (the fact,
-the users and sessions dimensions, the user journey). A batch then changes only the rows of the users it
-touches: those rows are rebuilt with the model's own SQL, over only those users' input, and merged into
-the published table. A model that also declares `partition_by_week` is stored one folder per week (weeks
-start on Monday), and only the weeks whose rows changed are written again; every other week's files are
-hard-linked unchanged. (A week, not a day: one folder per day made many small files, which cost more to
-write and to read than rewriting a week saves.)
+the users and sessions dimensions, the user journey). A batch then changes only a part of the rows of the
+users it touches (see `merge`): that part is rebuilt with the model's own SQL, over only the input it needs,
+and merged into the published table. A model that also declares `partition_by_week` is stored one folder per
+week (weeks start on Monday): a week where published rows are replaced is written again, a week that only
+gains rows gains a file, and every other week's files are hard-linked unchanged. (A week, not a day: one
+folder per day made many small files, which cost more to write and to read than rewriting a week saves.)
 
 Each layer keeps a manifest (`_build.json`) beside its tables, published with them: what the tables were
 built from and a fingerprint of the SQL that built them. Anything that does not match (another engine,
@@ -153,10 +153,10 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         if folder.is_dir() and folder.name not in rewritten:
             shutil.copytree(folder, staged / folder.name, copy_function=os.link)
     if touched:
-        listed = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(touched))
+        listed = ", ".join(f"date '{week}'" for week in _weeks(touched))
         kept = ""
         if rewritten:
-            again = ", ".join(f"date '{folder.split('=', 1)[1]}'" for folder in sorted(rewritten))
+            again = ", ".join(f"date '{week}'" for week in _weeks(rewritten))
             kept = (f"select * from {old_weeks} published where {period_of('published.' + column)} in ({again}) "
                     f"and not {_replaced(model, 'published')} union all ")
         written = f"{name}__written"
@@ -170,8 +170,7 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         engine.drop(written)
     engine.drop(old_weeks)
     engine.drop(old)
-    return {"weeks_rewritten": sorted(f.split("=", 1)[1] for f in rewritten),
-            "weeks_appended": sorted(f.split("=", 1)[1] for f in touched - rewritten)}
+    return {"weeks_rewritten": _weeks(rewritten), "weeks_appended": _weeks(touched - rewritten)}
 
 
 def describe(summary: dict[str, Any]) -> str:
@@ -180,6 +179,11 @@ def describe(summary: dict[str, Any]) -> str:
         return "written again whole"
     return (f"weeks rewritten: {', '.join(summary['weeks_rewritten']) or 'none'}; "
             f"weeks appended to: {', '.join(summary['weeks_appended']) or 'none'}")
+
+
+def _weeks(folders: set[str]) -> list[str]:
+    """The weeks (YYYY-MM-DD, their Monday) of week folders, in order."""
+    return sorted(folder.split("=", 1)[1] for folder in folders)
 
 
 def _folders(engine: Engine, sql: str) -> set[str]:

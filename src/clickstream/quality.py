@@ -32,9 +32,10 @@ def check_threshold(name: str, count: int, total: int, threshold: Threshold) -> 
 class Delta:
     """A model an incremental build rewrote only in part, and what the build it extends published.
 
-    `changed` holds the rows written again (a table stored by week: the rewritten weeks), `kept` the rows
-    linked unchanged from the last build, and `published` names, per parent of a relationship test, the parent
-    as that build published it. Valid only when every test of that build passed: its rows are then known good.
+    `changed` holds the rows of the files the build wrote (a table stored by week: the weeks written again and
+    the files appended), `kept` the rows of the files linked unchanged from the last build, and `published`
+    names, per parent of a relationship test, the parent as that build published it. Valid only when every
+    test of that build passed: its rows are then known good.
     A parent also rewritten by week, and unique on the key, can lose a key only from its rewritten weeks:
     `published` may then hold only those weeks as published, and `current` names the parent's rewritten rows.
     """
@@ -43,10 +44,6 @@ class Delta:
     kept: str
     published: dict[str, str] = field(default_factory=dict)
     current: dict[str, str] = field(default_factory=dict)
-
-
-def relationship_parents(tests: list[dict[str, Any]]) -> list[str]:
-    return sorted({test["relationships"]["to"] for test in tests if "relationships" in test})
 
 
 def compile_tests(model: str, tests: list[dict[str, Any]], engine: Engine,
