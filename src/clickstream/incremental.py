@@ -5,8 +5,9 @@ the users and sessions dimensions, the user journey). A batch then changes only 
 users it touches (see `merge`): that part is rebuilt with the model's own SQL, over only the input it needs,
 and merged into the published table. A model that also declares `partition_by_week` is stored one folder per
 week (weeks start on Monday): a week where published rows are replaced is written again, a week that only
-gains rows gains a file, and every other week's files are hard-linked unchanged. (A week, not a day: one
-folder per day made many small files, which cost more to write and to read than rewriting a week saves.)
+gains rows gains a file (unless it holds `COMPACT_AT_FILES` already: then it is written again), and every
+other week's files are hard-linked unchanged. (A week, not a day: one folder per day made many small files,
+which cost more to write and to read than rewriting a week saves.)
 
 Each layer keeps a manifest (`_build.json`) beside its tables, published with them: what the tables were
 built from and a fingerprint of the SQL that built them. Anything that does not match (another engine,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,9 @@ SCOPE_TABLE = "scope_users"  # the users whose rows a build recomputes (scope_ke
 SCOPE_DIR = "_scope_users"  # the published copy of the last build's scope, for the layer after it
 REPLAY_TABLE = "replay_sessions"  # per supplied session of those users: where its visits are rebuilt from
 PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
+# A week that would gain a file but already holds this many is written again instead, as few files: one file
+# per run would otherwise pile up in the latest week until the next full build.
+COMPACT_AT_FILES = 16
 
 
 def period_of(timestamp: str) -> str:
@@ -118,8 +123,9 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
     least that part, and only its rows in that part are taken. A table stored whole is written again whole.
     A table stored by week is written only in the weeks holding rows of that part: a week where published rows
     are replaced is written again; a week where none is (rows only added, as when new events come after the
-    published ones) keeps its files and gains one. Every other week is hard-linked. Returns the weeks
-    rewritten (None: the whole table) and appended, for the log and the quality report.
+    published ones) keeps its files and gains one, unless it holds `COMPACT_AT_FILES` already: then it is
+    written again too. Every other week is hard-linked. Returns the weeks rewritten (None: the whole table)
+    and appended, for the log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
@@ -148,6 +154,8 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         engine.read_parquet(old_weeks, affected, schema=None)
         rewritten = _folders(engine, f"select distinct {period} from {old_weeks} candidate "
                                      f"where {_replaced(model, 'candidate')}")
+        files_per_week = Counter(f.parent.name for f in affected)
+        rewritten |= {week for week, files in files_per_week.items() if files >= COMPACT_AT_FILES}
     staged.mkdir(parents=True)
     for folder in sorted(published.iterdir()):
         if folder.is_dir() and folder.name not in rewritten:

@@ -115,6 +115,32 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     assert {r["status"] for r in second["gold"]["tests"]} == {"pass"}
 
 
+def test_a_week_that_holds_enough_files_is_written_again_instead_of_gaining_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(incremental, "COMPACT_AT_FILES", 2)
+    third_batch = ["u2,s1,2024-01-11 12:00:00,page_view,,,"]  # after every published event of the 8th's week
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+    for name, rows in [("a.csv", FIRST_BATCH), ("b.csv", SECOND_BATCH), ("c.csv", third_batch)]:
+        write_batch(scratch, name, rows)
+    run(scratch, "duckdb")
+    write_batch(step, "a.csv", FIRST_BATCH)
+    run(step, "duckdb")
+    write_batch(step, "b.csv", SECOND_BATCH)
+    run(step, "duckdb")
+    before = {table: week_files(step / "gold" / table)["week=2024-01-08"] for table in ["fct_events", "dim_sessions"]}
+    assert {table: len(files) for table, files in before.items()} == {"fct_events": 2, "dim_sessions": 2}
+
+    write_batch(step, "c.csv", third_batch)
+    report = run(step, "duckdb")
+    for table, files in before.items():
+        # rows only added, but the week already held two files: it is written again, as one
+        assert report["gold"]["merged"][table] == {"weeks_rewritten": ["2024-01-08"], "weeks_appended": []}, table
+        after = week_files(step / "gold" / table)["week=2024-01-08"]
+        assert len(after) == 1 and after.isdisjoint(files), table
+    for table in TABLES:
+        assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
+    assert {r["status"] for r in report["gold"]["tests"]} == {"pass"}
+
+
 def test_after_a_build_whose_tests_did_not_all_pass_the_whole_star_is_tested(tmp_path):
     data_dir = tmp_path / "data"
     write_batch(data_dir, "a.csv", FIRST_BATCH)
