@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
