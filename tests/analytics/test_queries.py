@@ -171,3 +171,23 @@ def test_user_journey_for_an_incremental_build_numbers_each_users_rows_from_the_
                      **{**CONTEXT, "incremental": True}) == [
         ("a", 4, "add_to_cart", "product_view", 900.0), ("a", 5, "purchase", "add_to_cart", 600.0),
         ("b", 1, "page_view", None, None)]
+
+
+def test_day_type_behavior_compares_weekdays_with_weekends_per_calendar_day(duck):
+    # Friday 5 and Monday 8 January 2024 are weekdays, Saturday 6 a weekend day; Monday has no activity.
+    inline_table(duck, "dim_date", [("date_key", "integer"), ("is_weekend", "boolean")],
+                 [(20240105, False), (20240106, True), (20240108, False)])
+    inline_table(duck, "fct_events", FCT, [
+        event("1", "a", "product_view", "2024-01-05 10:00", product="p1"),
+        event("2", "a", "purchase", "2024-01-05 10:01", product="p1", amount="10.00"),
+        event("3", "b", "page_view", "2024-01-05 11:00"),
+        event("4", "a", "page_view", "2024-01-06 09:00", session="t"),
+    ])
+    inline_table(duck, "dim_sessions", [("session_key", "string"), ("start_date_key", "integer"),
+                                        ("has_purchase", "boolean"), ("duration_seconds", "double")],
+                 [("a-s", 20240105, True, 60.0), ("b-s", 20240105, False, 0.0), ("a-t", 20240106, False, 0.0)])
+    # user a's two Friday events make one active user that day: 2 user-days over 2 weekdays
+    assert run_model(duck, "analytics/day_type_behavior", **CONTEXT) == [
+        ("weekday", 2, 3, 1.5, 1.0, 2, 1.0, 1, Decimal("10.00"), 5.0, 0.5, 30.0),
+        ("weekend", 1, 1, 1.0, 1.0, 1, 1.0, 0, Decimal("0.00"), None, 0.0, 0.0),
+    ]

@@ -3,26 +3,28 @@ with days as (
     select date_key, is_weekend from dim_date
 ),
 
+user_days as (
+    -- one row per day and active user, with that user's events of the day: every sum below reads these
+    select
+        date_key,
+        user_key,
+        count(*) as events,
+        count(case when is_purchase then 1 end) as purchases,
+        sum(case when is_purchase then amount end) as revenue
+    from fct_events
+    group by date_key, user_key
+),
+
 events as (
     select
         days.is_weekend,
-        count(*) as events,
-        count(case when fct_events.is_purchase then 1 end) as purchases,
-        sum(case when fct_events.is_purchase then fct_events.amount end) as revenue
-    from fct_events
-    join days on fct_events.date_key = days.date_key
+        cast(sum(user_days.events) as bigint) as events,
+        cast(sum(user_days.purchases) as bigint) as purchases,
+        sum(user_days.revenue) as revenue,
+        count(user_days.user_key) as user_days
+    from user_days
+    join days on user_days.date_key = days.date_key
     group by days.is_weekend
-),
-
-daily_users as (
-    select days.is_weekend, fct_events.date_key, count(distinct fct_events.user_key) as active_users
-    from fct_events
-    join days on fct_events.date_key = days.date_key
-    group by days.is_weekend, fct_events.date_key
-),
-
-users as (
-    select is_weekend, sum(active_users) as user_days from daily_users group by is_weekend
 ),
 
 sessions as (
@@ -46,7 +48,7 @@ final as (
         calendar.calendar_days,
         coalesce(events.events, 0) as events,
         {{ safe_divide('events.events', 'calendar.calendar_days') }} as events_per_day,
-        {{ safe_divide('users.user_days', 'calendar.calendar_days') }} as active_users_per_day,
+        {{ safe_divide('events.user_days', 'calendar.calendar_days') }} as active_users_per_day,
         coalesce(sessions.sessions, 0) as sessions,
         {{ safe_divide('sessions.sessions', 'calendar.calendar_days') }} as sessions_per_day,
         coalesce(events.purchases, 0) as purchases,
@@ -56,7 +58,6 @@ final as (
         sessions.avg_session_seconds
     from calendar
     left join events on calendar.is_weekend = events.is_weekend
-    left join users on calendar.is_weekend = users.is_weekend
     left join sessions on calendar.is_weekend = sessions.is_weekend
 )
 
