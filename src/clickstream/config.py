@@ -1,6 +1,7 @@
 """Typed configuration: every default lives here, every unknown or mistyped key is an error naming it."""
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,6 +52,11 @@ class Source(_Strict):
     timestamp_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"])
     # zone the file's timestamps are written in; they are stored as UTC
     timezone: str = "UTC"
+    # a line that cannot be split into the header's fields: quarantined with its line number, or the run stops
+    on_malformed: Literal["quarantine", "fail"] = "quarantine"
+    # an ingested file whose content changed: its earlier rows are replaced by the new version's, the new
+    # version is ignored (with a warning), or the run stops
+    on_change: Literal["replace", "ignore", "fail"] = "replace"
 
     @field_validator("name")
     @classmethod
@@ -83,6 +89,12 @@ class Paths(_Strict):
     logs_dir: Path = Path("logs")
 
 
+class TimestampRange(_Strict):
+    # events outside [min, max] are quarantined as timestamp_out_of_range; max null: one day after ingestion
+    min: datetime = datetime(2000, 1, 1)
+    max: datetime | None = None
+
+
 class SilverRules(_Strict):
     # user_id and event_type are always required; session_id may be added (product_id is governed by
     # product_event_types, the amount by purchase_event_types)
@@ -90,6 +102,9 @@ class SilverRules(_Strict):
     product_event_types: list[str] = ["product_view", "add_to_cart", "purchase"]
     purchase_event_types: list[str] = ["purchase"]
     allow_negative_amount: bool = False
+    # event types accepted as mapping targets besides the canonical ones (CANONICAL_EVENT_TYPES and the above)
+    extra_event_types: list[str] = []
+    timestamp_range: TimestampRange = TimestampRange()
 
     @field_validator("required_columns")
     @classmethod
@@ -136,7 +151,14 @@ class Threshold(_Strict):
 
 class Quality(_Strict):
     quarantine_rate: Threshold = Threshold(warn=0.01, fail=0.05)
+    # in-batch duplicates: the same event twice among the files of one run
     duplicate_rate: Threshold = Threshold(warn=0.01, fail=0.05)
+    # events silver already held, delivered again by another file (overlapping exports)
+    redelivered_rate: Threshold = Threshold(warn=0.01, fail=1.0)
+    # a rate gate fails only when at least this many rows are judged; below, it warns
+    min_rows: int = Field(default=1000, ge=0)
+    # raw files refused as unreadable (not text CSV, bad header): warn and go on with the others, or stop
+    refused_files: Literal["warn", "fail"] = "warn"
     gold_tests: Literal["warn", "fail"] = "fail"
 
 

@@ -6,6 +6,10 @@ CANONICAL_RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "Produ
 # Without these a row cannot become an event at all; a source must map them.
 REQUIRED_RAW_COLUMNS = ["UserID", "Timestamp", "EventType"]
 
+# Event types every feed is mapped onto besides those the silver rules name (silver.product_event_types,
+# silver.purchase_event_types); a mapping target outside these and silver.extra_event_types is a config error.
+BASE_EVENT_TYPES = ["page_view", "click", "login", "logout"]
+
 MONEY = "decimal(18,2)"
 
 Schema = list[tuple[str, str]]
