@@ -237,13 +237,17 @@ def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path, capsys):
     assert "silver.allow_negativ_amount" in err and str(config) in err
 
 
-def test_unreadable_input_exits_1_naming_the_file(tmp_path, capsys):
+def test_a_malformed_line_with_on_malformed_fail_exits_1_naming_the_file_and_line(tmp_path, capsys):
     raw = tmp_path / "raw"
     raw.mkdir()
-    (raw / "broken.csv").write_text("UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n1,2\n")
-    assert main(["run", "--data-dir", str(tmp_path)]) == 1
+    (raw / "broken.csv").write_text("UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+                                    "1,1,2024-01-01 10:00:00,page_view,,,\n1,2\n")
+    config = tmp_path / "strict.yaml"
+    config.write_text("sources:\n  - name: clickstream\n    on_malformed: fail\n")
+    assert main(["run", "--config", str(config), "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "broken.csv" in err and err.startswith("clickstream: error:")
+    assert err.startswith("clickstream: error: bronze: broken.csv line 3: malformed_short_row ('1,2\\n')")
+    assert count(tmp_path, "bronze") == 0
 
 
 def test_a_failing_quality_threshold_stops_the_run_and_publishes_no_silver(tmp_path, capsys):
@@ -255,7 +259,7 @@ def test_a_failing_quality_threshold_stops_the_run_and_publishes_no_silver(tmp_p
     assert "quarantine_rate" in capsys.readouterr().err
     assert count(data, "silver") == 0 and count(data, "quarantine") == 0
     report = json.loads((data / "reports" / "quality_report.json").read_text())
-    assert [c["status"] for c in report["silver"]["checks"]] == ["fail", "ok"]
+    assert [c["status"] for c in report["silver"]["checks"]] == ["fail", "ok", "ok"]
 
 
 def test_the_console_script_and_a_seed_job_run_as_processes(tmp_path):

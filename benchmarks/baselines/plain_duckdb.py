@@ -34,11 +34,19 @@ OUTPUTS = ["bronze", "silver", "quarantine", "gold", "analytics", "reports", "_t
 PARQUET = "format parquet, compression snappy"
 
 
+def key(columns: list[str]) -> str:
+    """Each value escaped before the values are joined by chr(31), so distinct tuples give distinct keys:
+    a backslash doubled, chr(31) as a backslash and `s`, NULL as a backslash and `N`."""
+    return ", ".join(f"coalesce(replace(replace({c}, '\\', '\\\\'), chr(31), '\\s'), '\\N')" for c in columns)
+
+
 def bronze(con: duckdb.DuckDBPyConnection, data: Path, batch_id: str, ingested_at: datetime) -> None:
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS) + "}"
     con.execute(f"""
         copy (
             select UserID, SessionID, Timestamp, EventType, ProductID, Amount, Outcome,
+                   cast(null as bigint) as source_line, cast(null as varchar) as raw_line,
+                   cast(null as varchar) as parse_error,
                    'clickstream' as source_name,
                    parse_filename(filename) as source_file,
                    '{batch_id}' as batch_id,
@@ -74,7 +82,9 @@ def silver(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
                     case when user_id is null then 'missing_user_id' end,
                     case when event_type is null then 'missing_event_type' end,
                     case when timestamp_text is null then 'missing_timestamp'
-                         when event_ts is null then 'invalid_timestamp' end,
+                         when event_ts is null then 'invalid_timestamp'
+                         when event_ts < timestamp '2000-01-01' or event_ts > ingestion_timestamp + interval 1 day
+                         then 'timestamp_out_of_range' end,
                     case when event_type in ('product_view', 'add_to_cart', 'purchase') and product_id is null
                          then 'missing_product_id' end,
                     case when event_type = 'purchase' and amount_text is null then 'missing_amount' end,
@@ -84,9 +94,9 @@ def silver(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
             from typed
         )
         select *,
-            case when rejection_reasons = '' then md5(concat_ws(chr(31), user_id, coalesce(session_id, ''),
-                cast(epoch_us(event_ts) as varchar), event_type, coalesce(product_id, ''),
-                coalesce(cast(amount_value as varchar), ''), coalesce(outcome_value, ''))) end as event_id
+            case when rejection_reasons = '' then md5(concat_ws(chr(31), {key(['user_id', 'session_id',
+                'cast(epoch_us(event_ts) as varchar)', 'event_type', 'product_id', 'cast(amount_value as varchar)',
+                'outcome_value'])})) end as event_id
         from checked
     """)
     con.execute(f"""
@@ -101,7 +111,7 @@ def silver(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
     con.execute(f"""
         copy (
             select UserID, SessionID, Timestamp, EventType, ProductID, Amount, Outcome, rejection_reasons,
-                   source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
+                   source_line, raw_line, source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
             from classified
             where rejection_reasons <> ''
         ) to '{data}/quarantine' ({PARQUET}, partition_by (ingestion_date))
@@ -135,7 +145,7 @@ def gold(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
             from flagged
         )
         select event_id,
-            md5(concat_ws(chr(31), user_id, coalesce(session_id, ''), cast(epoch_us(session_start_ts) as varchar)))
+            md5(concat_ws(chr(31), {key(['user_id', 'session_id', 'cast(epoch_us(session_start_ts) as varchar)'])}))
                 as session_key,
             user_id, session_id, event_ts, event_type, product_id, amount, outcome
         from started

@@ -40,6 +40,14 @@ OUTPUTS = ["bronze", "silver", "quarantine", "gold", "analytics", "reports"]
 KEY_SEPARATOR = "\x1f"
 
 
+def key(*values: Column) -> Column:
+    """Each value escaped before the values are joined by KEY_SEPARATOR, so distinct tuples give distinct keys:
+    a backslash doubled, the separator as a backslash and `s`, NULL as a backslash and `N`."""
+    escaped = [F.coalesce(F.replace(F.replace(v, F.lit("\\"), F.lit("\\\\")), F.lit(KEY_SEPARATOR), F.lit("\\s")),
+                          F.lit("\\N")) for v in values]
+    return F.concat_ws(KEY_SEPARATOR, *escaped)
+
+
 def text(column: str) -> Column:
     """Trimmed text, NULL when empty."""
     trimmed = F.trim(F.col(column))
@@ -66,6 +74,9 @@ def bronze(spark: SparkSession, data: Path, batch_id: str, ingested_at: datetime
            .option("mode", "FAILFAST").csv(str(data / "raw" / "*.csv")))
     landed = raw.select(
         *RAW_COLUMNS,
+        F.lit(None).cast("bigint").alias("source_line"),
+        F.lit(None).cast("string").alias("raw_line"),
+        F.lit(None).cast("string").alias("parse_error"),
         F.lit("clickstream").alias("source_name"),
         F.col("_metadata.file_name").alias("source_file"),
         F.lit(batch_id).alias("batch_id"),
@@ -97,17 +108,18 @@ def silver(spark: SparkSession, data: Path) -> dict[str, int]:
         F.when(F.col("user_id").isNull(), "missing_user_id"),
         F.when(F.col("event_type").isNull(), "missing_event_type"),
         F.when(F.col("timestamp_text").isNull(), "missing_timestamp")
-         .when(F.col("event_ts").isNull(), "invalid_timestamp"),
+         .when(F.col("event_ts").isNull(), "invalid_timestamp")
+         .when((F.col("event_ts") < F.lit("2000-01-01 00:00:00").cast("timestamp"))
+               | (F.col("event_ts") > F.col("ingestion_timestamp") + F.expr("interval 1 day")),
+               "timestamp_out_of_range"),
         F.when(F.col("event_type").isin(PRODUCT_EVENTS) & F.col("product_id").isNull(), "missing_product_id"),
         F.when((F.col("event_type") == "purchase") & F.col("amount_text").isNull(), "missing_amount"),
         F.when(F.col("amount_text").isNotNull() & F.col("amount_value").isNull(), "invalid_amount"),
         F.when(F.col("amount_value") < 0, "negative_amount"),
     )
-    event_id = F.md5(F.concat_ws(
-        KEY_SEPARATOR, "user_id", F.coalesce("session_id", F.lit("")),
-        F.unix_micros("event_ts").cast("string"), "event_type", F.coalesce("product_id", F.lit("")),
-        F.coalesce(F.col("amount_value").cast("string"), F.lit("")), F.coalesce("outcome_value", F.lit("")),
-    ))
+    event_id = F.md5(key(F.col("user_id"), F.col("session_id"), F.unix_micros("event_ts").cast("string"),
+                         F.col("event_type"), F.col("product_id"), F.col("amount_value").cast("string"),
+                         F.col("outcome_value")))
     classified = (typed.withColumn("rejection_reasons", reasons)
                   .withColumn("event_id", F.when(F.col("rejection_reasons") == "", event_id))
                   .persist(StorageLevel.MEMORY_AND_DISK))
@@ -121,8 +133,8 @@ def silver(spark: SparkSession, data: Path) -> dict[str, int]:
                      "source_name", "source_file", "batch_id", "ingestion_timestamp", "ingestion_date"))
     write(clean, data / "silver", "ingestion_date")
     rejected = (classified.where(F.col("rejection_reasons") != "")
-                .select(*RAW_COLUMNS, "rejection_reasons", "source_name", "source_file", "batch_id",
-                        "ingestion_timestamp", "ingestion_date"))
+                .select(*RAW_COLUMNS, "rejection_reasons", "source_line", "raw_line", "source_name", "source_file",
+                        "batch_id", "ingestion_timestamp", "ingestion_date"))
     write(rejected, data / "quarantine", "ingestion_date")
     counts = classified.agg(F.count(F.lit(1)).alias("bronze_rows"),
                             F.count(F.when(F.col("rejection_reasons") != "", 1)).alias("quarantine_rows")).first()
@@ -149,8 +161,8 @@ def gold(spark: SparkSession, data: Path) -> dict[str, int]:
          .over(visit.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
     sessionized = started.select(
         "event_id",
-        F.md5(F.concat_ws(KEY_SEPARATOR, "user_id", F.coalesce("session_id", F.lit("")),
-                          F.unix_micros("session_start_ts").cast("string"))).alias("session_key"),
+        F.md5(key(F.col("user_id"), F.col("session_id"), F.unix_micros("session_start_ts").cast("string")))
+         .alias("session_key"),
         "user_id", "session_id", "event_ts", "event_type", "product_id", "amount", "outcome",
     ).persist(StorageLevel.MEMORY_AND_DISK)
 

@@ -1,31 +1,68 @@
-"""Bronze: land new raw CSV files unchanged (every value as text) with ingestion metadata, as Parquet."""
+"""Bronze: land new raw CSV files unchanged (every value as text) with ingestion metadata, as Parquet.
+
+Each file is read once per version, as an exact path: the pipeline lists raw/ itself and hands every engine
+a hard link (or symbolic link) with a plain name, so no file name is ever read as a pattern or reaches SQL.
+A file that is not text CSV, or whose header does not fit its source, is refused alone; the others proceed.
+A line that cannot be split into the header's fields is kept with its line number and raw text (`csv_lines`)
+and goes to quarantine in silver. A file changed since it was ingested follows its source's `on_change`.
+"""
 from __future__ import annotations
 
-import csv
 import logging
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clickstream import storage
-from clickstream.config import Source
+from clickstream.config import CsvOptions, Source
 from clickstream.context import PipelineError, RunContext
+from clickstream.csv_lines import CANONICAL_CSV, Malformed, split_file
 from clickstream.engines.base import Engine, InputError
+from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan
 from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, PARTITION_COLUMN
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "bronze_manifest.json"
+INPUTS = "bronze_inputs"  # each staged input (input_file) with the raw file and source it stands for
+MALFORMED = "bronze_malformed"  # the lines csv_lines refused, with their staged input
+_INPUTS_SCHEMA = [("input_file", "string"), ("source_name", "string"), ("source_file", "string")]
+_MALFORMED_SCHEMA = [("input_file", "string"), ("source_line", "bigint"), ("parse_error", "string"),
+                     ("raw_line", "string")]
+_SHOWN = 20  # file names listed in one log line
 
 
-@dataclass(frozen=True)
-class RawFile:
-    path: Path
+@dataclass
+class Unit:
+    """What this batch ingests of one raw file: all of it, or the lines appended since its last version."""
+
     relative: str
+    path: Path
     source: Source
-    size: int
-    mtime_ns: int
-    sha256: str
+    scan: Scan
+    header: list[str]
+    offset: int = 0  # bytes before the part read: an appended file's earlier version
+    first_line: int = 2  # line number of the part's first data line (the header is line 1)
+    retracts: list[str] = field(default_factory=list)  # batches whose rows of this file the new version replaces
+    is_split: bool = False  # read through csv_lines (some line is malformed) rather than by the engine directly
+    malformed: list[Malformed] = field(default_factory=list)
+    ends_cleanly: bool = True
+    input_file: str = ""  # the staged input's name, as the engine reports it
+    input_path: Path | None = None
+
+    @property
+    def is_tail(self) -> bool:
+        return self.offset > 0
+
+
+@dataclass
+class Discovery:
+    units: list[Unit] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # refused by this run: path -> reason
+    unmatched: list[str] = field(default_factory=list)
+    copies: dict[str, str] = field(default_factory=dict)  # new path -> the ingested file holding the same content
+    ignored: list[str] = field(default_factory=list)  # changed files whose earlier version stays (on_change: ignore)
 
 
 def manifest_path(ctx: RunContext) -> Path:
@@ -33,172 +70,363 @@ def manifest_path(ctx: RunContext) -> Path:
 
 
 def load_manifest(ctx: RunContext) -> dict:
-    return storage.read_json(manifest_path(ctx), {"files": {}, "batches": {}})
+    manifest = storage.read_json(manifest_path(ctx), {})
+    for key in ("files", "batches", "copies", "refused"):
+        manifest.setdefault(key, {})
+    return manifest
 
 
-def _discover(ctx: RunContext, manifest: dict) -> list[RawFile]:
-    """Raw files not ingested before. A file is known by its content (sha256), whatever its name."""
-    raw_dir = ctx.layout.raw
-    if not raw_dir.is_dir():
-        raise PipelineError(f"raw input directory not found: {raw_dir}")
-    known_by_path = manifest["files"]
-    known_checksums = {entry["sha256"] for entry in known_by_path.values()}
-    known_checksums |= {old["sha256"] for entry in known_by_path.values() for old in entry.get("previous", [])}
-    owner: dict[Path, str] = {}
-    found: list[RawFile] = []
-    for source in ctx.config.sources:
-        for path in sorted(p for p in raw_dir.glob(source.glob) if p.is_file()):
-            if path in owner:
-                raise PipelineError(f"raw file {path} matches the globs of sources '{owner[path]}' and '{source.name}'")
-            owner[path] = source.name
-            relative = path.relative_to(raw_dir).as_posix()
-            stat = path.stat()
-            entry = known_by_path.get(relative)
-            if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
-                continue  # unchanged since it was ingested: no need to read it again
-            checksum = storage.file_checksum(path)
-            if entry and entry["sha256"] == checksum:
-                entry["mtime_ns"] = stat.st_mtime_ns  # touched, not changed: remember, so it is not hashed again
-                continue
-            if checksum in known_checksums:
-                log.info("skipping %s: same content as a file already ingested", relative)
-                continue
-            if entry:
-                log.warning("%s changed since it was ingested; ingesting the new content as a new file", relative)
-            found.append(RawFile(path, relative, source, stat.st_size, stat.st_mtime_ns, checksum))
-    return found
-
-
-def read_header(raw: RawFile) -> list[str]:
-    """The file's header, checked against the source's column mapping; [] for an empty (0-byte) file."""
-    if raw.size == 0:
-        return []
-    opts = raw.source.csv
-    with raw.path.open("rb") as handle:
-        first_line = handle.readline()
-    try:
-        text = first_line.decode("utf-8-sig")
-        header = next(csv.reader([text], delimiter=opts.delimiter, quotechar=opts.quote), [])
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise InputError(f"{raw.path}: unreadable header line ({exc})") from exc
-    header = [column.strip() for column in header]
-    if not any(header):
-        raise InputError(f"{raw.path}: the first line is blank; expected a header naming the columns")
-    if len(set(header)) != len(header):
-        raise InputError(f"{raw.path}: duplicate column names in header {header}")
-    expected = {col for col in raw.source.columns.values() if col}
-    missing = sorted(expected - set(header))
-    if missing:
-        raise InputError(
-            f"{raw.path}: missing column(s) {missing} required by source '{raw.source.name}' "
-            f"(header has {header})"
-        )
-    extra = sorted(set(header) - expected)
-    if extra:
-        log.warning("%s: column(s) %s are not mapped by source '%s' and are not kept", raw.relative, extra,
-                    raw.source.name)
-    return header
-
-
-def _select_canonical(engine: Engine, view: str, source: Source, batch_id: str, ingested_at: str) -> str:
-    columns = []
-    for canonical in CANONICAL_RAW_COLUMNS:
-        file_column = source.columns[canonical]
-        columns.append(f'"{file_column}" as {canonical}' if file_column else f"cast(null as string) as {canonical}")
-    return (
-        f"select {', '.join(columns)}, {engine.quote_literal(source.name)} as source_name, source_file, "
-        f"{engine.quote_literal(batch_id)} as batch_id, timestamp '{ingested_at}' as ingestion_timestamp, "
-        f"cast(timestamp '{ingested_at}' as date) as {PARTITION_COLUMN} from {view}"
-    )
+def parts_of(entry: dict) -> list[dict]:
+    """The batches holding a file's current version: one, or one per appended part."""
+    return entry.get("parts") or [{"batch_id": entry["batch_id"], "rows": entry["rows"], "offset": 0}]
 
 
 def run(ctx: RunContext) -> dict | None:
-    """Ingest the raw files not seen before as one batch; returns the batch record, or None if none were new."""
+    """Ingest the raw files not seen before (and new versions of changed ones) as one batch.
+
+    Returns the batch record, or None when there was nothing to ingest.
+    """
     started = time.perf_counter()
     engine, layout = ctx.engine, ctx.layout
     manifest = load_manifest(ctx)
     removed = storage.remove_orphan_batches(layout.bronze, set(manifest["batches"]))
     if removed:
         log.warning("removed %d bronze file(s) left by an interrupted run", len(removed))
-    new_files = _discover(ctx, manifest)
-    if not new_files:
-        storage.write_json(manifest_path(ctx), manifest)  # keeps the mtimes of touched files
+    found = discover(ctx, manifest)
+    report = {"batch_id": None, "files": [], "refused": _current_refusals(manifest, found),
+              "unmatched": found.unmatched, "copies": found.copies, "ignored_changes": found.ignored}
+    ctx.quality["bronze"] = report
+    if found.refused and ctx.config.quality.refused_files == "fail":
+        first = next(iter(found.refused.items()))
+        raise InputError(f"bronze: {len(found.refused)} raw file(s) refused, e.g. {first[0]}: {first[1]} "
+                         f"(quality.refused_files: fail; nothing ingested)")
+    if not found.units:
+        storage.write_json(manifest_path(ctx), manifest)  # touched files, copies, refusals
         log.info("bronze: no new raw files in %s", layout.raw)
-        ctx.quality["bronze"] = {"batch_id": None, "files": []}
         return None
 
     batch_id = ctx.run_id
     ingested_at = ctx.started_at.strftime("%Y-%m-%d %H:%M:%S.%f")
-    groups: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
-    empty: list[RawFile] = []
-    for raw in new_files:
-        header = read_header(raw)
-        if header:
-            groups.setdefault((raw.source.name, tuple(header)), []).append(raw)
-        else:
-            empty.append(raw)
-            log.warning("%s is empty (no header, no rows): recorded as ingested with 0 rows", raw.relative)
-
-    selects = []
-    for index, ((_, header), files) in enumerate(groups.items()):
-        view = f"raw_csv_{index}"
-        engine.read_csv(view, [f.path for f in files], list(header), files[0].source.csv, layout.raw)
-        selects.append(_select_canonical(engine, view, files[0].source, batch_id, ingested_at))
-    engine.create_view("bronze_batch", " union all ".join(selects) if selects else engine.empty_select(BRONZE))
-
-    staged = storage.staging_path(layout.data_dir, "bronze")
-    names = ", ".join(f.relative for f in new_files)
-    try:
-        engine.write_parquet("bronze_batch", staged, partition_by=[PARTITION_COLUMN])
-    except InputError as exc:
-        raise InputError(f"bronze: cannot read raw file(s) [{names}]: {exc}") from exc
-    # Profile what was written, not the CSV again: rows and nulls per column per file.
+    inputs = storage.staging_path(layout.data_dir, "bronze-inputs")
+    inputs.mkdir()
+    for number, unit in enumerate(found.units, start=1):
+        _stage_input(unit, inputs, number)
+    staged = _write_batch(ctx, found.units, inputs, batch_id, ingested_at)
     engine.read_parquet("bronze_staged", storage.parquet_files(staged), BRONZE, partitioned=True)
     profile = _profile(ctx, "bronze_staged")
-    expected = {raw.relative for files in groups.values() for raw in files}
+    expected = {unit.relative for unit in found.units}
     if set(profile) - expected:
         raise PipelineError(f"bronze: rows attributed to unexpected source files {sorted(set(profile) - expected)}")
     storage.publish_batch(staged, layout.bronze, batch_id)
 
     files_record = []
-    for raw in new_files:
-        # a file with a header and no rows has no profile row
-        stats = profile.get(raw.relative, {"rows": 0, "null_counts": {c: 0 for c in CANONICAL_RAW_COLUMNS}})
-        record = {"path": raw.relative, "source_name": raw.source.name, "size": raw.size, "mtime_ns": raw.mtime_ns,
-                  "sha256": raw.sha256, "rows": stats["rows"], "batch_id": batch_id, "ingested_at": ingested_at}
-        earlier = manifest["files"].get(raw.relative)
-        if earlier:  # a changed file: its earlier content stays known, so it is never ingested twice
-            record["previous"] = earlier.pop("previous", []) + [earlier]
-        manifest["files"][raw.relative] = record
+    retracts = []
+    for unit in found.units:
+        stats = profile.get(unit.relative) or {"rows": 0, "malformed_rows": 0,
+                                               "null_counts": {c: 0 for c in CANONICAL_RAW_COLUMNS}}
+        record = _record(manifest, unit, stats, batch_id, ingested_at)
+        if unit.retracts:
+            retracts.append({"source_file": unit.relative, "batch_ids": unit.retracts})
         completeness = _completeness(stats)
-        log.info("bronze: %s rows=%d completeness=%.4f nulls=%s", raw.relative, stats["rows"], completeness,
-                 stats["null_counts"])
-        files_record.append({**record, "null_counts": stats["null_counts"], "completeness": completeness})
-    total = sum(f["rows"] for f in files_record)
-    manifest["batches"][batch_id] = {"ingested_at": ingested_at, "files": [f.relative for f in new_files],
-                                     "rows": total}
+        log.info("bronze: %s rows=%d malformed=%d completeness=%.4f%s", unit.relative, stats["rows"],
+                 stats["malformed_rows"], completeness,
+                 " (appended lines)" if unit.is_tail else " (new version)" if unit.retracts else "")
+        files_record.append({**record, "part_rows": stats["rows"], "malformed_rows": stats["malformed_rows"],
+                             "null_counts": stats["null_counts"], "completeness": completeness,
+                             "appended": unit.is_tail, "replaces_batches": unit.retracts})
+    total = sum(f["part_rows"] for f in files_record)
+    manifest["batches"][batch_id] = {"ingested_at": ingested_at, "files": [u.relative for u in found.units],
+                                     "rows": total, "retracts": retracts}
     storage.write_json(manifest_path(ctx), manifest)
     engine.drop("bronze_staged")
     elapsed = time.perf_counter() - started
-    log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(new_files), total, elapsed)
-    ctx.quality["bronze"] = {"batch_id": batch_id, "rows": total, "files": files_record, "seconds": round(elapsed, 3)}
+    log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(found.units), total, elapsed)
+    report.update({"batch_id": batch_id, "rows": total, "files": files_record, "seconds": round(elapsed, 3)})
     return manifest["batches"][batch_id]
 
 
+# ---- what to ingest
+
+def discover(ctx: RunContext, manifest: dict) -> Discovery:
+    """What this batch ingests, and what it refuses, skips or warns about; updates `manifest` for the files it
+    only looked at (touched, copies, refusals), never for what it ingests (that waits for the publish)."""
+    raw_dir = ctx.layout.raw
+    if not raw_dir.is_dir():
+        raise PipelineError(f"raw input directory not found: {raw_dir} (create it and put CSV files in it)")
+    found = Discovery()
+    owners, ambiguous = match_sources(raw_dir, ctx.config.sources)
+    listed = list_files(raw_dir)
+    found.unmatched = [f for f in listed if f not in owners and f not in ambiguous]
+    if found.unmatched:
+        shown = ", ".join(repr(f) for f in found.unmatched[:_SHOWN])
+        more = f" and {len(found.unmatched) - _SHOWN} more" if len(found.unmatched) > _SHOWN else ""
+        log.warning("bronze: %d file(s) in %s match no source glob (%s) and are not ingested: %s%s",
+                    len(found.unmatched), raw_dir, _globs(ctx), shown, more)
+    if not owners and not ambiguous and not manifest["files"]:
+        hint = f"; it holds {len(found.unmatched)} other file(s), e.g. {found.unmatched[0]!r}" if found.unmatched \
+            else ""
+        raise PipelineError(f"no raw files matched {_globs(ctx)} in {raw_dir}{hint}")
+    for relative, reason in ambiguous.items():
+        _refuse(manifest, found, relative, raw_dir / relative, None, reason)
+
+    current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
+    replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
+    for relative, source in owners.items():
+        path = raw_dir / relative
+        stat = path.stat()
+        entry = manifest["files"].get(relative)
+        for known in (entry, manifest["copies"].get(relative), manifest["refused"].get(relative),
+                      (entry or {}).get("ignored")):
+            if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
+                break  # unchanged since it was last looked at: not read again
+        else:
+            unit = _consider(ctx, manifest, found, relative, path, source, entry, current)
+            if unit is not None:
+                found.units.append(unit)
+                current.setdefault(unit.scan.sha256, relative)
+                if unit.retracts:
+                    replaced[relative] = unit.scan.sha256
+    _ingest_orphaned_copies(ctx, manifest, found, owners, replaced)
+    return found
+
+
+def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, path: Path, source: Source,
+              entry: dict | None, current: dict[str, str]) -> Unit | None:
+    """The unit to ingest for a file that is new or changed since it was last looked at, or None."""
+    appendable = entry is not None and entry.get("ends_cleanly") and not relative.lower().endswith(".gz")
+    facts = scan(path, prefix_size=entry["size"] if appendable else None)
+    if entry is not None and facts.sha256 == entry["sha256"]:
+        entry["mtime_ns"] = facts.mtime_ns  # touched, not changed: remember, so it is not read again
+        return None
+    if entry is not None and (entry.get("ignored") or {}).get("sha256") == facts.sha256:
+        entry["ignored"]["mtime_ns"] = facts.mtime_ns
+        return None
+    if facts.refusal:
+        _refuse(manifest, found, relative, path, facts, facts.refusal)
+        return None
+    if entry is None:
+        if facts.sha256 in current:
+            same_as = current[facts.sha256]
+            log.info("bronze: skipping %s: same content as %s, already ingested", relative, same_as)
+            manifest["copies"][relative] = {"sha256": facts.sha256, "size": facts.size, "mtime_ns": facts.mtime_ns,
+                                            "same_as": same_as}
+            found.copies[relative] = same_as
+            return None
+        header, reason = read_header(path, source)
+        if reason:
+            _refuse(manifest, found, relative, path, facts, reason)
+            return None
+        manifest["refused"].pop(relative, None)
+        manifest["copies"].pop(relative, None)
+        return Unit(relative, path, source, facts, header or [], is_split=not facts.is_utf8)
+    # a file ingested before, with other content now
+    if source.on_change == "fail":
+        raise InputError(f"bronze: {relative} changed since it was ingested in batch {entry['batch_id']} "
+                         f"(sources[{source.name}].on_change: fail): restore it, or deliver the new content "
+                         f"under a new name")
+    if source.on_change == "ignore":
+        log.warning("bronze: %s changed since it was ingested; its earlier version stays (on_change: ignore)",
+                    relative)
+        entry["ignored"] = {"sha256": facts.sha256, "size": facts.size, "mtime_ns": facts.mtime_ns}
+        found.ignored.append(relative)
+        return None
+    header, reason = read_header(path, source)
+    if reason:
+        _refuse(manifest, found, relative, path, facts, reason + "; its earlier version stays")
+        return None
+    manifest["refused"].pop(relative, None)
+    if appendable and facts.prefix_sha256 == entry["sha256"]:
+        log.info("bronze: %s grew since it was ingested: ingesting the lines after its first %d bytes",
+                 relative, entry["size"])
+        return Unit(relative, path, source, facts, header or [], offset=entry["size"],
+                    first_line=entry.get("lines", 0) + 1, is_split=not facts.is_utf8)
+    batches = [part["batch_id"] for part in parts_of(entry)]
+    log.warning("bronze: %s changed since it was ingested: its rows of batch(es) %s are replaced by the new "
+                "version (on_change: replace)", relative, ", ".join(batches))
+    return Unit(relative, path, source, facts, header or [], retracts=batches, is_split=not facts.is_utf8)
+
+
+def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, owners: dict[str, Source],
+                            replaced: dict[str, str]) -> None:
+    """A file skipped as a copy of one this batch replaces holds content no other file holds any more."""
+    for relative, copy in list(manifest["copies"].items()):
+        if copy["same_as"] in replaced and replaced[copy["same_as"]] != copy["sha256"] and relative in owners:
+            path = ctx.layout.raw / relative
+            if not path.is_file():
+                continue
+            facts = scan(path)
+            header, reason = read_header(path, owners[relative])
+            if facts.refusal or reason:
+                continue
+            log.info("bronze: ingesting %s: the file it copied (%s) changed", relative, copy["same_as"])
+            del manifest["copies"][relative]
+            found.copies.pop(relative, None)
+            found.units.append(Unit(relative, path, owners[relative], facts, header or [],
+                                    is_split=not facts.is_utf8))
+
+
+def _refuse(manifest: dict, found: Discovery, relative: str, path: Path, facts: Scan | None, reason: str) -> None:
+    log.warning("bronze: refused %s: %s (it is retried when its content changes)", relative, reason)
+    stat = path.stat()
+    manifest["refused"][relative] = {"sha256": facts.sha256 if facts else None, "size": stat.st_size,
+                                     "mtime_ns": stat.st_mtime_ns, "reason": reason}
+    found.refused[relative] = reason
+
+
+def _current_refusals(manifest: dict, found: Discovery) -> list[dict]:
+    """Every file refused and unchanged since, this run's refusals included."""
+    return [{"path": path, "reason": entry["reason"], "this_run": path in found.refused}
+            for path, entry in sorted(manifest["refused"].items())]
+
+
+def _globs(ctx: RunContext) -> str:
+    return ", ".join(f"`{source.glob}`" for source in ctx.config.sources)
+
+
+# ---- reading
+
+def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
+    """Put the part to read under a plain name: a link to the raw file, or a copy of its appended lines."""
+    suffix = ".csv.gz" if unit.path.name.lower().endswith(".gz") else ".csv"
+    unit.input_file = f"{number:06d}{suffix}"
+    unit.input_path = inputs / unit.input_file
+    if unit.is_split:
+        _split_input(unit)
+    elif unit.is_tail:
+        with unit.path.open("rb") as source, unit.input_path.open("xb") as target:
+            target.write(header_line(unit.path))
+            source.seek(unit.offset)
+            for block in iter(lambda: source.read(1 << 20), b""):
+                target.write(block)
+        unit.ends_cleanly = unit.scan.ends_with_break
+    else:
+        try:
+            os.link(unit.path, unit.input_path)
+        except OSError:  # another file system, or links not allowed: a symbolic link reads the same
+            unit.input_path.symlink_to(os.path.abspath(unit.path))
+        unit.ends_cleanly = unit.scan.ends_with_break
+
+
+def _split_input(unit: Unit) -> None:
+    """Read the part through csv_lines: its well-formed records as canonical CSV, its malformed lines aside."""
+    unit.is_split = True
+    # A new name: the staged input may be a hard link to the raw file, which must never be written to.
+    unit.input_file = unit.input_file.split(".", 1)[0] + "-split.csv"
+    unit.input_path = unit.input_path.with_name(unit.input_file)
+    skip = unit.offset or len(header_line(unit.path))
+    with unit.input_path.open("x", encoding="utf-8", newline="") as canonical:
+        canonical.write(",".join(f"c{index}" for index in range(len(unit.header))) + "\n")
+        split = split_file(unit.path, unit.source.csv, len(unit.header), canonical, skip_bytes=skip,
+                           first_line=unit.first_line)
+    unit.malformed = split.malformed
+    unit.ends_cleanly = split.ends_cleanly
+    if split.malformed:
+        first = split.malformed[0]
+        if unit.source.on_malformed == "fail":
+            raise InputError(f"bronze: {unit.relative} line {first.line}: {first.reason} ({_cut(first.raw_text)!r}); "
+                             f"{len(split.malformed)} malformed line(s) in all (sources[{unit.source.name}]"
+                             f".on_malformed: fail; nothing ingested)")
+        log.warning("bronze: %s: %d malformed line(s) kept for quarantine, e.g. line %d (%s)", unit.relative,
+                    len(split.malformed), first.line, first.reason)
+
+
+def _write_batch(ctx: RunContext, units: list[Unit], inputs: Path, batch_id: str, ingested_at: str) -> Path:
+    """Write the batch to staging. A file the engine refuses is split by csv_lines and the write tried again."""
+    engine = ctx.engine
+    while True:
+        _register_batch(engine, units, batch_id, ingested_at)
+        staged = storage.staging_path(ctx.layout.data_dir, "bronze")
+        try:
+            engine.write_parquet("bronze_batch", staged, partition_by=[PARTITION_COLUMN])
+            return staged
+        except InputError as exc:
+            direct = [unit for unit in units if not unit.is_split]
+            named = [unit for unit in direct if f"/{unit.input_file}" in str(exc)]
+            if not direct:
+                raise InputError(f"bronze: cannot read raw file(s) {[u.relative for u in units]}: {exc}") from exc
+            for unit in named or direct:
+                log.info("bronze: %s is not read whole by the engine (%s); splitting out its malformed lines",
+                         unit.relative, _cut(str(exc).splitlines()[0] if str(exc) else "", 200))
+                _split_input(unit)
+
+
+def _register_batch(engine: Engine, units: list[Unit], batch_id: str, ingested_at: str) -> None:
+    engine.register_rows(INPUTS, _INPUTS_SCHEMA, [(u.input_file, u.source.name, u.relative) for u in units])
+    engine.register_rows(MALFORMED, _MALFORMED_SCHEMA, [(u.input_file, m.line, m.reason, m.raw_text)
+                                                        for u in units for m in u.malformed])
+    groups: dict[tuple[str, tuple[str, ...], bool], list[Unit]] = {}
+    for unit in units:
+        if unit.header:  # an empty file has nothing to read
+            groups.setdefault((unit.source.name, tuple(unit.header), unit.is_split), []).append(unit)
+    metadata = (f"inputs.source_name, inputs.source_file, {engine.quote_literal(batch_id)} as batch_id, "
+                f"timestamp '{ingested_at}' as ingestion_timestamp, "
+                f"cast(timestamp '{ingested_at}' as date) as {PARTITION_COLUMN}")
+    selects = []
+    for index, ((_, header, is_split), members) in enumerate(groups.items()):
+        view = f"raw_csv_{index}"
+        options: CsvOptions = CANONICAL_CSV if is_split else members[0].source.csv
+        engine.read_csv(view, [u.input_path for u in members], len(header), options)
+        selects.append(f"select {_canonical_columns(members[0].source, list(header))}, "
+                       f"cast(null as bigint) as source_line, cast(null as string) as raw_line, "
+                       f"cast(null as string) as parse_error, {metadata} "
+                       f"from {view} raw join {INPUTS} inputs on raw.input_file = inputs.input_file")
+    nulls = ", ".join(f"cast(null as string) as {c}" for c in CANONICAL_RAW_COLUMNS)
+    selects.append(f"select {nulls}, malformed.source_line, malformed.raw_line, malformed.parse_error, {metadata} "
+                   f"from {MALFORMED} malformed join {INPUTS} inputs on malformed.input_file = inputs.input_file")
+    engine.create_view("bronze_batch", " union all ".join(selects))
+
+
+def _canonical_columns(source: Source, header: list[str]) -> str:
+    """The canonical raw columns of a file, taken by position (`c3`) from its header's names."""
+    columns = []
+    for canonical in CANONICAL_RAW_COLUMNS:
+        file_column = source.columns[canonical]
+        columns.append(f"raw.c{header.index(file_column)} as {canonical}" if file_column
+                       else f"cast(null as string) as {canonical}")
+    return ", ".join(columns)
+
+
+# ---- what was written
+
+def _record(manifest: dict, unit: Unit, stats: dict, batch_id: str, ingested_at: str) -> dict:
+    """The manifest entry of a file after this batch."""
+    earlier = manifest["files"].get(unit.relative)
+    part = {"batch_id": batch_id, "rows": stats["rows"], "offset": unit.offset}
+    record = {"path": unit.relative, "source_name": unit.source.name, "size": unit.scan.size,
+              "mtime_ns": unit.scan.mtime_ns, "sha256": unit.scan.sha256, "lines": unit.scan.lines,
+              "ends_cleanly": unit.ends_cleanly, "batch_id": batch_id, "ingested_at": ingested_at}
+    if earlier and unit.is_tail:
+        parts = parts_of(earlier) + [part]
+        record.update(rows=sum(p["rows"] for p in parts), parts=parts, previous=earlier.get("previous", []))
+    else:
+        record.update(rows=stats["rows"], parts=[part])
+        if earlier:  # a new version: the earlier one is kept as history, its rows replaced in silver
+            old = {k: v for k, v in earlier.items() if k not in ("previous", "ignored")}
+            record["previous"] = earlier.get("previous", []) + [{**old, "replaced_by": batch_id}]
+    manifest["files"][unit.relative] = record
+    return record
+
+
 def _profile(ctx: RunContext, view: str) -> dict[str, dict]:
-    nulls = ", ".join(f"count(*) - count({c}) as {c}" for c in CANONICAL_RAW_COLUMNS)
-    columns, rows = ctx.engine.fetch(
-        f"select source_file, count(*) as n_rows, {nulls} from {view} group by source_file")
+    parsed = "case when parse_error is null then 1 end"
+    nulls = ", ".join(f"count({parsed}) - count({c}) as {c}" for c in CANONICAL_RAW_COLUMNS)
+    columns, rows = ctx.engine.fetch(f"select source_file, count(*) as n_rows, count(parse_error) as n_malformed, "
+                                     f"{nulls} from {view} group by source_file")
     profile = {}
     for row in rows:
         values = dict(zip(columns, row))
         profile[values["source_file"]] = {
             "rows": int(values["n_rows"]),
+            "malformed_rows": int(values["n_malformed"]),
             "null_counts": {c: int(values[c]) for c in CANONICAL_RAW_COLUMNS},
         }
     return profile
 
 
 def _completeness(stats: dict) -> float:
-    cells = stats["rows"] * len(CANONICAL_RAW_COLUMNS)
+    cells = (stats["rows"] - stats["malformed_rows"]) * len(CANONICAL_RAW_COLUMNS)
     return 1.0 if cells == 0 else 1 - sum(stats["null_counts"].values()) / cells
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from clickstream import incremental, silver, storage
 from clickstream.build import build_model
-from clickstream.context import QualityGateError, RunContext
+from clickstream.context import PipelineError, QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
 from clickstream.schema import SILVER
-from clickstream.sql import load_yaml, render
+from clickstream.sql import in_list, load_yaml, render
 
 log = logging.getLogger(__name__)
 
@@ -55,18 +55,24 @@ def run(ctx: RunContext) -> dict[str, int]:
     sql = {m["name"]: render(f"gold/{m['name']}", engine, **context) for m in declared}
     sql[incremental.REPLAY_TABLE] = render(f"gold/{incremental.REPLAY_TABLE}", engine, **context)
     fingerprint = incremental.fingerprint(engine, sql, declared)
-    silver_runs = sorted(silver.load_state(ctx)["runs"])
+    silver_state = silver.load_state(ctx)
+    silver.recover(ctx, silver_state)  # a silver run interrupted after its commit: its replaced files go now
+    silver_runs = sorted(silver_state["runs"])
+    if not silver.current_files(ctx):
+        raise PipelineError(f"gold: silver holds no events yet, so there is nothing to build (see "
+                            f"{layout.reports / 'quality_report.json'} for what bronze and silver refused)")
     previous = incremental.read_manifest(layout.gold)
     mode, new_runs, reason = _plan(ctx, previous, fingerprint, silver_runs)
     log.info("gold: %s build (%s)", mode, reason)
     if mode == "current":
         return _current(ctx, previous, started)
 
-    engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
+    engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
     root = storage.staging_path(layout.data_dir, "gold")  # staged and published as one directory
     root.mkdir(parents=True)
     published = [m for m in declared if m.get("publish", True)]
     steps = [m for m in declared if not m.get("publish", True)]  # kept by the engine for the models after them
+    removals = False
     if mode == "full":
         results: list[dict] = []
         merged: dict[str, dict] = {}
@@ -78,7 +84,7 @@ def run(ctx: RunContext) -> dict[str, int]:
                             partition_by_week=model.get("partition_by_week"))
         tested_steps = steps
     else:  # a scoped step is tested while it is built, on the cut-down input it read
-        results, merged = _build_incremental(ctx, declared, sql, root, new_runs)
+        results, merged, removals = _build_incremental(ctx, declared, sql, root, new_runs, silver_state)
         tested_steps = []
 
     # The intermediate steps are tested first and then released: on Spark they are kept in the driver's
@@ -106,11 +112,13 @@ def run(ctx: RunContext) -> dict[str, int]:
         storage.clear_staging(layout.data_dir)
         raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
 
-    for name in ["silver_batch", "silver_earlier", incremental.SCOPE_TABLE, incremental.REPLAY_TABLE]:
+    for name in ["silver_batch", "silver_earlier", "silver_new_runs", "silver_earlier_files", "silver_run_changes",
+                 "silver_rewritten",
+                 incremental.SCOPE_TABLE, incremental.REPLAY_TABLE]:
         engine.drop(name)
     incremental.write_manifest(root, {
         "build_id": ctx.run_id, "previous_build_id": previous["build_id"] if previous else None, "mode": mode,
-        "silver_runs": silver_runs, "fingerprint": fingerprint,
+        "silver_runs": silver_runs, "fingerprint": fingerprint, "removals": removals,
         "tests_passed": all(r["status"] == "pass" for r in results)})
     storage.publish_table(root, layout.gold)
     elapsed = time.perf_counter() - started
@@ -121,19 +129,37 @@ def run(ctx: RunContext) -> dict[str, int]:
 
 
 def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
-                       new_runs: list[str]) -> tuple[list[dict], dict[str, dict]]:
+                       new_runs: list[str], silver_state: dict) -> tuple[list[dict], dict[str, dict], bool]:
     """Rebuild the scoped models for the users of `new_runs`, merge them, then rebuild the other models.
 
     The scoped models run in their declared order, each over its inputs cut down to what can change: the
     silver events of the replayed visits (`replay_sessions.sql`), or a merged table's rows of the users in
     scope. Each published one is merged as soon as it is built. Returns the results of the tests already
-    run (the intermediate models', against their cut-down input) and, per merged table, what was rewritten.
+    run (the intermediate models', against their cut-down input), per merged table what was rewritten, and
+    whether events left silver since the last build (a file replaced by a new version).
     """
     engine, layout = ctx.engine, ctx.layout
     batch_files = storage.batch_files(layout.silver, set(new_runs))
-    engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
-    users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
-                                               "from silver_batch")
+    removals = any("superseded" in silver_state["runs"][run] for run in new_runs)
+    if not removals:
+        engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
+        users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
+                                                   "from silver_batch")
+    else:
+        # The new runs' files also hold rows of earlier batches that a replaced file version made them write
+        # again: new to gold are only the rows of their own batches and the copies they promoted. The events
+        # they removed change their users from their time on, like new ones.
+        new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
+        engine.read_parquet("silver_new_runs", batch_files, SILVER, partitioned=True)
+        changes = storage.batch_files(silver.changes_dir(ctx), set(new_runs))
+        engine.read_parquet("silver_run_changes", changes, silver.CHANGES_SCHEMA)
+        is_new = (f"(batch_id in {in_list(new_batches, engine)} or event_id in (select event_id from "
+                  f"silver_run_changes where change = 'promoted'))")
+        engine.create_view("silver_batch", f"select * from silver_new_runs where {is_new}")
+        engine.create_view("silver_rewritten", f"select * from silver_new_runs where not {is_new}")
+        users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts from "
+                                                   "silver_batch union all select user_id, event_ts from "
+                                                   "silver_run_changes where change = 'removed'")
     # the published visits: the table of the model built from the replayed ones
     visits = next(m["name"] for m in declared if "replayed" in m)
     engine.read_parquet("published_sessions", storage.parquet_files(layout.gold / visits), schema=None)
@@ -151,8 +177,13 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
                        "replay.session_id where silver.event_ts >= replay.replay_from{condition}")
     events = replayed_events.format(source="silver_batch", condition="")
     if reading_published:
-        earlier = sorted(set(storage.parquet_files(layout.silver)) - set(batch_files))
-        engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
+        earlier = sorted(set(silver.current_files(ctx)) - set(batch_files))
+        if not removals:
+            engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
+        else:
+            engine.read_parquet("silver_earlier_files", earlier, SILVER, partitioned=True)
+            engine.create_view("silver_earlier", "select * from silver_earlier_files union all "
+                                                 "select * from silver_rewritten")
         events += " union all " + replayed_events.format(source="silver_earlier",
                                                          condition=" and replay.reads_published")
     engine.create_view("silver_events", events)
@@ -168,13 +199,14 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
             results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
                                  ctx.config.quality.gold_tests)
             continue
-        merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch)
+        merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch,
+                                              removals)
         engine.drop(spec.name)
         engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
         engine.create_view(spec.name, f"select * from {spec.name}__merged where {spec.scope} in "
                                       f"(select scope_key from {incremental.SCOPE_TABLE})")
         log.info("gold: %s merged (%s)", spec.name, incremental.describe(merged[spec.name]))
-    engine.read_parquet("silver_events", storage.parquet_files(layout.silver), SILVER, partitioned=True)
+    engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
     for name in merged:  # the whole tables again, for the other models and the tests
         engine.drop(name)
         engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
@@ -183,7 +215,7 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
         if incremental.scoped(model) is None:
             build_model(ctx, "gold", model["name"], sql[model["name"]], root)
     engine.write_parquet(incremental.SCOPE_TABLE, root / incremental.SCOPE_DIR)
-    return results, merged
+    return results, merged, removals
 
 
 def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root: Path) -> dict[str, Delta]:

@@ -115,7 +115,8 @@ def _replaced(model: Scoped, alias: str) -> str:
     return _in_scope(f"{alias}.{model.scope}")  # every row of the users in scope
 
 
-def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path) -> dict[str, Any]:
+def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path,
+          removals: bool = False) -> dict[str, Any]:
     """Write `staged` as the published table with the part a batch can change replaced by `model.name`.
 
     That part is each user's rows from their first new event on (`changes_from`), the visits sessionized
@@ -124,8 +125,9 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
     A table stored by week is written only in the weeks holding rows of that part: a week where published rows
     are replaced is written again; a week where none is (rows only added, as when new events come after the
     published ones) keeps its files and gains one, unless it holds `COMPACT_AT_FILES` already: then it is
-    written again too. Every other week is hard-linked. Returns the weeks rewritten (None: the whole table)
-    and appended, for the log and the quality report.
+    written again too. Every other week is hard-linked. With `removals` (events left silver since the last
+    build), a replaced published row may have no rebuilt row at all, so its week is written again too.
+    Returns the weeks rewritten (None: the whole table) and appended, for the log and the quality report.
     """
     name, old = model.name, f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
@@ -141,9 +143,10 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
     column = model.period_from
     period = period_of(f"candidate.{column}")
     weeks = f"select distinct {period} from {name} candidate where {_replaced(model, 'candidate')}"
-    if model.changes_from is None:
+    if model.changes_from is None or removals:
         # A replaced row may move to another week (a visit that now starts earlier) or go: its old week too.
-        # (With changes_from, a published row of that part is one event, at the time of its rebuilt row.)
+        # (With changes_from, a published row of that part is one event, at the time of its rebuilt row,
+        # unless the event left silver.)
         weeks += f" union select distinct {period} from {old} candidate where {_replaced(model, 'candidate')}"
     touched = _folders(engine, weeks)
     # A touched week none of whose published rows is replaced keeps its files and gains one: rows appended.

@@ -16,15 +16,24 @@ log = logging.getLogger(__name__)
 REPORT = "quality_report.json"
 
 
-def check_threshold(name: str, count: int, total: int, threshold: Threshold) -> dict[str, Any]:
-    """`count / total` against a warn and a fail level (the rate of an empty batch is 0)."""
+def check_threshold(name: str, count: int, total: int, threshold: Threshold, min_rows: int = 0) -> dict[str, Any]:
+    """`count / total` against a warn and a fail level (the rate of an empty batch is 0).
+
+    Fewer than `min_rows` rows judged say little (one repeat in four rows is 25%): above the fail level, such
+    a rate only warns.
+    """
     value = count / total if total else 0.0
     status = "fail" if value > threshold.fail else "warn" if value > threshold.warn else "ok"
+    too_few = status == "fail" and total < min_rows
+    if too_few:
+        status = "warn"
     result = {"name": name, "count": count, "total": total, "value": value, "warn": threshold.warn,
               "fail": threshold.fail, "status": status}
+    if too_few:
+        result["note"] = f"above the fail level, but only {total} rows judged (quality.min_rows: {min_rows})"
     level = logging.ERROR if status == "fail" else logging.WARNING if status == "warn" else logging.INFO
-    log.log(level, "quality %s = %.4f (%d of %d; warn above %.4f, fail above %.4f): %s", name, value, count, total,
-            threshold.warn, threshold.fail, status.upper())
+    log.log(level, "quality %s = %.4f (%d of %d; warn above %.4f, fail above %.4f): %s%s", name, value, count, total,
+            threshold.warn, threshold.fail, status.upper(), f" ({result['note']})" if too_few else "")
     return result
 
 

@@ -14,8 +14,13 @@ MONEY = "decimal(18,2)"
 
 Schema = list[tuple[str, str]]
 
+# Where a row came from, for the rows bronze could not split into fields: the line number of its first line
+# (the header is line 1), its raw text, and why it is malformed (csv_lines.py). NULL for every other row.
+MALFORMED_LINE: Schema = [("source_line", "bigint"), ("raw_line", "string")]
+
 # Bronze keeps every raw value as text, so nothing is lost at the door.
-BRONZE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + [
+BRONZE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + MALFORMED_LINE + [
+    ("parse_error", "string"),
     ("source_name", "string"),
     ("source_file", "string"),
     ("batch_id", "string"),
@@ -41,12 +46,18 @@ SILVER: Schema = [
 
 QUARANTINE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + [
     ("rejection_reasons", "string"),
+    *MALFORMED_LINE,
     ("source_name", "string"),
     ("source_file", "string"),
     ("batch_id", "string"),
     ("ingestion_timestamp", "timestamp"),
     ("ingestion_date", "date"),
 ]
+
+# The copies silver did not keep: an event seen twice in one run (`duplicate`), or an event silver already held,
+# delivered again by another file (`redelivered`). Kept so every row stays accounted for, and so a copy can take
+# the place of the one silver kept when that one's file is replaced.
+DUPLICATES: Schema = SILVER + [("duplicate_kind", "string")]
 
 PARTITION_COLUMN = "ingestion_date"
 

@@ -1,7 +1,15 @@
-"""Silver: the quality gate. Typed, validated, de-duplicated events; every rejected row kept in quarantine."""
+"""Silver: the quality gate. Typed, validated, de-duplicated events; every other row kept and accounted for.
+
+Every bronze row of a file's current version ends in exactly one of: silver (a valid event, once per event id),
+quarantine (with every rule it broke), or duplicates (a repeat within the batch, or an event silver already
+held, delivered again). When a batch holds a new version of a file (bronze's `on_change: replace`), the earlier
+version's rows leave all three first (a retraction), and where the copy silver kept leaves, the next copy among
+the duplicates takes its place, so no event that another file still holds is lost.
+"""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -9,12 +17,18 @@ from pathlib import Path
 from clickstream import bronze, storage
 from clickstream.context import PipelineError, QualityGateError, RunContext
 from clickstream.quality import check_threshold
-from clickstream.schema import BRONZE, PARTITION_COLUMN, QUARANTINE, SILVER
+from clickstream.schema import BRONZE, DUPLICATES, PARTITION_COLUMN, QUARANTINE, SILVER, Schema
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
 
 STATE = "silver_state.json"
+STATE_FORMAT = 2  # event ids are escaped key_of texts (format 1 joined raw values)
+CHANGES = "silver_changes"  # under _state/: per run, the events a retraction removed from or promoted into silver
+CHANGES_SCHEMA: Schema = [("user_id", "string"), ("event_ts", "timestamp"), ("event_id", "string"),
+                           ("change", "string")]
+_PARTS_SCHEMA: Schema = [("source_file", "string"), ("batch_id", "string")]
+_FILES_SCHEMA: Schema = [("file_path", "string")]
 
 
 class LedgerError(PipelineError):
@@ -25,23 +39,55 @@ def state_path(ctx: RunContext) -> Path:
     return ctx.layout.state / STATE
 
 
+def tables(ctx: RunContext) -> dict[str, tuple[Path, Schema]]:
+    """The tables silver writes, each with its folder and schema."""
+    layout = ctx.layout
+    return {"silver": (layout.silver, SILVER), "quarantine": (layout.quarantine, QUARANTINE),
+            "duplicates": (layout.data_dir / "duplicates", DUPLICATES)}
+
+
+def changes_dir(ctx: RunContext) -> Path:
+    return ctx.layout.state / CHANGES
+
+
 def load_state(ctx: RunContext) -> dict:
-    return storage.read_json(state_path(ctx), {"runs": {}})
+    state = storage.read_json(state_path(ctx), {"format": STATE_FORMAT, "runs": {}})
+    if state["runs"] and state.get("format") != STATE_FORMAT:
+        raise PipelineError(f"{ctx.layout.data_dir} holds silver written by an earlier version of clickstream, "
+                            f"whose event ids differ from this one's: run the pipeline into a new data directory")
+    return state
 
 
 def processed_bronze_batches(state: dict) -> set[str]:
     return {batch for run in state["runs"].values() for batch in run["bronze_batches"]}
 
 
+def recover(ctx: RunContext, state: dict) -> None:
+    """Undo what an interrupted silver run left: files of runs never committed, files a committed run replaced."""
+    for table, (folder, _) in tables(ctx).items():
+        removed = storage.remove_orphan_batches(folder, set(state["runs"]))
+        if removed:
+            log.warning("removed %d file(s) under %s left by an interrupted run", len(removed), folder)
+    storage.remove_orphan_batches(changes_dir(ctx), set(state["runs"]))
+    for run in state["runs"].values():
+        for relative in run.get("superseded", []):
+            path = ctx.layout.data_dir / relative
+            if path.exists():
+                path.unlink()
+                log.warning("removed %s, replaced by a committed run that was interrupted before removing it", path)
+
+
+def current_files(ctx: RunContext, table: str = "silver") -> list[Path]:
+    """The files of a silver table as its state commits them (recover() has removed every other)."""
+    return storage.parquet_files(tables(ctx)[table][0])
+
+
 def run(ctx: RunContext) -> dict | None:
-    """Validate every bronze batch not yet in silver; returns the run's ledger, or None if there was none."""
+    """Validate every bronze batch not yet in silver; returns the run's record, or None if there was none."""
     started = time.perf_counter()
     engine, layout = ctx.engine, ctx.layout
     state = load_state(ctx)
-    for table in (layout.silver, layout.quarantine):
-        removed = storage.remove_orphan_batches(table, set(state["runs"]))
-        if removed:
-            log.warning("removed %d file(s) under %s left by an interrupted run", len(removed), table)
+    recover(ctx, state)
     manifest = bronze.load_manifest(ctx)
     pending = sorted(set(manifest["batches"]) - processed_bronze_batches(state))
     if not pending:
@@ -49,39 +95,55 @@ def run(ctx: RunContext) -> dict | None:
         ctx.quality["silver"] = {"bronze_batches": [], "ledger": []}
         return None
 
-    engine.read_parquet("bronze_batch", storage.batch_files(layout.bronze, set(pending)), BRONZE, partitioned=True)
-    engine.read_parquet("silver_existing", storage.parquet_files(layout.silver), SILVER, partitioned=True)
-    rules = ctx.config.silver
+    # The earlier versions of files these batches replace: their rows leave silver, quarantine and duplicates
+    # (if an earlier run put them there) or never enter (if they are pending too).
+    parts = sorted({(r["source_file"], b) for batch in pending for r in manifest["batches"][batch].get("retracts", [])
+                    for b in r["batch_ids"]})
+    engine.register_rows("retracted_parts", _PARTS_SCHEMA, parts)
+    engine.read_parquet("bronze_pending", storage.batch_files(layout.bronze, set(pending)), BRONZE, partitioned=True)
+    engine.create_view("bronze_batch", "select * from bronze_pending rows where not exists (select 1 from "
+                                       "retracted_parts parts where parts.source_file = rows.source_file and "
+                                       "parts.batch_id = rows.batch_id)")
+    retraction = _retract(ctx, parts, processed_bronze_batches(state)) if parts else None
+    if retraction is None:
+        engine.read_parquet("silver_existing", current_files(ctx), SILVER, partitioned=True)
+
     # Parsed once, read three times (repeats, silver, quarantine). Only the rows whose event repeats are
     # ranked; every other clean row goes straight from the typed table to the silver write.
     engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=ctx.config.sources,
-                                              rules=rules))
+                                              rules=ctx.config.silver))
     engine.create_view("silver_clean", render("silver/silver_clean", engine))
     engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
-    engine.create_view("silver_new", render("silver/silver_events", engine))
-    engine.create_view("quarantine_new", render("silver/quarantine_events", engine))
-
-    silver_staged = storage.staging_path(layout.data_dir, "silver")
-    quarantine_staged = storage.staging_path(layout.data_dir, "quarantine")
-    engine.write_parquet("silver_new", silver_staged, partition_by=[PARTITION_COLUMN])
-    engine.write_parquet("quarantine_new", quarantine_staged, partition_by=[PARTITION_COLUMN])
+    outputs = {"silver": render("silver/silver_events", engine), "quarantine": render("silver/quarantine_events", engine),
+               "duplicates": render("silver/duplicate_events", engine)}
+    staged: dict[str, Path] = {}
+    for table, sql in outputs.items():
+        engine.create_view(f"{table}_new", sql)
+        written = f"{table}_new" if retraction is None else f"{table}_out"
+        if retraction is not None:  # the rows of the files a retraction writes again go with the new ones
+            columns = ", ".join(c for c, _ in tables(ctx)[table][1])
+            extra = [f"select {columns} from {table}_rewritten_rows"]
+            if table == "silver":
+                extra.append(f"select {columns} from promoted_copies")
+            engine.create_view(written, " union all ".join([f"select {columns} from {table}_new", *extra]))
+        staged[table] = storage.staging_path(layout.data_dir, table)
+        engine.write_parquet(written, staged[table], partition_by=[PARTITION_COLUMN])
     # The ledger counts what was actually written, so a lost row anywhere above shows up here.
-    engine.read_parquet("silver_written", storage.parquet_files(silver_staged), SILVER, partitioned=True)
-    engine.read_parquet("quarantine_written", storage.parquet_files(quarantine_staged), QUARANTINE, partitioned=True)
-    ledger = _ledger(ctx)
-    reasons = _reasons(ctx)
+    for table, (_, schema) in tables(ctx).items():
+        engine.read_parquet(f"{table}_written", storage.parquet_files(staged[table]), schema, partitioned=True)
+    ledger = _ledger(ctx, pending)
+    reasons = _reasons(ctx, pending)
+    local_times = _local_time_adjustments(ctx)
     totals = {key: sum(row[key] for row in ledger) for key in ("bronze_rows", "silver_rows", "quarantine_rows",
-                                                               "duplicate_rows")}
-    checks = [
-        check_threshold("quarantine_rate", totals["quarantine_rows"], totals["bronze_rows"],
-                        ctx.config.quality.quarantine_rate),
-        check_threshold("duplicate_rate", totals["duplicate_rows"], totals["bronze_rows"],
-                        ctx.config.quality.duplicate_rate),
-    ]
+                                                               "duplicate_rows", "redelivered_rows")}
+    record_retraction = _check_retraction(ctx, retraction, manifest, parts) if retraction is not None or parts \
+        else None
+    checks = _gates(ctx, totals)
     ctx.quality["silver"] = {"bronze_batches": pending, "ledger": ledger, "totals": totals,
-                             "rejection_reasons": reasons, "checks": checks}
-    for name in ("silver_typed", "silver_clean", "silver_repeats", "silver_new", "quarantine_new",
-                 "silver_written", "quarantine_written"):
+                             "rejection_reasons": reasons, "local_time_adjustments": local_times, "checks": checks,
+                             "retraction": record_retraction}
+    for name in ("silver_typed", "silver_clean", "silver_repeats", *(f"{t}_{s}" for t in tables(ctx)
+                                                                     for s in ("new", "out", "written"))):
         engine.drop(name)
     failed = [c for c in checks if c["status"] == "fail"]
     if failed:
@@ -91,33 +153,158 @@ def run(ctx: RunContext) -> dict | None:
                                    for c in failed) + " (nothing published; see the quality report)"
         )
 
-    storage.publish_batch(silver_staged, layout.silver, ctx.run_id)
-    storage.publish_batch(quarantine_staged, layout.quarantine, ctx.run_id)
-    state["runs"][ctx.run_id] = {"bronze_batches": pending, "ledger": ledger, "totals": totals}
-    storage.write_json(state_path(ctx), state)
+    for table, (folder, _) in tables(ctx).items():
+        storage.publish_batch(staged[table], folder, ctx.run_id)
+    run_record = {"bronze_batches": pending, "ledger": ledger, "totals": totals}
+    if retraction is not None:
+        storage.publish_batch(retraction["changes"], changes_dir(ctx), ctx.run_id)
+        run_record.update(superseded=retraction["superseded"], retraction=record_retraction)
+    state["format"] = STATE_FORMAT
+    state["runs"][ctx.run_id] = run_record
+    storage.write_json(state_path(ctx), state)  # the commit: from here on, this run's files are silver
+    for relative in run_record.get("superseded", []):
+        (layout.data_dir / relative).unlink(missing_ok=True)
+    _drop_retraction_views(ctx)
     elapsed = time.perf_counter() - started
     ctx.quality["silver"]["seconds"] = round(elapsed, 3)
-    log.info("silver: %d bronze rows -> %d silver, %d quarantined, %d duplicates removed in %.2f s",
-             totals["bronze_rows"], totals["silver_rows"], totals["quarantine_rows"], totals["duplicate_rows"], elapsed)
+    log.info("silver: %d bronze rows -> %d silver, %d quarantined, %d duplicates, %d re-delivered in %.2f s",
+             totals["bronze_rows"], totals["silver_rows"], totals["quarantine_rows"], totals["duplicate_rows"],
+             totals["redelivered_rows"], elapsed)
     return state["runs"][ctx.run_id]
 
 
-def _ledger(ctx: RunContext) -> list[dict]:
-    columns, rows = ctx.engine.fetch(render("silver/ledger", ctx.engine))
+def _retract(ctx: RunContext, parts: list[tuple[str, str]], in_silver: set[str]) -> dict | None:
+    """Take the rows of replaced file versions out of the published silver tables (as views to write).
+
+    For each table, the files holding such rows are written again without them (`<table>_rewritten_rows`)
+    and listed as superseded; silver's copy of an event that leaves is replaced by the first remaining copy
+    among the duplicates (`promoted_copies`). Returns None when no published row is affected (the replaced
+    versions were still pending).
+    """
+    engine, layout = ctx.engine, ctx.layout
+    if not any(batch in in_silver for _, batch in parts):
+        return None
+    superseded: list[str] = []
+    for table, (folder, schema) in tables(ctx).items():
+        engine.read_parquet(f"{table}_current", storage.parquet_files(folder), schema, partitioned=True,
+                            file_column="file_path")
+    engine.materialize("promoted_copies", render("silver/promoted_copies", engine))
+    for table, (folder, schema) in tables(ctx).items():
+        holding = (f"select distinct rows.file_path from {table}_current rows join retracted_parts parts "
+                   f"on rows.source_file = parts.source_file and rows.batch_id = parts.batch_id")
+        if table == "duplicates":  # and the files holding a copy of a promoted event
+            holding += (" union select distinct rows.file_path from duplicates_current rows "
+                        "where rows.event_id in (select event_id from promoted_copies)")
+        _, rows = engine.fetch(holding)
+        files = sorted(row[0] for row in rows)
+        engine.register_rows(f"{table}_rewritten", _FILES_SCHEMA, [(f,) for f in files])
+        superseded += [Path(os.path.relpath(os.path.abspath(f), os.path.abspath(layout.data_dir))).as_posix()
+                       for f in files]
+        engine.create_view(f"{table}_rewritten_rows", render(
+            "silver/rewritten_rows", engine, table=table, columns=[c for c, _ in schema],
+            promotes=table == "duplicates"))
+    # what the new batch is de-duplicated against: silver without the rows that leave, with the promoted copies
+    columns = ", ".join(c for c, _ in SILVER)
+    engine.create_view("silver_existing", f"select {columns} from silver_current rows where not exists (select 1 "
+                                          f"from retracted_parts parts where parts.source_file = rows.source_file "
+                                          f"and parts.batch_id = rows.batch_id) union all "
+                                          f"select {columns} from promoted_copies")
+    engine.create_view("silver_changes", "select rows.user_id, rows.event_ts, rows.event_id, 'removed' as change "
+                                         "from silver_current rows join retracted_parts parts on rows.source_file = "
+                                         "parts.source_file and rows.batch_id = parts.batch_id union all "
+                                         "select user_id, event_ts, event_id, 'promoted' from promoted_copies")
+    changes = storage.staging_path(layout.data_dir, CHANGES)
+    engine.write_parquet("silver_changes", changes)
+    return {"superseded": superseded, "changes": changes}
+
+
+def _check_retraction(ctx: RunContext, retraction: dict | None, manifest: dict,
+                      parts: list[tuple[str, str]]) -> dict:
+    """What left each table per replaced file, proved against bronze: a replaced version's rows, all of them."""
+    engine = ctx.engine
+    expected: Counter[str] = Counter()
+    for source_file, batch_id in parts:
+        entry = manifest["files"].get(source_file)
+        versions = [entry, *entry.get("previous", [])] if entry else []
+        expected[source_file] += sum(part["rows"] for version in versions for part in bronze.parts_of(version)
+                                     if part["batch_id"] == batch_id)
+    removed: dict[str, Counter[str]] = {}
+    pending_rows = 0
+    _, rows = engine.fetch("select rows.source_file, count(*) from bronze_pending rows join retracted_parts parts "
+                           "on rows.source_file = parts.source_file and rows.batch_id = parts.batch_id "
+                           "group by rows.source_file")
+    for source_file, count in rows:
+        removed.setdefault(source_file, Counter())["never_published"] += int(count)
+        pending_rows += int(count)
+    promoted = 0
+    if retraction is not None:
+        for table in tables(ctx):
+            _, rows = engine.fetch(f"select rows.source_file, count(*) from {table}_current rows join "
+                                   f"retracted_parts parts on rows.source_file = parts.source_file and "
+                                   f"rows.batch_id = parts.batch_id group by rows.source_file")
+            for source_file, count in rows:
+                removed.setdefault(source_file, Counter())[table] += int(count)
+        _, rows = engine.fetch("select count(*) from promoted_copies")
+        promoted = int(rows[0][0])
+    files = []
+    for source_file in sorted(expected):
+        counts = removed.get(source_file, Counter())
+        files.append({"source_file": source_file, "replaced_rows": expected[source_file],
+                      "silver_rows": counts["silver"], "quarantine_rows": counts["quarantine"],
+                      "duplicate_rows": counts["duplicates"], "never_published_rows": counts["never_published"]})
+    broken = [f for f in files if f["replaced_rows"] != f["silver_rows"] + f["quarantine_rows"]
+              + f["duplicate_rows"] + f["never_published_rows"]]
+    for entry in files:
+        log.info("silver: replaced version of %s: %d rows out (silver %d, quarantine %d, duplicates %d, "
+                 "never published %d)", entry["source_file"], entry["replaced_rows"], entry["silver_rows"],
+                 entry["quarantine_rows"], entry["duplicate_rows"], entry["never_published_rows"])
+    if promoted:
+        log.info("silver: %d event(s) kept by another copy, promoted from the duplicates", promoted)
+    if broken:
+        storage.clear_staging(ctx.layout.data_dir)
+        raise LedgerError(f"silver: the rows taken out for replaced file versions do not add up to their bronze "
+                          f"rows: {broken} (nothing published)")
+    return {"files": files, "promoted_rows": promoted, "superseded_files": len((retraction or {}).get(
+        "superseded", []))}
+
+
+def _drop_retraction_views(ctx: RunContext) -> None:
+    for name in ("retracted_parts", "bronze_pending", "bronze_batch", "silver_existing", "promoted_copies",
+                 "silver_changes", *(f"{t}_{s}" for t in tables(ctx) for s in ("current", "rewritten",
+                                                                               "rewritten_rows"))):
+        ctx.engine.drop(name)
+
+
+def _gates(ctx: RunContext, totals: dict[str, int]) -> list[dict]:
+    quality = ctx.config.quality
+    judged = totals["bronze_rows"]
+    return [
+        check_threshold("quarantine_rate", totals["quarantine_rows"], judged, quality.quarantine_rate,
+                        quality.min_rows),
+        check_threshold("duplicate_rate", totals["duplicate_rows"], judged, quality.duplicate_rate, quality.min_rows),
+        check_threshold("redelivered_rate", totals["redelivered_rows"], judged, quality.redelivered_rate,
+                        quality.min_rows),
+    ]
+
+
+def _ledger(ctx: RunContext, batches: list[str]) -> list[dict]:
+    columns, rows = ctx.engine.fetch(render("silver/ledger", ctx.engine, batches=batches))
     ledger = [dict(zip(columns, (v if isinstance(v, str) else int(v) for v in row))) for row in rows]
-    broken = [r for r in ledger if r["bronze_rows"] != r["silver_rows"] + r["quarantine_rows"] + r["duplicate_rows"]]
+    broken = [r for r in ledger if r["bronze_rows"] != r["silver_rows"] + r["quarantine_rows"] + r["duplicate_rows"]
+              + r["redelivered_rows"]]
     for row in ledger:
-        log.info("silver ledger: %s bronze=%d silver=%d quarantine=%d duplicates=%d", row["source_file"],
-                 row["bronze_rows"], row["silver_rows"], row["quarantine_rows"], row["duplicate_rows"])
+        log.info("silver ledger: %s bronze=%d silver=%d quarantine=%d duplicates=%d redelivered=%d",
+                 row["source_file"], row["bronze_rows"], row["silver_rows"], row["quarantine_rows"],
+                 row["duplicate_rows"], row["redelivered_rows"])
     if broken:
         storage.clear_staging(ctx.layout.data_dir)
         raise LedgerError(f"silver: row ledger does not add up for {broken} (nothing published)")
     return ledger
 
 
-def _reasons(ctx: RunContext) -> dict:
+def _reasons(ctx: RunContext, batches: list[str]) -> dict:
     """Rows rejected per rule, overall and per file (a row breaking two rules counts for both)."""
-    columns, rows = ctx.engine.fetch(render("silver/quarantine_reasons", ctx.engine))
+    columns, rows = ctx.engine.fetch(render("silver/quarantine_reasons", ctx.engine, batches=batches))
     overall: Counter[str] = Counter()
     per_file: dict[str, Counter[str]] = {}
     for source_file, reasons, count in rows:
@@ -127,3 +314,16 @@ def _reasons(ctx: RunContext) -> dict:
     for reason, count in sorted(overall.items()):
         log.info("silver quarantine: %s rows=%d", reason, count)
     return {"overall": dict(sorted(overall.items())), "per_file": {f: dict(c) for f, c in sorted(per_file.items())}}
+
+
+def _local_time_adjustments(ctx: RunContext) -> list[dict]:
+    """Per file, the valid events whose wall time their zone skips or repeats (only sources not in UTC)."""
+    if all(source.timezone.upper() == "UTC" for source in ctx.config.sources):
+        return []
+    columns, rows = ctx.engine.fetch(render("silver/local_time_adjustments", ctx.engine))
+    adjustments = [dict(zip(columns, (v if isinstance(v, str) else int(v) for v in row))) for row in rows]
+    for row in adjustments:
+        log.warning("silver: %s: %d wall time(s) the clocks skipped (read with the offset before the change), %d "
+                    "they passed twice (read as the later instant)", row["source_file"],
+                    row["nonexistent_local_times"], row["ambiguous_local_times"])
+    return adjustments

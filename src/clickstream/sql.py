@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
@@ -26,6 +27,23 @@ def in_list(values: list[Any], engine: Engine) -> str:
     return "(" + ", ".join(literal(v, engine) for v in values) + ")" if values else "(null)"
 
 
+def key_of(expressions: list[str], engine: Engine) -> str:
+    """One text from several values such that distinct tuples always give distinct texts (for an md5 key).
+
+    Each value is escaped before the values are joined by the unit separator chr(31): a backslash becomes two,
+    chr(31) becomes a backslash and `s`, and NULL is a backslash and `N`. After escaping, a backslash is always
+    followed by one of those three and chr(31) never occurs, so the joined text reads back one way only.
+    """
+    backslash = literal("\\", engine)
+    escaped = [f"coalesce(replace(replace({expr}, {backslash}, {literal(chr(92) * 2, engine)}), chr(31), "
+               f"{literal(chr(92) + 's', engine)}), {literal(chr(92) + 'N', engine)})" for expr in expressions]
+    return f"concat_ws(chr(31), {', '.join(escaped)})"
+
+
+def timestamp_literal(value: datetime, engine: Engine) -> str:
+    return f"cast({literal(value.isoformat(sep=' '), engine)} as timestamp)"
+
+
 def safe_divide(numerator: str, denominator: str) -> str:
     # Doubles on both sides and NULL for zero: Spark's ANSI mode raises on division by zero.
     return f"(cast({numerator} as double) / nullif(cast({denominator} as double), 0))"
@@ -47,6 +65,7 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     template = _environment().get_template(f"{model_path}.sql")
     return template.render(
         literal=partial(literal, engine=engine), in_list=partial(in_list, engine=engine), safe_divide=safe_divide,
+        key_of=partial(key_of, engine=engine), timestamp_literal=partial(timestamp_literal, engine=engine),
         **engine.macros(), **context
     ).strip().rstrip(";")
 

@@ -136,7 +136,7 @@ FIRST_BATCH = [
 ]
 LENIENT_QUALITY = {"quarantine_rate": {"warn": 1.0, "fail": 1.0}, "duplicate_rate": {"warn": 1.0, "fail": 1.0}}
 SECOND_BATCH = [
-    (["4", "1", "2024-01-06 10:00:00", "click", "", "", ""], ""),  # already in silver: a duplicate
+    (["4", "1", "2024-01-06 10:00:00", "click", "", "", ""], ""),  # already in silver: re-delivered
     (["5", "2", "2024-01-07 10:00:00.000001", "add_to_cart", "p2", "", ""], ""),
 ]
 
@@ -180,8 +180,8 @@ def test_odd_values_are_quarantined_for_their_reasons(odd_values, engine):
     state = json.loads((odd_values[engine] / "_state" / "silver_state.json").read_text())
     # the two runs' totals, the bigger first
     assert sorted((r["totals"] for r in state["runs"].values()), key=lambda t: -t["bronze_rows"]) == [
-        {"bronze_rows": 14, "silver_rows": 5, "quarantine_rows": 8, "duplicate_rows": 1},
-        {"bronze_rows": 2, "silver_rows": 1, "quarantine_rows": 0, "duplicate_rows": 1},
+        {"bronze_rows": 14, "silver_rows": 5, "quarantine_rows": 8, "duplicate_rows": 1, "redelivered_rows": 0},
+        {"bronze_rows": 2, "silver_rows": 1, "quarantine_rows": 0, "duplicate_rows": 0, "redelivered_rows": 1},
     ]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import importlib.util
 import os
 import re
@@ -29,8 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    """A CSV file, gzip-compressed when its name ends in .gz."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
@@ -170,25 +173,24 @@ def test_exact_shape_is_the_canonical_text_only():
 
 # ---- reading
 
-def test_read_csv_gives_each_row_its_real_file_relative_to_raw(spark, duckdb_engine, tmp_path):
+def test_read_csv_names_columns_by_position_and_each_row_its_file(spark, duckdb_engine, tmp_path):
     raw = tmp_path / "raw dir"
-    first = write_csv(raw / "clickstream_42_001.csv", [["1", "1", "2024-01-01 10:00:00", "page_view", "", "", ""],
-                                                       ["2", "1", "2024-01-01 10:00:01", "click", "", "", ""]])
-    odd = write_csv(raw / "2024" / "a b+c%20[1].csv", [["3", "", "2024-01-02 10:00:00", "purchase", "p", "5", "x"]])
-    expected = [("2024/a b+c%20[1].csv", "3", None), ("clickstream_42_001.csv", "1", "1"),
-                ("clickstream_42_001.csv", "2", "1")]
+    first = write_csv(raw / "000001.csv", [["1", "1", "2024-01-01 10:00:00", "page_view", "", "", ""],
+                                           ["2", "1", "2024-01-01 10:00:01", "click", "", "", ""]])
+    second = write_csv(raw / "000002.csv.gz", [["3", "", "2024-01-02 10:00:00", "purchase", "p", "5", "x"]])
+    expected = [("000001.csv", "1", "1"), ("000001.csv", "2", "1"), ("000002.csv.gz", "3", None)]
     for engine in (duckdb_engine, spark):
-        engine.read_csv("raw_rows", [first, odd], HEADER, CsvOptions(), raw)
-        _, rows = engine.fetch("select source_file, UserID, SessionID from raw_rows order by UserID")
-        assert sorted(rows) == expected, engine.name
+        engine.read_csv("raw_rows", [first, second], len(HEADER), CsvOptions())
+        columns, rows = engine.fetch("select * from raw_rows order by c0")
+        assert columns == [f"c{i}" for i in range(len(HEADER))] + ["input_file"], engine.name
+        assert [(r[-1], r[0], r[1]) for r in rows] == expected, engine.name
 
 
-def test_read_csv_keeps_every_value_as_text(spark, tmp_path):
+def test_read_csv_keeps_every_value_as_text(spark, duckdb_engine, tmp_path):
     path = write_csv(tmp_path / "raw" / "f.csv", [[" 7 ", "", "x", '"q"', "a,b", "1e3", "  "]])
-    spark.read_csv("raw_rows", [path], HEADER, CsvOptions(), tmp_path / "raw")
-    columns, rows = spark.fetch("select * from raw_rows")
-    assert columns == HEADER + ["source_file"]
-    assert rows == [(" 7 ", None, "x", '"q"', "a,b", "1e3", "  ", "f.csv")]
+    for engine in (duckdb_engine, spark):
+        engine.read_csv("raw_rows", [path], len(HEADER), CsvOptions())
+        assert engine.fetch("select * from raw_rows")[1] == [(" 7 ", None, "x", '"q"', "a,b", "1e3", "  ", "f.csv")]
 
 
 def test_a_malformed_row_spark_does_not_place_is_found_in_the_files_read(tmp_path):
@@ -210,27 +212,75 @@ def test_a_quoted_line_break_is_read_as_duckdb_reads_it(spark, duckdb_engine, tm
                                                   ["2", "s2", "2024-01-01 10:00:01", "page_view", "", "", "ok"]])
     got = {}
     for engine in (spark, duckdb_engine):
-        engine.read_csv("raw_rows", [path], HEADER, CsvOptions(), tmp_path / "raw")
-        got[engine.name] = engine.fetch("select UserID, Outcome from raw_rows order by UserID")[1]
+        engine.read_csv("raw_rows", [path], len(HEADER), CsvOptions())
+        got[engine.name] = engine.fetch("select c0, c6 from raw_rows order by c0")[1]
     assert got["spark"] == got["duckdb"] == [("1", "two\nlines"), ("2", "ok")]
     # Without multiline, Spark reads line by line: the broken row is an error, never two rows
-    spark.read_csv("raw_lines", [path], HEADER, CsvOptions(multiline=False), tmp_path / "raw")
+    spark.read_csv("raw_lines", [path], len(HEADER), CsvOptions(multiline=False))
     with pytest.raises(InputError, match=re.escape(f"CSV error in {path} on line 3: malformed row 'lines\"'")):
         spark.write_parquet("raw_lines", tmp_path / "out")
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    ("1,1", "too few fields"),
-    ("1,1,2024-01-01 10:00:00,page_view,,,,,", "too many fields"),
-])
-def test_malformed_csv_row_is_an_input_error_naming_file_and_line(spark, tmp_path, line, problem):
-    path = tmp_path / "raw" / "broken.csv"
+# Lines after a good first row: which of them each engine refuses must be exactly which csv_lines refuses, so
+# that a file read directly and a file split by csv_lines give the same rows on both engines.
+LINES = [
+    ("1,1,2024-01-01 10:00:00,page_view,,,", None),
+    ("1,1", "malformed_short_row"),
+    ("1,1,2024-01-01 10:00:00,page_view,,,,x", "malformed_long_row"),
+    ("1,1,2024-01-01 10:00:00,page_view,,,, ", "malformed_long_row"),
+    ('1,1,2024-01-01 10:00:00,page_view,"x"y,,', "malformed_quoting"),
+    ('1,1,2024-01-01 10:00:00,page_view,x"y,,', None),
+    ('1,1,2024-01-01 10:00:00,page_view,"a ""b"" c",,', None),
+    ("   ", "malformed_short_row"),
+    ("", None),
+    ('1,1,2024-01-01 10:00:00,page_view,"open,,', "malformed_unterminated_quote"),
+]
+# Well-formed for DuckDB and csv_lines (empty fields after the last column are dropped), refused by Spark:
+# a file holding one is split by csv_lines on Spark, which gives the rows DuckDB reads directly.
+TRAILING_EMPTY_FIELDS = ["1,1,2024-01-01 10:00:00,page_view,,,,,", '1,1,2024-01-01 10:00:00,page_view,,,,""']
+
+
+@pytest.mark.parametrize(("line", "reason"), LINES)
+def test_the_engines_refuse_exactly_the_lines_csv_lines_refuses(spark, duckdb_engine, tmp_path, line, reason):
+    import io
+
+    from clickstream.csv_lines import split_file
+
+    path = tmp_path / "raw" / "f.csv"
     path.parent.mkdir()
-    path.write_text(",".join(HEADER) + "\n1,1,2024-01-01 10:00:00,page_view,,,\n" + line + "\n", encoding="utf-8")
-    spark.read_csv("raw_rows", [path], HEADER, CsvOptions(), path.parent)
-    with pytest.raises(InputError, match=re.escape(f"CSV error in {path} on line 3: malformed row '{line}'")):
-        spark.write_parquet("raw_rows", tmp_path / "out")
+    head = ",".join(HEADER) + "\n"
+    path.write_text(head + "1,1,2024-01-01 10:00:00,page_view,,,\n" + line + "\n", encoding="utf-8")
+    split = split_file(path, CsvOptions(), len(HEADER), io.StringIO(), skip_bytes=len(head))
+    assert [m.reason for m in split.malformed] == ([reason] if reason else [])
+    for engine in (duckdb_engine, spark):
+        engine.read_csv("raw_rows", [path], len(HEADER), CsvOptions())
+        if reason is None:
+            assert len(engine.fetch("select * from raw_rows")[1]) == split.records, engine.name
+        else:
+            with pytest.raises(InputError):
+                engine.write_parquet("raw_rows", tmp_path / f"out-{engine.name}")
     assert spark.fetch("select 1 as still_usable") == (["still_usable"], [(1,)])  # the session survived
+
+
+@pytest.mark.parametrize("line", TRAILING_EMPTY_FIELDS)
+def test_empty_fields_after_the_last_column_are_dropped_as_duckdb_drops_them(spark, duckdb_engine, tmp_path, line):
+    import io
+
+    from clickstream.csv_lines import split_file
+
+    path = tmp_path / "raw" / "f.csv"
+    path.parent.mkdir()
+    head = ",".join(HEADER) + "\n"
+    path.write_text(head + line + "\n", encoding="utf-8")
+    canonical = io.StringIO()
+    split = split_file(path, CsvOptions(), len(HEADER), canonical, skip_bytes=len(head))
+    assert (split.records, split.malformed, canonical.getvalue()) == (1, [], "1,1,2024-01-01 10:00:00,page_view,,,\n")
+    duckdb_engine.read_csv("raw_rows", [path], len(HEADER), CsvOptions())
+    assert duckdb_engine.fetch("select * from raw_rows")[1] == [
+        ("1", "1", "2024-01-01 10:00:00", "page_view", None, None, None, "f.csv")]
+    spark.read_csv("raw_rows", [path], len(HEADER), CsvOptions())
+    with pytest.raises(InputError):  # so bronze splits it, and reads what DuckDB reads
+        spark.write_parquet("raw_rows", tmp_path / "out")
 
 
 def test_read_parquet_of_no_files_is_an_empty_table_of_the_schema(spark):
@@ -245,7 +295,9 @@ def test_partitioned_parquet_round_trip_types_the_partition_as_a_date(spark, tmp
     spark.create_view("batch", "select 'a' as UserID, cast(null as string) as SessionID, "
                                "'2024-01-01 10:00:00' as Timestamp, 'click' as EventType, "
                                "cast(null as string) as ProductID, cast(null as string) as Amount, "
-                               "cast(null as string) as Outcome, 'clickstream' as source_name, 'f.csv' as source_file, "
+                               "cast(null as string) as Outcome, cast(null as bigint) as source_line, "
+                               "cast(null as string) as raw_line, cast(null as string) as parse_error, "
+                               "'clickstream' as source_name, 'f.csv' as source_file, "
                                "'b1' as batch_id, timestamp '2024-05-06 07:08:09.123456' as ingestion_timestamp, "
                                "date '2024-05-06' as ingestion_date")
     table = tmp_path / "data [1] {x}" / "bronze"  # glob characters in the path are plain characters
@@ -256,7 +308,7 @@ def test_partitioned_parquet_round_trip_types_the_partition_as_a_date(spark, tmp
     spark.read_parquet("bronze_back", [f for f in files if f.is_file()], BRONZE, partitioned=True)
     assert spark.fetch("select * from bronze_back") == (
         [name for name, _ in BRONZE],
-        [("a", None, "2024-01-01 10:00:00", "click", None, None, None, "clickstream", "f.csv", "b1",
+        [("a", None, "2024-01-01 10:00:00", "click", None, None, None, None, None, None, "clickstream", "f.csv", "b1",
           datetime(2024, 5, 6, 7, 8, 9, 123456), date(2024, 5, 6))])
 
 
@@ -428,7 +480,7 @@ def test_a_cold_start_prints_only_the_pipelines_own_lines(spark_session_owner, t
     expected = [
         rf"spark: session started \(master local\[\*\], Spark {version}\)",
         r"job bronze started \(log file logs/bronze_\w+\.log\)",
-        r"bronze: events\.csv rows=1 completeness=0\.5714 nulls=\{.*\}",
+        r"bronze: events\.csv rows=1 malformed=0 completeness=0\.5714",
         r"bronze: batch \w+, 1 file\(s\), 1 rows in [0-9.]+ s",
         r"job bronze finished in [0-9.]+ s",
     ]

@@ -17,8 +17,8 @@ META = ("clickstream", "a.csv", "b1", INGESTED, INGESTED.date())
 
 def bronze_row(user="1", session="1", timestamp="2024-01-01 10:00:00.000000", event="page_view", product=None,
                amount=None, outcome=None, source_file="a.csv"):
-    return (user, session, timestamp, event, product, amount, outcome, "clickstream", source_file, "b1", INGESTED,
-            INGESTED.date())
+    return (user, session, timestamp, event, product, amount, outcome, None, None, None, "clickstream", source_file,
+            "b1", INGESTED, INGESTED.date())
 
 
 def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)):
@@ -36,7 +36,7 @@ def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)
         "select user_id, event_type, event_ts, product_id, amount, '' as rejection_reasons, 'silver' "
         "from silver_new union all "
         "select user_id, event_type, event_ts, product_id, amount, '' as rejection_reasons, disposition "
-        "from silver_repeats where disposition = 'duplicate'")
+        "from silver_repeats where disposition <> 'silver'")
     return sorted(result, key=lambda row: tuple((v is None, str(v)) for v in row))
 
 
@@ -74,7 +74,7 @@ def test_clean_rows_are_typed_and_kept(duck):
     ]
 
 
-def test_exact_duplicates_keep_one_copy_and_already_loaded_events_are_duplicates(duck):
+def test_exact_duplicates_keep_one_copy_and_already_loaded_events_are_redelivered(duck):
     first = bronze_row(user="1", event="click", source_file="a.csv")
     same_in_other_file = bronze_row(user="1", event="click", source_file="b.csv")
     other = bronze_row(user="2", event="click")
@@ -84,7 +84,7 @@ def test_exact_duplicates_keep_one_copy_and_already_loaded_events_are_duplicates
     result = classify(duck, [first, same_in_other_file, other],
                       existing=[(existing_id[0], "2", "1", dt.datetime(2024, 1, 1, 10), "click", None, None, None,
                                  *META)])
-    assert [(r[0], r[-1]) for r in result] == [("1", "duplicate"), ("1", "silver"), ("2", "duplicate")]
+    assert [(r[0], r[-1]) for r in result] == [("1", "duplicate"), ("1", "silver"), ("2", "redelivered")]
 
 
 def test_of_repeated_copies_the_first_by_file_is_kept_and_the_rest_counted_where_they_came_from(duck):
@@ -97,10 +97,11 @@ def test_of_repeated_copies_the_first_by_file_is_kept_and_the_rest_counted_where
     classify(duck, rows, existing=[(user_3_id[0], "3", "1", dt.datetime(2024, 1, 1, 10), "page_view", None, None,
                                     None, *META)])
     _, kept = duck.fetch("select user_id, source_file from silver_new order by user_id")
-    _, duplicates = duck.fetch("select user_id, source_file from silver_repeats where disposition = 'duplicate' "
-                               "order by user_id, source_file")
+    _, duplicates = duck.fetch("select user_id, source_file, disposition from silver_repeats "
+                               "where disposition <> 'silver' order by user_id, source_file")
     assert kept == [("1", "a.csv"), ("2", "c.csv")]
-    assert duplicates == [("1", "a.csv"), ("1", "b.csv"), ("3", "c.csv"), ("3", "d.csv")]
+    assert duplicates == [("1", "a.csv", "duplicate"), ("1", "b.csv", "duplicate"), ("3", "c.csv", "redelivered"),
+                          ("3", "d.csv", "redelivered")]
 
 
 def _classified_sql(engine):

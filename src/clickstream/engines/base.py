@@ -33,6 +33,10 @@ class Engine(abc.ABC):
         """A wall-clock timestamp in `timezone` to the UTC timestamp."""
 
     @abc.abstractmethod
+    def from_utc(self, expr: str, timezone: str) -> str:
+        """A UTC timestamp to the wall clock of `timezone` (the inverse of to_utc where the wall time exists)."""
+
+    @abc.abstractmethod
     def iso_day_of_week(self, expr: str) -> str:
         """1 = Monday ... 7 = Sunday."""
 
@@ -49,22 +53,32 @@ class Engine(abc.ABC):
             "epoch_us": self.epoch_us,
             "parse_timestamp": self.parse_timestamp,
             "to_utc": self.to_utc,
+            "from_utc": self.from_utc,
             "iso_day_of_week": self.iso_day_of_week,
             "date_series": self.date_series,
         }
 
     # ---- reading
     @abc.abstractmethod
-    def read_csv(self, name: str, files: list[Path], header: list[str], options: CsvOptions, raw_dir: Path) -> None:
-        """Register `name`: every column of `header` as text plus `source_file` (path relative to raw_dir)."""
+    def read_csv(self, name: str, files: list[Path], columns: int, options: CsvOptions) -> None:
+        """Register `name` over CSV files with a header line: their `columns` fields as text, named `c0`,
+        `c1`, ... by position (a header's names never reach SQL), plus `input_file`, the name (not the path)
+        of the file each row came from. A malformed row fails the read with an `InputError`."""
 
     @abc.abstractmethod
-    def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False) -> None:
+    def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False,
+                     file_column: str | None = None) -> None:
         """Register `name` over Parquet files (Hive partition columns from the paths).
 
         With a schema, exactly its columns (and an empty table when there are no files); without one,
-        every column the files hold.
+        every column the files hold. With `file_column`, also a column of that name holding each row's file
+        (its absolute path).
         """
+
+    @abc.abstractmethod
+    def register_rows(self, name: str, schema: Schema, rows: list[tuple[Any, ...]]) -> None:
+        """Register `name` holding `rows` (Python values of the schema's types), passed to the engine as
+        values, never as SQL text: the way values from files and config become a table."""
 
     # ---- transforming
     @abc.abstractmethod
@@ -111,7 +125,13 @@ class Engine(abc.ABC):
 
     @staticmethod
     def quote_literal(value: str) -> str:
+        """The one way a text value becomes a SQL string literal (engines override it for their dialect)."""
         return "'" + value.replace("'", "''") + "'"
+
+    @staticmethod
+    def quote_identifier(name: str) -> str:
+        """The one way a name becomes a SQL identifier (engines override it for their dialect)."""
+        return '"' + name.replace('"', '""') + '"'
 
 
 _STRFTIME_TO_JAVA = {

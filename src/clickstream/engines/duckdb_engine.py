@@ -7,10 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from clickstream.config import CsvOptions, DuckDBSettings
 from clickstream.engines.base import Engine, InputError
 from clickstream.schema import PARTITION_COLUMN, Schema
+
+
+_ARROW_TYPES = {"string": pa.string(), "bigint": pa.int64(), "integer": pa.int32(), "boolean": pa.bool_(),
+                "timestamp": pa.timestamp("us"), "date": pa.date32(), "double": pa.float64()}
 
 
 def _path_list(files: list[Path]) -> str:
@@ -54,6 +59,9 @@ class DuckDBEngine(Engine):
         # wall clock in `timezone` -> instant -> naive UTC wall clock (the session zone is UTC)
         return f"cast(timezone({self.quote_literal(timezone)}, {expr}) as timestamp)"
 
+    def from_utc(self, expr: str, timezone: str) -> str:
+        return f"cast(timezone({self.quote_literal(timezone)}, cast({expr} as timestamptz)) as timestamp)"
+
     def iso_day_of_week(self, expr: str) -> str:
         return f"isodow({expr})"
 
@@ -64,32 +72,46 @@ class DuckDBEngine(Engine):
         )
 
     # ---- reading
-    def read_csv(self, name: str, files: list[Path], header: list[str], options: CsvOptions, raw_dir: Path) -> None:
-        columns = "{" + ", ".join(f"{self.quote_literal(c)}: 'VARCHAR'" for c in header) + "}"
-        prefix = os.path.abspath(raw_dir) + "/"
-        selected = ", ".join(f'"{c}"' for c in header)
+    def read_csv(self, name: str, files: list[Path], columns: int, options: CsvOptions) -> None:
+        # Paths are read as they are given: the caller hands over names without glob characters (DuckDB reads
+        # each listed path as a pattern).
+        names = [f"c{index}" for index in range(columns)]
+        types = "{" + ", ".join(f"{self.quote_literal(c)}: 'VARCHAR'" for c in names) + "}"
         self.con.execute(
             f"create or replace temp view {name} as "
-            f"select {selected}, replace(filename, {self.quote_literal(prefix)}, '') as source_file "
-            f"from read_csv({_path_list([Path(os.path.abspath(f)) for f in files])}, columns = {columns}, "
+            f"select {', '.join(names)}, parse_filename(filename) as input_file "
+            f"from read_csv({_path_list([Path(os.path.abspath(f)) for f in files])}, columns = {types}, "
             f"header = true, auto_detect = false, delim = {self.quote_literal(options.delimiter)}, "
             f"quote = {self.quote_literal(options.quote)}, escape = {self.quote_literal(options.escape)}, "
             f"filename = true, strict_mode = true, null_padding = false)"
         )
 
-    def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False) -> None:
+    def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False,
+                     file_column: str | None = None) -> None:
         if not files:
             if schema is None:
                 raise InputError(f"no Parquet files to read for table '{name}'")
-            self.con.execute(f"create or replace temp view {name} as {self.empty_select(schema)}")
+            empty = self.empty_select(schema + ([(file_column, "string")] if file_column else []))
+            self.con.execute(f"create or replace temp view {name} as {empty}")
             return
         # Without `partitioned`, folder names are layout only (a table stored by week): never columns.
         hive = (f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': 'DATE'}}" if partitioned
                 else ", hive_partitioning = false")
         cols = ", ".join(c for c, _ in schema) if schema else "*"
+        if file_column:
+            cols += f", filename as {file_column}"
+            hive += ", filename = true"
         self.con.execute(
             f"create or replace temp view {name} as select {cols} from read_parquet({_path_list(files)}{hive})"
         )
+
+    def register_rows(self, name: str, schema: Schema, rows: list[tuple[Any, ...]]) -> None:
+        columns = {column: [row[index] for row in rows] for index, (column, _) in enumerate(schema)}
+        arrow = pa.table({column: pa.array(values, type=_ARROW_TYPES[sql_type])
+                          for (column, sql_type), values in zip(schema, columns.values())})
+        self.con.register(f"{name}__rows", arrow)
+        self.con.execute(f"create or replace temp table {name} as select * from {name}__rows")
+        self.con.unregister(f"{name}__rows")
 
     # ---- transforming
     def create_view(self, name: str, sql: str) -> None:

@@ -34,7 +34,8 @@ from pyspark.errors import PySparkException
 from pyspark.java_gateway import launch_gateway
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
+                               StructType, TimestampNTZType)
 
 from clickstream.config import ConfigError, CsvOptions, SparkSettings
 from clickstream.context import PipelineError
@@ -72,6 +73,8 @@ _LOG4J_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging
                  "WARNING:": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
 # Printed by the JVM itself (Spark 4 always loads this module); it says nothing about the run.
 _JVM_NOISE = ("WARNING: Using incubator modules",)
+_SPARK_TYPES = {"string": StringType, "bigint": LongType, "integer": IntegerType, "boolean": BooleanType,
+                "timestamp": TimestampNTZType, "date": DateType, "double": DoubleType}
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]{}])")
 _WHITESPACE_RUN = "'\\\\s+'"  # the regex \s+ as a Spark SQL literal
 
@@ -335,6 +338,9 @@ class SparkEngine(Engine):
         return (f"cast(case when from_utc_timestamp({late}, {zone}) = {expr} then greatest({early}, {late}) "
                 f"else {early} end as timestamp_ntz)")
 
+    def from_utc(self, expr: str, timezone: str) -> str:
+        return f"cast(from_utc_timestamp({expr}, {_literal(timezone)}) as timestamp_ntz)"
+
     def iso_day_of_week(self, expr: str) -> str:
         return f"(weekday({expr}) + 1)"
 
@@ -343,30 +349,29 @@ class SparkEngine(Engine):
                 f"as date_day)")
 
     # ---- reading
-    def read_csv(self, name: str, files: list[Path], header: list[str], options: CsvOptions, raw_dir: Path) -> None:
-        schema = StructType([StructField(column, StringType(), True) for column in header])
+    def read_csv(self, name: str, files: list[Path], columns: int, options: CsvOptions) -> None:
+        schema = StructType([StructField(f"c{index}", StringType(), True) for index in range(columns)])
         frame = (
             self.spark.read.format("csv").schema(schema)
-            .option("header", "true").option("enforceSchema", "true")  # names from our header, never inferred
+            .option("header", "true").option("enforceSchema", "true")  # names by position, never the header's
             .option("sep", options.delimiter).option("quote", options.quote).option("escape", options.escape)
             .option("encoding", options.encoding).option("mode", "FAILFAST")
+            # a quote inside a quoted field that is not escaped (`"x"y`) is an error, as in DuckDB
+            .option("unescapedQuoteHandling", "RAISE_ERROR")
             .option("multiLine", "true" if options.multiline else "false")
             .load([_input_uri(f) for f in files])
         )
-        # The real file of each row, relative to raw_dir like DuckDB's: Spark gives a percent-encoded URI.
-        prefix = os.path.abspath(raw_dir).rstrip("/") + "/"
-        local = "url_decode(replace(regexp_replace(_metadata.file_path, '^file:/+', '/'), '+', '%2B'))"
-        source_file = (f"case when startswith({local}, {_literal(prefix)}) then substr({local}, {len(prefix) + 1}) "
-                       f"else {local} end")
-        columns = [F.col(_ident(c)) for c in header] + [F.expr(source_file).alias("source_file")]
-        self._register(name, frame.select(*columns))
+        input_file = "regexp_extract(_metadata.file_path, '[^/]*$', 0)"  # plain names: nothing percent-encoded
+        self._register(name, frame.select(*[F.col(f.name) for f in schema.fields],
+                                          F.expr(input_file).alias("input_file")))
         self._csv_inputs.update(dict.fromkeys(files))
 
-    def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False) -> None:
+    def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False,
+                     file_column: str | None = None) -> None:
         if not files:
             if schema is None:
                 raise InputError(f"no Parquet files to read for table '{name}'")
-            self.create_view(name, self.empty_select(schema))
+            self.create_view(name, self.empty_select(schema + ([(file_column, "string")] if file_column else [])))
             return
         reader = self.spark.read
         written = None if schema is not None or partitioned else self._written_schema(files)
@@ -377,10 +382,18 @@ class SparkEngine(Engine):
         if partitioned:  # partition columns come from the folders under the table's root
             reader = reader.option("basePath", _local_uri(_table_root(files)))
         frame = reader.parquet(*[_input_uri(f) for f in files])
-        if schema is not None:
-            frame = frame.select(*[F.col(_ident(column)) for column, _ in schema])
+        columns = [F.col(_ident(column)) for column, _ in schema] if schema is not None else [F.col("*")]
+        if file_column:  # the hidden _metadata column exists only on the scan itself
+            local = "url_decode(replace(regexp_replace(_metadata.file_path, '^file:/+', '/'), '+', '%2B'))"
+            columns.append(F.expr(local).alias(file_column))
+        if schema is not None or file_column:
+            frame = frame.select(*columns)
         self._register(name, frame)
         self._files[name] = list(files)
+
+    def register_rows(self, name: str, schema: Schema, rows: list[tuple[Any, ...]]) -> None:
+        struct = StructType([StructField(column, _SPARK_TYPES[sql_type](), True) for column, sql_type in schema])
+        self._register(name, self.spark.createDataFrame(rows, struct))
 
     # ---- transforming
     def create_view(self, name: str, sql: str) -> None:
@@ -406,6 +419,10 @@ class SparkEngine(Engine):
     @staticmethod
     def quote_literal(value: str) -> str:
         return _literal(value)
+
+    @staticmethod
+    def quote_identifier(name: str) -> str:
+        return _ident(name)
 
     def row_counts(self, names: list[str]) -> dict[str, int]:
         # A table read from Parquet is counted from the files' footers: a count(*) would be a Spark job

@@ -38,8 +38,8 @@ numbered as (
 final as (
     select
         event_id,
-        md5(concat_ws(chr(31), user_id, coalesce(session_id, ''),
-                      cast({{ epoch_us('session_start_ts') }} as string))) as session_key,
+        md5({{ key_of(['user_id', 'session_id', 'cast(' ~ epoch_us('session_start_ts') ~ ' as string)']) }})
+            as session_key,
         user_id,
         session_id,
         session_start_ts,

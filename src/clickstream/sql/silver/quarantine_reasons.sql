@@ -1,7 +1,8 @@
--- one row per source file and combination of broken rules, with how many rows broke exactly those
+-- one row per source file and combination of broken rules, with how many rows of the batch broke exactly those
 with final as (
     select source_file, rejection_reasons, count(*) as rows_rejected
     from quarantine_written
+    where batch_id in {{ in_list(batches) }}
     group by source_file, rejection_reasons
 )
 

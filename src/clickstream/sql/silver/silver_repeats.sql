@@ -28,7 +28,10 @@ ranked as (
 final as (
     select
         *,
-        case when copy_number > 1 or is_already_in_silver then 'duplicate' else 'silver' end as disposition
+        -- an event silver held before is delivered again (another file, an overlapping export); else the first
+        -- copy by file and batch stays and the others repeat it within the batch
+        case when is_already_in_silver then 'redelivered' when copy_number > 1 then 'duplicate' else 'silver' end
+            as disposition
     from ranked
 )
 

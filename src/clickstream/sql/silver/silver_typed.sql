@@ -1,13 +1,14 @@
 -- one row per bronze row of the batch: typed canonical columns, its event_id, and the rules it broke (if any);
--- the raw text only where it broke one
+-- the raw text only where it broke one. A line bronze could not split into fields breaks only that rule.
+{% set range = rules.timestamp_range %}
+{% set latest = timestamp_literal(range.max) if range.max else 'ingestion_timestamp + interval 1 day' %}
 with typed as (
 {% for source in sources %}
     select
         nullif(trim(UserID), '') as user_id,
         nullif(trim(SessionID), '') as session_id,
         nullif(trim(Timestamp), '') as timestamp_text,
-        {{ to_utc(parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats), source.timezone) }}
-            as event_ts,
+        {{ to_utc('local_ts', source.timezone) }} as event_ts,
 {% if source.event_types %}
         case nullif(trim(EventType), '')
 {% for raw_value, canonical in source.event_types.items() %}
@@ -26,12 +27,29 @@ with typed as (
                   = nullif(trim(Amount), '')
              then try_cast(nullif(trim(Amount), '') as decimal(18,2)) end as amount,
         nullif(trim(Outcome), '') as outcome,
+{% if source.timezone | upper != 'UTC' %}
+        -- a wall time the clocks skip (set forward) reads as one with the offset before the change; one they
+        -- pass twice (set back) as the later instant (engines/*.to_utc): both counted in the quality report
+        {{ from_utc(to_utc('local_ts', source.timezone), source.timezone) }} <> local_ts as is_nonexistent_local_time,
+        (
+{% for shift in ['30 minutes', '1 hour', '2 hours'] %}
+            {{ from_utc(to_utc('local_ts', source.timezone) ~ ' - interval ' ~ shift, source.timezone) }} = local_ts{{ ' or' if not loop.last }}
+{% endfor %}
+        ) as is_ambiguous_local_time,
+{% else %}
+        false as is_nonexistent_local_time,
+        false as is_ambiguous_local_time,
+{% endif %}
         -- the raw text, for quarantine; renamed, as SQL names ignore case and `amount` is taken
         UserID as raw_user_id, SessionID as raw_session_id, Timestamp as raw_timestamp,
         EventType as raw_event_type, ProductID as raw_product_id, Amount as raw_amount, Outcome as raw_outcome,
+        source_line, raw_line, parse_error,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
-    from bronze_batch
-    where source_name = {{ literal(source.name) }}
+    from (
+        select *, {{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }} as local_ts
+        from bronze_batch
+        where source_name = {{ literal(source.name) }}
+    ) as source_rows
 {% if not loop.last %}
     union all
 {% endif %}
@@ -41,12 +59,14 @@ with typed as (
 checked as (
     select
         *,
-        concat_ws(';',
+        case when parse_error is not null then parse_error else concat_ws(';',
 {% for column in rules.required_columns %}
             case when {{ column }} is null then 'missing_{{ column }}' end,
 {% endfor %}
             case when timestamp_text is null then 'missing_timestamp'
-                 when event_ts is null then 'invalid_timestamp' end,
+                 when event_ts is null then 'invalid_timestamp'
+                 when event_ts < {{ timestamp_literal(range.min) }} or event_ts > {{ latest }} then 'timestamp_out_of_range'
+            end,
             case when event_type in {{ in_list(rules.product_event_types) }} and product_id is null
                  then 'missing_product_id' end,
             case when event_type in {{ in_list(rules.purchase_event_types) }} and amount_text is null
@@ -56,7 +76,7 @@ checked as (
             case when amount < 0 then 'negative_amount' end,
 {% endif %}
             cast(null as string)
-        ) as rejection_reasons
+        ) end as rejection_reasons
     from typed
 ),
 
@@ -68,18 +88,15 @@ final as (
                'raw_outcome'] %}
         case when rejection_reasons <> '' then {{ raw }} end as {{ raw }},
 {% endfor %}
+        source_line, raw_line,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date,
         rejection_reasons,
-        -- an event is its canonical values: equal values, same event, same id on every engine
-        case when rejection_reasons = '' then md5(concat_ws(chr(31),
-            coalesce(user_id, ''),
-            coalesce(session_id, ''),
-            cast({{ epoch_us('event_ts') }} as string),
-            coalesce(event_type, ''),
-            coalesce(product_id, ''),
-            coalesce(cast(amount as string), ''),
-            coalesce(outcome, '')
-        )) end as event_id
+        is_nonexistent_local_time, is_ambiguous_local_time,
+        -- an event is its canonical values: equal values, same event, same id on every engine; distinct values,
+        -- distinct ids (key_of escapes each value, so no two tuples join into the same text)
+        case when rejection_reasons = '' then md5({{ key_of(['user_id', 'session_id',
+            'cast(' ~ epoch_us('event_ts') ~ ' as string)', 'event_type', 'product_id', 'cast(amount as string)',
+            'outcome']) }}) end as event_id
     from checked
 )
 

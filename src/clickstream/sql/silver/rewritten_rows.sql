@@ -1,0 +1,33 @@
+-- one row per row of {{ table }} that stays in a file this run writes again: every row of those files but the
+-- replaced file versions' rows{% if promotes %} and the copy of each promoted event (it moves to silver){% endif %}
+
+with in_rewritten_files as (
+    select current_rows.*
+    from {{ table }}_current current_rows
+    join {{ table }}_rewritten files on current_rows.file_path = files.file_path
+    where not exists (select 1 from retracted_parts parts
+                      where parts.source_file = current_rows.source_file and parts.batch_id = current_rows.batch_id)
+),
+
+{% if promotes %}
+ranked as (
+    -- numbered as promoted_copies.sql numbers them: the copy numbered 1 of a promoted event is the promoted one
+    select
+        *,
+        row_number() over (partition by event_id
+                           order by source_file, batch_id, duplicate_kind, file_path) as copy_number
+    from in_rewritten_files
+),
+
+final as (
+    select {{ columns | join(', ') }}
+    from ranked
+    where not (copy_number = 1 and event_id in (select event_id from promoted_copies))
+)
+{% else %}
+final as (
+    select {{ columns | join(', ') }} from in_rewritten_files
+)
+{% endif %}
+
+select * from final
