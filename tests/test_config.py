@@ -1,4 +1,5 @@
-"""Config fails loudly: unknown keys, wrong types and missing files are errors naming the key and the file."""
+"""Config fails loudly: unknown keys, wrong types, values out of bounds and missing files are errors naming the key
+and the file, on one line."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,17 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text)
     return path
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    """The message of the error loading `text`, checked to name the file and to be one line."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message
+    assert "\n" not in message
+    return message
 
 
 def test_the_shipped_config_states_exactly_the_defaults():
@@ -49,6 +61,26 @@ def test_bad_config_is_an_error_naming_the_file_and_key(tmp_path, text, message)
         load_config(path)
     assert message in str(error.value)
     assert str(path) in str(error.value)
+
+
+SOURCE = "sources:\n  - name: s\n"
+LONG = 100_000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (f"{'k' * 1000}: 1\n", f"unknown key '{'k' * 200}...'"),
+        (SOURCE + f"    columns: {{UserID: u, Timestamp: t, EventType: e, {'C' * 1000}: c}}\n",
+         f"unknown canonical column(s) '{'C' * 200}'... (1000 characters); expected"),
+        (f"sources:\n  - name: {'n' * LONG}\n  - name: {'n' * LONG}\n",
+         f"source names must be unique, '{'n' * 200}'... ({LONG} characters) is used more than once"),
+    ],
+)
+def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, message):
+    quoted = refused(tmp_path, text)
+    assert message in quoted
+    assert len(quoted) < 700
 
 
 def test_a_missing_config_file_is_named(tmp_path):

@@ -1,6 +1,8 @@
-"""Typed configuration: every default lives here, every unknown or mistyped key is an error naming it."""
+"""Typed configuration: every default lives here; every unknown key, mistyped value or value out of bounds is an
+error naming the key."""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -12,9 +14,20 @@ from clickstream.schema import CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 
+# A value quoted back in an error message is cut to this many characters: a huge value must not make a huge line.
+QUOTE_LIMIT = 200
+
 
 class ConfigError(Exception):
     """A configuration problem; the message names the file and the key."""
+
+
+def _quote(value: object) -> str:
+    """A value as an error message quotes it: repr (a line break stays visible), cut to QUOTE_LIMIT characters."""
+    text = str(value)
+    if len(text) <= QUOTE_LIMIT:
+        return repr(text)
+    return f"{text[:QUOTE_LIMIT]!r}... ({len(text)} characters)"
 
 
 class _Strict(BaseModel):
@@ -70,7 +83,8 @@ class Source(_Strict):
     def _columns(cls, value: dict[str, str | None]) -> dict[str, str | None]:
         unknown = sorted(set(value) - set(CANONICAL_RAW_COLUMNS))
         if unknown:
-            raise ValueError(f"unknown canonical column(s) {unknown}; expected keys among {CANONICAL_RAW_COLUMNS}")
+            shown = ", ".join(_quote(c) for c in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise ValueError(f"unknown canonical column(s) {shown}; expected keys among {CANONICAL_RAW_COLUMNS}")
         missing = [c for c in REQUIRED_RAW_COLUMNS if not value.get(c)]
         if missing:
             raise ValueError(f"column(s) {missing} must be mapped to a column of the file")
@@ -194,8 +208,9 @@ class Config(_Strict):
         names = [s.name for s in value]
         if not names:
             raise ValueError("needs at least one source")
-        if len(set(names)) != len(names):
-            raise ValueError(f"source names must be unique, got {names}")
+        repeated = [name for name, count in Counter(names).items() if count > 1]
+        if repeated:
+            raise ValueError(f"source names must be unique, {_quote(repeated[0])} is used more than once")
         return value
 
     def with_overrides(self, **overrides: Any) -> "Config":
@@ -211,15 +226,28 @@ class Config(_Strict):
         return Config.model_validate(data)
 
 
+def _key(loc: tuple[str | int, ...]) -> str:
+    """A key path as messages name it (`sources.0.csv.quote`); a part from the file is cut and kept on one line."""
+    parts = []
+    for part in loc:
+        text = str(part)
+        text = text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "..."
+        parts.append(text if text.isprintable() else repr(text)[1:-1])
+    return ".".join(parts) or "(top level)"
+
+
 def _describe(error: ValidationError, path: Path | None) -> str:
     where = str(path) if path else "built-in defaults"
     lines = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        loc = tuple(item["loc"])
+        cause = item.get("ctx", {}).get("error")
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'")
+            lines.append(f"unknown key '{_key(loc)}'")
+        elif isinstance(cause, ValueError):  # our validators' own words, without pydantic's "Value error, "
+            lines.append(f"key '{_key(loc)}': {cause}")
         else:
-            lines.append(f"key '{key}': {item['msg']}")
+            lines.append(f"key '{_key(loc)}': {item['msg']}")
     return f"invalid config {where}: " + "; ".join(lines)
 
 
