@@ -2,11 +2,14 @@
 and the file, on one line."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from clickstream.config import Config, ConfigError, load_config
+from clickstream.config import Config, ConfigError, DuckDBSettings, SparkSettings, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,12 +67,41 @@ def test_bad_config_is_an_error_naming_the_file_and_key(tmp_path, text, message)
 
 
 SOURCE = "sources:\n  - name: s\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # engine settings
+        ("duckdb:\n  threads: 0\n", "key 'duckdb.threads': Input should be greater than or equal to 1"),
+        ("duckdb:\n  threads: 257\n", "key 'duckdb.threads': Input should be less than or equal to 256"),
+        ("duckdb:\n  memory_limit: lots\n", "key 'duckdb.memory_limit': 'lots' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: 6GBs\n", "key 'duckdb.memory_limit': '6GBs' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: 1PB\n", "key 'duckdb.memory_limit': '1PB' is not a memory size DuckDB reads"),
+        # DuckDB reads these, but a percentage is not read by every supported DuckDB version, 'none' lifts the
+        # limit (null already means DuckDB's default) and a zero limit fails every query
+        ("duckdb:\n  memory_limit: 80%\n", "key 'duckdb.memory_limit': '80%' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: none\n", "key 'duckdb.memory_limit': 'none' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: 0GB\n", "key 'duckdb.memory_limit': '0GB' must be more than zero"),
+        ("duckdb:\n  memory_limit: 16777216TiB\n", "key 'duckdb.memory_limit': '16777216TiB' is more than DuckDB"),
+        ("spark:\n  driver_memory: 2gb\n", "key 'spark.driver_memory': '2gb' is not a JVM memory size"),
+        ("spark:\n  driver_memory: '512'\n", "key 'spark.driver_memory': '512' is not a JVM memory size"),
+        ("spark:\n  driver_memory: 1.5g\n", "key 'spark.driver_memory': '1.5g' is not a JVM memory size"),
+        ("spark:\n  executor_memory: lots\n", "key 'spark.executor_memory': 'lots' is not a JVM memory size"),
+        ("spark:\n  driver_memory: 100m\n", "key 'spark.driver_memory': '100m' is too small: Spark needs at least"),
+    ],
+)
+def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
+    assert message in refused(tmp_path, text)
+
+
 LONG = 100_000
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        (f"duckdb:\n  memory_limit: '1{'x' * LONG}'\n", f"'1{'x' * 199}'... ({LONG + 1} characters) is not a memory"),
         (f"{'k' * 1000}: 1\n", f"unknown key '{'k' * 200}...'"),
         (SOURCE + f"    columns: {{UserID: u, Timestamp: t, EventType: e, {'C' * 1000}: c}}\n",
          f"unknown canonical column(s) '{'C' * 200}'... (1000 characters); expected"),
@@ -81,6 +113,50 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
     quoted = refused(tmp_path, text)
     assert message in quoted
     assert len(quoted) < 700
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("duckdb:\n  threads: 1\n", Config(duckdb=DuckDBSettings(threads=1))),
+        ("duckdb:\n  threads: 256\n", Config(duckdb=DuckDBSettings(threads=256))),
+        ("duckdb:\n  memory_limit: 512MiB\n", Config(duckdb=DuckDBSettings(memory_limit="512MiB"))),
+        ("duckdb:\n  memory_limit: 1.5 GB\n", Config(duckdb=DuckDBSettings(memory_limit="1.5 GB"))),
+        ("spark:\n  driver_memory: 512m\n  executor_memory: 4G\n",
+         Config(spark=SparkSettings(driver_memory="512m", executor_memory="4G"))),
+    ],
+)
+def test_values_at_the_edge_of_the_bounds_are_kept(tmp_path, text, expected):
+    assert load_config(write(tmp_path, text)) == expected
+
+
+@pytest.mark.parametrize("size", ["6GB", "6 GB", " 6gb ", "512MiB", "1.5GB", ".5GB", "4g", "2 terabytes",
+                                  "16777215TiB"])
+def test_a_memory_limit_the_config_accepts_is_one_duckdb_accepts(size):
+    assert DuckDBSettings(memory_limit=size).memory_limit == size
+    con = duckdb.connect()
+    con.execute(f"set memory_limit = '{size}'")  # raises if DuckDB cannot read it
+
+
+@pytest.mark.parametrize("size", ["lots", "", "GB", "1.5.5GB", "6GBs", "6GB6", "1PB", "2,5GB", "\uff11GB", "16777216TiB"])
+def test_a_memory_limit_the_config_refuses_is_one_duckdb_refuses(size):
+    with pytest.raises(ValueError, match="memory size DuckDB reads|more than DuckDB can hold"):
+        DuckDBSettings(memory_limit=size)
+    with pytest.raises(duckdb.Error):
+        duckdb.connect().execute(f"set memory_limit = '{size}'")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("duckdb:\n  threads: 1000\n", "key 'duckdb.threads': Input should be less than or equal to 256"),
+    ],
+)
+def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path, text, message):
+    path = write(tmp_path, text)
+    done = subprocess.run([sys.executable, "-m", "clickstream.cli", "run", "--config", str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (2, f"clickstream: error: invalid config {path}: {message}\n")
 
 
 def test_a_missing_config_file_is_named(tmp_path):

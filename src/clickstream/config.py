@@ -2,6 +2,7 @@
 error naming the key."""
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,22 @@ DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 # A value quoted back in an error message is cut to this many characters: a huge value must not make a huge line.
 QUOTE_LIMIT = 200
 
+# DuckDB's memory_limit: a number and a unit, 1000^i or 1024^i bytes (what DuckDB's SET memory_limit parses).
+_KB, _KIB = 1000, 1024
+_DUCKDB_UNITS = {
+    **dict.fromkeys(("b", "byte", "bytes"), 1),
+    **dict.fromkeys(("k", "kb", "kilobyte", "kilobytes"), _KB), "kib": _KIB,
+    **dict.fromkeys(("m", "mb", "megabyte", "megabytes"), _KB**2), "mib": _KIB**2,
+    **dict.fromkeys(("g", "gb", "gigabyte", "gigabytes"), _KB**3), "gib": _KIB**3,
+    **dict.fromkeys(("t", "tb", "terabyte", "terabytes"), _KB**4), "tib": _KIB**4,
+}
+_DUCKDB_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*", re.ASCII)
+# A JVM heap size as -Xmx reads it (Spark passes spark.driver.memory to -Xmx): a whole number and k, m, g or t.
+_JVM_SIZE = re.compile(r"([0-9]{1,15})([kmgtKMGT])")
+_JVM_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# Spark refuses a heap under 450 MiB at start; 512m is the smallest round size above it.
+MIN_JVM_MEMORY = 512 * 1024**2
+
 
 class ConfigError(Exception):
     """A configuration problem; the message names the file and the key."""
@@ -28,6 +45,31 @@ def _quote(value: object) -> str:
     if len(text) <= QUOTE_LIMIT:
         return repr(text)
     return f"{text[:QUOTE_LIMIT]!r}... ({len(text)} characters)"
+
+
+def _duckdb_memory_problem(value: str) -> str | None:
+    """Why DuckDB's SET memory_limit would refuse (or be useless with) this value, or None."""
+    match = _DUCKDB_SIZE.fullmatch(value)
+    unit = match and _DUCKDB_UNITS.get(match.group(2).lower())
+    if not unit:
+        return (f"{_quote(value)} is not a memory size DuckDB reads: a number and a unit, e.g. '6GB', '512MiB' "
+                "or '1.5 GB' (units KB, MB, GB, TB for 1000^i bytes; KiB, MiB, GiB, TiB for 1024^i)")
+    size = float(match.group(1)) * unit
+    if size < 1:
+        return f"{_quote(value)} must be more than zero"
+    if size >= 2**64:
+        return f"{_quote(value)} is more than DuckDB can hold (16 EiB)"
+    return None
+
+
+def _jvm_memory_problem(value: str) -> str | None:
+    """Why the JVM or Spark would refuse this heap size, or None."""
+    match = _JVM_SIZE.fullmatch(value)
+    if not match:
+        return f"{_quote(value)} is not a JVM memory size: a whole number and a unit k, m, g or t, e.g. '512m' or '2g'"
+    if int(match.group(1)) * _JVM_UNITS[match.group(2).lower()] < MIN_JVM_MEMORY:
+        return f"{_quote(value)} is too small: Spark needs at least '512m'"
+    return None
 
 
 class _Strict(BaseModel):
@@ -177,9 +219,16 @@ class Quality(_Strict):
 
 
 class DuckDBSettings(_Strict):
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, le=256)
     memory_limit: str | None = None
     temp_directory: str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, value: str | None) -> str | None:
+        if value is not None and (problem := _duckdb_memory_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class SparkSettings(_Strict):
@@ -189,6 +238,13 @@ class SparkSettings(_Strict):
     driver_memory: str = "2g"
     executor_memory: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("driver_memory", "executor_memory")
+    @classmethod
+    def _jvm_memory(cls, value: str | None) -> str | None:
+        if value is not None and (problem := _jvm_memory_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class Config(_Strict):
