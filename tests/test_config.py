@@ -2,14 +2,18 @@
 and the file, on one line."""
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
 
-from clickstream.config import Config, ConfigError, DuckDBSettings, SparkSettings, load_config
+from clickstream.config import (STRFTIME_CODES, Config, ConfigError, CsvOptions, DuckDBSettings, Source,
+                                SparkSettings, load_config)
+from clickstream.engines.base import _STRFTIME_TO_JAVA
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -89,10 +93,52 @@ SOURCE = "sources:\n  - name: s\n"
         ("spark:\n  driver_memory: 1.5g\n", "key 'spark.driver_memory': '1.5g' is not a JVM memory size"),
         ("spark:\n  executor_memory: lots\n", "key 'spark.executor_memory': 'lots' is not a JVM memory size"),
         ("spark:\n  driver_memory: 100m\n", "key 'spark.driver_memory': '100m' is too small: Spark needs at least"),
+        # sources
+        (SOURCE + "    timezone: Mars/Olympus\n",
+         "key 'sources.0.timezone': 'Mars/Olympus' is not a time zone of the tz database (e.g. 'UTC'"),
+        (SOURCE + "    timezone: Europe/Pari\n",
+         "key 'sources.0.timezone': 'Europe/Pari' is not a time zone of the tz database; did you mean 'Europe/Paris'?"),
+        (SOURCE + "    timezone: localtime\n", "key 'sources.0.timezone': 'localtime' is not a time zone"),
+        (SOURCE + "    timezone: posix/UTC\n", "key 'sources.0.timezone': 'posix/UTC' is not a time zone"),
+        (SOURCE + "    timestamp_formats: ['%Y-%m-%d', '%Y-%m-%d %Q']\n",
+         "key 'sources.0.timestamp_formats.1': '%Y-%m-%d %Q' uses '%Q', which is not supported (supported: %Y %y "
+         "%m %d %H %I %M %S %f %p %b %B %j %%)"),
+        (SOURCE + "    timestamp_formats: ['%Y-%m-%dT%H:%M:%S%z']\n",
+         "key 'sources.0.timestamp_formats.0': '%Y-%m-%dT%H:%M:%S%z' uses %z: timestamps must be written without a "
+         "zone, and sources[].timezone names their zone"),
+        (SOURCE + "    timestamp_formats: ['%Y-%m-%d %H:%M:%S %Z']\n",
+         "uses %Z: timestamps must be written without a zone, and sources[].timezone names their zone"),
+        (SOURCE + "    timestamp_formats: ['']\n", "key 'sources.0.timestamp_formats.0': '' is an empty format"),
+        (SOURCE + "    timestamp_formats: ['%d%']\n",
+         "key 'sources.0.timestamp_formats.0': '%d%' ends with a lone '%'; write '%%' for a percent sign"),
+        (SOURCE + "    csv: {delimiter: ';', quote: ';'}\n", "key 'sources.0.csv.quote': ';' is also the delimiter"),
+        (SOURCE + "    csv: {escape: ','}\n", "key 'sources.0.csv.escape': ',' is also the delimiter"),
+        (SOURCE + '    csv: {quote: "\\n"}\n', "key 'sources.0.csv.quote': '\\n' is a line break, which ends a row"),
+        (SOURCE + '    csv: {escape: "\\n"}\n', "key 'sources.0.csv.escape': '\\n' is a line break"),
+        (SOURCE + '    csv: {delimiter: "\\r"}\n', "key 'sources.0.csv.delimiter': '\\r' is a line break"),
+        (SOURCE + "    glob: ''\n", "key 'sources.0.glob': must not be empty"),
+        (SOURCE + "    glob: /data/*.csv\n",
+         "key 'sources.0.glob': '/data/*.csv' is absolute; a glob is relative to <data_dir>/raw"),
+        (SOURCE + "    glob: 'C:\\data\\*.csv'\n", "key 'sources.0.glob': 'C:\\\\data\\\\*.csv' is absolute"),
+        (SOURCE + "    glob: ../other/*.csv\n",
+         "key 'sources.0.glob': '../other/*.csv' leaves <data_dir>/raw through '..'"),
+        (SOURCE + "    glob: shop/../../*.csv\n", "key 'sources.0.glob': 'shop/../../*.csv' leaves <data_dir>/raw"),
     ],
 )
 def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
     assert message in refused(tmp_path, text)
+
+
+def test_every_problem_is_named_in_the_one_line(tmp_path):
+    text = SOURCE + "    timestamp_formats: ['%Y %Q', '%Y', '%z']\n    csv: {delimiter: ';', quote: ';', escape: ';'}\n"
+    path = write(tmp_path, text)
+    assert refused(tmp_path, text) == (
+        f"invalid config {path}: key 'sources.0.csv.quote': ';' is also the delimiter; "
+        "key 'sources.0.csv.escape': ';' is also the delimiter; "
+        "key 'sources.0.timestamp_formats.0': '%Y %Q' uses '%Q', which is not supported (supported: %Y %y %m %d %H "
+        "%I %M %S %f %p %b %B %j %%); "
+        "key 'sources.0.timestamp_formats.2': '%z' uses %z: timestamps must be written without a zone, and "
+        "sources[].timezone names their zone (the engines read zones in the text differently)")
 
 
 LONG = 100_000
@@ -101,7 +147,11 @@ LONG = 100_000
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        (SOURCE + f"    timezone: {'x' * LONG}\n", f"key 'sources.0.timezone': '{'x' * 200}'... ({LONG} characters)"),
+        (SOURCE + f"    timestamp_formats: ['%Q{'x' * LONG}']\n",
+         f"key 'sources.0.timestamp_formats.0': '%Q{'x' * 198}'... ({LONG + 2} characters) uses '%Q'"),
         (f"duckdb:\n  memory_limit: '1{'x' * LONG}'\n", f"'1{'x' * 199}'... ({LONG + 1} characters) is not a memory"),
+        (SOURCE + f"    glob: '/{'x' * LONG}'\n", f"'/{'x' * 199}'... ({LONG + 1} characters) is absolute"),
         (f"{'k' * 1000}: 1\n", f"unknown key '{'k' * 200}...'"),
         (SOURCE + f"    columns: {{UserID: u, Timestamp: t, EventType: e, {'C' * 1000}: c}}\n",
          f"unknown canonical column(s) '{'C' * 200}'... (1000 characters); expected"),
@@ -124,10 +174,39 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
         ("duckdb:\n  memory_limit: 1.5 GB\n", Config(duckdb=DuckDBSettings(memory_limit="1.5 GB"))),
         ("spark:\n  driver_memory: 512m\n  executor_memory: 4G\n",
          Config(spark=SparkSettings(driver_memory="512m", executor_memory="4G"))),
+        (SOURCE + "    timezone: America/Argentina/Buenos_Aires\n",
+         Config(sources=[Source(name="s", timezone="America/Argentina/Buenos_Aires")])),
+        (SOURCE + "    timestamp_formats: ['%m/%d/%Y %I:%M %p', '%d %b %Y, 100%%']\n",
+         Config(sources=[Source(name="s", timestamp_formats=["%m/%d/%Y %I:%M %p", "%d %b %Y, 100%%"])])),
+        (SOURCE + "    glob: exports/shop..2_*.csv\n    csv: {delimiter: \"\\t\", quote: \"'\", escape: \"\\\\\"}\n",
+         Config(sources=[Source(name="s", glob="exports/shop..2_*.csv",
+                                csv=CsvOptions(delimiter="\t", quote="'", escape="\\"))])),
     ],
 )
 def test_values_at_the_edge_of_the_bounds_are_kept(tmp_path, text, expected):
     assert load_config(write(tmp_path, text)) == expected
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])
+def test_a_tz_database_zone_is_accepted_and_duckdb_converts_with_it(tmp_path, zone):
+    config = load_config(write(tmp_path, SOURCE + f"    timezone: {zone}\n"))
+    assert config.sources == [Source(name="s", timezone=zone)]
+    noon = dt.datetime(2024, 6, 1, 12, 0)
+    expected = noon.replace(tzinfo=ZoneInfo(zone)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    converted = duckdb.connect().execute(f"select cast(timezone('{zone}', timestamp '{noon}') as timestamp)")
+    assert converted.fetchone() == (expected,)
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "localtime", "posixrules", "posix/UTC", "right/UTC"])
+def test_a_refused_zone_is_one_duckdb_does_not_know(zone):
+    with pytest.raises(ValueError, match="is not a time zone of the tz database"):
+        Source(timezone=zone)
+    with pytest.raises(duckdb.Error, match="Unknown TimeZone"):
+        duckdb.connect().execute(f"select timezone('{zone}', timestamp '2024-06-01 12:00')")
+
+
+def test_the_strftime_codes_are_those_the_engines_translate():
+    assert sorted(STRFTIME_CODES) == sorted(_STRFTIME_TO_JAVA)
 
 
 @pytest.mark.parametrize("size", ["6GB", "6 GB", " 6gb ", "512MiB", "1.5GB", ".5GB", "4g", "2 terabytes",
@@ -150,6 +229,8 @@ def test_a_memory_limit_the_config_refuses_is_one_duckdb_refuses(size):
     ("text", "message"),
     [
         ("duckdb:\n  threads: 1000\n", "key 'duckdb.threads': Input should be less than or equal to 256"),
+        (SOURCE + "    timezone: Mars/Olympus\n", "key 'sources.0.timezone': 'Mars/Olympus' is not a time zone of "
+         "the tz database (e.g. 'UTC', 'Europe/Paris', 'America/New_York')"),
     ],
 )
 def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path, text, message):

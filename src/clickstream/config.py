@@ -2,7 +2,9 @@
 error naming the key."""
 from __future__ import annotations
 
+import difflib
 import re
+import zoneinfo
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +19,9 @@ DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 
 # A value quoted back in an error message is cut to this many characters: a huge value must not make a huge line.
 QUOTE_LIMIT = 200
+
+# The strftime codes the engines translate (the keys of engines.base._STRFTIME_TO_JAVA; a test checks they agree).
+STRFTIME_CODES = "YymdHIMSfpbBj%"
 
 # DuckDB's memory_limit: a number and a unit, 1000^i or 1024^i bytes (what DuckDB's SET memory_limit parses).
 _KB, _KIB = 1000, 1024
@@ -33,10 +38,20 @@ _JVM_SIZE = re.compile(r"([0-9]{1,15})([kmgtKMGT])")
 _JVM_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 # Spark refuses a heap under 450 MiB at start; 512m is the smallest round size above it.
 MIN_JVM_MEMORY = 512 * 1024**2
+# File names in the tz database folder that are not zones the engines know.
+_NOT_ZONES = ("localtime", "posixrules", "Factory")
 
 
 class ConfigError(Exception):
     """A configuration problem; the message names the file and the key."""
+
+
+class _KeyedErrors(ValueError):
+    """Problems found below the key being validated; `_describe` names each one's full key."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, key))}: {message}" for key, message in problems))
+        self.problems = problems
 
 
 def _quote(value: object) -> str:
@@ -45,6 +60,38 @@ def _quote(value: object) -> str:
     if len(text) <= QUOTE_LIMIT:
         return repr(text)
     return f"{text[:QUOTE_LIMIT]!r}... ({len(text)} characters)"
+
+
+def _did_you_mean(value: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(value, candidates, n=1) if len(value) <= QUOTE_LIMIT else []
+    return f"; did you mean {_quote(close[0])}?" if close else ""
+
+
+def _is_zone(name: str) -> bool:
+    if name in _NOT_ZONES or name.startswith(("posix/", "right/")):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _format_problem(fmt: str) -> str | None:
+    """Why a strftime format cannot be used by both engines, or None."""
+    if not fmt:
+        return "'' is an empty format; write codes such as '%Y-%m-%d %H:%M:%S'"
+    for match in re.finditer(r"%(.?)", fmt, re.DOTALL):
+        code = match.group(1)
+        if not code:
+            return f"{_quote(fmt)} ends with a lone '%'; write '%%' for a percent sign"
+        if code in "zZ":
+            return (f"{_quote(fmt)} uses %{code}: timestamps must be written without a zone, and "
+                    "sources[].timezone names their zone (the engines read zones in the text differently)")
+        if code not in STRFTIME_CODES:
+            supported = " ".join(f"%{c}" for c in STRFTIME_CODES)
+            return f"{_quote(fmt)} uses {_quote('%' + code)}, which is not supported (supported: {supported})"
+    return None
 
 
 def _duckdb_memory_problem(value: str) -> str | None:
@@ -92,7 +139,18 @@ class CsvOptions(_Strict):
     def _one_char(cls, value: str) -> str:
         if len(value) != 1:
             raise ValueError("must be exactly one character")
+        if value in "\r\n":
+            raise ValueError(f"{_quote(value)} is a line break, which ends a row")
         return value
+
+    @model_validator(mode="after")
+    def _not_the_delimiter(self) -> "CsvOptions":
+        # a quote or escape equal to the delimiter makes a field boundary indistinguishable from quoting
+        problems = [((key,), f"{_quote(self.delimiter)} is also the delimiter")
+                    for key in ("quote", "escape") if getattr(self, key) == self.delimiter]
+        if problems:
+            raise _KeyedErrors(problems)
+        return self
 
 
 class Source(_Strict):
@@ -120,6 +178,26 @@ class Source(_Strict):
             raise ValueError("must contain only letters, digits and underscores")
         return value
 
+    @field_validator("glob")
+    @classmethod
+    def _inside_raw(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty: it names the source's files under <data_dir>/raw")
+        if value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", value):
+            raise ValueError(f"{_quote(value)} is absolute; a glob is relative to <data_dir>/raw")
+        if ".." in re.split(r"[/\\]", value):
+            raise ValueError(f"{_quote(value)} leaves <data_dir>/raw through '..'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value == "UTC" or _is_zone(value):  # UTC needs no tz database
+            return value
+        zones = sorted(z for z in zoneinfo.available_timezones() if _is_zone(z))
+        raise ValueError(f"{_quote(value)} is not a time zone of the tz database{_did_you_mean(value, zones)} "
+                         "(e.g. 'UTC', 'Europe/Paris', 'America/New_York')")
+
     @field_validator("columns")
     @classmethod
     def _columns(cls, value: dict[str, str | None]) -> dict[str, str | None]:
@@ -137,6 +215,9 @@ class Source(_Strict):
     def _formats(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("needs at least one format")
+        problems = [((i,), problem) for i, fmt in enumerate(value) if (problem := _format_problem(fmt))]
+        if problems:
+            raise _KeyedErrors(problems)
         return value
 
 
@@ -300,6 +381,8 @@ def _describe(error: ValidationError, path: Path | None) -> str:
         cause = item.get("ctx", {}).get("error")
         if item["type"] == "extra_forbidden":
             lines.append(f"unknown key '{_key(loc)}'")
+        elif isinstance(cause, _KeyedErrors):
+            lines.extend(f"key '{_key(loc + key)}': {message}" for key, message in cause.problems)
         elif isinstance(cause, ValueError):  # our validators' own words, without pydantic's "Value error, "
             lines.append(f"key '{_key(loc)}': {cause}")
         else:
