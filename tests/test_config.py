@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from clickstream.config import (STRFTIME_CODES, Config, ConfigError, CsvOptions, DuckDBSettings, Source,
-                                SparkSettings, load_config)
+from clickstream.config import (STRFTIME_CODES, Analytics, Config, ConfigError, CsvOptions, DuckDBSettings, Gold,
+                                Quality, SilverRules, Source, SparkSettings, Threshold, TimestampRange, load_config)
 from clickstream.engines.base import _STRFTIME_TO_JAVA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +123,23 @@ SOURCE = "sources:\n  - name: s\n"
         (SOURCE + "    glob: ../other/*.csv\n",
          "key 'sources.0.glob': '../other/*.csv' leaves <data_dir>/raw through '..'"),
         (SOURCE + "    glob: shop/../../*.csv\n", "key 'sources.0.glob': 'shop/../../*.csv' leaves <data_dir>/raw"),
+        # rules and analytics
+        ("analytics:\n  funnel: []\n", "key 'analytics.funnel': needs at least one step"),
+        ("analytics:\n  funnel: [product_view, purchase, product_view]\n",
+         "key 'analytics.funnel.2': step 'product_view' appears more than once"),
+        ("gold:\n  session_timeout_minutes: .inf\n", "key 'gold.session_timeout_minutes': Input should be a finite"),
+        ("gold:\n  session_timeout_minutes: .nan\n", "key 'gold.session_timeout_minutes': Input should be a finite"),
+        ("gold:\n  session_timeout_minutes: 0\n", "key 'gold.session_timeout_minutes': Input should be greater than 0"),
+        ("quality:\n  quarantine_rate: {warn: .nan, fail: 0.5}\n",
+         "key 'quality.quarantine_rate.warn': Input should be a finite number"),
+        ("quality:\n  duplicate_rate: {warn: 0.1, fail: .nan}\n",
+         "key 'quality.duplicate_rate.fail': Input should be a finite number"),
+        ("silver:\n  timestamp_range: {min: 2030-01-01, max: 2020-01-01}\n",
+         "key 'silver.timestamp_range': min (2030-01-01 00:00:00) must be before max (2020-01-01 00:00:00)"),
+        ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2020-01-01 00:00:00}\n",
+         "key 'silver.timestamp_range': min (2020-01-01 00:00:00) must be before max (2020-01-01 00:00:00)"),
+        ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2020-01-01T00:30:00+01:00}\n",
+         "key 'silver.timestamp_range': min (2020-01-01 00:00:00) must be before max (2019-12-31 23:30:00)"),
     ],
 )
 def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
@@ -181,6 +198,12 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
         (SOURCE + "    glob: exports/shop..2_*.csv\n    csv: {delimiter: \"\\t\", quote: \"'\", escape: \"\\\\\"}\n",
          Config(sources=[Source(name="s", glob="exports/shop..2_*.csv",
                                 csv=CsvOptions(delimiter="\t", quote="'", escape="\\"))])),
+        ("analytics:\n  funnel: [login]\n", Config(analytics=Analytics(funnel=["login"]))),
+        ("gold:\n  session_timeout_minutes: 0.5\nquality:\n  quarantine_rate: {warn: 0, fail: 1}\n",
+         Config(gold=Gold(session_timeout_minutes=0.5), quality=Quality(quarantine_rate=Threshold(warn=0, fail=1)))),
+        ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2030-01-01T01:00:00+01:00}\n",
+         Config(silver=SilverRules(timestamp_range=TimestampRange(min=dt.datetime(2020, 1, 1),
+                                                                  max=dt.datetime(2030, 1, 1))))),
     ],
 )
 def test_values_at_the_edge_of_the_bounds_are_kept(tmp_path, text, expected):

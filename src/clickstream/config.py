@@ -6,7 +6,7 @@ import difflib
 import re
 import zoneinfo
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -231,6 +231,20 @@ class TimestampRange(_Strict):
     min: datetime = datetime(2000, 1, 1)
     max: datetime | None = None
 
+    @field_validator("min", "max")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # event times are UTC wall-clock times without a zone; a bound written with a zone is made one too
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TimestampRange":
+        if self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be before max ({self.max})")
+        return self
+
 
 class SilverRules(_Strict):
     # user_id and event_type are always required; session_id may be added (product_id is governed by
@@ -253,7 +267,7 @@ class SilverRules(_Strict):
 
 
 class Gold(_Strict):
-    session_timeout_minutes: float = Field(default=30, gt=0)
+    session_timeout_minutes: float = Field(default=30, gt=0, allow_inf_nan=False)
 
 
 class Segments(_Strict):
@@ -274,10 +288,25 @@ class Analytics(_Strict):
     path_length: int = Field(default=3, ge=2, le=6)
     show_rows: int = Field(default=10, ge=0)
 
+    @field_validator("funnel")
+    @classmethod
+    def _steps(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one step")
+        seen: Counter[str] = Counter()
+        problems = []
+        for i, step in enumerate(value):
+            seen[step] += 1
+            if seen[step] == 2:
+                problems.append(((i,), f"step {_quote(step)} appears more than once"))
+        if problems:
+            raise _KeyedErrors(problems)
+        return value
+
 
 class Threshold(_Strict):
-    warn: float = Field(ge=0, le=1)
-    fail: float = Field(ge=0, le=1)
+    warn: float = Field(ge=0, le=1, allow_inf_nan=False)
+    fail: float = Field(ge=0, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Threshold":
