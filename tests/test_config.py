@@ -71,6 +71,8 @@ def test_bad_config_is_an_error_naming_the_file_and_key(tmp_path, text, message)
 
 
 SOURCE = "sources:\n  - name: s\n"
+KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, purchase; list other types under " \
+        "silver.extra_event_types)"
 
 
 @pytest.mark.parametrize(
@@ -140,6 +142,16 @@ SOURCE = "sources:\n  - name: s\n"
          "key 'silver.timestamp_range': min (2020-01-01 00:00:00) must be before max (2020-01-01 00:00:00)"),
         ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2020-01-01T00:30:00+01:00}\n",
          "key 'silver.timestamp_range': min (2020-01-01 00:00:00) must be before max (2019-12-31 23:30:00)"),
+        # event types: mapping targets and funnel steps are canonical names
+        (SOURCE + "    event_types: {cart: add-to-cart}\n",
+         f"key 'sources.0.event_types.cart': 'add-to-cart' is not a known event type; did you mean 'add_to_cart'? "
+         f"{KNOWN}"),
+        ("sources:\n  - name: a\n  - name: b\n    event_types: {view: page_view, wish: wishlist}\n",
+         f"key 'sources.1.event_types.wish': 'wishlist' is not a known event type {KNOWN}"),
+        ("analytics:\n  funnel: [product_view, checkout]\n",
+         f"key 'analytics.funnel.1': 'checkout' is not a known event type {KNOWN}"),
+        ("silver:\n  product_event_types: [product_view, purchase]\n",
+         "key 'analytics.funnel.1': 'add_to_cart' is not a known event type"),
     ],
 )
 def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
@@ -165,11 +177,14 @@ LONG = 100_000
     ("text", "message"),
     [
         (SOURCE + f"    timezone: {'x' * LONG}\n", f"key 'sources.0.timezone': '{'x' * 200}'... ({LONG} characters)"),
+        (SOURCE + f"    event_types: {{a: {'x' * LONG}}}\n",
+         f"key 'sources.0.event_types.a': '{'x' * 200}'... ({LONG} characters) is not a known event type"),
         (SOURCE + f"    timestamp_formats: ['%Q{'x' * LONG}']\n",
          f"key 'sources.0.timestamp_formats.0': '%Q{'x' * 198}'... ({LONG + 2} characters) uses '%Q'"),
         (f"duckdb:\n  memory_limit: '1{'x' * LONG}'\n", f"'1{'x' * 199}'... ({LONG + 1} characters) is not a memory"),
         (SOURCE + f"    glob: '/{'x' * LONG}'\n", f"'/{'x' * 199}'... ({LONG + 1} characters) is absolute"),
         (f"{'k' * 1000}: 1\n", f"unknown key '{'k' * 200}...'"),
+        (SOURCE + f"    event_types: {{{'k' * 1000}: nope}}\n", f"key 'sources.0.event_types.{'k' * 200}...': 'nope'"),
         (SOURCE + f"    columns: {{UserID: u, Timestamp: t, EventType: e, {'C' * 1000}: c}}\n",
          f"unknown canonical column(s) '{'C' * 200}'... (1000 characters); expected"),
         (f"sources:\n  - name: {'n' * LONG}\n  - name: {'n' * LONG}\n",
@@ -198,6 +213,11 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
         (SOURCE + "    glob: exports/shop..2_*.csv\n    csv: {delimiter: \"\\t\", quote: \"'\", escape: \"\\\\\"}\n",
          Config(sources=[Source(name="s", glob="exports/shop..2_*.csv",
                                 csv=CsvOptions(delimiter="\t", quote="'", escape="\\"))])),
+        ("silver:\n  extra_event_types: [wishlist]\n" + SOURCE + "    event_types: {wish: wishlist, View: page_view}\n"
+         "analytics:\n  funnel: [product_view, wishlist, purchase]\n",
+         Config(silver=SilverRules(extra_event_types=["wishlist"]),
+                sources=[Source(name="s", event_types={"wish": "wishlist", "View": "page_view"})],
+                analytics=Analytics(funnel=["product_view", "wishlist", "purchase"]))),
         ("analytics:\n  funnel: [login]\n", Config(analytics=Analytics(funnel=["login"]))),
         ("gold:\n  session_timeout_minutes: 0.5\nquality:\n  quarantine_rate: {warn: 0, fail: 1}\n",
          Config(gold=Gold(session_timeout_minutes=0.5), quality=Quality(quarantine_rate=Threshold(warn=0, fail=1)))),
@@ -254,6 +274,8 @@ def test_a_memory_limit_the_config_refuses_is_one_duckdb_refuses(size):
         ("duckdb:\n  threads: 1000\n", "key 'duckdb.threads': Input should be less than or equal to 256"),
         (SOURCE + "    timezone: Mars/Olympus\n", "key 'sources.0.timezone': 'Mars/Olympus' is not a time zone of "
          "the tz database (e.g. 'UTC', 'Europe/Paris', 'America/New_York')"),
+        (SOURCE + "    event_types: {cart: add-to-cart}\n", "key 'sources.0.event_types.cart': 'add-to-cart' is not "
+         f"a known event type; did you mean 'add_to_cart'? {KNOWN}"),
     ],
 )
 def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path, text, message):

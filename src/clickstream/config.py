@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from clickstream.schema import CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
+from clickstream.schema import BASE_EVENT_TYPES, CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 
@@ -253,9 +253,15 @@ class SilverRules(_Strict):
     product_event_types: list[str] = ["product_view", "add_to_cart", "purchase"]
     purchase_event_types: list[str] = ["purchase"]
     allow_negative_amount: bool = False
-    # event types accepted as mapping targets besides the canonical ones (CANONICAL_EVENT_TYPES and the above)
+    # event types accepted as mapping targets and funnel steps besides BASE_EVENT_TYPES and the two lists above
     extra_event_types: list[str] = []
     timestamp_range: TimestampRange = TimestampRange()
+
+    @property
+    def known_event_types(self) -> list[str]:
+        """The canonical event types: BASE_EVENT_TYPES, the product and purchase types and the extra ones."""
+        return list(dict.fromkeys(
+            BASE_EVENT_TYPES + self.product_event_types + self.purchase_event_types + self.extra_event_types))
 
     @field_validator("required_columns")
     @classmethod
@@ -378,6 +384,26 @@ class Config(_Strict):
         if repeated:
             raise ValueError(f"source names must be unique, {_quote(repeated[0])} is used more than once")
         return value
+
+    @model_validator(mode="after")
+    def _canonical_event_types(self) -> "Config":
+        known = self.silver.known_event_types
+        listed = ", ".join(sorted(known))
+        if len(listed) > QUOTE_LIMIT:
+            listed = listed[:QUOTE_LIMIT] + "..."
+
+        def unknown(name: str) -> str:
+            return (f"{_quote(name)} is not a known event type{_did_you_mean(name, known)} (known: {listed}; "
+                    "list other types under silver.extra_event_types)")
+
+        problems = [(("sources", i, "event_types", raw), unknown(target))
+                    for i, source in enumerate(self.sources)
+                    for raw, target in source.event_types.items() if target not in known]
+        problems += [(("analytics", "funnel", i), unknown(step))
+                     for i, step in enumerate(self.analytics.funnel) if step not in known]
+        if problems:
+            raise _KeyedErrors(problems)
+        return self
 
     def with_overrides(self, **overrides: Any) -> "Config":
         """A copy with top-level or paths overrides (from the command line), validated again."""
