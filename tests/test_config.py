@@ -3,6 +3,7 @@ and the file, on one line."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -266,6 +267,21 @@ def test_a_memory_limit_the_config_refuses_is_one_duckdb_refuses(size):
         DuckDBSettings(memory_limit=size)
     with pytest.raises(duckdb.Error):
         duckdb.connect().execute(f"set memory_limit = '{size}'")
+
+
+def test_the_readme_source_example_is_a_valid_config(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Adding a source"):]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
+    config = load_config(write(tmp_path, block))
+    assert config.sources == [
+        Source(),
+        Source(name="shop2", glob="shop2_*.csv", csv=CsvOptions(delimiter=";"),
+               columns={"UserID": "customer", "SessionID": None, "Timestamp": "when", "EventType": "action",
+                        "ProductID": "sku", "Amount": "price", "Outcome": None},
+               event_types={"view": "page_view", "buy": "purchase"}, timestamp_formats=["%d/%m/%Y %H:%M"],
+               timezone="Europe/Paris"),
+    ]
 
 
 @pytest.mark.parametrize(
