@@ -1,11 +1,20 @@
-"""Config fails loudly: unknown keys, wrong types and missing files are errors naming the key and the file."""
+"""Config fails loudly: unknown keys, wrong types, values out of bounds and missing files are errors naming the key
+and the file, on one line."""
 from __future__ import annotations
 
+import datetime as dt
+import re
+import subprocess
+import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import duckdb
 import pytest
 
-from clickstream.config import Config, ConfigError, load_config
+from clickstream.config import (STRFTIME_CODES, Analytics, Config, ConfigError, CsvOptions, DuckDBSettings, Gold,
+                                Quality, SilverRules, Source, SparkSettings, Threshold, TimestampRange, load_config)
+from clickstream.engines.base import _STRFTIME_TO_JAVA
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,6 +23,17 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(text)
     return path
+
+
+def refused(tmp_path: Path, text: str) -> str:
+    """The message of the error loading `text`, checked to name the file and to be one line."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message
+    assert "\n" not in message
+    return message
 
 
 def test_the_shipped_config_states_exactly_the_defaults():
@@ -49,6 +69,236 @@ def test_bad_config_is_an_error_naming_the_file_and_key(tmp_path, text, message)
         load_config(path)
     assert message in str(error.value)
     assert str(path) in str(error.value)
+
+
+SOURCE = "sources:\n  - name: s\n"
+KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, purchase; list other types under " \
+        "silver.extra_event_types)"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # engine settings
+        ("duckdb:\n  threads: 0\n", "key 'duckdb.threads': Input should be greater than or equal to 1"),
+        ("duckdb:\n  threads: 257\n", "key 'duckdb.threads': Input should be less than or equal to 256"),
+        ("duckdb:\n  memory_limit: lots\n", "key 'duckdb.memory_limit': 'lots' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: 6GBs\n", "key 'duckdb.memory_limit': '6GBs' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: 1PB\n", "key 'duckdb.memory_limit': '1PB' is not a memory size DuckDB reads"),
+        # DuckDB reads these, but a percentage is not read by every supported DuckDB version, 'none' lifts the
+        # limit (null already means DuckDB's default) and a zero limit fails every query
+        ("duckdb:\n  memory_limit: 80%\n", "key 'duckdb.memory_limit': '80%' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: none\n", "key 'duckdb.memory_limit': 'none' is not a memory size DuckDB reads"),
+        ("duckdb:\n  memory_limit: 0GB\n", "key 'duckdb.memory_limit': '0GB' must be more than zero"),
+        ("duckdb:\n  memory_limit: 16777216TiB\n", "key 'duckdb.memory_limit': '16777216TiB' is more than DuckDB"),
+        ("spark:\n  driver_memory: 2gb\n", "key 'spark.driver_memory': '2gb' is not a JVM memory size"),
+        ("spark:\n  driver_memory: '512'\n", "key 'spark.driver_memory': '512' is not a JVM memory size"),
+        ("spark:\n  driver_memory: 1.5g\n", "key 'spark.driver_memory': '1.5g' is not a JVM memory size"),
+        ("spark:\n  executor_memory: lots\n", "key 'spark.executor_memory': 'lots' is not a JVM memory size"),
+        ("spark:\n  driver_memory: 100m\n", "key 'spark.driver_memory': '100m' is too small: Spark needs at least"),
+        # sources
+        (SOURCE + "    timezone: Mars/Olympus\n",
+         "key 'sources.0.timezone': 'Mars/Olympus' is not a time zone of the tz database (e.g. 'UTC'"),
+        (SOURCE + "    timezone: Europe/Pari\n",
+         "key 'sources.0.timezone': 'Europe/Pari' is not a time zone of the tz database; did you mean 'Europe/Paris'?"),
+        (SOURCE + "    timezone: localtime\n", "key 'sources.0.timezone': 'localtime' is not a time zone"),
+        (SOURCE + "    timezone: posix/UTC\n", "key 'sources.0.timezone': 'posix/UTC' is not a time zone"),
+        (SOURCE + "    timestamp_formats: ['%Y-%m-%d', '%Y-%m-%d %Q']\n",
+         "key 'sources.0.timestamp_formats.1': '%Y-%m-%d %Q' uses '%Q', which is not supported (supported: %Y %y "
+         "%m %d %H %I %M %S %f %p %b %B %j %%)"),
+        (SOURCE + "    timestamp_formats: ['%Y-%m-%dT%H:%M:%S%z']\n",
+         "key 'sources.0.timestamp_formats.0': '%Y-%m-%dT%H:%M:%S%z' uses %z: timestamps must be written without a "
+         "zone, and sources[].timezone names their zone"),
+        (SOURCE + "    timestamp_formats: ['%Y-%m-%d %H:%M:%S %Z']\n",
+         "uses %Z: timestamps must be written without a zone, and sources[].timezone names their zone"),
+        (SOURCE + "    timestamp_formats: ['']\n", "key 'sources.0.timestamp_formats.0': '' is an empty format"),
+        (SOURCE + "    timestamp_formats: ['%d%']\n",
+         "key 'sources.0.timestamp_formats.0': '%d%' ends with a lone '%'; write '%%' for a percent sign"),
+        (SOURCE + "    csv: {delimiter: ';', quote: ';'}\n", "key 'sources.0.csv.quote': ';' is also the delimiter"),
+        (SOURCE + "    csv: {escape: ','}\n", "key 'sources.0.csv.escape': ',' is also the delimiter"),
+        (SOURCE + '    csv: {quote: "\\n"}\n', "key 'sources.0.csv.quote': '\\n' is a line break, which ends a row"),
+        (SOURCE + '    csv: {escape: "\\n"}\n', "key 'sources.0.csv.escape': '\\n' is a line break"),
+        (SOURCE + '    csv: {delimiter: "\\r"}\n', "key 'sources.0.csv.delimiter': '\\r' is a line break"),
+        (SOURCE + "    glob: ''\n", "key 'sources.0.glob': must not be empty"),
+        (SOURCE + "    glob: /data/*.csv\n",
+         "key 'sources.0.glob': '/data/*.csv' is absolute; a glob is relative to <data_dir>/raw"),
+        (SOURCE + "    glob: 'C:\\data\\*.csv'\n", "key 'sources.0.glob': 'C:\\\\data\\\\*.csv' is absolute"),
+        (SOURCE + "    glob: ../other/*.csv\n",
+         "key 'sources.0.glob': '../other/*.csv' leaves <data_dir>/raw through '..'"),
+        (SOURCE + "    glob: shop/../../*.csv\n", "key 'sources.0.glob': 'shop/../../*.csv' leaves <data_dir>/raw"),
+        # rules and analytics
+        ("analytics:\n  funnel: []\n", "key 'analytics.funnel': needs at least one step"),
+        ("analytics:\n  funnel: [product_view, purchase, product_view]\n",
+         "key 'analytics.funnel.2': step 'product_view' appears more than once"),
+        ("gold:\n  session_timeout_minutes: .inf\n", "key 'gold.session_timeout_minutes': Input should be a finite"),
+        ("gold:\n  session_timeout_minutes: .nan\n", "key 'gold.session_timeout_minutes': Input should be a finite"),
+        ("gold:\n  session_timeout_minutes: 0\n", "key 'gold.session_timeout_minutes': Input should be greater than 0"),
+        ("quality:\n  quarantine_rate: {warn: .nan, fail: 0.5}\n",
+         "key 'quality.quarantine_rate.warn': Input should be a finite number"),
+        ("quality:\n  duplicate_rate: {warn: 0.1, fail: .nan}\n",
+         "key 'quality.duplicate_rate.fail': Input should be a finite number"),
+        ("silver:\n  timestamp_range: {min: 2030-01-01, max: 2020-01-01}\n",
+         "key 'silver.timestamp_range': min (2030-01-01 00:00:00) must be before max (2020-01-01 00:00:00)"),
+        ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2020-01-01 00:00:00}\n",
+         "key 'silver.timestamp_range': min (2020-01-01 00:00:00) must be before max (2020-01-01 00:00:00)"),
+        ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2020-01-01T00:30:00+01:00}\n",
+         "key 'silver.timestamp_range': min (2020-01-01 00:00:00) must be before max (2019-12-31 23:30:00)"),
+        # event types: mapping targets and funnel steps are canonical names
+        (SOURCE + "    event_types: {cart: add-to-cart}\n",
+         f"key 'sources.0.event_types.cart': 'add-to-cart' is not a known event type; did you mean 'add_to_cart'? "
+         f"{KNOWN}"),
+        ("sources:\n  - name: a\n  - name: b\n    event_types: {view: page_view, wish: wishlist}\n",
+         f"key 'sources.1.event_types.wish': 'wishlist' is not a known event type {KNOWN}"),
+        ("analytics:\n  funnel: [product_view, checkout]\n",
+         f"key 'analytics.funnel.1': 'checkout' is not a known event type {KNOWN}"),
+        ("silver:\n  product_event_types: [product_view, purchase]\n",
+         "key 'analytics.funnel.1': 'add_to_cart' is not a known event type"),
+    ],
+)
+def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
+    assert message in refused(tmp_path, text)
+
+
+def test_every_problem_is_named_in_the_one_line(tmp_path):
+    text = SOURCE + "    timestamp_formats: ['%Y %Q', '%Y', '%z']\n    csv: {delimiter: ';', quote: ';', escape: ';'}\n"
+    path = write(tmp_path, text)
+    assert refused(tmp_path, text) == (
+        f"invalid config {path}: key 'sources.0.csv.quote': ';' is also the delimiter; "
+        "key 'sources.0.csv.escape': ';' is also the delimiter; "
+        "key 'sources.0.timestamp_formats.0': '%Y %Q' uses '%Q', which is not supported (supported: %Y %y %m %d %H "
+        "%I %M %S %f %p %b %B %j %%); "
+        "key 'sources.0.timestamp_formats.2': '%z' uses %z: timestamps must be written without a zone, and "
+        "sources[].timezone names their zone (the engines read zones in the text differently)")
+
+
+LONG = 100_000
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (SOURCE + f"    timezone: {'x' * LONG}\n", f"key 'sources.0.timezone': '{'x' * 200}'... ({LONG} characters)"),
+        (SOURCE + f"    event_types: {{a: {'x' * LONG}}}\n",
+         f"key 'sources.0.event_types.a': '{'x' * 200}'... ({LONG} characters) is not a known event type"),
+        (SOURCE + f"    timestamp_formats: ['%Q{'x' * LONG}']\n",
+         f"key 'sources.0.timestamp_formats.0': '%Q{'x' * 198}'... ({LONG + 2} characters) uses '%Q'"),
+        (f"duckdb:\n  memory_limit: '1{'x' * LONG}'\n", f"'1{'x' * 199}'... ({LONG + 1} characters) is not a memory"),
+        (SOURCE + f"    glob: '/{'x' * LONG}'\n", f"'/{'x' * 199}'... ({LONG + 1} characters) is absolute"),
+        (f"{'k' * 1000}: 1\n", f"unknown key '{'k' * 200}...'"),
+        (SOURCE + f"    event_types: {{{'k' * 1000}: nope}}\n", f"key 'sources.0.event_types.{'k' * 200}...': 'nope'"),
+        (SOURCE + f"    columns: {{UserID: u, Timestamp: t, EventType: e, {'C' * 1000}: c}}\n",
+         f"unknown canonical column(s) '{'C' * 200}'... (1000 characters); expected"),
+        (f"sources:\n  - name: {'n' * LONG}\n  - name: {'n' * LONG}\n",
+         f"source names must be unique, '{'n' * 200}'... ({LONG} characters) is used more than once"),
+    ],
+)
+def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, message):
+    quoted = refused(tmp_path, text)
+    assert message in quoted
+    assert len(quoted) < 700
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("duckdb:\n  threads: 1\n", Config(duckdb=DuckDBSettings(threads=1))),
+        ("duckdb:\n  threads: 256\n", Config(duckdb=DuckDBSettings(threads=256))),
+        ("duckdb:\n  memory_limit: 512MiB\n", Config(duckdb=DuckDBSettings(memory_limit="512MiB"))),
+        ("duckdb:\n  memory_limit: 1.5 GB\n", Config(duckdb=DuckDBSettings(memory_limit="1.5 GB"))),
+        ("spark:\n  driver_memory: 512m\n  executor_memory: 4G\n",
+         Config(spark=SparkSettings(driver_memory="512m", executor_memory="4G"))),
+        (SOURCE + "    timezone: America/Argentina/Buenos_Aires\n",
+         Config(sources=[Source(name="s", timezone="America/Argentina/Buenos_Aires")])),
+        (SOURCE + "    timestamp_formats: ['%m/%d/%Y %I:%M %p', '%d %b %Y, 100%%']\n",
+         Config(sources=[Source(name="s", timestamp_formats=["%m/%d/%Y %I:%M %p", "%d %b %Y, 100%%"])])),
+        (SOURCE + "    glob: exports/shop..2_*.csv\n    csv: {delimiter: \"\\t\", quote: \"'\", escape: \"\\\\\"}\n",
+         Config(sources=[Source(name="s", glob="exports/shop..2_*.csv",
+                                csv=CsvOptions(delimiter="\t", quote="'", escape="\\"))])),
+        ("silver:\n  extra_event_types: [wishlist]\n" + SOURCE + "    event_types: {wish: wishlist, View: page_view}\n"
+         "analytics:\n  funnel: [product_view, wishlist, purchase]\n",
+         Config(silver=SilverRules(extra_event_types=["wishlist"]),
+                sources=[Source(name="s", event_types={"wish": "wishlist", "View": "page_view"})],
+                analytics=Analytics(funnel=["product_view", "wishlist", "purchase"]))),
+        ("analytics:\n  funnel: [login]\n", Config(analytics=Analytics(funnel=["login"]))),
+        ("gold:\n  session_timeout_minutes: 0.5\nquality:\n  quarantine_rate: {warn: 0, fail: 1}\n",
+         Config(gold=Gold(session_timeout_minutes=0.5), quality=Quality(quarantine_rate=Threshold(warn=0, fail=1)))),
+        ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2030-01-01T01:00:00+01:00}\n",
+         Config(silver=SilverRules(timestamp_range=TimestampRange(min=dt.datetime(2020, 1, 1),
+                                                                  max=dt.datetime(2030, 1, 1))))),
+    ],
+)
+def test_values_at_the_edge_of_the_bounds_are_kept(tmp_path, text, expected):
+    assert load_config(write(tmp_path, text)) == expected
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])
+def test_a_tz_database_zone_is_accepted_and_duckdb_converts_with_it(tmp_path, zone):
+    config = load_config(write(tmp_path, SOURCE + f"    timezone: {zone}\n"))
+    assert config.sources == [Source(name="s", timezone=zone)]
+    noon = dt.datetime(2024, 6, 1, 12, 0)
+    expected = noon.replace(tzinfo=ZoneInfo(zone)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    converted = duckdb.connect().execute(f"select cast(timezone('{zone}', timestamp '{noon}') as timestamp)")
+    assert converted.fetchone() == (expected,)
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "localtime", "posixrules", "posix/UTC", "right/UTC"])
+def test_a_refused_zone_is_one_duckdb_does_not_know(zone):
+    with pytest.raises(ValueError, match="is not a time zone of the tz database"):
+        Source(timezone=zone)
+    with pytest.raises(duckdb.Error, match="Unknown TimeZone"):
+        duckdb.connect().execute(f"select timezone('{zone}', timestamp '2024-06-01 12:00')")
+
+
+def test_the_strftime_codes_are_those_the_engines_translate():
+    assert sorted(STRFTIME_CODES) == sorted(_STRFTIME_TO_JAVA)
+
+
+@pytest.mark.parametrize("size", ["6GB", "6 GB", " 6gb ", "512MiB", "1.5GB", ".5GB", "4g", "2 terabytes",
+                                  "16777215TiB"])
+def test_a_memory_limit_the_config_accepts_is_one_duckdb_accepts(size):
+    assert DuckDBSettings(memory_limit=size).memory_limit == size
+    con = duckdb.connect()
+    con.execute(f"set memory_limit = '{size}'")  # raises if DuckDB cannot read it
+
+
+@pytest.mark.parametrize("size", ["lots", "", "GB", "1.5.5GB", "6GBs", "6GB6", "1PB", "2,5GB", "\uff11GB", "16777216TiB"])
+def test_a_memory_limit_the_config_refuses_is_one_duckdb_refuses(size):
+    with pytest.raises(ValueError, match="memory size DuckDB reads|more than DuckDB can hold"):
+        DuckDBSettings(memory_limit=size)
+    with pytest.raises(duckdb.Error):
+        duckdb.connect().execute(f"set memory_limit = '{size}'")
+
+
+def test_the_readme_source_example_is_a_valid_config(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Adding a source"):]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
+    config = load_config(write(tmp_path, block))
+    assert config.sources == [
+        Source(),
+        Source(name="shop2", glob="shop2_*.csv", csv=CsvOptions(delimiter=";"),
+               columns={"UserID": "customer", "SessionID": None, "Timestamp": "when", "EventType": "action",
+                        "ProductID": "sku", "Amount": "price", "Outcome": None},
+               event_types={"view": "page_view", "buy": "purchase"}, timestamp_formats=["%d/%m/%Y %H:%M"],
+               timezone="Europe/Paris"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("duckdb:\n  threads: 1000\n", "key 'duckdb.threads': Input should be less than or equal to 256"),
+        (SOURCE + "    timezone: Mars/Olympus\n", "key 'sources.0.timezone': 'Mars/Olympus' is not a time zone of "
+         "the tz database (e.g. 'UTC', 'Europe/Paris', 'America/New_York')"),
+        (SOURCE + "    event_types: {cart: add-to-cart}\n", "key 'sources.0.event_types.cart': 'add-to-cart' is not "
+         f"a known event type; did you mean 'add_to_cart'? {KNOWN}"),
+    ],
+)
+def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path, text, message):
+    path = write(tmp_path, text)
+    done = subprocess.run([sys.executable, "-m", "clickstream.cli", "run", "--config", str(path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (2, f"clickstream: error: invalid config {path}: {message}\n")
 
 
 def test_a_missing_config_file_is_named(tmp_path):

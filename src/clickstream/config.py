@@ -1,20 +1,122 @@
-"""Typed configuration: every default lives here, every unknown or mistyped key is an error naming it."""
+"""Typed configuration: every default lives here; every unknown key, mistyped value or value out of bounds is an
+error naming the key."""
 from __future__ import annotations
 
-from datetime import datetime
+import difflib
+import re
+import zoneinfo
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from clickstream.schema import CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
+from clickstream.schema import BASE_EVENT_TYPES, CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+
+# A value quoted back in an error message is cut to this many characters: a huge value must not make a huge line.
+QUOTE_LIMIT = 200
+
+# The strftime codes the engines translate (the keys of engines.base._STRFTIME_TO_JAVA; a test checks they agree).
+STRFTIME_CODES = "YymdHIMSfpbBj%"
+
+# DuckDB's memory_limit: a number and a unit, 1000^i or 1024^i bytes (what DuckDB's SET memory_limit parses).
+_KB, _KIB = 1000, 1024
+_DUCKDB_UNITS = {
+    **dict.fromkeys(("b", "byte", "bytes"), 1),
+    **dict.fromkeys(("k", "kb", "kilobyte", "kilobytes"), _KB), "kib": _KIB,
+    **dict.fromkeys(("m", "mb", "megabyte", "megabytes"), _KB**2), "mib": _KIB**2,
+    **dict.fromkeys(("g", "gb", "gigabyte", "gigabytes"), _KB**3), "gib": _KIB**3,
+    **dict.fromkeys(("t", "tb", "terabyte", "terabytes"), _KB**4), "tib": _KIB**4,
+}
+_DUCKDB_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*", re.ASCII)
+# A JVM heap size as -Xmx reads it (Spark passes spark.driver.memory to -Xmx): a whole number and k, m, g or t.
+_JVM_SIZE = re.compile(r"([0-9]{1,15})([kmgtKMGT])")
+_JVM_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+# Spark refuses a heap under 450 MiB at start; 512m is the smallest round size above it.
+MIN_JVM_MEMORY = 512 * 1024**2
+# File names in the tz database folder that are not zones the engines know.
+_NOT_ZONES = ("localtime", "posixrules", "Factory")
 
 
 class ConfigError(Exception):
     """A configuration problem; the message names the file and the key."""
+
+
+class _KeyedErrors(ValueError):
+    """Problems found below the key being validated; `_describe` names each one's full key."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, key))}: {message}" for key, message in problems))
+        self.problems = problems
+
+
+def _quote(value: object) -> str:
+    """A value as an error message quotes it: repr (a line break stays visible), cut to QUOTE_LIMIT characters."""
+    text = str(value)
+    if len(text) <= QUOTE_LIMIT:
+        return repr(text)
+    return f"{text[:QUOTE_LIMIT]!r}... ({len(text)} characters)"
+
+
+def _did_you_mean(value: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(value, candidates, n=1) if len(value) <= QUOTE_LIMIT else []
+    return f"; did you mean {_quote(close[0])}?" if close else ""
+
+
+def _is_zone(name: str) -> bool:
+    if name in _NOT_ZONES or name.startswith(("posix/", "right/")):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _format_problem(fmt: str) -> str | None:
+    """Why a strftime format cannot be used by both engines, or None."""
+    if not fmt:
+        return "'' is an empty format; write codes such as '%Y-%m-%d %H:%M:%S'"
+    for match in re.finditer(r"%(.?)", fmt, re.DOTALL):
+        code = match.group(1)
+        if not code:
+            return f"{_quote(fmt)} ends with a lone '%'; write '%%' for a percent sign"
+        if code in "zZ":
+            return (f"{_quote(fmt)} uses %{code}: timestamps must be written without a zone, and "
+                    "sources[].timezone names their zone (the engines read zones in the text differently)")
+        if code not in STRFTIME_CODES:
+            supported = " ".join(f"%{c}" for c in STRFTIME_CODES)
+            return f"{_quote(fmt)} uses {_quote('%' + code)}, which is not supported (supported: {supported})"
+    return None
+
+
+def _duckdb_memory_problem(value: str) -> str | None:
+    """Why DuckDB's SET memory_limit would refuse (or be useless with) this value, or None."""
+    match = _DUCKDB_SIZE.fullmatch(value)
+    unit = match and _DUCKDB_UNITS.get(match.group(2).lower())
+    if not unit:
+        return (f"{_quote(value)} is not a memory size DuckDB reads: a number and a unit, e.g. '6GB', '512MiB' "
+                "or '1.5 GB' (units KB, MB, GB, TB for 1000^i bytes; KiB, MiB, GiB, TiB for 1024^i)")
+    size = float(match.group(1)) * unit
+    if size < 1:
+        return f"{_quote(value)} must be more than zero"
+    if size >= 2**64:
+        return f"{_quote(value)} is more than DuckDB can hold (16 EiB)"
+    return None
+
+
+def _jvm_memory_problem(value: str) -> str | None:
+    """Why the JVM or Spark would refuse this heap size, or None."""
+    match = _JVM_SIZE.fullmatch(value)
+    if not match:
+        return f"{_quote(value)} is not a JVM memory size: a whole number and a unit k, m, g or t, e.g. '512m' or '2g'"
+    if int(match.group(1)) * _JVM_UNITS[match.group(2).lower()] < MIN_JVM_MEMORY:
+        return f"{_quote(value)} is too small: Spark needs at least '512m'"
+    return None
 
 
 class _Strict(BaseModel):
@@ -37,7 +139,18 @@ class CsvOptions(_Strict):
     def _one_char(cls, value: str) -> str:
         if len(value) != 1:
             raise ValueError("must be exactly one character")
+        if value in "\r\n":
+            raise ValueError(f"{_quote(value)} is a line break, which ends a row")
         return value
+
+    @model_validator(mode="after")
+    def _not_the_delimiter(self) -> "CsvOptions":
+        # a quote or escape equal to the delimiter makes a field boundary indistinguishable from quoting
+        problems = [((key,), f"{_quote(self.delimiter)} is also the delimiter")
+                    for key in ("quote", "escape") if getattr(self, key) == self.delimiter]
+        if problems:
+            raise _KeyedErrors(problems)
+        return self
 
 
 class Source(_Strict):
@@ -65,12 +178,33 @@ class Source(_Strict):
             raise ValueError("must contain only letters, digits and underscores")
         return value
 
+    @field_validator("glob")
+    @classmethod
+    def _inside_raw(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty: it names the source's files under <data_dir>/raw")
+        if value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", value):
+            raise ValueError(f"{_quote(value)} is absolute; a glob is relative to <data_dir>/raw")
+        if ".." in re.split(r"[/\\]", value):
+            raise ValueError(f"{_quote(value)} leaves <data_dir>/raw through '..'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value == "UTC" or _is_zone(value):  # UTC needs no tz database
+            return value
+        zones = sorted(z for z in zoneinfo.available_timezones() if _is_zone(z))
+        raise ValueError(f"{_quote(value)} is not a time zone of the tz database{_did_you_mean(value, zones)} "
+                         "(e.g. 'UTC', 'Europe/Paris', 'America/New_York')")
+
     @field_validator("columns")
     @classmethod
     def _columns(cls, value: dict[str, str | None]) -> dict[str, str | None]:
         unknown = sorted(set(value) - set(CANONICAL_RAW_COLUMNS))
         if unknown:
-            raise ValueError(f"unknown canonical column(s) {unknown}; expected keys among {CANONICAL_RAW_COLUMNS}")
+            shown = ", ".join(_quote(c) for c in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise ValueError(f"unknown canonical column(s) {shown}; expected keys among {CANONICAL_RAW_COLUMNS}")
         missing = [c for c in REQUIRED_RAW_COLUMNS if not value.get(c)]
         if missing:
             raise ValueError(f"column(s) {missing} must be mapped to a column of the file")
@@ -81,6 +215,9 @@ class Source(_Strict):
     def _formats(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("needs at least one format")
+        problems = [((i,), problem) for i, fmt in enumerate(value) if (problem := _format_problem(fmt))]
+        if problems:
+            raise _KeyedErrors(problems)
         return value
 
 
@@ -94,6 +231,20 @@ class TimestampRange(_Strict):
     min: datetime = datetime(2000, 1, 1)
     max: datetime | None = None
 
+    @field_validator("min", "max")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # event times are UTC wall-clock times without a zone; a bound written with a zone is made one too
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "TimestampRange":
+        if self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be before max ({self.max})")
+        return self
+
 
 class SilverRules(_Strict):
     # user_id and event_type are always required; session_id may be added (product_id is governed by
@@ -102,9 +253,15 @@ class SilverRules(_Strict):
     product_event_types: list[str] = ["product_view", "add_to_cart", "purchase"]
     purchase_event_types: list[str] = ["purchase"]
     allow_negative_amount: bool = False
-    # event types accepted as mapping targets besides the canonical ones (CANONICAL_EVENT_TYPES and the above)
+    # event types accepted as mapping targets and funnel steps besides BASE_EVENT_TYPES and the two lists above
     extra_event_types: list[str] = []
     timestamp_range: TimestampRange = TimestampRange()
+
+    @property
+    def known_event_types(self) -> list[str]:
+        """The canonical event types: BASE_EVENT_TYPES, the product and purchase types and the extra ones."""
+        return list(dict.fromkeys(
+            BASE_EVENT_TYPES + self.product_event_types + self.purchase_event_types + self.extra_event_types))
 
     @field_validator("required_columns")
     @classmethod
@@ -116,7 +273,7 @@ class SilverRules(_Strict):
 
 
 class Gold(_Strict):
-    session_timeout_minutes: float = Field(default=30, gt=0)
+    session_timeout_minutes: float = Field(default=30, gt=0, allow_inf_nan=False)
 
 
 class Segments(_Strict):
@@ -137,10 +294,25 @@ class Analytics(_Strict):
     path_length: int = Field(default=3, ge=2, le=6)
     show_rows: int = Field(default=10, ge=0)
 
+    @field_validator("funnel")
+    @classmethod
+    def _steps(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one step")
+        seen: Counter[str] = Counter()
+        problems = []
+        for i, step in enumerate(value):
+            seen[step] += 1
+            if seen[step] == 2:
+                problems.append(((i,), f"step {_quote(step)} appears more than once"))
+        if problems:
+            raise _KeyedErrors(problems)
+        return value
+
 
 class Threshold(_Strict):
-    warn: float = Field(ge=0, le=1)
-    fail: float = Field(ge=0, le=1)
+    warn: float = Field(ge=0, le=1, allow_inf_nan=False)
+    fail: float = Field(ge=0, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _ordered(self) -> "Threshold":
@@ -163,9 +335,16 @@ class Quality(_Strict):
 
 
 class DuckDBSettings(_Strict):
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1, le=256)
     memory_limit: str | None = None
     temp_directory: str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _memory_limit(cls, value: str | None) -> str | None:
+        if value is not None and (problem := _duckdb_memory_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class SparkSettings(_Strict):
@@ -175,6 +354,13 @@ class SparkSettings(_Strict):
     driver_memory: str = "2g"
     executor_memory: str | None = None
     conf: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("driver_memory", "executor_memory")
+    @classmethod
+    def _jvm_memory(cls, value: str | None) -> str | None:
+        if value is not None and (problem := _jvm_memory_problem(value)):
+            raise ValueError(problem)
+        return value
 
 
 class Config(_Strict):
@@ -194,9 +380,30 @@ class Config(_Strict):
         names = [s.name for s in value]
         if not names:
             raise ValueError("needs at least one source")
-        if len(set(names)) != len(names):
-            raise ValueError(f"source names must be unique, got {names}")
+        repeated = [name for name, count in Counter(names).items() if count > 1]
+        if repeated:
+            raise ValueError(f"source names must be unique, {_quote(repeated[0])} is used more than once")
         return value
+
+    @model_validator(mode="after")
+    def _canonical_event_types(self) -> "Config":
+        known = self.silver.known_event_types
+        listed = ", ".join(sorted(known))
+        if len(listed) > QUOTE_LIMIT:
+            listed = listed[:QUOTE_LIMIT] + "..."
+
+        def unknown(name: str) -> str:
+            return (f"{_quote(name)} is not a known event type{_did_you_mean(name, known)} (known: {listed}; "
+                    "list other types under silver.extra_event_types)")
+
+        problems = [(("sources", i, "event_types", raw), unknown(target))
+                    for i, source in enumerate(self.sources)
+                    for raw, target in source.event_types.items() if target not in known]
+        problems += [(("analytics", "funnel", i), unknown(step))
+                     for i, step in enumerate(self.analytics.funnel) if step not in known]
+        if problems:
+            raise _KeyedErrors(problems)
+        return self
 
     def with_overrides(self, **overrides: Any) -> "Config":
         """A copy with top-level or paths overrides (from the command line), validated again."""
@@ -211,15 +418,30 @@ class Config(_Strict):
         return Config.model_validate(data)
 
 
+def _key(loc: tuple[str | int, ...]) -> str:
+    """A key path as messages name it (`sources.0.csv.quote`); a part from the file is cut and kept on one line."""
+    parts = []
+    for part in loc:
+        text = str(part)
+        text = text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "..."
+        parts.append(text if text.isprintable() else repr(text)[1:-1])
+    return ".".join(parts) or "(top level)"
+
+
 def _describe(error: ValidationError, path: Path | None) -> str:
     where = str(path) if path else "built-in defaults"
     lines = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        loc = tuple(item["loc"])
+        cause = item.get("ctx", {}).get("error")
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'")
+            lines.append(f"unknown key '{_key(loc)}'")
+        elif isinstance(cause, _KeyedErrors):
+            lines.extend(f"key '{_key(loc + key)}': {message}" for key, message in cause.problems)
+        elif isinstance(cause, ValueError):  # our validators' own words, without pydantic's "Value error, "
+            lines.append(f"key '{_key(loc)}': {cause}")
         else:
-            lines.append(f"key '{key}': {item['msg']}")
+            lines.append(f"key '{_key(loc)}': {item['msg']}")
     return f"invalid config {where}: " + "; ".join(lines)
 
 
