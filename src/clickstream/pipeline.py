@@ -21,16 +21,20 @@ _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytic
 
 def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
                full_refresh: bool = False) -> dict[str, Any]:
-    """Run the given layers in order and return each layer's result; the quality report is written either way."""
+    """Run the given layers in order and return each layer's result; the quality report is written either way.
+
+    A run starts by undoing what an interrupted run left.
+    """
     layout = Layout(Path(config.paths.data_dir))
     layout.data_dir.mkdir(parents=True, exist_ok=True)
-    storage.clear_staging(layout.data_dir)
-    for tables in (layout.gold, layout.analytics):
-        storage.recover_tables(tables)
+    recovered = storage.recover(layout.data_dir)
+    for action in recovered:
+        log.info("recovery: %s", action)
     engine = create_engine(config)
     ctx = RunContext(config=config, engine=engine, layout=layout, analytics_group=analytics_group,
                      full_refresh=full_refresh)
     ctx.quality["layers"] = list(layers)
+    ctx.quality["recovery"] = recovered
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     try:
