@@ -23,6 +23,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="debug output on the terminal")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got '{text}'")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clickstream", description="Clickstream medallion pipeline: raw CSV -> "
                                      "bronze -> silver -> gold star schema -> analytics, on DuckDB or Spark.")
@@ -34,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         _common(command)
         command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
                              help="engine (default from config: duckdb)")
+        command.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                             help="if another run is writing the data directory, wait up to SECONDS for it to "
+                                  "finish (default: fail at once)")
         if name in ("run", "gold", "analytics"):
             command.add_argument("--full-refresh", action="store_true",
                                  help="rebuild gold and analytics from all of silver instead of only what new "
@@ -100,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         layers = LAYERS if args.command == "run" else (args.command,)
         results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"),
-                             full_refresh=getattr(args, "full_refresh", False))
+                             full_refresh=getattr(args, "full_refresh", False), wait_seconds=args.wait)
         if "analytics" in results:
             print(render_results(results["analytics"]))
         print(_summary(results, config))

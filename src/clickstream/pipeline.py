@@ -10,6 +10,7 @@ from clickstream import analytics, bronze, gold, silver, storage
 from clickstream.config import Config
 from clickstream.context import Layout, RunContext
 from clickstream.engines import create_engine
+from clickstream.lock import WriterLock
 from clickstream.logs import job_log
 from clickstream.quality import write_report
 
@@ -20,30 +21,36 @@ _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytic
 
 
 def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
-               full_refresh: bool = False) -> dict[str, Any]:
-    """Run the given layers in order and return each layer's result; the quality report is written either way."""
+               full_refresh: bool = False, wait_seconds: float = 0.0) -> dict[str, Any]:
+    """Run the given layers in order and return each layer's result; the quality report is written either way.
+
+    The whole run holds the data directory's writer lock (waiting up to `wait_seconds` for another run to
+    finish) and starts by undoing what an interrupted run left.
+    """
     layout = Layout(Path(config.paths.data_dir))
     layout.data_dir.mkdir(parents=True, exist_ok=True)
-    storage.clear_staging(layout.data_dir)
-    for tables in (layout.gold, layout.analytics):
-        storage.recover_tables(tables)
-    engine = create_engine(config)
-    ctx = RunContext(config=config, engine=engine, layout=layout, analytics_group=analytics_group,
-                     full_refresh=full_refresh)
-    ctx.quality["layers"] = list(layers)
-    results: dict[str, Any] = {}
-    timings: dict[str, float] = {}
-    try:
-        for layer in layers:
-            with job_log(Path(config.paths.logs_dir), layer):
-                started = time.perf_counter()
-                results[layer] = _JOBS[layer](ctx)
-                timings[layer] = round(time.perf_counter() - started, 3)
-    finally:
-        ctx.quality["timings_seconds"] = timings
-        write_report(ctx)
-        storage.clear_staging(layout.data_dir)
-        engine.close()
+    with WriterLock(layout.data_dir, wait_seconds=wait_seconds) as lock:
+        recovered = storage.recover(layout.data_dir)
+        for action in recovered:
+            log.info("recovery: %s", action)
+        engine = create_engine(config)
+        ctx = RunContext(config=config, engine=engine, layout=layout, analytics_group=analytics_group,
+                         full_refresh=full_refresh)
+        ctx.quality["layers"] = list(layers)
+        ctx.quality["recovery"] = ([lock.takeover_note] if lock.takeover_note else []) + recovered
+        results: dict[str, Any] = {}
+        timings: dict[str, float] = {}
+        try:
+            for layer in layers:
+                with job_log(Path(config.paths.logs_dir), layer):
+                    started = time.perf_counter()
+                    results[layer] = _JOBS[layer](ctx)
+                    timings[layer] = round(time.perf_counter() - started, 3)
+        finally:
+            ctx.quality["timings_seconds"] = timings
+            write_report(ctx)
+            storage.clear_staging(layout.data_dir)
+            engine.close()
     results["timings"] = timings
     results["layout"] = layout
     return results

@@ -1,9 +1,13 @@
 """Atomic publishing of tables and state files: write aside, then rename, so a crash leaves the last good copy."""
 from __future__ import annotations
 
+import ctypes
+import errno
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -12,6 +16,9 @@ from typing import Any, Callable
 from clickstream.context import PipelineError
 
 STAGING_DIR = "_staging"
+RAW_DIR = "raw"  # the input: recovery never looks inside it
+PREVIOUS = ".previous"
+_TMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # as named by write_json
 
 
 def staging_path(data_dir: Path, name: str) -> Path:
@@ -26,28 +33,101 @@ def clear_staging(data_dir: Path) -> None:
     shutil.rmtree(data_dir / STAGING_DIR, ignore_errors=True)
 
 
-def publish_table(staged: Path, dest: Path) -> None:
-    """Replace `dest` by the completely written `staged` directory.
+# Swap the staged and the published directory in one step where the system can (Linux renameat2); False forces
+# the two renames used elsewhere.
+EXCHANGE = True
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}  # by this file system or kernel
 
-    The old copy is moved aside first and deleted only after the new one is in place; a crash between
-    the two renames leaves `<dest>.previous`, which `recover_table` puts back.
+
+@functools.cache
+def _renameat2() -> Any:
+    """The C library's renameat2 (glibc 2.28 or later), or None."""
+    if os.uname().sysname != "Linux":
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def exchange_paths(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step; False where the kernel, C library or file system cannot."""
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED:
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
+
+
+def publish_table(staged: Path, dest: Path) -> str:
+    """Replace `dest` by the completely written `staged` directory; return how: exchange, renames or rename.
+
+    Where the system can, the two directories are swapped in one step (a reader always finds `dest`) and the
+    old copy, now at the staged path, is deleted. Elsewhere the old copy is moved to `<dest>.previous` first
+    and deleted only after the new one is in place; a crash between the two renames leaves `<dest>.previous`,
+    which `recover` puts back. A first publish is one rename.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    previous = dest.with_name(dest.name + ".previous")
     recover_table(dest)
-    if dest.exists():
-        os.replace(dest, previous)
+    if not dest.exists():
+        os.replace(staged, dest)
+        return "rename"
+    if EXCHANGE and exchange_paths(staged, dest):
+        shutil.rmtree(staged, ignore_errors=True)  # the old copy; left to `recover` (under staging) if interrupted
+        return "exchange"
+    previous = dest.with_name(dest.name + PREVIOUS)
+    os.replace(dest, previous)
     os.replace(staged, dest)
     shutil.rmtree(previous, ignore_errors=True)
+    return "renames"
 
 
-def recover_table(dest: Path) -> None:
-    previous = dest.with_name(dest.name + ".previous")
-    if previous.exists():
-        if dest.exists():
-            shutil.rmtree(previous)
-        else:
-            os.replace(previous, dest)
+def recover_table(dest: Path) -> str | None:
+    """Finish or undo a replacement of `dest` that a crash interrupted; say what was done, if anything."""
+    previous = dest.with_name(dest.name + PREVIOUS)
+    if not previous.exists():
+        return None
+    if dest.exists():
+        shutil.rmtree(previous)
+        return f"removed {previous} (left by a crash after {dest} was replaced)"
+    os.replace(previous, dest)
+    return f"put back {dest} from {previous} (a crash interrupted its replacement)"
+
+
+def recover(data_dir: Path) -> list[str]:
+    """Undo what interrupted runs left in `data_dir` and say what was done; run only by the writer.
+
+    Removes the staging folder and the temporary files of `write_json`, and puts back or drops every
+    `<table>.previous` that `publish_table` left, wherever the table is. Raw input is never touched.
+    """
+    done = []
+    staging = data_dir / STAGING_DIR
+    if staging.exists():
+        shutil.rmtree(staging)
+        done.append(f"removed {staging} (tables an interrupted run was writing)")
+    for parent, dirs, files in os.walk(data_dir):
+        here = Path(parent)
+        dirs.sort()  # the same order on every file system
+        if here == data_dir:
+            dirs[:] = [d for d in dirs if d not in (RAW_DIR, STAGING_DIR)]
+        for name in sorted(d for d in dirs if d.endswith(PREVIOUS)):
+            dirs.remove(name)
+            action = recover_table(here / name.removesuffix(PREVIOUS))
+            if action:
+                done.append(action)
+        for name in sorted(f for f in files if _TMP_NAME.fullmatch(f)):
+            (here / name).unlink()
+            done.append(f"removed {here / name} (a state file an interrupted run was writing)")
+    return done
 
 
 def carry_over(published: Path, staged: Path, keep: Callable[[Path], bool]) -> None:
@@ -61,13 +141,6 @@ def carry_over(published: Path, staged: Path, keep: Callable[[Path], bool]) -> N
             shutil.copytree(entry, staged / entry.name, copy_function=os.link)
         else:
             os.link(entry, staged / entry.name)
-
-
-def recover_tables(parent: Path) -> None:
-    """Put back every table of `parent` whose replacement a crash interrupted."""
-    if parent.exists():
-        for previous in parent.glob("*.previous"):
-            recover_table(previous.with_name(previous.name.removesuffix(".previous")))
 
 
 def publish_batch(staged: Path, dest: Path, batch_id: str) -> list[Path]:
@@ -122,7 +195,7 @@ def read_json(path: Path, default: Any) -> Any:
 def write_json(path: Path, value: Any) -> None:
     """Write JSON atomically: a reader sees the old or the new content, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # matched by _TMP_NAME
     tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
