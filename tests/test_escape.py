@@ -1,11 +1,16 @@
 """Hostile data values (ANSI escapes, newlines, bidi overrides, HTML, Markdown) shown as text, never interpreted."""
 from __future__ import annotations
 
+import logging
+import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pytest
 
 from clickstream.analytics import QueryResult
+from clickstream.logs import job_log
 from clickstream.report.escape import escape_markdown, escape_terminal, escape_terminal_lines, shorten
 from clickstream.report.tables import markdown_report, render_results, text_table
 
@@ -150,3 +155,24 @@ def test_markdown_report_renders_as_the_literal_values_in_github_flavoured_markd
     assert page.tags == {"h1", "h2", "p", "table", "thead", "tbody", "tr", "th", "td"}
     assert page.texts == ["Clickstream analytics", "<i>Q</i> #", "value"] + [escape_terminal(v) for v in values]
 
+
+# ---- logs
+
+
+def test_a_log_record_holding_a_screen_clear_and_a_newline_is_one_terminal_line(capfd):
+    # A fresh process: the real terminal handler of clickstream.logs, writing to the captured stderr.
+    code = ("import logging; from clickstream.logs import setup_logging; setup_logging(); "
+            "logging.getLogger('clickstream.bronze').info('read %s', 'evil\\x1b[2J\\nclickstream: error: forged')")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    err = capfd.readouterr().err
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO    read evil\\x1b\[2J\\nclickstream: error: forged\n", err), err
+
+
+def test_the_log_file_escapes_the_same_way(tmp_path):
+    with job_log(tmp_path, "bronze") as path:
+        logging.getLogger("clickstream.bronze").warning("skipped %s", "a\x1b]0;owned\x07\nb.csv")
+    content = path.read_text(encoding="utf-8")
+    records = re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\w+) +(.*)$", content, re.MULTILINE)
+    assert len(records) == content.count("\n")  # every line is a whole record (INFO ones if logging is set up)
+    assert [r for r in records if r[0] == "WARNING"] == [
+        ("WARNING", "clickstream.bronze: skipped a\\x1b]0;owned\\x07\\nb.csv")]
