@@ -47,6 +47,7 @@ def setup_logging(verbose: bool = False) -> None:
             return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(EscapingFormatter(_TERMINAL_FORMAT, datefmt="%H:%M:%S"))
+    handler.addFilter(lambda record: getattr(record, "on_terminal", True))
     handler.setLevel(level)
     handler._clickstream_terminal = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
@@ -69,7 +70,9 @@ def job_log(logs_dir: Path, job: str) -> Iterator[Path]:
     try:
         yield path
     except BaseException as exc:
-        log.error("job %s failed after %.2f s: %s", job, time.perf_counter() - started, exc)
+        # in the file only: on the terminal the command's last line says it, once
+        log.error("job %s failed after %.2f s: %s", job, time.perf_counter() - started, exc,
+                  extra={"on_terminal": False})
         raise
     else:
         log.info("job %s finished in %.2f s", job, time.perf_counter() - started)
