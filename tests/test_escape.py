@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from clickstream.analytics import QueryResult
+from clickstream.generate import DefectRates, generate
 from clickstream.logs import job_log
 from clickstream.report.escape import escape_markdown, escape_terminal, escape_terminal_lines, shorten
 from clickstream.report.tables import markdown_report, render_results, text_table
@@ -176,3 +177,21 @@ def test_the_log_file_escapes_the_same_way(tmp_path):
     assert len(records) == content.count("\n")  # every line is a whole record (INFO ones if logging is set up)
     assert [r for r in records if r[0] == "WARNING"] == [
         ("WARNING", "clickstream.bronze: skipped a\\x1b]0;owned\\x07\\nb.csv")]
+
+
+# ---- the command's end summary
+
+
+def test_the_end_summary_shows_a_hostile_data_dir_escaped(tmp_path):
+    data = tmp_path / "x\x1b[2J\ny"
+    generate(data / "raw", rows=50, seed=5, defects=DefectRates.none())
+    done = subprocess.run([sys.executable, "-m", "clickstream", "bronze", "--data-dir", str(data)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    shown = f"{tmp_path}/x\\x1b[2J\\ny"
+    *outputs, times, end = done.stdout.split("\n")
+    assert outputs == ["", "Outputs:", f"  bronze      {shown}/bronze", f"  silver      {shown}/silver",
+                       f"  quarantine  {shown}/quarantine", f"  gold        {shown}/gold",
+                       f"  analytics   {shown}/analytics", f"  report      {shown}/analytics/REPORT.md",
+                       f"  quality     {shown}/reports/quality_report.json", "  logs        logs"]
+    assert re.fullmatch(r"Layer times: bronze \d+\.\d\d s", times) and end == ""
