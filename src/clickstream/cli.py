@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
 from clickstream.config import Config, ConfigError, load_config
-from clickstream.context import Layout, PipelineError
+from clickstream.context import Layout, PipelineError, ResourceError
 from clickstream.engines import EngineUnavailable, InputError
 from clickstream.logs import setup_logging
+from clickstream.report.escape import escape_terminal, escape_terminal_lines, shorten
 
 log = logging.getLogger(__name__)
 
@@ -91,23 +93,64 @@ def _summary(results: dict, config: Config) -> str:
                         ("gold", layout.gold), ("analytics", layout.analytics),
                         ("report", layout.analytics / "REPORT.md"),
                         ("quality", layout.reports / "quality_report.json"), ("logs", Path(config.paths.logs_dir))]:
-        lines.append(f"  {label:<11} {path}")
+        lines.append(f"  {label:<11} {escape_terminal(str(path))}")
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items())
     lines.append(f"Layer times: {timings}")
     return "\n".join(lines)
 
 
+def _check_directory(path: Path, what: str, setting: str) -> None:
+    """Fail up front, in plain words, if `path` or a folder above it is a file."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if candidate.is_dir():
+                return
+            where = "" if candidate == path else f" cannot be made: {shorten(str(candidate))}"
+            subject = f"{what} {shorten(str(path))}{where}"
+            raise PipelineError(f"{subject} is a file, not a directory: remove or rename it, or point {setting} "
+                                f"elsewhere")
+
+
+# A message is one line a person reads: an engine's dump or a pasted CSV row in it is cut.
+_MESSAGE_LIMIT = 1000
+
+
+def _first_failure(exc: BaseException) -> BaseException:
+    """An I/O error raised while another failure was being handled (the quality report written at the end, on
+    the same full disk) is a consequence: the failure before it is the one to report."""
+    while isinstance(exc, OSError) and isinstance(exc.__context__, Exception) and not exc.__suppress_context__:
+        exc = exc.__context__
+    return exc
+
+
+def _failure(exc: BaseException, config: Config | None) -> tuple[str, int]:
+    """The one-line message for a failure, and the exit status: 2 for the config, 1 for anything else."""
+    exc = _first_failure(exc)
+    if isinstance(exc, ConfigError):
+        return shorten(str(exc), _MESSAGE_LIMIT), 2
+    if isinstance(exc, (PipelineError, InputError, EngineUnavailable)):
+        return shorten(str(exc), _MESSAGE_LIMIT), 1
+    if isinstance(exc, OSError):
+        scratch = "spark.local.dir in spark.conf" if config and config.engine == "spark" else "duckdb.temp_directory"
+        return str(ResourceError.from_errno(exc.errno, exc.filename, scratch, reason=exc.strerror or str(exc))), 1
+    detail = f": {shorten(str(exc))}" if str(exc) else ""
+    return f"unexpected {type(exc).__name__}{detail} (run again with --verbose for the traceback)", 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
+    config: Config | None = None
     try:
         config = _config(args)
+        _check_directory(Path(config.paths.data_dir), "data directory", "--data-dir (paths.data_dir)")
         if args.command == "generate":
             try:
                 _generate(args, config)
             except ValueError as exc:  # the generator's argument checks
                 raise PipelineError(f"generate: {exc}") from exc
             return 0
+        _check_directory(Path(config.paths.logs_dir), "logs directory", "paths.logs_dir")
         from clickstream.pipeline import LAYERS, run_layers
         from clickstream.report.tables import render_results
 
@@ -118,10 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(render_results(results["analytics"]))
         print(_summary(results, config))
         return 0
-    except (ConfigError, PipelineError, InputError, EngineUnavailable) as exc:
-        message = " ".join(str(exc).split())
-        print(f"clickstream: error: {message}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+    except Exception as exc:  # every failure: one line saying what to do; the traceback only with --verbose
+        message, status = _failure(exc, config)
+        print(f"clickstream: error: {escape_terminal(message)}", file=sys.stderr)
+        if args.verbose:
+            print(escape_terminal_lines("".join(traceback.format_exception(exc))).rstrip("\n"), file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

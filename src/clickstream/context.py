@@ -1,6 +1,8 @@
 """What a job needs to run: the config, the engine, where every table lives, and the run's quality record."""
 from __future__ import annotations
 
+import errno
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -9,6 +11,7 @@ from typing import Any
 
 from clickstream.config import Config
 from clickstream.engines.base import Engine
+from clickstream.report.escape import shorten
 
 
 class PipelineError(Exception):
@@ -17,6 +20,61 @@ class PipelineError(Exception):
 
 class QualityGateError(PipelineError):
     """A quality threshold set to fail was crossed; nothing of the failing step was published."""
+
+
+class ResourceError(PipelineError):
+    """The machine refused a read or a write: no space, no permission, a read-only file system, no memory.
+
+    Raised by the engines for their own I/O and memory failures, and made by the CLI from an OSError: one line
+    naming the path where it is known, saying what to do. (Declared here beside PipelineError: the engine
+    package cannot import this module, which imports it.)
+    """
+
+    @classmethod
+    def from_errno(cls, code: int | None, path: str | os.PathLike[str] | None = None,
+                   scratch: str = "duckdb.temp_directory", reason: str = "") -> ResourceError:
+        """The failure errno `code` stands for at `path`; `scratch` is the setting of the engine's spill space."""
+        shown = shorten(os.fsdecode(path)) if path else ""
+        if code in (errno.ENOSPC, errno.EDQUOT):
+            what = "no space left on device" if code == errno.ENOSPC else "disk quota exceeded"
+            return cls(f"{what}{' writing ' + shown if shown else ''}: free space or point paths.data_dir "
+                       f"(or {scratch}) elsewhere")
+        if code in (errno.EACCES, errno.EPERM):
+            return cls(f"permission denied: {shown or '(no path given)'}: let the user running clickstream read "
+                       f"and write it, or point paths.data_dir (or paths.logs_dir) elsewhere")
+        if code == errno.EROFS:
+            return cls(f"read-only file system{': cannot write ' + shown if shown else ''}: point paths.data_dir "
+                       f"(or paths.logs_dir) at a writable directory")
+        if code in (errno.EEXIST, errno.ENOTDIR) and path:
+            blocking = cls._file_in_the_way(Path(os.fsdecode(path)))
+            if blocking is not None:
+                needed = "" if blocking == Path(os.fsdecode(path)) else f" (in the way of {shown})"
+                return cls(f"{shorten(str(blocking))} is a file, not a directory{needed}: remove or rename it, or "
+                           f"use another path")
+        if code == errno.EISDIR:
+            return cls(f"{shown or 'a path'} is a directory, not a file: give the path of a file")
+        if code == errno.ENOENT:
+            return cls(f"no such file or directory: {shown or '(no path given)'}: check the path")
+        if code in (errno.EMFILE, errno.ENFILE):
+            return cls("too many open files: raise the limit (ulimit -n), or run with fewer input files")
+        if code == errno.ENOMEM:
+            return cls.out_of_memory(reason)
+        name = errno.errorcode.get(code, "no errno") if code else "no errno"
+        text = shorten(reason or (os.strerror(code) if code else "input/output error"))
+        return cls(f"{text} ({name}){': ' + shown if shown else ''} (run again with --verbose for the traceback)")
+
+    @classmethod
+    def out_of_memory(cls, reason: str = "") -> ResourceError:
+        return cls(f"out of memory{': ' + shorten(reason) if reason else ''}: raise duckdb.memory_limit or lower "
+                   f"duckdb.threads, and keep duckdb.temp_directory on a disk with room to spill")
+
+    @staticmethod
+    def _file_in_the_way(path: Path) -> Path | None:
+        """The path itself or its nearest existing ancestor, if that is not a directory."""
+        for candidate in (path, *path.parents):
+            if candidate.exists() or candidate.is_symlink():
+                return None if candidate.is_dir() else candidate
+        return None
 
 
 @dataclass(frozen=True)

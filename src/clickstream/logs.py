@@ -1,4 +1,8 @@
-"""Logging set up once per process: concise lines on the terminal, a full file per job run under logs/."""
+"""Logging set up once per process: concise lines on the terminal, a full file per job run under logs/.
+
+Messages carry data (file names, values): both handlers show their control characters as escapes, so one
+record is one line that cannot move the cursor, recolour the terminal or forge another record.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,9 +13,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from clickstream.report.escape import escape_terminal, escape_terminal_lines
+
 _FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _TERMINAL_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 _ROOT = "clickstream"
+
+
+class EscapingFormatter(logging.Formatter):
+    """The message on one line with control characters escaped; a traceback keeps its lines, each escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        shown = logging.makeLogRecord(record.__dict__)
+        shown.message = escape_terminal(record.message)
+        return super().formatMessage(shown)
+
+    def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
+        return escape_terminal_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return escape_terminal_lines(super().formatStack(stack_info))
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -25,7 +46,8 @@ def setup_logging(verbose: bool = False) -> None:
             handler.setLevel(level)
             return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(_TERMINAL_FORMAT, datefmt="%H:%M:%S"))
+    handler.setFormatter(EscapingFormatter(_TERMINAL_FORMAT, datefmt="%H:%M:%S"))
+    handler.addFilter(lambda record: getattr(record, "on_terminal", True))
     handler.setLevel(level)
     handler._clickstream_terminal = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
@@ -38,7 +60,7 @@ def job_log(logs_dir: Path, job: str) -> Iterator[Path]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
     path = logs_dir / f"{job}_{stamp}.log"
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+    handler.setFormatter(EscapingFormatter(_FILE_FORMAT))
     handler.setLevel(logging.DEBUG)
     logger = logging.getLogger(_ROOT)
     logger.addHandler(handler)
@@ -48,7 +70,9 @@ def job_log(logs_dir: Path, job: str) -> Iterator[Path]:
     try:
         yield path
     except BaseException as exc:
-        log.error("job %s failed after %.2f s: %s", job, time.perf_counter() - started, exc)
+        # in the file only: on the terminal the command's last line says it, once
+        log.error("job %s failed after %.2f s: %s", job, time.perf_counter() - started, exc,
+                  extra={"on_terminal": False})
         raise
     else:
         log.info("job %s finished in %.2f s", job, time.perf_counter() - started)

@@ -1,6 +1,8 @@
 """DuckDB, the embedded default engine."""
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
 from pathlib import Path
@@ -10,7 +12,9 @@ import duckdb
 import pyarrow as pa
 
 from clickstream.config import CsvOptions, DuckDBSettings
+from clickstream.context import ResourceError
 from clickstream.engines.base import Engine, InputError
+from clickstream.report.escape import shorten
 from clickstream.schema import PARTITION_COLUMN, Schema
 
 
@@ -28,6 +32,33 @@ def _short_csv_error(message: str) -> str:
     kept = [line for line in lines[:3] if not line.startswith("Possible fixes")]
     file = next((line for line in lines if line.startswith("file =")), "")
     return " | ".join(kept + ([file] if file else []))
+
+
+# The errors DuckDB reports by their C library text, e.g. 'Cannot open file "x": Read-only file system'.
+_ERRNO_TEXTS = {os.strerror(code): code for code in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                                                     errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOENT,
+                                                     errno.EMFILE, errno.ENFILE)}
+
+
+def _io_failure(message: str) -> ResourceError:
+    """DuckDB's I/O error as one line naming the path: its errno where it gives one, else its C library text."""
+    code = None
+    detail = message.strip().splitlines()[0] if message.strip() else "I/O error"
+    blob = re.search(r"\{\s*\"exception_type\".*\}", message)  # an async write's error, as JSON
+    if blob:
+        try:
+            fields = json.loads(blob.group(0))
+            detail = str(fields.get("exception_message", detail))
+            code = int(fields["errno"]) if str(fields.get("errno", "")).isdigit() else None
+        except ValueError:
+            pass
+    if code is None:
+        code = next((c for text, c in _ERRNO_TEXTS.items() if text in detail), None)
+    if code is None:
+        detail = shorten(re.sub(r"^IO Error:\s*", "", detail))
+        return ResourceError(f"DuckDB I/O error: {detail} (run again with --verbose for the traceback)")
+    path = re.search(r'"(.*)"', detail)
+    return ResourceError.from_errno(code, path.group(1) if path else None, reason=detail)
 
 
 class DuckDBEngine(Engine):
@@ -159,3 +190,8 @@ class DuckDBEngine(Engine):
             if "CSV Error" in message or re.search(r"\bfile\s*=", message):
                 raise InputError(_short_csv_error(message)) from exc
             raise
+        except duckdb.OutOfMemoryException as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ResourceError.out_of_memory(re.sub(r"^Out of Memory Error:\s*", "", first)) from exc
+        except duckdb.IOException as exc:
+            raise _io_failure(str(exc)) from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import errno
 import logging
 import os
 import re
@@ -38,9 +39,10 @@ from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, L
                                StructType, TimestampNTZType)
 
 from clickstream.config import ConfigError, CsvOptions, SparkSettings
-from clickstream.context import PipelineError
+from clickstream.context import PipelineError, ResourceError
 from clickstream.engines import EngineUnavailable
 from clickstream.engines.base import Engine, InputError, strftime_exact_shape, strftime_shape, strftime_to_java
+from clickstream.report.escape import shorten
 from clickstream.schema import Schema
 
 log = logging.getLogger(__name__)
@@ -549,12 +551,27 @@ def _translate_failure(text: str, csv_inputs: list[Path]) -> Exception:
             if line:
                 place = f"{path} on line {line}"
                 break
-        return InputError(f"CSV error in {place}: malformed row {row!r} (not the header's number of fields, "
+        return InputError(f"CSV error in {place}: malformed row {shorten(row)!r} (not the header's number of fields, "
                           f"or broken quoting)")
     if read:
         path = _uri_to_path(read.group(1))
         cause = re.findall(r"Caused by: [\w.$]+: (.+)", text)
-        return InputError(f"cannot read {path}: {cause[-1] if cause else _first_error_line(text)}")
+        return InputError(f"cannot read {shorten(path)}: {shorten(cause[-1] if cause else _first_error_line(text))}")
+    # The machine refused a write. Java names the C library's reason; Hadoop's local file system says only
+    # "Mkdirs failed", for a read-only file system and a denied permission alike: the file system tells which.
+    scratch = "spark.local.dir in spark.conf"
+    where = re.search(r"writing rows to (\S+?)\.?(?:\s|$)|(?:AccessDenied|FileNotFound|FileSystem)Exception: "
+                      r"(\S+?)(?::| \(|$)|Mkdirs failed to create (\S+)", text, re.MULTILINE)
+    path = _uri_to_path(next(g for g in where.groups() if g)).split("/_temporary/")[0] if where else None
+    for reason, code in (("No space left on device", errno.ENOSPC), ("Disk quota exceeded", errno.EDQUOT),
+                         ("Read-only file system", errno.EROFS), ("Permission denied|AccessDeniedException",
+                                                                  errno.EACCES)):
+        if re.search(reason, text):
+            return ResourceError.from_errno(code, path, scratch=scratch)
+    if path and "Mkdirs failed to create" in text:
+        existing = next((p for p in Path(path).parents if p.exists()), Path("/"))
+        code = errno.EROFS if os.statvfs(existing).f_flag & os.ST_RDONLY else errno.EACCES
+        return ResourceError.from_errno(code, path, scratch=scratch)
     return SparkJobError(f"spark: {_first_error_line(text)}")
 
 

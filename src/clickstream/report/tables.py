@@ -1,9 +1,14 @@
-"""Plain-text tables for the terminal and the Markdown report: numbers right-aligned, rates as percentages."""
+"""Plain-text tables for the terminal and the Markdown report: numbers right-aligned, rates as percentages.
+
+Every value, column name and title is escaped for where it is shown (clickstream.report.escape).
+"""
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterable
+
+from clickstream.report.escape import escape_markdown, escape_terminal
 
 if TYPE_CHECKING:
     from clickstream.analytics import QueryResult
@@ -33,14 +38,15 @@ def _is_numeric(values: Iterable[Any]) -> bool:
 
 
 def text_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
-    cells = [[format_value(c, v) for c, v in zip(columns, row)] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    names = [escape_terminal(c) for c in columns]
+    cells = [[escape_terminal(format_value(c, v)) for c, v in zip(columns, row)] for row in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     numeric = [_is_numeric(row[i] for row in rows) and rows != [] for i in range(len(columns))]
 
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
 
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    return "\n".join([line(names), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
 def render_results(results: list[QueryResult]) -> str:
@@ -48,20 +54,21 @@ def render_results(results: list[QueryResult]) -> str:
     for result in results:
         shown = len(result.rows)
         more = f" (first {shown} of {result.total_rows:,} rows)" if result.total_rows > shown else ""
-        blocks.append(f"{result.title}{more}\n{text_table(result.columns, result.rows)}")
+        blocks.append(f"{escape_terminal(result.title)}{more}\n{text_table(result.columns, result.rows)}")
     return "\n\n".join(blocks)
 
 
 def markdown_report(results: list[QueryResult], run_id: str) -> str:
-    parts = [f"# Clickstream analytics\n\nRun `{run_id}`. Full results are the Parquet tables (and CSV files) "
-             f"beside this report.\n"]
+    parts = [f"# Clickstream analytics\n\nRun {escape_markdown(run_id)}. Full results are the Parquet tables (and CSV "
+             f"files) beside this report.\n"]
     for result in results:
-        parts.append(f"## {result.title}\n\n{result.description}. {result.total_rows:,} rows"
+        parts.append(f"## {escape_markdown(result.title)}\n\n{escape_markdown(result.description)}. "
+                     f"{result.total_rows:,} rows"
                      + (f", first {len(result.rows)} shown" if result.total_rows > len(result.rows) else "") + ".\n")
         if result.columns:
-            header = "| " + " | ".join(result.columns) + " |"
+            header = "| " + " | ".join(escape_markdown(c) for c in result.columns) + " |"
             rule = "| " + " | ".join("---" for _ in result.columns) + " |"
-            body = ["| " + " | ".join(format_value(c, v).replace("|", "\\|") for c, v in zip(result.columns, row))
+            body = ["| " + " | ".join(escape_markdown(format_value(c, v)) for c, v in zip(result.columns, row))
                     + " |" for row in result.rows]
             parts.append("\n".join([header, rule, *body]) + "\n")
     return "\n".join(parts)
