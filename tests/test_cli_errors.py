@@ -104,7 +104,7 @@ def test_a_full_disk_is_one_line_naming_the_file_being_written(tmp_path):
         done = clickstream("bronze", "--data-dir", str(data), cwd=tmp_path)
     assert done.returncode == 1
     line = the_failure(done.stderr)
-    assert re.fullmatch(rf"clickstream: error: no space left on device writing {re.escape(str(data))}/\S+\.parquet: "
+    assert re.fullmatch(rf"clickstream: error: no space left on device writing {re.escape(str(data))}/\S+: "
                         r"free space or point paths\.data_dir \(or duckdb\.temp_directory\) elsewhere", line), line
 
 

@@ -101,8 +101,11 @@ class WriterLock:
             self._wait_for(fd)
             previous = read_holder(self.path)
             holder = Holder.current()
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps(asdict(holder), sort_keys=True) + "\n").encode("utf-8"), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, (json.dumps(asdict(holder), sort_keys=True) + "\n").encode("utf-8"), 0)
+            except OSError as exc:  # a full disk: say which file could not be written
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         except BaseException:
             os.close(fd)
             raise
