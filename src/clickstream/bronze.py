@@ -201,6 +201,10 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
     if entry is not None and (entry.get("ignored") or {}).get("sha256") == facts.sha256:
         entry["ignored"]["mtime_ns"] = facts.mtime_ns
         return None
+    refused = manifest["refused"].get(relative)
+    if refused and refused.get("sha256") == facts.sha256:
+        refused["mtime_ns"] = facts.mtime_ns  # touched, still the content refused before
+        return None
     if facts.refusal:
         _refuse(manifest, found, relative, path, facts, facts.refusal)
         return None
@@ -212,7 +216,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
                                             "same_as": same_as}
             found.copies[relative] = same_as
             return None
-        header, reason = read_header(path, source)
+        header, reason = _header(relative, path, source)
         if reason:
             _refuse(manifest, found, relative, path, facts, reason)
             return None
@@ -230,7 +234,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
         entry["ignored"] = {"sha256": facts.sha256, "size": facts.size, "mtime_ns": facts.mtime_ns}
         found.ignored.append(relative)
         return None
-    header, reason = read_header(path, source)
+    header, reason = _header(relative, path, source)
     if reason:
         _refuse(manifest, found, relative, path, facts, reason + "; its earlier version stays")
         return None
@@ -244,6 +248,16 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
     log.warning("bronze: %s changed since it was ingested: its rows of batch(es) %s are replaced by the new "
                 "version (on_change: replace)", relative, ", ".join(batches))
     return Unit(relative, path, source, facts, header or [], retracts=batches, is_split=not facts.is_utf8)
+
+
+def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
+    """The file's header (or why it is refused); columns the source does not map are named, then dropped."""
+    header, reason = read_header(path, source)
+    unmapped = [column for column in header or [] if column not in source.columns.values()]
+    if unmapped:
+        log.warning("bronze: %s: column(s) %s are not mapped by source '%s' and are not kept", relative,
+                    _cut(str(unmapped)), source.name)
+    return header, reason
 
 
 def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, owners: dict[str, Source],

@@ -56,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "analytics":
             command.add_argument("--group", choices=["basic", "advanced", "all"], default="all",
                                  help="basic: queries 1-5 and 7; advanced: journeys, purchase paths, RFM")
+    verify = sub.add_parser("verify", help="prove the whole ledger: every line of every raw file accounted for",
+                            description="prove the whole ledger: per raw file, the rows of its current version "
+                                        "against silver, quarantine and duplicates (exit 1 if any does not add up)")
+    _common(verify)
+    verify.add_argument("--engine", choices=["duckdb", "spark"], default=None,
+                        help="engine (default from config: duckdb)")
+    verify.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="if a run is writing the data directory, wait up to SECONDS for it to finish")
     generate = sub.add_parser("generate", help="write seeded sample clickstream CSV into DIR/raw",
                               description="write seeded sample clickstream CSV into DIR/raw")
     _common(generate)
@@ -97,6 +105,25 @@ def _summary(results: dict, config: Config) -> str:
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items())
     lines.append(f"Layer times: {timings}")
     return "\n".join(lines)
+
+
+def _verify(config: Config, wait_seconds: float) -> int:
+    from clickstream.pipeline import verify
+    from clickstream.report.tables import text_table
+
+    files = verify(config, wait_seconds)
+    if not files:
+        raise PipelineError(f"nothing ingested yet in {shorten(str(config.paths.data_dir))}: nothing to verify")
+    columns = ["source_file", "bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows", "redelivered_rows",
+               "pending_rows", "stale_rows", "balanced"]
+    print(text_table(columns, [tuple(row[c] for c in columns) for row in files]))
+    broken = [row["source_file"] for row in files if not row["balanced"]]
+    lines = sum(row["bronze_rows"] for row in files)
+    if broken:
+        raise PipelineError(f"the ledger does not add up for {len(broken)} file(s), e.g. {shorten(broken[0])!r}: "
+                            f"see the table above")
+    print(f"\nledger: {len(files):,} file(s), {lines:,} data line(s), every one accounted for once")
+    return 0
 
 
 def _check_directory(path: Path, what: str, setting: str) -> None:
@@ -150,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ValueError as exc:  # the generator's argument checks
                 raise PipelineError(f"generate: {exc}") from exc
             return 0
+        if args.command == "verify":
+            return _verify(config, args.wait)
         _check_directory(Path(config.paths.logs_dir), "logs directory", "paths.logs_dir")
         from clickstream.pipeline import LAYERS, run_layers
         from clickstream.report.tables import render_results

@@ -29,8 +29,7 @@ LONG_ROW = "malformed_long_row"  # more fields than the header
 UNTERMINATED_QUOTE = "malformed_unterminated_quote"  # a quoted field never closed
 BAD_QUOTING = "malformed_quoting"  # a quote where the field cannot have one (`"x"y`)
 INVALID_UTF8 = "malformed_invalid_utf8"  # bytes that are not UTF-8
-LINE_BREAK_IN_QUOTES = "malformed_line_break_in_quotes"  # a quoted line break where `multiline` is off
-MALFORMED_REASONS = (SHORT_ROW, LONG_ROW, UNTERMINATED_QUOTE, BAD_QUOTING, INVALID_UTF8, LINE_BREAK_IN_QUOTES)
+MALFORMED_REASONS = (SHORT_ROW, LONG_ROW, UNTERMINATED_QUOTE, BAD_QUOTING, INVALID_UTF8)
 
 # The format of the canonical files this module writes, as the engines are told to read them.
 CANONICAL_CSV = CsvOptions(delimiter=",", quote='"', escape='"', multiline=True)
@@ -198,8 +197,8 @@ def _judge(fields: list[str] | None, error: str | None, record: list[tuple[int, 
     assert fields is not None
     if not fields:
         return None
-    if len(record) > 1 and not options.multiline:
-        return LINE_BREAK_IN_QUOTES
+    if len(record) > 1 and not options.multiline:  # a record is one line: its quote is left open
+        return UNTERMINATED_QUOTE
     if len(fields) < columns:
         return SHORT_ROW
     if len(fields) > columns and any(fields[columns:]):

@@ -35,6 +35,18 @@ class EscapingFormatter(logging.Formatter):
         return escape_terminal_lines(super().formatStack(stack_info))
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a caller may have replaced it since set-up)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     """Attach the terminal handler once; later calls only adjust the level."""
     logger = logging.getLogger(_ROOT)
@@ -45,7 +57,7 @@ def setup_logging(verbose: bool = False) -> None:
         if getattr(handler, "_clickstream_terminal", False):
             handler.setLevel(level)
             return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(EscapingFormatter(_TERMINAL_FORMAT, datefmt="%H:%M:%S"))
     handler.addFilter(lambda record: getattr(record, "on_terminal", True))
     handler.setLevel(level)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clickstream import analytics, bronze, gold, silver, storage
+from clickstream import analytics, bronze, gold, ledger, silver, storage
 from clickstream.config import Config
 from clickstream.context import Layout, RunContext
 from clickstream.engines import create_engine
@@ -54,3 +54,17 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
     results["timings"] = timings
     results["layout"] = layout
     return results
+
+
+def verify(config: Config, wait_seconds: float = 0.0) -> list[dict]:
+    """The whole ledger of the data directory (ledger.py), read under the writer lock so no run changes it
+    meanwhile."""
+    layout = Layout(Path(config.paths.data_dir))
+    if not layout.state.is_dir():
+        return []
+    with WriterLock(layout.data_dir, wait_seconds=wait_seconds):
+        engine = create_engine(config)
+        try:
+            return ledger.whole_ledger(RunContext(config=config, engine=engine, layout=layout))
+        finally:
+            engine.close()

@@ -1,0 +1,106 @@
+"""csv_lines: a raw file split into well-formed records (canonical CSV) and malformed lines (number, reason, text)."""
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+from clickstream.config import CsvOptions
+from clickstream.csv_lines import Malformed, split_file
+
+HEADER = b"UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+GOOD = b"1,1,2024-01-01 10:00:00,page_view,,,\n"
+
+
+def split(tmp_path: Path, body: bytes, options: CsvOptions = CsvOptions(), name: str = "f.csv", skip: int | None = None,
+          first_line: int = 2) -> tuple[str, list[Malformed], bool]:
+    path = tmp_path / name
+    data = HEADER + body
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    canonical = io.StringIO()
+    result = split_file(path, options, 7, canonical, skip_bytes=len(HEADER) if skip is None else skip,
+                        first_line=first_line)
+    return canonical.getvalue(), result.malformed, result.ends_cleanly
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"1,1", "malformed_short_row"),
+    (b"1,1,2024-01-01 10:00:00,page_view,,,,extra", "malformed_long_row"),
+    (b'1,1,2024-01-01 10:00:00,page_view,"x"y,,', "malformed_quoting"),
+    (b"1,1,2024-01-01 10:00:00,page_\xffview,,,", "malformed_invalid_utf8"),
+    (b"   ", "malformed_short_row"),
+])
+def test_a_malformed_line_is_kept_with_its_number_reason_and_text_and_the_rest_proceeds(tmp_path, line, reason):
+    canonical, malformed, clean = split(tmp_path, GOOD + line + b"\n" + GOOD.replace(b"10:00", b"11:00"))
+    assert canonical == "1,1,2024-01-01 10:00:00,page_view,,,\n1,1,2024-01-01 11:00:00,page_view,,,\n"
+    shown = line.decode("utf-8", "backslashreplace") + "\n"
+    assert malformed == [Malformed(3, reason, shown)]
+    assert clean
+
+
+def test_a_truncated_last_line_is_refused_alone(tmp_path):
+    body = b"".join(GOOD.replace(b"1,1,", f"{i},1,".encode()) for i in range(5)) + b"9,1,2024-01-0"
+    canonical, malformed, clean = split(tmp_path, body)
+    assert canonical.count("\n") == 5
+    assert malformed == [Malformed(7, "malformed_short_row", "9,1,2024-01-0")]
+    assert not clean  # no line break at the end: a later append may complete the line
+
+
+def test_a_quote_left_open_takes_only_its_own_line(tmp_path):
+    body = GOOD + b'2,1,2024-01-01 10:00:00,page_view,"open,,\n' + GOOD.replace(b"1,1,", b"3,1,") + \
+        GOOD.replace(b"1,1,", b"4,1,")
+    canonical, malformed, clean = split(tmp_path, body)
+    assert [line.split(",")[0] for line in canonical.splitlines()] == ["1", "3", "4"]
+    assert malformed == [Malformed(3, "malformed_unterminated_quote", '2,1,2024-01-01 10:00:00,page_view,"open,,\n')]
+    assert clean
+
+
+def test_a_quote_open_at_the_end_of_the_file_means_it_does_not_end_cleanly(tmp_path):
+    _, malformed, clean = split(tmp_path, GOOD + b'2,1,2024-01-01 10:00:00,page_view,"open,,\n')
+    assert [m.reason for m in malformed] == ["malformed_unterminated_quote"]
+    assert not clean
+
+
+def test_well_formed_records_are_written_as_canonical_csv(tmp_path):
+    body = (b'1,"s ""1""",2024-01-01 10:00:00,page_view,"a,b",,"two\nlines"\r\n'
+            b"2,1,2024-01-01 10:00:00,click,x\"y,,\r\n\n"  # CRLF, a quote inside a field, a blank line
+            b"3,1,2024-01-01 10:00:00,click,,,,,\n")  # empty fields after the last column are dropped
+    canonical, malformed, _ = split(tmp_path, body + b"4,1")
+    assert canonical == ('1,"s ""1""",2024-01-01 10:00:00,page_view,"a,b",,"two\nlines"\n'
+                         '2,1,2024-01-01 10:00:00,click,"x""y",,\n'
+                         "3,1,2024-01-01 10:00:00,click,,,\n")
+    assert malformed == [Malformed(7, "malformed_short_row", "4,1")]
+
+
+def test_lines_ending_in_a_lone_carriage_return_are_lines(tmp_path):
+    canonical, malformed, _ = split(tmp_path, GOOD.replace(b"\n", b"\r") + b"1,1\r" + GOOD.replace(b"\n", b"\r"))
+    assert canonical.count("\n") == 2
+    assert malformed == [Malformed(3, "malformed_short_row", "1,1\r")]
+
+
+def test_another_delimiter_quote_and_escape_are_the_sources(tmp_path):
+    options = CsvOptions(delimiter=";", quote="'", escape="\\")
+    canonical, malformed, _ = split(tmp_path, b"1;1;2024-01-01 10:00:00;page_view;'it\\'s;here';;\n1;1\n", options)
+    assert canonical == "1,1,2024-01-01 10:00:00,page_view,it's;here,,\n"
+    assert malformed == [Malformed(3, "malformed_short_row", "1;1\n")]
+
+
+def test_without_multiline_a_quoted_line_break_is_malformed(tmp_path):
+    _, malformed, _ = split(tmp_path, b'1,1,2024-01-01 10:00:00,page_view,,,"two\nlines"\n',
+                            CsvOptions(multiline=False))
+    assert [m.reason for m in malformed] == ["malformed_unterminated_quote", "malformed_short_row"]
+
+
+def test_a_gzip_file_is_read_decompressed(tmp_path):
+    canonical, malformed, _ = split(tmp_path, GOOD + b"1,1\n", name="f.csv.gz")
+    assert canonical == GOOD.decode()
+    assert malformed == [Malformed(3, "malformed_short_row", "1,1\n")]
+
+
+def test_the_lines_of_an_appended_part_are_numbered_after_the_earlier_ones(tmp_path):
+    earlier = HEADER + GOOD * 3
+    canonical, malformed, _ = split(tmp_path, GOOD * 3 + GOOD + b"1,1\n", skip=len(earlier), first_line=5)
+    assert canonical == GOOD.decode()
+    assert malformed == [Malformed(6, "malformed_short_row", "1,1\n")]

@@ -1,0 +1,329 @@
+"""Ingestion under hostile, messy, changed and concurrent input: nothing executed, no row lost, good data not blocked.
+
+Each test attacks one promise through the real pipeline (DuckDB) on files written in tmp_path; the promises that
+depend on an engine are attacked on both engines in tests/engines/test_ingestion_engines.py.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from helpers import make_config
+
+from clickstream.cli import main
+from clickstream.config import Config
+from clickstream.context import PipelineError
+from clickstream.engines import InputError
+from clickstream.generate import generate
+from clickstream.pipeline import run_layers, verify
+
+sys.path.insert(0, str(Path(__file__).parent / "engines"))
+from engine_support import read_table, table_differences  # noqa: E402
+
+HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+
+
+def write(raw: Path, name: str, body: str | bytes, header: str = HEADER) -> Path:
+    path = raw / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header.encode() + (body.encode() if isinstance(body, str) else body))
+    return path
+
+
+def events(user: int, count: int, day: str = "2024-01-01", event: str = "page_view") -> str:
+    return "".join(f"{user},1,{day} 10:{i:02d}:00,{event},,,\n" for i in range(count))
+
+
+def report(data: Path) -> dict:
+    return json.loads((data / "reports" / "quality_report.json").read_text())
+
+
+def rows(data: Path, table: str, columns: str = "*", where: str = "true") -> list[tuple]:
+    files = sorted((data / table).rglob("*.parquet"))
+    if not files:
+        return []
+    listing = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    return sorted(duckdb.sql(f"select {columns} from read_parquet({listing}) where {where}").fetchall(), key=str)
+
+
+def assert_balanced(config: Config) -> list[dict]:
+    files = verify(config)
+    assert [f["source_file"] for f in files if not f["balanced"]] == []
+    return files
+
+
+def assert_gold_equals_a_full_refresh(config: Config, tmp_path: Path) -> None:
+    """The star as runs left it equals the star rebuilt from all of silver (a copy, rebuilt with --full-refresh)."""
+    data = Path(config.paths.data_dir)
+    copy = tmp_path / "full-refresh"
+    shutil.copytree(data, copy, symlinks=True)
+    run_layers(config.with_overrides(data_dir=copy), ("gold", "analytics"), full_refresh=True)
+    for table in sorted(p.name for p in (data / "gold").iterdir() if p.is_dir() and not p.name.startswith("_")):
+        assert table_differences(read_table(copy / "gold" / table), read_table(data / "gold" / table)) == [], table
+    shutil.rmtree(copy)
+
+
+# ---- nothing from data is executed; names are literal
+
+def test_a_hostile_header_executes_nothing_and_a_quoted_header_is_an_ordinary_column(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = make_config(tmp_path)
+    raw = config.paths.data_dir / "raw"
+    attack = '"x"" from (select 1 as x); copy (select 42 as pwned) to \'PWNED.csv\'; --"'
+    write(raw, "attack.csv", "x,1,1,2024-01-01 10:00:00,page_view,,,\n", header=attack + "," + HEADER)
+    write(raw, "price.csv", "2,1,2024-01-01 11:00:00,purchase,p1,3.50,purchase,3.50\n",
+          header=HEADER.rstrip("\n") + ',Price "USD"\n')
+    run_layers(config)
+    assert list(tmp_path.rglob("PWNED*")) == []
+    assert rows(config.paths.data_dir, "silver", "user_id, source_file, amount") == [
+        ("1", "attack.csv", None), ("2", "price.csv", Decimal("3.50"))]
+
+
+# ---- files that are not text CSV are refused alone, and retried once they change
+
+@pytest.mark.parametrize(("name", "content", "reason"), [
+    ("gzipped.csv", gzip.compress((HEADER + events(1, 2)).encode()),
+     "gzip-compressed data; name the file .csv.gz to have it read decompressed"),
+    ("utf16.csv", (HEADER + events(1, 2)).encode("utf-16"), "UTF-16 text; save it as UTF-8"),
+    ("binary.csv", b"UserID,\x00\x01\x02\x00garbage", "binary content (NUL bytes): not text CSV"),
+    ("workbook.csv", b"PK\x03\x04\x14\x00\x06\x00", "a ZIP archive (an Excel workbook?); export it as UTF-8 CSV"),
+    ("latin1.csv", "Usér,ID\n".encode("latin-1") + b"1,2\n",
+     "the header line is not UTF-8 text (save the file as UTF-8)"),
+    ("broken.csv.gz", gzip.compress((HEADER + events(1, 200)).encode())[:-30],
+     "not a readable gzip file (Compressed file ended before the end-of-stream marker was reached)"),
+])
+def test_a_file_that_is_not_text_csv_is_refused_alone_and_retried_when_it_changes(tmp_path, name, content, reason):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "good.csv", events(1, 3))
+    (data / "raw" / name).write_bytes(content)
+    run_layers(config)
+    assert rows(data, "silver", "source_file") == [("good.csv",)] * 3
+    assert report(data)["bronze"]["refused"] == [{"path": name, "reason": reason, "this_run": True}]
+    run_layers(config)  # unchanged: not read again, still listed
+    assert report(data)["bronze"]["refused"] == [{"path": name, "reason": reason, "this_run": False}]
+    good = gzip.compress((HEADER + events(2, 2)).encode()) if name.endswith(".gz") else (HEADER + events(2, 2)).encode()
+    (data / "raw" / name).write_bytes(good)
+    run_layers(config)
+    assert rows(data, "silver", "source_file", f"source_file = '{name}'") == [(name,)] * 2
+    assert report(data)["bronze"]["refused"] == []
+    assert_balanced(config)
+
+
+def test_with_refused_files_set_to_fail_a_refused_file_stops_the_run_before_anything_is_ingested(tmp_path):
+    config = make_config(tmp_path, quality={**Config().quality.model_dump(), "refused_files": "fail"})
+    data = config.paths.data_dir
+    write(data / "raw", "good.csv", events(1, 3))
+    (data / "raw" / "utf16.csv").write_bytes(HEADER.encode("utf-16"))
+    with pytest.raises(InputError, match=r"1 raw file\(s\) refused, e\.g\. utf16\.csv: UTF-16 text"):
+        run_layers(config)
+    assert not (data / "bronze").exists()
+
+
+# ---- what raw/ holds that no source reads is said
+
+def test_files_no_source_matches_are_warned_about_and_reported(tmp_path, caplog):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", events(1, 2))
+    for name in ("EXPORT.CSV", "notes.txt", "sub/b.csv", ".hidden.csv", "landing.csv.tmp"):
+        write(data / "raw", name, events(2, 1))
+    run_layers(config, ("bronze",))
+    assert report(data)["bronze"]["unmatched"] == ["EXPORT.CSV", "notes.txt", "sub/b.csv"]
+    assert "3 file(s) in" in caplog.text and "'EXPORT.CSV', 'notes.txt', 'sub/b.csv'" in caplog.text
+
+
+def test_an_empty_raw_folder_says_no_raw_file_matched(tmp_path, capsys):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "EXPORT.CSV").write_text(HEADER)
+    assert main(["run", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"clickstream: error: no raw files matched `*.csv` in {tmp_path}/raw; it holds 1 other file(s), "
+        f"e.g. 'EXPORT.CSV'")
+
+
+def test_of_two_sources_whose_globs_overlap_the_more_specific_glob_takes_the_file(tmp_path):
+    shop2 = {"name": "shop2", "glob": "shop2_*.csv", "csv": {"delimiter": ";"},
+             "columns": {"UserID": "customer", "SessionID": None, "Timestamp": "when", "EventType": "action",
+                         "ProductID": "sku", "Amount": "price", "Outcome": None},
+             "event_types": {"view": "page_view", "buy": "purchase"}, "timestamp_formats": ["%d/%m/%Y %H:%M"],
+             "timezone": "Europe/Paris"}
+    config = make_config(tmp_path, sources=[{"name": "clickstream"}, shop2])
+    data = config.paths.data_dir
+    write(data / "raw", "events.csv", events(1, 1))
+    write(data / "raw", "shop2_1.csv", "c-1;01/02/2024 10:00;view;;\n", header="customer;when;action;sku;price\n")
+    run_layers(config, ("bronze", "silver"))
+    assert rows(data, "silver", "source_name, source_file, user_id, event_type") == [
+        ("clickstream", "events.csv", "1", "page_view"), ("shop2", "shop2_1.csv", "c-1", "page_view")]
+
+
+# ---- the same content twice, a file growing, a file corrected, overlapping exports
+
+def test_the_same_content_under_a_new_name_is_skipped_with_a_note_in_the_same_batch_and_later(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    content = events(1, 5)
+    write(data / "raw", "a.csv", content)
+    write(data / "raw", "a_copy.csv", content)  # delivered twice at once
+    run_layers(config)
+    assert report(data)["bronze"]["copies"] == {"a_copy.csv": "a.csv"}
+    write(data / "raw", "a-again.csv", content)  # and once more later
+    run_layers(config)
+    assert report(data)["bronze"]["copies"] == {"a-again.csv": "a.csv"}
+    assert report(data)["silver"]["ledger"] == []  # nothing new to judge, no gate to fail
+    assert rows(data, "silver", "source_file") == [("a.csv",)] * 5
+    assert_balanced(config)
+
+
+def test_appending_rows_to_an_ingested_file_adds_exactly_those_rows(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    path = generate(data / "raw", rows=10_000, seed=11, files=1).files[0]
+    run_layers(config)
+    before = rows(data, "silver", "count(*)")[0][0]
+    bronze_before = rows(data, "bronze", "count(*)")[0][0]
+    with path.open("a") as handle:
+        handle.write("".join(f"appended-{i},1,2024-06-30 10:{i % 60:02d}:00,page_view,,,\n" for i in range(50)))
+    run_layers(config)
+    assert rows(data, "silver", "count(*)")[0][0] == before + 50
+    assert rows(data, "bronze", "count(*)")[0][0] == bronze_before + 50
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    assert [part["rows"] for part in manifest["files"][path.name]["parts"]] == [bronze_before, 50]
+    assert report(data)["silver"]["checks"][1]["status"] == "ok"  # no duplicate gate tripped
+    assert_balanced(config)
+    assert_gold_equals_a_full_refresh(config, tmp_path)
+
+
+def test_correcting_an_amount_in_place_moves_revenue_by_exactly_the_correction(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    body = events(1, 3) + "2,1,2024-01-02 10:00:00,purchase,p1,10.00,purchase\n" + events(3, 2, "2024-01-03")
+    path = write(data / "raw", "orders.csv", body)
+    run_layers(config)
+    revenue = rows(data, "analytics/revenue_metrics", "total_revenue")[0][0]
+    path.write_text(HEADER + body.replace("p1,10.00", "p1,12.50"))
+    run_layers(config)
+    assert rows(data, "analytics/revenue_metrics", "total_revenue")[0][0] - revenue == Decimal("2.50")
+    assert rows(data, "silver", "count(*)")[0][0] == 6
+    retraction = report(data)["silver"]["retraction"]
+    assert retraction["files"] == [{"source_file": "orders.csv", "replaced_rows": 6, "silver_rows": 6,
+                                    "quarantine_rows": 0, "duplicate_rows": 0, "never_published_rows": 0}]
+    assert_balanced(config)
+    assert_gold_equals_a_full_refresh(config, tmp_path)
+
+
+@pytest.mark.parametrize("policy", ["ignore", "fail"])
+def test_a_changed_file_can_be_ignored_or_stop_the_run(tmp_path, policy, caplog):
+    config = make_config(tmp_path, sources=[{"name": "clickstream", "on_change": policy}])
+    data = config.paths.data_dir
+    path = write(data / "raw", "a.csv", events(1, 2))
+    run_layers(config)
+    path.write_text(HEADER + events(2, 3))
+    if policy == "fail":
+        with pytest.raises(InputError, match=r"bronze: a\.csv changed since it was ingested in batch \w+ "
+                                             r"\(sources\[clickstream\]\.on_change: fail\)"):
+            run_layers(config)
+    else:
+        run_layers(config)
+        assert "a.csv changed since it was ingested; its earlier version stays (on_change: ignore)" in caplog.text
+        assert report(data)["bronze"]["ignored_changes"] == ["a.csv"]
+    assert rows(data, "silver", "user_id") == [("1",), ("1",)]
+
+
+def test_rows_of_an_overlapping_export_are_counted_as_redelivered_apart_from_in_batch_duplicates(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "monday.csv", events(1, 10) + events(1, 1))  # one in-batch duplicate
+    run_layers(config)
+    write(data / "raw", "monday_and_tuesday.csv", events(1, 10) + events(2, 5, "2024-01-02"))
+    run_layers(config)
+    ledger = report(data)["silver"]["ledger"]
+    assert ledger == [{"source_file": "monday_and_tuesday.csv", "bronze_rows": 15, "silver_rows": 5,
+                       "quarantine_rows": 0, "duplicate_rows": 0, "redelivered_rows": 10}]
+    checks = {c["name"]: (c["status"], c["count"]) for c in report(data)["silver"]["checks"]}
+    assert checks == {"quarantine_rate": ("ok", 0), "duplicate_rate": ("ok", 0), "redelivered_rate": ("warn", 10)}
+    assert rows(data, "duplicates", "source_file, duplicate_kind") == (
+        [("monday.csv", "duplicate")] + [("monday_and_tuesday.csv", "redelivered")] * 10)
+
+
+def test_an_event_another_file_still_holds_stays_when_the_file_whose_copy_silver_kept_is_corrected(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    first = write(data / "raw", "a.csv", events(1, 4))
+    run_layers(config)
+    write(data / "raw", "b.csv", events(1, 2))  # the first two events again
+    run_layers(config)
+    first.write_text(HEADER + events(1, 4)[len(events(1, 1)):])  # a.csv drops its first event
+    run_layers(config)
+    at = [duckdb.sql(f"select timestamp '2024-01-01 10:0{i}:00'").fetchall()[0][0] for i in range(4)]
+    # the two events b.csv holds too took its copies' place when a.csv's rows were replaced
+    assert rows(data, "silver", "event_ts, source_file") == [(at[0], "b.csv"), (at[1], "b.csv"), (at[2], "a.csv"),
+                                                             (at[3], "a.csv")]
+    assert report(data)["silver"]["retraction"]["promoted_rows"] == 2
+    assert_balanced(config)
+    assert_gold_equals_a_full_refresh(config, tmp_path)
+
+
+# ---- implausible values; distinct events stay distinct; small batches
+
+def test_implausible_timestamps_are_quarantined_and_the_calendar_spans_only_the_datas_days(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", events(1, 3) + "2,1,1900-01-01 00:00:00,page_view,,,\n"
+          "3,1,2999-12-31 23:59:59,page_view,,,\n4,1,0001-01-01 00:00:00,page_view,,,\n")
+    run_layers(config)
+    assert rows(data, "quarantine", "Timestamp, rejection_reasons") == [
+        ("0001-01-01 00:00:00", "timestamp_out_of_range"), ("1900-01-01 00:00:00", "timestamp_out_of_range"),
+        ("2999-12-31 23:59:59", "timestamp_out_of_range")]
+    assert rows(data, "gold/dim_date", "count(*)") == [(1,)]
+    assert rows(data, "analytics/daily_activity", "count(*)") == [(1,)]
+
+
+def test_distinct_values_joined_by_the_unit_separator_stay_distinct_events(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", "a\x1fb,c,2024-01-01 10:00:00,page_view,,,\n"
+                                 "a,b\x1fc,2024-01-01 10:00:00,page_view,,,\n"
+                                 "\\N,,2024-01-01 10:00:00,page_view,,,\n"
+                                 "\\\\N,,2024-01-01 10:00:00,page_view,,,\n")
+    run_layers(config, ("bronze", "silver"))
+    assert rows(data, "silver", "user_id, session_id") == sorted(
+        [("a\x1fb", "c"), ("a", "b\x1fc"), ("\\N", None), ("\\\\N", None)], key=str)
+    assert report(data)["silver"]["totals"]["duplicate_rows"] == 0
+
+
+def test_a_rate_gate_over_few_rows_warns_instead_of_failing(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "tiny.csv", events(1, 3) + events(1, 1))  # one repeat in four rows: 25%
+    run_layers(config)
+    (check,) = [c for c in report(data)["silver"]["checks"] if c["name"] == "duplicate_rate"]
+    assert (check["status"], check["note"]) == ("warn", "above the fail level, but only 4 rows judged "
+                                                        "(quality.min_rows: 1000)")
+    strict = make_config(tmp_path / "strict", quality={**Config().quality.model_dump(), "min_rows": 0})
+    write(strict.paths.data_dir / "raw", "tiny.csv", events(1, 3) + events(1, 1))
+    with pytest.raises(PipelineError, match="duplicate_rate 25.00% is above the fail threshold 5.00%"):
+        run_layers(strict)
+
+
+def test_verify_finds_a_row_lost_behind_the_pipelines_back(tmp_path, capsys):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    generate(data / "raw", rows=3_000, seed=5, files=2)
+    run_layers(config)
+    files = assert_balanced(config)
+    assert sum(f["bronze_rows"] for f in files) == 3_000
+    assert main(["verify", "--data-dir", str(data)]) == 0
+    assert capsys.readouterr().out.endswith("ledger: 2 file(s), 3,000 data line(s), every one accounted for once\n")
+    victim = sorted((data / "quarantine").rglob("*.parquet"))[0]
+    os.unlink(victim)
+    assert main(["verify", "--data-dir", str(data)]) == 1
+    assert "the ledger does not add up for" in capsys.readouterr().err
+    assert not all(f["balanced"] for f in verify(config))
