@@ -50,10 +50,20 @@ class Unit:
     ends_cleanly: bool = True
     input_file: str = ""  # the staged input's name, as the engine reports it
     input_path: Path | None = None
+    earlier_records: int | None = None  # an appended file's records before (its manifest entry)
 
     @property
     def is_tail(self) -> bool:
         return self.offset > 0
+
+    @property
+    def expected_rows(self) -> int | None:
+        """The data records of the part read, counted apart from the engine (None where they cannot be)."""
+        if self.scan.records is None:
+            return None
+        if self.is_tail:
+            return None if self.earlier_records is None else self.scan.records - self.earlier_records
+        return self.scan.records
 
 
 @dataclass
@@ -111,9 +121,7 @@ def run(ctx: RunContext) -> dict | None:
     inputs.mkdir()
     for number, unit in enumerate(found.units, start=1):
         _stage_input(unit, inputs, number)
-    staged = _write_batch(ctx, found.units, inputs, batch_id, ingested_at)
-    engine.read_parquet("bronze_staged", storage.parquet_files(staged), BRONZE, partitioned=True)
-    profile = _profile(ctx, "bronze_staged")
+    staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
     expected = {unit.relative for unit in found.units}
     if set(profile) - expected:
         raise PipelineError(f"bronze: rows attributed to unexpected source files {sorted(set(profile) - expected)}")
@@ -138,7 +146,6 @@ def run(ctx: RunContext) -> dict | None:
     manifest["batches"][batch_id] = {"ingested_at": ingested_at, "files": [u.relative for u in found.units],
                                      "rows": total, "retracts": retracts}
     storage.write_json(manifest_path(ctx), manifest)
-    engine.drop("bronze_staged")
     elapsed = time.perf_counter() - started
     log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(found.units), total, elapsed)
     report.update({"batch_id": batch_id, "rows": total, "files": files_record, "seconds": round(elapsed, 3)})
@@ -194,7 +201,8 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
               entry: dict | None, current: dict[str, str]) -> Unit | None:
     """The unit to ingest for a file that is new or changed since it was last looked at, or None."""
     appendable = entry is not None and entry.get("ends_cleanly") and not relative.lower().endswith(".gz")
-    facts = scan(path, prefix_size=entry["size"] if appendable else None)
+    facts = scan(path, prefix_size=entry["size"] if appendable else None, quote=source.csv.quote,
+                 escape=source.csv.escape)
     if entry is not None and facts.sha256 == entry["sha256"]:
         entry["mtime_ns"] = facts.mtime_ns  # touched, not changed: remember, so it is not read again
         return None
@@ -243,7 +251,8 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
         log.info("bronze: %s grew since it was ingested: ingesting the lines after its first %d bytes",
                  relative, entry["size"])
         return Unit(relative, path, source, facts, header or [], offset=entry["size"],
-                    first_line=entry.get("lines", 0) + 1, is_split=not facts.is_utf8)
+                    first_line=entry.get("lines", 0) + 1, is_split=not facts.is_utf8,
+                    earlier_records=entry.get("records"))
     batches = [part["batch_id"] for part in parts_of(entry)]
     log.warning("bronze: %s changed since it was ingested: its rows of batch(es) %s are replaced by the new "
                 "version (on_change: replace)", relative, ", ".join(batches))
@@ -268,7 +277,8 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
             path = ctx.layout.raw / relative
             if not path.is_file():
                 continue
-            facts = scan(path)
+            options = owners[relative].csv
+            facts = scan(path, quote=options.quote, escape=options.escape)
             header, reason = read_header(path, owners[relative])
             if facts.refusal or reason:
                 continue
@@ -344,17 +354,21 @@ def _split_input(unit: Unit) -> None:
                     len(split.malformed), first.line, first.reason)
 
 
-def _write_batch(ctx: RunContext, units: list[Unit], inputs: Path, batch_id: str, ingested_at: str) -> Path:
-    """Write the batch to staging. A file the engine refuses is split by csv_lines and the write tried again."""
+def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at: str) -> tuple[Path, dict]:
+    """Write the batch to staging and profile what was written, per file.
+
+    A file the engine refuses, or reads into another number of rows than its records counted apart
+    (`Scan.records`: an engine must never drop a line silently), is split by csv_lines and the batch written
+    again.
+    """
     engine = ctx.engine
     while True:
         _register_batch(engine, units, batch_id, ingested_at)
         staged = storage.staging_path(ctx.layout.data_dir, "bronze")
+        direct = [unit for unit in units if not unit.is_split]
         try:
             engine.write_parquet("bronze_batch", staged, partition_by=[PARTITION_COLUMN])
-            return staged
         except InputError as exc:
-            direct = [unit for unit in units if not unit.is_split]
             named = [unit for unit in direct if f"/{unit.input_file}" in str(exc)]
             if not direct:
                 raise InputError(f"bronze: cannot read raw file(s) {[u.relative for u in units]}: {exc}") from exc
@@ -362,6 +376,18 @@ def _write_batch(ctx: RunContext, units: list[Unit], inputs: Path, batch_id: str
                 log.info("bronze: %s is not read whole by the engine (%s); splitting out its malformed lines",
                          unit.relative, _cut(str(exc).splitlines()[0] if str(exc) else "", 200))
                 _split_input(unit)
+            continue
+        engine.read_parquet("bronze_staged", storage.parquet_files(staged), BRONZE, partitioned=True)
+        profile = _profile(ctx, "bronze_staged")
+        engine.drop("bronze_staged")
+        miscounted = [unit for unit in direct if unit.expected_rows is not None
+                      and profile.get(unit.relative, {}).get("rows", 0) != unit.expected_rows]
+        if not miscounted:
+            return staged, profile
+        for unit in miscounted:
+            log.warning("bronze: the engine read %d row(s) of %s, which holds %d record(s): splitting it line by line "
+                        "instead", profile.get(unit.relative, {}).get("rows", 0), unit.relative, unit.expected_rows)
+            _split_input(unit)
 
 
 def _register_batch(engine: Engine, units: list[Unit], batch_id: str, ingested_at: str) -> None:
@@ -408,6 +434,7 @@ def _record(manifest: dict, unit: Unit, stats: dict, batch_id: str, ingested_at:
     part = {"batch_id": batch_id, "rows": stats["rows"], "offset": unit.offset}
     record = {"path": unit.relative, "source_name": unit.source.name, "size": unit.scan.size,
               "mtime_ns": unit.scan.mtime_ns, "sha256": unit.scan.sha256, "lines": unit.scan.lines,
+              "records": unit.scan.records,
               "ends_cleanly": unit.ends_cleanly, "batch_id": batch_id, "ingested_at": ingested_at}
     if earlier and unit.is_tail:
         parts = parts_of(earlier) + [part]

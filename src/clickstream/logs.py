@@ -76,6 +76,8 @@ def job_log(logs_dir: Path, job: str) -> Iterator[Path]:
     handler.setLevel(logging.DEBUG)
     logger = logging.getLogger(_ROOT)
     logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.DEBUG:  # the file gets everything, even without setup_logging
+        logger.setLevel(logging.DEBUG)
     log = logging.getLogger(f"{_ROOT}.{job}")
     started = time.perf_counter()
     log.info("job %s started (log file %s)", job, path)

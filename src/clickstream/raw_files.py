@@ -16,6 +16,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from clickstream.config import Source
 from clickstream.csv_lines import open_raw, physical_lines
 
@@ -106,16 +108,19 @@ class Scan:
     ends_with_break: bool
     is_utf8: bool
     refusal: str | None  # why the file is not text CSV at all, or None
+    records: int | None  # data records (header and blank lines aside), counted apart from any engine; None: unknown
 
 
-def scan(path: Path, prefix_size: int | None = None) -> Scan:
-    """Read a file once: SHA-256 (and of a prefix), line count, UTF-8 validity, and whether it is CSV at all."""
+def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: str = '"') -> Scan:
+    """Read a file once: SHA-256 (and of a prefix), line and record counts, UTF-8 validity, and whether it is
+    CSV at all. Records are counted only where the escape is the quote doubled (their parity then tells whether a
+    line break is inside a quoted field)."""
     stat = path.stat()
     digest = hashlib.sha256()
     prefix_digest = None
     done = 0
     is_gzip = path.name.lower().endswith(".gz")
-    text = _TextFacts()
+    text = _TextFacts(quote if escape == quote and len(quote.encode()) == 1 else None)
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(_BLOCK), b""):
             if prefix_size is not None and prefix_digest is None and done + len(block) >= prefix_size:
@@ -141,38 +146,91 @@ def scan(path: Path, prefix_size: int | None = None) -> Scan:
     text.finish()
     refusal = refusal or _sniff(text.head, path.name)
     return Scan(stat.st_size, stat.st_mtime_ns, digest.hexdigest(), prefix_digest if prefix_size else None,
-                text.lines, text.ends_with_break, text.is_utf8, refusal)
+                text.lines, text.ends_with_break, text.is_utf8, refusal, text.records())
 
 
 class _TextFacts:
-    """Line breaks, UTF-8 validity and the first bytes of a stream of text blocks."""
+    """Line breaks, records, UTF-8 validity and the first bytes of a stream of text blocks.
 
-    def __init__(self) -> None:
+    A record ends at a line feed outside quotes: with the quote doubled as its escape, a line feed is inside a
+    quoted field exactly when an odd number of quotes comes before it. Blank lines are no records, the first
+    line is the header, and text after the last line break is one more record. (A lone CR ending a line is
+    not counted here: such a file's count differs from the engine's, and the file is split by csv_lines.)
+    """
+
+    def __init__(self, quote: str | None) -> None:
         self.head = b""
         self.lines = 0
         self.is_utf8 = True
         self.ends_with_break = False
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._last = b""
+        self._quote = ord(quote) if quote else None
+        self._quote_byte = quote.encode() if quote else b""
+        self._quotes = 0  # quotes so far
+        self._boundaries = 0  # line feeds outside quotes
+        self._blank = 0  # of which ending a line with nothing but an optional CR
+        self._line_start = 0  # where the line after the last boundary starts (offset in the stream)
+        self._offset = 0
+        self._tail = b""  # the text after the last boundary, up to a few bytes (is it blank?)
 
     def feed(self, block: bytes) -> None:
         if not block:
             return
         if len(self.head) < _HEAD_BYTES:
             self.head += block[:_HEAD_BYTES - len(self.head)]
-        # a CRLF split between blocks counts once: a block starting with LF after one ending with CR
-        self.lines += block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
-        if self._last == b"\r" and block[:1] == b"\n":
-            self.lines -= 1
-        self._last = block[-1:]
+        feeds = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A)
+        has_carriage = block.find(b"\r") >= 0
+        self.lines += len(feeds)
+        if has_carriage:  # lone CRs end lines too; a CRLF split between blocks counts once
+            self.lines += block.count(b"\r") - block.count(b"\r\n") - (block[-1:] == b"\r")
+        if self._last == b"\r" and block[:1] != b"\n":
+            self.lines += 1
         if self.is_utf8:
             try:
                 self._decoder.decode(block)
             except UnicodeDecodeError:
                 self.is_utf8 = False
+        if self._quote is not None:
+            self._count_records(block, feeds, has_carriage)
+        self._last = block[-1:]
+        self._offset += len(block)
+
+    def _count_records(self, block: bytes, feeds: np.ndarray, has_carriage: bool) -> None:
+        if block.find(self._quote_byte) < 0:  # no quote in the block: every feed is on the same side of one
+            outside = feeds if self._quotes % 2 == 0 else feeds[:0]
+        else:
+            quotes = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == self._quote)
+            outside = feeds[((np.searchsorted(quotes, feeds) + self._quotes) & 1) == 0]
+            self._quotes += len(quotes)
+        if len(outside):
+            starts = np.concatenate(([self._line_start - self._offset], outside[:-1] + 1))
+            length = outside - starts
+            carriage = np.zeros(len(outside), dtype=bool)
+            if has_carriage:
+                has_byte = outside >= 1
+                carriage[has_byte] = np.frombuffer(block, dtype=np.uint8)[outside[has_byte] - 1] == 0x0D
+            if outside[0] == 0 and self._last == b"\r":  # the CR is the last byte of the block before
+                carriage[0] = True
+            self._blank += int(np.count_nonzero((length == 0) | ((length == 1) & carriage)))
+            self._boundaries += len(outside)
+            self._line_start = self._offset + int(outside[-1]) + 1
+            self._tail = block[int(outside[-1]) + 1:][:2]
+        elif len(self._tail) < 2:
+            self._tail += block[:2 - len(self._tail)]
+
+    def records(self) -> int | None:
+        if self._quote is None or self._offset == 0:
+            return None if self._quote is None else 0
+        after_last = self._offset > self._line_start and self._tail not in (b"", b"\r")
+        lines = self._boundaries + (1 if after_last else 0)
+        blank = self._blank
+        return max(lines - blank - 1, 0)  # the header is the first line
 
     def finish(self) -> None:
         self.ends_with_break = self._last in (b"\n", b"\r")
+        if self._last == b"\r":  # a CR ending the text ends a line
+            self.lines += 1
         if self.is_utf8:
             try:
                 self._decoder.decode(b"", final=True)
