@@ -1,10 +1,18 @@
 """Shared fixtures: a real DuckDB engine, generated data, and the shared real dataset."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests: a few examples from a fixed seed on every run (CI included); many more with
+# HYPOTHESIS_PROFILE=deep (`make test-deep`). Failing examples are kept under .hypothesis/ to be replayed.
+settings.register_profile("default", max_examples=6, derandomize=True)
+settings.register_profile("deep", max_examples=300)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 from clickstream.config import DuckDBSettings
 from clickstream.engines.duckdb_engine import DuckDBEngine

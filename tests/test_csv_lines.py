@@ -104,3 +104,11 @@ def test_the_lines_of_an_appended_part_are_numbered_after_the_earlier_ones(tmp_p
     canonical, malformed, _ = split(tmp_path, GOOD * 3 + GOOD + b"1,1\n", skip=len(earlier), first_line=5)
     assert canonical == GOOD.decode()
     assert malformed == [Malformed(6, "malformed_short_row", "1,1\n")]
+
+
+def test_a_quote_left_open_before_a_line_of_invalid_utf8_still_takes_only_its_own_line(tmp_path):
+    body = GOOD + b'2,1,2024-01-01 10:00:00,page_view,"open,,\n' + b"3,1,2024-01-01 10:00:00,page_\xffview,,,\n" + GOOD
+    canonical, malformed, _ = split(tmp_path, body)
+    assert canonical == GOOD.decode() * 2
+    assert [(m.line, m.reason) for m in malformed] == [(3, "malformed_unterminated_quote"),
+                                                      (4, "malformed_invalid_utf8")]

@@ -178,7 +178,8 @@ def discover(ctx: RunContext, manifest: dict) -> Discovery:
 
     current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
     replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
-    for relative, source in owners.items():
+    # Files ingested before come first: a new file holding what one of them now holds is then a copy of it.
+    for relative, source in sorted(owners.items(), key=lambda item: (item[0] not in manifest["files"], item[0])):
         path = raw_dir / relative
         stat = path.stat()
         entry = manifest["files"].get(relative)

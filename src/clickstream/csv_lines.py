@@ -164,10 +164,12 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
                 if fields:  # a blank line is no record
                     writer.writerow(fields[:columns])
                     split.records += 1
-            elif len(record) > 1 and reason != INVALID_UTF8:
+            elif len(record) > 1:
                 # A quote left open swallowed the lines after it: refuse the first line, read the rest again.
                 lines.put_back(record[1:])
-                reason = UNTERMINATED_QUOTE if _opens_quote(record[0][1], options) else reason
+                first = record[0][1]
+                reason = INVALID_UTF8 if _has_invalid_bytes(first) else \
+                    UNTERMINATED_QUOTE if _opens_quote(first, options) else reason
                 split.malformed.append(Malformed(record[0][0], reason, _shown(record[:1])))
                 reader = reader_of(lines)
             else:

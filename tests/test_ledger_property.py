@@ -1,0 +1,218 @@
+"""Property: whatever mix of defects, names, copies, appends and corrections arrives, every line is accounted for.
+
+Hypothesis builds a few deliveries into raw/ (new files with hostile names, malformed lines, invalid values,
+repeats, late events, gzip; appended lines; files corrected in place; the same content under a new name) and
+runs the pipeline after each. After every run the whole ledger must balance, each file's current version must
+count exactly the lines written to it, and at the end:
+- gold and analytics equal a --full-refresh build of the same silver;
+- silver holds exactly the events, and quarantine exactly the rejected lines, of a build from scratch over the
+  raw files as they now are.
+
+CI runs a few examples with a fixed seed; `make test-deep` runs many more (HYPOTHESIS_PROFILE=deep).
+"""
+from __future__ import annotations
+
+import gzip
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clickstream import bronze
+from clickstream.config import Config
+from clickstream.context import Layout, RunContext
+from clickstream.engines import create_engine
+from clickstream.pipeline import run_layers, verify
+
+sys.path.insert(0, str(Path(__file__).parent / "engines"))
+from engine_support import read_table, table_differences  # noqa: E402
+
+HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+EVENTS = ["page_view", "product_view", "add_to_cart", "purchase", "click"]
+DEFECTS = ["short", "long", "open_quote", "stray_quote", "bad_utf8", "missing_user", "bad_timestamp", "negative",
+           "out_of_range", "late"]
+NAME_CHARACTERS = list("ab[]*?'\"; é日-_") + ["\n"]
+
+
+@dataclass(frozen=True)
+class Line:
+    user: int
+    minute: int
+    day: int
+    event: str
+    defect: str | None
+
+    def render(self) -> bytes:
+        day = 1 if self.defect == "late" else self.day + 10  # a late line lands in an earlier week
+        timestamp = f"2024-02-{day:02d} 10:{self.minute:02d}:00"
+        product = "p1" if self.event in ("product_view", "add_to_cart", "purchase") else ""
+        amount = "9.99" if self.event == "purchase" else ""
+        fields = [str(self.user), "1", timestamp, self.event, product, amount, ""]
+        if self.defect == "missing_user":
+            fields[0] = ""
+        elif self.defect == "bad_timestamp":
+            fields[2] = "yesterday"
+        elif self.defect == "out_of_range":
+            fields[2] = "1900-01-01 00:00:00"
+        elif self.defect == "negative":
+            fields[3:6] = ["purchase", "p1", "-1.00"]
+        text = ",".join(fields)
+        if self.defect == "short":
+            text = ",".join(fields[:3])
+        elif self.defect == "long":
+            text += ",extra"
+        elif self.defect == "open_quote":
+            text = ",".join(fields[:4]) + ',"never closed,,'
+        elif self.defect == "stray_quote":
+            text = ",".join(fields[:4]) + ',"x"y,,'
+        data = text.encode()
+        if self.defect == "bad_utf8":
+            data = data.replace(b"_", b"\xff_", 1) if b"_" in data else data + b"\xff"
+        return data + b"\n"
+
+
+lines = st.builds(Line, user=st.integers(0, 4), minute=st.integers(0, 20), day=st.integers(0, 3),
+                  event=st.sampled_from(EVENTS), defect=st.one_of(st.none(), st.none(), st.sampled_from(DEFECTS)))
+names = st.text(st.sampled_from(NAME_CHARACTERS), min_size=1, max_size=6).map(lambda text: f"f{text}.csv")
+
+
+@dataclass
+class RawFile:
+    lines: list[bytes]
+    truncated: bytes = b""  # a last line cut short, with no line break after it
+    is_gzip: bool = False
+
+    def content(self) -> bytes:
+        data = HEADER.encode() + b"".join(self.lines) + self.truncated
+        return gzip.compress(data, mtime=0) if self.is_gzip else data
+
+    @property
+    def records(self) -> int:
+        return len(self.lines) + (1 if self.truncated else 0)
+
+
+# one delivery: ("new", name, lines, truncated, gzip) | ("append", i, lines) | ("correct", i, lines) | ("copy", i, name)
+operations = st.one_of(
+    st.tuples(st.just("new"), names, st.lists(lines, min_size=1, max_size=12), st.booleans(),
+              st.booleans()),
+    st.tuples(st.just("append"), st.integers(0, 10), st.lists(lines, min_size=1, max_size=6)),
+    st.tuples(st.just("correct"), st.integers(0, 10), st.lists(lines, min_size=0, max_size=8)),
+    st.tuples(st.just("copy"), st.integers(0, 10), names),
+)
+deliveries = st.lists(st.lists(operations, min_size=1, max_size=3), min_size=1, max_size=4)
+
+
+@dataclass
+class Raw:
+    folder: Path
+    files: dict[str, RawFile] = field(default_factory=dict)
+    copied: set[str] = field(default_factory=set)  # files that held another's content at some time
+
+    def apply(self, operation: tuple) -> None:
+        kind = operation[0]
+        existing = sorted(self.files)
+        if kind == "new":
+            _, name, body, truncated, is_gzip = operation
+            name = name + ".gz" if is_gzip else name
+            cut = body[-1].render().rstrip(b"\n")[:12] if truncated and not is_gzip else b""
+            self.write(name, RawFile([line.render() for line in body], cut, is_gzip))
+        elif not existing:
+            return
+        elif kind == "append":
+            name = existing[operation[1] % len(existing)]
+            file = self.files[name]
+            self.write(name, RawFile(file.lines + [line.render() for line in operation[2]], file.truncated,
+                                     file.is_gzip))
+        elif kind == "correct":
+            name = existing[operation[1] % len(existing)]
+            file = self.files[name]
+            kept = file.lines[: len(file.lines) // 2]
+            self.write(name, RawFile(kept + [line.render() for line in operation[2]], b"", file.is_gzip))
+        elif kind == "copy":
+            original = existing[operation[1] % len(existing)]
+            source = self.files[original]
+            name = operation[2] + (".gz" if source.is_gzip else "")
+            self.write(name, RawFile(list(source.lines), source.truncated, source.is_gzip))
+            self.copied |= {original, name}
+
+    def write(self, name: str, file: RawFile) -> None:
+        self.files[name] = file
+        (self.folder / name).write_bytes(file.content())
+
+
+def config_for(data: Path) -> Config:
+    return Config().with_overrides(data_dir=data, logs_dir=data.parent / f"logs-{data.name}")
+
+
+def check_the_ledger(config: Config, raw: Raw) -> None:
+    """Every file is ingested once (or known as a copy of one), counting exactly its lines; the ledger balances."""
+    files = verify(config)
+    assert [f["source_file"] for f in files if not f["balanced"]] == []
+    counted = {f["source_file"]: f["bronze_rows"] for f in files}
+    engine = create_engine(config)
+    try:
+        manifest = bronze.load_manifest(RunContext(config=config, engine=engine, layout=Layout(config.paths.data_dir)))
+    finally:
+        engine.close()
+    for name, file in raw.files.items():
+        if name in manifest["copies"]:
+            # skipped as a copy: what it holds is in the file it copied (which may since have grown)
+            original = raw.files[manifest["copies"][name]["same_as"]]
+            assert original.lines[:len(file.lines)] == file.lines and original.truncated in (b"", file.truncated)
+        else:
+            assert counted.get(name) == file.records, name
+
+
+def silver_events(data: Path) -> Counter:
+    return Counter(row["event_id"] for row in read_table(data / "silver").to_pylist())
+
+
+def quarantined(data: Path, leave_out: set[str]) -> Counter:
+    """The rejected lines, but those of files that held another file's content: which of two files with the same
+    content is skipped as the copy depends on when each arrived."""
+    table = read_table(data / "quarantine")
+    if table is None:
+        return Counter()
+    columns = ["source_file", "rejection_reasons", "source_line", "raw_line", "UserID", "Timestamp", "Amount"]
+    return Counter(tuple(row[c] for c in columns) for row in table.to_pylist() if row["source_file"] not in leave_out)
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(deliveries)
+def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
+    with tempfile.TemporaryDirectory() as workspace:
+        root = Path(workspace)
+        data = root / "data"
+        raw = Raw(data / "raw")
+        raw.folder.mkdir(parents=True)
+        config = config_for(data)
+        ran = False
+        for step in steps:
+            for operation in step:
+                raw.apply(operation)
+            if not raw.files:
+                continue
+            run_layers(config)
+            ran = True
+            check_the_ledger(config, raw)
+        if not ran:
+            return
+        # gold and analytics as the runs left them = rebuilt from all of silver
+        refreshed = root / "refreshed"
+        shutil.copytree(data, refreshed, symlinks=True)
+        run_layers(config_for(refreshed), ("gold", "analytics"), full_refresh=True)
+        for table in ("gold/fct_events", "gold/dim_sessions", "gold/dim_users", "gold/dim_products",
+                      "gold/dim_date", "analytics/user_journey", "analytics/daily_activity",
+                      "analytics/conversion_funnel"):
+            assert table_differences(read_table(refreshed / table), read_table(data / table)) == [], table
+        # silver and quarantine as the runs left them = built from scratch over the raw files as they are now
+        scratch = root / "scratch"
+        shutil.copytree(raw.folder, scratch / "raw")
+        run_layers(config_for(scratch))
+        assert silver_events(data) == silver_events(scratch)
+        assert quarantined(data, raw.copied) == quarantined(scratch, raw.copied)
