@@ -10,7 +10,7 @@ RUNS ?= 3
 SPARK_OLDEST ?= 3.5
 OLDEST_VENV ?= .venv-spark$(SPARK_OLDEST)
 
-.PHONY: run test test-spark-oldest install install-test bench clean
+.PHONY: run test test-deep test-spark-oldest install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# The property test of the whole ledger with many more examples than the few `make test` runs (minutes, not seconds).
+test-deep: install-test
+	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest tests/test_ledger_property.py
 
 test-spark-oldest:
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)

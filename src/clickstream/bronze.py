@@ -17,6 +17,7 @@ from pathlib import Path
 from clickstream import storage
 from clickstream.config import CsvOptions, Source
 from clickstream.context import PipelineError, RunContext
+from clickstream.report.escape import shorten
 from clickstream.csv_lines import CANONICAL_CSV, Malformed, split_file
 from clickstream.engines.base import Engine, InputError
 from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan
@@ -173,6 +174,9 @@ def discover(ctx: RunContext, manifest: dict) -> Discovery:
         hint = f"; it holds {len(found.unmatched)} other file(s), e.g. {found.unmatched[0]!r}" if found.unmatched \
             else ""
         raise PipelineError(f"no raw files matched {_globs(ctx)} in {raw_dir}{hint}")
+    for kind in ("refused", "copies"):  # files gone from raw/ are no longer refused or copies of anything
+        for relative in [r for r in manifest[kind] if r not in owners and r not in ambiguous]:
+            del manifest[kind][relative]
     for relative, reason in ambiguous.items():
         _refuse(manifest, found, relative, raw_dir / relative, None, reason)
 
@@ -266,7 +270,7 @@ def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None
     unmapped = [column for column in header or [] if column not in source.columns.values()]
     if unmapped:
         log.warning("bronze: %s: column(s) %s are not mapped by source '%s' and are not kept", relative,
-                    _cut(str(unmapped)), source.name)
+                    shorten(str(unmapped)), source.name)
     return header, reason
 
 
@@ -348,7 +352,7 @@ def _split_input(unit: Unit) -> None:
     if split.malformed:
         first = split.malformed[0]
         if unit.source.on_malformed == "fail":
-            raise InputError(f"bronze: {unit.relative} line {first.line}: {first.reason} ({_cut(first.raw_text)!r}); "
+            raise InputError(f"bronze: {unit.relative} line {first.line}: {first.reason} ({shorten(first.raw_text)!r}); "
                              f"{len(split.malformed)} malformed line(s) in all (sources[{unit.source.name}]"
                              f".on_malformed: fail; nothing ingested)")
         log.warning("bronze: %s: %d malformed line(s) kept for quarantine, e.g. line %d (%s)", unit.relative,
@@ -375,7 +379,7 @@ def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at:
                 raise InputError(f"bronze: cannot read raw file(s) {[u.relative for u in units]}: {exc}") from exc
             for unit in named or direct:
                 log.info("bronze: %s is not read whole by the engine (%s); splitting out its malformed lines",
-                         unit.relative, _cut(str(exc).splitlines()[0] if str(exc) else "", 200))
+                         unit.relative, shorten(str(exc).splitlines()[0] if str(exc) else "", 200))
                 _split_input(unit)
             continue
         engine.read_parquet("bronze_staged", storage.parquet_files(staged), BRONZE, partitioned=True)
@@ -469,6 +473,3 @@ def _completeness(stats: dict) -> float:
     cells = (stats["rows"] - stats["malformed_rows"]) * len(CANONICAL_RAW_COLUMNS)
     return 1.0 if cells == 0 else 1 - sum(stats["null_counts"].values()) / cells
 
-
-def _cut(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clickstream.report.escape import shorten
 from clickstream.config import Source
 from clickstream.csv_lines import open_raw, physical_lines
 
@@ -282,15 +283,15 @@ def read_header(path: Path, source: Source) -> tuple[list[str] | None, str | Non
     expected = [column for column in source.columns.values() if column]
     if len(header) == 1 and len(expected) > 1:
         hint = _delimiter_hint(text, options.delimiter)
-        return None, (f"the header has one column ({_cut(header[0])!r}), not the {len(expected)} source "
+        return None, (f"the header has one column ({shorten(header[0])!r}), not the {len(expected)} source "
                       f"'{source.name}' maps{hint}")
     duplicated = sorted({column for column in header if header.count(column) > 1})
     if duplicated:
-        return None, f"duplicate column names in the header: {_cut(str(duplicated))}"
+        return None, f"duplicate column names in the header: {shorten(str(duplicated))}"
     missing = sorted(set(expected) - set(header))
     if missing:
-        return None, (f"missing column(s) {_cut(str(missing))} required by source '{source.name}' "
-                      f"(header has {_cut(str(header))})")
+        return None, (f"missing column(s) {shorten(str(missing))} required by source '{source.name}' "
+                      f"(header has {shorten(str(header))})")
     return header, None
 
 
@@ -302,6 +303,3 @@ def _delimiter_hint(text: str, delimiter: str) -> str:
         return f"; the line holds '{shown}': set sources[].csv.delimiter to '{shown}'?"
     return f"; is sources[].csv.delimiter ({delimiter!r}) right?"
 
-
-def _cut(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"

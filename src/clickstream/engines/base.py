@@ -110,7 +110,8 @@ class Engine(abc.ABC):
         """Rows of several tables, in one query."""
         if not names:
             return {}
-        union = " union all ".join(f"select '{n}' as table_name, count(*) as row_count from {n}" for n in names)
+        union = " union all ".join(f"select {self.quote_literal(n)} as table_name, count(*) as row_count from {n}"
+                                   for n in names)
         _, rows = self.fetch(union)
         return {table: int(count) for table, count in rows}
 
