@@ -141,6 +141,9 @@ class Raw:
             self.copied |= {original, name}
 
     def write(self, name: str, file: RawFile) -> None:
+        same = {other for other, held in self.files.items() if other != name and held.content() == file.content()}
+        if same:  # the same content under two names, by a copy or by chance
+            self.copied |= same | {name}
         self.files[name] = file
         (self.folder / name).write_bytes(file.content())
 
@@ -200,7 +203,7 @@ def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
             run_layers(config)
             ran = True
             check_the_ledger(config, raw)
-        if not ran:
+        if not ran or read_table(data / "silver") is None:  # no event yet: no star to compare
             return
         # gold and analytics as the runs left them = rebuilt from all of silver
         refreshed = root / "refreshed"

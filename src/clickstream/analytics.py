@@ -37,6 +37,10 @@ def queries(group: str = "all") -> list[dict]:
 def run(ctx: RunContext) -> list[QueryResult]:
     started = time.perf_counter()
     engine, layout = ctx.engine, ctx.layout
+    if ctx.quality.get("gold", {}).get("mode") == "empty":  # this run's gold found no event to build from
+        log.warning("analytics: no star to answer from yet (silver holds no events)")
+        ctx.quality["analytics"] = {"row_counts": {}, "modes": {}}
+        return []
     for model in gold.models():
         if model.get("publish", True):
             files = storage.parquet_files(layout.gold / model["name"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from clickstream import incremental, silver, storage
 from clickstream.build import build_model
-from clickstream.context import PipelineError, QualityGateError, RunContext
+from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
 from clickstream.schema import SILVER
 from clickstream.sql import in_list, load_yaml, render
@@ -58,9 +58,11 @@ def run(ctx: RunContext) -> dict[str, int]:
     silver_state = silver.load_state(ctx)
     silver.recover(ctx, silver_state)  # a silver run interrupted after its commit: its replaced files go now
     silver_runs = sorted(silver_state["runs"])
-    if not silver.current_files(ctx):
-        raise PipelineError(f"gold: silver holds no events yet, so there is nothing to build (see "
-                            f"{layout.reports / 'quality_report.json'} for what bronze and silver refused)")
+    if not silver.current_files(ctx):  # every line so far refused, quarantined or a duplicate: nothing to build
+        log.warning("gold: silver holds no events yet, so there is no star to build (see %s for where the rows "
+                    "went)", layout.reports / "quality_report.json")
+        ctx.quality["gold"] = {"mode": "empty", "row_counts": {}}
+        return {}
     previous = incremental.read_manifest(layout.gold)
     mode, new_runs, reason = _plan(ctx, previous, fingerprint, silver_runs)
     log.info("gold: %s build (%s)", mode, reason)
