@@ -207,6 +207,20 @@ def test_a_malformed_row_spark_does_not_place_is_found_in_the_files_read(tmp_pat
     assert str(_translate_failure(text, [first, first])).startswith("CSV error in one of the input files:")
 
 
+def test_a_quote_the_csv_parser_refuses_is_an_input_error_on_every_spark_line(tmp_path):
+    from clickstream.engines.spark_engine import _translate_failure
+
+    # Spark 3.5 names no file when the read feeds a write, and says only what the parser said
+    text = ("org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 1.0 failed 1 times, "
+            "most recent failure: com.univocity.parsers.common.TextParsingException: com.univocity.parsers.common."
+            "TextParsingException - Unescaped quote character '\"' inside quoted value of CSV field. To allow "
+            "unescaped quotes, set 'parseUnescapedQuotes' to 'true' in the CSV parser settings.")
+    failure = _translate_failure(text, [tmp_path / "a.csv", tmp_path / "b.csv"])
+    assert isinstance(failure, InputError)
+    assert str(failure) == ("CSV error in one of the input files: Unescaped quote character '\"' inside quoted value "
+                            "of CSV field")
+
+
 def test_a_quoted_line_break_is_read_as_duckdb_reads_it(spark, duckdb_engine, tmp_path):
     path = write_csv(tmp_path / "raw" / "f.csv", [["1", "s1", "2024-01-01 10:00:00", "page_view", "", "", "two\nlines"],
                                                   ["2", "s2", "2024-01-01 10:00:01", "page_view", "", "", "ok"]])

@@ -553,6 +553,11 @@ def _translate_failure(text: str, csv_inputs: list[Path]) -> Exception:
                 break
         return InputError(f"CSV error in {place}: malformed row {shorten(row)!r} (not the header's number of fields, "
                           f"or broken quoting)")
+    parsing = re.search(r"TextParsingException(?: - |: )(?!com\.univocity)(.+?)(?:\.\s|$)", text, re.MULTILINE)
+    if parsing:  # the CSV parser itself refused the text (a quote where none may be); Spark 3.5 names no file
+        place = shorten(_uri_to_path(read.group(1))) if read else (
+            str(csv_inputs[0]) if len(csv_inputs) == 1 else "one of the input files")
+        return InputError(f"CSV error in {place}: {shorten(parsing.group(1))}")
     if read:
         path = _uri_to_path(read.group(1))
         cause = re.findall(r"Caused by: [\w.$]+: (.+)", text)
