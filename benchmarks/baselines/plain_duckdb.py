@@ -34,10 +34,15 @@ OUTPUTS = ["bronze", "silver", "quarantine", "gold", "analytics", "reports", "_t
 PARQUET = "format parquet, compression snappy"
 
 
-def key(columns: list[str]) -> str:
-    """Each value escaped before the values are joined by chr(31), so distinct tuples give distinct keys:
-    a backslash doubled, chr(31) as a backslash and `s`, NULL as a backslash and `N`."""
-    return ", ".join(f"coalesce(replace(replace({c}, '\\', '\\\\'), chr(31), '\\s'), '\\N')" for c in columns)
+def key(columns: list[str], free_text: list[str]) -> str:
+    """The values joined by chr(31), NULL as '' (values are never empty); a row where a text value holds chr(31)
+    is written with one chr(31) more, each value escaped (a backslash doubled, chr(31) as `\\s`, NULL as `\\N`),
+    so distinct tuples give distinct keys."""
+    plain = ", ".join(f"coalesce({c}, '')" for c in columns)
+    escaped = ", ".join(f"coalesce(replace(replace({c}, '\\', '\\\\'), chr(31), '\\s'), '\\N')" for c in columns)
+    holds = " or ".join(f"coalesce(contains({c}, chr(31)), false)" for c in free_text)
+    return (f"case when {holds} then concat(chr(31), concat_ws(chr(31), {escaped})) "
+            f"else concat_ws(chr(31), {plain}) end")
 
 
 def bronze(con: duckdb.DuckDBPyConnection, data: Path, batch_id: str, ingested_at: datetime) -> None:
@@ -94,9 +99,10 @@ def silver(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
             from typed
         )
         select *,
-            case when rejection_reasons = '' then md5(concat_ws(chr(31), {key(['user_id', 'session_id',
+            case when rejection_reasons = '' then md5({key(['user_id', 'session_id',
                 'cast(epoch_us(event_ts) as varchar)', 'event_type', 'product_id', 'cast(amount_value as varchar)',
-                'outcome_value'])})) end as event_id
+                'outcome_value'], ['user_id', 'session_id', 'event_type', 'product_id', 'outcome_value'])}) end
+                as event_id
         from checked
     """)
     con.execute(f"""
@@ -145,8 +151,8 @@ def gold(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
             from flagged
         )
         select event_id,
-            md5(concat_ws(chr(31), {key(['user_id', 'session_id', 'cast(epoch_us(session_start_ts) as varchar)'])}))
-                as session_key,
+            md5({key(['user_id', 'session_id', 'cast(epoch_us(session_start_ts) as varchar)'],
+                     ['user_id', 'session_id'])}) as session_key,
             user_id, session_id, event_ts, event_type, product_id, amount, outcome
         from started
     """)

@@ -40,12 +40,17 @@ OUTPUTS = ["bronze", "silver", "quarantine", "gold", "analytics", "reports"]
 KEY_SEPARATOR = "\x1f"
 
 
-def key(*values: Column) -> Column:
-    """Each value escaped before the values are joined by KEY_SEPARATOR, so distinct tuples give distinct keys:
-    a backslash doubled, the separator as a backslash and `s`, NULL as a backslash and `N`."""
+def key(values: list[Column], free_text: list[Column]) -> Column:
+    """The values joined by KEY_SEPARATOR, NULL as '' (values are never empty); a row where a text value holds the
+    separator is written with one separator more, each value escaped (a backslash doubled, the separator as `\\s`,
+    NULL as `\\N`), so distinct tuples give distinct keys."""
+    plain = F.concat_ws(KEY_SEPARATOR, *[F.coalesce(v, F.lit("")) for v in values])
     escaped = [F.coalesce(F.replace(F.replace(v, F.lit("\\"), F.lit("\\\\")), F.lit(KEY_SEPARATOR), F.lit("\\s")),
                           F.lit("\\N")) for v in values]
-    return F.concat_ws(KEY_SEPARATOR, *escaped)
+    holds = F.lit(False)
+    for value in free_text:
+        holds = holds | F.coalesce(value.contains(KEY_SEPARATOR), F.lit(False))
+    return F.when(holds, F.concat(F.lit(KEY_SEPARATOR), F.concat_ws(KEY_SEPARATOR, *escaped))).otherwise(plain)
 
 
 def text(column: str) -> Column:
@@ -117,9 +122,9 @@ def silver(spark: SparkSession, data: Path) -> dict[str, int]:
         F.when(F.col("amount_text").isNotNull() & F.col("amount_value").isNull(), "invalid_amount"),
         F.when(F.col("amount_value") < 0, "negative_amount"),
     )
-    event_id = F.md5(key(F.col("user_id"), F.col("session_id"), F.unix_micros("event_ts").cast("string"),
-                         F.col("event_type"), F.col("product_id"), F.col("amount_value").cast("string"),
-                         F.col("outcome_value")))
+    texts = [F.col("user_id"), F.col("session_id"), F.col("event_type"), F.col("product_id"), F.col("outcome_value")]
+    event_id = F.md5(key([texts[0], texts[1], F.unix_micros("event_ts").cast("string"), texts[2], texts[3],
+                          F.col("amount_value").cast("string"), texts[4]], texts))
     classified = (typed.withColumn("rejection_reasons", reasons)
                   .withColumn("event_id", F.when(F.col("rejection_reasons") == "", event_id))
                   .persist(StorageLevel.MEMORY_AND_DISK))
@@ -161,8 +166,8 @@ def gold(spark: SparkSession, data: Path) -> dict[str, int]:
          .over(visit.rowsBetween(Window.unboundedPreceding, Window.currentRow)))
     sessionized = started.select(
         "event_id",
-        F.md5(key(F.col("user_id"), F.col("session_id"), F.unix_micros("session_start_ts").cast("string")))
-         .alias("session_key"),
+        F.md5(key([F.col("user_id"), F.col("session_id"), F.unix_micros("session_start_ts").cast("string")],
+                  [F.col("user_id"), F.col("session_id")])).alias("session_key"),
         "user_id", "session_id", "event_ts", "event_type", "product_id", "amount", "outcome",
     ).persist(StorageLevel.MEMORY_AND_DISK)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,16 @@ def load_manifest(ctx: RunContext) -> dict:
     for key in ("files", "batches", "copies", "refused"):
         manifest.setdefault(key, {})
     return manifest
+
+
+def may_hold_unit_separator(manifest: dict, batches: set[str] | None = None) -> bool:
+    """Whether a file (of `batches`, or any ever ingested) holds chr(31), or is not known not to (sql.key_of)."""
+    for entry in manifest["files"].values():
+        for version in [entry, *entry.get("previous", [])]:
+            if batches is None or any(part["batch_id"] in batches for part in parts_of(version)):
+                if version.get("unit_separator", True):
+                    return True
+    return False
 
 
 def parts_of(entry: dict) -> list[dict]:
@@ -182,32 +193,53 @@ def discover(ctx: RunContext, manifest: dict) -> Discovery:
 
     current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
     replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
+    changed = [(relative, source) for relative, source in owners.items() if not _unchanged(manifest, raw_dir, relative)]
+    scans = _scan_all(manifest, raw_dir, changed)
     # Files ingested before come first: a new file holding what one of them now holds is then a copy of it.
-    for relative, source in sorted(owners.items(), key=lambda item: (item[0] not in manifest["files"], item[0])):
-        path = raw_dir / relative
-        stat = path.stat()
-        entry = manifest["files"].get(relative)
-        for known in (entry, manifest["copies"].get(relative), manifest["refused"].get(relative),
-                      (entry or {}).get("ignored")):
-            if known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns:
-                break  # unchanged since it was last looked at: not read again
-        else:
-            unit = _consider(ctx, manifest, found, relative, path, source, entry, current)
-            if unit is not None:
-                found.units.append(unit)
-                current.setdefault(unit.scan.sha256, relative)
-                if unit.retracts:
-                    replaced[relative] = unit.scan.sha256
+    for relative, source in sorted(changed, key=lambda item: (item[0] not in manifest["files"], item[0])):
+        unit = _consider(ctx, manifest, found, relative, raw_dir / relative, source, manifest["files"].get(relative),
+                         current, scans[relative])
+        if unit is not None:
+            found.units.append(unit)
+            current.setdefault(unit.scan.sha256, relative)
+            if unit.retracts:
+                replaced[relative] = unit.scan.sha256
     _ingest_orphaned_copies(ctx, manifest, found, owners, replaced)
     return found
 
 
+def _unchanged(manifest: dict, raw_dir: Path, relative: str) -> bool:
+    """Whether a file has the size and modification time it had when last looked at (then it is not read)."""
+    stat = (raw_dir / relative).stat()
+    entry = manifest["files"].get(relative)
+    return any(known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns
+               for known in (entry, manifest["copies"].get(relative), manifest["refused"].get(relative),
+                             (entry or {}).get("ignored")))
+
+
+def _appendable(entry: dict | None, relative: str) -> bool:
+    """Whether a file's next version may be its lines appended: its last one ended cleanly, and it is not gzip."""
+    return bool(entry and entry.get("ends_cleanly") and not relative.lower().endswith(".gz"))
+
+
+def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]]) -> dict[str, Scan]:
+    """Scan the files, several at once (hashing and counting let go of the interpreter for each block)."""
+    def one(item: tuple[str, Source]) -> Scan:
+        relative, source = item
+        entry = manifest["files"].get(relative)
+        return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
+                    quote=source.csv.quote, escape=source.csv.escape)
+
+    if len(files) < 2:
+        return {relative: one((relative, source)) for relative, source in files}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return dict(zip((relative for relative, _ in files), pool.map(one, files)))
+
+
 def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, path: Path, source: Source,
-              entry: dict | None, current: dict[str, str]) -> Unit | None:
+              entry: dict | None, current: dict[str, str], facts: Scan) -> Unit | None:
     """The unit to ingest for a file that is new or changed since it was last looked at, or None."""
-    appendable = entry is not None and entry.get("ends_cleanly") and not relative.lower().endswith(".gz")
-    facts = scan(path, prefix_size=entry["size"] if appendable else None, quote=source.csv.quote,
-                 escape=source.csv.escape)
+    appendable = _appendable(entry, relative)
     if entry is not None and facts.sha256 == entry["sha256"]:
         entry["mtime_ns"] = facts.mtime_ns  # touched, not changed: remember, so it is not read again
         return None
@@ -395,6 +427,11 @@ def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at:
             _split_input(unit)
 
 
+# A group of up to this many files names each row's file with a CASE over their names (literals, quoted by the
+# engine); a larger group joins the table of inputs instead (a CASE of thousands of branches per row is slower).
+_CASE_AT_MOST = 64
+
+
 def _register_batch(engine: Engine, units: list[Unit], batch_id: str, ingested_at: str) -> None:
     engine.register_rows(INPUTS, _INPUTS_SCHEMA, [(u.input_file, u.source.name, u.relative) for u in units])
     engine.register_rows(MALFORMED, _MALFORMED_SCHEMA, [(u.input_file, m.line, m.reason, m.raw_text)
@@ -403,20 +440,26 @@ def _register_batch(engine: Engine, units: list[Unit], batch_id: str, ingested_a
     for unit in units:
         if unit.header:  # an empty file has nothing to read
             groups.setdefault((unit.source.name, tuple(unit.header), unit.is_split), []).append(unit)
-    metadata = (f"inputs.source_name, inputs.source_file, {engine.quote_literal(batch_id)} as batch_id, "
-                f"timestamp '{ingested_at}' as ingestion_timestamp, "
-                f"cast(timestamp '{ingested_at}' as date) as {PARTITION_COLUMN}")
+    batch = (f"{engine.quote_literal(batch_id)} as batch_id, timestamp '{ingested_at}' as ingestion_timestamp, "
+             f"cast(timestamp '{ingested_at}' as date) as {PARTITION_COLUMN}")
     selects = []
-    for index, ((_, header, is_split), members) in enumerate(groups.items()):
+    for index, ((source_name, header, is_split), members) in enumerate(groups.items()):
         view = f"raw_csv_{index}"
         options: CsvOptions = CANONICAL_CSV if is_split else members[0].source.csv
         engine.read_csv(view, [u.input_path for u in members], len(header), options)
+        lineage = (f"{engine.quote_literal(source_name)} as source_name, case raw.input_file "
+                   + " ".join(f"when {engine.quote_literal(u.input_file)} then {engine.quote_literal(u.relative)}"
+                              for u in members) + " end as source_file")
+        source = f"{view} raw"
+        if len(members) > _CASE_AT_MOST:
+            lineage = "inputs.source_name, inputs.source_file"
+            source = f"{view} raw join {INPUTS} inputs on raw.input_file = inputs.input_file"
         selects.append(f"select {_canonical_columns(members[0].source, list(header))}, "
                        f"cast(null as bigint) as source_line, cast(null as string) as raw_line, "
-                       f"cast(null as string) as parse_error, {metadata} "
-                       f"from {view} raw join {INPUTS} inputs on raw.input_file = inputs.input_file")
+                       f"cast(null as string) as parse_error, {lineage}, {batch} from {source}")
     nulls = ", ".join(f"cast(null as string) as {c}" for c in CANONICAL_RAW_COLUMNS)
-    selects.append(f"select {nulls}, malformed.source_line, malformed.raw_line, malformed.parse_error, {metadata} "
+    selects.append(f"select {nulls}, malformed.source_line, malformed.raw_line, malformed.parse_error, "
+                   f"inputs.source_name, inputs.source_file, {batch} "
                    f"from {MALFORMED} malformed join {INPUTS} inputs on malformed.input_file = inputs.input_file")
     engine.create_view("bronze_batch", " union all ".join(selects))
 
@@ -439,7 +482,7 @@ def _record(manifest: dict, unit: Unit, stats: dict, batch_id: str, ingested_at:
     part = {"batch_id": batch_id, "rows": stats["rows"], "offset": unit.offset}
     record = {"path": unit.relative, "source_name": unit.source.name, "size": unit.scan.size,
               "mtime_ns": unit.scan.mtime_ns, "sha256": unit.scan.sha256, "lines": unit.scan.lines,
-              "records": unit.scan.records,
+              "records": unit.scan.records, "unit_separator": unit.scan.unit_separator,
               "ends_cleanly": unit.ends_cleanly, "batch_id": batch_id, "ingested_at": ingested_at}
     if earlier and unit.is_tail:
         parts = parts_of(earlier) + [part]

@@ -5,7 +5,7 @@ import logging
 import time
 from pathlib import Path
 
-from clickstream import incremental, silver, storage
+from clickstream import bronze, incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
@@ -34,6 +34,8 @@ def model_context(ctx: RunContext) -> dict:
         "segments": analytics.segments,
         "path_length": analytics.path_length,
         "incremental": False,  # True only where a per-user model is rendered for an incremental build
+        # no raw file ever held chr(31): no id can, and key_of needs no check for it
+        "may_hold_unit_separator": bronze.may_hold_unit_separator(bronze.load_manifest(ctx)),
     }
 
 

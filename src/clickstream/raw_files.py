@@ -110,6 +110,7 @@ class Scan:
     is_utf8: bool
     refusal: str | None  # why the file is not text CSV at all, or None
     records: int | None  # data records (header and blank lines aside), counted apart from any engine; None: unknown
+    unit_separator: bool  # the text holds chr(31) somewhere (see sql.key_of)
 
 
 def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: str = '"') -> Scan:
@@ -147,7 +148,7 @@ def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: s
     text.finish()
     refusal = refusal or _sniff(text.head, path.name)
     return Scan(stat.st_size, stat.st_mtime_ns, digest.hexdigest(), prefix_digest if prefix_size else None,
-                text.lines, text.ends_with_break, text.is_utf8, refusal, text.records())
+                text.lines, text.ends_with_break, text.is_utf8, refusal, text.records(), text.unit_separator)
 
 
 class _TextFacts:
@@ -164,6 +165,7 @@ class _TextFacts:
         self.lines = 0
         self.is_utf8 = True
         self.ends_with_break = False
+        self.unit_separator = False
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._last = b""
         self._quote = ord(quote) if quote else None
@@ -181,13 +183,14 @@ class _TextFacts:
         if len(self.head) < _HEAD_BYTES:
             self.head += block[:_HEAD_BYTES - len(self.head)]
         feeds = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A)
+        self.unit_separator = self.unit_separator or block.find(b"\x1f") >= 0
         has_carriage = block.find(b"\r") >= 0
         self.lines += len(feeds)
         if has_carriage:  # lone CRs end lines too; a CRLF split between blocks counts once
             self.lines += block.count(b"\r") - block.count(b"\r\n") - (block[-1:] == b"\r")
         if self._last == b"\r" and block[:1] != b"\n":
             self.lines += 1
-        if self.is_utf8:
+        if self.is_utf8 and not (block.isascii() and not self._decoder.getstate()[0]):  # ASCII: valid, no copy
             try:
                 self._decoder.decode(block)
             except UnicodeDecodeError:

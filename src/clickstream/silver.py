@@ -23,7 +23,7 @@ from clickstream.sql import render
 log = logging.getLogger(__name__)
 
 STATE = "silver_state.json"
-STATE_FORMAT = 2  # event ids are escaped key_of texts (format 1 joined raw values)
+STATE_FORMAT = 2  # runs may record `superseded` files and a `retraction` (format 1 never did)
 CHANGES = "silver_changes"  # under _state/: per run, the events a retraction removed from or promoted into silver
 CHANGES_SCHEMA: Schema = [("user_id", "string"), ("event_ts", "timestamp"), ("event_id", "string"),
                            ("change", "string")]
@@ -51,11 +51,7 @@ def changes_dir(ctx: RunContext) -> Path:
 
 
 def load_state(ctx: RunContext) -> dict:
-    state = storage.read_json(state_path(ctx), {"format": STATE_FORMAT, "runs": {}})
-    if state["runs"] and state.get("format") != STATE_FORMAT:
-        raise PipelineError(f"{ctx.layout.data_dir} holds silver written by an earlier version of clickstream, "
-                            f"whose event ids differ from this one's: run the pipeline into a new data directory")
-    return state
+    return storage.read_json(state_path(ctx), {"format": STATE_FORMAT, "runs": {}})
 
 
 def processed_bronze_batches(state: dict) -> set[str]:
@@ -110,8 +106,9 @@ def run(ctx: RunContext) -> dict | None:
 
     # Parsed once, read three times (repeats, silver, quarantine). Only the rows whose event repeats are
     # ranked; every other clean row goes straight from the typed table to the silver write.
-    engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=ctx.config.sources,
-                                              rules=ctx.config.silver))
+    engine.materialize("silver_typed", render(
+        "silver/silver_typed", engine, sources=ctx.config.sources, rules=ctx.config.silver,
+        may_hold_unit_separator=bronze.may_hold_unit_separator(manifest, set(pending))))
     engine.create_view("silver_clean", render("silver/silver_clean", engine))
     engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
     outputs = {"silver": render("silver/silver_events", engine), "quarantine": render("silver/quarantine_events", engine),
@@ -319,7 +316,7 @@ def _reasons(ctx: RunContext, batches: list[str]) -> dict:
 def _local_time_adjustments(ctx: RunContext) -> list[dict]:
     """Per file, the valid events whose wall time their zone skips or repeats (only sources not in UTC)."""
     if all(source.timezone.upper() == "UTC" for source in ctx.config.sources):
-        return []
+        return []  # silver_typed has no such flags then
     columns, rows = ctx.engine.fetch(render("silver/local_time_adjustments", ctx.engine))
     adjustments = [dict(zip(columns, (v if isinstance(v, str) else int(v) for v in row))) for row in rows]
     for row in adjustments:

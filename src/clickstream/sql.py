@@ -27,17 +27,25 @@ def in_list(values: list[Any], engine: Engine) -> str:
     return "(" + ", ".join(literal(v, engine) for v in values) + ")" if values else "(null)"
 
 
-def key_of(expressions: list[str], engine: Engine) -> str:
+def key_of(expressions: list[str], engine: Engine, free_text: list[str] | None = None) -> str:
     """One text from several values such that distinct tuples always give distinct texts (for an md5 key).
 
-    Each value is escaped before the values are joined by the unit separator chr(31): a backslash becomes two,
-    chr(31) becomes a backslash and `s`, and NULL is a backslash and `N`. After escaping, a backslash is always
-    followed by one of those three and chr(31) never occurs, so the joined text reads back one way only.
+    The values are silver's: text trimmed and never empty (empty is NULL), or numbers written as text. Joined by
+    the unit separator chr(31), with NULL as the empty text, they read back one way only, unless a value holds
+    chr(31) itself. A row where one of `free_text` (the expressions that may hold any text; default all) does
+    is written another way: a chr(31) first, then each value escaped (a backslash doubled, chr(31) as `\\s`,
+    NULL as `\\N`), joined by chr(31). It then holds one chr(31) more than any row written the first way, so
+    the two ways never meet, and each is injective on its own.
     """
-    backslash = literal("\\", engine)
-    escaped = [f"coalesce(replace(replace({expr}, {backslash}, {literal(chr(92) * 2, engine)}), chr(31), "
-               f"{literal(chr(92) + 's', engine)}), {literal(chr(92) + 'N', engine)})" for expr in expressions]
-    return f"concat_ws(chr(31), {', '.join(escaped)})"
+    checked = expressions if free_text is None else [e for e in expressions if e in free_text]
+    plain = f"concat_ws(chr(31), {', '.join(f'coalesce({e}, {literal(chr(32)[:0], engine)})' for e in expressions)})"
+    backslash = literal(chr(92), engine)
+    escaped = ", ".join(f"coalesce(replace(replace({e}, {backslash}, {literal(chr(92) * 2, engine)}), chr(31), "
+                        f"{literal(chr(92) + 's', engine)}), {literal(chr(92) + 'N', engine)})" for e in expressions)
+    if not checked:  # no value can hold chr(31): every row is written the first way
+        return plain
+    holds_separator = " or ".join(f"coalesce(contains({e}, chr(31)), false)" for e in checked)
+    return f"case when {holds_separator} then concat(chr(31), concat_ws(chr(31), {escaped})) else {plain} end"
 
 
 def timestamp_literal(value: datetime, engine: Engine) -> str:

@@ -38,7 +38,8 @@ numbered as (
 final as (
     select
         event_id,
-        md5({{ key_of(['user_id', 'session_id', 'cast(' ~ epoch_us('session_start_ts') ~ ' as string)']) }})
+        md5({{ key_of(['user_id', 'session_id', 'cast(' ~ epoch_us('session_start_ts') ~ ' as string)'],
+                      free_text=['user_id', 'session_id'] if may_hold_unit_separator | default(true) else []) }})
             as session_key,
         user_id,
         session_id,

@@ -2,13 +2,22 @@
 -- the raw text only where it broke one. A line bronze could not split into fields breaks only that rule.
 {% set range = rules.timestamp_range %}
 {% set latest = timestamp_literal(range.max) if range.max else 'ingestion_timestamp + interval 1 day' %}
+{# wall times a zone skips or repeats are flagged only where some source is not in UTC #}
+{# no file of the batch holds the unit separator: no value can, and key_of needs no check for it #}
+{% set may_hold_unit_separator = may_hold_unit_separator | default(true) %}
+{% set local_times = sources | rejectattr('timezone', 'in', ['UTC', 'utc']) | list | length > 0 %}
 with typed as (
 {% for source in sources %}
+{% set is_utc = source.timezone | upper == 'UTC' %}
     select
         nullif(trim(UserID), '') as user_id,
         nullif(trim(SessionID), '') as session_id,
         nullif(trim(Timestamp), '') as timestamp_text,
+{% if is_utc %}
+        {{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }} as event_ts,
+{% else %}
         {{ to_utc('local_ts', source.timezone) }} as event_ts,
+{% endif %}
 {% if source.event_types %}
         case nullif(trim(EventType), '')
 {% for raw_value, canonical in source.event_types.items() %}
@@ -27,7 +36,7 @@ with typed as (
                   = nullif(trim(Amount), '')
              then try_cast(nullif(trim(Amount), '') as decimal(18,2)) end as amount,
         nullif(trim(Outcome), '') as outcome,
-{% if source.timezone | upper != 'UTC' %}
+{% if not is_utc %}
         -- a wall time the clocks skip (set forward) reads as one with the offset before the change; one they
         -- pass twice (set back) as the later instant (engines/*.to_utc): both counted in the quality report
         {{ from_utc(to_utc('local_ts', source.timezone), source.timezone) }} <> local_ts as is_nonexistent_local_time,
@@ -36,7 +45,7 @@ with typed as (
             {{ from_utc(to_utc('local_ts', source.timezone) ~ ' - interval ' ~ shift, source.timezone) }} = local_ts{{ ' or' if not loop.last }}
 {% endfor %}
         ) as is_ambiguous_local_time,
-{% else %}
+{% elif local_times %}
         false as is_nonexistent_local_time,
         false as is_ambiguous_local_time,
 {% endif %}
@@ -45,11 +54,16 @@ with typed as (
         EventType as raw_event_type, ProductID as raw_product_id, Amount as raw_amount, Outcome as raw_outcome,
         source_line, raw_line, parse_error,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
+{% if is_utc %}
+    from bronze_batch
+    where source_name = {{ literal(source.name) }}
+{% else %}
     from (
         select *, {{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }} as local_ts
         from bronze_batch
         where source_name = {{ literal(source.name) }}
     ) as source_rows
+{% endif %}
 {% if not loop.last %}
     union all
 {% endif %}
@@ -91,12 +105,15 @@ final as (
         source_line, raw_line,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date,
         rejection_reasons,
+{% if local_times %}
         is_nonexistent_local_time, is_ambiguous_local_time,
+{% endif %}
         -- an event is its canonical values: equal values, same event, same id on every engine; distinct values,
         -- distinct ids (key_of escapes each value, so no two tuples join into the same text)
         case when rejection_reasons = '' then md5({{ key_of(['user_id', 'session_id',
             'cast(' ~ epoch_us('event_ts') ~ ' as string)', 'event_type', 'product_id', 'cast(amount as string)',
-            'outcome']) }}) end as event_id
+            'outcome'], free_text=['user_id', 'session_id', 'event_type', 'product_id', 'outcome']
+            if may_hold_unit_separator else []) }}) end as event_id
     from checked
 )
 
