@@ -403,8 +403,9 @@ def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at:
         _register_batch(engine, units, batch_id, ingested_at)
         staged = storage.staging_path(ctx.layout.data_dir, "bronze")
         direct = [unit for unit in units if not unit.is_split]
+        metrics = _profile_metrics(engine, units)
         try:
-            engine.write_parquet("bronze_batch", staged, partition_by=[PARTITION_COLUMN])
+            measured = engine.write_parquet("bronze_batch", staged, partition_by=[PARTITION_COLUMN], metrics=metrics)
         except InputError as exc:
             named = [unit for unit in direct if f"/{unit.input_file}" in str(exc)]
             if not direct:
@@ -414,9 +415,12 @@ def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at:
                          unit.relative, shorten(str(exc).splitlines()[0] if str(exc) else "", 200))
                 _split_input(unit)
             continue
-        engine.read_parquet("bronze_staged", storage.parquet_files(staged), BRONZE, partitioned=True)
-        profile = _profile(ctx, "bronze_staged")
-        engine.drop("bronze_staged")
+        if metrics:
+            profile = _profile_from_metrics(units, measured)
+        else:  # too many files for one measure each: a pass over what was written
+            engine.read_parquet("bronze_staged", storage.parquet_files(staged), BRONZE, partitioned=True)
+            profile = _profile(ctx, "bronze_staged")
+            engine.drop("bronze_staged")
         miscounted = [unit for unit in direct if unit.expected_rows is not None
                       and profile.get(unit.relative, {}).get("rows", 0) != unit.expected_rows]
         if not miscounted:
@@ -494,6 +498,40 @@ def _record(manifest: dict, unit: Unit, stats: dict, batch_id: str, ingested_at:
             record["previous"] = earlier.get("previous", []) + [{**old, "replaced_by": batch_id}]
     manifest["files"][unit.relative] = record
     return record
+
+
+# A batch of up to this many files is profiled by the write itself (a few counts per file); a larger one by a
+# pass over what was written, grouped by file.
+_MEASURED_AT_MOST = 32
+
+
+def _profile_metrics(engine: Engine, units: list[Unit]) -> dict[str, str] | None:
+    """Per file: rows, malformed rows and NULLs per raw column, as aggregates the write measures."""
+    if len(units) > _MEASURED_AT_MOST:
+        return None
+    metrics = {"all_rows": "count(*)"}
+    for index, unit in enumerate(units):
+        of_file = f"source_file = {engine.quote_literal(unit.relative)}"
+        metrics[f"rows_{index}"] = f"count(case when {of_file} then 1 end)"
+        metrics[f"malformed_{index}"] = f"count(case when {of_file} and parse_error is not null then 1 end)"
+        for position, column in enumerate(CANONICAL_RAW_COLUMNS):
+            metrics[f"null_{index}_{position}"] = (f"count(case when {of_file} and parse_error is null and {column} "
+                                                   f"is null then 1 end)")
+    return metrics
+
+
+def _profile_from_metrics(units: list[Unit], measured: dict) -> dict[str, dict]:
+    profile = {}
+    for index, unit in enumerate(units):
+        if measured[f"rows_{index}"]:
+            profile[unit.relative] = {
+                "rows": int(measured[f"rows_{index}"]), "malformed_rows": int(measured[f"malformed_{index}"]),
+                "null_counts": {column: int(measured[f"null_{index}_{position}"])
+                                for position, column in enumerate(CANONICAL_RAW_COLUMNS)}}
+    if sum(entry["rows"] for entry in profile.values()) != measured["all_rows"]:
+        raise PipelineError(f"bronze: {measured['all_rows']} rows written, of which only "
+                            f"{sum(entry['rows'] for entry in profile.values())} belong to the batch's files")
+    return profile
 
 
 def _profile(ctx: RunContext, view: str) -> dict[str, dict]:

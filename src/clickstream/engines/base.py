@@ -99,8 +99,14 @@ class Engine(abc.ABC):
 
     # ---- writing
     @abc.abstractmethod
-    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None) -> None:
-        """Write table `name` as snappy Parquet files under the new directory `path`."""
+    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None,
+                      metrics: dict[str, str] | None = None) -> dict[str, Any]:
+        """Write table `name` as snappy Parquet files under the new directory `path`.
+
+        With `metrics` (a name for each aggregate SQL expression over the table's columns, such as
+        `count(case when x is null then 1 end)`), returns their values over the rows written, measured by the
+        write itself where the engine can (Spark's observed metrics), so a check costs no pass of its own.
+        """
 
     @abc.abstractmethod
     def write_csv(self, name: str, path: Path) -> None:

@@ -163,7 +163,8 @@ class DuckDBEngine(Engine):
         return [d[0] for d in cursor.description], cursor.fetchall()
 
     # ---- writing
-    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None) -> None:
+    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None,
+                      metrics: dict[str, str] | None = None) -> dict[str, Any]:
         if partition_by:
             target = path
             options = f", partition_by ({', '.join(partition_by)})"
@@ -174,6 +175,14 @@ class DuckDBEngine(Engine):
         self._run(f"copy (select * from {name}) to {self.quote_literal(str(target))} "
                   f"(format parquet, compression snappy{options})")
         path.mkdir(parents=True, exist_ok=True)  # an empty partitioned table is still a (empty) table
+        if not metrics:
+            return {}
+        # Measured on what was written, read back: a scan of Parquet costs DuckDB little.
+        files = sorted(path.rglob("*.parquet"))
+        source = (f"read_parquet({_path_list(files)}, hive_partitioning = {str(bool(partition_by)).lower()})"
+                  if files else f"(select * from {name} where 1 = 0)")
+        cursor = self._run(f"select {', '.join(f'{sql} as {key}' for key, sql in metrics.items())} from {source}")
+        return dict(zip(metrics, cursor.fetchall()[0]))
 
     def write_csv(self, name: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

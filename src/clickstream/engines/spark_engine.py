@@ -33,7 +33,7 @@ from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark import SparkConf, SparkContext
 from pyspark.errors import PySparkException
 from pyspark.java_gateway import launch_gateway
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
                                StructType, TimestampNTZType)
@@ -439,8 +439,14 @@ class SparkEngine(Engine):
         return list(frame.columns), [tuple(row) for row in rows]
 
     # ---- writing
-    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None) -> None:
+    def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None,
+                      metrics: dict[str, str] | None = None) -> dict[str, Any]:
         frame = self.spark.table(name)
+        schema = frame.schema
+        observation = None
+        if metrics:  # collected by the job that writes: no pass of their own
+            observation = Observation(f"{name}_metrics_{uuid.uuid4().hex[:8]}")
+            frame = frame.observe(observation, *[F.expr(sql).alias(key) for key, sql in metrics.items()])
         if partition_by:
             writer = frame.write.partitionBy(*partition_by)
         else:  # one file per core at most: a union of 60 one-row selects is not 60 files
@@ -451,7 +457,8 @@ class SparkEngine(Engine):
         _remove_side_files(path)
         # as Spark writes Parquet: every column nullable, and partition columns only in the folder names
         self._written[os.path.abspath(path)] = StructType(
-            [StructField(f.name, f.dataType, True) for f in frame.schema.fields if f.name not in (partition_by or [])])
+            [StructField(f.name, f.dataType, True) for f in schema.fields if f.name not in (partition_by or [])])
+        return {key: observation.get[key] for key in metrics} if observation is not None and metrics else {}
 
     def write_csv(self, name: str, path: Path) -> None:
         frame = self.spark.table(name)
