@@ -10,7 +10,7 @@ RUNS ?= 3
 SPARK_OLDEST ?= 3.5
 OLDEST_VENV ?= .venv-spark$(SPARK_OLDEST)
 
-.PHONY: run test test-deep test-spark-oldest install install-test bench clean
+.PHONY: run test test-deep test-spark-oldest mutants install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: install-test
 # The property test of the whole ledger with many more examples than the few `make test` runs (minutes, not seconds).
 test-deep: install-test
 	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest tests/test_ledger_property.py
+
+# Each mutant of tests/mutants.py against the fast suite: which small bugs no test would catch (not part of CI).
+mutants: install-test
+	$(BIN)/python tests/mutants.py
 
 test-spark-oldest:
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)

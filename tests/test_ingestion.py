@@ -340,3 +340,23 @@ def test_a_first_delivery_without_a_valid_line_builds_no_star_and_says_so(tmp_pa
     write(data / "raw", "good.csv", events(1, 2))
     run_layers(config)
     assert rows(data, "gold/fct_events", "count(*)") == [(2,)]
+
+
+def test_the_session_timeout_from_config_splits_visits_at_exactly_that_gap(tmp_path):
+    # through the whole pipeline: the minutes of the config become the microseconds the model compares
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", "1,s,2024-01-01 10:00:00,page_view,,,\n1,s,2024-01-01 10:30:30,page_view,,,\n"
+                                 "2,s,2024-01-01 10:00:00,page_view,,,\n2,s,2024-01-01 10:29:30,page_view,,,\n")
+    run_layers(config)
+    assert rows(data, "gold/dim_sessions", "user_key, count(*)", "true group by user_key") == [("1", 2), ("2", 1)]
+
+
+def test_a_row_breaking_two_rules_counts_for_each_in_the_quality_report(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", events(1, 3) + ",1,bad time,page_view,,,\n")
+    run_layers(config, ("bronze", "silver"))
+    reasons = report(data)["silver"]["rejection_reasons"]
+    assert reasons == {"overall": {"invalid_timestamp": 1, "missing_user_id": 1},
+                       "per_file": {"a.csv": {"invalid_timestamp": 1, "missing_user_id": 1}}}

@@ -20,11 +20,13 @@ import os
 import shutil
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from clickstream import storage
 from clickstream.engines.base import Engine
+from clickstream.sql import render, week_of
 
 MANIFEST = "_build.json"
 SCOPE_TABLE = "scope_users"  # the users whose rows a build recomputes (scope_key) and their first new event
@@ -34,11 +36,6 @@ PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-M
 # A week that would gain a file but already holds this many is written again instead, as few files: one file
 # per run would otherwise pile up in the latest week until the next full build.
 COMPACT_AT_FILES = 16
-
-
-def period_of(timestamp: str) -> str:
-    """The SQL (same on both engines) of the week a timestamp falls in, as the date of its Monday."""
-    return f"cast(date_trunc('week', {timestamp}) as date)"
 
 
 def fingerprint(engine: Engine, rendered: dict[str, str], declared: Any) -> str:
@@ -92,27 +89,9 @@ def write_table(engine: Engine, view: str, path: Path, period_from: str | None) 
         engine.write_parquet(view, path)
         return
     by_period = f"{view}__by_{PERIOD}"
-    engine.create_view(by_period, f"select model.*, {period_of('model.' + period_from)} as {PERIOD} "
-                                  f"from {view} model")
+    engine.create_view(by_period, f"select model.*, {week_of('model.' + period_from)} as {PERIOD} from {view} model")
     engine.write_parquet(by_period, path, partition_by=[PERIOD])
     engine.drop(by_period)
-
-
-def _in_scope(column: str) -> str:
-    return f"exists (select 1 from {SCOPE_TABLE} scope where scope.scope_key = {column})"
-
-
-def _replaced(model: Scoped, alias: str) -> str:
-    """A row (published or rebuilt, as `alias`) of the part of the table a merge takes from the rebuilt rows."""
-    if model.replayed is not None:  # the visits sessionized again (replay_sessions.sql)
-        session, start = model.replayed["session"], model.replayed["start"]
-        return (f"exists (select 1 from {REPLAY_TABLE} replay where replay.user_id = {alias}.{model.scope} "
-                f"and replay.session_id is not distinct from {alias}.{session} "
-                f"and {alias}.{start} >= replay.replay_from)")
-    if model.changes_from is not None:  # each user's rows from their first new event on
-        return (f"coalesce({alias}.{model.changes_from} >= (select max(scope.first_new_ts) from {SCOPE_TABLE} scope "
-                f"where scope.scope_key = {alias}.{model.scope}), false)")
-    return _in_scope(f"{alias}.{model.scope}")  # every row of the users in scope
 
 
 def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path,
@@ -120,60 +99,48 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
     """Write `staged` as the published table with the part a batch can change replaced by `model.name`.
 
     That part is each user's rows from their first new event on (`changes_from`), the visits sessionized
-    again (`replayed`), or else every row of the users in scope; `model.name` holds the model rebuilt for at
-    least that part, and only its rows in that part are taken. A table stored whole is written again whole.
-    A table stored by week is written only in the weeks holding rows of that part: a week where published rows
-    are replaced is written again; a week where none is (rows only added, as when new events come after the
-    published ones) keeps its files and gains one, unless it holds `COMPACT_AT_FILES` already: then it is
-    written again too. Every other week is hard-linked. With `removals` (events left silver since the last
-    build), a replaced published row may have no rebuilt row at all, so its week is written again too.
-    Returns the weeks rewritten (None: the whole table) and appended, for the log and the quality report.
+    again (`replayed`), or else every row of the users in scope (`sql/incremental/_replaced.sql`);
+    `model.name` holds the model rebuilt for at least that part, and only its rows in that part are taken.
+    A table stored whole is written again whole (`merged_whole.sql`). A table stored by week is written only
+    in the weeks holding rows of that part (`touched_weeks.sql`): a week where published rows are replaced
+    (`replaced_weeks.sql`) is written again; a week where none is (rows only added, as when new events come
+    after the published ones) keeps its files and gains one, unless it holds `COMPACT_AT_FILES` already: then
+    it is written again too (`written_rows.sql`). Every other week is hard-linked. With `removals` (events
+    left silver since the last build), a replaced published row may have no rebuilt row at all, so its week
+    is written again too. Returns the weeks rewritten (None: the whole table) and appended, for the log and
+    the quality report.
     """
-    name, old = model.name, f"{model.name}__published"
+    old = f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
+    names = {"model": model, "rebuilt": model.name, "published": old, "scope_table": SCOPE_TABLE,
+             "replay_table": REPLAY_TABLE}
     if model.period_from is None:
-        merged = f"{name}__merged"
-        engine.create_view(merged, f"select * from {old} published where not {_replaced(model, 'published')} "
-                                   f"union all select * from {name} rebuilt where {_replaced(model, 'rebuilt')}")
+        merged = f"{model.name}__merged"
+        engine.create_view(merged, render("incremental/merged_whole", engine, **names))
         engine.write_parquet(merged, staged)
         engine.drop(merged)
         engine.drop(old)
         return {"weeks_rewritten": None, "weeks_appended": None}
 
-    column = model.period_from
-    period = period_of(f"candidate.{column}")
-    weeks = f"select distinct {period} from {name} candidate where {_replaced(model, 'candidate')}"
-    if model.changes_from is None or removals:
-        # A replaced row may move to another week (a visit that now starts earlier) or go: its old week too.
-        # (With changes_from, a published row of that part is one event, at the time of its rebuilt row,
-        # unless the event left silver.)
-        weeks += f" union select distinct {period} from {old} candidate where {_replaced(model, 'candidate')}"
-    touched = _folders(engine, weeks)
-    # A touched week none of whose published rows is replaced keeps its files and gains one: rows appended.
-    rewritten: set[str] = set()
-    old_weeks = f"{name}__published_{PERIOD}s"
-    affected = [f for f in storage.parquet_files(published) if f.parent.name in touched]
+    touched = _weeks_of(engine, render("incremental/touched_weeks", engine, **names,
+                                       with_published=model.changes_from is None or removals))
+    rewritten: set[date] = set()
+    old_weeks = f"{model.name}__published_{PERIOD}s"
+    affected = [f for f in storage.parquet_files(published) if _week(f.parent.name) in touched]
     if affected:
         engine.read_parquet(old_weeks, affected, schema=None)
-        rewritten = _folders(engine, f"select distinct {period} from {old_weeks} candidate "
-                                     f"where {_replaced(model, 'candidate')}")
-        files_per_week = Counter(f.parent.name for f in affected)
+        rewritten = _weeks_of(engine, render("incremental/replaced_weeks", engine, **{**names, "published": old_weeks}))
+        files_per_week = Counter(_week(f.parent.name) for f in affected)
         rewritten |= {week for week, files in files_per_week.items() if files >= COMPACT_AT_FILES}
     staged.mkdir(parents=True)
     for folder in sorted(published.iterdir()):
-        if folder.is_dir() and folder.name not in rewritten:
+        if folder.is_dir() and _week(folder.name) not in rewritten:
             shutil.copytree(folder, staged / folder.name, copy_function=os.link)
     if touched:
-        listed = ", ".join(f"date '{week}'" for week in _weeks(touched))
-        kept = ""
-        if rewritten:
-            again = ", ".join(f"date '{week}'" for week in _weeks(rewritten))
-            kept = (f"select * from {old_weeks} published where {period_of('published.' + column)} in ({again}) "
-                    f"and not {_replaced(model, 'published')} union all ")
-        written = f"{name}__written"
-        engine.create_view(written, f"{kept}select * from {name} rebuilt where {_replaced(model, 'rebuilt')} "
-                                    f"and {period_of('rebuilt.' + column)} in ({listed})")
-        write_table(engine, written, scratch, column)
+        written = f"{model.name}__written"
+        engine.create_view(written, render("incremental/written_rows", engine, **{**names, "published": old_weeks},
+                                           touched_weeks=sorted(touched), rewritten_weeks=sorted(rewritten)))
+        write_table(engine, written, scratch, model.period_from)
         for file in storage.parquet_files(scratch):  # named after this merge: never a published file's name
             (staged / file.parent.name).mkdir(exist_ok=True)
             os.replace(file, staged / file.parent.name / f"{scratch.name}-{file.name}")
@@ -181,7 +148,7 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
         engine.drop(written)
     engine.drop(old_weeks)
     engine.drop(old)
-    return {"weeks_rewritten": _weeks(rewritten), "weeks_appended": _weeks(touched - rewritten)}
+    return {"weeks_rewritten": _iso(rewritten), "weeks_appended": _iso(touched - rewritten)}
 
 
 def describe(summary: dict[str, Any]) -> str:
@@ -192,15 +159,19 @@ def describe(summary: dict[str, Any]) -> str:
             f"weeks appended to: {', '.join(summary['weeks_appended']) or 'none'}")
 
 
-def _weeks(folders: set[str]) -> list[str]:
-    """The weeks (YYYY-MM-DD, their Monday) of week folders, in order."""
-    return sorted(folder.split("=", 1)[1] for folder in folders)
+def _week(folder: str) -> date | None:
+    """The week (its Monday) of a `week=YYYY-MM-DD` folder; None for any other name."""
+    key, _, value = folder.partition("=")
+    return date.fromisoformat(value) if key == PERIOD else None
 
 
-def _folders(engine: Engine, sql: str) -> set[str]:
-    """The week folders (`week=YYYY-MM-DD`) of the weeks `sql` returns."""
+def _iso(weeks: set[date]) -> list[str]:
+    return [week.isoformat() for week in sorted(weeks)]
+
+
+def _weeks_of(engine: Engine, sql: str) -> set[date]:
     _, rows = engine.fetch(sql)
-    return {f"{PERIOD}={row[0].isoformat()}" for row in rows}
+    return {row[0] for row in rows}
 
 
 def register_delta(engine: Engine, name: str, staged: Path, published: Path) -> tuple[str, str]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
@@ -19,7 +19,19 @@ def literal(value: Any, engine: Engine) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return f"date '{value.isoformat()}'"
     return engine.quote_literal(str(value))
+
+
+def week_of(timestamp: str) -> str:
+    """The week a timestamp falls in, as the date of its Monday (the folder of a table stored by week)."""
+    return f"cast(date_trunc('week', {timestamp}) as date)"
+
+
+def date_key(timestamp: str) -> str:
+    """The `date_key` of a timestamp or date: YYYYMMDD as an integer (the key of dim_date)."""
+    return f"cast(year({timestamp}) * 10000 + month({timestamp}) * 100 + day({timestamp}) as integer)"
 
 
 def in_list(values: list[Any], engine: Engine) -> str:
@@ -74,7 +86,7 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     return template.render(
         literal=partial(literal, engine=engine), in_list=partial(in_list, engine=engine), safe_divide=safe_divide,
         key_of=partial(key_of, engine=engine), timestamp_literal=partial(timestamp_literal, engine=engine),
-        **engine.macros(), **context
+        week_of=week_of, date_key=date_key, **engine.macros(), **context
     ).strip().rstrip(";")
 
 

@@ -105,6 +105,15 @@ def test_dim_users(duck):
     ]
 
 
+def test_spend_counts_purchases_only_even_where_another_event_carries_an_amount(duck):
+    # an add_to_cart with the price on it (feeds do that) is no spend
+    star(duck, STAR_ROWS + [silver_row("e6", "u2", "s9", "2024-01-09 00:11:00", "add_to_cart", "p3", "99.00")])
+    assert run_model(duck, "gold/dim_users", ["user_key", "total_purchases", "total_spent", "is_purchaser"],
+                     **CONTEXT) == [("u1", 1, Decimal("10.50"), True), ("u2", 1, Decimal("4.25"), True)]
+    assert run_model(duck, "gold/dim_sessions", ["user_key", "cart_adds", "purchases", "revenue"], **CONTEXT) == [
+        ("u1", 1, 1, Decimal("10.50")), ("u2", 1, 1, Decimal("4.25"))]
+
+
 def test_dim_sessions(duck):
     star(duck, STAR_ROWS)
     assert run_model(duck, "gold/dim_sessions", ["user_key", "source_session_id", "session_start_ts",

@@ -67,9 +67,11 @@ def test_clean_rows_are_typed_and_kept(duck):
         bronze_row(user=" 7 ", timestamp="2024-03-01 08:00:00.5", event="purchase", product="p9", amount="19.999",
                    outcome="purchase"),
         bronze_row(user="u-uuid-1", timestamp="2024-03-01 08:00:00", event="login"),
+        bronze_row(user="8", timestamp="2024-03-01 09:00:00", event="purchase", product="free", amount="0.00"),
     ]
     assert classify(duck, rows) == [
         ("7", "purchase", dt.datetime(2024, 3, 1, 8, 0, 0, 500000), "p9", Decimal("20.00"), "", "silver"),
+        ("8", "purchase", dt.datetime(2024, 3, 1, 9, 0, 0), "free", Decimal("0.00"), "", "silver"),  # 0 is no refund
         ("u-uuid-1", "login", dt.datetime(2024, 3, 1, 8, 0, 0), None, None, "", "silver"),
     ]
 

@@ -12,7 +12,7 @@ days as (
 
 final as (
     select
-        cast(year(date_day) * 10000 + month(date_day) * 100 + day(date_day) as integer) as date_key,
+        {{ date_key('date_day') }} as date_key,
         date_day,
         cast(year(date_day) as integer) as year,
         cast(quarter(date_day) as integer) as quarter,

@@ -11,8 +11,7 @@ final as (
         min(event_ts) as session_start_ts,
         max(event_ts) as session_end_ts,
         ({{ epoch_us('max(event_ts)') }} - {{ epoch_us('min(event_ts)') }}) / 1e6 as duration_seconds,
-        cast(year(min(event_ts)) * 10000 + month(min(event_ts)) * 100 + day(min(event_ts)) as integer)
-            as start_date_key,
+        {{ date_key('min(event_ts)') }} as start_date_key,
         count(*) as total_events,
         count(case when event_type = 'page_view' then 1 end) as page_views,
         count(case when event_type = 'product_view' then 1 end) as product_views,

@@ -10,7 +10,7 @@ final as (
         session_key,
         coalesce(product_id, {{ literal(no_product_key) }}) as product_key,
         event_type as event_type_key,
-        cast(year(event_ts) * 10000 + month(event_ts) * 100 + day(event_ts) as integer) as date_key,
+        {{ date_key('event_ts') }} as date_key,
         cast(hour(event_ts) * 100 + minute(event_ts) as integer) as time_key,
         event_ts,
         amount,
