@@ -61,17 +61,17 @@ def run(ctx: RunContext) -> list[QueryResult]:
     for query in selected:
         name = query["name"]
         sql = {name: render(f"analytics/{name}", engine, **context)}
-        spec = incremental.scoped(query)
+        spec = incremental.per_user_model(query)
         if spec:  # and the SQL that rebuilds it for the users in scope
             sql["incremental"] = render(f"analytics/{name}", engine, **{**context, "incremental": True})
         fingerprint = incremental.fingerprint(engine, sql, query)
-        scope = _scope(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
-        if scope is None:
+        affected = _affected_users(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
+        if affected is None:
             build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
         else:
-            _build_scoped(ctx, spec, sql["incremental"], scope, root)
+            _build_per_user(ctx, spec, sql["incremental"], affected, root)
         built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
-                       "mode": "full" if scope is None else "incremental"}
+                       "mode": "full" if affected is None else "incremental"}
         columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
     counts = engine.row_counts([q["name"] for q in selected])
@@ -94,7 +94,8 @@ def run(ctx: RunContext) -> list[QueryResult]:
     return results
 
 
-def _scope(ctx: RunContext, name: str, previous: dict | None, gold_build: dict, fingerprint: str) -> str | None:
+def _affected_users(ctx: RunContext, name: str, previous: dict | None, gold_build: dict,
+                    fingerprint: str) -> str | None:
     """How to rebuild a per-user query: None for from scratch, else the SQL of the users to rebuild.
 
     Incremental only when the published result was built by the same SQL from the gold build this one
@@ -106,29 +107,29 @@ def _scope(ctx: RunContext, name: str, previous: dict | None, gold_build: dict, 
         return None
     if previous.get("gold_build_id") == gold_build.get("build_id"):
         return "select cast(null as string) as scope_key, cast(null as timestamp) as first_new_ts where 1 = 0"
-    scope = storage.parquet_files(ctx.layout.gold / incremental.SCOPE_DIR)
+    affected = storage.parquet_files(ctx.layout.gold / incremental.AFFECTED_USERS_DIR)
     if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
-            "previous_build_id") and scope:
-        ctx.engine.read_parquet("gold_scope", scope, schema=None)
+            "previous_build_id") and affected:
+        ctx.engine.read_parquet("gold_scope", affected, schema=None)
         return "select scope_key, first_new_ts from gold_scope"
     return None
 
 
-def _build_scoped(ctx: RunContext, spec: incremental.Scoped, sql: str, scope: str, root: Path) -> None:
+def _build_per_user(ctx: RunContext, spec: incremental.PerUserModel, sql: str, affected: str, root: Path) -> None:
     """Rebuild a per-user query for the users gold changed and merge it into the published result.
 
     `sql` is the query rendered for an incremental build: it reads `scope_users` and gives each user's rows
     from their first new event on (the ones `incremental.merge` replaces).
     """
     engine, layout = ctx.engine, ctx.layout
-    incremental.register_scope(engine, scope)
+    incremental.register_affected_users(engine, affected)
     engine.drop("gold_scope")
     name = spec.name
     # The query reads the fact under its usual name: for the moment, only the rows of the users in scope.
     fact = storage.parquet_files(layout.gold / "fct_events")
     engine.read_parquet("fct_events__all", fact, schema=None)
     engine.create_view("fct_events", f"select * from fct_events__all where user_key in "
-                                     f"(select scope_key from {incremental.SCOPE_TABLE})")
+                                     f"(select scope_key from {incremental.AFFECTED_USERS})")
     engine.materialize(name, sql)
     engine.read_parquet("fct_events", fact, schema=None)
     engine.drop("fct_events__all")
@@ -136,6 +137,6 @@ def _build_scoped(ctx: RunContext, spec: incremental.Scoped, sql: str, scope: st
     removals = bool((incremental.read_manifest(layout.gold) or {}).get("removals"))
     summary = incremental.merge(engine, spec, layout.analytics / name, root / name, scratch, removals)
     engine.drop(name)
-    engine.drop(incremental.SCOPE_TABLE)
+    engine.drop(incremental.AFFECTED_USERS)
     engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
     log.info("analytics: %s merged for the users gold changed (%s)", name, incremental.describe(summary))

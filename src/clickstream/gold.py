@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from clickstream import bronze, incremental, silver, storage
@@ -10,7 +12,7 @@ from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
 from clickstream.schema import SILVER
-from clickstream.sql import in_list, load_yaml, render
+from clickstream.sql import load_yaml, render
 
 log = logging.getLogger(__name__)
 
@@ -43,183 +45,238 @@ def models() -> list[dict]:
     return load_yaml("gold/models.yml")["models"]
 
 
+class BuildMode(str, Enum):
+    FULL = "full"  # every model from all of silver
+    INCREMENTAL = "incremental"  # only what the new silver runs can change, merged into the published star
+    CURRENT = "current"  # no new silver run: the published star stands
+    EMPTY = "empty"  # silver holds no event yet: no star to build
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: BuildMode
+    new_runs: list[str]  # the silver runs this build adds
+    reason: str
+
+
+@dataclass
+class Built:
+    """What building the models gave, before the star's tests."""
+
+    results: list[dict] = field(default_factory=list)  # tests already run (an incremental build's steps)
+    merged: dict[str, dict] = field(default_factory=dict)  # per merged table, the weeks it rewrote and appended
+    removals: bool = False  # events left silver since the last build (a file replaced by a new version)
+    untested_steps: list[dict] = field(default_factory=list)  # intermediate models still to test
+
+
 def run(ctx: RunContext) -> dict[str, int]:
     """Bring gold up to date with silver; publish it only if every failing-severity test passes.
 
     A full build renders every model from all of silver. When the published star was built by the same
-    SQL from silver batches that are all still there, only the new batches' users are rebuilt (scoped
+    SQL from silver batches that are all still there, only the new batches' users are rebuilt (per-user
     models) and merged in; the other models are rebuilt from the merged tables.
     """
     started = time.perf_counter()
-    engine, layout = ctx.engine, ctx.layout
-    context = model_context(ctx)
     declared = models()
-    sql = {m["name"]: render(f"gold/{m['name']}", engine, **context) for m in declared}
-    sql[incremental.REPLAY_TABLE] = render(f"gold/{incremental.REPLAY_TABLE}", engine, **context)
-    fingerprint = incremental.fingerprint(engine, sql, declared)
+    sql = _render(ctx, declared)
+    fingerprint = incremental.fingerprint(ctx.engine, sql, declared)
     silver_state = silver.load_state(ctx)
     silver.recover(ctx, silver_state)  # a silver run interrupted after its commit: its replaced files go now
-    silver_runs = sorted(silver_state["runs"])
     if not silver.current_files(ctx):  # every line so far refused, quarantined or a duplicate: nothing to build
         log.warning("gold: silver holds no events yet, so there is no star to build (see %s for where the rows "
-                    "went)", layout.reports / "quality_report.json")
-        ctx.quality["gold"] = {"mode": "empty", "row_counts": {}}
+                    "went)", ctx.layout.reports / "quality_report.json")
+        ctx.quality["gold"] = {"mode": BuildMode.EMPTY.value, "row_counts": {}}
         return {}
-    previous = incremental.read_manifest(layout.gold)
-    mode, new_runs, reason = _plan(ctx, previous, fingerprint, silver_runs)
-    log.info("gold: %s build (%s)", mode, reason)
-    if mode == "current":
+    previous = incremental.read_manifest(ctx.layout.gold)
+    silver_runs = sorted(silver_state["runs"])
+    plan = _plan(ctx, previous, fingerprint, silver_runs)
+    log.info("gold: %s build (%s)", plan.mode.value, plan.reason)
+    if plan.mode is BuildMode.CURRENT:
         return _current(ctx, previous, started)
 
-    engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
-    root = storage.staging_path(layout.data_dir, "gold")  # staged and published as one directory
+    root = storage.staging_path(ctx.layout.data_dir, "gold")  # staged and published as one directory
     root.mkdir(parents=True)
+    if plan.mode is BuildMode.FULL:
+        built = _build_full(ctx, declared, sql, root)
+    else:
+        built = _build_incremental(ctx, declared, sql, root, plan.new_runs, silver_state)
     published = [m for m in declared if m.get("publish", True)]
-    steps = [m for m in declared if not m.get("publish", True)]  # kept by the engine for the models after them
-    removals = False
-    if mode == "full":
-        results: list[dict] = []
-        merged: dict[str, dict] = {}
-        for model in declared:
-            if model in steps:  # never written
-                engine.materialize(model["name"], sql[model["name"]])
-            else:
-                build_model(ctx, "gold", model["name"], sql[model["name"]], root,
-                            partition_by_week=model.get("partition_by_week"))
-        tested_steps = steps
-    else:  # a scoped step is tested while it is built, on the cut-down input it read
-        results, merged, removals = _build_incremental(ctx, declared, sql, root, new_runs, silver_state)
-        tested_steps = []
+    results = built.results + _test(ctx, declared, built, root, previous)
+    counts = ctx.engine.row_counts(["silver_events", *(m["name"] for m in published)])
+    for table, count in counts.items():
+        log.info("gold cardinality: %s rows=%d", table, count)
+    ctx.quality["gold"] = {"mode": plan.mode.value, "reason": plan.reason, "new_silver_batches": plan.new_runs,
+                           "merged": built.merged, "tests": results, "row_counts": counts,
+                           "tested_on_changed_rows": ctx.quality.get("gold", {}).get("tested_on_changed_rows", [])}
+    failed = [r["test"] for r in results if r["status"] == "fail"]
+    if failed:
+        storage.clear_staging(ctx.layout.data_dir)
+        raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
+    _publish(ctx, root, previous, {"mode": plan.mode.value, "silver_runs": silver_runs, "fingerprint": fingerprint,
+                                   "removals": built.removals,
+                                   "tests_passed": all(r["status"] == "pass" for r in results)})
+    elapsed = time.perf_counter() - started
+    ctx.quality["gold"]["seconds"] = round(elapsed, 3)
+    log.info("gold: %s build of %d tables, %d events in the fact, in %.2f s", plan.mode.value, len(published),
+             counts.get("fct_events", 0), elapsed)
+    return counts
 
-    # The intermediate steps are tested first and then released: on Spark they are kept in the driver's
-    # memory, which the star's tests need (2 runs each at 2M rows: 19 and 23 s with them kept, 16 and 22 s without).
-    severity = ctx.config.quality.gold_tests
-    results += run_tests(engine, [query for model in tested_steps
-                                  for query in compile_tests(model["name"], model.get("tests", []), engine)], severity)
-    for model in steps:
-        engine.drop(model["name"])
+
+def _render(ctx: RunContext, declared: list[dict]) -> dict[str, str]:
+    """Every gold model (and the replay step of an incremental build) rendered for this engine and config."""
+    context = model_context(ctx)
+    sql = {m["name"]: render(f"gold/{m['name']}", ctx.engine, **context) for m in declared}
+    sql[incremental.REPLAY_TABLE] = render(f"gold/{incremental.REPLAY_TABLE}", ctx.engine, **context)
+    return sql
+
+
+def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path) -> Built:
+    """Every model from all of silver; the intermediate steps kept by the engine, never written."""
+    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
+    steps = []
+    for model in declared:
+        if not model.get("publish", True):
+            ctx.engine.materialize(model["name"], sql[model["name"]])
+            steps.append(model)
+        else:
+            build_model(ctx, "gold", model["name"], sql[model["name"]], root,
+                        partition_by_week=model.get("partition_by_week"))
+    return Built(untested_steps=steps)
+
+
+def _test(ctx: RunContext, declared: list[dict], built: Built, root: Path, previous: dict | None) -> list[dict]:
+    """Run the data tests: the intermediate steps' first, then release them (on Spark the driver's memory
+    holds them, which the star's tests need), then the star's."""
+    engine, severity = ctx.engine, ctx.config.quality.gold_tests
+    results = run_tests(engine, [query for model in built.untested_steps
+                                 for query in compile_tests(model["name"], model.get("tests", []), engine)], severity)
+    for model in declared:
+        if not model.get("publish", True):
+            engine.drop(model["name"])
+    published = [m for m in declared if m.get("publish", True)]
     # After a build whose tests all passed, a table rewritten only in part is tested on what changed.
-    deltas = _deltas(ctx, published, merged, root) if previous and previous.get("tests_passed") is True else {}
+    deltas = _deltas(ctx, published, built.merged, root) if previous and previous.get("tests_passed") is True \
+        else {}
+    ctx.quality.setdefault("gold", {})["tested_on_changed_rows"] = sorted(deltas)
     tests = [query for model in published
              for query in compile_tests(model["name"], model.get("tests", []), engine, deltas.get(model["name"]))]
     results += run_tests(engine, tests, severity)
     for delta in deltas.values():
         for view in (delta.changed, delta.kept, *delta.published.values()):
             engine.drop(view)
-    counts = engine.row_counts(["silver_events", *(m["name"] for m in published)])
-    for table, count in counts.items():
-        log.info("gold cardinality: %s rows=%d", table, count)
-    ctx.quality["gold"] = {"mode": mode, "reason": reason, "new_silver_batches": new_runs, "merged": merged,
-                           "tested_on_changed_rows": sorted(deltas), "tests": results, "row_counts": counts}
-    failed = [r["test"] for r in results if r["status"] == "fail"]
-    if failed:
-        storage.clear_staging(layout.data_dir)
-        raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
+    return results
 
+
+def _publish(ctx: RunContext, root: Path, previous: dict | None, build: dict) -> None:
     for name in ["silver_batch", "silver_earlier", "silver_new_runs", "silver_earlier_files", "silver_run_changes",
-                 "silver_rewritten",
-                 incremental.SCOPE_TABLE, incremental.REPLAY_TABLE]:
-        engine.drop(name)
-    incremental.write_manifest(root, {
-        "build_id": ctx.run_id, "previous_build_id": previous["build_id"] if previous else None, "mode": mode,
-        "silver_runs": silver_runs, "fingerprint": fingerprint, "removals": removals,
-        "tests_passed": all(r["status"] == "pass" for r in results)})
-    storage.publish_table(root, layout.gold)
-    elapsed = time.perf_counter() - started
-    ctx.quality["gold"]["seconds"] = round(elapsed, 3)
-    log.info("gold: %s build of %d tables, %d events in the fact, in %.2f s", mode, len(published),
-             counts.get("fct_events", 0), elapsed)
-    return counts
+                 "silver_rewritten", incremental.AFFECTED_USERS, incremental.REPLAY_TABLE]:
+        ctx.engine.drop(name)
+    incremental.write_manifest(root, {"build_id": ctx.run_id,
+                                      "previous_build_id": previous["build_id"] if previous else None, **build})
+    storage.publish_table(root, ctx.layout.gold)
 
 
 def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
-                       new_runs: list[str], silver_state: dict) -> tuple[list[dict], dict[str, dict], bool]:
-    """Rebuild the scoped models for the users of `new_runs`, merge them, then rebuild the other models.
+                       new_runs: list[str], silver_state: dict) -> Built:
+    """Rebuild the per-user models for the users of `new_runs`, merge them, then rebuild the other models.
 
-    The scoped models run in their declared order, each over its inputs cut down to what can change: the
-    silver events of the replayed visits (`replay_sessions.sql`), or a merged table's rows of the users in
-    scope. Each published one is merged as soon as it is built. Returns the results of the tests already
-    run (the intermediate models', against their cut-down input), per merged table what was rewritten, and
-    whether events left silver since the last build (a file replaced by a new version).
+    The per-user models run in their declared order, each over its inputs cut down to what can change: the
+    silver events of the replayed visits (`replay_sessions.sql`, `replayed_events.sql`), or a merged table's
+    rows of the affected users. Each published one is merged as soon as it is built. The intermediate ones
+    are tested then, against their cut-down input.
     """
-    engine, layout = ctx.engine, ctx.layout
-    batch_files = storage.batch_files(layout.silver, set(new_runs))
     removals = any("superseded" in silver_state["runs"][run] for run in new_runs)
+    batch_files = _register_new_events(ctx, new_runs, silver_state, removals)
+    reads_published = _replay(ctx, declared, sql, new_runs)
+    if reads_published:
+        _register_published_events(ctx, batch_files, removals)
+    ctx.engine.create_view("silver_events", render("gold/replayed_events", ctx.engine,
+                                                   reads_published=reads_published))
+    built = Built(removals=removals)
+    _merge_per_user_models(ctx, declared, sql, root, built)
+    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
+    for name in built.merged:  # the whole tables again, for the other models and the tests
+        ctx.engine.drop(name)
+        ctx.engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
+        ctx.engine.drop(f"{name}__merged")
+    for model in declared:
+        if incremental.per_user_model(model) is None:
+            build_model(ctx, "gold", model["name"], sql[model["name"]], root)
+    ctx.engine.write_parquet(incremental.AFFECTED_USERS, root / incremental.AFFECTED_USERS_DIR)
+    return built
+
+
+def _register_new_events(ctx: RunContext, new_runs: list[str], silver_state: dict, removals: bool) -> list[Path]:
+    """`silver_batch`: the events new to gold; and the affected users, each with the time from which their rows
+    can change (their first new event, or an event that left silver). Returns the new runs' files."""
+    engine = ctx.engine
+    batch_files = storage.batch_files(ctx.layout.silver, set(new_runs))
     if not removals:
         engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
-        users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts "
-                                                   "from silver_batch")
-    else:
-        # The new runs' files also hold rows of earlier batches that a replaced file version made them write
-        # again: new to gold are only the rows of their own batches and the copies they promoted. The events
-        # they removed change their users from their time on, like new ones.
-        new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
-        engine.read_parquet("silver_new_runs", batch_files, SILVER, partitioned=True)
-        changes = storage.batch_files(silver.changes_dir(ctx), set(new_runs))
-        engine.read_parquet("silver_run_changes", changes, silver.CHANGES_SCHEMA)
-        is_new = (f"(batch_id in {in_list(new_batches, engine)} or event_id in (select event_id from "
-                  f"silver_run_changes where change = 'promoted'))")
-        engine.create_view("silver_batch", f"select * from silver_new_runs where {is_new}")
-        engine.create_view("silver_rewritten", f"select * from silver_new_runs where not {is_new}")
-        users = incremental.register_scope(engine, "select user_id as scope_key, event_ts as first_new_ts from "
-                                                   "silver_batch union all select user_id, event_ts from "
-                                                   "silver_run_changes where change = 'removed'")
-    # the published visits: the table of the model built from the replayed ones
-    visits = next(m["name"] for m in declared if "replayed" in m)
-    engine.read_parquet("published_sessions", storage.parquet_files(layout.gold / visits), schema=None)
+        incremental.register_affected_users(engine, "select user_id as scope_key, event_ts as first_new_ts "
+                                                    "from silver_batch")
+        return batch_files
+    new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
+    engine.read_parquet("silver_new_runs", batch_files, SILVER, partitioned=True)
+    engine.read_parquet("silver_run_changes", storage.batch_files(silver.changes_dir(ctx), set(new_runs)),
+                        silver.CHANGES_SCHEMA)
+    engine.create_view("silver_batch", render("gold/new_silver_events", engine, new=True, new_batches=new_batches))
+    engine.create_view("silver_rewritten", render("gold/new_silver_events", engine, new=False,
+                                                  new_batches=new_batches))
+    incremental.register_affected_users(engine, "select user_id as scope_key, event_ts as first_new_ts from "
+                                                "silver_batch union all select user_id, event_ts from "
+                                                "silver_run_changes where change = 'removed'")
+    return batch_files
+
+
+def _replay(ctx: RunContext, declared: list[dict], sql: dict[str, str], new_runs: list[str]) -> bool:
+    """Decide which supplied sessions to sessionize again, and from when (replay_sessions.sql); returns whether
+    any of them holds published events from then on."""
+    engine = ctx.engine
+    visits = next(m["name"] for m in declared if "replayed" in m)  # the model built from the replayed visits
+    engine.read_parquet("published_sessions", storage.parquet_files(ctx.layout.gold / visits), schema=None)
     engine.materialize(incremental.REPLAY_TABLE, sql[incremental.REPLAY_TABLE])
     engine.drop("published_sessions")
     _, rows = engine.fetch(f"select count(*), count(case when reads_published then 1 end) "
                            f"from {incremental.REPLAY_TABLE}")
     replayed, reading_published = rows[0]
+    users = engine.row_counts([incremental.AFFECTED_USERS])[incremental.AFFECTED_USERS]
     log.info("gold: %d user(s) in %d new silver batch(es) to rebuild; %d supplied session(s) to sessionize again, "
              "%d of them with published events", users, len(new_runs), replayed, reading_published)
-    # The scoped models read only the events they sessionize again, under the name the models expect: those
-    # of the new batches, and those published before only if a replayed session holds any.
-    replayed_events = ("select silver.* from {source} silver join " + incremental.REPLAY_TABLE + " replay "
-                       "on silver.user_id = replay.user_id and silver.session_id is not distinct from "
-                       "replay.session_id where silver.event_ts >= replay.replay_from{condition}")
-    events = replayed_events.format(source="silver_batch", condition="")
-    if reading_published:
-        earlier = sorted(set(silver.current_files(ctx)) - set(batch_files))
-        if not removals:
-            engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
-        else:
-            engine.read_parquet("silver_earlier_files", earlier, SILVER, partitioned=True)
-            engine.create_view("silver_earlier", "select * from silver_earlier_files union all "
-                                                 "select * from silver_rewritten")
-        events += " union all " + replayed_events.format(source="silver_earlier",
-                                                         condition=" and replay.reads_published")
-    engine.create_view("silver_events", events)
-    results: list[dict] = []
-    merged: dict[str, dict] = {}
+    return reading_published > 0
+
+
+def _register_published_events(ctx: RunContext, batch_files: list[Path], removals: bool) -> None:
+    """`silver_earlier`: the events published before, for the replayed sessions that hold some."""
+    earlier = sorted(set(silver.current_files(ctx)) - set(batch_files))
+    if not removals:
+        ctx.engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
+        return
+    ctx.engine.read_parquet("silver_earlier_files", earlier, SILVER, partitioned=True)
+    ctx.engine.create_view("silver_earlier", "select * from silver_earlier_files union all "
+                                             "select * from silver_rewritten")
+
+
+def _merge_per_user_models(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
+                           built: Built) -> None:
+    engine, layout = ctx.engine, ctx.layout
     scratch = storage.staging_path(layout.data_dir, "gold-weeks")
     for model in declared:
-        spec = incremental.scoped(model)
+        spec = incremental.per_user_model(model)
         if spec is None:
             continue
         engine.materialize(spec.name, sql[spec.name])
         if not model.get("publish", True):  # checked now, while its input is still the cut-down one
-            results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
-                                 ctx.config.quality.gold_tests)
+            built.results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
+                                       ctx.config.quality.gold_tests)
             continue
-        merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name, scratch,
-                                              removals)
+        built.merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name,
+                                                    scratch, built.removals)
         engine.drop(spec.name)
         engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
-        engine.create_view(spec.name, f"select * from {spec.name}__merged where {spec.scope} in "
-                                      f"(select scope_key from {incremental.SCOPE_TABLE})")
-        log.info("gold: %s merged (%s)", spec.name, incremental.describe(merged[spec.name]))
-    engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
-    for name in merged:  # the whole tables again, for the other models and the tests
-        engine.drop(name)
-        engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
-        engine.drop(f"{name}__merged")
-    for model in declared:
-        if incremental.scoped(model) is None:
-            build_model(ctx, "gold", model["name"], sql[model["name"]], root)
-    engine.write_parquet(incremental.SCOPE_TABLE, root / incremental.SCOPE_DIR)
-    return results, merged, removals
+        engine.create_view(spec.name, f"select * from {spec.name}__merged where {spec.user_column} in "
+                                      f"(select scope_key from {incremental.AFFECTED_USERS})")
+        log.info("gold: %s merged (%s)", spec.name, incremental.describe(built.merged[spec.name]))
 
 
 def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root: Path) -> dict[str, Delta]:
@@ -259,26 +316,27 @@ def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root:
     return deltas
 
 
-def _plan(ctx: RunContext, previous: dict | None, fingerprint: str,
-          silver_runs: list[str]) -> tuple[str, list[str], str]:
-    """(full | incremental | current, the silver batches to add, why)."""
+def _plan(ctx: RunContext, previous: dict | None, fingerprint: str, silver_runs: list[str]) -> Plan:
+    """How to build: in full, incrementally, or not at all (the star is current), and why."""
+    full = BuildMode.FULL
     if ctx.full_refresh:
-        return "full", silver_runs, "full refresh requested"
+        return Plan(full, silver_runs, "full refresh requested")
     if previous is None:
-        return "full", silver_runs, "no gold build yet"
+        return Plan(full, silver_runs, "no gold build yet")
     if previous.get("fingerprint") != fingerprint:
-        return "full", silver_runs, "the engine, the models or the config they use changed since the last build"
+        return Plan(full, silver_runs, "the engine, the models or the config they use changed since the last build")
     missing = [m["name"] for m in models() if m.get("publish", True) and not storage.parquet_files(
         ctx.layout.gold / m["name"])]
     if missing:
-        return "full", silver_runs, f"published table(s) missing: {', '.join(missing)}"
+        return Plan(full, silver_runs, f"published table(s) missing: {', '.join(missing)}")
     built = set(previous.get("silver_runs", []))
     if not built <= set(silver_runs):
-        return "full", silver_runs, "silver batches the last build used are gone"
+        return Plan(full, silver_runs, "silver batches the last build used are gone")
     new_runs = sorted(set(silver_runs) - built)
     if not new_runs:
-        return "current", [], f"already built from all {len(silver_runs)} silver batch(es)"
-    return "incremental", new_runs, f"{len(new_runs)} new silver batch(es) since build {previous['build_id']}"
+        return Plan(BuildMode.CURRENT, [], f"already built from all {len(silver_runs)} silver batch(es)")
+    return Plan(BuildMode.INCREMENTAL, new_runs, f"{len(new_runs)} new silver batch(es) since build "
+                                                 f"{previous['build_id']}")
 
 
 def _current(ctx: RunContext, previous: dict, started: float) -> dict[str, int]:
@@ -290,6 +348,6 @@ def _current(ctx: RunContext, previous: dict, started: float) -> dict[str, int]:
     counts = engine.row_counts(names)
     for name in names:
         engine.drop(name)
-    ctx.quality["gold"] = {"mode": "current", "build_id": previous["build_id"], "row_counts": counts,
+    ctx.quality["gold"] = {"mode": BuildMode.CURRENT.value, "build_id": previous["build_id"], "row_counts": counts,
                            "seconds": round(time.perf_counter() - started, 3)}
     return counts

@@ -29,8 +29,10 @@ from clickstream.engines.base import Engine
 from clickstream.sql import render, week_of
 
 MANIFEST = "_build.json"
-SCOPE_TABLE = "scope_users"  # the users whose rows a build recomputes (scope_key) and their first new event
-SCOPE_DIR = "_scope_users"  # the published copy of the last build's scope, for the layer after it
+# The users whose rows a build recomputes (scope_key) and the time from which each one's rows can change
+# (first_new_ts); the models read it under this name.
+AFFECTED_USERS = "scope_users"
+AFFECTED_USERS_DIR = "_scope_users"  # the copy a build publishes with gold, for the analytics after it
 REPLAY_TABLE = "replay_sessions"  # per supplied session of those users: where its visits are rebuilt from
 PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
 # A week that would gain a file but already holds this many is written again instead, as few files: one file
@@ -57,7 +59,7 @@ def write_manifest(staged: Path, manifest: dict) -> None:
 
 
 @dataclass(frozen=True)
-class Scoped:
+class PerUserModel:
     """A model rebuilt per user: its scope column and, if it is stored by week, the timestamp giving the week.
 
     A table stored by week also says which of its rows a batch can change: `changes_from` names a timestamp
@@ -67,19 +69,20 @@ class Scoped:
     """
 
     name: str
-    scope: str
+    user_column: str  # the column naming the user a row belongs to (`scope:` in the declarations)
     period_from: str | None
     changes_from: str | None
     replayed: dict[str, str] | None = None  # {session: column, start: column}: only the replayed visits change
 
 
-def scoped(declared: dict) -> Scoped | None:
+def per_user_model(declared: dict) -> PerUserModel | None:
+    """The declared model as one rebuilt per user, or None when its rows depend on more than one user's events."""
     if "scope" not in declared:
         return None
     if "partition_by_week" in declared and "changes_from" not in declared and "replayed" not in declared:
         raise ValueError(f"model {declared['name']}: partition_by_week needs changes_from or replayed "
                          f"(see incremental.py)")
-    return Scoped(declared["name"], declared["scope"], declared.get("partition_by_week"),
+    return PerUserModel(declared["name"], declared["scope"], declared.get("partition_by_week"),
                   declared.get("changes_from"), declared.get("replayed"))
 
 
@@ -94,7 +97,7 @@ def write_table(engine: Engine, view: str, path: Path, period_from: str | None) 
     engine.drop(by_period)
 
 
-def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch: Path,
+def merge(engine: Engine, model: PerUserModel, published: Path, staged: Path, scratch: Path,
           removals: bool = False) -> dict[str, Any]:
     """Write `staged` as the published table with the part a batch can change replaced by `model.name`.
 
@@ -112,7 +115,7 @@ def merge(engine: Engine, model: Scoped, published: Path, staged: Path, scratch:
     """
     old = f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
-    names = {"model": model, "rebuilt": model.name, "published": old, "scope_table": SCOPE_TABLE,
+    names = {"model": model, "rebuilt": model.name, "published": old, "scope_table": AFFECTED_USERS,
              "replay_table": REPLAY_TABLE}
     if model.period_from is None:
         merged = f"{model.name}__merged"
@@ -191,11 +194,11 @@ def register_delta(engine: Engine, name: str, staged: Path, published: Path) -> 
     return views[0][0], views[1][0]
 
 
-def register_scope(engine: Engine, sql: str) -> int:
+def register_affected_users(engine: Engine, sql: str) -> int:
     """Keep the users a build recomputes as `scope_users` (scope_key, first_new_ts); returns how many.
 
     `sql` returns the new events' users and times (scope_key, event_ts), or an already grouped scope.
     """
-    engine.materialize(SCOPE_TABLE, f"select scope_key, min(first_new_ts) as first_new_ts from ({sql}) touched "
-                                    f"where scope_key is not null group by scope_key")
-    return engine.row_counts([SCOPE_TABLE])[SCOPE_TABLE]
+    engine.materialize(AFFECTED_USERS, f"select scope_key, min(first_new_ts) as first_new_ts from ({sql}) touched "
+                                       f"where scope_key is not null group by scope_key")
+    return engine.row_counts([AFFECTED_USERS])[AFFECTED_USERS]

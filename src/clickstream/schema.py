@@ -61,6 +61,3 @@ DUPLICATES: Schema = SILVER + [("duplicate_kind", "string")]
 
 PARTITION_COLUMN = "ingestion_date"
 
-
-def columns(schema: Schema) -> list[str]:
-    return [name for name, _ in schema]

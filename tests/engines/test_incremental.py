@@ -190,9 +190,9 @@ def test_full_refresh_rebuilds_even_when_nothing_is_new(tmp_path):
 
 def test_a_model_stored_by_week_must_say_from_when_its_rows_can_change():
     with pytest.raises(ValueError, match="model fct: partition_by_week needs changes_from"):
-        incremental.scoped({"name": "fct", "scope": "user_key", "partition_by_week": "event_ts"})
-    assert incremental.scoped({"name": "dim", "scope": "user_key"}) == incremental.Scoped("dim", "user_key", None, None)
-    assert incremental.scoped({"name": "dim_date"}) is None
+        incremental.per_user_model({"name": "fct", "scope": "user_key", "partition_by_week": "event_ts"})
+    assert incremental.per_user_model({"name": "dim", "scope": "user_key"}) == incremental.PerUserModel("dim", "user_key", None, None)
+    assert incremental.per_user_model({"name": "dim_date"}) is None
 
 
 def test_the_command_line_full_refresh_flag_reaches_gold(tmp_path, monkeypatch):

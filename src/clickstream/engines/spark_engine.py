@@ -532,7 +532,8 @@ class SparkEngine(Engine):
         except (Py4JJavaError, PySparkException) as exc:
             text = str(exc)
             log.debug("spark: job failed: %s", text)
-            raise _translate_failure(text, list(self._csv_inputs)) from None
+            # Spark's own error stays the cause: `--verbose` shows it (and its Java stack) under the one line
+            raise _translate_failure(text, list(self._csv_inputs)) from exc
 
 
 def _release(frame: DataFrame) -> None:
