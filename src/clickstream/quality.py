@@ -9,7 +9,7 @@ from clickstream import storage
 from clickstream.config import Threshold
 from clickstream.context import RunContext
 from clickstream.engines.base import Engine
-from clickstream.sql import in_list
+from clickstream.sql import render
 
 log = logging.getLogger(__name__)
 
@@ -69,47 +69,29 @@ def compile_tests(model: str, tests: list[dict[str, Any]], engine: Engine,
     - a relationship: changed rows without a parent, plus kept rows whose parent is gone since that build;
     - an equal row count: the whole table's (a count the engine reads from the files' metadata).
     """
-    rows = delta.changed if delta else model
-    names: list[str] = []
-    exprs: list[str] = []
-    joins: list[str] = []
+    checks = []
     for test in tests:
         if len(test) != 1:
             raise ValueError(f"model {model}: a test is one kind with its arguments, got {test}")
         kind, arg = next(iter(test.items()))
         if kind == "not_null":
-            for column in arg:
-                names.append(f"{model}.not_null({column})")
-                exprs.append(f"count(*) - count(child.{column})")
+            checks += [{"kind": kind, "name": f"{model}.not_null({column})", "column": column} for column in arg]
         elif kind == "accepted_values":
-            column = arg["column"]
-            names.append(f"{model}.accepted_values({column})")
-            exprs.append(f"count(case when child.{column} not in {in_list(arg['values'], engine)} then 1 end)")
+            checks.append({"kind": kind, "name": f"{model}.accepted_values({arg['column']})", **arg})
         elif kind == "equal_row_count":
-            names.append(f"{model}.equal_row_count({arg})")
-            exprs.append(f"abs((select count(*) from {model}) - (select count(*) from {arg}))" if delta
-                         else f"abs(count(*) - (select count(*) from {arg}))")
-        elif kind == "unique":  # failing rows: the copies beyond the first of each value
-            names.append(f"{model}.unique({arg})")
-            exprs.append(f"count(child.{arg}) - count(distinct child.{arg})" + (
-                f" + (select count(*) from {delta.kept} kept where kept.{arg} in (select {arg} from {rows}))"
-                if delta else ""))
+            checks.append({"kind": kind, "name": f"{model}.equal_row_count({arg})", "other": arg})
+        elif kind == "unique":
+            checks.append({"kind": kind, "name": f"{model}.unique({arg})", "column": arg})
         elif kind == "relationships":
-            column, target, field_ = arg["column"], arg["to"], arg["field"]
-            parent = f"parent{len(joins)}"
-            joins.append(f"left join (select distinct {field_} as parent_key from {target}) {parent} "
-                         f"on child.{column} = {parent}.parent_key")
-            names.append(f"{model}.relationships({column} -> {target}.{field_})")
-            exprs.append(f"count(case when child.{column} is not null and {parent}.parent_key is null then 1 end)"
-                         + (f" + (select count(*) from {delta.kept} kept where kept.{column} in "
-                            f"(select {field_} from {delta.published[target]} except select {field_} from "
-                            f"{delta.current.get(target, target)}))"
-                            if delta else ""))
+            joins = sum(check["kind"] == "relationships" for check in checks)
+            checks.append({"kind": kind, "name": f"{model}.relationships({arg['column']} -> {arg['to']}.{arg['field']})",
+                           "join": joins, **arg})
         else:
             raise ValueError(f"model {model}: unknown test kind '{kind}'")
-    if not names:
+    if not checks:
         return []
-    return [(names, f"select {', '.join(exprs)} from {rows} child {' '.join(joins)}".rstrip())]
+    return [([check["name"] for check in checks], render("quality/data_tests", engine, model=model, checks=checks,
+                                                          delta=delta))]
 
 
 def run_tests(engine: Engine, queries: list[tuple[list[str], str]], severity: str) -> list[dict[str, Any]]:
