@@ -81,7 +81,6 @@ def current_files(ctx: RunContext, table: str = "silver") -> list[Path]:
 def run(ctx: RunContext) -> dict | None:
     """Validate every bronze batch not yet in silver; returns the run's record, or None if there was none."""
     started = time.perf_counter()
-    engine, layout = ctx.engine, ctx.layout
     state = load_state(ctx)
     recover(ctx, state)
     manifest = bronze.load_manifest(ctx)
@@ -90,20 +89,51 @@ def run(ctx: RunContext) -> dict | None:
         log.info("silver: no new bronze batches")
         ctx.quality["silver"] = {"bronze_batches": [], "ledger": []}
         return None
+    parts = _replaced_parts(manifest, pending)
+    retraction = _read_inputs(ctx, pending, parts, processed_bronze_batches(state))
+    staged = _classify_and_write(ctx, manifest, pending, retraction)
+    record = _prove(ctx, manifest, pending, parts, retraction, staged)
+    failed = [c for c in record["checks"] if c["status"] == "fail"]
+    if failed:
+        storage.clear_staging(ctx.layout.data_dir)
+        raise QualityGateError(
+            "silver: " + "; ".join(f"{c['name']} {c['value']:.2%} is above the fail threshold {c['fail']:.2%}"
+                                   for c in failed) + " (nothing published; see the quality report)"
+        )
+    run_record = _commit(ctx, state, pending, staged, record, retraction)
+    elapsed = time.perf_counter() - started
+    ctx.quality["silver"]["seconds"] = round(elapsed, 3)
+    totals = record["totals"]
+    log.info("silver: %d bronze rows -> %d silver, %d quarantined, %d duplicates, %d re-delivered in %.2f s",
+             totals["bronze_rows"], totals["silver_rows"], totals["quarantine_rows"], totals["duplicate_rows"],
+             totals["redelivered_rows"], elapsed)
+    return run_record
 
-    # The earlier versions of files these batches replace: their rows leave silver, quarantine and duplicates
-    # (if an earlier run put them there) or never enter (if they are pending too).
-    parts = sorted({(r["source_file"], b) for batch in pending for r in manifest["batches"][batch].get("retracts", [])
-                    for b in r["batch_ids"]})
+
+def _replaced_parts(manifest: dict, pending: list[str]) -> list[tuple[str, str]]:
+    """(file, batch) of the earlier versions of files the pending batches replace: their rows leave silver,
+    quarantine and duplicates (if an earlier run put them there) or never enter (if they are pending too)."""
+    return sorted({(r["source_file"], b) for batch in pending for r in manifest["batches"][batch].get("retracts", [])
+                   for b in r["batch_ids"]})
+
+
+def _read_inputs(ctx: RunContext, pending: list[str], parts: list[tuple[str, str]],
+                 processed: set[str]) -> dict | None:
+    """`bronze_batch` (the pending rows silver takes in) and `silver_existing` (what they are de-duplicated
+    against); with replaced versions already in silver, the retraction's views. Returns the retraction."""
+    engine, layout = ctx.engine, ctx.layout
     engine.register_rows("retracted_parts", _PARTS_SCHEMA, parts)
     engine.read_parquet("bronze_pending", storage.batch_files(layout.bronze, set(pending)), BRONZE, partitioned=True)
-    engine.create_view("bronze_batch", "select * from bronze_pending rows where not exists (select 1 from "
-                                       "retracted_parts parts where parts.source_file = rows.source_file and "
-                                       "parts.batch_id = rows.batch_id)")
-    retraction = _retract(ctx, parts, processed_bronze_batches(state)) if parts else None
+    engine.create_view("bronze_batch", render("silver/pending_rows", engine, replaced_parts=bool(parts)))
+    retraction = _retract(ctx, parts, processed) if parts else None
     if retraction is None:
         engine.read_parquet("silver_existing", current_files(ctx), SILVER, partitioned=True)
+    return retraction
 
+
+def _classify_and_write(ctx: RunContext, manifest: dict, pending: list[str], retraction: dict | None) -> dict[str, Path]:
+    """Type and judge every row, rank the repeats, and write silver, quarantine and duplicates to staging."""
+    engine = ctx.engine
     # Parsed once, read three times (repeats, silver, quarantine). Only the rows whose event repeats are
     # ranked; every other clean row goes straight from the typed table to the silver write.
     engine.materialize("silver_typed", render(
@@ -111,63 +141,57 @@ def run(ctx: RunContext) -> dict | None:
         may_hold_unit_separator=bronze.may_hold_unit_separator(manifest, set(pending))))
     engine.create_view("silver_clean", render("silver/silver_clean", engine))
     engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
-    outputs = {"silver": render("silver/silver_events", engine), "quarantine": render("silver/quarantine_events", engine),
-               "duplicates": render("silver/duplicate_events", engine)}
+    models = {"silver": "silver/silver_events", "quarantine": "silver/quarantine_events",
+              "duplicates": "silver/duplicate_events"}
     staged: dict[str, Path] = {}
-    for table, sql in outputs.items():
-        engine.create_view(f"{table}_new", sql)
-        written = f"{table}_new" if retraction is None else f"{table}_out"
-        if retraction is not None:  # the rows of the files a retraction writes again go with the new ones
-            columns = ", ".join(c for c, _ in tables(ctx)[table][1])
-            extra = [f"select {columns} from {table}_rewritten_rows"]
-            if table == "silver":
-                extra.append(f"select {columns} from promoted_copies")
-            engine.create_view(written, " union all ".join([f"select {columns} from {table}_new", *extra]))
-        staged[table] = storage.staging_path(layout.data_dir, table)
-        engine.write_parquet(written, staged[table], partition_by=[PARTITION_COLUMN])
+    for table, (_, schema) in tables(ctx).items():
+        engine.create_view(f"{table}_new", render(models[table], engine))
+        engine.create_view(f"{table}_out", render("silver/output_rows", engine, table=table,
+                                                  columns=[c for c, _ in schema], retraction=retraction is not None))
+        staged[table] = storage.staging_path(ctx.layout.data_dir, table)
+        engine.write_parquet(f"{table}_out", staged[table], partition_by=[PARTITION_COLUMN])
+    return staged
+
+
+def _prove(ctx: RunContext, manifest: dict, pending: list[str], parts: list[tuple[str, str]],
+           retraction: dict | None, staged: dict[str, Path]) -> dict:
+    """The ledger and the rejection reasons from what was written, the retraction's proof, the gates: the run's
+    record in the quality report (a broken ledger stops the run here)."""
+    engine = ctx.engine
     # The ledger counts what was actually written, so a lost row anywhere above shows up here.
     for table, (_, schema) in tables(ctx).items():
         engine.read_parquet(f"{table}_written", storage.parquet_files(staged[table]), schema, partitioned=True)
     ledger = _ledger(ctx, pending)
-    reasons = _reasons(ctx, pending)
-    local_times = _local_time_adjustments(ctx)
     totals = {key: sum(row[key] for row in ledger) for key in ("bronze_rows", "silver_rows", "quarantine_rows",
                                                                "duplicate_rows", "redelivered_rows")}
-    record_retraction = _check_retraction(ctx, retraction, manifest, parts) if retraction is not None or parts \
-        else None
-    checks = _gates(ctx, totals)
-    ctx.quality["silver"] = {"bronze_batches": pending, "ledger": ledger, "totals": totals,
-                             "rejection_reasons": reasons, "local_time_adjustments": local_times, "checks": checks,
-                             "retraction": record_retraction}
+    record = {"bronze_batches": pending, "ledger": ledger, "totals": totals,
+              "rejection_reasons": _reasons(ctx, pending), "local_time_adjustments": _local_time_adjustments(ctx),
+              "retraction": _check_retraction(ctx, retraction, manifest, parts) if parts else None,
+              "checks": _gates(ctx, totals)}
+    ctx.quality["silver"] = record
     for name in ("silver_typed", "silver_clean", "silver_repeats", *(f"{t}_{s}" for t in tables(ctx)
                                                                      for s in ("new", "out", "written"))):
         engine.drop(name)
-    failed = [c for c in checks if c["status"] == "fail"]
-    if failed:
-        storage.clear_staging(layout.data_dir)
-        raise QualityGateError(
-            "silver: " + "; ".join(f"{c['name']} {c['value']:.2%} is above the fail threshold {c['fail']:.2%}"
-                                   for c in failed) + " (nothing published; see the quality report)"
-        )
+    return record
 
+
+def _commit(ctx: RunContext, state: dict, pending: list[str], staged: dict[str, Path], record: dict,
+            retraction: dict | None) -> dict:
+    """Publish the staged files, then record the run in the state file: the commit. A retraction's superseded
+    files go once it is committed (or at the next run's recovery, if this one is interrupted first)."""
     for table, (folder, _) in tables(ctx).items():
         storage.publish_batch(staged[table], folder, ctx.run_id)
-    run_record = {"bronze_batches": pending, "ledger": ledger, "totals": totals}
+    run_record = {"bronze_batches": pending, "ledger": record["ledger"], "totals": record["totals"]}
     if retraction is not None:
         storage.publish_batch(retraction["changes"], changes_dir(ctx), ctx.run_id)
-        run_record.update(superseded=retraction["superseded"], retraction=record_retraction)
+        run_record.update(superseded=retraction["superseded"], retraction=record["retraction"])
     state["format"] = STATE_FORMAT
     state["runs"][ctx.run_id] = run_record
     storage.write_json(state_path(ctx), state)  # the commit: from here on, this run's files are silver
     for relative in run_record.get("superseded", []):
-        (layout.data_dir / relative).unlink(missing_ok=True)
+        (ctx.layout.data_dir / relative).unlink(missing_ok=True)
     _drop_retraction_views(ctx)
-    elapsed = time.perf_counter() - started
-    ctx.quality["silver"]["seconds"] = round(elapsed, 3)
-    log.info("silver: %d bronze rows -> %d silver, %d quarantined, %d duplicates, %d re-delivered in %.2f s",
-             totals["bronze_rows"], totals["silver_rows"], totals["quarantine_rows"], totals["duplicate_rows"],
-             totals["redelivered_rows"], elapsed)
-    return state["runs"][ctx.run_id]
+    return run_record
 
 
 def _retract(ctx: RunContext, parts: list[tuple[str, str]], in_silver: set[str]) -> dict | None:
