@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from clickstream import bronze, incremental, silver, storage
+from clickstream import bronze, declarations, incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
 from clickstream.schema import SILVER
-from clickstream.sql import load_yaml, render
+from clickstream.sql import render
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def model_context(ctx: RunContext) -> dict:
 
 
 def models() -> list[dict]:
-    return load_yaml("gold/models.yml")["models"]
+    return declarations.gold_models()
 
 
 class BuildMode(str, Enum):

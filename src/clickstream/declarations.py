@@ -1,0 +1,104 @@
+"""The declaration files beside the SQL models, validated like the config: a misspelled key is an error naming it.
+
+`sql/gold/models.yml` declares the gold models (build order, how an incremental build rebuilds them, their data
+tests). The files ship with the package, so an error here is a bug in the project, found when the file is first
+read (and by the test suite), never a `None` three calls later.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from clickstream.sql import load_yaml
+
+
+class DeclarationError(Exception):
+    """A declaration file breaks its schema; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Relationship(_Strict):
+    column: str
+    to: str
+    field: str
+
+
+class AcceptedValues(_Strict):
+    column: str
+    values: list[Any]
+
+
+class DataTest(_Strict):
+    """One test: exactly one of the kinds, with its argument."""
+
+    unique: str | None = None
+    not_null: list[str] | None = None
+    relationships: Relationship | None = None
+    accepted_values: AcceptedValues | None = None
+    equal_row_count: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "DataTest":
+        kinds = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a test is exactly one kind of unique, not_null, relationships, accepted_values, "
+                             f"equal_row_count; got {kinds or 'none'}")
+        return self
+
+
+class Replayed(_Strict):
+    session: str
+    start: str
+
+
+class GoldModel(_Strict):
+    name: str
+    publish: bool = True
+    scope: str | None = None  # the column naming the user a row belongs to: the model is rebuilt per user
+    partition_by_week: str | None = None
+    changes_from: str | None = None
+    replayed: Replayed | None = None
+    tests: list[DataTest] = []
+
+    @model_validator(mode="after")
+    def _stored_by_week(self) -> "GoldModel":
+        if self.partition_by_week and not (self.changes_from or self.replayed):
+            raise ValueError("partition_by_week needs changes_from or replayed (see incremental.py)")
+        if (self.changes_from or self.replayed) and not self.scope:
+            raise ValueError("changes_from and replayed need scope")
+        return self
+
+
+class GoldModels(_Strict):
+    models: list[GoldModel]
+
+
+def _describe(error: ValidationError, path: str) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        parts.append(f"unknown key '{key}'" if item["type"] == "extra_forbidden" else f"key '{key}': {item['msg']}")
+    return f"invalid declarations in {path}: " + "; ".join(parts)
+
+
+def validate(kind: type[_Strict], relative_path: str, raw: Any) -> _Strict:
+    try:
+        return kind.model_validate(raw)
+    except ValidationError as exc:
+        raise DeclarationError(_describe(exc, f"sql/{relative_path}")) from exc
+
+
+@lru_cache(maxsize=None)
+def _gold() -> GoldModels:
+    return validate(GoldModels, "gold/models.yml", load_yaml("gold/models.yml"))  # type: ignore[return-value]
+
+
+def gold_models() -> list[dict]:
+    """The declared gold models in build order, validated, as plain dicts (no key left unset but `tests`)."""
+    return [model.model_dump(exclude_none=True, exclude_defaults=False) | {
+        "tests": [test.model_dump(exclude_none=True) for test in model.tests]} for model in _gold().models]
