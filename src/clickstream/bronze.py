@@ -109,7 +109,7 @@ def run(ctx: RunContext) -> dict | None:
     Returns the batch record, or None when there was nothing to ingest.
     """
     started = time.perf_counter()
-    engine, layout = ctx.engine, ctx.layout
+    layout = ctx.layout
     manifest = load_manifest(ctx)
     removed = storage.remove_orphan_batches(layout.bronze, set(manifest["batches"]))
     if removed:
@@ -134,14 +134,22 @@ def run(ctx: RunContext) -> dict | None:
     for number, unit in enumerate(found.units, start=1):
         _stage_input(unit, inputs, number)
     staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
-    expected = {unit.relative for unit in found.units}
-    if set(profile) - expected:
-        raise PipelineError(f"bronze: rows attributed to unexpected source files {sorted(set(profile) - expected)}")
     storage.publish_batch(staged, layout.bronze, batch_id)
+    files_record = _commit(ctx, manifest, found.units, profile, batch_id, ingested_at)
+    total = sum(f["part_rows"] for f in files_record)
+    elapsed = time.perf_counter() - started
+    log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(found.units), total, elapsed)
+    report.update({"batch_id": batch_id, "rows": total, "files": files_record, "seconds": round(elapsed, 3)})
+    return manifest["batches"][batch_id]
 
+
+def _commit(ctx: RunContext, manifest: dict, units: list[Unit], profile: dict, batch_id: str,
+            ingested_at: str) -> list[dict]:
+    """Record the batch and each file's new entry in the manifest (the commit); returns the files' records for
+    the quality report."""
     files_record = []
     retracts = []
-    for unit in found.units:
+    for unit in units:
         stats = profile.get(unit.relative) or {"rows": 0, "malformed_rows": 0,
                                                "null_counts": {c: 0 for c in CANONICAL_RAW_COLUMNS}}
         record = _record(manifest, unit, stats, batch_id, ingested_at)
@@ -154,14 +162,10 @@ def run(ctx: RunContext) -> dict | None:
         files_record.append({**record, "part_rows": stats["rows"], "malformed_rows": stats["malformed_rows"],
                              "null_counts": stats["null_counts"], "completeness": completeness,
                              "appended": unit.is_tail, "replaces_batches": unit.retracts})
-    total = sum(f["part_rows"] for f in files_record)
-    manifest["batches"][batch_id] = {"ingested_at": ingested_at, "files": [u.relative for u in found.units],
-                                     "rows": total, "retracts": retracts}
+    manifest["batches"][batch_id] = {"ingested_at": ingested_at, "files": [u.relative for u in units],
+                                     "rows": sum(f["part_rows"] for f in files_record), "retracts": retracts}
     storage.write_json(manifest_path(ctx), manifest)
-    elapsed = time.perf_counter() - started
-    log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(found.units), total, elapsed)
-    report.update({"batch_id": batch_id, "rows": total, "files": files_record, "seconds": round(elapsed, 3)})
-    return manifest["batches"][batch_id]
+    return files_record
 
 
 # ---- what to ingest
@@ -421,6 +425,9 @@ def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at:
             engine.read_parquet("bronze_staged", storage.parquet_files(staged), BRONZE, partitioned=True)
             profile = _profile(ctx, "bronze_staged")
             engine.drop("bronze_staged")
+            unexpected = sorted(set(profile) - {unit.relative for unit in units})
+            if unexpected:
+                raise PipelineError(f"bronze: rows attributed to unexpected source files {unexpected}")
         miscounted = [unit for unit in direct if unit.expected_rows is not None
                       and profile.get(unit.relative, {}).get("rows", 0) != unit.expected_rows]
         if not miscounted:
