@@ -143,7 +143,6 @@ class _Plan:
     n_products: int
     product_strings: pa.Array  # "prod_0001"... plus a trailing null
     amount_strings: pa.Array  # price | -price | "12,50" | literals | null
-    id_style: str
 
 
 # ---------------------------------------------------------------------------- public API
@@ -157,9 +156,6 @@ def generate(
     defects: DefectRates | None = None,
     start: str = "2024-01-01",
     days: int = 90,
-    users: int | None = None,
-    products: int | None = None,
-    id_style: str = "int",
     prefix: str = "clickstream",
 ) -> GenerateResult:
     """Write ``files`` CSV files with exactly ``rows`` data rows in total.
@@ -169,7 +165,7 @@ def generate(
     produce byte-identical files.
     """
     rates = defects if defects is not None else DefectRates()
-    _validate(rows, seed, files, rates, days, users, products, id_style)
+    _validate(rows, seed, files, rates, days)
     t0 = _parse_start(start)
 
     n_dup = _count(rates.duplicate, rows)
@@ -188,19 +184,14 @@ def generate(
     rng = np.random.default_rng(seed)
     cum, lam_max = _intensity(t0, days)
     minutes = days * 1440
-    # A visit of n events costs at most lam_max*60*n activity-minutes (see _place_visits).
+    # A visit of n events costs at most lam_max*60*n activity-minutes (see _place_visits), so a user
+    # holds at most cap rows. Enough users that the average is a quarter of that: all rows fit, and
+    # never more users than clean rows, so every user has at least one row.
     cap = max(1, int(minutes / (lam_max * _VISIT_GAP_MIN) * 0.999))
-    if users is None:
-        users = max(1, rows // 60, math.ceil(n_base / max(1.0, cap / 4)))
-    if n_base > users * cap:
-        raise ValueError(
-            f"too many rows per user: {n_base} rows over {users} users, but at most {cap} "
-            f"rows per user fit in {days} days; pass more users or more days"
-        )
-    if products is None:
-        products = min(20_000, max(20, rows // 200))
+    users = max(1, rows // 60, math.ceil(n_base / max(1.0, cap / 4)))
+    products = min(20_000, max(20, rows // 200))
 
-    plan = _make_plan(rng, t0, days, files, cum, lam_max, products, id_style)
+    plan = _make_plan(rng, t0, days, files, cum, lam_max, products)
     budgets = _budgets(rng, users, n_base, cap)
 
     # Split users into chunks of ~_CHUNK_ROWS clean rows; each chunk owns whole users.
@@ -259,9 +250,6 @@ def _validate(
     files: int,
     rates: DefectRates,
     days: int,
-    users: int | None,
-    products: int | None,
-    id_style: str,
 ) -> None:
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
@@ -273,12 +261,6 @@ def _validate(
         raise ValueError(f"seed must be >= 0, got {seed}")
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
-    if users is not None and users < 1:
-        raise ValueError(f"users must be >= 1, got {users}")
-    if products is not None and products < 1:
-        raise ValueError(f"products must be >= 1, got {products}")
-    if id_style not in ("int", "uuid"):
-        raise ValueError(f"unknown id_style {id_style!r}; expected 'int' or 'uuid'")
     if not isinstance(rates, DefectRates):
         raise ValueError(f"defects must be a DefectRates or None, got {type(rates).__name__}")
     for name, value in rates.as_dict().items():  # re-check: frozen fields can be forced
@@ -329,7 +311,6 @@ def _make_plan(
     cum: np.ndarray,
     lam_max: float,
     products: int,
-    id_style: str,
 ) -> _Plan:
     t0_us = int((np.datetime64(t0, "us") - np.datetime64(0, "us")).astype(np.int64))
     span_us = days * 1440 * _US_PER_MIN
@@ -374,7 +355,6 @@ def _make_plan(
         n_products=products,
         product_strings=product_strings,
         amount_strings=amount_strings,
-        id_style=id_style,
     )
 
 
@@ -391,12 +371,9 @@ def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
 
 
 def _budgets(rng: np.random.Generator, users: int, total: int, cap: int) -> np.ndarray:
-    """Skewed per-user row counts in [0, cap] summing exactly to total."""
+    """Skewed per-user row counts in [1, cap] summing exactly to total (users <= total <= users * cap)."""
     weights = rng.lognormal(0.0, 1.2, users)  # heavy tail: few heavy users, many light ones
-    if users <= total:
-        budget = 1 + _apportion(total - users, weights)  # everyone gets at least one row
-    else:
-        budget = _apportion(total, weights)
+    budget = 1 + _apportion(total - users, weights)
     for _ in range(20):  # move the excess above cap to users with room, by weight
         excess = int(np.clip(budget - cap, 0, None).sum())
         if excess == 0:
@@ -405,7 +382,7 @@ def _budgets(rng: np.random.Generator, users: int, total: int, cap: int) -> np.n
         room = (budget < cap).astype(np.float64) * weights
         budget += _apportion(excess, room)
     excess = int(np.clip(budget - cap, 0, None).sum())
-    if excess:  # deterministic fill; users*cap >= total was checked
+    if excess:  # deterministic fill; users*cap >= total holds by the choice of users
         np.minimum(budget, cap, out=budget)
         room = cap - budget
         fill = np.minimum(room, np.maximum(excess - (np.cumsum(room) - room), 0))
@@ -612,8 +589,6 @@ def _write_chunk(
     handles: list[BinaryIO],
     counts: np.ndarray,
 ) -> dict[str, int]:
-    if int(budgets.sum()) == 0:  # possible only when users > rows
-        return dict.fromkeys(DEFECT_NAMES, 0)
     ev = _user_events(rng, plan, budgets)
     n = ev["ts"].size
     P = plan.n_products
@@ -702,10 +677,7 @@ def _write_chunk(
     idx = src[order]
     fsorted = fsrc[order]
 
-    lines = _render(
-        plan, idx, user_offset, ev, user_null, etype_out, prod_out, amount, ts_bad, rng,
-        budgets.size,
-    )
+    lines = _render(plan, idx, user_offset, ev, user_null, etype_out, prod_out, amount, ts_bad)
     offsets = np.frombuffer(
         lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4
     )
@@ -768,22 +740,6 @@ def _corrupt_timestamps(
     buf[rows, 16:26] = row_bytes[:, 0:10]
 
 
-def _uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
-    """n random version-4-style UUID strings (deterministic given the generator state)."""
-    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexdigits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    nib = np.empty((n, 32), dtype=np.uint8)
-    nib[:, 0::2] = hexdigits[raw >> 4]
-    nib[:, 1::2] = hexdigits[raw & 0x0F]
-    buf = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for dst, s, e in ((0, 0, 8), (9, 8, 12), (14, 12, 16), (19, 16, 20), (24, 20, 32)):
-        buf[:, dst:dst + e - s] = nib[:, s:e]
-    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
-
-
 def _render(
     plan: _Plan,
     idx: np.ndarray,
@@ -794,17 +750,10 @@ def _render(
     prod_out: np.ndarray,
     amount: np.ndarray,
     ts_bad: np.ndarray,
-    rng: np.random.Generator,
-    n_users: int,
 ) -> pa.Array:
     """CSV lines (with trailing newline) for rows idx, as one string array."""
-    user_mask = user_null[idx]
-    if plan.id_style == "uuid":
-        uuids = _uuid_strings(rng, n_users)
-        user_col = pc.take(uuids, pa.array(ev["user"][idx], mask=user_mask))
-    else:
-        user_ids = pa.array(ev["user"][idx] + (user_offset + 1), mask=user_mask)
-        user_col = pc.cast(user_ids, pa.string())
+    user_ids = pa.array(ev["user"][idx] + (user_offset + 1), mask=user_null[idx])
+    user_col = pc.cast(user_ids, pa.string())
     session_names = pa.array([str(i) for i in range(1, 11)])
     session_col = pc.take(session_names, pa.array(ev["session"][idx] - 1))
     bad = ts_bad[idx]
