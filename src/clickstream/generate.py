@@ -116,9 +116,6 @@ class DefectRates:
         """All rates zero: a perfectly clean data set."""
         return cls(**{f.name: 0.0 for f in fields(cls)})
 
-    def as_dict(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
-
 
 @dataclass(frozen=True)
 class GenerateResult:
@@ -164,9 +161,8 @@ def generate(
     ``[start, start + days)``; late rows are written to the last file. Identical arguments
     produce byte-identical files.
     """
+    t0 = _check_arguments(rows, seed, files, days, start)
     rates = defects if defects is not None else DefectRates()
-    _validate(rows, seed, files, rates, days)
-    t0 = _parse_start(start)
 
     n_dup = _count(rates.duplicate, rows)
     n_base = rows - n_dup
@@ -244,13 +240,8 @@ def generate(
 # ---------------------------------------------------------------------------- setup helpers
 
 
-def _validate(
-    rows: int,
-    seed: int,
-    files: int,
-    rates: DefectRates,
-    days: int,
-) -> None:
+def _check_arguments(rows: int, seed: int, files: int, days: int, start: str) -> datetime:
+    """Fail before anything is written; returns the parsed start."""
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
     if files < 1:
@@ -261,14 +252,6 @@ def _validate(
         raise ValueError(f"seed must be >= 0, got {seed}")
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
-    if not isinstance(rates, DefectRates):
-        raise ValueError(f"defects must be a DefectRates or None, got {type(rates).__name__}")
-    for name, value in rates.as_dict().items():  # re-check: frozen fields can be forced
-        if not (0.0 <= value <= MAX_RATE):
-            raise ValueError(f"defect rate {name}={value!r} is outside [0, {MAX_RATE}]")
-
-
-def _parse_start(start: str) -> datetime:
     try:
         t0 = datetime.fromisoformat(str(start))
     except ValueError as exc:
