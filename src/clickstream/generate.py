@@ -43,6 +43,7 @@ TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, PURCHASE, CLICK, LOGIN, LOGOUT = range(7)
 EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "purchase", "click", "login", "logout")
 _NULL_EVENT = len(EVENT_TYPES)
+_PRODUCT_EVENTS = (PRODUCT_VIEW, ADD_TO_CART, PURCHASE)  # the events that carry a ProductID
 
 DEFECT_NAMES = (
     "missing_user_id",
@@ -81,11 +82,16 @@ _P_CART_TO_PURCHASE = 0.4
 _P_LOGOUT = 0.25
 _WEEKEND_BOOST = 1.3
 # Relative activity by hour of day: quiet nights, evening peak.
-_DIGIT_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
 _HOURLY = np.array(
     [0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.25, 0.45, 0.65, 0.80, 0.90, 0.95,
      1.00, 0.95, 0.90, 0.90, 0.95, 1.00, 1.10, 1.25, 1.35, 1.25, 0.90, 0.50]
 )
+
+# The strings the per-row codes index; the null entries render as empty fields.
+_DIGIT_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)  # "00".."99"
+_SESSION_STRINGS = pa.array([str(i) for i in range(1, 11)])
+_EVENT_STRINGS = pa.array(list(EVENT_TYPES) + [None], pa.string())
+_OUTCOME_STRINGS = pa.array(["\n", "purchase\n"])  # the newline rides on the last column
 
 
 @dataclass(frozen=True)
@@ -499,7 +505,7 @@ def _user_events(
     ts_us = plan.t0_us + start_us[new_visit] + offset
     return {
         "user": ev_user,
-        "session": (v_rank_in_user[new_visit] % 10 + 1).astype(np.int8),
+        "session": (v_rank_in_user[new_visit] % 10).astype(np.int8),  # index of SessionID "1".."10"
         "ts": ts_us,
         "etype": etype,
         "prod": prod,
@@ -533,6 +539,7 @@ def _place_visits(
 
 
 def _pick(rng: np.random.Generator, avail: np.ndarray, cond: np.ndarray, n: int) -> np.ndarray:
+    """Up to n random available rows satisfying cond, which stop being available."""
     cands = np.flatnonzero(avail & cond)
     if n <= 0 or cands.size == 0:
         return np.empty(0, dtype=np.int64)
@@ -541,143 +548,135 @@ def _pick(rng: np.random.Generator, avail: np.ndarray, cond: np.ndarray, n: int)
     return np.sort(chosen)
 
 
-def _pick_or_convert(
-    rng: np.random.Generator,
-    plan: _Plan,
-    ev: dict[str, np.ndarray],
-    avail: np.ndarray,
-    cond: np.ndarray,
-    n: int,
-    new_type: int,
-) -> np.ndarray:
-    """Pick n rows satisfying cond; if too few exist, turn plain rows into new_type events."""
+def _pick_or_convert(rng: np.random.Generator, plan: _Plan, ev: dict[str, np.ndarray], avail: np.ndarray,
+                     cond: np.ndarray, n: int, new_type: int) -> np.ndarray:
+    """Pick n rows satisfying cond; if too few exist, turn plain rows (then any rows) into new_type events."""
     chosen = _pick(rng, avail, cond, n)
     short = n - chosen.size
     if short > 0:
-        plain = np.isin(ev["etype"], (PAGE_VIEW, CLICK))
-        extra = _pick(rng, avail, plain, short)
+        extra = _pick(rng, avail, np.isin(ev["etype"], (PAGE_VIEW, CLICK)), short)
         extra = np.concatenate([extra, _pick(rng, avail, np.ones_like(avail), short - extra.size)])
         ev["etype"][extra] = new_type
-        ev["prod"][extra] = _sample_products(rng, plan, extra.size)
+        if new_type in _PRODUCT_EVENTS:
+            ev["prod"][extra] = _sample_products(rng, plan, extra.size)
+        else:  # drop product, amount and outcome so only the intended rule is broken
+            ev["prod"][extra] = -1
         chosen = np.sort(np.concatenate([chosen, extra]))
     return chosen
 
 
-def _write_chunk(
-    rng: np.random.Generator,
-    plan: _Plan,
-    user_offset: int,
-    budgets: np.ndarray,
-    want: dict[str, int],
-    handles: list[BinaryIO],
-    counts: np.ndarray,
-) -> dict[str, int]:
-    ev = _user_events(rng, plan, budgets)
-    n = ev["ts"].size
-    P = plan.n_products
-    etype, prod = ev["etype"], ev["prod"]
-    avail = np.ones(n, dtype=bool)
-    anywhere = np.ones(n, dtype=bool)
-
+def _pick_defect_rows(rng: np.random.Generator, plan: _Plan, ev: dict[str, np.ndarray],
+                      want: dict[str, int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Distinct rows for each defect that alters a row, and the mask of the rows left clean."""
+    etype = ev["etype"]  # updated in place when rows are converted
+    avail = np.ones(etype.size, dtype=bool)
+    anywhere = np.ones(etype.size, dtype=bool)
     # Scarce candidates first: purchase-amount defects, then product-id defects.
-    buy = _pick_or_convert(
-        rng, plan, ev, avail, etype == PURCHASE,
-        want["missing_amount"] + want["invalid_amount"] + want["negative_amount"], PURCHASE,
-    )
-    buy = rng.permutation(buy)
+    n_amount = want["missing_amount"] + want["invalid_amount"] + want["negative_amount"]
+    buy = rng.permutation(_pick_or_convert(rng, plan, ev, avail, etype == PURCHASE, n_amount, PURCHASE))
     n_ma = min(want["missing_amount"], buy.size)
     n_ia = min(want["invalid_amount"], buy.size - n_ma)
-    miss_amount, inv_amount, neg_amount = buy[:n_ma], buy[n_ma:n_ma + n_ia], buy[n_ma + n_ia:]
-    miss_prod = _pick_or_convert(
-        rng, plan, ev, avail, np.isin(etype, (PRODUCT_VIEW, ADD_TO_CART, PURCHASE)),
-        want["missing_product_id"], PRODUCT_VIEW,
-    )
+    rows = {"missing_amount": buy[:n_ma], "invalid_amount": buy[n_ma:n_ma + n_ia], "negative_amount": buy[n_ma + n_ia:]}
+    rows["missing_product_id"] = _pick_or_convert(rng, plan, ev, avail, np.isin(etype, _PRODUCT_EVENTS),
+                                                  want["missing_product_id"], PRODUCT_VIEW)
     # Missing event type only on rows without product/amount so no other rule is touched.
-    plain = np.isin(etype, (PAGE_VIEW, CLICK, LOGIN, LOGOUT))
-    miss_event = _pick(rng, avail, plain, want["missing_event_type"])
-    extra = _pick(rng, avail, anywhere, want["missing_event_type"] - miss_event.size)
-    etype[extra] = PAGE_VIEW  # drop product/amount/outcome so only EventType is broken
-    prod[extra] = -1
-    miss_event = np.concatenate([miss_event, extra])
-    miss_user = _pick(rng, avail, anywhere, want["missing_user_id"])
-    bad_ts = _pick(rng, avail, anywhere, want["invalid_timestamp"])
+    rows["missing_event_type"] = _pick_or_convert(rng, plan, ev, avail, ~np.isin(etype, _PRODUCT_EVENTS),
+                                                  want["missing_event_type"], PAGE_VIEW)
+    rows["missing_user_id"] = _pick(rng, avail, anywhere, want["missing_user_id"])
+    rows["invalid_timestamp"] = _pick(rng, avail, anywhere, want["invalid_timestamp"])
+    return rows, avail
+
+
+def _output_codes(rng: np.random.Generator, plan: _Plan, ev: dict[str, np.ndarray], bad: dict[str, np.ndarray],
+                  user_offset: int) -> dict[str, np.ndarray]:
+    """Per row, what each column shows, with the defects applied: mostly indexes into a column's strings."""
+    P = plan.n_products
+    etype, prod = ev["etype"], ev["prod"]
+    user = ev["user"] + (user_offset + 1)  # UserIDs start at 1: 0 renders as an empty field
+    user[bad["missing_user_id"]] = 0
+    event = etype.copy()
+    event[bad["missing_event_type"]] = _NULL_EVENT
+    product = np.where(prod >= 0, prod, P).astype(np.int32)
+    product[bad["missing_product_id"]] = P
+    # Amounts index plan.amount_strings: price | -price | "12,50" | literals | null.
+    null_amount = 3 * P + len(INVALID_AMOUNT_LITERALS)
+    amount = np.where(etype == PURCHASE, np.maximum(prod, 0), null_amount)
+    amount[bad["missing_amount"]] = null_amount
+    negative, invalid = bad["negative_amount"], bad["invalid_amount"]
+    amount[negative] = P + prod[negative]
+    variant = rng.integers(0, 1 + len(INVALID_AMOUNT_LITERALS), invalid.size)
+    amount[invalid] = np.where(variant == 0, 2 * P + prod[invalid], 3 * P + variant - 1)
+    # Timestamps: -1 valid, then the derived variants, then the literals.
+    bad_ts = bad["invalid_timestamp"]
+    ts_bad = np.full(etype.size, -1, dtype=np.int16)
+    ts_bad[bad_ts] = rng.integers(0, _N_DERIVED_BAD_TS, bad_ts.size)
+    _, first_of_user = np.unique(ev["user"][bad_ts], return_index=True)
+    literal = bad_ts[first_of_user[rng.random(first_of_user.size) < 0.5]]
+    ts_bad[literal] = _N_DERIVED_BAD_TS + rng.integers(0, len(INVALID_TIMESTAMP_LITERALS), literal.size)
+    return {"user": user, "session": ev["session"], "ts": ev["ts"], "ts_bad": ts_bad, "event": event,
+            "product": product, "amount": amount}
+
+
+def _write_chunk(rng: np.random.Generator, plan: _Plan, user_offset: int, budgets: np.ndarray,
+                 want: dict[str, int], handles: list[BinaryIO], counts: np.ndarray) -> dict[str, int]:
+    """Append the rows of one chunk of users to the files; returns the defects injected."""
+    ev = _user_events(rng, plan, budgets)
+    bad, clean = _pick_defect_rows(rng, plan, ev, want)
 
     # Rows go to the file of their time slice; late rows: clean rows of the earliest slices.
     file_of = np.searchsorted(plan.slice_bounds_us, ev["ts"], side="right").astype(np.int32)
     late = np.empty(0, dtype=np.int64)
     if want["late"] > 0:
-        cands = np.flatnonzero(avail & (file_of < plan.files - 1))
-        cands = cands[np.lexsort((rng.random(cands.size), file_of[cands]))][: want["late"]]
-        late = np.sort(cands)
-        avail[late] = False
+        cands = np.flatnonzero(clean & (file_of < plan.files - 1))
+        late = np.sort(cands[np.lexsort((rng.random(cands.size), file_of[cands]))][: want["late"]])
+        clean[late] = False
         file_of[late] = plan.files - 1
 
     # Duplicates copy clean rows (distinct sources when possible), in the same file.
-    clean = np.flatnonzero(avail)
-    n_dup = want["duplicate"] if clean.size else 0
+    clean_rows = np.flatnonzero(clean)
+    n_dup = want["duplicate"] if clean_rows.size else 0
     dup_src = np.empty(0, dtype=np.int64)
     if n_dup:
-        dup_src = rng.choice(clean, size=n_dup, replace=n_dup > clean.size)
-
-    got = {
-        "missing_user_id": miss_user.size,
-        "missing_event_type": miss_event.size,
-        "missing_product_id": miss_prod.size,
-        "missing_amount": miss_amount.size,
-        "invalid_timestamp": bad_ts.size,
-        "invalid_amount": inv_amount.size,
-        "negative_amount": neg_amount.size,
-        "duplicate": int(n_dup),
-        "late": late.size,
-    }
-
-    # Per-row output codes.
-    user_null = np.zeros(n, bool)
-    user_null[miss_user] = True
-    etype_out = etype.copy()
-    etype_out[miss_event] = _NULL_EVENT
-    has_prod = prod >= 0
-    prod_out = np.where(has_prod, prod, P).astype(np.int32)
-    prod_out[miss_prod] = P
-    null_amount = 3 * P + len(INVALID_AMOUNT_LITERALS)  # index of the null entry
-    amount = np.where(etype == PURCHASE, np.maximum(prod, 0), null_amount)
-    amount[miss_amount] = null_amount
-    amount[neg_amount] = P + prod[neg_amount]
-    variant = rng.integers(0, 1 + len(INVALID_AMOUNT_LITERALS), inv_amount.size)
-    amount[inv_amount] = np.where(variant == 0, 2 * P + prod[inv_amount], 3 * P + variant - 1)
-    ts_bad = np.full(n, -1, dtype=np.int16)
-    ts_bad[bad_ts] = rng.integers(0, _N_DERIVED_BAD_TS, bad_ts.size)
-    _, first_of_user = np.unique(ev["user"][bad_ts], return_index=True)
-    literal = bad_ts[first_of_user[rng.random(first_of_user.size) < 0.5]]
-    n_lit = len(INVALID_TIMESTAMP_LITERALS)
-    ts_bad[literal] = _N_DERIVED_BAD_TS + rng.integers(0, n_lit, literal.size)
+        dup_src = rng.choice(clean_rows, size=n_dup, replace=n_dup > clean_rows.size)
+    codes = _output_codes(rng, plan, ev, bad, user_offset)
 
     # Row order: by file, random within the file (duplicates land away from their source).
-    src = np.concatenate([np.arange(n, dtype=np.int64), dup_src.astype(np.int64)])
-    fsrc = file_of[src]
+    src = np.concatenate([np.arange(ev["ts"].size, dtype=np.int64), dup_src])
+    file_of_src = file_of[src]
     perm = rng.permutation(src.size)
-    order = perm[np.argsort(fsrc[perm], kind="stable")]  # stable sort on small ints is a radix sort
-    idx = src[order]
-    fsorted = fsrc[order]
-
-    lines = _render(plan, idx, user_offset, ev, user_null, etype_out, prod_out, amount, ts_bad)
-    offsets = np.frombuffer(
-        lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4
-    )
+    order = perm[np.argsort(file_of_src[perm], kind="stable")]  # stable sort on small ints is a radix sort
+    lines = _render(plan, {name: code[src[order]] for name, code in codes.items()})
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
     data = memoryview(lines.buffers()[2])
-    edges = np.searchsorted(fsorted, np.arange(plan.files + 1), side="left")
+    edges = np.searchsorted(file_of_src[order], np.arange(plan.files + 1), side="left")
     for f in range(plan.files):
-        a, b = int(edges[f]), int(edges[f + 1])
-        if b > a:
-            handles[f].write(data[offsets[a]:offsets[b]])
-            counts[f] += b - a
-    return got
+        handles[f].write(data[offsets[edges[f]]:offsets[edges[f + 1]]])
+        counts[f] += edges[f + 1] - edges[f]
+    return {name: rows.size for name, rows in bad.items()} | {"duplicate": int(n_dup), "late": late.size}
 
 
-def _format_timestamps(us: np.ndarray, bad: np.ndarray) -> pa.Array:
-    """Fast vectorised ``YYYY-MM-DD HH:MM:SS.ffffff`` formatting (pc.strftime is ~30x slower).
+def _render(plan: _Plan, codes: dict[str, np.ndarray]) -> pa.Array:
+    """CSV lines (with trailing newline) as one string array, from the output codes of its rows."""
+    return pc.binary_join_element_wise(
+        pc.cast(pa.array(codes["user"], mask=codes["user"] == 0), pa.string()),
+        _take(_SESSION_STRINGS, codes["session"]),
+        _timestamp_strings(codes["ts"], codes["ts_bad"]),
+        _take(_EVENT_STRINGS, codes["event"]),
+        _take(plan.product_strings, codes["product"]),
+        _take(plan.amount_strings, codes["amount"]),
+        _take(_OUTCOME_STRINGS, (codes["event"] == PURCHASE).astype(np.int8)),
+        ",", null_handling="replace", null_replacement="",
+    )
 
-    Rows with ``bad`` in [0, _N_DERIVED_BAD_TS) get the matching unparseable 26-char variant.
+
+def _take(strings: pa.Array, codes: np.ndarray) -> pa.Array:
+    return pc.take(strings, pa.array(codes))
+
+
+def _timestamp_strings(us: np.ndarray, bad: np.ndarray) -> pa.Array:
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` strings of epoch microseconds, byte by byte (pc.strftime is ~30x slower).
+
+    Rows with ``bad`` >= 0 get an unparseable variant (see _N_DERIVED_BAD_TS) or literal instead.
     """
     n = us.size
     day = us // 86_400_000_000
@@ -694,20 +693,24 @@ def _format_timestamps(us: np.ndarray, bad: np.ndarray) -> pa.Array:
     for col, ch in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, ".")):
         buf[:, col] = ord(ch)
     # Two digits at a time from a 100-entry table: far fewer divisions than digit by digit.
-    fields_2d = (
+    two_digit_fields = (
         (0, year // 100), (2, year % 100), (5, month), (8, dom), (11, hour), (14, minute),
         (17, second), (20, micro // 10_000), (22, (micro // 100) % 100), (24, micro % 100),
     )
-    for col, value in fields_2d:
+    for col, value in two_digit_fields:
         buf[:, col:col + 2] = _DIGIT_PAIRS[value]
     _corrupt_timestamps(buf, bad, month, dom, hour)
     offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    strings = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    is_literal = bad >= _N_DERIVED_BAD_TS
+    if not np.any(is_literal):
+        return strings
+    literals = _take(pa.array(INVALID_TIMESTAMP_LITERALS), np.clip(bad - _N_DERIVED_BAD_TS, 0, None))
+    return pc.if_else(pa.array(is_literal), literals, strings)
 
 
-def _corrupt_timestamps(
-    buf: np.ndarray, bad: np.ndarray, month: np.ndarray, dom: np.ndarray, hour: np.ndarray
-) -> None:
+def _corrupt_timestamps(buf: np.ndarray, bad: np.ndarray, month: np.ndarray, dom: np.ndarray,
+                        hour: np.ndarray) -> None:
     """Rewrite rows of the (n, 26) timestamp byte matrix into unparseable variants, in place."""
     for code, col, value in ((0, 5, month + 12), (1, 8, dom + 40), (2, 11, hour + 30)):
         rows = np.flatnonzero(bad == code)
@@ -721,39 +724,3 @@ def _corrupt_timestamps(
     buf[rows, 0:15] = row_bytes[:, 11:26]
     buf[rows, 15] = ord(" ")
     buf[rows, 16:26] = row_bytes[:, 0:10]
-
-
-def _render(
-    plan: _Plan,
-    idx: np.ndarray,
-    user_offset: int,
-    ev: dict[str, np.ndarray],
-    user_null: np.ndarray,
-    etype_out: np.ndarray,
-    prod_out: np.ndarray,
-    amount: np.ndarray,
-    ts_bad: np.ndarray,
-) -> pa.Array:
-    """CSV lines (with trailing newline) for rows idx, as one string array."""
-    user_ids = pa.array(ev["user"][idx] + (user_offset + 1), mask=user_null[idx])
-    user_col = pc.cast(user_ids, pa.string())
-    session_names = pa.array([str(i) for i in range(1, 11)])
-    session_col = pc.take(session_names, pa.array(ev["session"][idx] - 1))
-    bad = ts_bad[idx]
-    ts_col = _format_timestamps(ev["ts"][idx], bad)
-    is_literal = bad >= _N_DERIVED_BAD_TS
-    if np.any(is_literal):
-        codes = np.clip(bad - _N_DERIVED_BAD_TS, 0, None)
-        literal = pc.take(pa.array(INVALID_TIMESTAMP_LITERALS), pa.array(codes))
-        ts_col = pc.if_else(pa.array(is_literal), literal, ts_col)
-    event_names = pa.array(list(EVENT_TYPES) + [None], pa.string())
-    event_col = pc.take(event_names, pa.array(etype_out[idx]))
-    prod_col = pc.take(plan.product_strings, pa.array(prod_out[idx]))
-    amount_col = pc.take(plan.amount_strings, pa.array(amount[idx]))
-    # The newline rides on the last column so one join yields complete lines.
-    is_purchase = pa.array((etype_out[idx] == PURCHASE).astype(np.int8))
-    outcome_col = pc.take(pa.array(["\n", "purchase\n"]), is_purchase)
-    return pc.binary_join_element_wise(
-        user_col, session_col, ts_col, event_col, prod_col, amount_col, outcome_col, ",",
-        null_handling="replace", null_replacement="",
-    )
