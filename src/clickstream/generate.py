@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -37,35 +38,20 @@ __all__ = ["DefectRates", "GenerateResult", "generate", "HEADER", "EVENT_TYPES",
 logger = logging.getLogger(__name__)
 
 HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome"
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 # Event type codes (index into EVENT_TYPES); _NULL_EVENT renders as an empty field.
 PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, PURCHASE, CLICK, LOGIN, LOGOUT = range(7)
 EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "purchase", "click", "login", "logout")
 _NULL_EVENT = len(EVENT_TYPES)
 _PRODUCT_EVENTS = (PRODUCT_VIEW, ADD_TO_CART, PURCHASE)  # the events that carry a ProductID
-
-DEFECT_NAMES = (
-    "missing_user_id",
-    "missing_event_type",
-    "missing_product_id",
-    "missing_amount",
-    "invalid_timestamp",
-    "invalid_amount",
-    "negative_amount",
-    "duplicate",
-    "late",
-)
 MAX_RATE = 0.2
 
-# Unparseable timestamps; every one fails both strptime(TIMESTAMP_FORMAT) and a lenient CAST.
+# Unparseable timestamps; every one fails both strptime("%Y-%m-%d %H:%M:%S.%f") and a lenient CAST.
 # Derived variants rewrite the real timestamp injectively (rows stay distinct):
 # month+12, day+40, hour+30, "DD/MM/YYYY ...", "HH:MM:SS.ffffff YYYY-MM-DD".
 _N_DERIVED_BAD_TS = 5
 # Literal garbage, used at most once per user per chunk so two defect rows never coincide.
-INVALID_TIMESTAMP_LITERALS = (
-    "2024-13-45 25:61:00", "not-a-time", "0000-00-00 00:00:00", "yesterday"
-)
+INVALID_TIMESTAMP_LITERALS = ("2024-13-45 25:61:00", "not-a-time", "0000-00-00 00:00:00", "yesterday")
 # Non-numeric literals for invalid_amount (plus a per-product "12,50" comma-decimal variant).
 INVALID_AMOUNT_LITERALS = ("abc", "N/A", "1.2.3", "twelve")
 
@@ -113,14 +99,15 @@ class DefectRates:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not (0.0 <= float(value) <= MAX_RATE):
-                raise ValueError(
-                    f"defect rate {f.name}={value!r} is outside [0, {MAX_RATE}]"
-                )
+                raise ValueError(f"defect rate {f.name}={value!r} is outside [0, {MAX_RATE}]")
 
     @classmethod
     def none(cls) -> DefectRates:
         """All rates zero: a perfectly clean data set."""
         return cls(**{f.name: 0.0 for f in fields(cls)})
+
+
+DEFECT_NAMES = tuple(f.name for f in fields(DefectRates))
 
 
 @dataclass(frozen=True)
@@ -136,7 +123,6 @@ class _Plan:
     """Everything precomputed once and shared by all chunks."""
 
     t0_us: int
-    span_us: int
     slice_bounds_us: np.ndarray  # interior file boundaries (absolute epoch us), len files-1
     files: int
     cum_intensity: np.ndarray  # cumulative activity per minute, len minutes+1, total = minutes
@@ -151,16 +137,8 @@ class _Plan:
 # ---------------------------------------------------------------------------- public API
 
 
-def generate(
-    out_dir: Path,
-    rows: int,
-    seed: int = 42,
-    files: int = 1,
-    defects: DefectRates | None = None,
-    start: str = "2024-01-01",
-    days: int = 90,
-    prefix: str = "clickstream",
-) -> GenerateResult:
+def generate(out_dir: Path, rows: int, seed: int = 42, files: int = 1, defects: DefectRates | None = None,
+             start: str = "2024-01-01", days: int = 90, prefix: str = "clickstream") -> GenerateResult:
     """Write ``files`` CSV files with exactly ``rows`` data rows in total.
 
     Files are ``{prefix}_{seed}_{i:03d}.csv`` covering consecutive equal time slices of
@@ -169,41 +147,30 @@ def generate(
     """
     t0 = _check_arguments(rows, seed, files, days, start)
     rates = defects if defects is not None else DefectRates()
-
-    n_dup = _count(rates.duplicate, rows)
-    n_base = rows - n_dup
     wanted = {name: _count(getattr(rates, name), rows) for name in DEFECT_NAMES}
-    wanted["duplicate"] = n_dup
     if files == 1:
         wanted["late"] = 0  # no later file to arrive late in
-    mutated = sum(v for k, v in wanted.items() if k != "duplicate")
+    n_dup = wanted["duplicate"]
+    n_base = rows - n_dup  # the rows generated; duplicates copy some of them
+    mutated = sum(wanted.values()) - n_dup
     if mutated + (1 if n_dup else 0) > n_base:
-        raise ValueError(
-            f"defect rates too high for rows={rows}: {mutated} defective/late rows and "
-            f"{n_dup} duplicates leave no clean rows; lower the rates"
-        )
+        raise ValueError(f"defect rates too high for rows={rows}: {mutated} defective/late rows and "
+                         f"{n_dup} duplicates leave no clean rows; lower the rates")
 
     rng = np.random.default_rng(seed)
-    cum, lam_max = _intensity(t0, days)
-    minutes = days * 1440
+    plan = _make_plan(rng, t0, days, files, products=min(20_000, max(20, rows // 200)))
     # A visit of n events costs at most lam_max*60*n activity-minutes (see _place_visits), so a user
-    # holds at most cap rows. Enough users that the average is a quarter of that: all rows fit, and
-    # never more users than clean rows, so every user has at least one row.
-    cap = max(1, int(minutes / (lam_max * _VISIT_GAP_MIN) * 0.999))
+    # holds at most cap rows. With a quarter of that per user on average (or one row) all rows fit,
+    # and there are never more users than clean rows, so every user has at least one row.
+    cap = max(1, int(days * 1440 / (plan.lam_max * _VISIT_GAP_MIN) * 0.999))
     users = max(1, rows // 60, math.ceil(n_base / max(1.0, cap / 4)))
-    products = min(20_000, max(20, rows // 200))
-
-    plan = _make_plan(rng, t0, days, files, cum, lam_max, products)
     budgets = _budgets(rng, users, n_base, cap)
 
-    # Split users into chunks of ~_CHUNK_ROWS clean rows; each chunk owns whole users.
-    cum_rows = np.cumsum(budgets)
-    cuts = np.searchsorted(cum_rows, np.arange(_CHUNK_ROWS, n_base, _CHUNK_ROWS), side="left") + 1
+    # Chunks of ~_CHUNK_ROWS rows own whole users; each gets a share of every defect, by its rows.
+    rows_before = np.concatenate([[0], np.cumsum(budgets)])  # rows of the users before each user
+    cuts = np.searchsorted(rows_before[1:], np.arange(_CHUNK_ROWS, n_base, _CHUNK_ROWS), side="left") + 1
     user_bounds = np.unique(np.concatenate([[0], cuts, [users]]))
-    chunk_rows = np.array(
-        [int(budgets[a:b].sum()) for a, b in zip(user_bounds[:-1], user_bounds[1:])]
-    )
-    per_chunk = {name: _split_count(n, chunk_rows) for name, n in wanted.items()}
+    shares = {name: np.diff(n * rows_before[user_bounds] // n_base) for name, n in wanted.items()}
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -211,36 +178,26 @@ def generate(
     tmps = [p.with_name(p.name + ".tmp") for p in paths]
     counts = np.zeros(files, dtype=np.int64)
     injected = dict.fromkeys(DEFECT_NAMES, 0)
-    handles: list[BinaryIO] = []
     try:
-        for tmp in tmps:
-            fh = open(tmp, "wb", buffering=1 << 20)
-            handles.append(fh)
-            fh.write((HEADER + "\n").encode())
-        for c, (ua, ub) in enumerate(zip(user_bounds[:-1], user_bounds[1:])):
-            chunk_rng = np.random.default_rng([seed, c + 1])
-            want_c = {name: int(v[c]) for name, v in per_chunk.items()}
-            got = _write_chunk(chunk_rng, plan, int(ua), budgets[ua:ub], want_c, handles, counts)
-            for name, n in got.items():
-                injected[name] += n
-        for fh in handles:
-            fh.close()
+        with ExitStack() as stack:
+            handles = [stack.enter_context(open(tmp, "wb", buffering=1 << 20)) for tmp in tmps]
+            for fh in handles:
+                fh.write((HEADER + "\n").encode())
+            for c, (first, end) in enumerate(zip(user_bounds[:-1], user_bounds[1:])):
+                chunk_rng = np.random.default_rng([seed, c + 1])
+                want = {name: int(share[c]) for name, share in shares.items()}
+                got = _write_chunk(chunk_rng, plan, int(first), budgets[first:end], want, handles, counts)
+                for name, n in got.items():
+                    injected[name] += n
         for tmp, path, n in zip(tmps, paths, counts):
             os.replace(tmp, path)
             logger.info("wrote %s (%d rows)", path, int(n))
     except BaseException:
-        for fh in handles:
-            fh.close()
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
         raise
-
-    return GenerateResult(
-        files=paths,
-        rows_per_file={p.name: int(n) for p, n in zip(paths, counts)},
-        total_rows=int(counts.sum()),
-        defects=injected,
-    )
+    return GenerateResult(files=paths, rows_per_file={p.name: int(n) for p, n in zip(paths, counts)},
+                          total_rows=int(counts.sum()), defects=injected)
 
 
 # ---------------------------------------------------------------------------- setup helpers
@@ -272,16 +229,14 @@ def _count(rate: float, rows: int) -> int:
     return int(math.floor(rate * rows + 0.5))
 
 
-def _split_count(n: int, weights: np.ndarray) -> np.ndarray:
-    """Split n into integer parts proportional to weights, exactly summing to n."""
-    cum = np.concatenate([[0], np.cumsum(weights)])
-    edges = (n * cum) // cum[-1]
-    return np.diff(edges).astype(np.int64)
-
-
-def _intensity(t0: datetime, days: int) -> tuple[np.ndarray, float]:
-    """Cumulative activity per minute (mean intensity 1) and the peak intensity."""
+def _make_plan(rng: np.random.Generator, t0: datetime, days: int, files: int, products: int) -> _Plan:
+    """File time slices, activity intensity, product popularity and prices: shared by all chunks."""
     minutes = days * 1440
+    t0_us = int(np.datetime64(t0, "us").astype(np.int64))
+    span_us = minutes * _US_PER_MIN
+    bounds = t0_us + (np.arange(1, files, dtype=np.int64) * span_us) // files
+
+    # Activity intensity per minute (mean 1): daily rhythm times the weekend boost.
     t = np.datetime64(t0, "m") + np.arange(minutes)
     hour = t.astype("datetime64[h]").astype(np.int64) % 24
     dow = (t.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
@@ -289,61 +244,21 @@ def _intensity(t0: datetime, days: int) -> tuple[np.ndarray, float]:
     lam /= lam.mean()
     cum = np.concatenate([[0.0], np.cumsum(lam)])
     cum *= minutes / cum[-1]  # exact total despite float summation
-    return cum, float(lam.max())
-
-
-def _make_plan(
-    rng: np.random.Generator,
-    t0: datetime,
-    days: int,
-    files: int,
-    cum: np.ndarray,
-    lam_max: float,
-    products: int,
-) -> _Plan:
-    t0_us = int((np.datetime64(t0, "us") - np.datetime64(0, "us")).astype(np.int64))
-    span_us = days * 1440 * _US_PER_MIN
-    bounds = t0_us + (np.arange(1, files, dtype=np.int64) * span_us) // files
 
     # Zipf-like popularity over ranks; ranks map to random product ids.
-    ranks = np.arange(1, products + 1, dtype=np.float64)
-    prod_cdf = np.cumsum(ranks**-1.07)
+    prod_cdf = np.cumsum(np.arange(1, products + 1, dtype=np.float64) ** -1.07)
     prod_of_rank = rng.permutation(products).astype(np.int32)
-
-    ids = pc.cast(pa.array(np.arange(1, products + 1, dtype=np.int64)), pa.string())
-    prod_str = pc.binary_join_element_wise("prod_", pc.utf8_lpad(ids, 4, "0"), "")
-    product_strings = pa.concat_arrays([prod_str, pa.array([None], pa.string())])
-
     # Price is a property of the product: lognormal around ~30, clipped to [5, 500].
     price = np.clip(rng.lognormal(np.log(30.0), 0.9, products), 5.0, 500.0)
-    cents = np.round(price * 100).astype(np.int64)
-    whole = pc.cast(pa.array(cents // 100), pa.string())
-    frac = pc.utf8_lpad(pc.cast(pa.array(cents % 100), pa.string()), 2, "0")
-    price_str = pc.binary_join_element_wise(whole, frac, ".")
-    neg_str = pc.binary_join_element_wise("-", price_str, "")
-    # Comma decimal needs CSV quoting; we write raw bytes, so quote it here.
-    comma = pc.binary_join_element_wise(whole, frac, ",")
-    comma_str = pc.binary_join_element_wise('"', comma, '"', "")
-    amount_strings = pa.concat_arrays(
-        [
-            price_str,
-            neg_str,
-            comma_str,
-            pa.array(list(INVALID_AMOUNT_LITERALS) + [None], pa.string()),
-        ]
-    )
+    cents = np.round(price * 100).astype(np.int64).tolist()
+    prices = [f"{c // 100}.{c % 100:02d}" for c in cents]
+    # Comma decimal needs CSV quoting; rows are written as raw bytes, so it is quoted here.
+    amounts = prices + [f"-{p}" for p in prices] + [f'"{p.replace(".", ",")}"' for p in prices]
     return _Plan(
-        t0_us=t0_us,
-        span_us=span_us,
-        slice_bounds_us=bounds,
-        files=files,
-        cum_intensity=cum,
-        lam_max=lam_max,
-        prod_cdf=prod_cdf,
-        prod_of_rank=prod_of_rank,
-        n_products=products,
-        product_strings=product_strings,
-        amount_strings=amount_strings,
+        t0_us=t0_us, slice_bounds_us=bounds, files=files, cum_intensity=cum, lam_max=float(lam.max()),
+        prod_cdf=prod_cdf, prod_of_rank=prod_of_rank, n_products=products,
+        product_strings=pa.array([f"prod_{i:04d}" for i in range(1, products + 1)] + [None], pa.string()),
+        amount_strings=pa.array(amounts + list(INVALID_AMOUNT_LITERALS) + [None], pa.string()),
     )
 
 
