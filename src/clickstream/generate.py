@@ -306,9 +306,7 @@ def _sample_products(rng: np.random.Generator, plan: _Plan, n: int) -> np.ndarra
     return plan.prod_of_rank[np.minimum(rank, plan.n_products - 1)]
 
 
-def _make_visits(
-    rng: np.random.Generator, plan: _Plan, n_visits: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _make_visits(rng: np.random.Generator, plan: _Plan, n_visits: int) -> tuple[np.ndarray, ...]:
     """Events of n_visits visits: (visit, order key, type, product, visit length)."""
     n_mid = rng.geometric(1.0 / (1.0 + _MID_EVENTS_MEAN), n_visits) - 1
     np.minimum(n_mid, _MAX_MID_EVENTS, out=n_mid)
@@ -332,38 +330,24 @@ def _make_visits(
     buy_idx = cart_idx[rng.random(cart_idx.size) < _P_CART_TO_PURCHASE]
     logout_visit = np.flatnonzero(rng.random(n_visits) < _P_LOGOUT)
 
-    # Order keys within a visit: core 4p, its cart 4p+1, checkout 4n+4p+2 (< 8n), logout 8n+8.
+    # Core events, carts, purchases, logouts. Order keys within a visit: core 4p, its cart 4p+1,
+    # checkout 4n+4p+2 (< 8n), logout 8n+8.
     visit = np.concatenate([core_visit, core_visit[cart_idx], core_visit[buy_idx], logout_visit])
-    key = np.concatenate(
-        [
-            4 * pos,
-            4 * pos[cart_idx] + 1,
-            4 * n_core[core_visit[buy_idx]] + 4 * pos[buy_idx] + 2,
-            8 * n_core[logout_visit] + 8,
-        ]
-    )
-    etype = np.concatenate(
-        [
-            etype,
-            np.full(cart_idx.size, ADD_TO_CART, np.int8),
-            np.full(buy_idx.size, PURCHASE, np.int8),
-            np.full(logout_visit.size, LOGOUT, np.int8),
-        ]
-    )
-    no_prod = np.full(logout_visit.size, -1, np.int32)
-    prod = np.concatenate([prod, prod[cart_idx], prod[buy_idx], no_prod])
+    key = np.concatenate([4 * pos, 4 * pos[cart_idx] + 1, 4 * n_core[core_visit[buy_idx]] + 4 * pos[buy_idx] + 2,
+                          8 * n_core[logout_visit] + 8])
+    etype = np.concatenate([etype, np.full(cart_idx.size, ADD_TO_CART, np.int8),
+                            np.full(buy_idx.size, PURCHASE, np.int8), np.full(logout_visit.size, LOGOUT, np.int8)])
+    prod = np.concatenate([prod, prod[cart_idx], prod[buy_idx], np.full(logout_visit.size, -1, np.int32)])
     length = np.bincount(visit, minlength=n_visits)
     return visit, key, etype, prod, length
 
 
-def _user_events(
-    rng: np.random.Generator, plan: _Plan, budgets: np.ndarray
-) -> dict[str, np.ndarray]:
+def _user_events(rng: np.random.Generator, plan: _Plan, budgets: np.ndarray) -> dict[str, np.ndarray]:
     """Exactly budgets[u] time-ordered events for every local user u of a chunk."""
     n_users = budgets.size
     mean_len = 1.0 + _MID_EVENTS_MEAN * (1 + 0.45 * _P_VIEW_TO_CART * (1 + _P_CART_TO_PURCHASE))
-    remaining = budgets.astype(np.int64).copy()
-    vis_user_parts, ev_parts = [], []
+    remaining = budgets.astype(np.int64)
+    rounds = []  # (user, visit, order key, type, product) of each round's events
     n_vis_total = 0
     # Generate visits in rounds until every user has at least its budget of events.
     while True:
@@ -373,16 +357,10 @@ def _user_events(
         k = np.ceil(remaining[needy] * 1.1 / mean_len).astype(np.int64) + 1
         vis_user = np.repeat(needy, k)
         visit, key, etype, prod, length = _make_visits(rng, plan, vis_user.size)
-        vis_user_parts.append(vis_user)
-        ev_parts.append((visit + n_vis_total, key, etype, prod))
+        rounds.append((vis_user, visit + n_vis_total, key, etype, prod))
         n_vis_total += vis_user.size
         remaining -= np.bincount(vis_user, weights=length, minlength=n_users).astype(np.int64)
-
-    vis_user = np.concatenate(vis_user_parts)
-    visit = np.concatenate([p[0] for p in ev_parts])
-    key = np.concatenate([p[1] for p in ev_parts])
-    etype = np.concatenate([p[2] for p in ev_parts])
-    prod = np.concatenate([p[3] for p in ev_parts])
+    vis_user, visit, key, etype, prod = (np.concatenate(parts) for parts in zip(*rounds))
 
     # Order visits by user (rounds keep their order), events by (visit rank, key).
     vis_rank = np.empty(n_vis_total, dtype=np.int64)
@@ -398,12 +376,12 @@ def _user_events(
     visit_r, etype, prod, ev_user = visit_r[keep], etype[keep], prod[keep], ev_user[keep]
 
     # Renumber the surviving visits 0..V-1 (still grouped by user, in order).
-    new_visit = np.cumsum(np.concatenate([[True], visit_r[1:] != visit_r[:-1]])) - 1
-    n_vis = int(new_visit[-1]) + 1
-    first_ev = np.flatnonzero(np.concatenate([[True], new_visit[1:] != new_visit[:-1]]))
+    is_first = np.concatenate([[True], visit_r[1:] != visit_r[:-1]])
+    first_ev = np.flatnonzero(is_first)
+    new_visit = np.cumsum(is_first) - 1
     v_user = ev_user[first_ev]
     v_first = _segment_starts(np.bincount(v_user, minlength=n_users))
-    v_rank_in_user = np.arange(n_vis) - v_first[v_user]
+    v_rank_in_user = np.arange(first_ev.size) - v_first[v_user]
 
     # Gaps between events of a visit: 5 s .. ~10 min, lognormal around 35 s, microsecond grain.
     gap_s = rng.lognormal(np.log(35.0), 1.0, new_visit.size)
@@ -417,11 +395,10 @@ def _user_events(
 
     start_min = _place_visits(rng, plan, v_user, dur_min, n_users)
     start_us = np.round(start_min * _US_PER_MIN).astype(np.int64)
-    ts_us = plan.t0_us + start_us[new_visit] + offset
     return {
         "user": ev_user,
         "session": (v_rank_in_user[new_visit] % 10).astype(np.int8),  # index of SessionID "1".."10"
-        "ts": ts_us,
+        "ts": plan.t0_us + start_us[new_visit] + offset,
         "etype": etype,
         "prod": prod,
     }
