@@ -298,10 +298,12 @@ def _budgets(rng: np.random.Generator, users: int, total: int, cap: int) -> np.n
 
 
 def _segment_starts(lengths: np.ndarray) -> np.ndarray:
+    """Index of the first element of each segment of consecutive elements, given the segments' lengths."""
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
 
 def _sample_products(rng: np.random.Generator, plan: _Plan, n: int) -> np.ndarray:
+    """n product indices drawn by popularity."""
     rank = np.searchsorted(plan.prod_cdf, rng.random(n) * plan.prod_cdf[-1], side="right")
     return plan.prod_of_rank[np.minimum(rank, plan.n_products - 1)]
 
