@@ -21,7 +21,6 @@ PRODUCT_EVENTS = {"product_view", "add_to_cart", "purchase"}
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
 PROD_RE = re.compile(r"^prod_\d{4,}$")
 AMOUNT_RE = re.compile(r"^\d+\.\d{2}$")
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 # Rates high enough that every defect kind shows up many times in a small file.
 HIGH = DefectRates(
@@ -137,15 +136,6 @@ def test_exact_total_header_and_column_formats(tmp_path: Path) -> None:
             assert prices.setdefault(product, amount) == amount  # price belongs to the product
     # Clean lines carry no quotes at all: ids and numbers are unquoted.
     assert all('"' not in line for line in raw.splitlines() if "purchase" not in line)
-
-
-def test_uuid_style_ids(tmp_path: Path) -> None:
-    res = generate(tmp_path, rows=3000, seed=3, id_style="uuid")
-    again = generate(tmp_path / "again", rows=3000, seed=3, id_style="uuid")
-    assert res.files[0].read_bytes() == again.files[0].read_bytes()
-    users = {r[0] for _, r in read_rows(res) if r[0]}
-    assert len(users) > 10
-    assert all(UUID_RE.match(u) for u in users)
 
 
 def test_tiny_outputs(tmp_path: Path) -> None:
@@ -369,10 +359,8 @@ def test_single_file_reports_no_late_rows(tmp_path: Path) -> None:
         ({"rows": 0}, "rows must be >= 1"),
         ({"rows": 10, "files": 0}, "files must be >= 1"),
         ({"rows": 3, "files": 4}, r"files \(4\) must not exceed rows \(3\)"),
-        ({"rows": 10, "id_style": "guid"}, "unknown id_style"),
         ({"rows": 10, "days": 0}, "days must be >= 1"),
         ({"rows": 10, "start": "yesterday"}, "start must be an ISO date"),
-        ({"rows": 100_000, "users": 1}, "too many rows per user"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:

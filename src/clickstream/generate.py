@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -37,34 +38,20 @@ __all__ = ["DefectRates", "GenerateResult", "generate", "HEADER", "EVENT_TYPES",
 logger = logging.getLogger(__name__)
 
 HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome"
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 # Event type codes (index into EVENT_TYPES); _NULL_EVENT renders as an empty field.
 PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, PURCHASE, CLICK, LOGIN, LOGOUT = range(7)
 EVENT_TYPES = ("page_view", "product_view", "add_to_cart", "purchase", "click", "login", "logout")
 _NULL_EVENT = len(EVENT_TYPES)
-
-DEFECT_NAMES = (
-    "missing_user_id",
-    "missing_event_type",
-    "missing_product_id",
-    "missing_amount",
-    "invalid_timestamp",
-    "invalid_amount",
-    "negative_amount",
-    "duplicate",
-    "late",
-)
+_PRODUCT_EVENTS = (PRODUCT_VIEW, ADD_TO_CART, PURCHASE)  # the events that carry a ProductID
 MAX_RATE = 0.2
 
-# Unparseable timestamps; every one fails both strptime(TIMESTAMP_FORMAT) and a lenient CAST.
+# Unparseable timestamps; every one fails both strptime("%Y-%m-%d %H:%M:%S.%f") and a lenient CAST.
 # Derived variants rewrite the real timestamp injectively (rows stay distinct):
 # month+12, day+40, hour+30, "DD/MM/YYYY ...", "HH:MM:SS.ffffff YYYY-MM-DD".
 _N_DERIVED_BAD_TS = 5
 # Literal garbage, used at most once per user per chunk so two defect rows never coincide.
-INVALID_TIMESTAMP_LITERALS = (
-    "2024-13-45 25:61:00", "not-a-time", "0000-00-00 00:00:00", "yesterday"
-)
+INVALID_TIMESTAMP_LITERALS = ("2024-13-45 25:61:00", "not-a-time", "0000-00-00 00:00:00", "yesterday")
 # Non-numeric literals for invalid_amount (plus a per-product "12,50" comma-decimal variant).
 INVALID_AMOUNT_LITERALS = ("abc", "N/A", "1.2.3", "twelve")
 
@@ -81,11 +68,16 @@ _P_CART_TO_PURCHASE = 0.4
 _P_LOGOUT = 0.25
 _WEEKEND_BOOST = 1.3
 # Relative activity by hour of day: quiet nights, evening peak.
-_DIGIT_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
 _HOURLY = np.array(
     [0.25, 0.15, 0.10, 0.08, 0.08, 0.12, 0.25, 0.45, 0.65, 0.80, 0.90, 0.95,
      1.00, 0.95, 0.90, 0.90, 0.95, 1.00, 1.10, 1.25, 1.35, 1.25, 0.90, 0.50]
 )
+
+# The strings the per-row codes index; the null entries render as empty fields.
+_DIGIT_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)  # "00".."99"
+_SESSION_STRINGS = pa.array([str(i) for i in range(1, 11)])
+_EVENT_STRINGS = pa.array(list(EVENT_TYPES) + [None], pa.string())
+_OUTCOME_STRINGS = pa.array(["\n", "purchase\n"])  # the newline rides on the last column
 
 
 @dataclass(frozen=True)
@@ -107,17 +99,15 @@ class DefectRates:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not (0.0 <= float(value) <= MAX_RATE):
-                raise ValueError(
-                    f"defect rate {f.name}={value!r} is outside [0, {MAX_RATE}]"
-                )
+                raise ValueError(f"defect rate {f.name}={value!r} is outside [0, {MAX_RATE}]")
 
     @classmethod
     def none(cls) -> DefectRates:
         """All rates zero: a perfectly clean data set."""
         return cls(**{f.name: 0.0 for f in fields(cls)})
 
-    def as_dict(self) -> dict[str, float]:
-        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+DEFECT_NAMES = tuple(f.name for f in fields(DefectRates))
 
 
 @dataclass(frozen=True)
@@ -133,7 +123,6 @@ class _Plan:
     """Everything precomputed once and shared by all chunks."""
 
     t0_us: int
-    span_us: int
     slice_bounds_us: np.ndarray  # interior file boundaries (absolute epoch us), len files-1
     files: int
     cum_intensity: np.ndarray  # cumulative activity per minute, len minutes+1, total = minutes
@@ -143,74 +132,45 @@ class _Plan:
     n_products: int
     product_strings: pa.Array  # "prod_0001"... plus a trailing null
     amount_strings: pa.Array  # price | -price | "12,50" | literals | null
-    id_style: str
 
 
 # ---------------------------------------------------------------------------- public API
 
 
-def generate(
-    out_dir: Path,
-    rows: int,
-    seed: int = 42,
-    files: int = 1,
-    defects: DefectRates | None = None,
-    start: str = "2024-01-01",
-    days: int = 90,
-    users: int | None = None,
-    products: int | None = None,
-    id_style: str = "int",
-    prefix: str = "clickstream",
-) -> GenerateResult:
+def generate(out_dir: Path, rows: int, seed: int = 42, files: int = 1, defects: DefectRates | None = None,
+             start: str = "2024-01-01", days: int = 90, prefix: str = "clickstream") -> GenerateResult:
     """Write ``files`` CSV files with exactly ``rows`` data rows in total.
 
     Files are ``{prefix}_{seed}_{i:03d}.csv`` covering consecutive equal time slices of
     ``[start, start + days)``; late rows are written to the last file. Identical arguments
     produce byte-identical files.
     """
+    t0 = _check_arguments(rows, seed, files, days, start)
     rates = defects if defects is not None else DefectRates()
-    _validate(rows, seed, files, rates, days, users, products, id_style)
-    t0 = _parse_start(start)
-
-    n_dup = _count(rates.duplicate, rows)
-    n_base = rows - n_dup
     wanted = {name: _count(getattr(rates, name), rows) for name in DEFECT_NAMES}
-    wanted["duplicate"] = n_dup
     if files == 1:
         wanted["late"] = 0  # no later file to arrive late in
-    mutated = sum(v for k, v in wanted.items() if k != "duplicate")
+    n_dup = wanted["duplicate"]
+    n_base = rows - n_dup  # the rows generated; duplicates copy some of them
+    mutated = sum(wanted.values()) - n_dup
     if mutated + (1 if n_dup else 0) > n_base:
-        raise ValueError(
-            f"defect rates too high for rows={rows}: {mutated} defective/late rows and "
-            f"{n_dup} duplicates leave no clean rows; lower the rates"
-        )
+        raise ValueError(f"defect rates too high for rows={rows}: {mutated} defective/late rows and "
+                         f"{n_dup} duplicates leave no clean rows; lower the rates")
 
     rng = np.random.default_rng(seed)
-    cum, lam_max = _intensity(t0, days)
-    minutes = days * 1440
-    # A visit of n events costs at most lam_max*60*n activity-minutes (see _place_visits).
-    cap = max(1, int(minutes / (lam_max * _VISIT_GAP_MIN) * 0.999))
-    if users is None:
-        users = max(1, rows // 60, math.ceil(n_base / max(1.0, cap / 4)))
-    if n_base > users * cap:
-        raise ValueError(
-            f"too many rows per user: {n_base} rows over {users} users, but at most {cap} "
-            f"rows per user fit in {days} days; pass more users or more days"
-        )
-    if products is None:
-        products = min(20_000, max(20, rows // 200))
-
-    plan = _make_plan(rng, t0, days, files, cum, lam_max, products, id_style)
+    plan = _make_plan(rng, t0, days, files, products=min(20_000, max(20, rows // 200)))
+    # A visit of n events costs at most lam_max*60*n activity-minutes (see _place_visits), so a user
+    # holds at most cap rows. With a quarter of that per user on average (or one row) all rows fit,
+    # and there are never more users than clean rows, so every user has at least one row.
+    cap = max(1, int(days * 1440 / (plan.lam_max * _VISIT_GAP_MIN) * 0.999))
+    users = max(1, rows // 60, math.ceil(n_base / max(1.0, cap / 4)))
     budgets = _budgets(rng, users, n_base, cap)
 
-    # Split users into chunks of ~_CHUNK_ROWS clean rows; each chunk owns whole users.
-    cum_rows = np.cumsum(budgets)
-    cuts = np.searchsorted(cum_rows, np.arange(_CHUNK_ROWS, n_base, _CHUNK_ROWS), side="left") + 1
+    # Chunks of ~_CHUNK_ROWS rows own whole users; each gets a share of every defect, by its rows.
+    rows_before = np.concatenate([[0], np.cumsum(budgets)])  # rows of the users before each user
+    cuts = np.searchsorted(rows_before[1:], np.arange(_CHUNK_ROWS, n_base, _CHUNK_ROWS), side="left") + 1
     user_bounds = np.unique(np.concatenate([[0], cuts, [users]]))
-    chunk_rows = np.array(
-        [int(budgets[a:b].sum()) for a, b in zip(user_bounds[:-1], user_bounds[1:])]
-    )
-    per_chunk = {name: _split_count(n, chunk_rows) for name, n in wanted.items()}
+    shares = {name: np.diff(n * rows_before[user_bounds] // n_base) for name, n in wanted.items()}
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -218,51 +178,33 @@ def generate(
     tmps = [p.with_name(p.name + ".tmp") for p in paths]
     counts = np.zeros(files, dtype=np.int64)
     injected = dict.fromkeys(DEFECT_NAMES, 0)
-    handles: list[BinaryIO] = []
     try:
-        for tmp in tmps:
-            fh = open(tmp, "wb", buffering=1 << 20)
-            handles.append(fh)
-            fh.write((HEADER + "\n").encode())
-        for c, (ua, ub) in enumerate(zip(user_bounds[:-1], user_bounds[1:])):
-            chunk_rng = np.random.default_rng([seed, c + 1])
-            want_c = {name: int(v[c]) for name, v in per_chunk.items()}
-            got = _write_chunk(chunk_rng, plan, int(ua), budgets[ua:ub], want_c, handles, counts)
-            for name, n in got.items():
-                injected[name] += n
-        for fh in handles:
-            fh.close()
+        with ExitStack() as stack:
+            handles = [stack.enter_context(open(tmp, "wb", buffering=1 << 20)) for tmp in tmps]
+            for fh in handles:
+                fh.write((HEADER + "\n").encode())
+            for c, (first, end) in enumerate(zip(user_bounds[:-1], user_bounds[1:])):
+                chunk_rng = np.random.default_rng([seed, c + 1])
+                want = {name: int(share[c]) for name, share in shares.items()}
+                got = _write_chunk(chunk_rng, plan, int(first), budgets[first:end], want, handles, counts)
+                for name, n in got.items():
+                    injected[name] += n
         for tmp, path, n in zip(tmps, paths, counts):
             os.replace(tmp, path)
             logger.info("wrote %s (%d rows)", path, int(n))
     except BaseException:
-        for fh in handles:
-            fh.close()
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
         raise
-
-    return GenerateResult(
-        files=paths,
-        rows_per_file={p.name: int(n) for p, n in zip(paths, counts)},
-        total_rows=int(counts.sum()),
-        defects=injected,
-    )
+    return GenerateResult(files=paths, rows_per_file={p.name: int(n) for p, n in zip(paths, counts)},
+                          total_rows=int(counts.sum()), defects=injected)
 
 
 # ---------------------------------------------------------------------------- setup helpers
 
 
-def _validate(
-    rows: int,
-    seed: int,
-    files: int,
-    rates: DefectRates,
-    days: int,
-    users: int | None,
-    products: int | None,
-    id_style: str,
-) -> None:
+def _check_arguments(rows: int, seed: int, files: int, days: int, start: str) -> datetime:
+    """Fail before anything is written; returns the parsed start."""
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
     if files < 1:
@@ -273,20 +215,6 @@ def _validate(
         raise ValueError(f"seed must be >= 0, got {seed}")
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
-    if users is not None and users < 1:
-        raise ValueError(f"users must be >= 1, got {users}")
-    if products is not None and products < 1:
-        raise ValueError(f"products must be >= 1, got {products}")
-    if id_style not in ("int", "uuid"):
-        raise ValueError(f"unknown id_style {id_style!r}; expected 'int' or 'uuid'")
-    if not isinstance(rates, DefectRates):
-        raise ValueError(f"defects must be a DefectRates or None, got {type(rates).__name__}")
-    for name, value in rates.as_dict().items():  # re-check: frozen fields can be forced
-        if not (0.0 <= value <= MAX_RATE):
-            raise ValueError(f"defect rate {name}={value!r} is outside [0, {MAX_RATE}]")
-
-
-def _parse_start(start: str) -> datetime:
     try:
         t0 = datetime.fromisoformat(str(start))
     except ValueError as exc:
@@ -301,16 +229,14 @@ def _count(rate: float, rows: int) -> int:
     return int(math.floor(rate * rows + 0.5))
 
 
-def _split_count(n: int, weights: np.ndarray) -> np.ndarray:
-    """Split n into integer parts proportional to weights, exactly summing to n."""
-    cum = np.concatenate([[0], np.cumsum(weights)])
-    edges = (n * cum) // cum[-1]
-    return np.diff(edges).astype(np.int64)
-
-
-def _intensity(t0: datetime, days: int) -> tuple[np.ndarray, float]:
-    """Cumulative activity per minute (mean intensity 1) and the peak intensity."""
+def _make_plan(rng: np.random.Generator, t0: datetime, days: int, files: int, products: int) -> _Plan:
+    """File time slices, activity intensity, product popularity and prices: shared by all chunks."""
     minutes = days * 1440
+    t0_us = int(np.datetime64(t0, "us").astype(np.int64))
+    span_us = minutes * _US_PER_MIN
+    bounds = t0_us + (np.arange(1, files, dtype=np.int64) * span_us) // files
+
+    # Activity intensity per minute (mean 1): daily rhythm times the weekend boost.
     t = np.datetime64(t0, "m") + np.arange(minutes)
     hour = t.astype("datetime64[h]").astype(np.int64) % 24
     dow = (t.astype("datetime64[D]").astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
@@ -318,63 +244,21 @@ def _intensity(t0: datetime, days: int) -> tuple[np.ndarray, float]:
     lam /= lam.mean()
     cum = np.concatenate([[0.0], np.cumsum(lam)])
     cum *= minutes / cum[-1]  # exact total despite float summation
-    return cum, float(lam.max())
-
-
-def _make_plan(
-    rng: np.random.Generator,
-    t0: datetime,
-    days: int,
-    files: int,
-    cum: np.ndarray,
-    lam_max: float,
-    products: int,
-    id_style: str,
-) -> _Plan:
-    t0_us = int((np.datetime64(t0, "us") - np.datetime64(0, "us")).astype(np.int64))
-    span_us = days * 1440 * _US_PER_MIN
-    bounds = t0_us + (np.arange(1, files, dtype=np.int64) * span_us) // files
 
     # Zipf-like popularity over ranks; ranks map to random product ids.
-    ranks = np.arange(1, products + 1, dtype=np.float64)
-    prod_cdf = np.cumsum(ranks**-1.07)
+    prod_cdf = np.cumsum(np.arange(1, products + 1, dtype=np.float64) ** -1.07)
     prod_of_rank = rng.permutation(products).astype(np.int32)
-
-    ids = pc.cast(pa.array(np.arange(1, products + 1, dtype=np.int64)), pa.string())
-    prod_str = pc.binary_join_element_wise("prod_", pc.utf8_lpad(ids, 4, "0"), "")
-    product_strings = pa.concat_arrays([prod_str, pa.array([None], pa.string())])
-
     # Price is a property of the product: lognormal around ~30, clipped to [5, 500].
     price = np.clip(rng.lognormal(np.log(30.0), 0.9, products), 5.0, 500.0)
-    cents = np.round(price * 100).astype(np.int64)
-    whole = pc.cast(pa.array(cents // 100), pa.string())
-    frac = pc.utf8_lpad(pc.cast(pa.array(cents % 100), pa.string()), 2, "0")
-    price_str = pc.binary_join_element_wise(whole, frac, ".")
-    neg_str = pc.binary_join_element_wise("-", price_str, "")
-    # Comma decimal needs CSV quoting; we write raw bytes, so quote it here.
-    comma = pc.binary_join_element_wise(whole, frac, ",")
-    comma_str = pc.binary_join_element_wise('"', comma, '"', "")
-    amount_strings = pa.concat_arrays(
-        [
-            price_str,
-            neg_str,
-            comma_str,
-            pa.array(list(INVALID_AMOUNT_LITERALS) + [None], pa.string()),
-        ]
-    )
+    cents = np.round(price * 100).astype(np.int64).tolist()
+    prices = [f"{c // 100}.{c % 100:02d}" for c in cents]
+    # Comma decimal needs CSV quoting; rows are written as raw bytes, so it is quoted here.
+    amounts = prices + [f"-{p}" for p in prices] + [f'"{p.replace(".", ",")}"' for p in prices]
     return _Plan(
-        t0_us=t0_us,
-        span_us=span_us,
-        slice_bounds_us=bounds,
-        files=files,
-        cum_intensity=cum,
-        lam_max=lam_max,
-        prod_cdf=prod_cdf,
-        prod_of_rank=prod_of_rank,
-        n_products=products,
-        product_strings=product_strings,
-        amount_strings=amount_strings,
-        id_style=id_style,
+        t0_us=t0_us, slice_bounds_us=bounds, files=files, cum_intensity=cum, lam_max=float(lam.max()),
+        prod_cdf=prod_cdf, prod_of_rank=prod_of_rank, n_products=products,
+        product_strings=pa.array([f"prod_{i:04d}" for i in range(1, products + 1)] + [None], pa.string()),
+        amount_strings=pa.array(amounts + list(INVALID_AMOUNT_LITERALS) + [None], pa.string()),
     )
 
 
@@ -391,12 +275,9 @@ def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
 
 
 def _budgets(rng: np.random.Generator, users: int, total: int, cap: int) -> np.ndarray:
-    """Skewed per-user row counts in [0, cap] summing exactly to total."""
+    """Skewed per-user row counts in [1, cap] summing exactly to total (users <= total <= users * cap)."""
     weights = rng.lognormal(0.0, 1.2, users)  # heavy tail: few heavy users, many light ones
-    if users <= total:
-        budget = 1 + _apportion(total - users, weights)  # everyone gets at least one row
-    else:
-        budget = _apportion(total, weights)
+    budget = 1 + _apportion(total - users, weights)
     for _ in range(20):  # move the excess above cap to users with room, by weight
         excess = int(np.clip(budget - cap, 0, None).sum())
         if excess == 0:
@@ -405,7 +286,7 @@ def _budgets(rng: np.random.Generator, users: int, total: int, cap: int) -> np.n
         room = (budget < cap).astype(np.float64) * weights
         budget += _apportion(excess, room)
     excess = int(np.clip(budget - cap, 0, None).sum())
-    if excess:  # deterministic fill; users*cap >= total was checked
+    if excess:  # deterministic fill; users*cap >= total holds by the choice of users
         np.minimum(budget, cap, out=budget)
         room = cap - budget
         fill = np.minimum(room, np.maximum(excess - (np.cumsum(room) - room), 0))
@@ -417,17 +298,17 @@ def _budgets(rng: np.random.Generator, users: int, total: int, cap: int) -> np.n
 
 
 def _segment_starts(lengths: np.ndarray) -> np.ndarray:
+    """Index of the first element of each segment of consecutive elements, given the segments' lengths."""
     return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
 
 
 def _sample_products(rng: np.random.Generator, plan: _Plan, n: int) -> np.ndarray:
+    """n product indices drawn by popularity."""
     rank = np.searchsorted(plan.prod_cdf, rng.random(n) * plan.prod_cdf[-1], side="right")
     return plan.prod_of_rank[np.minimum(rank, plan.n_products - 1)]
 
 
-def _make_visits(
-    rng: np.random.Generator, plan: _Plan, n_visits: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _make_visits(rng: np.random.Generator, plan: _Plan, n_visits: int) -> tuple[np.ndarray, ...]:
     """Events of n_visits visits: (visit, order key, type, product, visit length)."""
     n_mid = rng.geometric(1.0 / (1.0 + _MID_EVENTS_MEAN), n_visits) - 1
     np.minimum(n_mid, _MAX_MID_EVENTS, out=n_mid)
@@ -451,38 +332,24 @@ def _make_visits(
     buy_idx = cart_idx[rng.random(cart_idx.size) < _P_CART_TO_PURCHASE]
     logout_visit = np.flatnonzero(rng.random(n_visits) < _P_LOGOUT)
 
-    # Order keys within a visit: core 4p, its cart 4p+1, checkout 4n+4p+2 (< 8n), logout 8n+8.
+    # Core events, carts, purchases, logouts. Order keys within a visit: core 4p, its cart 4p+1,
+    # checkout 4n+4p+2 (< 8n), logout 8n+8.
     visit = np.concatenate([core_visit, core_visit[cart_idx], core_visit[buy_idx], logout_visit])
-    key = np.concatenate(
-        [
-            4 * pos,
-            4 * pos[cart_idx] + 1,
-            4 * n_core[core_visit[buy_idx]] + 4 * pos[buy_idx] + 2,
-            8 * n_core[logout_visit] + 8,
-        ]
-    )
-    etype = np.concatenate(
-        [
-            etype,
-            np.full(cart_idx.size, ADD_TO_CART, np.int8),
-            np.full(buy_idx.size, PURCHASE, np.int8),
-            np.full(logout_visit.size, LOGOUT, np.int8),
-        ]
-    )
-    no_prod = np.full(logout_visit.size, -1, np.int32)
-    prod = np.concatenate([prod, prod[cart_idx], prod[buy_idx], no_prod])
+    key = np.concatenate([4 * pos, 4 * pos[cart_idx] + 1, 4 * n_core[core_visit[buy_idx]] + 4 * pos[buy_idx] + 2,
+                          8 * n_core[logout_visit] + 8])
+    etype = np.concatenate([etype, np.full(cart_idx.size, ADD_TO_CART, np.int8),
+                            np.full(buy_idx.size, PURCHASE, np.int8), np.full(logout_visit.size, LOGOUT, np.int8)])
+    prod = np.concatenate([prod, prod[cart_idx], prod[buy_idx], np.full(logout_visit.size, -1, np.int32)])
     length = np.bincount(visit, minlength=n_visits)
     return visit, key, etype, prod, length
 
 
-def _user_events(
-    rng: np.random.Generator, plan: _Plan, budgets: np.ndarray
-) -> dict[str, np.ndarray]:
+def _user_events(rng: np.random.Generator, plan: _Plan, budgets: np.ndarray) -> dict[str, np.ndarray]:
     """Exactly budgets[u] time-ordered events for every local user u of a chunk."""
     n_users = budgets.size
     mean_len = 1.0 + _MID_EVENTS_MEAN * (1 + 0.45 * _P_VIEW_TO_CART * (1 + _P_CART_TO_PURCHASE))
-    remaining = budgets.astype(np.int64).copy()
-    vis_user_parts, ev_parts = [], []
+    remaining = budgets.astype(np.int64)
+    rounds = []  # (user, visit, order key, type, product) of each round's events
     n_vis_total = 0
     # Generate visits in rounds until every user has at least its budget of events.
     while True:
@@ -492,16 +359,10 @@ def _user_events(
         k = np.ceil(remaining[needy] * 1.1 / mean_len).astype(np.int64) + 1
         vis_user = np.repeat(needy, k)
         visit, key, etype, prod, length = _make_visits(rng, plan, vis_user.size)
-        vis_user_parts.append(vis_user)
-        ev_parts.append((visit + n_vis_total, key, etype, prod))
+        rounds.append((vis_user, visit + n_vis_total, key, etype, prod))
         n_vis_total += vis_user.size
         remaining -= np.bincount(vis_user, weights=length, minlength=n_users).astype(np.int64)
-
-    vis_user = np.concatenate(vis_user_parts)
-    visit = np.concatenate([p[0] for p in ev_parts])
-    key = np.concatenate([p[1] for p in ev_parts])
-    etype = np.concatenate([p[2] for p in ev_parts])
-    prod = np.concatenate([p[3] for p in ev_parts])
+    vis_user, visit, key, etype, prod = (np.concatenate(parts) for parts in zip(*rounds))
 
     # Order visits by user (rounds keep their order), events by (visit rank, key).
     vis_rank = np.empty(n_vis_total, dtype=np.int64)
@@ -517,12 +378,12 @@ def _user_events(
     visit_r, etype, prod, ev_user = visit_r[keep], etype[keep], prod[keep], ev_user[keep]
 
     # Renumber the surviving visits 0..V-1 (still grouped by user, in order).
-    new_visit = np.cumsum(np.concatenate([[True], visit_r[1:] != visit_r[:-1]])) - 1
-    n_vis = int(new_visit[-1]) + 1
-    first_ev = np.flatnonzero(np.concatenate([[True], new_visit[1:] != new_visit[:-1]]))
+    is_first = np.concatenate([[True], visit_r[1:] != visit_r[:-1]])
+    first_ev = np.flatnonzero(is_first)
+    new_visit = np.cumsum(is_first) - 1
     v_user = ev_user[first_ev]
     v_first = _segment_starts(np.bincount(v_user, minlength=n_users))
-    v_rank_in_user = np.arange(n_vis) - v_first[v_user]
+    v_rank_in_user = np.arange(first_ev.size) - v_first[v_user]
 
     # Gaps between events of a visit: 5 s .. ~10 min, lognormal around 35 s, microsecond grain.
     gap_s = rng.lognormal(np.log(35.0), 1.0, new_visit.size)
@@ -536,11 +397,10 @@ def _user_events(
 
     start_min = _place_visits(rng, plan, v_user, dur_min, n_users)
     start_us = np.round(start_min * _US_PER_MIN).astype(np.int64)
-    ts_us = plan.t0_us + start_us[new_visit] + offset
     return {
         "user": ev_user,
-        "session": (v_rank_in_user[new_visit] % 10 + 1).astype(np.int8),
-        "ts": ts_us,
+        "session": (v_rank_in_user[new_visit] % 10).astype(np.int8),  # index of SessionID "1".."10"
+        "ts": plan.t0_us + start_us[new_visit] + offset,
         "etype": etype,
         "prod": prod,
     }
@@ -573,6 +433,7 @@ def _place_visits(
 
 
 def _pick(rng: np.random.Generator, avail: np.ndarray, cond: np.ndarray, n: int) -> np.ndarray:
+    """Up to n random available rows satisfying cond, which stop being available."""
     cands = np.flatnonzero(avail & cond)
     if n <= 0 or cands.size == 0:
         return np.empty(0, dtype=np.int64)
@@ -581,148 +442,135 @@ def _pick(rng: np.random.Generator, avail: np.ndarray, cond: np.ndarray, n: int)
     return np.sort(chosen)
 
 
-def _pick_or_convert(
-    rng: np.random.Generator,
-    plan: _Plan,
-    ev: dict[str, np.ndarray],
-    avail: np.ndarray,
-    cond: np.ndarray,
-    n: int,
-    new_type: int,
-) -> np.ndarray:
-    """Pick n rows satisfying cond; if too few exist, turn plain rows into new_type events."""
+def _pick_or_convert(rng: np.random.Generator, plan: _Plan, ev: dict[str, np.ndarray], avail: np.ndarray,
+                     cond: np.ndarray, n: int, new_type: int) -> np.ndarray:
+    """Pick n rows satisfying cond; if too few exist, turn plain rows (then any rows) into new_type events."""
     chosen = _pick(rng, avail, cond, n)
     short = n - chosen.size
     if short > 0:
-        plain = np.isin(ev["etype"], (PAGE_VIEW, CLICK))
-        extra = _pick(rng, avail, plain, short)
+        extra = _pick(rng, avail, np.isin(ev["etype"], (PAGE_VIEW, CLICK)), short)
         extra = np.concatenate([extra, _pick(rng, avail, np.ones_like(avail), short - extra.size)])
         ev["etype"][extra] = new_type
-        ev["prod"][extra] = _sample_products(rng, plan, extra.size)
+        if new_type in _PRODUCT_EVENTS:
+            ev["prod"][extra] = _sample_products(rng, plan, extra.size)
+        else:  # drop product, amount and outcome so only the intended rule is broken
+            ev["prod"][extra] = -1
         chosen = np.sort(np.concatenate([chosen, extra]))
     return chosen
 
 
-def _write_chunk(
-    rng: np.random.Generator,
-    plan: _Plan,
-    user_offset: int,
-    budgets: np.ndarray,
-    want: dict[str, int],
-    handles: list[BinaryIO],
-    counts: np.ndarray,
-) -> dict[str, int]:
-    if int(budgets.sum()) == 0:  # possible only when users > rows
-        return dict.fromkeys(DEFECT_NAMES, 0)
-    ev = _user_events(rng, plan, budgets)
-    n = ev["ts"].size
-    P = plan.n_products
-    etype, prod = ev["etype"], ev["prod"]
-    avail = np.ones(n, dtype=bool)
-    anywhere = np.ones(n, dtype=bool)
-
+def _pick_defect_rows(rng: np.random.Generator, plan: _Plan, ev: dict[str, np.ndarray],
+                      want: dict[str, int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Distinct rows for each defect that alters a row, and the mask of the rows left clean."""
+    etype = ev["etype"]  # updated in place when rows are converted
+    avail = np.ones(etype.size, dtype=bool)
+    anywhere = np.ones(etype.size, dtype=bool)
     # Scarce candidates first: purchase-amount defects, then product-id defects.
-    buy = _pick_or_convert(
-        rng, plan, ev, avail, etype == PURCHASE,
-        want["missing_amount"] + want["invalid_amount"] + want["negative_amount"], PURCHASE,
-    )
-    buy = rng.permutation(buy)
+    n_amount = want["missing_amount"] + want["invalid_amount"] + want["negative_amount"]
+    buy = rng.permutation(_pick_or_convert(rng, plan, ev, avail, etype == PURCHASE, n_amount, PURCHASE))
     n_ma = min(want["missing_amount"], buy.size)
     n_ia = min(want["invalid_amount"], buy.size - n_ma)
-    miss_amount, inv_amount, neg_amount = buy[:n_ma], buy[n_ma:n_ma + n_ia], buy[n_ma + n_ia:]
-    miss_prod = _pick_or_convert(
-        rng, plan, ev, avail, np.isin(etype, (PRODUCT_VIEW, ADD_TO_CART, PURCHASE)),
-        want["missing_product_id"], PRODUCT_VIEW,
-    )
+    rows = {"missing_amount": buy[:n_ma], "invalid_amount": buy[n_ma:n_ma + n_ia], "negative_amount": buy[n_ma + n_ia:]}
+    rows["missing_product_id"] = _pick_or_convert(rng, plan, ev, avail, np.isin(etype, _PRODUCT_EVENTS),
+                                                  want["missing_product_id"], PRODUCT_VIEW)
     # Missing event type only on rows without product/amount so no other rule is touched.
-    plain = np.isin(etype, (PAGE_VIEW, CLICK, LOGIN, LOGOUT))
-    miss_event = _pick(rng, avail, plain, want["missing_event_type"])
-    extra = _pick(rng, avail, anywhere, want["missing_event_type"] - miss_event.size)
-    etype[extra] = PAGE_VIEW  # drop product/amount/outcome so only EventType is broken
-    prod[extra] = -1
-    miss_event = np.concatenate([miss_event, extra])
-    miss_user = _pick(rng, avail, anywhere, want["missing_user_id"])
-    bad_ts = _pick(rng, avail, anywhere, want["invalid_timestamp"])
+    rows["missing_event_type"] = _pick_or_convert(rng, plan, ev, avail, ~np.isin(etype, _PRODUCT_EVENTS),
+                                                  want["missing_event_type"], PAGE_VIEW)
+    rows["missing_user_id"] = _pick(rng, avail, anywhere, want["missing_user_id"])
+    rows["invalid_timestamp"] = _pick(rng, avail, anywhere, want["invalid_timestamp"])
+    return rows, avail
+
+
+def _output_codes(rng: np.random.Generator, plan: _Plan, ev: dict[str, np.ndarray], bad: dict[str, np.ndarray],
+                  user_offset: int) -> dict[str, np.ndarray]:
+    """Per row, what each column shows, with the defects applied: mostly indexes into a column's strings."""
+    P = plan.n_products
+    etype, prod = ev["etype"], ev["prod"]
+    user = ev["user"] + (user_offset + 1)  # UserIDs start at 1: 0 renders as an empty field
+    user[bad["missing_user_id"]] = 0
+    event = etype.copy()
+    event[bad["missing_event_type"]] = _NULL_EVENT
+    product = np.where(prod >= 0, prod, P).astype(np.int32)
+    product[bad["missing_product_id"]] = P
+    # Amounts index plan.amount_strings: price | -price | "12,50" | literals | null.
+    null_amount = 3 * P + len(INVALID_AMOUNT_LITERALS)
+    amount = np.where(etype == PURCHASE, np.maximum(prod, 0), null_amount)
+    amount[bad["missing_amount"]] = null_amount
+    negative, invalid = bad["negative_amount"], bad["invalid_amount"]
+    amount[negative] = P + prod[negative]
+    variant = rng.integers(0, 1 + len(INVALID_AMOUNT_LITERALS), invalid.size)
+    amount[invalid] = np.where(variant == 0, 2 * P + prod[invalid], 3 * P + variant - 1)
+    # Timestamps: -1 valid, then the derived variants, then the literals.
+    bad_ts = bad["invalid_timestamp"]
+    ts_bad = np.full(etype.size, -1, dtype=np.int16)
+    ts_bad[bad_ts] = rng.integers(0, _N_DERIVED_BAD_TS, bad_ts.size)
+    _, first_of_user = np.unique(ev["user"][bad_ts], return_index=True)
+    literal = bad_ts[first_of_user[rng.random(first_of_user.size) < 0.5]]
+    ts_bad[literal] = _N_DERIVED_BAD_TS + rng.integers(0, len(INVALID_TIMESTAMP_LITERALS), literal.size)
+    return {"user": user, "session": ev["session"], "ts": ev["ts"], "ts_bad": ts_bad, "event": event,
+            "product": product, "amount": amount}
+
+
+def _write_chunk(rng: np.random.Generator, plan: _Plan, user_offset: int, budgets: np.ndarray,
+                 want: dict[str, int], handles: list[BinaryIO], counts: np.ndarray) -> dict[str, int]:
+    """Append the rows of one chunk of users to the files; returns the defects injected."""
+    ev = _user_events(rng, plan, budgets)
+    bad, clean = _pick_defect_rows(rng, plan, ev, want)
 
     # Rows go to the file of their time slice; late rows: clean rows of the earliest slices.
     file_of = np.searchsorted(plan.slice_bounds_us, ev["ts"], side="right").astype(np.int32)
     late = np.empty(0, dtype=np.int64)
     if want["late"] > 0:
-        cands = np.flatnonzero(avail & (file_of < plan.files - 1))
-        cands = cands[np.lexsort((rng.random(cands.size), file_of[cands]))][: want["late"]]
-        late = np.sort(cands)
-        avail[late] = False
+        cands = np.flatnonzero(clean & (file_of < plan.files - 1))
+        late = np.sort(cands[np.lexsort((rng.random(cands.size), file_of[cands]))][: want["late"]])
+        clean[late] = False
         file_of[late] = plan.files - 1
 
     # Duplicates copy clean rows (distinct sources when possible), in the same file.
-    clean = np.flatnonzero(avail)
-    n_dup = want["duplicate"] if clean.size else 0
+    clean_rows = np.flatnonzero(clean)
+    n_dup = want["duplicate"] if clean_rows.size else 0
     dup_src = np.empty(0, dtype=np.int64)
     if n_dup:
-        dup_src = rng.choice(clean, size=n_dup, replace=n_dup > clean.size)
-
-    got = {
-        "missing_user_id": miss_user.size,
-        "missing_event_type": miss_event.size,
-        "missing_product_id": miss_prod.size,
-        "missing_amount": miss_amount.size,
-        "invalid_timestamp": bad_ts.size,
-        "invalid_amount": inv_amount.size,
-        "negative_amount": neg_amount.size,
-        "duplicate": int(n_dup),
-        "late": late.size,
-    }
-
-    # Per-row output codes.
-    user_null = np.zeros(n, bool)
-    user_null[miss_user] = True
-    etype_out = etype.copy()
-    etype_out[miss_event] = _NULL_EVENT
-    has_prod = prod >= 0
-    prod_out = np.where(has_prod, prod, P).astype(np.int32)
-    prod_out[miss_prod] = P
-    null_amount = 3 * P + len(INVALID_AMOUNT_LITERALS)  # index of the null entry
-    amount = np.where(etype == PURCHASE, np.maximum(prod, 0), null_amount)
-    amount[miss_amount] = null_amount
-    amount[neg_amount] = P + prod[neg_amount]
-    variant = rng.integers(0, 1 + len(INVALID_AMOUNT_LITERALS), inv_amount.size)
-    amount[inv_amount] = np.where(variant == 0, 2 * P + prod[inv_amount], 3 * P + variant - 1)
-    ts_bad = np.full(n, -1, dtype=np.int16)
-    ts_bad[bad_ts] = rng.integers(0, _N_DERIVED_BAD_TS, bad_ts.size)
-    _, first_of_user = np.unique(ev["user"][bad_ts], return_index=True)
-    literal = bad_ts[first_of_user[rng.random(first_of_user.size) < 0.5]]
-    n_lit = len(INVALID_TIMESTAMP_LITERALS)
-    ts_bad[literal] = _N_DERIVED_BAD_TS + rng.integers(0, n_lit, literal.size)
+        dup_src = rng.choice(clean_rows, size=n_dup, replace=n_dup > clean_rows.size)
+    codes = _output_codes(rng, plan, ev, bad, user_offset)
 
     # Row order: by file, random within the file (duplicates land away from their source).
-    src = np.concatenate([np.arange(n, dtype=np.int64), dup_src.astype(np.int64)])
-    fsrc = file_of[src]
+    src = np.concatenate([np.arange(ev["ts"].size, dtype=np.int64), dup_src])
+    file_of_src = file_of[src]
     perm = rng.permutation(src.size)
-    order = perm[np.argsort(fsrc[perm], kind="stable")]  # stable sort on small ints is a radix sort
-    idx = src[order]
-    fsorted = fsrc[order]
-
-    lines = _render(
-        plan, idx, user_offset, ev, user_null, etype_out, prod_out, amount, ts_bad, rng,
-        budgets.size,
-    )
-    offsets = np.frombuffer(
-        lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4
-    )
+    order = perm[np.argsort(file_of_src[perm], kind="stable")]  # stable sort on small ints is a radix sort
+    lines = _render(plan, {name: code[src[order]] for name, code in codes.items()})
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=lines.offset * 4)
     data = memoryview(lines.buffers()[2])
-    edges = np.searchsorted(fsorted, np.arange(plan.files + 1), side="left")
+    edges = np.searchsorted(file_of_src[order], np.arange(plan.files + 1), side="left")
     for f in range(plan.files):
-        a, b = int(edges[f]), int(edges[f + 1])
-        if b > a:
-            handles[f].write(data[offsets[a]:offsets[b]])
-            counts[f] += b - a
-    return got
+        handles[f].write(data[offsets[edges[f]]:offsets[edges[f + 1]]])
+        counts[f] += edges[f + 1] - edges[f]
+    return {name: rows.size for name, rows in bad.items()} | {"duplicate": int(n_dup), "late": late.size}
 
 
-def _format_timestamps(us: np.ndarray, bad: np.ndarray) -> pa.Array:
-    """Fast vectorised ``YYYY-MM-DD HH:MM:SS.ffffff`` formatting (pc.strftime is ~30x slower).
+def _render(plan: _Plan, codes: dict[str, np.ndarray]) -> pa.Array:
+    """CSV lines (with trailing newline) as one string array, from the output codes of its rows."""
+    return pc.binary_join_element_wise(
+        pc.cast(pa.array(codes["user"], mask=codes["user"] == 0), pa.string()),
+        _take(_SESSION_STRINGS, codes["session"]),
+        _timestamp_strings(codes["ts"], codes["ts_bad"]),
+        _take(_EVENT_STRINGS, codes["event"]),
+        _take(plan.product_strings, codes["product"]),
+        _take(plan.amount_strings, codes["amount"]),
+        _take(_OUTCOME_STRINGS, (codes["event"] == PURCHASE).astype(np.int8)),
+        ",", null_handling="replace", null_replacement="",
+    )
 
-    Rows with ``bad`` in [0, _N_DERIVED_BAD_TS) get the matching unparseable 26-char variant.
+
+def _take(strings: pa.Array, codes: np.ndarray) -> pa.Array:
+    return pc.take(strings, pa.array(codes))
+
+
+def _timestamp_strings(us: np.ndarray, bad: np.ndarray) -> pa.Array:
+    """``YYYY-MM-DD HH:MM:SS.ffffff`` strings of epoch microseconds, byte by byte (pc.strftime is ~30x slower).
+
+    Rows with ``bad`` >= 0 get an unparseable variant (see _N_DERIVED_BAD_TS) or literal instead.
     """
     n = us.size
     day = us // 86_400_000_000
@@ -739,20 +587,24 @@ def _format_timestamps(us: np.ndarray, bad: np.ndarray) -> pa.Array:
     for col, ch in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"), (19, ".")):
         buf[:, col] = ord(ch)
     # Two digits at a time from a 100-entry table: far fewer divisions than digit by digit.
-    fields_2d = (
+    two_digit_fields = (
         (0, year // 100), (2, year % 100), (5, month), (8, dom), (11, hour), (14, minute),
         (17, second), (20, micro // 10_000), (22, (micro // 100) % 100), (24, micro % 100),
     )
-    for col, value in fields_2d:
+    for col, value in two_digit_fields:
         buf[:, col:col + 2] = _DIGIT_PAIRS[value]
     _corrupt_timestamps(buf, bad, month, dom, hour)
     offsets = np.arange(0, 26 * (n + 1), 26, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    strings = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    is_literal = bad >= _N_DERIVED_BAD_TS
+    if not np.any(is_literal):
+        return strings
+    literals = _take(pa.array(INVALID_TIMESTAMP_LITERALS), np.clip(bad - _N_DERIVED_BAD_TS, 0, None))
+    return pc.if_else(pa.array(is_literal), literals, strings)
 
 
-def _corrupt_timestamps(
-    buf: np.ndarray, bad: np.ndarray, month: np.ndarray, dom: np.ndarray, hour: np.ndarray
-) -> None:
+def _corrupt_timestamps(buf: np.ndarray, bad: np.ndarray, month: np.ndarray, dom: np.ndarray,
+                        hour: np.ndarray) -> None:
     """Rewrite rows of the (n, 26) timestamp byte matrix into unparseable variants, in place."""
     for code, col, value in ((0, 5, month + 12), (1, 8, dom + 40), (2, 11, hour + 30)):
         rows = np.flatnonzero(bad == code)
@@ -766,62 +618,3 @@ def _corrupt_timestamps(
     buf[rows, 0:15] = row_bytes[:, 11:26]
     buf[rows, 15] = ord(" ")
     buf[rows, 16:26] = row_bytes[:, 0:10]
-
-
-def _uuid_strings(rng: np.random.Generator, n: int) -> pa.Array:
-    """n random version-4-style UUID strings (deterministic given the generator state)."""
-    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexdigits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    nib = np.empty((n, 32), dtype=np.uint8)
-    nib[:, 0::2] = hexdigits[raw >> 4]
-    nib[:, 1::2] = hexdigits[raw & 0x0F]
-    buf = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for dst, s, e in ((0, 0, 8), (9, 8, 12), (14, 12, 16), (19, 16, 20), (24, 20, 32)):
-        buf[:, dst:dst + e - s] = nib[:, s:e]
-    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
-
-
-def _render(
-    plan: _Plan,
-    idx: np.ndarray,
-    user_offset: int,
-    ev: dict[str, np.ndarray],
-    user_null: np.ndarray,
-    etype_out: np.ndarray,
-    prod_out: np.ndarray,
-    amount: np.ndarray,
-    ts_bad: np.ndarray,
-    rng: np.random.Generator,
-    n_users: int,
-) -> pa.Array:
-    """CSV lines (with trailing newline) for rows idx, as one string array."""
-    user_mask = user_null[idx]
-    if plan.id_style == "uuid":
-        uuids = _uuid_strings(rng, n_users)
-        user_col = pc.take(uuids, pa.array(ev["user"][idx], mask=user_mask))
-    else:
-        user_ids = pa.array(ev["user"][idx] + (user_offset + 1), mask=user_mask)
-        user_col = pc.cast(user_ids, pa.string())
-    session_names = pa.array([str(i) for i in range(1, 11)])
-    session_col = pc.take(session_names, pa.array(ev["session"][idx] - 1))
-    bad = ts_bad[idx]
-    ts_col = _format_timestamps(ev["ts"][idx], bad)
-    is_literal = bad >= _N_DERIVED_BAD_TS
-    if np.any(is_literal):
-        codes = np.clip(bad - _N_DERIVED_BAD_TS, 0, None)
-        literal = pc.take(pa.array(INVALID_TIMESTAMP_LITERALS), pa.array(codes))
-        ts_col = pc.if_else(pa.array(is_literal), literal, ts_col)
-    event_names = pa.array(list(EVENT_TYPES) + [None], pa.string())
-    event_col = pc.take(event_names, pa.array(etype_out[idx]))
-    prod_col = pc.take(plan.product_strings, pa.array(prod_out[idx]))
-    amount_col = pc.take(plan.amount_strings, pa.array(amount[idx]))
-    # The newline rides on the last column so one join yields complete lines.
-    is_purchase = pa.array((etype_out[idx] == PURCHASE).astype(np.int8))
-    outcome_col = pc.take(pa.array(["\n", "purchase\n"]), is_purchase)
-    return pc.binary_join_element_wise(
-        user_col, session_col, ts_col, event_col, prod_col, amount_col, outcome_col, ",",
-        null_handling="replace", null_replacement="",
-    )
