@@ -72,7 +72,48 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--files", type=int, default=1, help="number of CSV files (default 1)")
     generate.add_argument("--clean", action="store_true", help="inject no defects")
     generate.add_argument("--if-empty", action="store_true", help="do nothing if DIR/raw already holds CSV files")
+    _add_watch(sub)
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got '{text}'")
+    return value
+
+
+def _positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got '{text}'")
+    return value
+
+
+def _add_watch(sub: argparse._SubParsersAction) -> None:
+    text = "watch raw/ and run every layer whenever new or changed files are complete"
+    command = sub.add_parser("watch", help=text, description=text + " (micro-batches; Ctrl-C or SIGTERM stops "
+                             "after the current batch)")
+    _common(command)
+    command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
+                         help="engine (default from config: duckdb)")
+    command.add_argument("--interval", type=_positive_seconds, default=None, metavar="SECONDS",
+                         help="how often to look at raw/; a file written in place is complete once unchanged "
+                              "this long (default 2)")
+    command.add_argument("--max-batches", type=_positive_count, default=None, metavar="N",
+                         help="stop after N batches (default: run until stopped)")
+
+
+def _watch(args: argparse.Namespace, config: Config) -> int:
+    from clickstream.watch import DEFAULT_INTERVAL_SECONDS, watch
+
+    error = watch(config, interval=args.interval or DEFAULT_INTERVAL_SECONDS, max_batches=args.max_batches)
+    if error:
+        raise PipelineError(f"the last batch failed: {error}")
+    return 0
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -180,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "verify":
             return _verify(config, args.wait)
         _check_directory(Path(config.paths.logs_dir), "logs directory", "paths.logs_dir")
+        if args.command == "watch":
+            return _watch(args, config)
         from clickstream.pipeline import LAYERS, run_layers
         from clickstream.report.tables import render_results
 

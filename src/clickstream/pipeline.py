@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from clickstream import analytics, bronze, gold, ledger, silver, storage
 from clickstream.config import Config
@@ -21,11 +21,13 @@ _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytic
 
 
 def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
-               full_refresh: bool = False, wait_seconds: float = 0.0) -> dict[str, Any]:
+               full_refresh: bool = False, wait_seconds: float = 0.0,
+               report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the given layers in order and return each layer's result; the quality report is written either way.
 
     The whole run holds the data directory's writer lock (waiting up to `wait_seconds` for another run to
-    finish) and starts by undoing what an interrupted run left.
+    finish) and starts by undoing what an interrupted run left. `report_extra`, given the layers' results once
+    they have run (or failed), returns entries for the quality report (`clickstream watch` adds its batch).
     """
     layout = Layout(Path(config.paths.data_dir))
     layout.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +50,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
                     timings[layer] = round(time.perf_counter() - started, 3)
         finally:
             ctx.quality["timings_seconds"] = timings
+            if report_extra is not None:
+                ctx.quality.update(report_extra(results))
             write_report(ctx)
             storage.clear_staging(layout.data_dir)
             engine.close()
