@@ -141,13 +141,15 @@ def test_results_are_printed_and_outputs_named(generated, capsys):
     data, _ = generated
     assert main(["analytics", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
-    for title in ["1. Top products by views", "2. Conversion funnel", "5. Revenue", "8b. RFM segments"]:
+    for title in ["1. Top products", "2a. Conversion funnel", "2b. Funnel, order and time ignored", "5. Revenue",
+                  "8b. RFM segments", "9. Retention by cohort", "10b. Cart abandonment"]:
         assert title in out
     assert f"analytics   {data / 'analytics'}" in out
-    for query in ["top_products", "conversion_funnel", "daily_activity", "user_segments", "revenue_metrics",
-                  "user_journey", "day_type_behavior", "rfm_segments"]:
+    for query in ["top_products", "conversion_funnel", "funnel_any_order", "daily_activity", "user_segments",
+                  "revenue_metrics", "user_journey", "paths", "day_type_behavior", "rfm_segments", "retention",
+                  "cart_abandonment", "cart_abandonment_daily"]:
         assert count(data, f"analytics/{query}") > 0
-    assert (data / "analytics" / "top_products.csv").read_text().startswith("view_rank,product_id,views")
+    assert (data / "analytics" / "top_products.csv").read_text().startswith("product_rank,product_id,views")
 
 
 def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
@@ -155,7 +157,7 @@ def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
     assert main(["analytics", "--group", "advanced", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "8b. RFM segments" in out and "6b. Most common paths to a purchase" in out
-    assert "1. Top products by views" not in out
+    assert "1. Top products" not in out
     # the basic results of the earlier run are carried over, not lost, when only one group is rebuilt
     assert count(data, "analytics/top_products") > 0 and (data / "analytics" / "top_products.csv").exists()
 
@@ -192,7 +194,7 @@ def test_real_dataset_revenue_matches_an_independent_computation(real):
     assert result[:4] == (sum(cents), len(cents), len({r["UserID"] for r in rows}), len(purchasers))
 
 
-def test_real_dataset_funnel_matches_an_independent_computation(real):
+def test_real_dataset_order_free_funnel_matches_an_independent_computation(real):
     data, rows = real
     users = defaultdict(set)
     for r in rows:
@@ -201,7 +203,7 @@ def test_real_dataset_funnel_matches_an_independent_computation(real):
     expected = [(1, "product_view", len(users["product_view"]), len(users["product_view"])),
                 (2, "add_to_cart", len(users["add_to_cart"]), len(through_cart)),
                 (3, "purchase", len(users["purchase"]), len(through_cart & users["purchase"]))]
-    got = table(data, "analytics/conversion_funnel").order("step_number").fetchall()
+    got = table(data, "analytics/funnel_any_order").order("step_number").fetchall()
     assert [g[:4] for g in got] == expected
 
 
@@ -209,13 +211,23 @@ def test_real_dataset_top_products_and_daily_activity_match(real):
     data, rows = real
     views = Counter(r["ProductID"] for r in rows if r["EventType"] == "product_view")
     bought = Counter(r["ProductID"] for r in rows if r["EventType"] == "purchase")
-    ranking = sorted(views, key=lambda p: (-views[p], -bought[p], p))[:3]  # views, then purchases, then id
-    top = table(data, "analytics/top_products").order("view_rank").limit(3).fetchall()
-    assert [(t[1], t[2], t[4]) for t in top] == [(p, views[p], bought[p]) for p in ranking]
+    revenue = defaultdict(Decimal)
+    for r in rows:
+        if r["EventType"] == "purchase":
+            revenue[r["ProductID"]] += Decimal(r["Amount"]).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    # by revenue, then units, then views, then id
+    ranking = sorted(revenue, key=lambda p: (-revenue[p], -bought[p], -views[p], p))[:20]
+    top = table(data, "analytics/top_products").order("product_rank").fetchall()
+    assert [(t[0], t[1], t[2], t[4], t[5]) for t in top] == [
+        (i, p, views[p], bought[p], revenue[p]) for i, p in enumerate(ranking, start=1)]
+    assert all(0 <= rate <= 1 for t in top for rate in t[9:] if rate is not None)
     per_day = Counter(r["Timestamp"][:10] for r in rows)
-    daily = {str(d): n for d, n in duckdb.sql(
-        f"select activity_date, events from read_parquet('{data}/analytics/daily_activity/*.parquet')").fetchall()}
-    assert {d: n for d, n in daily.items() if n} == dict(per_day)
+    daily = {str(d): (n, partial) for d, n, partial in duckdb.sql(
+        f"select activity_date, events, is_partial_day from read_parquet('{data}/analytics/daily_activity/*.parquet')"
+    ).fetchall()}
+    assert {d: n for d, (n, _) in daily.items() if n} == dict(per_day)
+    # the first event is at 00:01:35 on the first day, the last at 10:13:04 on the last: both days partial
+    assert [d for d, (_, partial) in sorted(daily.items()) if partial] == [min(per_day), max(per_day)]
 
 
 def test_real_dataset_sessions_are_split_from_the_supplied_ids(real):
