@@ -1,11 +1,18 @@
 """Analytics queries on small inline gold tables, compared as whole tables."""
 from __future__ import annotations
 
+import csv
+import json
 from decimal import Decimal
 
 import pytest
-from helpers import FCT, USERS, analytics_context, event, inline_table, run_model, ts
+from helpers import FCT, USERS, analytics_context, event, inline_table, make_config, run_model, ts
 
+from clickstream import analytics, gold, quality
+from clickstream.config import Config, DuckDBSettings
+from clickstream.context import Layout, RunContext
+from clickstream.engines.duckdb_engine import DuckDBEngine
+from clickstream.pipeline import run_layers
 from clickstream.sql import render
 
 CONTEXT = analytics_context(top_n=3)
@@ -84,3 +91,118 @@ def test_user_journey_for_an_incremental_build_numbers_each_users_rows_from_the_
                      **{**CONTEXT, "incremental": True}) == [
         ("a", 4, "add_to_cart", "product_view", 900.0), ("a", 5, "purchase", "add_to_cart", 600.0),
         ("b", 1, "page_view", None, None)]
+
+
+
+
+# ---- the natural order of each result, and what the report shows
+
+def test_every_query_declares_a_natural_order_of_its_own_columns_or_expressions():
+    for query in analytics.queries():
+        assert isinstance(query["order_by"], list), query["name"]
+    assert analytics.natural_order({"order_by": ["breakdown_value", "step_number"]}, ["step_number", "users"]) == (
+        " order by step_number")
+    assert analytics.natural_order({"order_by": ["sessions desc", "step"]}, ["step", "sessions"]) == (
+        " order by sessions desc, step")
+    assert analytics.natural_order({"order_by": []}, ["carts"]) == ""
+
+
+def test_report_samples_and_csv_come_in_the_natural_order(tmp_path):
+    # 30 products: the 10 shown must be the 10 best by revenue, in rank order, whatever order the files hold
+    rows = ["UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome"]
+    rows += [f"u{i},s,2024-01-0{1 + i % 5} 10:00:00,purchase,p{i:02d},{i}.00,purchase" for i in range(30)]
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "shop.csv").write_text("\n".join(rows) + "\n")
+    results = run_layers(make_config(tmp_path, analytics={"show_rows": 10}))["analytics"]
+    top = next(r for r in results if r.name == "top_products")
+    assert [row[1] for row in top.rows] == [f"p{i:02d}" for i in range(29, 19, -1)]
+    with (tmp_path / "data" / "analytics" / "top_products.csv").open() as handle:
+        assert [row["product_id"] for row in csv.DictReader(handle)] == [f"p{i:02d}" for i in range(29, 9, -1)]
+    retention = next(r for r in results if r.name == "retention")
+    assert [(str(row[0]), row[1]) for row in retention.rows] == [("2024-01-01", 0)]
+
+
+# ---- flags in the quality report
+
+def test_one_segment_for_everyone_and_a_short_window_are_flagged(duck):
+    inline_table(duck, "user_segments", [("segment", "string"), ("users", "bigint")], [("high", 4)])
+    inline_table(duck, "fct_events", FCT, [event("1", "a", "page_view", "2024-01-01 10:00"),
+                                           event("2", "a", "page_view", "2024-01-01 13:00")])
+    flags = quality.analytics_flags(duck, Config().analytics, {"user_segments", "rfm_scores"})
+    assert flags == [
+        {"flag": "single_segment", "tables": ["user_segments"], "status": "warn",
+         "message": "every user (4) is in segment 'high': the segment definition tells no users apart "
+                    "(analytics.segments)"},
+        {"flag": "short_rfm_window", "tables": ["rfm_scores", "rfm_segments"], "status": "warn",
+         "observation_days": 0.125, "min_days": 28.0,
+         "message": "the data spans 0.12 days from its first to its last event, less than analytics.rfm.min_days "
+                    "(28): recency and frequency scores mean little on so short a window"},
+    ]
+
+
+def test_segments_that_tell_users_apart_and_a_long_window_are_not_flagged(duck):
+    inline_table(duck, "user_segments", [("segment", "string"), ("users", "bigint")], [("high", 1), ("low", 3)])
+    inline_table(duck, "fct_events", FCT, [event("1", "a", "page_view", "2024-01-01 10:00"),
+                                           event("2", "a", "page_view", "2024-01-29 10:00")])
+    assert quality.analytics_flags(duck, Config().analytics, {"user_segments", "rfm_scores"}) == []
+    # a query the run did not build is not judged
+    assert quality.analytics_flags(duck, Config().analytics, set()) == []
+
+
+def test_a_short_window_is_flagged_in_the_quality_report_and_the_report(tmp_path):
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "shop.csv").write_text("UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+                                  "u1,s,2024-01-01 10:00:00,purchase,p1,5.00,purchase\n"
+                                  "u2,s,2024-01-01 13:00:00,page_view,,,\n")
+    run_layers(make_config(tmp_path))
+    report = json.loads((tmp_path / "data" / "reports" / "quality_report.json").read_text())
+    assert [(f["flag"], f["tables"]) for f in report["analytics"]["flags"]] == [
+        ("single_segment", ["user_segments"]), ("short_rfm_window", ["rfm_scores", "rfm_segments"])]
+    text = (tmp_path / "data" / "analytics" / "REPORT.md").read_text()
+    assert text.count("Caution: the data spans 0.12 days from its first to its last event") == 2
+    assert "Caution: every user (2) is in segment 'one_time'" in text
+
+
+# ---- input written in another time zone
+
+def test_a_source_in_another_time_zone_is_counted_in_utc_periods(tmp_path):
+    # 20:00 on Sunday 7 January in New York is 01:00 on Monday 8 January UTC: the second week, the 8th's day
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "ny.csv").write_text("UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+                                "u1,s,2024-01-01 09:00:00,page_view,,,\n"
+                                "u2,s,2024-01-07 20:00:00,page_view,,,\n"
+                                "u1,s,2024-01-07 20:30:00,add_to_cart,p1,,\n"
+                                "u1,s,2024-01-16 09:00:00,page_view,,,\n")
+    run_layers(make_config(tmp_path, sources=[{"name": "ny", "glob": "ny.csv", "timezone": "America/New_York"}]))
+    con = DuckDBEngine(DuckDBSettings(threads=1))
+    try:
+        def rows(table, columns):
+            path = tmp_path / "data" / "analytics" / table
+            return con.fetch(f"select {columns} from read_parquet('{path}/*.parquet') order by all")[1]
+
+        first, second = ts("2024-01-01").date(), ts("2024-01-08").date()
+        assert rows("retention", "*") == [(first, 0, 1, 1, 1.0), (first, 1, 1, 1, 1.0), (first, 2, 1, None, None),
+                                          (second, 0, 1, 1, 1.0), (second, 1, 1, None, None)]
+        assert rows("daily_activity", "activity_date, events") == [
+            (first, 1)] + [(ts(f"2024-01-{d:02d}").date(), 0) for d in range(2, 8)] + [
+            (second, 2)] + [(ts(f"2024-01-{d:02d}").date(), 0) for d in range(9, 16)] + [
+            (ts("2024-01-16").date(), 1)]
+        assert rows("cart_abandonment_daily", "cart_date, carts, abandoned") == [
+            (d, 1 if d == second else 0, 1 if d == second else 0) for d, _ in rows("daily_activity", "activity_date, 1")]
+    finally:
+        con.close()
+
+
+def test_the_tests_render_the_analytics_with_the_parameters_gold_gives_them(tmp_path):
+    config = make_config(tmp_path)
+    engine = DuckDBEngine(DuckDBSettings(threads=1))
+    try:
+        context = gold.model_context(RunContext(config=config, engine=engine, layout=Layout(tmp_path / "data")))
+    finally:
+        engine.close()
+    gold_only = {"timeout_us", "product_event_types", "purchase_event_types", "known_event_types",
+                 "may_hold_unit_separator"}
+    assert {k: v for k, v in context.items() if k not in gold_only} == analytics_context()
