@@ -190,8 +190,9 @@ def test_a_source_in_another_time_zone_is_counted_in_utc_periods(tmp_path):
             (first, 1)] + [(ts(f"2024-01-{d:02d}").date(), 0) for d in range(2, 8)] + [
             (second, 2)] + [(ts(f"2024-01-{d:02d}").date(), 0) for d in range(9, 16)] + [
             (ts("2024-01-16").date(), 1)]
+        days = [d for d, _ in rows("daily_activity", "activity_date, 1")]
         assert rows("cart_abandonment_daily", "cart_date, carts, abandoned") == [
-            (d, 1 if d == second else 0, 1 if d == second else 0) for d, _ in rows("daily_activity", "activity_date, 1")]
+            (d, int(d == second), int(d == second)) for d in days]
     finally:
         con.close()
 
