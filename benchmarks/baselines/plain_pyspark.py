@@ -106,7 +106,8 @@ def silver(spark: SparkSession, data: Path) -> dict[str, int]:
         # Spark names are case-insensitive too: the typed values must not be called amount/outcome here.
         text("Amount").try_cast("decimal(18,2)").alias("amount_value"),
         text("Outcome").alias("outcome_value"),
-        *RAW_COLUMNS, "source_name", "source_file", "batch_id", "ingestion_timestamp", "ingestion_date",
+        *RAW_COLUMNS, "source_line", "raw_line", "source_name", "source_file", "batch_id", "ingestion_timestamp",
+        "ingestion_date",
     )
     reasons = F.concat_ws(
         ";",
