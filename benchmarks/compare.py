@@ -23,8 +23,9 @@ RUN_COLUMNS = ("batch_id", "ingestion_timestamp", "ingestion_date")
 
 LAYER_TABLES = ["bronze", "silver", "quarantine"]
 GOLD_TABLES = ["fct_events", "dim_users", "dim_sessions", "dim_products", "dim_event_types", "dim_date", "dim_time"]
-ANALYTICS_TABLES = ["top_products", "conversion_funnel", "daily_activity", "user_segments", "revenue_metrics",
-                    "user_journey", "purchase_paths", "day_type_behavior", "rfm_scores", "rfm_segments"]
+ANALYTICS_TABLES = ["top_products", "conversion_funnel", "funnel_any_order", "daily_activity", "user_segments",
+                    "revenue_metrics", "user_journey", "purchase_paths", "paths", "day_type_behavior", "rfm_scores",
+                    "rfm_segments", "retention", "cart_abandonment_daily", "cart_abandonment"]
 # The analytics answers with a handful of rows: always compared in full, whatever the data size.
 SMALL_ANALYTICS = [t for t in ANALYTICS_TABLES if t not in ("user_journey", "rfm_scores")]
 

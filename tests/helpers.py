@@ -39,16 +39,64 @@ def inline_table(engine: Engine, name: str, schema: Schema, rows: list[tuple]) -
     engine.create_view(name, " union all ".join(selects))
 
 
-def run_model(engine: Engine, model: str, columns: list[str] | None = None, **context: Any) -> list[tuple]:
-    """Run one model and return its rows (only `columns`, if given), sorted so whole tables compare."""
+def run_model(engine: Engine, model: str, columns: list[str] | None = None, ordered: bool = False,
+              **context: Any) -> list[tuple]:
+    """Run one model and return its rows (only `columns`, if given): sorted so whole tables compare, or, with
+    `ordered`, in the order the model returns them (where its order is part of what it promises)."""
     engine.create_view("model_under_test", render(model, engine, **context))
     selected = ", ".join(columns) if columns else "*"
     _, rows = engine.fetch(f"select {selected} from model_under_test")
+    if ordered:
+        return rows
     return sorted(rows, key=lambda row: tuple((v is None, str(v)) for v in row))
 
 
 def ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
+
+
+# ---- gold tables for the analytics queries, as the tests build them
+
+FCT = [("event_id", "string"), ("user_key", "string"), ("session_key", "string"), ("product_key", "string"),
+       ("event_type_key", "string"), ("date_key", "integer"), ("time_key", "integer"), ("event_ts", "timestamp"),
+       ("amount", "decimal(18,2)"), ("outcome", "string"), ("is_purchase", "boolean")]
+USERS = [("user_key", "string"), ("total_events", "bigint"), ("total_sessions", "bigint"),
+         ("total_purchases", "bigint"), ("total_spent", "decimal(18,2)"), ("last_purchase_ts", "timestamp"),
+         ("is_purchaser", "boolean")]
+DATES = [("date_key", "integer"), ("date_day", "date"), ("day_name", "string"), ("is_weekend", "boolean")]
+
+
+def event(event_id: str, user: str, event_type: str, when: str, session: str = "s", product: str = "",
+          amount: str | None = None) -> tuple:
+    """A fct_events row: the visit is `<user>-<session>`; date and time keys from `when` (UTC)."""
+    day = ts(when)
+    return (event_id, user, f"{user}-{session}", product, event_type, int(day.strftime("%Y%m%d")),
+            day.hour * 100 + day.minute, day, None if amount is None else Decimal(amount),
+            "purchase" if event_type == "purchase" else None, event_type == "purchase")
+
+
+def dates(first: str, last: str) -> list[tuple]:
+    """dim_date rows (the columns the analytics read) for every day from first to last."""
+    day, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    rows = []
+    while day <= end:
+        rows.append((int(day.strftime("%Y%m%d")), day, day.strftime("%A"), day.isoweekday() >= 6))
+        day += dt.timedelta(days=1)
+    return rows
+
+
+def analytics_context(**overrides: Any) -> dict:
+    """The parameters the analytics models are rendered with (gold.model_context), from the default config."""
+    analytics = Config().analytics
+    context = dict(no_product_key="", incremental=False, funnel=analytics.funnel.steps,
+                   funnel_window_us=analytics.funnel.window_seconds * 1_000_000, funnel_scope=analytics.funnel.scope,
+                   funnel_breakdown=analytics.funnel.breakdown, retention=analytics.retention,
+                   path_steps=analytics.paths.steps, cart_window_us=analytics.cart.window_seconds * 1_000_000,
+                   rank_by=analytics.top_products.rank_by, top_n=analytics.top_n, segments=analytics.segments,
+                   path_length=analytics.path_length)
+    unknown = set(overrides) - set(context)
+    assert not unknown, f"not a parameter of the analytics models: {unknown}"
+    return {**context, **overrides}
 
 
 def make_config(tmp_path: Path, **overrides) -> Config:

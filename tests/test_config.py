@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from clickstream.config import (STRFTIME_CODES, Analytics, Config, ConfigError, CsvOptions, DuckDBSettings, Gold,
-                                Quality, SilverRules, Source, SparkSettings, Threshold, TimestampRange, load_config)
+from clickstream.config import (STRFTIME_CODES, Analytics, Cart, Config, ConfigError, CsvOptions, DuckDBSettings,
+                                Funnel, Gold, Quality, Retention, Segments, SilverRules, Source, SparkSettings,
+                                Threshold, TimestampRange, duration_seconds, load_config)
 from clickstream.engines.base import _STRFTIME_TO_JAVA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +128,35 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
          "key 'sources.0.glob': '../other/*.csv' leaves <data_dir>/raw through '..'"),
         (SOURCE + "    glob: shop/../../*.csv\n", "key 'sources.0.glob': 'shop/../../*.csv' leaves <data_dir>/raw"),
         # rules and analytics
-        ("analytics:\n  funnel: []\n", "key 'analytics.funnel': needs at least one step"),
-        ("analytics:\n  funnel: [product_view, purchase, product_view]\n",
-         "key 'analytics.funnel.2': step 'product_view' appears more than once"),
+        ("analytics:\n  funnel: {steps: []}\n", "key 'analytics.funnel.steps': needs at least one step"),
+        ("analytics:\n  funnel: {steps: [product_view, purchase, product_view]}\n",
+         "key 'analytics.funnel.steps.2': step 'product_view' appears more than once"),
+        ("analytics:\n  funnel: [product_view, purchase]\n",
+         "key 'analytics.funnel': must be a mapping: write the steps under 'steps', e.g. {steps: [product_view, "
+         "add_to_cart, purchase], window: 7d}"),
+        ("analytics:\n  funnel: {window: 7x}\n", "key 'analytics.funnel.window': '7x' is not a duration: a whole "
+         "number and a unit s, m, h or d, e.g. '30m', '24h' or '7d'"),
+        ("analytics:\n  funnel: {window: 7}\n", "key 'analytics.funnel.window': '7' is not a duration"),
+        ("analytics:\n  funnel: {window: 1.5h}\n", "key 'analytics.funnel.window': '1.5h' is not a duration"),
+        ("analytics:\n  funnel: {window: 0m}\n", "key 'analytics.funnel.window': '0m' must be longer than zero"),
+        ("analytics:\n  funnel: {window: ' 7d'}\n", "key 'analytics.funnel.window': ' 7d' is not a duration"),
+        ("analytics:\n  cart: {window: 24 h}\n", "key 'analytics.cart.window': '24 h' is not a duration"),
+        ("analytics:\n  cart: {window: 2w}\n", "key 'analytics.cart.window': '2w' is not a duration"),
+        ("analytics:\n  funnel: {scope: session}\n", "key 'analytics.funnel.scope': Input should be 'user' or 'visit'"),
+        ("analytics:\n  funnel: {breakdown: is_buyer}\n", "key 'analytics.funnel.breakdown': 'is_buyer' is not a "
+         "column of dim_users; did you mean 'is_purchaser'? (columns: user_key, user_id, first_seen_ts"),
+        ("analytics:\n  retention: {period: month}\n",
+         "key 'analytics.retention.period': Input should be 'day' or 'week'"),
+        ("analytics:\n  paths: {steps: 0}\n", "key 'analytics.paths.steps': Input should be greater than or equal"),
+        ("analytics:\n  top_products: {rank_by: clicks}\n",
+         "key 'analytics.top_products.rank_by': Input should be 'views', 'revenue' or 'purchases'"),
+        ("analytics:\n  segments: {thresholds: deciles}\n",
+         "key 'analytics.segments.thresholds': Input should be 'quantiles' or 'fixed'"),
+        ("analytics:\n  segments: {high_percent: 60, medium_percent: 50}\n",
+         "key 'analytics.segments': high_percent + medium_percent (60 + 50) must not exceed 100"),
+        ("analytics:\n  segments: {high_min_events: 5, medium_min_events: 10}\n",
+         "key 'analytics.segments': medium_min_events must not exceed high_min_events"),
+        ("analytics:\n  rfm: {min_days: -1}\n", "key 'analytics.rfm.min_days': Input should be greater than"),
         ("gold:\n  session_timeout_minutes: .inf\n", "key 'gold.session_timeout_minutes': Input should be a finite"),
         ("gold:\n  session_timeout_minutes: .nan\n", "key 'gold.session_timeout_minutes': Input should be a finite"),
         ("gold:\n  session_timeout_minutes: 0\n", "key 'gold.session_timeout_minutes': Input should be greater than 0"),
@@ -149,10 +176,14 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
          f"{KNOWN}"),
         ("sources:\n  - name: a\n  - name: b\n    event_types: {view: page_view, wish: wishlist}\n",
          f"key 'sources.1.event_types.wish': 'wishlist' is not a known event type {KNOWN}"),
-        ("analytics:\n  funnel: [product_view, checkout]\n",
-         f"key 'analytics.funnel.1': 'checkout' is not a known event type {KNOWN}"),
+        ("analytics:\n  funnel: {steps: [product_view, checkout]}\n",
+         f"key 'analytics.funnel.steps.1': 'checkout' is not a known event type {KNOWN}"),
         ("silver:\n  product_event_types: [product_view, purchase]\n",
-         "key 'analytics.funnel.1': 'add_to_cart' is not a known event type"),
+         "key 'analytics.funnel.steps.1': 'add_to_cart' is not a known event type"),
+        ("analytics:\n  retention: {start_event: signup}\n",
+         f"key 'analytics.retention.start_event': 'signup' is not a known event type {KNOWN}"),
+        ("analytics:\n  retention: {return_event: purchse}\n",
+         "key 'analytics.retention.return_event': 'purchse' is not a known event type; did you mean 'purchase'?"),
     ],
 )
 def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
@@ -215,11 +246,19 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
          Config(sources=[Source(name="s", glob="exports/shop..2_*.csv",
                                 csv=CsvOptions(delimiter="\t", quote="'", escape="\\"))])),
         ("silver:\n  extra_event_types: [wishlist]\n" + SOURCE + "    event_types: {wish: wishlist, View: page_view}\n"
-         "analytics:\n  funnel: [product_view, wishlist, purchase]\n",
+         "analytics:\n  funnel: {steps: [product_view, wishlist, purchase]}\n",
          Config(silver=SilverRules(extra_event_types=["wishlist"]),
                 sources=[Source(name="s", event_types={"wish": "wishlist", "View": "page_view"})],
-                analytics=Analytics(funnel=["product_view", "wishlist", "purchase"]))),
-        ("analytics:\n  funnel: [login]\n", Config(analytics=Analytics(funnel=["login"]))),
+                analytics=Analytics(funnel=Funnel(steps=["product_view", "wishlist", "purchase"])))),
+        ("analytics:\n  funnel: {steps: [login]}\n", Config(analytics=Analytics(funnel=Funnel(steps=["login"])))),
+        ("analytics:\n  funnel: {window: 1s, scope: visit, breakdown: is_purchaser}\n  cart: {window: 30m}\n",
+         Config(analytics=Analytics(funnel=Funnel(window="1s", scope="visit", breakdown="is_purchaser"),
+                                    cart=Cart(window="30m")))),
+        ("analytics:\n  retention: {period: day, start_event: purchase, return_event: login}\n",
+         Config(analytics=Analytics(retention=Retention(period="day", start_event="purchase",
+                                                        return_event="login")))),
+        ("analytics:\n  segments: {thresholds: fixed, high_percent: 100, medium_percent: 0}\n",
+         Config(analytics=Analytics(segments=Segments(thresholds="fixed", high_percent=100, medium_percent=0)))),
         ("gold:\n  session_timeout_minutes: 0.5\nquality:\n  quarantine_rate: {warn: 0, fail: 1}\n",
          Config(gold=Gold(session_timeout_minutes=0.5), quality=Quality(quarantine_rate=Threshold(warn=0, fail=1)))),
         ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2030-01-01T01:00:00+01:00}\n",
@@ -229,6 +268,14 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
 )
 def test_values_at_the_edge_of_the_bounds_are_kept(tmp_path, text, expected):
     assert load_config(write(tmp_path, text)) == expected
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("1s", 1), ("30m", 1800), ("24h", 86400), ("7d", 604800),
+                                              ("999999999d", 999999999 * 86400)])
+def test_a_duration_is_read_in_seconds(tmp_path, text, seconds):
+    config = load_config(write(tmp_path, f"analytics:\n  funnel: {{window: {text}}}\n  cart: {{window: {text}}}\n"))
+    assert (config.analytics.funnel.window_seconds, config.analytics.cart.window_seconds) == (seconds, seconds)
+    assert duration_seconds(text) == seconds
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata"])

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
+import math
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -12,9 +14,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers import SHARED_DATASET
+from helpers import SHARED_DATASET, analytics_context, run_model
 
 from clickstream.cli import main
+from clickstream.config import DuckDBSettings, duration_seconds
+from clickstream.engines.duckdb_engine import DuckDBEngine
 from clickstream.generate import DefectRates, generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,13 +145,15 @@ def test_results_are_printed_and_outputs_named(generated, capsys):
     data, _ = generated
     assert main(["analytics", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
-    for title in ["1. Top products by views", "2. Conversion funnel", "5. Revenue", "8b. RFM segments"]:
+    for title in ["1. Top products", "2a. Conversion funnel", "2b. Funnel, order and time ignored", "5. Revenue",
+                  "8b. RFM segments", "9. Retention by cohort", "10b. Cart abandonment"]:
         assert title in out
     assert f"analytics   {data / 'analytics'}" in out
-    for query in ["top_products", "conversion_funnel", "daily_activity", "user_segments", "revenue_metrics",
-                  "user_journey", "day_type_behavior", "rfm_segments"]:
+    for query in ["top_products", "conversion_funnel", "funnel_any_order", "daily_activity", "user_segments",
+                  "revenue_metrics", "user_journey", "paths", "day_type_behavior", "rfm_segments", "retention",
+                  "cart_abandonment", "cart_abandonment_daily"]:
         assert count(data, f"analytics/{query}") > 0
-    assert (data / "analytics" / "top_products.csv").read_text().startswith("view_rank,product_id,views")
+    assert (data / "analytics" / "top_products.csv").read_text().startswith("product_rank,product_id,views")
 
 
 def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
@@ -155,7 +161,7 @@ def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
     assert main(["analytics", "--group", "advanced", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "8b. RFM segments" in out and "6b. Most common paths to a purchase" in out
-    assert "1. Top products by views" not in out
+    assert "1. Top products" not in out
     # the basic results of the earlier run are carried over, not lost, when only one group is rebuilt
     assert count(data, "analytics/top_products") > 0 and (data / "analytics" / "top_products.csv").exists()
 
@@ -192,7 +198,7 @@ def test_real_dataset_revenue_matches_an_independent_computation(real):
     assert result[:4] == (sum(cents), len(cents), len({r["UserID"] for r in rows}), len(purchasers))
 
 
-def test_real_dataset_funnel_matches_an_independent_computation(real):
+def test_real_dataset_order_free_funnel_matches_an_independent_computation(real):
     data, rows = real
     users = defaultdict(set)
     for r in rows:
@@ -201,7 +207,7 @@ def test_real_dataset_funnel_matches_an_independent_computation(real):
     expected = [(1, "product_view", len(users["product_view"]), len(users["product_view"])),
                 (2, "add_to_cart", len(users["add_to_cart"]), len(through_cart)),
                 (3, "purchase", len(users["purchase"]), len(through_cart & users["purchase"]))]
-    got = table(data, "analytics/conversion_funnel").order("step_number").fetchall()
+    got = table(data, "analytics/funnel_any_order").order("step_number").fetchall()
     assert [g[:4] for g in got] == expected
 
 
@@ -209,13 +215,188 @@ def test_real_dataset_top_products_and_daily_activity_match(real):
     data, rows = real
     views = Counter(r["ProductID"] for r in rows if r["EventType"] == "product_view")
     bought = Counter(r["ProductID"] for r in rows if r["EventType"] == "purchase")
-    ranking = sorted(views, key=lambda p: (-views[p], -bought[p], p))[:3]  # views, then purchases, then id
-    top = table(data, "analytics/top_products").order("view_rank").limit(3).fetchall()
-    assert [(t[1], t[2], t[4]) for t in top] == [(p, views[p], bought[p]) for p in ranking]
+    revenue = defaultdict(Decimal)
+    for r in rows:
+        if r["EventType"] == "purchase":
+            revenue[r["ProductID"]] += Decimal(r["Amount"]).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    # by revenue, then units, then views, then id
+    ranking = sorted(revenue, key=lambda p: (-revenue[p], -bought[p], -views[p], p))[:20]
+    top = table(data, "analytics/top_products").order("product_rank").fetchall()
+    assert [(t[0], t[1], t[2], t[4], t[5]) for t in top] == [
+        (i, p, views[p], bought[p], revenue[p]) for i, p in enumerate(ranking, start=1)]
+    assert all(0 <= rate <= 1 for t in top for rate in t[9:] if rate is not None)
     per_day = Counter(r["Timestamp"][:10] for r in rows)
-    daily = {str(d): n for d, n in duckdb.sql(
-        f"select activity_date, events from read_parquet('{data}/analytics/daily_activity/*.parquet')").fetchall()}
-    assert {d: n for d, n in daily.items() if n} == dict(per_day)
+    daily = {str(d): (n, partial) for d, n, partial in duckdb.sql(
+        f"select activity_date, events, is_partial_day from read_parquet('{data}/analytics/daily_activity/*.parquet')"
+    ).fetchall()}
+    assert {d: n for d, (n, _) in daily.items() if n} == dict(per_day)
+    # the first event is at 00:01:35 on the first day, the last at 10:13:04 on the last: both days partial
+    assert [d for d, (_, partial) in sorted(daily.items()) if partial] == [min(per_day), max(per_day)]
+
+
+# ---- the shared dataset against the metrics' definitions (docs/METRICS.md), computed here in plain Python
+
+def parsed(rows: list[dict]) -> dict[str, list[tuple[dt.datetime, str, dict]]]:
+    """Each user's events, by time: (UTC time, event type, the row)."""
+    users = defaultdict(list)
+    for r in rows:
+        users[r["UserID"]].append((dt.datetime.fromisoformat(r["Timestamp"]), r["EventType"], r))
+    for events in users.values():
+        events.sort(key=lambda e: e[0])
+    return users
+
+
+def ordered_funnel(users: dict, steps: list[str], window: dt.timedelta, end: dt.datetime) -> list[tuple]:
+    """The ordered funnel by its definition: every step-1 event starts an attempt; each next step is the first
+    event of its type at or after the step before, at most `window` after step 1; a user counts at the furthest
+    step of any attempt, in progress while an attempt's window is open at the data's end."""
+    furthest, in_progress, gaps = [], [], defaultdict(list)
+    for events in users.values():
+        attempts = []
+        for start, kind, _ in events:
+            if kind != steps[0]:
+                continue
+            times = [start]
+            for step in steps[1:]:
+                later = [t for t, k, _ in events if k == step and times[-1] <= t <= start + window]
+                if not later:
+                    break
+                times.append(min(later))
+            attempts.append((len(times), start + window > end, times))
+        if not attempts:
+            continue
+        reached = max(a[0] for a in attempts)
+        best = min((a for a in attempts if a[0] == reached), key=lambda a: a[2][0])
+        furthest.append(reached)
+        in_progress.append(reached < len(steps) and any(a[1] for a in attempts))
+        for k in range(1, reached):
+            gaps[k + 1].append((best[2][k] - best[2][k - 1]).total_seconds())
+    table = []
+    dropped_before = 0
+    for k, step in enumerate(steps, start=1):
+        users_k = sum(f >= k for f in furthest)
+        waiting = sum(f == k and p for f, p in zip(furthest, in_progress))
+        dropped = sum(f == k and not p and k < len(steps) for f, p in zip(furthest, in_progress))
+        previous_dropped = table[-1][4] if table else 0
+        times = sorted(gaps[k])
+        median = (times[(len(times) - 1) // 2] + times[len(times) // 2]) / 2 if times else None
+        table.append((k, step, users_k, waiting, dropped,
+                      users_k / (users_k + previous_dropped) if users_k + previous_dropped else None,
+                      users_k / (users_k + dropped_before) if users_k + dropped_before else None,
+                      median, sum(times) / len(times) if times else None))
+        dropped_before += dropped
+    return table
+
+
+def close(actual: list[tuple], expected: list[tuple]) -> bool:
+    return len(actual) == len(expected) and all(
+        len(a) == len(e) and all(x == y or (isinstance(x, float) and y is not None and math.isclose(x, y, rel_tol=1e-9))
+                                 for x, y in zip(a, e)) for a, e in zip(actual, expected))
+
+
+@pytest.mark.parametrize("window", ["1h", "24h", "7d"])
+def test_real_dataset_ordered_funnel_matches_its_definition(real, window):
+    data, rows = real
+    users = parsed(rows)
+    end = max(t for events in users.values() for t, _, _ in events)
+    steps = ["product_view", "add_to_cart", "purchase"]
+    expected = ordered_funnel(users, steps, dt.timedelta(seconds=duration_seconds(window)), end)
+    if window == "7d":  # the run's own table, with the default window
+        got = table(data, "analytics/conversion_funnel").order("step_number").fetchall()
+    else:  # the same model on the run's gold tables, with another window
+        engine = DuckDBEngine(DuckDBSettings(threads=2))
+        try:
+            engine.read_parquet("fct_events", sorted((data / "gold" / "fct_events").rglob("*.parquet")), schema=None)
+            got = run_model(engine, "analytics/conversion_funnel", ordered=True, **analytics_context(
+                funnel_window_us=duration_seconds(window) * 1_000_000))
+        finally:
+            engine.close()
+    assert close(got, expected), (got, expected)
+
+
+def test_real_dataset_retention_matches_its_definition(real):
+    data, rows = real
+    users = parsed(rows)
+    end = max(t for events in users.values() for t, _, _ in events)
+
+    def monday(t: dt.datetime) -> dt.date:
+        return t.date() - dt.timedelta(days=t.weekday())
+
+    cohorts, returns = defaultdict(set), defaultdict(set)
+    for user, events in users.items():
+        start = monday(events[0][0])
+        cohorts[start].add(user)
+        for t, _, _ in events:
+            k = (monday(t) - start).days // 7
+            if k > 0:
+                returns[(start, k)].add(user)
+    expected = []
+    last = monday(end)
+    for start in sorted(cohorts):
+        size = len(cohorts[start])
+        for k in range((last - start).days // 7 + 1):
+            complete = dt.datetime.combine(start + dt.timedelta(weeks=k + 1), dt.time()) <= end
+            retained = size if k == 0 else len(returns[(start, k)]) if complete else None
+            expected.append((start, k, size, retained, None if retained is None else retained / size))
+    got = table(data, "analytics/retention").order("cohort_start, period").fetchall()
+    assert close(got, expected)
+    assert expected[-1][3] is None  # the data ends inside its last week
+
+
+def test_real_dataset_cart_abandonment_matches_its_definition(real):
+    data, rows = real
+    users = parsed(rows)
+    end = max(t for events in users.values() for t, _, _ in events)
+    window = dt.timedelta(hours=24)
+    outcomes = Counter()
+    for events in users.values():
+        cart_last = None  # the open cart's last add_to_cart
+        # at one time an add comes before a purchase
+        for t, kind, _ in sorted((e for e in events if e[1] in ("add_to_cart", "purchase")),
+                                 key=lambda e: (e[0], e[1] != "add_to_cart")):
+            if kind == "add_to_cart":
+                if cart_last is not None and t - cart_last > window:
+                    outcomes["abandoned"] += 1
+                    cart_last = None
+                if cart_last is None:
+                    outcomes["carts"] += 1
+                cart_last = t
+            elif cart_last is not None:
+                outcomes["converted" if t - cart_last <= window else "abandoned"] += 1
+                cart_last = None
+        if cart_last is not None:
+            outcomes["open" if cart_last + window > end else "abandoned"] += 1
+    got = table(data, "analytics/cart_abandonment").fetchall()
+    rate = outcomes["abandoned"] / (outcomes["converted"] + outcomes["abandoned"])
+    # the feed carries no amounts on add_to_cart events: no abandoned value
+    assert close(got, [(outcomes["carts"], outcomes["converted"], outcomes["abandoned"], outcomes["open"], rate,
+                        None)])
+    assert outcomes["carts"] == outcomes["converted"] + outcomes["abandoned"] + outcomes["open"]
+
+
+def test_real_dataset_segments_match_their_definition(real):
+    data, rows = real
+    users = parsed(rows)
+    visits = {}
+    for user, events in users.items():  # a visit: one supplied session, no gap over 30 minutes
+        sessions = defaultdict(list)
+        for t, _, r in events:
+            sessions[r["SessionID"]].append(t)
+        visits[user] = sum(1 + sum(b - a > dt.timedelta(minutes=30) for a, b in zip(ts_, ts_[1:]))
+                           for ts_ in (sorted(v) for v in sessions.values()))
+    ranked = {u: len(e) for u, e in users.items() if visits[u] > 1}
+    sizes = Counter()
+    for user in users:
+        if visits[user] == 1:
+            sizes["one_time"] += 1
+            continue
+        above = sum(n > ranked[user] for n in ranked.values())
+        sizes["high" if above * 100 < 10 * len(ranked) else "medium" if above * 100 < 50 * len(ranked) else "low"] += 1
+    got = dict(table(data, "analytics/user_segments").select("segment, users").fetchall())
+    assert got == dict(sizes)
+    assert len(got) > 1  # the quantiles tell the users apart, where fixed thresholds put them all in "high"
+    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    assert report["analytics"]["flags"] == []
 
 
 def test_real_dataset_sessions_are_split_from_the_supplied_ids(real):

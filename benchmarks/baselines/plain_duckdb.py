@@ -25,7 +25,10 @@ import duckdb
 # The project's default rules (config/config.yaml), written out as a hand-written script would.
 SESSION_TIMEOUT_US = 30 * 60 * 1_000_000
 TOP_N = 20
-HIGH_MIN_EVENTS, MEDIUM_MIN_EVENTS = 50, 10
+FUNNEL_WINDOW_US = 7 * 24 * 3600 * 1_000_000  # analytics.funnel.window: 7d
+CART_WINDOW_US = 24 * 3600 * 1_000_000  # analytics.cart.window: 24h
+PATH_STEPS = 5
+HIGH_PERCENT, MEDIUM_PERCENT = 10, 40  # segments by quantiles of events per user
 # The product key of events without a product (the not-applicable member of dim_products): empty, since
 # silver turns an empty product id into NULL, so no real product can have it.
 NO_PRODUCT = ""
@@ -273,18 +276,92 @@ def gold(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
 
 
 ANALYTICS = {
+    # Rates on users: who viewed, carted, bought each product; ranked by revenue, units, views.
     "top_products": f"""
-        select cast(row_number() over (order by views desc, purchases desc, product_key) as integer) as view_rank,
-            product_id, views, cart_adds, purchases, revenue, unique_users,
-            cart_adds::double / nullif(views, 0) as view_to_cart_rate,
-            purchases::double / nullif(cart_adds, 0) as cart_to_purchase_rate,
-            purchases::double / nullif(views, 0) as view_to_purchase_rate
-        from dim_products
+        with product_users as (
+            select product_key, user_key,
+                bool_or(event_type_key = 'product_view') as viewed, bool_or(event_type_key = 'add_to_cart') as carted,
+                bool_or(is_purchase) as bought
+            from fct_events where product_key <> '{NO_PRODUCT}'
+            group by all
+        ),
+        users as (
+            select product_key, count(*) filter (viewed) as viewers, count(*) filter (carted) as carters,
+                count(*) filter (bought) as buyers, count(*) filter (viewed and carted) as viewed_carted,
+                count(*) filter (carted and bought) as carted_bought,
+                count(*) filter (viewed and bought) as viewed_bought
+            from product_users group by product_key
+        )
+        select cast(row_number() over (order by revenue desc, purchases desc, views desc, product_key) as integer)
+                as product_rank,
+            product_id, views, cart_adds, purchases as units, revenue, viewers, carters, buyers,
+            viewed_carted::double / nullif(viewers, 0) as view_to_cart_rate,
+            carted_bought::double / nullif(carters, 0) as cart_to_purchase_rate,
+            viewed_bought::double / nullif(viewers, 0) as view_to_purchase_rate
+        from dim_products join users using (product_key)
         where not is_not_applicable
-        qualify view_rank <= {TOP_N}
-        order by view_rank
+        qualify product_rank <= {TOP_N}
+        order by product_rank
     """,
-    "conversion_funnel": """
+    # Ordered: each attempt starts at a view; the first cart at or after it (an as-of join), then the first purchase
+    # at or after that cart, both within the window of the view.
+    "conversion_funnel": f"""
+        with ev as (
+            select user_key, event_type_key, epoch_us(event_ts) as us from fct_events
+            where event_type_key in ('product_view', 'add_to_cart', 'purchase')
+        ),
+        views as (select user_key, us as s1 from ev where event_type_key = 'product_view'),
+        carts as (select user_key, us from ev where event_type_key = 'add_to_cart'),
+        buys as (select user_key, us from ev where event_type_key = 'purchase'),
+        with_cart as (
+            select v.*, case when c.us <= v.s1 + {FUNNEL_WINDOW_US} then c.us end as s2
+            from views v asof left join carts c on v.user_key = c.user_key and c.us >= v.s1
+        ),
+        with_buy as (
+            select w.*, case when b.us <= w.s1 + {FUNNEL_WINDOW_US} then b.us end as s3
+            from with_cart w asof left join buys b on w.user_key = b.user_key and b.us >= w.s2
+        ),
+        attempts as (
+            select *, case when s3 is not null then 3 when s2 is not null then 2 else 1 end as reached,
+                s1 + {FUNNEL_WINDOW_US} > (select epoch_us(max(event_ts)) from fct_events) as is_open
+            from with_buy
+        ),
+        per_user as (
+            select user_key, arg_min(struct_pack(s1, s2, s3), (-reached, s1)) as best, max(reached) as furthest,
+                bool_or(is_open) as has_open
+            from attempts group by user_key
+        ),
+        users as (
+            select furthest, furthest < 3 and has_open as waiting,
+                (best.s2 - best.s1) / 1e6 as t2, (best.s3 - best.s2) / 1e6 as t3
+            from per_user
+        ),
+        steps as (
+            select 1 as step_number, 'product_view' as event_type, count(*) as users,
+                count(*) filter (furthest = 1 and waiting) as in_progress,
+                count(*) filter (furthest = 1 and not waiting) as dropped,
+                cast(null as double) as median_seconds_from_previous, cast(null as double) as mean_seconds_from_previous
+            from users
+            union all
+            select 2, 'add_to_cart', count(*) filter (furthest >= 2), count(*) filter (furthest = 2 and waiting),
+                count(*) filter (furthest = 2 and not waiting), median(t2) filter (furthest >= 2),
+                avg(t2) filter (furthest >= 2)
+            from users
+            union all
+            select 3, 'purchase', count(*) filter (furthest = 3), 0, 0, median(t3) filter (furthest = 3),
+                avg(t3) filter (furthest = 3)
+            from users
+        )
+        select cast(step_number as integer) as step_number, event_type, users, in_progress, dropped,
+            users::double / nullif(users + coalesce(lag(dropped) over (order by step_number), 0), 0)
+                as conversion_from_previous,
+            users::double / nullif(users + coalesce(sum(dropped) over (order by step_number rows between unbounded
+                preceding and 1 preceding), 0), 0) as conversion_from_first,
+            median_seconds_from_previous, mean_seconds_from_previous
+        from steps
+        order by step_number
+    """,
+    "funnel_any_order": """
         with user_steps as (
             select user_key,
                 max(case when event_type_key = 'product_view' then 1 else 0 end) as viewed,
@@ -324,25 +401,38 @@ ANALYTICS = {
                 sum(amount) filter (where is_purchase) as revenue
             from fct_events
             group by date_key
-        )
+        ),
+        bounds as (select min(event_ts) as first_ts, max(event_ts) as last_ts from fct_events)
         select dim_date.date_day as activity_date, dim_date.day_name, dim_date.is_weekend,
+            covered < 1 as is_partial_day, covered as share_of_day_covered,
             coalesce(daily.active_users, 0) as active_users, coalesce(daily.events, 0) as events,
             daily.events::double / nullif(daily.active_users, 0) as events_per_user,
             coalesce(daily.sessions, 0) as sessions, coalesce(daily.purchases, 0) as purchases,
             cast(coalesce(daily.revenue, 0) as decimal(18,2)) as revenue
-        from dim_date left join daily using (date_key)
+        from dim_date
+        cross join bounds
+        cross join lateral (select (epoch_us(least(date_day::timestamp + interval 1 day, last_ts))
+                                    - epoch_us(greatest(date_day::timestamp, first_ts))) / 8.64e10 as covered)
+        left join daily using (date_key)
         order by activity_date
     """,
+    # One visit: one_time; the others by the share of multi-visit users with more events (ties share a segment).
     "user_segments": f"""
-        with users as (
+        with ranked as (
+            select *, rank() over (partition by total_sessions = 1 order by total_events desc) - 1 as above,
+                count(*) over (partition by total_sessions = 1) as ranked_users
+            from dim_users
+        ),
+        users as (
             select *,
                 case when total_sessions = 1 then 'one_time'
-                     when total_events >= {HIGH_MIN_EVENTS} then 'high'
-                     when total_events >= {MEDIUM_MIN_EVENTS} then 'medium'
+                     when above * 100 < {HIGH_PERCENT} * ranked_users then 'high'
+                     when above * 100 < {HIGH_PERCENT + MEDIUM_PERCENT} * ranked_users then 'medium'
                      else 'low' end as segment
-            from dim_users
+            from ranked
         )
-        select segment, count(*) as users,
+        select segment, count(*) as users, count(*)::double / sum(count(*)) over () as share_of_users,
+            min(total_events) as min_events, max(total_events) as max_events,
             sum(total_events)::double / count(*) as avg_events,
             sum(total_sessions)::double / count(*) as avg_sessions,
             sum(total_purchases)::double / count(*) as avg_purchases,
@@ -395,37 +485,71 @@ ANALYTICS = {
         qualify path_rank <= {TOP_N}
         order by path_rank
     """,
+    # Within visits, consecutive repeats collapsed, the first steps kept; each step leaves to the next or to exit.
+    "paths": f"""
+        with collapsed as (
+            select session_key, user_key, event_type_key, event_ts, event_id
+            from fct_events
+            qualify event_type_key is distinct from lag(event_type_key) over (partition by session_key
+                                                                             order by event_ts, event_id)
+        ),
+        steps as (
+            select user_key, event_type_key as from_event,
+                row_number() over visit as step,
+                coalesce(lead(event_type_key) over visit, 'exit') as to_event
+            from collapsed
+            window visit as (partition by session_key order by event_ts, event_id)
+        )
+        select cast(step as integer) as step, from_event, to_event, count(*) as sessions,
+            count(distinct user_key) as users,
+            count(*)::double / sum(count(*)) over (partition by step) as share_of_step
+        from steps
+        where step <= {PATH_STEPS}
+        group by step, from_event, to_event
+        order by step, sessions desc, from_event, to_event
+    """,
     "day_type_behavior": """
-        with events as (
+        with bounds as (select min(event_ts) as first_ts, max(event_ts) as last_ts from fct_events),
+        days as (
+            select date_key, is_weekend,
+                date_day::timestamp >= first_ts and date_day::timestamp + interval 1 day <= last_ts as is_full
+            from dim_date cross join bounds
+        ),
+        full_days as (select date_key, is_weekend from days where is_full),
+        events as (
             select d.is_weekend, count(*) as events, count(*) filter (where f.is_purchase) as purchases,
                 sum(f.amount) filter (where f.is_purchase) as revenue
-            from fct_events f join dim_date d using (date_key)
+            from fct_events f join full_days d using (date_key)
             group by d.is_weekend
         ),
         users as (
             select is_weekend, sum(active_users) as user_days
             from (select d.is_weekend, f.date_key, count(distinct f.user_key) as active_users
-                  from fct_events f join dim_date d using (date_key)
+                  from fct_events f join full_days d using (date_key)
                   group by d.is_weekend, f.date_key)
             group by is_weekend
         ),
         sessions as (
             select d.is_weekend, count(*) as sessions, count(*) filter (where s.has_purchase) as converting_sessions,
                 avg(s.duration_seconds) as avg_session_seconds
-            from dim_sessions s join dim_date d on s.start_date_key = d.date_key
+            from dim_sessions s join full_days d on s.start_date_key = d.date_key
             group by d.is_weekend
         ),
-        calendar as (select is_weekend, count(*) as calendar_days from dim_date group by is_weekend)
+        calendar as (
+            select is_weekend, count(*) filter (where is_full) as full_days,
+                count(*) filter (where not is_full) as partial_days
+            from days group by is_weekend
+        )
         select case when calendar.is_weekend then 'weekend' else 'weekday' end as day_type,
-            calendar.calendar_days,
+            calendar.full_days, calendar.partial_days,
             coalesce(events.events, 0) as events,
-            events.events::double / calendar.calendar_days as events_per_day,
-            users.user_days::double / calendar.calendar_days as active_users_per_day,
+            events.events::double / nullif(calendar.full_days, 0) as events_per_day,
+            users.user_days::double / nullif(calendar.full_days, 0) as active_users_per_day,
             coalesce(sessions.sessions, 0) as sessions,
-            sessions.sessions::double / calendar.calendar_days as sessions_per_day,
+            sessions.sessions::double / nullif(calendar.full_days, 0) as sessions_per_day,
             coalesce(events.purchases, 0) as purchases,
             cast(coalesce(events.revenue, 0) as decimal(18,2)) as revenue,
-            events.revenue::double / calendar.calendar_days as revenue_per_day,
+            events.revenue::double / nullif(calendar.full_days, 0) as revenue_per_day,
             sessions.converting_sessions::double / nullif(sessions.sessions, 0) as session_conversion_rate,
             sessions.avg_session_seconds
         from calendar
@@ -434,7 +558,8 @@ ANALYTICS = {
         left join sessions using (is_weekend)
         order by day_type
     """,
-    # Recency is counted from the last event in the data, so the same data always gives the same scores.
+    # Recency is counted from the last event in the data, so the same data always gives the same scores. A score is
+    # the quintile of the middle of the user's tie group: ceil(5 * (worse + equal / 2) / n).
     "rfm_scores": """
         with purchasers as (
             select user_key,
@@ -446,9 +571,15 @@ ANALYTICS = {
         ),
         scored as (
             select *,
-                cast(ntile(5) over (order by recency_days desc, user_key) as integer) as recency_score,
-                cast(ntile(5) over (order by frequency, user_key) as integer) as frequency_score,
-                cast(ntile(5) over (order by monetary, user_key) as integer) as monetary_score
+                cast(ceil(5 * ((rank() over (order by recency_days desc) - 1)
+                               + count(*) over (partition by recency_days) / 2) / count(*) over ()) as integer)
+                    as recency_score,
+                cast(ceil(5 * ((rank() over (order by frequency) - 1)
+                               + count(*) over (partition by frequency) / 2) / count(*) over ()) as integer)
+                    as frequency_score,
+                cast(ceil(5 * ((rank() over (order by monetary) - 1)
+                               + count(*) over (partition by monetary) / 2) / count(*) over ()) as integer)
+                    as monetary_score
             from purchasers
         )
         select *,
@@ -466,13 +597,95 @@ ANALYTICS = {
             sum(recency_days)::double / count(*) as avg_recency_days,
             sum(frequency)::double / count(*) as avg_frequency,
             cast(sum(monetary) as decimal(18,2)) as total_monetary,
-            sum(monetary)::double / count(*) as avg_monetary
+            sum(monetary)::double / count(*) as avg_monetary,
+            any_value(o.first_ts) as observation_start_ts, any_value(o.last_ts) as observation_end_ts,
+            any_value(o.days) as observation_days
         from rfm_scores
+        cross join (select min(event_ts) as first_ts, max(event_ts) as last_ts,
+                           (epoch_us(max(event_ts)) - epoch_us(min(event_ts))) / 8.64e10 as days from fct_events) o
         group by segment
         order by case segment when 'champions' then 1 when 'loyal' then 2 when 'promising' then 3
                               when 'needs_attention' then 4 when 'at_risk' then 5 else 6 end
     """,
+    # First-time retention by ISO week (UTC): a week not over at the data's last event has no retention yet.
+    "retention": """
+        with weeks as (
+            select user_key, date_trunc('week', event_ts)::date as week from fct_events
+        ),
+        cohorts as (select user_key, min(week) as cohort_start from weeks group by user_key),
+        sizes as (select cohort_start, count(*) as cohort_users from cohorts group by cohort_start),
+        returns as (
+            select c.cohort_start, (w.week - c.cohort_start) // 7 as period, count(distinct w.user_key) as returned
+            from weeks w join cohorts c using (user_key)
+            where w.week > c.cohort_start
+            group by all
+        ),
+        last_week as (select date_trunc('week', max(event_ts))::date as week, max(event_ts) as last_ts from fct_events)
+        select s.cohort_start, cast(p.period as integer) as period, s.cohort_users,
+            case when p.period = 0 then s.cohort_users
+                 when s.cohort_start + cast(7 * (p.period + 1) as integer) <= l.last_ts then coalesce(r.returned, 0)
+                 end as retained_users,
+            case when p.period = 0 then 1.0::double
+                 when s.cohort_start + cast(7 * (p.period + 1) as integer) <= l.last_ts
+                 then coalesce(r.returned, 0)::double / s.cohort_users end as retention_rate
+        from sizes s
+        cross join last_week l
+        cross join lateral (select unnest(range(0, (l.week - s.cohort_start) // 7 + 1)) as period) p
+        left join returns r on r.cohort_start = s.cohort_start and r.period = p.period
+        order by s.cohort_start, period
+    """,
+    # Per user across visits: an add opens a cart when none is open, joins it within the window of the previous
+    # add with no purchase between; the next purchase within the window of the last add converts it.
+    "cart_abandonment_daily": f"""
+        with stream as (
+            select user_key, event_id, event_ts, epoch_us(event_ts) as us, amount, is_purchase,
+                lag(is_purchase) over w as previous_is_purchase, lag(epoch_us(event_ts)) over w as previous_us
+            from fct_events
+            where event_type_key = 'add_to_cart' or is_purchase
+            window w as (partition by user_key order by event_ts, is_purchase, event_id)
+        ),
+        adds as (
+            select *, sum(case when previous_is_purchase = false and us - previous_us <= {CART_WINDOW_US} then 0 else 1
+                          end) over (partition by user_key order by us, event_id) as cart
+            from stream where not is_purchase
+        ),
+        carts as (
+            select user_key, cart, min(event_ts)::date as cart_date, max(us) as last_us, sum(amount) as value
+            from adds group by all
+        ),
+        buys as (select user_key, us from stream where is_purchase),
+        judged as (
+            select c.cart_date, c.value,
+                case when b.us - c.last_us <= {CART_WINDOW_US} then 'converted'
+                     when c.last_us + {CART_WINDOW_US} > (select epoch_us(max(event_ts)) from fct_events) then 'open'
+                     else 'abandoned' end as status
+            from carts c asof left join buys b on c.user_key = b.user_key and b.us >= c.last_us
+        ),
+        daily as (
+            select cart_date, count(*) as carts, count(*) filter (status = 'converted') as converted,
+                count(*) filter (status = 'abandoned') as abandoned, count(*) filter (status = 'open') as open,
+                sum(value) filter (status = 'abandoned') as abandoned_value
+            from judged group by cart_date
+        ),
+        priced as (select count(amount) > 0 as has_amounts from fct_events where event_type_key = 'add_to_cart')
+        select d.date_day as cart_date, coalesce(carts, 0) as carts, coalesce(converted, 0) as converted,
+            coalesce(abandoned, 0) as abandoned, coalesce(open, 0) as open,
+            abandoned::double / nullif(converted + abandoned, 0) as abandonment_rate,
+            case when has_amounts then cast(coalesce(abandoned_value, 0) as decimal(18,2)) end as abandoned_value
+        from dim_date d cross join priced left join daily on d.date_day = daily.cart_date
+        order by cart_date
+    """,
+    "cart_abandonment": """
+        select cast(sum(carts) as bigint) as carts, cast(sum(converted) as bigint) as converted,
+            cast(sum(abandoned) as bigint) as abandoned, cast(sum(open) as bigint) as open,
+            sum(abandoned)::double / nullif(sum(converted) + sum(abandoned), 0) as abandonment_rate,
+            cast(sum(abandoned_value) as decimal(18,2)) as abandoned_value
+        from cart_abandonment_daily
+    """,
 }
+
+# Results a later query reads: kept as tables.
+READ_BY_LATER = ("rfm_scores", "cart_abandonment_daily")
 
 
 def analytics(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
@@ -482,9 +695,9 @@ def analytics(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
     for name, sql in ANALYTICS.items():
         (data / "analytics" / name).mkdir(parents=True)
         target = f"{data}/analytics/{name}/data.parquet"
-        if name == "rfm_scores":  # rfm_segments reads it
-            con.execute(f"create temp table rfm_scores as {sql}")
-            con.execute(f"copy rfm_scores to '{target}' ({PARQUET})")
+        if name in READ_BY_LATER:
+            con.execute(f"create temp table {name} as {sql}")
+            con.execute(f"copy {name} to '{target}' ({PARQUET})")
         else:
             con.execute(f"copy ({sql}) to '{target}' ({PARQUET})")
         counts[name] = con.execute(f"select count(*) from read_parquet('{target}')").fetchone()[0]

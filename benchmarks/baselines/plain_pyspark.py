@@ -29,7 +29,11 @@ from pyspark.sql.types import StringType, StructField, StructType
 # The project's default rules (config/config.yaml), written out as a hand-written script would.
 SESSION_TIMEOUT_US = 30 * 60 * 1_000_000
 TOP_N = 20
-HIGH_MIN_EVENTS, MEDIUM_MIN_EVENTS = 50, 10
+FUNNEL_WINDOW_US = 7 * 24 * 3600 * 1_000_000  # analytics.funnel.window: 7d
+CART_WINDOW_US = 24 * 3600 * 1_000_000  # analytics.cart.window: 24h
+DAY_US = 24 * 3600 * 1_000_000
+PATH_STEPS = 5
+HIGH_PERCENT, MEDIUM_PERCENT = 10, 40  # segments by quantiles of events per user
 # The product key of events without a product (the not-applicable member of dim_products): empty, since
 # silver turns an empty product id into NULL, so no real product can have it.
 NO_PRODUCT = ""
@@ -106,7 +110,8 @@ def silver(spark: SparkSession, data: Path) -> dict[str, int]:
         # Spark names are case-insensitive too: the typed values must not be called amount/outcome here.
         text("Amount").try_cast("decimal(18,2)").alias("amount_value"),
         text("Outcome").alias("outcome_value"),
-        *RAW_COLUMNS, "source_name", "source_file", "batch_id", "ingestion_timestamp", "ingestion_date",
+        *RAW_COLUMNS, "source_line", "raw_line", "source_name", "source_file", "batch_id", "ingestion_timestamp",
+        "ingestion_date",
     )
     reasons = F.concat_ws(
         ";",
@@ -264,6 +269,18 @@ def gold(spark: SparkSession, data: Path) -> dict[str, int]:
     return {t: spark.read.parquet(str(data / "gold" / t)).count() for t in ["fct_events", "dim_sessions", "dim_users"]}
 
 
+def first_at_or_after(starts: DataFrame, events: DataFrame, at: str) -> DataFrame:
+    """The first of `events` (user_key, us) at or after each start's `at` time, per user: both in one stream, latest
+    first (at one time the events first), with a running minimum of event times. Adds `next_us` to `starts`."""
+    stream = (starts.withColumn("_us", F.col(at)).withColumn("_is_start", F.lit(1))
+              .unionByName(events.select("user_key", F.col("us").alias("_us"), F.lit(0).alias("_is_start")),
+                           allowMissingColumns=True))
+    latest_first = (Window.partitionBy("user_key").orderBy(F.desc("_us"), "_is_start")
+                    .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    return (stream.withColumn("next_us", F.min(F.when(F.col("_is_start") == 0, F.col("_us"))).over(latest_first))
+            .where(F.col("_is_start") == 1).drop("_us", "_is_start"))
+
+
 def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
     def gold_table(name: str) -> DataFrame:
         return spark.read.parquet(str(data / "gold" / name))
@@ -271,29 +288,94 @@ def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
     fct, dim_users, dim_sessions = gold_table("fct_events"), gold_table("dim_users"), gold_table("dim_sessions")
     dim_products, dim_date = gold_table("dim_products"), gold_table("dim_date")
     is_purchase = F.col("is_purchase")
+    n = F.count(F.lit(1))
+    everything = Window.partitionBy()
+    bounds = fct.agg(F.min("event_ts").alias("first_ts"), F.max("event_ts").alias("last_ts"),
+                     F.unix_micros(F.min("event_ts")).alias("first_us"),
+                     F.unix_micros(F.max("event_ts")).alias("end_us"))
     results: dict[str, DataFrame] = {}
 
-    by_views = Window.orderBy(F.desc("views"), F.desc("purchases"), "product_key")
+    # Rates on users: who viewed, carted and bought each product; ranked by revenue, units, views.
+    product_users = fct.where(F.col("product_key") != NO_PRODUCT).groupBy("product_key", "user_key").agg(
+        F.max((F.col("event_type_key") == "product_view").cast("int")).alias("viewed"),
+        F.max((F.col("event_type_key") == "add_to_cart").cast("int")).alias("carted"),
+        F.max(is_purchase.cast("int")).alias("bought"))
+    viewed, carted, bought = (F.col(c) == 1 for c in ("viewed", "carted", "bought"))
+    product_counts = product_users.groupBy("product_key").agg(
+        F.count(F.when(viewed, 1)).alias("viewers"), F.count(F.when(carted, 1)).alias("carters"),
+        F.count(F.when(bought, 1)).alias("buyers"), F.count(F.when(viewed & carted, 1)).alias("viewed_carted"),
+        F.count(F.when(carted & bought, 1)).alias("carted_bought"),
+        F.count(F.when(viewed & bought, 1)).alias("viewed_bought"))
+    by_revenue = Window.orderBy(F.desc("revenue"), F.desc("purchases"), F.desc("views"), "product_key")
     results["top_products"] = (
-        dim_products.where(~F.col("is_not_applicable"))
-        .withColumn("view_rank", F.row_number().over(by_views).cast("int"))
-        .where(F.col("view_rank") <= TOP_N)
-        .select("view_rank", "product_id", "views", "cart_adds", "purchases", "revenue", "unique_users",
-                ratio(F.col("cart_adds"), F.col("views")).alias("view_to_cart_rate"),
-                ratio(F.col("purchases"), F.col("cart_adds")).alias("cart_to_purchase_rate"),
-                ratio(F.col("purchases"), F.col("views")).alias("view_to_purchase_rate"))
-        .orderBy("view_rank"))
+        dim_products.where(~F.col("is_not_applicable")).join(product_counts, "product_key")
+        .withColumn("product_rank", F.row_number().over(by_revenue).cast("int"))
+        .where(F.col("product_rank") <= TOP_N)
+        .select("product_rank", "product_id", "views", "cart_adds", F.col("purchases").alias("units"), "revenue",
+                "viewers", "carters", "buyers",
+                ratio(F.col("viewed_carted"), F.col("viewers")).alias("view_to_cart_rate"),
+                ratio(F.col("carted_bought"), F.col("carters")).alias("cart_to_purchase_rate"),
+                ratio(F.col("viewed_bought"), F.col("viewers")).alias("view_to_purchase_rate"))
+        .orderBy("product_rank"))
 
-    steps = fct.where(F.col("event_type_key").isin(PRODUCT_EVENTS)).groupBy("user_key").agg(
+    # Ordered: every view starts an attempt; the first cart at or after it, then the first purchase at or after
+    # that cart, each within the window of the view. A user counts at the furthest step of any attempt.
+    steps = fct.where(F.col("event_type_key").isin(PRODUCT_EVENTS)).select(
+        "user_key", "event_id", "event_type_key", F.unix_micros("event_ts").alias("us"))
+    of_type = {t: steps.where(F.col("event_type_key") == t).select("user_key", "us") for t in PRODUCT_EVENTS}
+    in_window = F.col("next_us") <= F.col("s1") + FUNNEL_WINDOW_US
+    attempts = steps.where(F.col("event_type_key") == "product_view").select(
+        "user_key", F.col("event_id").alias("attempt"), F.col("us").alias("s1"))
+    attempts = first_at_or_after(attempts, of_type["add_to_cart"], "s1").select(
+        "user_key", "attempt", "s1", F.when(in_window, F.col("next_us")).alias("s2"))
+    attempts = first_at_or_after(attempts, of_type["purchase"], "s2").select(
+        "user_key", "attempt", "s1", "s2", F.when(F.col("s2").isNotNull() & in_window, F.col("next_us")).alias("s3"))
+    reached = F.when(F.col("s3").isNotNull(), 3).when(F.col("s2").isNotNull(), 2).otherwise(1)
+    per_attempt = (attempts.crossJoin(bounds.select("end_us"))
+                   .select("user_key", "attempt", "s1", "s2", "s3", reached.alias("reached"),
+                           (F.col("s1") + FUNNEL_WINDOW_US > F.col("end_us")).cast("int").alias("is_open")))
+    by_user = Window.partitionBy("user_key")
+    funnel_users = (per_attempt
+                    .withColumn("rank", F.row_number().over(by_user.orderBy(F.desc("reached"), "s1", "attempt")))
+                    .withColumn("has_open", F.max("is_open").over(by_user))
+                    .where(F.col("rank") == 1)
+                    .select(F.col("reached").alias("furthest"),
+                            ((F.col("reached") < 3) & (F.col("has_open") == 1)).alias("waiting"),
+                            ((F.col("s2") - F.col("s1")) / 1e6).alias("t2"),
+                            ((F.col("s3") - F.col("s2")) / 1e6).alias("t3")))
+    furthest, waiting = F.col("furthest"), F.col("waiting")
+    funnel = None
+    for k, step in enumerate(PRODUCT_EVENTS, start=1):
+        seconds = F.col(f"t{k}") if k > 1 else F.lit(None).cast("double")
+        reached_k = furthest >= k
+        row = funnel_users.agg(
+            F.lit(k).cast("int").alias("step_number"), F.lit(step).alias("event_type"),
+            F.count(F.when(reached_k, 1)).alias("users"),
+            F.count(F.when((furthest == k) & waiting, 1)).alias("in_progress"),
+            F.count(F.when((furthest == k) & ~waiting & F.lit(k < len(PRODUCT_EVENTS)), 1)).alias("dropped"),
+            F.percentile(F.when(reached_k, seconds), 0.5).alias("median_seconds_from_previous"),
+            F.avg(F.when(reached_k, seconds)).alias("mean_seconds_from_previous"))
+        funnel = row if funnel is None else funnel.unionByName(row)
+    in_order = Window.orderBy("step_number")
+    dropped_before = F.coalesce(F.sum("dropped").over(in_order.rowsBetween(Window.unboundedPreceding, -1)), F.lit(0))
+    results["conversion_funnel"] = funnel.select(
+        "step_number", "event_type", "users", "in_progress", "dropped",
+        ratio(F.col("users"), F.col("users") + F.coalesce(F.lag("dropped").over(in_order), F.lit(0)))
+        .alias("conversion_from_previous"),
+        ratio(F.col("users"), F.col("users") + dropped_before).alias("conversion_from_first"),
+        "median_seconds_from_previous", "mean_seconds_from_previous").orderBy("step_number")
+
+    # The order-free counts: each step's type at any time, and with every earlier one, in any order.
+    did = fct.where(F.col("event_type_key").isin(PRODUCT_EVENTS)).groupBy("user_key").agg(
         *[F.max(F.when(F.col("event_type_key") == step, 1).otherwise(0)).alias(f"did_{i}")
           for i, step in enumerate(PRODUCT_EVENTS, start=1)])
-    did = [F.col(f"did_{i}") == 1 for i in (1, 2, 3)]
-    counts = steps.agg(
-        F.count(F.when(did[0], 1)).alias("reached_1"), F.count(F.when(did[0], 1)).alias("through_1"),
-        F.count(F.when(did[1], 1)).alias("reached_2"), F.count(F.when(did[0] & did[1], 1)).alias("through_2"),
-        F.count(F.when(did[2], 1)).alias("reached_3"),
-        F.count(F.when(did[0] & did[1] & did[2], 1)).alias("through_3"))
-    funnel = None
+    done = [F.col(f"did_{i}") == 1 for i in (1, 2, 3)]
+    counts = did.agg(
+        F.count(F.when(done[0], 1)).alias("reached_1"), F.count(F.when(done[0], 1)).alias("through_1"),
+        F.count(F.when(done[1], 1)).alias("reached_2"), F.count(F.when(done[0] & done[1], 1)).alias("through_2"),
+        F.count(F.when(done[2], 1)).alias("reached_3"),
+        F.count(F.when(done[0] & done[1] & done[2], 1)).alias("through_3"))
+    any_order = None
     for i, step in enumerate(PRODUCT_EVENTS, start=1):
         previous = F.col("reached_1") if i == 1 else F.col(f"through_{i - 1}")
         row = counts.select(F.lit(i).cast("int").alias("step_number"), F.lit(step).alias("event_type"),
@@ -301,16 +383,21 @@ def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
                             F.col(f"through_{i}").alias("users_through_all_steps"),
                             ratio(F.col(f"through_{i}"), previous).alias("step_conversion"),
                             ratio(F.col(f"through_{i}"), F.col("reached_1")).alias("overall_conversion"))
-        funnel = row if funnel is None else funnel.unionByName(row)
-    results["conversion_funnel"] = funnel.orderBy("step_number")
+        any_order = row if any_order is None else any_order.unionByName(row)
+    results["funnel_any_order"] = any_order.orderBy("step_number")
 
+    # A day's coverage: from its midnight, or the first event, to the next midnight, or the last event.
+    day_start = F.unix_micros(F.col("date_day").cast("timestamp"))
+    covered = ((F.least(day_start + DAY_US, F.col("end_us")) - F.greatest(day_start, F.col("first_us"))) / 8.64e10)
+    days = dim_date.crossJoin(bounds.select("first_us", "end_us")).withColumn("covered", covered)
     daily = fct.groupBy("date_key").agg(
         F.countDistinct("user_key").alias("active_users"), F.count(F.lit(1)).alias("events"),
         F.countDistinct("session_key").alias("sessions"), F.count(F.when(is_purchase, 1)).alias("purchases"),
         F.sum(F.when(is_purchase, F.col("amount"))).alias("revenue"))
     results["daily_activity"] = (
-        dim_date.join(daily, "date_key", "left")
+        days.join(daily, "date_key", "left")
         .select(F.col("date_day").alias("activity_date"), "day_name", "is_weekend",
+                (F.col("covered") < 1).alias("is_partial_day"), F.col("covered").alias("share_of_day_covered"),
                 F.coalesce("active_users", F.lit(0)).alias("active_users"),
                 F.coalesce("events", F.lit(0)).alias("events"),
                 ratio(F.col("events"), F.col("active_users")).alias("events_per_user"),
@@ -319,19 +406,25 @@ def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
                 F.coalesce("revenue", F.lit(0)).cast("decimal(18,2)").alias("revenue"))
         .orderBy("activity_date"))
 
-    segment = (F.when(F.col("total_sessions") == 1, "one_time")
-               .when(F.col("total_events") >= HIGH_MIN_EVENTS, "high")
-               .when(F.col("total_events") >= MEDIUM_MIN_EVENTS, "medium").otherwise("low"))
-    n = F.count(F.lit(1))
+    # One visit: one_time; the others by the share of multi-visit users with more events (ties share a segment).
+    one_visit = F.col("total_sessions") == 1
+    by_visits = Window.partitionBy(one_visit)
+    above = F.rank().over(by_visits.orderBy(F.desc("total_events"))) - 1
+    ranked_users = F.count(F.lit(1)).over(by_visits)
+    segment = (F.when(one_visit, "one_time").when(above * 100 < HIGH_PERCENT * ranked_users, "high")
+               .when(above * 100 < (HIGH_PERCENT + MEDIUM_PERCENT) * ranked_users, "medium").otherwise("low"))
     results["user_segments"] = (
         dim_users.withColumn("segment", segment).groupBy("segment").agg(
-            n.alias("users"),
+            n.alias("users"), F.min("total_events").alias("min_events"), F.max("total_events").alias("max_events"),
             ratio(F.sum("total_events"), n).alias("avg_events"),
             ratio(F.sum("total_sessions"), n).alias("avg_sessions"),
             ratio(F.sum("total_purchases"), n).alias("avg_purchases"),
             ratio(F.sum("total_spent"), n).alias("avg_spent"),
             F.sum("total_spent").cast("decimal(18,2)").alias("total_spent"),
             ratio(F.count(F.when(F.col("is_purchaser"), 1)), n).alias("purchaser_rate"))
+        .select("segment", "users", ratio(F.col("users"), F.sum("users").over(everything)).alias("share_of_users"),
+                "min_events", "max_events", "avg_events", "avg_sessions", "avg_purchases", "avg_spent",
+                "total_spent", "purchaser_rate")
         .orderBy(F.when(F.col("segment") == "high", 1).when(F.col("segment") == "medium", 2)
                  .when(F.col("segment") == "low", 3).otherwise(4)))
 
@@ -347,74 +440,101 @@ def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
         ratio(F.col("total_revenue"), F.col("users")).alias("revenue_per_user"),
         ratio(F.col("total_revenue"), F.col("purchasers")).alias("revenue_per_purchaser"))
 
-    by_user = Window.partitionBy("user_key").orderBy("event_ts", "event_id")
-    previous_ts = F.lag("event_ts").over(by_user)
+    user_order = Window.partitionBy("user_key").orderBy("event_ts", "event_id")
+    previous_ts = F.lag("event_ts").over(user_order)
     results["user_journey"] = fct.select(
-        "user_key", F.row_number().over(by_user).cast("bigint").alias("event_number"), "event_ts",
+        "user_key", F.row_number().over(user_order).cast("bigint").alias("event_number"), "event_ts",
         F.col("event_type_key").alias("event_type"),
         F.when(F.col("product_key") != NO_PRODUCT, F.col("product_key")).alias("product_id"), "session_key",
-        F.lag("event_type_key").over(by_user).alias("previous_event_type"),
+        F.lag("event_type_key").over(user_order).alias("previous_event_type"),
         ((F.unix_micros("event_ts") - F.unix_micros(previous_ts)) / 1e6).alias("seconds_since_previous"))
 
     by_session = Window.partitionBy("session_key").orderBy("event_ts", "event_id")
-    paths = (fct.select(F.concat_ws(" > ", F.lag("event_type_key", 2).over(by_session),
-                                    F.lag("event_type_key", 1).over(by_session), "event_type_key").alias("path"),
-                        "is_purchase")
-             .where(is_purchase).groupBy("path").agg(n.alias("purchases")))
+    purchase_paths = (fct.select(F.concat_ws(" > ", F.lag("event_type_key", 2).over(by_session),
+                                             F.lag("event_type_key", 1).over(by_session), "event_type_key")
+                                 .alias("path"), "is_purchase")
+                      .where(is_purchase).groupBy("path").agg(n.alias("purchases")))
     results["purchase_paths"] = (
-        paths.select(F.row_number().over(Window.orderBy(F.desc("purchases"), "path")).cast("int").alias("path_rank"),
-                     "path", "purchases",
-                     ratio(F.col("purchases"), F.sum("purchases").over(Window.partitionBy()))
-                     .alias("share_of_purchases"))
+        purchase_paths.select(
+            F.row_number().over(Window.orderBy(F.desc("purchases"), "path")).cast("int").alias("path_rank"),
+            "path", "purchases", ratio(F.col("purchases"), F.sum("purchases").over(everything))
+            .alias("share_of_purchases"))
         .where(F.col("path_rank") <= TOP_N).orderBy("path_rank"))
 
-    days = dim_date.select("date_key", "is_weekend")
-    with_day = fct.join(days, "date_key")
+    # Within visits: consecutive repeats collapsed, the first steps kept; each leaves to the next step or exit.
+    previous_type = F.col("previous_type")
+    collapsed = (fct.withColumn("previous_type", F.lag("event_type_key").over(by_session))
+                 .where(previous_type.isNull() | (previous_type != F.col("event_type_key"))))
+    edges = (collapsed.select("user_key", F.col("event_type_key").alias("from_event"),
+                              F.row_number().over(by_session).alias("step"),
+                              F.coalesce(F.lead("event_type_key").over(by_session), F.lit("exit")).alias("to_event"))
+             .where(F.col("step") <= PATH_STEPS)
+             .groupBy("step", "from_event", "to_event")
+             .agg(n.alias("sessions"), F.countDistinct("user_key").alias("users")))
+    results["paths"] = edges.select(
+        F.col("step").cast("int").alias("step"), "from_event", "to_event", "sessions", "users",
+        ratio(F.col("sessions"), F.sum("sessions").over(Window.partitionBy("step"))).alias("share_of_step")
+    ).orderBy("step", F.desc("sessions"), "from_event", "to_event")
+
+    # Weekday / weekend over the days the data covers from midnight to midnight.
+    full_days = days.where(F.col("covered") >= 1).select("date_key", "is_weekend")
+    with_day = fct.join(full_days, "date_key")
     day_events = with_day.groupBy("is_weekend").agg(
         n.alias("events"), F.count(F.when(is_purchase, 1)).alias("purchases"),
         F.sum(F.when(is_purchase, F.col("amount"))).alias("revenue"))
     day_users = (with_day.groupBy("is_weekend", "date_key").agg(F.countDistinct("user_key").alias("active_users"))
                  .groupBy("is_weekend").agg(F.sum("active_users").alias("user_days")))
-    day_sessions = (dim_sessions.join(days, dim_sessions.start_date_key == days.date_key).groupBy("is_weekend").agg(
-        n.alias("sessions"), F.count(F.when(F.col("has_purchase"), 1)).alias("converting_sessions"),
-        F.avg("duration_seconds").alias("avg_session_seconds")))
-    calendar = days.groupBy("is_weekend").agg(n.alias("calendar_days"))
-    cal_days = F.col("calendar_days")
+    day_sessions = (dim_sessions.join(full_days, dim_sessions.start_date_key == full_days.date_key)
+                    .groupBy("is_weekend").agg(n.alias("sessions"),
+                                               F.count(F.when(F.col("has_purchase"), 1)).alias("converting_sessions"),
+                                               F.avg("duration_seconds").alias("avg_session_seconds")))
+    calendar = days.groupBy("is_weekend").agg(F.count(F.when(F.col("covered") >= 1, 1)).alias("full_days"),
+                                              F.count(F.when(F.col("covered") < 1, 1)).alias("partial_days"))
+    full = F.col("full_days")
     results["day_type_behavior"] = (
         calendar.join(day_events, "is_weekend", "left").join(day_users, "is_weekend", "left")
         .join(day_sessions, "is_weekend", "left")
-        .select(F.when(F.col("is_weekend"), "weekend").otherwise("weekday").alias("day_type"), "calendar_days",
-                F.coalesce("events", F.lit(0)).alias("events"),
-                ratio(F.col("events"), cal_days).alias("events_per_day"),
-                ratio(F.col("user_days"), cal_days).alias("active_users_per_day"),
+        .select(F.when(F.col("is_weekend"), "weekend").otherwise("weekday").alias("day_type"), "full_days",
+                "partial_days", F.coalesce("events", F.lit(0)).alias("events"),
+                ratio(F.col("events"), full).alias("events_per_day"),
+                ratio(F.col("user_days"), full).alias("active_users_per_day"),
                 F.coalesce("sessions", F.lit(0)).alias("sessions"),
-                ratio(F.col("sessions"), cal_days).alias("sessions_per_day"),
+                ratio(F.col("sessions"), full).alias("sessions_per_day"),
                 F.coalesce("purchases", F.lit(0)).alias("purchases"),
                 F.coalesce("revenue", F.lit(0)).cast("decimal(18,2)").alias("revenue"),
-                ratio(F.col("revenue"), cal_days).alias("revenue_per_day"),
+                ratio(F.col("revenue"), full).alias("revenue_per_day"),
                 ratio(F.col("converting_sessions"), F.col("sessions")).alias("session_conversion_rate"),
                 "avg_session_seconds")
         .orderBy("day_type"))
 
-    # Recency is counted from the last event in the data, so the same data always gives the same scores.
-    reference = fct.agg(F.max("event_ts").alias("reference_ts"))
-    purchasers = dim_users.where(F.col("is_purchaser")).crossJoin(reference).select(
+    # Recency is counted from the last event in the data, so the same data always gives the same scores. A score is
+    # the quintile of the middle of the user's tie group: ceil(5 * (worse + equal / 2) / n).
+    purchasers = dim_users.where(F.col("is_purchaser")).crossJoin(bounds.select("last_ts")).select(
         "user_key",
-        F.floor((F.unix_micros("reference_ts") - F.unix_micros("last_purchase_ts")) / 8.64e10).cast("bigint")
+        F.floor((F.unix_micros("last_ts") - F.unix_micros("last_purchase_ts")) / 8.64e10).cast("bigint")
          .alias("recency_days"),
         F.col("total_purchases").alias("frequency"), F.col("total_spent").alias("monetary"))
+
+    def score(value: str, worst_first: Column) -> Column:
+        worse = F.rank().over(Window.orderBy(worst_first)) - 1
+        equal = F.count(F.lit(1)).over(Window.partitionBy(value))
+        return F.ceil(5 * (worse + equal / 2) / F.count(F.lit(1)).over(everything)).cast("int")
+
     r, f, m = F.col("recency_score"), F.col("frequency_score"), F.col("monetary_score")
     rfm_scores = (
         purchasers
-        .withColumn("recency_score", F.ntile(5).over(Window.orderBy(F.desc("recency_days"), "user_key")).cast("int"))
-        .withColumn("frequency_score", F.ntile(5).over(Window.orderBy("frequency", "user_key")).cast("int"))
-        .withColumn("monetary_score", F.ntile(5).over(Window.orderBy("monetary", "user_key")).cast("int"))
+        .withColumn("recency_score", score("recency_days", F.desc("recency_days")))
+        .withColumn("frequency_score", score("frequency", F.asc("frequency")))
+        .withColumn("monetary_score", score("monetary", F.asc("monetary")))
         .withColumn("segment", F.when((r >= 4) & (f >= 4) & (m >= 4), "champions").when((r >= 3) & (f >= 3), "loyal")
                     .when(r >= 4, "promising").when(r == 3, "needs_attention").when(f >= 3, "at_risk")
                     .otherwise("hibernating"))
         .persist(StorageLevel.MEMORY_AND_DISK))
     results["rfm_scores"] = rfm_scores
     order = ["champions", "loyal", "promising", "needs_attention", "at_risk", "hibernating"]
+    observed = bounds.select(F.col("first_ts").alias("observation_start_ts"),
+                             F.col("last_ts").alias("observation_end_ts"),
+                             ((F.col("end_us") - F.col("first_us")) / 8.64e10).alias("observation_days"))
     results["rfm_segments"] = (
         rfm_scores.groupBy("segment").agg(
             n.alias("customers"),
@@ -422,17 +542,85 @@ def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
             ratio(F.sum("frequency"), n).alias("avg_frequency"),
             F.sum("monetary").cast("decimal(18,2)").alias("total_monetary"),
             ratio(F.sum("monetary"), n).alias("avg_monetary"))
+        .crossJoin(observed)
         .select("segment", "customers",
-                ratio(F.col("customers"), F.sum("customers").over(Window.partitionBy())).alias("share_of_customers"),
-                "avg_recency_days", "avg_frequency", "total_monetary", "avg_monetary")
+                ratio(F.col("customers"), F.sum("customers").over(everything)).alias("share_of_customers"),
+                "avg_recency_days", "avg_frequency", "total_monetary", "avg_monetary", "observation_start_ts",
+                "observation_end_ts", "observation_days")
         .orderBy(F.array_position(F.array(*[F.lit(s) for s in order]), F.col("segment"))))
 
+    # First-time retention by ISO week (UTC); a week not over at the data's last event has no retention yet.
+    weeks = fct.select("user_key", F.to_date(F.date_trunc("week", "event_ts")).alias("week"))
+    cohorts = weeks.groupBy("user_key").agg(F.min("week").alias("cohort_start"))
+    sizes = cohorts.groupBy("cohort_start").agg(n.alias("cohort_users"))
+    returns = (weeks.join(cohorts, "user_key").where(F.col("week") > F.col("cohort_start"))
+               .select("cohort_start", (F.datediff("week", "cohort_start") / 7).cast("int").alias("period"),
+                       "user_key").distinct()
+               .groupBy("cohort_start", "period").agg(n.alias("returned")))
+    last_week = bounds.select("last_ts", F.to_date(F.date_trunc("week", "last_ts")).alias("last_week"))
+    grid = (sizes.crossJoin(last_week)
+            .select("cohort_start", "cohort_users", "last_ts",
+                    F.explode(F.sequence(F.lit(0), (F.datediff("last_week", "cohort_start") / 7).cast("int")))
+                    .alias("period")))
+    complete = F.date_add("cohort_start", 7 * (F.col("period") + 1)).cast("timestamp") <= F.col("last_ts")
+    retained = (F.when(F.col("period") == 0, F.col("cohort_users"))
+                .when(complete, F.coalesce("returned", F.lit(0)).cast("bigint")))
+    results["retention"] = (
+        grid.join(returns, ["cohort_start", "period"], "left")
+        .select("cohort_start", F.col("period").cast("int").alias("period"), "cohort_users",
+                retained.alias("retained_users"), ratio(retained, F.col("cohort_users")).alias("retention_rate"))
+        .orderBy("cohort_start", "period"))
+
+    # Carts per user across visits: an add opens one when none is open and joins the open one within the window of
+    # the previous add with no purchase between; the next purchase within the window of its last add converts it.
+    stream = fct.where((F.col("event_type_key") == "add_to_cart") | is_purchase).select(
+        "user_key", "event_id", "event_ts", F.unix_micros("event_ts").alias("us"), "amount",
+        is_purchase.cast("int").alias("kind"))
+    in_time = Window.partitionBy("user_key").orderBy("us", "kind", "event_id")
+    latest_first = (Window.partitionBy("user_key").orderBy(F.desc("us"), F.desc("kind"), F.desc("event_id"))
+                    .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+    joins = (F.lag("kind").over(in_time) == 0) & (F.col("us") - F.lag("us").over(in_time) <= CART_WINDOW_US)
+    adds = (stream.withColumn("joins", joins)
+            .withColumn("next_purchase_us", F.min(F.when(F.col("kind") == 1, F.col("us"))).over(latest_first))
+            .where(F.col("kind") == 0)
+            .withColumn("cart", F.sum(F.when(F.col("joins"), 0).otherwise(1)).over(
+                Window.partitionBy("user_key").orderBy("us", "event_id")
+                .rowsBetween(Window.unboundedPreceding, Window.currentRow))))
+    carts = adds.groupBy("user_key", "cart").agg(
+        F.to_date(F.min("event_ts")).alias("cart_date"), F.max("us").alias("last_us"),
+        F.min("next_purchase_us").alias("next_purchase_us"), F.sum("amount").alias("value"))
+    status = (F.when(F.col("next_purchase_us") - F.col("last_us") <= CART_WINDOW_US, "converted")
+              .when(F.col("last_us") + CART_WINDOW_US > F.col("end_us"), "open").otherwise("abandoned"))
+    by_day = (carts.crossJoin(bounds.select("end_us")).withColumn("status", status).groupBy("cart_date").agg(
+        n.alias("carts"), F.count(F.when(F.col("status") == "converted", 1)).alias("converted"),
+        F.count(F.when(F.col("status") == "abandoned", 1)).alias("abandoned"),
+        F.count(F.when(F.col("status") == "open", 1)).alias("open"),
+        F.sum(F.when(F.col("status") == "abandoned", F.col("value"))).alias("abandoned_value")))
+    priced = stream.where(F.col("kind") == 0).agg((F.count("amount") > 0).alias("has_amounts"))
+    cart_days = (
+        dim_date.select(F.col("date_day").alias("cart_date")).crossJoin(priced).join(by_day, "cart_date", "left")
+        .select("cart_date", *[F.coalesce(c, F.lit(0)).alias(c) for c in ("carts", "converted", "abandoned", "open")],
+                ratio(F.col("abandoned"), F.col("converted") + F.col("abandoned")).alias("abandonment_rate"),
+                F.when(F.col("has_amounts"), F.coalesce("abandoned_value", F.lit(0)).cast("decimal(18,2)"))
+                .alias("abandoned_value"))
+        .persist(StorageLevel.MEMORY_AND_DISK))
+    results["cart_abandonment_daily"] = cart_days.orderBy("cart_date")
+    cart_totals = cart_days.agg(
+        *[F.sum(c).cast("bigint").alias(c) for c in ("carts", "converted", "abandoned", "open")],
+        F.sum("abandoned_value").cast("decimal(18,2)").alias("abandoned_value"))
+    results["cart_abandonment"] = cart_totals.select(
+        "carts", "converted", "abandoned", "open",
+        ratio(F.col("abandoned"), F.col("converted") + F.col("abandoned")).alias("abandonment_rate"),
+        "abandoned_value")
+
     counts = {}
-    for name in ["top_products", "conversion_funnel", "daily_activity", "user_segments", "revenue_metrics",
-                 "user_journey", "purchase_paths", "day_type_behavior", "rfm_scores", "rfm_segments"]:
+    for name in ["top_products", "conversion_funnel", "funnel_any_order", "daily_activity", "user_segments",
+                 "revenue_metrics", "user_journey", "purchase_paths", "paths", "day_type_behavior", "rfm_scores",
+                 "rfm_segments", "retention", "cart_abandonment_daily", "cart_abandonment"]:
         write(results[name], data / "analytics" / name)
         counts[name] = spark.read.parquet(str(data / "analytics" / name)).count()
     rfm_scores.unpersist()
+    cart_days.unpersist()
     return counts
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clickstream import gold, incremental, storage
+from clickstream import gold, incremental, quality, storage
 from clickstream.build import build_model
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.tables import markdown_report
@@ -32,6 +33,16 @@ def queries(group: str = "all") -> list[dict]:
     """The queries of one group (basic, advanced) or all of them, in their declared order."""
     declared = load_yaml("analytics/queries.yml")["queries"]
     return [q for q in declared if group == "all" or q["group"] == group]
+
+
+def natural_order(query: dict, columns: list[str]) -> str:
+    """The ORDER BY clause of a query's declared natural order (empty for a one-row table).
+
+    A plain column name the table does not have is skipped: a funnel without a breakdown has no breakdown_value.
+    """
+    terms = [term for term in query["order_by"]
+             if not (re.fullmatch(r"\w+", term) and term not in columns)]
+    return f" order by {', '.join(terms)}" if terms else ""
 
 
 def run(ctx: RunContext) -> list[QueryResult]:
@@ -72,13 +83,23 @@ def run(ctx: RunContext) -> list[QueryResult]:
             _build_per_user(ctx, spec, sql["incremental"], affected, root)
         built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
                        "mode": "full" if affected is None else "incremental"}
-        columns, rows = engine.fetch(f"select * from {name} limit {show}") if show else ([], [])
+        columns, _ = engine.fetch(f"select * from {name} limit 0")
+        order = natural_order(query, columns)
+        # the first rows in the table's natural order: the same rows on every engine
+        columns, rows = engine.fetch(f"select * from {name}{order} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
-    counts = engine.row_counts([q["name"] for q in selected])
-    results = [QueryResult(r.name, r.title, r.description, r.columns, r.rows, counts[r.name]) for r in results]
-    for query in selected:
         if query.get("csv", True):
-            engine.write_csv(query["name"], root / f"{query['name']}.csv")
+            ordered = f"{name}__ordered"
+            engine.create_view(ordered, f"select * from {name}{order}")
+            engine.write_csv(ordered, root / f"{name}.csv")
+            engine.drop(ordered)
+    counts = engine.row_counts([q["name"] for q in selected])
+    flags = quality.analytics_flags(engine, ctx.config.analytics, {q["name"] for q in selected})
+    cautions = {table: flag["message"] for flag in flags for table in flag["tables"]}
+    results = [QueryResult(r.name, r.title, r.description + (f". Caution: {cautions[r.name]}" if r.name in cautions
+                                                             else ""), r.columns, r.rows, counts[r.name])
+               for r in results]
+    for query in selected:
         log.info("analytics: %s rows=%d (%s)", query["name"], counts[query["name"]], built[query["name"]]["mode"])
     rebuilt = {q["name"] for q in selected}
     storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in rebuilt
@@ -89,7 +110,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
     storage.publish_table(root, layout.analytics)
     elapsed = time.perf_counter() - started
     ctx.quality["analytics"] = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
-                                "seconds": round(elapsed, 3)}
+                                "flags": flags, "seconds": round(elapsed, 3)}
     log.info("analytics: %d queries in %.2f s", len(selected), elapsed)
     return results
 

@@ -276,25 +276,43 @@ class Gold(_Strict):
     session_timeout_minutes: float = Field(default=30, gt=0, allow_inf_nan=False)
 
 
-class Segments(_Strict):
-    high_min_events: int = Field(default=50, ge=2)
-    medium_min_events: int = Field(default=10, ge=2)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "Segments":
-        if self.medium_min_events > self.high_min_events:
-            raise ValueError("medium_min_events must not exceed high_min_events")
-        return self
+# A duration as config writes it: a whole number and a unit (s, m, h or d), e.g. '30m', '24h', '7d'.
+_DURATION = re.compile(r"([0-9]{1,9})([smhd])", re.ASCII)
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The columns of gold's dim_users (sql/gold/dim_users.sql): what a funnel can be broken down by.
+DIM_USERS_COLUMNS = ("user_key", "user_id", "first_seen_ts", "last_seen_ts", "total_events", "total_sessions",
+                     "total_purchases", "total_spent", "first_purchase_ts", "last_purchase_ts", "is_purchaser")
 
 
-class Analytics(_Strict):
-    top_n: int = Field(default=20, ge=1)
-    funnel: list[str] = ["product_view", "add_to_cart", "purchase"]
-    segments: Segments = Segments()
-    path_length: int = Field(default=3, ge=2, le=6)
-    show_rows: int = Field(default=10, ge=0)
+def duration_seconds(value: str) -> int:
+    """Seconds in a duration that config accepted ('30m' -> 1800)."""
+    match = _DURATION.fullmatch(value)
+    if not match:
+        raise ValueError(f"{_quote(value)} is not a duration")
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
 
-    @field_validator("funnel")
+
+def _duration(value: Any) -> str:
+    """A duration written `30m`, `24h` or `7d`: checked here, so a typo never reaches SQL."""
+    if isinstance(value, bool) or not isinstance(value, str) or not _DURATION.fullmatch(value):
+        raise ValueError(f"{_quote(value)} is not a duration: a whole number and a unit s, m, h or d, "
+                         "e.g. '30m', '24h' or '7d'")
+    if duration_seconds(value) == 0:
+        raise ValueError(f"{_quote(value)} must be longer than zero")
+    return value
+
+
+class Funnel(_Strict):
+    # canonical event types, in order, each once (checked against silver's types by Config)
+    steps: list[str] = ["product_view", "add_to_cart", "purchase"]
+    # each step after the first must come within this long of the attempt's first step (inclusive)
+    window: str = "7d"
+    # user: an attempt may span visits; visit: every step in the visit of the first
+    scope: Literal["user", "visit"] = "user"
+    # a dim_users column: one funnel per value of it
+    breakdown: str | None = None
+
+    @field_validator("steps")
     @classmethod
     def _steps(cls, value: list[str]) -> list[str]:
         if not value:
@@ -307,6 +325,100 @@ class Analytics(_Strict):
                 problems.append(((i,), f"step {_quote(step)} appears more than once"))
         if problems:
             raise _KeyedErrors(problems)
+        return value
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> str:
+        return _duration(value)
+
+    @field_validator("breakdown")
+    @classmethod
+    def _breakdown(cls, value: str | None) -> str | None:
+        if value is not None and value not in DIM_USERS_COLUMNS:
+            columns = list(DIM_USERS_COLUMNS)
+            raise ValueError(f"{_quote(value)} is not a column of dim_users{_did_you_mean(value, columns)} "
+                             f"(columns: {', '.join(columns)})")
+        return value
+
+    @property
+    def window_seconds(self) -> int:
+        return duration_seconds(self.window)
+
+
+class Retention(_Strict):
+    # cohorts and returns by UTC calendar day, or by week (Monday to Sunday)
+    period: Literal["day", "week"] = "week"
+    # the event whose first occurrence puts a user in a cohort, and the event that counts as a return; null: any
+    start_event: str | None = None
+    return_event: str | None = None
+
+
+class VisitPaths(_Strict):
+    # event types kept per visit, after consecutive repeats are collapsed
+    steps: int = Field(default=5, ge=1, le=20)
+
+
+class Cart(_Strict):
+    # a cart is converted by a purchase at most this long after its last add_to_cart, else abandoned
+    window: str = "24h"
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> str:
+        return _duration(value)
+
+    @property
+    def window_seconds(self) -> int:
+        return duration_seconds(self.window)
+
+
+class TopProducts(_Strict):
+    rank_by: Literal["views", "revenue", "purchases"] = "revenue"
+
+
+class Segments(_Strict):
+    # quantiles: thresholds from the data's events per user (of the users with more than one visit);
+    # fixed: the *_min_events thresholds below
+    thresholds: Literal["quantiles", "fixed"] = "quantiles"
+    high_percent: int = Field(default=10, ge=1, le=100)
+    medium_percent: int = Field(default=40, ge=0, le=100)
+    high_min_events: int = Field(default=50, ge=2)
+    medium_min_events: int = Field(default=10, ge=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Segments":
+        if self.medium_min_events > self.high_min_events:
+            raise ValueError("medium_min_events must not exceed high_min_events")
+        if self.high_percent + self.medium_percent > 100:
+            raise ValueError(f"high_percent + medium_percent ({self.high_percent} + {self.medium_percent}) must not "
+                             "exceed 100")
+        return self
+
+
+class Rfm(_Strict):
+    # an observation window (first to last event) shorter than this is flagged: recency means little on it
+    min_days: float = Field(default=28, ge=0, allow_inf_nan=False)
+
+
+class Analytics(_Strict):
+    top_n: int = Field(default=20, ge=1)
+    funnel: Funnel = Funnel()
+    retention: Retention = Retention()
+    paths: VisitPaths = VisitPaths()
+    cart: Cart = Cart()
+    top_products: TopProducts = TopProducts()
+    segments: Segments = Segments()
+    rfm: Rfm = Rfm()
+    path_length: int = Field(default=3, ge=2, le=6)
+    show_rows: int = Field(default=10, ge=0)
+
+    @field_validator("funnel", mode="before")
+    @classmethod
+    def _funnel_mapping(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError("must be a mapping: write the steps under 'steps', e.g. {steps: [product_view, "
+                             "add_to_cart, purchase], window: 7d}")
         return value
 
 
@@ -399,8 +511,12 @@ class Config(_Strict):
         problems = [(("sources", i, "event_types", raw), unknown(target))
                     for i, source in enumerate(self.sources)
                     for raw, target in source.event_types.items() if target not in known]
-        problems += [(("analytics", "funnel", i), unknown(step))
-                     for i, step in enumerate(self.analytics.funnel) if step not in known]
+        problems += [(("analytics", "funnel", "steps", i), unknown(step))
+                     for i, step in enumerate(self.analytics.funnel.steps) if step not in known]
+        retention = self.analytics.retention
+        problems += [(("analytics", "retention", key), unknown(getattr(retention, key)))
+                     for key in ("start_event", "return_event")
+                     if getattr(retention, key) is not None and getattr(retention, key) not in known]
         if problems:
             raise _KeyedErrors(problems)
         return self

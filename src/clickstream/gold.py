@@ -24,14 +24,22 @@ NO_PRODUCT_KEY = ""
 def model_context(ctx: RunContext) -> dict:
     """The parameters the gold and analytics models are rendered with, all from config."""
     rules, analytics = ctx.config.silver, ctx.config.analytics
-    known = sorted(set(rules.product_event_types) | set(rules.purchase_event_types) | set(analytics.funnel))
+    steps = analytics.funnel.steps
+    known = sorted(set(rules.product_event_types) | set(rules.purchase_event_types) | set(steps))
     return {
         "timeout_us": int(round(ctx.config.gold.session_timeout_minutes * 60 * 1_000_000)),
         "no_product_key": NO_PRODUCT_KEY,
         "product_event_types": rules.product_event_types,
         "purchase_event_types": rules.purchase_event_types,
         "known_event_types": known,
-        "funnel": analytics.funnel,
+        "funnel": steps,  # dim_event_types numbers the funnel's steps
+        "funnel_window_us": analytics.funnel.window_seconds * 1_000_000,
+        "funnel_scope": analytics.funnel.scope,
+        "funnel_breakdown": analytics.funnel.breakdown,
+        "retention": analytics.retention,
+        "path_steps": analytics.paths.steps,
+        "cart_window_us": analytics.cart.window_seconds * 1_000_000,
+        "rank_by": analytics.top_products.rank_by,
         "top_n": analytics.top_n,
         "segments": analytics.segments,
         "path_length": analytics.path_length,

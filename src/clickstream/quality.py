@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clickstream import storage
-from clickstream.config import Threshold
+from clickstream.config import Analytics, Threshold
 from clickstream.context import RunContext
 from clickstream.engines.base import Engine
 from clickstream.sql import render
@@ -117,6 +117,35 @@ def run_tests(engine: Engine, queries: list[tuple[list[str], str]], severity: st
     passed = sum(r["status"] == "pass" for r in results)
     log.info("data tests: %d passed, %d failed (severity %s)", passed, len(results) - passed, severity)
     return results
+
+
+def analytics_flags(engine: Engine, config: Analytics, tables: set[str]) -> list[dict[str, Any]]:
+    """Results that are right by their definition but mislead: each a warning in the quality report and the report.
+
+    - one segment holds every user: the segment thresholds tell no users apart;
+    - the observation window is shorter than analytics.rfm.min_days: recency and frequency mean little on it.
+    """
+    flags = []
+    if "user_segments" in tables:
+        _, rows = engine.fetch("select segment, users from user_segments")
+        if len(rows) == 1 and rows[0][1] > 0:
+            (segment, users), = rows
+            flags.append({"flag": "single_segment", "tables": ["user_segments"], "status": "warn",
+                          "message": f"every user ({users}) is in segment '{segment}': the segment definition tells "
+                                     f"no users apart (analytics.segments)"})
+    if "rfm_scores" in tables:
+        _, rows = engine.fetch(f"select ({engine.epoch_us('max(event_ts)')} - {engine.epoch_us('min(event_ts)')})"
+                               f" / 8.64e10 from fct_events")
+        days = rows[0][0]
+        if days is not None and days < config.rfm.min_days:
+            flags.append({"flag": "short_rfm_window", "tables": ["rfm_scores", "rfm_segments"], "status": "warn",
+                          "observation_days": days, "min_days": config.rfm.min_days,
+                          "message": f"the data spans {days:.2f} days from its first to its last event, less than "
+                                     f"analytics.rfm.min_days ({config.rfm.min_days:g}): recency and frequency "
+                                     f"scores mean little on so short a window"})
+    for flag in flags:
+        log.warning("analytics %s: %s", flag["flag"], flag["message"])
+    return flags
 
 
 def write_report(ctx: RunContext) -> None:

@@ -1,44 +1,21 @@
 """Analytics queries on small inline gold tables, compared as whole tables."""
 from __future__ import annotations
 
+import csv
+import json
 from decimal import Decimal
 
 import pytest
-from helpers import inline_table, run_model, ts
+from helpers import FCT, USERS, analytics_context, event, inline_table, make_config, run_model, ts
 
-from clickstream.config import Segments
+from clickstream import analytics, gold, quality
+from clickstream.config import Config, DuckDBSettings
+from clickstream.context import Layout, RunContext
+from clickstream.engines.duckdb_engine import DuckDBEngine
+from clickstream.pipeline import run_layers
+from clickstream.sql import render
 
-FCT = [("event_id", "string"), ("user_key", "string"), ("session_key", "string"), ("product_key", "string"),
-       ("event_type_key", "string"), ("date_key", "integer"), ("time_key", "integer"), ("event_ts", "timestamp"),
-       ("amount", "decimal(18,2)"), ("outcome", "string"), ("is_purchase", "boolean")]
-USERS = [("user_key", "string"), ("total_events", "bigint"), ("total_sessions", "bigint"),
-         ("total_purchases", "bigint"), ("total_spent", "decimal(18,2)"), ("last_purchase_ts", "timestamp"),
-         ("is_purchaser", "boolean")]
-CONTEXT = dict(no_product_key="", funnel=["product_view", "add_to_cart", "purchase"], top_n=3, path_length=3,
-               segments=Segments(high_min_events=5, medium_min_events=3), incremental=False)
-
-
-def event(event_id, user, event_type, when, session="s", product="", amount=None):
-    day = ts(when)
-    return (event_id, user, f"{user}-{session}", product, event_type, int(day.strftime("%Y%m%d")),
-            day.hour * 100 + day.minute, day, None if amount is None else Decimal(amount),
-            "purchase" if event_type == "purchase" else None, event_type == "purchase")
-
-
-def test_conversion_funnel_counts_users_per_step_and_through_every_step(duck):
-    inline_table(duck, "fct_events", FCT, [
-        event("1", "a", "product_view", "2024-01-01 10:00"), event("2", "a", "add_to_cart", "2024-01-01 10:01"),
-        event("3", "a", "purchase", "2024-01-01 10:02", amount="5"),
-        event("4", "b", "product_view", "2024-01-01 10:00"), event("5", "b", "add_to_cart", "2024-01-01 10:01"),
-        event("6", "c", "product_view", "2024-01-01 10:00"),
-        event("7", "d", "purchase", "2024-01-01 10:00", amount="9"),  # bought without viewing: not through the funnel
-        event("8", "e", "page_view", "2024-01-01 10:00"),
-    ])
-    assert run_model(duck, "analytics/conversion_funnel", **CONTEXT) == [
-        (1, "product_view", 3, 3, 1.0, 1.0),
-        (2, "add_to_cart", 2, 2, 2 / 3, 2 / 3),
-        (3, "purchase", 2, 1, 1 / 2, 1 / 3),
-    ]
+CONTEXT = analytics_context(top_n=3)
 
 
 def test_revenue_metrics(duck):
@@ -56,40 +33,6 @@ def test_revenue_metrics(duck):
     ]
 
 
-def test_user_segments_by_activity(duck):
-    inline_table(duck, "dim_users", USERS, [
-        ("one", 4, 1, 0, Decimal("0"), None, False),       # one session: one_time, whatever its events
-        ("low", 2, 2, 1, Decimal("3.00"), None, True),
-        ("mid", 3, 2, 0, Decimal("0"), None, False),      # exactly medium_min_events
-        ("hi1", 5, 3, 2, Decimal("7.00"), None, True),     # exactly high_min_events
-        ("hi2", 9, 4, 0, Decimal("0"), None, False),
-    ])
-    rows = run_model(duck, "analytics/user_segments", ["segment", "users", "avg_events", "total_spent",
-                                                       "purchaser_rate"], **CONTEXT)
-    assert rows == [("high", 2, 7.0, Decimal("7.00"), 0.5), ("low", 1, 2.0, Decimal("3.00"), 1.0),
-                    ("medium", 1, 3.0, Decimal("0.00"), 0.0), ("one_time", 1, 4.0, Decimal("0.00"), 0.0)]
-
-
-def rfm_users(n):
-    """n purchasers: user i bought i times, last i - 1 days before the reference, spending i * 10."""
-    return [(f"u{i:02d}", i, i, i, Decimal(i * 10), ts(f"2024-02-{29 - i:02d} 12:00"), True) for i in range(1, n + 1)]
-
-
-def test_rfm_scores_are_quintiles_with_five_the_best(duck):
-    inline_table(duck, "dim_users", USERS, rfm_users(10))
-    inline_table(duck, "fct_events", FCT, [event("x", "u01", "page_view", "2024-02-28 12:00")])
-    rows = run_model(duck, "analytics/rfm_scores", ["user_key", "recency_days", "frequency", "monetary",
-                                                    "recency_score", "frequency_score", "monetary_score", "segment"],
-                     **CONTEXT)
-    expected = []
-    for i in range(1, 11):
-        f_score = (i + 1) // 2          # 1,1,2,2,...,5,5: more purchases, higher score
-        r_score = 6 - f_score            # bought longer ago -> lower recency score
-        expected.append((f"u{i:02d}", i - 1, i, Decimal(i * 10), r_score, f_score, f_score))
-    labels = {(5, 1): "promising", (4, 2): "promising", (3, 3): "loyal", (2, 4): "at_risk", (1, 5): "at_risk"}
-    assert rows == [e + (labels[(e[4], e[5])],) for e in expected]
-
-
 @pytest.mark.parametrize(
     ("recency", "frequency", "monetary", "segment"),
     [(5, 5, 5, "champions"), (4, 4, 4, "champions"), (5, 5, 3, "loyal"), (3, 3, 1, "loyal"),
@@ -97,35 +40,12 @@ def test_rfm_scores_are_quintiles_with_five_the_best(duck):
      (2, 2, 5, "hibernating")],
 )
 def test_rfm_segment_boundaries(duck, recency, frequency, monetary, segment):
-    # Five users per score level make ntile hand out each score once per level: choose the user's rank.
-    users = []
-    for i in range(1, 6):
-        users.append((f"u{i}", i, i, i, Decimal(i), ts("2024-01-01 00:00"), True))
-    inline_table(duck, "dim_users", USERS, users)
-    inline_table(duck, "fct_events", FCT, [event("x", "u1", "page_view", "2024-01-01 00:00")])
-    from clickstream.sql import render
-
+    # the segment rule alone, on chosen scores
     sql = render("analytics/rfm_scores", duck, **CONTEXT)
     final_case = sql[sql.index("case"):sql.index("end as segment") + 3]
     _, rows = duck.fetch(f"select {final_case} from (select {recency} as recency_score, {frequency} as "
                          f"frequency_score, {monetary} as monetary_score) s")
     assert rows == [(segment,)]
-
-
-def test_top_products_ranks_by_views_and_limits_to_top_n(duck):
-    products = [("product_key", "string"), ("product_id", "string"), ("views", "bigint"), ("cart_adds", "bigint"),
-                ("purchases", "bigint"), ("revenue", "decimal(18,2)"), ("unique_users", "bigint"),
-                ("is_not_applicable", "boolean")]
-    inline_table(duck, "dim_products", products, [
-        ("", None, 0, 0, 0, Decimal(0), 0, True),
-        ("p1", "p1", 10, 5, 1, Decimal("9.99"), 7, False),
-        ("p2", "p2", 10, 0, 2, Decimal("5.00"), 3, False),  # same views: more purchases ranks first
-        ("p3", "p3", 4, 2, 0, Decimal(0), 2, False),
-        ("p4", "p4", 1, 0, 0, Decimal(0), 1, False),
-    ])
-    assert run_model(duck, "analytics/top_products", ["view_rank", "product_id", "view_to_cart_rate",
-                                                      "cart_to_purchase_rate"], **CONTEXT) == [
-        (1, "p2", 0.0, None), (2, "p1", 0.5, 0.2), (3, "p3", 0.5, 0.0)]
 
 
 def test_purchase_paths_count_the_steps_before_each_purchase_in_a_visit(duck):
@@ -173,21 +93,117 @@ def test_user_journey_for_an_incremental_build_numbers_each_users_rows_from_the_
         ("b", 1, "page_view", None, None)]
 
 
-def test_day_type_behavior_compares_weekdays_with_weekends_per_calendar_day(duck):
-    # Friday 5 and Monday 8 January 2024 are weekdays, Saturday 6 a weekend day; Monday has no activity.
-    inline_table(duck, "dim_date", [("date_key", "integer"), ("is_weekend", "boolean")],
-                 [(20240105, False), (20240106, True), (20240108, False)])
-    inline_table(duck, "fct_events", FCT, [
-        event("1", "a", "product_view", "2024-01-05 10:00", product="p1"),
-        event("2", "a", "purchase", "2024-01-05 10:01", product="p1", amount="10.00"),
-        event("3", "b", "page_view", "2024-01-05 11:00"),
-        event("4", "a", "page_view", "2024-01-06 09:00", session="t"),
-    ])
-    inline_table(duck, "dim_sessions", [("session_key", "string"), ("start_date_key", "integer"),
-                                        ("has_purchase", "boolean"), ("duration_seconds", "double")],
-                 [("a-s", 20240105, True, 60.0), ("b-s", 20240105, False, 0.0), ("a-t", 20240106, False, 0.0)])
-    # user a's two Friday events make one active user that day: 2 user-days over 2 weekdays
-    assert run_model(duck, "analytics/day_type_behavior", **CONTEXT) == [
-        ("weekday", 2, 3, 1.5, 1.0, 2, 1.0, 1, Decimal("10.00"), 5.0, 0.5, 30.0),
-        ("weekend", 1, 1, 1.0, 1.0, 1, 1.0, 0, Decimal("0.00"), None, 0.0, 0.0),
+
+
+# ---- the natural order of each result, and what the report shows
+
+def test_every_query_declares_a_natural_order_of_its_own_columns_or_expressions():
+    for query in analytics.queries():
+        assert isinstance(query["order_by"], list), query["name"]
+    assert analytics.natural_order({"order_by": ["breakdown_value", "step_number"]}, ["step_number", "users"]) == (
+        " order by step_number")
+    assert analytics.natural_order({"order_by": ["sessions desc", "step"]}, ["step", "sessions"]) == (
+        " order by sessions desc, step")
+    assert analytics.natural_order({"order_by": []}, ["carts"]) == ""
+
+
+def test_report_samples_and_csv_come_in_the_natural_order(tmp_path):
+    # 30 products: the 10 shown must be the 10 best by revenue, in rank order, whatever order the files hold
+    rows = ["UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome"]
+    rows += [f"u{i},s,2024-01-0{1 + i % 5} 10:00:00,purchase,p{i:02d},{i}.00,purchase" for i in range(30)]
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "shop.csv").write_text("\n".join(rows) + "\n")
+    results = run_layers(make_config(tmp_path, analytics={"show_rows": 10}))["analytics"]
+    top = next(r for r in results if r.name == "top_products")
+    assert [row[1] for row in top.rows] == [f"p{i:02d}" for i in range(29, 19, -1)]
+    with (tmp_path / "data" / "analytics" / "top_products.csv").open() as handle:
+        assert [row["product_id"] for row in csv.DictReader(handle)] == [f"p{i:02d}" for i in range(29, 9, -1)]
+    retention = next(r for r in results if r.name == "retention")
+    assert [(str(row[0]), row[1]) for row in retention.rows] == [("2024-01-01", 0)]
+
+
+# ---- flags in the quality report
+
+def test_one_segment_for_everyone_and_a_short_window_are_flagged(duck):
+    inline_table(duck, "user_segments", [("segment", "string"), ("users", "bigint")], [("high", 4)])
+    inline_table(duck, "fct_events", FCT, [event("1", "a", "page_view", "2024-01-01 10:00"),
+                                           event("2", "a", "page_view", "2024-01-01 13:00")])
+    flags = quality.analytics_flags(duck, Config().analytics, {"user_segments", "rfm_scores"})
+    assert flags == [
+        {"flag": "single_segment", "tables": ["user_segments"], "status": "warn",
+         "message": "every user (4) is in segment 'high': the segment definition tells no users apart "
+                    "(analytics.segments)"},
+        {"flag": "short_rfm_window", "tables": ["rfm_scores", "rfm_segments"], "status": "warn",
+         "observation_days": 0.125, "min_days": 28.0,
+         "message": "the data spans 0.12 days from its first to its last event, less than analytics.rfm.min_days "
+                    "(28): recency and frequency scores mean little on so short a window"},
     ]
+
+
+def test_segments_that_tell_users_apart_and_a_long_window_are_not_flagged(duck):
+    inline_table(duck, "user_segments", [("segment", "string"), ("users", "bigint")], [("high", 1), ("low", 3)])
+    inline_table(duck, "fct_events", FCT, [event("1", "a", "page_view", "2024-01-01 10:00"),
+                                           event("2", "a", "page_view", "2024-01-29 10:00")])
+    assert quality.analytics_flags(duck, Config().analytics, {"user_segments", "rfm_scores"}) == []
+    # a query the run did not build is not judged
+    assert quality.analytics_flags(duck, Config().analytics, set()) == []
+
+
+def test_a_short_window_is_flagged_in_the_quality_report_and_the_report(tmp_path):
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "shop.csv").write_text("UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+                                  "u1,s,2024-01-01 10:00:00,purchase,p1,5.00,purchase\n"
+                                  "u2,s,2024-01-01 13:00:00,page_view,,,\n")
+    run_layers(make_config(tmp_path))
+    report = json.loads((tmp_path / "data" / "reports" / "quality_report.json").read_text())
+    assert [(f["flag"], f["tables"]) for f in report["analytics"]["flags"]] == [
+        ("single_segment", ["user_segments"]), ("short_rfm_window", ["rfm_scores", "rfm_segments"])]
+    text = (tmp_path / "data" / "analytics" / "REPORT.md").read_text()
+    assert text.count("Caution: the data spans 0.12 days from its first to its last event") == 2
+    assert "Caution: every user (2) is in segment 'one_time'" in text
+
+
+# ---- input written in another time zone
+
+def test_a_source_in_another_time_zone_is_counted_in_utc_periods(tmp_path):
+    # 20:00 on Sunday 7 January in New York is 01:00 on Monday 8 January UTC: the second week, the 8th's day
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "ny.csv").write_text("UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+                                "u1,s,2024-01-01 09:00:00,page_view,,,\n"
+                                "u2,s,2024-01-07 20:00:00,page_view,,,\n"
+                                "u1,s,2024-01-07 20:30:00,add_to_cart,p1,,\n"
+                                "u1,s,2024-01-16 09:00:00,page_view,,,\n")
+    run_layers(make_config(tmp_path, sources=[{"name": "ny", "glob": "ny.csv", "timezone": "America/New_York"}]))
+    con = DuckDBEngine(DuckDBSettings(threads=1))
+    try:
+        def rows(table, columns):
+            path = tmp_path / "data" / "analytics" / table
+            return con.fetch(f"select {columns} from read_parquet('{path}/*.parquet') order by all")[1]
+
+        first, second = ts("2024-01-01").date(), ts("2024-01-08").date()
+        assert rows("retention", "*") == [(first, 0, 1, 1, 1.0), (first, 1, 1, 1, 1.0), (first, 2, 1, None, None),
+                                          (second, 0, 1, 1, 1.0), (second, 1, 1, None, None)]
+        assert rows("daily_activity", "activity_date, events") == [
+            (first, 1)] + [(ts(f"2024-01-{d:02d}").date(), 0) for d in range(2, 8)] + [
+            (second, 2)] + [(ts(f"2024-01-{d:02d}").date(), 0) for d in range(9, 16)] + [
+            (ts("2024-01-16").date(), 1)]
+        days = [d for d, _ in rows("daily_activity", "activity_date, 1")]
+        assert rows("cart_abandonment_daily", "cart_date, carts, abandoned") == [
+            (d, int(d == second), int(d == second)) for d in days]
+    finally:
+        con.close()
+
+
+def test_the_tests_render_the_analytics_with_the_parameters_gold_gives_them(tmp_path):
+    config = make_config(tmp_path)
+    engine = DuckDBEngine(DuckDBSettings(threads=1))
+    try:
+        context = gold.model_context(RunContext(config=config, engine=engine, layout=Layout(tmp_path / "data")))
+    finally:
+        engine.close()
+    gold_only = {"timeout_us", "product_event_types", "purchase_event_types", "known_event_types",
+                 "may_hold_unit_separator"}
+    assert {k: v for k, v in context.items() if k not in gold_only} == analytics_context()

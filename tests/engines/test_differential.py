@@ -81,6 +81,17 @@ def test_every_analytics_csv_holds_the_same_values(generated, output):
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
+def test_the_report_shows_the_same_rows_on_both_engines(request, dataset):
+    # each table's first rows in its natural order (queries.yml), formatted for people: only the run id differs
+    runs = request.getfixturevalue(dataset)
+    reports = [(runs[engine] / "analytics" / "REPORT.md").read_text(encoding="utf-8").splitlines()
+               for engine in ENGINES]
+    assert [[line for line in report if not line.startswith("Run ")] for report in reports] == [
+        [line for line in reports[0] if not line.startswith("Run ")]] * 2
+    assert sum(line.startswith("## ") for line in reports[0]) == len(analytics.queries())
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
 def test_ledgers_reasons_and_manifests_are_equal(request, dataset):
     runs = request.getfixturevalue(dataset)
 

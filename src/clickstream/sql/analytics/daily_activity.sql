@@ -1,4 +1,4 @@
--- one row per calendar day: active users, events, events per user, sessions, purchases, revenue, day type
+-- one row per calendar day: the share of it the data covers, active users, events, events per user, sessions, purchases, revenue, day type
 with daily as (
     select
         date_key,
@@ -11,11 +11,28 @@ with daily as (
     group by date_key
 ),
 
+bounds as (
+    select {{ epoch_us('min(event_ts)') }} as first_us, {{ epoch_us('max(event_ts)') }} as last_us from fct_events
+),
+
+covered as (
+    -- the data covers a day from midnight, or its first event, to the next midnight, or its last event
+    select
+        dim_date.date_key,
+        (least({{ epoch_us('cast(dim_date.date_day as timestamp)') }} + 86400000000, bounds.last_us)
+         - greatest({{ epoch_us('cast(dim_date.date_day as timestamp)') }}, bounds.first_us)) / 8.64e10
+            as share_of_day_covered
+    from dim_date
+    cross join bounds
+),
+
 final as (
     select
         dim_date.date_day as activity_date,
         dim_date.day_name,
         dim_date.is_weekend,
+        covered.share_of_day_covered < 1 as is_partial_day,
+        covered.share_of_day_covered,
         coalesce(daily.active_users, 0) as active_users,
         coalesce(daily.events, 0) as events,
         {{ safe_divide('daily.events', 'daily.active_users') }} as events_per_user,
@@ -23,6 +40,7 @@ final as (
         coalesce(daily.purchases, 0) as purchases,
         cast(coalesce(daily.revenue, 0) as decimal(18,2)) as revenue
     from dim_date
+    join covered on dim_date.date_key = covered.date_key
     left join daily on dim_date.date_key = daily.date_key
 )
 

@@ -1,6 +1,21 @@
--- one row per day type (weekday, weekend): activity per calendar day and visit conversion
-with days as (
-    select date_key, is_weekend from dim_date
+-- one row per day type (weekday, weekend): activity per full calendar day and visit conversion, the days the data covers only in part left out
+with bounds as (
+    select {{ epoch_us('min(event_ts)') }} as first_us, {{ epoch_us('max(event_ts)') }} as last_us from fct_events
+),
+
+days as (
+    -- a day is full when the data covers it from midnight to midnight: not the first or last day, as a rule
+    select
+        dim_date.date_key,
+        dim_date.is_weekend,
+        {{ epoch_us('cast(dim_date.date_day as timestamp)') }} >= bounds.first_us
+            and {{ epoch_us('cast(dim_date.date_day as timestamp)') }} + 86400000000 <= bounds.last_us as is_full_day
+    from dim_date
+    cross join bounds
+),
+
+full_days as (
+    select date_key, is_weekend from days where is_full_day
 ),
 
 user_days as (
@@ -17,43 +32,49 @@ user_days as (
 
 events as (
     select
-        days.is_weekend,
+        full_days.is_weekend,
         cast(sum(user_days.events) as bigint) as events,
         cast(sum(user_days.purchases) as bigint) as purchases,
         sum(user_days.revenue) as revenue,
         count(user_days.user_key) as user_days
     from user_days
-    join days on user_days.date_key = days.date_key
-    group by days.is_weekend
+    join full_days on user_days.date_key = full_days.date_key
+    group by full_days.is_weekend
 ),
 
 sessions as (
     select
-        days.is_weekend,
+        full_days.is_weekend,
         count(*) as sessions,
         count(case when dim_sessions.has_purchase then 1 end) as converting_sessions,
         avg(dim_sessions.duration_seconds) as avg_session_seconds
     from dim_sessions
-    join days on dim_sessions.start_date_key = days.date_key
-    group by days.is_weekend
+    join full_days on dim_sessions.start_date_key = full_days.date_key
+    group by full_days.is_weekend
 ),
 
 calendar as (
-    select is_weekend, count(*) as calendar_days from days group by is_weekend
+    select
+        is_weekend,
+        count(case when is_full_day then 1 end) as full_days,
+        count(case when not is_full_day then 1 end) as partial_days
+    from days
+    group by is_weekend
 ),
 
 final as (
     select
         case when calendar.is_weekend then 'weekend' else 'weekday' end as day_type,
-        calendar.calendar_days,
+        calendar.full_days,
+        calendar.partial_days,
         coalesce(events.events, 0) as events,
-        {{ safe_divide('events.events', 'calendar.calendar_days') }} as events_per_day,
-        {{ safe_divide('events.user_days', 'calendar.calendar_days') }} as active_users_per_day,
+        {{ safe_divide('events.events', 'calendar.full_days') }} as events_per_day,
+        {{ safe_divide('events.user_days', 'calendar.full_days') }} as active_users_per_day,
         coalesce(sessions.sessions, 0) as sessions,
-        {{ safe_divide('sessions.sessions', 'calendar.calendar_days') }} as sessions_per_day,
+        {{ safe_divide('sessions.sessions', 'calendar.full_days') }} as sessions_per_day,
         coalesce(events.purchases, 0) as purchases,
         cast(coalesce(events.revenue, 0) as decimal(18,2)) as revenue,
-        {{ safe_divide('events.revenue', 'calendar.calendar_days') }} as revenue_per_day,
+        {{ safe_divide('events.revenue', 'calendar.full_days') }} as revenue_per_day,
         {{ safe_divide('sessions.converting_sessions', 'sessions.sessions') }} as session_conversion_rate,
         sessions.avg_session_seconds
     from calendar

@@ -1,4 +1,15 @@
--- one row per purchasing user: recency, frequency, monetary value, their quintile scores (5 = best) and segment
+-- one row per purchasing user: recency, frequency, monetary value, their quintile scores (5 = best; equal values share a score) and segment
+{#
+  A score is the quintile of the middle of the user's tie group: with n purchasers, w of them worse on the value
+  and t (the user included) equal to it, score = ceil(5 * (w + t / 2) / n), computed exactly as
+  floor((5 * (2w + t) + 2n - 1) / (2n)). Distinct values give plain quintiles; equal values always share a
+  score, and a large tie group takes the score of its middle, not of its first or last member.
+#}
+{% macro score(value, worse_first) %}
+        cast(floor(cast(5 * (2 * (rank() over (order by {{ value }} {{ worse_first }}) - 1)
+                              + count(*) over (partition by {{ value }})) + 2 * count(*) over () - 1 as double)
+                   / cast(2 * count(*) over () as double)) as integer)
+{%- endmacro %}
 with reference as (
     -- recency is measured from the last event in the data, so a rerun on the same data gives the same scores
     select max(event_ts) as reference_ts from fct_events
@@ -20,9 +31,9 @@ purchasers as (
 scored as (
     select
         *,
-        cast(ntile(5) over (order by recency_days desc, user_key) as integer) as recency_score,
-        cast(ntile(5) over (order by frequency, user_key) as integer) as frequency_score,
-        cast(ntile(5) over (order by monetary, user_key) as integer) as monetary_score
+        {{ score('recency_days', 'desc') }} as recency_score,
+        {{ score('frequency', 'asc') }} as frequency_score,
+        {{ score('monetary', 'asc') }} as monetary_score
     from purchasers
 ),
 
@@ -41,3 +52,4 @@ final as (
 )
 
 select * from final
+order by recency_score + frequency_score + monetary_score desc, monetary desc, user_key

@@ -1,9 +1,18 @@
--- one row per RFM segment: customers, their share, average recency and frequency, and the value they bring
+-- one row per RFM segment: customers, their share, average recency and frequency, the value they bring, and the observation window the scores rest on
 with customers as (
     select * from rfm_scores
 ),
 
-final as (
+observed as (
+    -- recency and frequency mean little on a short window (analytics.rfm.min_days flags it)
+    select
+        min(event_ts) as observation_start_ts,
+        max(event_ts) as observation_end_ts,
+        ({{ epoch_us('max(event_ts)') }} - {{ epoch_us('min(event_ts)') }}) / 8.64e10 as observation_days
+    from fct_events
+),
+
+segments as (
     select
         segment,
         count(*) as customers,
@@ -14,6 +23,12 @@ final as (
         {{ safe_divide('sum(monetary)', 'count(*)') }} as avg_monetary
     from customers
     group by segment
+),
+
+final as (
+    select segments.*, observed.observation_start_ts, observed.observation_end_ts, observed.observation_days
+    from segments
+    cross join observed
 )
 
 select * from final
