@@ -61,6 +61,15 @@ MUTANTS = [
            'first_line=entry.get("lines", 0) + 1,', "first_line=2,"),
     Mutant("timestamps out of range are kept", "src/clickstream/sql/silver/silver_typed.sql",
            "then 'timestamp_out_of_range'", "and false then 'timestamp_out_of_range'"),
+    Mutant("funnel step conversion over the first step's users", "src/clickstream/sql/analytics/conversion_funnel.sql",
+           "{{ safe_divide('users', 'users + coalesce(lag(dropped) over by_funnel, 0)') }} as conversion_from_previous",
+           "{{ safe_divide('users', 'users + coalesce(sum(dropped) over (partition by breakdown_value order by "
+           "step_number rows between unbounded preceding and 1 preceding), 0)') }} as conversion_from_previous"),
+    Mutant("purchase paths top-N off by one", "src/clickstream/sql/analytics/purchase_paths.sql",
+           "select * from final where path_rank <= {{ top_n }} order by path_rank",
+           "select * from final where path_rank < {{ top_n }} order by path_rank"),
+    Mutant("top products in reverse order", "src/clickstream/sql/analytics/top_products.sql",
+           "select * from final order by product_rank", "select * from final order by product_rank desc"),
     Mutant("small batches fail on noise", "src/clickstream/quality.py",
            "    too_few = status == \"fail\" and total < min_rows", "    too_few = False"),
 ]
