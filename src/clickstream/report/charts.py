@@ -14,6 +14,7 @@ import altair as alt
 Rows = list[dict[str, Any]]
 
 WIDTH = 640
+FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
 # Muted, distinguishable hues; the partial-day marker is the one warm accent.
 PALETTE = ["#3b6ea8", "#5aa469", "#d9a441", "#b0506f", "#7a5fa8", "#4aa3a8", "#8c8c8c"]
 ACCENT = "#c0392b"
@@ -31,7 +32,9 @@ def _base(rows: Rows) -> alt.Chart:
 
 def _finish(chart: Any) -> dict:
     """The chart's Vega-Lite spec with the report's look."""
-    return (chart.configure(font="Helvetica, Arial, sans-serif", background="white")
+    # measured by vl-convert with DejaVu Sans where the system has it: a wide font, so a narrower one that a
+    # viewer's browser picks instead never overflows the space the labels were given
+    return (chart.configure(font=FONT, background="white", padding={"left": 8, "right": 16, "top": 6, "bottom": 6})
             .configure_view(stroke=None)
             .configure_axis(labelFontSize=11, titleFontSize=11, titleFontWeight="normal", gridColor="#eeeeee",
                             domainColor="#999999", tickColor="#999999", labelColor="#333333", titleColor="#333333")
@@ -64,9 +67,10 @@ def funnel(rows: Rows) -> dict | None:
     base = _base(data).encode(y=alt.Y("step:N", sort=alt.SortField("order"), title=None,
                                       axis=alt.Axis(labelLimit=220)))
     bars = base.mark_bar(color=PALETTE[0], height={"band": 0.7}).encode(
-        x=alt.X("users:Q", title="users through every step so far", axis=alt.Axis(format=",d")))
+        x=alt.X("users:Q", title="users through every step so far", axis=alt.Axis(format="~s", tickCount=5),
+                scale=alt.Scale(domainMax=max(d["users"] for d in data) * 1.6 or 1)))
     text = base.mark_text(align="left", dx=4, fontSize=11, color="#333333").encode(x="users:Q", text="note:N")
-    return _finish(alt.layer(bars, text).properties(width=WIDTH - 260, height=36 * len(data)))
+    return _finish(alt.layer(bars, text).properties(width=WIDTH - 160, height=36 * len(data)))
 
 
 def _duration(seconds: float) -> str:
@@ -141,7 +145,9 @@ def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PA
         row["rank"] = rank
     base = _base(data).encode(y=alt.Y("label:N", sort=alt.SortField("rank"), title=None,
                                       axis=alt.Axis(labelLimit=260)))
-    bars = base.mark_bar(color=colour).encode(x=alt.X("value:Q", title=title, axis=alt.Axis(format="~s")))
+    bars = base.mark_bar(color=colour).encode(
+        x=alt.X("value:Q", title=title, axis=alt.Axis(format="~s", tickCount=5),
+                scale=alt.Scale(domainMax=max(d["value"] for d in data) * 1.15 or 1)))
     text = base.mark_text(align="left", dx=3, fontSize=10, color="#333333").encode(
         x="value:Q", text=alt.Text("value:Q", format=value_format))
     return _finish(alt.layer(bars, text).properties(width=WIDTH - 300, height=max(60, 18 * len(data))))
@@ -166,18 +172,19 @@ def day_types(rows: Rows) -> dict | None:
     """Weekday against weekend, per calendar day, one small panel per measure (each on its own scale)."""
     measures = [("events_per_day", "events per day"), ("active_users_per_day", "active users per day"),
                 ("sessions_per_day", "visits per day"), ("revenue_per_day", "revenue per day"),
-                ("session_conversion_rate", "visits with a purchase")]
+                ("session_conversion_rate", "% of visits with a purchase")]
     present = [(c, t) for c, t in measures if has(rows, "day_type", c)]
     if not present:
         return None
-    data = [{"day_type": str(r["day_type"]), "measure": title, "value": float(r[column] or 0)}
+    data = [{"day_type": str(r["day_type"]), "measure": title,
+             "value": float(r[column] or 0) * (100 if column.endswith("_rate") else 1)}
             for r in rows for column, title in present]
     chart = alt.Chart().mark_bar().encode(
         x=alt.X("day_type:N", title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("value:Q", title=None, axis=alt.Axis(format="~s")),
         color=alt.Color("day_type:N", legend=None, scale=alt.Scale(domain=["weekday", "weekend"],
                                                                     range=[PALETTE[0], PALETTE[2]])),
-    ).properties(width=90, height=150).facet(
+    ).properties(width=110, height=150).facet(
         data=alt.Data(values=data), column=alt.Column("measure:N", title=None, sort=[t for _, t in present])
     ).resolve_scale(y="independent")
     return _finish(chart)
@@ -194,7 +201,7 @@ def ledger(rows: Rows, limit: int = 25) -> dict | None:
              "stack": k} for i, r in enumerate(files) for k, (column, name) in enumerate(parts)]
     chart = _base(data).mark_bar().encode(
         y=alt.Y("file:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=240)),
-        x=alt.X("rows:Q", title="rows", stack="zero", axis=alt.Axis(format="~s")),
+        x=alt.X("rows:Q", title="rows", stack="zero", axis=alt.Axis(format="~s", tickCount=5)),
         color=alt.Color("went:N", title=None, sort=list(LEDGER_COLOURS),
                         scale=alt.Scale(domain=list(LEDGER_COLOURS), range=list(LEDGER_COLOURS.values()))),
         order=alt.Order("stack:Q"),
