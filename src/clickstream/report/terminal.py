@@ -15,6 +15,10 @@ from typing import Any
 from clickstream.report.escape import escape_terminal, shorten
 
 _ROOT = "clickstream"
+# What a layer is doing until its first log message says more.
+_STARTING = {"bronze": "reading the new raw files", "silver": "validating and de-duplicating",
+             "gold": "building and testing the star", "analytics": "answering the queries",
+             "report": "drawing the charts of report.html"}
 
 
 class _StepHandler(logging.Handler):
@@ -81,7 +85,7 @@ class LayerProgress:
             return
         if event == "start":
             self._current = layer
-            self._tasks[layer] = self._progress.add_task("starting", total=1, layer=layer)
+            self._tasks[layer] = self._progress.add_task(_STARTING.get(layer, "starting"), total=1, layer=layer)
         elif layer in self._tasks:
             task = self._tasks[layer]
             if event == "done":
