@@ -10,7 +10,7 @@ RUNS ?= 3
 SPARK_OLDEST ?= 3.5
 OLDEST_VENV ?= .venv-spark$(SPARK_OLDEST)
 
-.PHONY: run test test-deep test-spark-oldest install install-test bench clean
+.PHONY: run test test-deep test-spark-oldest install install-test bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test-spark-oldest:
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install --quiet -e '.[test]' 'pyspark==$(SPARK_OLDEST).*'
 	$(OLDEST_VENV)/bin/python -m pytest tests/engines -p no:cacheprovider
+
+# The column tables of docs/DATA_DICTIONARY.md, written from the code (a test fails when they are stale).
+docs: install
+	$(BIN)/python -m clickstream.report.dictionary docs/DATA_DICTIONARY.md
 
 bench: install-test
 	$(BIN)/python benchmarks/run.py --sizes $(SIZES) --runs $(RUNS) --check $(BENCH_ARGS)
