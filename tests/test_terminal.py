@@ -130,3 +130,20 @@ def test_on_a_terminal_each_layer_is_one_progress_line_without_colour_under_no_c
         assert re.search(rf"done {layer} +\d:\d\d:\d\d", shown), layer
     assert re.findall(r"\x1b\[[0-9;]*m", shown) in ([], ["\x1b[0m"] * len(re.findall(r"\x1b\[[0-9;]*m", shown)))
     assert "Answers (" in shown and "Layer times:" in shown
+
+
+def test_the_readme_lists_every_option_of_every_command():
+    import argparse
+
+    from clickstream.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The command line"):readme.index("`run` runs every layer.")]
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [f"{name} {option}" for name, command in commands.choices.items() for action in command._actions
+               for option in action.option_strings if option not in ("-h", "--help") and option not in section]
+    missing += [f"clickstream {name}" for name in commands.choices if f"clickstream {name}" not in section
+                and f"| {name}" not in section]
+    assert missing == []
+    assert "--version" in section
