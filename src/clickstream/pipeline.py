@@ -14,7 +14,6 @@ from clickstream.engines import create_engine
 from clickstream.lock import WriterLock
 from clickstream.logs import job_log
 from clickstream.quality import write_report
-from clickstream.report import html
 from clickstream.report.escape import shorten
 
 log = logging.getLogger(__name__)
@@ -72,6 +71,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
             engine.close()
             results["warehouse"] = _rebuild_warehouse(layout, failed=error is not None)
         if "analytics" in timings and results["analytics"]:  # the page of what analytics just answered
+            from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
+
             with job_log(config.logs_dir, "report", config.logs.format):
                 tell("report", "start")
                 started = time.perf_counter()
@@ -97,7 +98,9 @@ def _rebuild_warehouse(layout: Layout, failed: bool) -> Path | None:
 
 def _warm_up_charts() -> None:
     try:
-        html.charts.warm_up()
+        from clickstream.report import charts
+
+        charts.warm_up()
     except Exception as exc:  # noqa: BLE001 - the report itself will say what is wrong
         log.debug("report: warming up the chart renderer failed: %s", exc)
 
