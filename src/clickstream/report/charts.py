@@ -7,7 +7,8 @@ a chart as text already bucketed ('2024-03-01', week '2024-W09'), so no viewer's
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+import threading
+from typing import Any, Iterable
 
 import altair as alt
 
@@ -245,29 +246,28 @@ def retention(rows: Rows) -> dict | None:
 _SVG_FORBIDDEN = re.compile(r"<\s*(script|foreignObject|iframe|object|embed)\b|\son\w+\s*=|javascript:", re.I)
 
 
+# vl-convert aborts the process when two threads start its renderer at once: every call takes this lock.
+_RENDERER = threading.Lock()
+
+
 def to_svg(spec: dict) -> str:
     """The chart as one static SVG element; refuses any SVG that could run code (data is escaped by Vega, and
     this makes sure)."""
     import vl_convert
 
-    svg = vl_convert.vegalite_to_svg(spec)
+    with _RENDERER:
+        svg = vl_convert.vegalite_to_svg(spec)
     if _SVG_FORBIDDEN.search(svg):
         raise ValueError("a chart's SVG holds an element or attribute that could run code")
     return svg
 
 
-def render_all(specs: dict[str, dict], workers: int = 2) -> dict[str, str]:
-    """Every spec as SVG, two at a time (vl-convert releases the GIL while it renders)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    names: Sequence[str] = list(specs)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(names, pool.map(lambda name: to_svg(specs[name]), names)))
+def render_all(specs: dict[str, dict]) -> dict[str, str]:
+    """Every spec as SVG, one after the other."""
+    return {name: to_svg(spec) for name, spec in specs.items()}
 
 
 def warm_up() -> None:
     """Load Altair and start vl-convert's renderer (about a second, once per process): the pipeline calls
     this in a thread while the layers run, so the report does not wait for it at the end."""
-    import vl_convert
-
-    vl_convert.vegalite_to_svg(_finish(_base([{"x": 1}]).mark_point().encode(x="x:Q")))
+    to_svg(_finish(_base([{"x": 1}]).mark_point().encode(x="x:Q")))
