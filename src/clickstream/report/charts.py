@@ -6,11 +6,12 @@ a chart as text already bucketed ('2024-03-01', week '2024-W09'), so no viewer's
 """
 from __future__ import annotations
 
-import re
 import threading
 from typing import Any, Iterable
 
 import altair as alt
+
+from clickstream.report.escape import escape_terminal
 
 Rows = list[dict[str, Any]]
 
@@ -243,11 +244,37 @@ def retention(rows: Rows) -> dict | None:
     return _finish(alt.layer(cells, text).properties(width=WIDTH - 100))
 
 
-_SVG_FORBIDDEN = re.compile(r"<\s*(script|foreignObject|iframe|object|embed)\b|\son\w+\s*=|javascript:", re.I)
+_ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}
+
+
+def _runs_code(svg: str) -> bool:
+    """Whether an SVG holds an element or attribute that could run code (text content is only text)."""
+    import xml.etree.ElementTree as ElementTree
+
+    for element in ElementTree.fromstring(svg).iter():
+        if element.tag.rsplit("}", 1)[-1].lower() in _ACTIVE_TAGS:
+            return True
+        for name, value in element.attrib.items():
+            name = name.rsplit("}", 1)[-1].lower()
+            if name.startswith("on") or (name == "href" and not value.startswith("#")):
+                return True
+    return False
 
 
 # vl-convert aborts the process when two threads start its renderer at once: every call takes this lock.
 _RENDERER = threading.Lock()
+
+
+def _printable(value: Any) -> Any:
+    """Every text of a spec with its control characters and lone surrogates (from undecodable file names) shown
+    as escapes: as text, never as a line break, and never a string vl-convert cannot take (it aborts)."""
+    if isinstance(value, str):
+        return escape_terminal(value)
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
 
 
 def to_svg(spec: dict) -> str:
@@ -256,8 +283,8 @@ def to_svg(spec: dict) -> str:
     import vl_convert
 
     with _RENDERER:
-        svg = vl_convert.vegalite_to_svg(spec)
-    if _SVG_FORBIDDEN.search(svg):
+        svg = vl_convert.vegalite_to_svg(_printable(spec))
+    if _runs_code(svg):
         raise ValueError("a chart's SVG holds an element or attribute that could run code")
     return svg
 

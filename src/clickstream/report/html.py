@@ -33,6 +33,7 @@ from clickstream import storage
 from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.report import charts
+from clickstream.report.escape import escape_terminal
 from clickstream.report.tables import format_value
 from clickstream.sql import load_yaml
 
@@ -473,9 +474,18 @@ def _history(layout: Layout) -> list[dict]:
     return runs
 
 
+def _shown(value: Any) -> Any:
+    """Every value the template prints: its control characters and lone surrogates as escapes (the same text the
+    terminal and REPORT.md show), then HTML-escaped by autoescape. The charts' SVG (Markup) passes as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return escape_terminal(value)
+    return value
+
+
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("clickstream.report", "templates"),
-                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(loader=jinja2.PackageLoader("clickstream.report", "templates"), autoescape=True,
+                              finalize=_shown, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True)
 
 
 def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
