@@ -183,7 +183,8 @@ def day_types(rows: Rows) -> dict | None:
             for r in rows for column, title in present]
     chart = alt.Chart().mark_bar().encode(
         x=alt.X("day_type:N", title=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("value:Q", title=None, axis=alt.Axis(format="~s")),
+        # averages per day can be below 1: plain decimals, not SI prefixes ("400m")
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=",.2~f")),
         color=alt.Color("day_type:N", legend=None, scale=alt.Scale(domain=["weekday", "weekend"],
                                                                     range=[PALETTE[0], PALETTE[2]])),
     ).properties(width=110, height=150).facet(
