@@ -23,6 +23,12 @@ ACCENT = "#c0392b"
 LEDGER_COLOURS = {"silver": "#3b6ea8", "quarantine": "#c0392b", "duplicates": "#d9a441", "re-delivered": "#8c8c8c"}
 
 
+def quick() -> Any:
+    """Altair without checking each object against the Vega-Lite schema as it is made (a third of the report's
+    time); the specs are checked whole in the tests."""
+    return alt.utils.schemapi.debug_mode(False)
+
+
 def has(rows: Rows | None, *columns: str) -> bool:
     """The table exists, has rows, and holds every column named."""
     return bool(rows) and all(column in rows[0] for column in columns)
@@ -94,8 +100,10 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
              "partial": str(row["activity_date"]) in partial}
             for row in rows for column, label in measures]
     days = sorted({d["day"] for d in data})
+    step = max(1, len(days) // 12)  # about a dozen dated ticks: measuring a label per day is most of the cost
     base = alt.Chart().encode(
-        x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, labelOverlap=True)),
+        x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
+                                                                 labelOverlap=False)),
         y=alt.Y("value:Q", title=None, axis=alt.Axis(format="~s")))
     line = base.mark_line(color=PALETTE[0], strokeWidth=1.5)
     # only the partial days get a point: a point per day would triple the drawing for nothing

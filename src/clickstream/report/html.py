@@ -12,6 +12,7 @@ block in the template. To add a table: write its chart in `charts.py`, a section
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -482,6 +483,7 @@ def _shown(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.PackageLoader("clickstream.report", "templates"), autoescape=True,
                               finalize=_shown, undefined=jinja2.StrictUndefined, trim_blocks=True,
@@ -492,7 +494,8 @@ def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
     """The page as text."""
     first, last = _event_range(layout.gold / "fct_events")
     facts = Facts(Tables(layout), config, quality, _history(layout), first, last)
-    sections = [build(facts) for build in SECTIONS]
+    with charts.quick():
+        sections = [build(facts) for build in SECTIONS]
     svgs = charts.render_all(facts.specs)
     last_run = quality.get("last_run", {})
     return _environment().get_template("report.html.j2").render(
