@@ -270,7 +270,8 @@ def _runs_code(svg: str) -> bool:
     return False
 
 
-# vl-convert aborts the process when two threads start its renderer at once: every call takes this lock.
+# One call at a time: the pipeline's warm-up thread and the report may both call vl-convert, whose renderer is not
+# documented as safe to share between threads.
 _RENDERER = threading.Lock()
 
 
