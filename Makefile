@@ -12,7 +12,7 @@ RUNS ?= 3
 SPARK_OLDEST ?= 3.5
 OLDEST_VENV ?= .venv-spark$(SPARK_OLDEST)
 
-.PHONY: run test test-deep test-spark-oldest mutants install install-test bench clean
+.PHONY: run test test-deep test-spark-oldest mutants install install-test bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ test-spark-oldest:
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install --quiet -e '.[test]' 'pyspark==$(SPARK_OLDEST).*'
 	$(OLDEST_VENV)/bin/python -m pytest tests/engines -p no:cacheprovider --ignore=tests/engines/test_cluster.py
+
+# The column tables of docs/DATA_DICTIONARY.md, written from the code (a test fails when they are stale).
+docs: install
+	$(BIN)/python -m clickstream.report.dictionary docs/DATA_DICTIONARY.md
 
 bench: install-test
 	$(BIN)/python benchmarks/run.py --sizes $(SIZES) --runs $(RUNS) --check $(BENCH_ARGS)

@@ -92,6 +92,7 @@ def read_layers(variant: str, data_dir: Path) -> tuple[dict[str, float], dict[st
     if not path.is_file():
         return {}, {}
     report = json.loads(path.read_text(encoding="utf-8"))
+    report = report.get("last_run", report)  # the project's report: the run's own record
     reported = report.get("timings_seconds", {})
     # in pipeline order (the project's report is written with sorted keys)
     order = [k for k in LAYERS if k in reported] + sorted(set(reported) - set(LAYERS))

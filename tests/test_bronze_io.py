@@ -94,7 +94,7 @@ def test_a_file_whose_header_does_not_fit_is_refused_alone_and_retried_once_chan
     manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
     assert list(manifest["files"]) == ["good.csv"]
     assert manifest["refused"][name]["reason"] == reason
-    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     assert report["bronze"]["refused"] == [{"path": name, "reason": reason, "this_run": True}]
     assert not (data / "_staging").exists()
     write_csv(data / "raw", name, "2,1,2024-01-02 10:00:00,click,,,\n")  # fixed: retried, ingested

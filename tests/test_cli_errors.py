@@ -77,11 +77,11 @@ def test_a_hostile_and_long_data_dir_name_is_escaped_and_cut_to_200_characters(t
 
 def test_a_logs_dir_that_is_a_file_is_one_line_naming_it(tmp_path):
     raw_data(tmp_path / "data")
-    (tmp_path / "logs").write_text("")  # logs/ is relative to where the command runs
+    (tmp_path / "data" / "logs").write_text("")  # logs/ is under the data directory by default
     done = clickstream("bronze", "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
     assert done.returncode == 1
-    assert done.stderr == ("clickstream: error: logs directory logs is a file, not a directory: remove or rename "
-                           "it, or point paths.logs_dir elsewhere\n")
+    assert done.stderr == (f"clickstream: error: logs directory {tmp_path}/data/logs is a file, not a directory: "
+                           "remove or rename it, or point paths.logs_dir elsewhere\n")
 
 
 def test_a_raw_dir_that_is_a_file_is_named_from_the_os_error(tmp_path):

@@ -192,6 +192,6 @@ def test_the_end_summary_shows_a_hostile_data_dir_escaped(tmp_path):
     *outputs, times, end = done.stdout.split("\n")
     assert outputs == ["", "Outputs:", f"  bronze      {shown}/bronze", f"  silver      {shown}/silver",
                        f"  quarantine  {shown}/quarantine", f"  gold        {shown}/gold",
-                       f"  analytics   {shown}/analytics", f"  report      {shown}/analytics/REPORT.md",
-                       f"  quality     {shown}/reports/quality_report.json", "  logs        logs"]
+                       f"  analytics   {shown}/analytics", f"  markdown    {shown}/analytics/REPORT.md",
+                       f"  quality     {shown}/reports/quality_report.json", f"  logs        {shown}/logs"]
     assert re.fullmatch(r"Layer times: bronze \d+\.\d\d s", times) and end == ""

@@ -42,7 +42,7 @@ def events(user: int, count: int, day: str = "2024-01-01", event: str = "page_vi
 
 
 def report(data: Path) -> dict:
-    return json.loads((data / "reports" / "quality_report.json").read_text())
+    return json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
 
 
 def rows(data: Path, table: str, columns: str = "*", where: str = "true") -> list[tuple]:

@@ -139,7 +139,7 @@ def test_the_lock_of_a_killed_holder_is_taken_over(workdir, holders):
     note = f"taking over the lock of pid {holder.pid} (no longer running)"
     assert [line.split(" ", 1)[1] for line in second.stderr.splitlines() if "taking over" in line] == [
         f"WARNING {note}"]
-    assert json.loads(Path("data/reports/quality_report.json").read_text())["recovery"] == [note]
+    assert json.loads(Path("data/reports/quality_report.json").read_text())["last_run"]["recovery"] == [note]
 
 
 def test_of_two_runs_started_together_one_writes_and_the_other_refuses(workdir):
@@ -156,7 +156,7 @@ def test_of_two_runs_started_together_one_writes_and_the_other_refuses(workdir):
 
     third = clickstream("run")
     assert third.returncode == 0, third.stderr
-    report = json.loads(Path("data/reports/quality_report.json").read_text())
+    report = json.loads(Path("data/reports/quality_report.json").read_text())["last_run"]
     assert report["recovery"] == []
     state = json.loads(Path("data/_state/silver_state.json").read_text())
     manifest = json.loads(Path("data/_state/bronze_manifest.json").read_text())

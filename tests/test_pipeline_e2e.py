@@ -56,7 +56,7 @@ def test_the_ledger_adds_up_per_file_from_the_written_tables(generated):
                                      f"group by 1").fetchall()))
     quarantine = Counter(dict(duckdb.sql(f"select source_file, count(*) from "
                                          f"read_parquet('{data}/quarantine/**/*.parquet') group by 1").fetchall()))
-    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     ledger = {row["source_file"]: row for row in report["silver"]["ledger"]}
     assert bronze == {f.name: n for f, n in zip(result.files, result.rows_per_file.values())}
     for source_file, rows in bronze.items():
@@ -72,7 +72,7 @@ def test_every_injected_defect_lands_in_quarantine_with_its_reason(generated):
                                       f"read_parquet('{data}/quarantine/**/*.parquet') group by 1").fetchall()))
     expected = {k: v for k, v in result.defects.items() if k not in ("duplicate", "late") and v}
     assert reasons == expected
-    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     assert report["silver"]["totals"]["duplicate_rows"] == result.defects["duplicate"]
     assert report["silver"]["totals"]["silver_rows"] == (
         result.total_rows - sum(expected.values()) - result.defects["duplicate"])
@@ -119,7 +119,7 @@ def test_gold_keys_are_unique_and_every_fact_key_is_in_its_dimension(generated):
             (select count(*) from fct_events f anti join dim_date d on f.date_key = d.date_key)
     """).fetchall()[0]
     assert checks == (0, 0, 0, 0, 0, 0)
-    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     assert {t["status"] for t in report["gold"]["tests"]} == {"pass"}
 
 
@@ -143,7 +143,7 @@ def test_a_second_run_adds_nothing_and_a_new_file_adds_only_its_rows(generated, 
 
 def test_results_are_printed_and_outputs_named(generated, capsys):
     data, _ = generated
-    assert main(["analytics", "--data-dir", str(data)]) == 0
+    assert main(["analytics", "--show-results", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     for title in ["1. Top products", "2a. Conversion funnel", "2b. Funnel, order and time ignored", "5. Revenue",
                   "8b. RFM segments", "9. Retention by cohort", "10b. Cart abandonment"]:
@@ -158,7 +158,7 @@ def test_results_are_printed_and_outputs_named(generated, capsys):
 
 def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
     data, _ = generated
-    assert main(["analytics", "--group", "advanced", "--data-dir", str(data)]) == 0
+    assert main(["analytics", "--group", "advanced", "--show-results", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "8b. RFM segments" in out and "6b. Most common paths to a purchase" in out
     assert "1. Top products" not in out
@@ -439,7 +439,7 @@ def test_a_failing_quality_threshold_stops_the_run_and_publishes_no_silver(tmp_p
     assert main(["run", "--config", str(config), "--data-dir", str(data)]) == 1
     assert "quarantine_rate" in capsys.readouterr().err
     assert count(data, "silver") == 0 and count(data, "quarantine") == 0
-    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     assert [c["status"] for c in report["silver"]["checks"]] == ["fail", "ok", "ok"]
 
 
@@ -453,4 +453,4 @@ def test_the_console_script_and_a_seed_job_run_as_processes(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert count(data, "silver") == 300
-    assert list((tmp_path / "logs").glob("silver_*.log"))
+    assert list((data / "logs").glob("silver_*.log"))  # logs go under the data directory

@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
+from clickstream import __version__
 from clickstream.config import Config, ConfigError, load_config
 from clickstream.context import Layout, PipelineError, ResourceError
 from clickstream.engines import EngineUnavailable, InputError
@@ -38,6 +39,7 @@ def _seconds(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clickstream", description="Clickstream medallion pipeline: raw CSV -> "
                                      "bronze -> silver -> gold star schema -> analytics, on DuckDB or Spark.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in [("run", "run every layer"), ("bronze", "ingest new raw files"),
                        ("silver", "validate, de-duplicate, quarantine"), ("gold", "rebuild the star schema"),
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "analytics":
             command.add_argument("--group", choices=["basic", "advanced", "all"], default="all",
                                  help="basic: queries 1-5 and 7; advanced: journeys, purchase paths, RFM")
+        _terminal_options(command)
     verify = sub.add_parser("verify", help="prove the whole ledger: every line of every raw file accounted for",
                             description="prove the whole ledger: per raw file, the rows of its current version "
                                         "against silver, quarantine and duplicates (exit 1 if any does not add up)")
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--clean", action="store_true", help="inject no defects")
     generate.add_argument("--if-empty", action="store_true", help="do nothing if DIR/raw already holds CSV files")
     _add_watch(sub)
+    _query_commands(sub)
     return parser
 
 
@@ -116,6 +120,35 @@ def _watch(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _terminal_options(command: argparse.ArgumentParser) -> None:
+    """How much a layer command shows: progress and the summary by default."""
+    shown = command.add_mutually_exclusive_group()
+    shown.add_argument("--show-results", action="store_true",
+                       help="also print the first rows of every analytics result (analytics.show_rows)")
+    shown.add_argument("--quiet", "-q", action="store_true",
+                       help="print nothing but warnings and errors (the exit status says how it went)")
+
+
+def _query_commands(sub: argparse._SubParsersAction) -> None:
+    """The commands that read what runs wrote: `sql` over the warehouse, `history` of the runs."""
+    sql = sub.add_parser("sql", help="run a read-only SQL query over the warehouse's views",
+                         description="run a read-only SQL query over <data_dir>/warehouse.duckdb: a view for "
+                                     "every gold, analytics, silver, quarantine and duplicates table")
+    _common(sql)
+    sql.add_argument("query", help='the query, e.g. "select * from daily_activity order by activity_date"')
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                     help="table (default): aligned columns; csv: with a header line; json: one object per line")
+    sql.add_argument("--max-rows", type=int, default=None, metavar="N",
+                     help="print at most N rows (default: all; a table says how many it left out)")
+    history = sub.add_parser("history", help="list the runs recorded under reports/history/",
+                             description="list the runs recorded under <data_dir>/reports/history/: id, start, "
+                                         "duration, rows in and out, outcome and gates, oldest first")
+    _common(history)
+    history.add_argument("--last", type=int, default=None, metavar="N", help="only the N latest runs")
+    history.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                         help="table (default), csv or json (one object per line)")
+
+
 def _config(args: argparse.Namespace) -> Config:
     config = load_config(args.config)
     return config.with_overrides(data_dir=args.data_dir, engine=getattr(args, "engine", None))
@@ -135,17 +168,23 @@ def _generate(args: argparse.Namespace, config: Config) -> None:
           + (f" (injected defects: {injected})" if injected else ""))
 
 
-def _summary(results: dict, config: Config) -> str:
-    layout: Layout = results["layout"]
-    lines = ["", "Outputs:"]
-    for label, path in [("bronze", layout.bronze), ("silver", layout.silver), ("quarantine", layout.quarantine),
-                        ("gold", layout.gold), ("analytics", layout.analytics),
-                        ("report", layout.analytics / "REPORT.md"),
-                        ("quality", layout.reports / "quality_report.json"), ("logs", Path(config.paths.logs_dir))]:
-        lines.append(f"  {label:<11} {escape_terminal(str(path))}")
-    timings = ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items())
-    lines.append(f"Layer times: {timings}")
-    return "\n".join(lines)
+def _run(args: argparse.Namespace, config: Config, quiet: bool) -> int:
+    """A layer or the whole run: progress while it runs (on a terminal), then the summary."""
+    from clickstream.pipeline import LAYERS, run_layers
+    from clickstream.report.tables import render_results
+    from clickstream.report.terminal import LayerProgress, summary
+
+    layers = LAYERS if args.command == "run" else (args.command,)
+    with LayerProgress(enabled=False if quiet or args.verbose else None) as progress:
+        results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"),
+                             full_refresh=getattr(args, "full_refresh", False), wait_seconds=args.wait,
+                             progress=progress)
+    if quiet:
+        return 0
+    if args.show_results and results.get("analytics"):
+        print(render_results(results["analytics"]))
+    print(summary(results, config.logs_dir))
+    return 0
 
 
 def _verify(config: Config, wait_seconds: float) -> int:
@@ -205,9 +244,38 @@ def _failure(exc: BaseException, config: Config | None) -> tuple[str, int]:
     return f"unexpected {type(exc).__name__}{detail} (run again with --verbose for the traceback)", 1
 
 
+def _sql(args: argparse.Namespace, config: Config) -> int:
+    """One read-only query over the warehouse, printed in the format asked for."""
+    from clickstream.report.tables import formatted
+    from clickstream.warehouse import QueryError, query
+
+    try:
+        columns, rows = query(Path(config.paths.data_dir), args.query)
+    except QueryError as exc:
+        raise PipelineError(f"sql: {exc}") from exc
+    shown = rows if args.max_rows is None else rows[:max(args.max_rows, 0)]
+    print(formatted(columns, shown, args.format), end="")
+    if len(shown) < len(rows) and args.format == "table":
+        print(f"({len(rows) - len(shown):,} more rows not shown; --max-rows)")
+    return 0
+
+
+def _history(args: argparse.Namespace, config: Config) -> int:
+    """The recorded runs, oldest first."""
+    from clickstream.report.history import COLUMNS, rows
+    from clickstream.report.tables import formatted
+
+    runs = rows(Path(config.paths.data_dir), args.last)
+    if not runs:
+        raise PipelineError(f"no run recorded yet under {shorten(str(Path(config.paths.data_dir) / 'reports' / 'history'))}")
+    print(formatted(COLUMNS, [tuple(run[c] for c in COLUMNS) for run in runs], args.format), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    quiet = getattr(args, "quiet", False)
+    setup_logging(args.verbose, quiet=quiet)
     config: Config | None = None
     try:
         config = _config(args)
@@ -220,19 +288,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "verify":
             return _verify(config, args.wait)
-        _check_directory(Path(config.paths.logs_dir), "logs directory", "paths.logs_dir")
+        if args.command == "sql":
+            return _sql(args, config)
+        if args.command == "history":
+            return _history(args, config)
+        _check_directory(config.logs_dir, "logs directory", "paths.logs_dir")
         if args.command == "watch":
             return _watch(args, config)
-        from clickstream.pipeline import LAYERS, run_layers
-        from clickstream.report.tables import render_results
-
-        layers = LAYERS if args.command == "run" else (args.command,)
-        results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"),
-                             full_refresh=getattr(args, "full_refresh", False), wait_seconds=args.wait)
-        if "analytics" in results:
-            print(render_results(results["analytics"]))
-        print(_summary(results, config))
-        return 0
+        return _run(args, config, quiet)
     except Exception as exc:  # every failure: one line saying what to do; the traceback only with --verbose
         message, status = _failure(exc, config)
         print(f"clickstream: error: {escape_terminal(message)}", file=sys.stderr)

@@ -223,7 +223,13 @@ class Source(_Strict):
 
 class Paths(_Strict):
     data_dir: Path = Path("data")
-    logs_dir: Path = Path("logs")
+    # null: <data_dir>/logs; a relative path is relative to the working directory, as data_dir is
+    logs_dir: Path | None = None
+
+
+class Logs(_Strict):
+    # the log files: text lines, or one JSON object per line for log shippers
+    format: Literal["text", "json"] = "text"
 
 
 class TimestampRange(_Strict):
@@ -478,6 +484,7 @@ class SparkSettings(_Strict):
 class Config(_Strict):
     engine: Literal["duckdb", "spark"] = "duckdb"
     paths: Paths = Paths()
+    logs: Logs = Logs()
     sources: list[Source] = Field(default_factory=lambda: [Source()])
     silver: SilverRules = SilverRules()
     gold: Gold = Gold()
@@ -520,6 +527,11 @@ class Config(_Strict):
         if problems:
             raise _KeyedErrors(problems)
         return self
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where the log files go: `paths.logs_dir`, or `<data_dir>/logs` when it is null."""
+        return self.paths.logs_dir if self.paths.logs_dir is not None else self.paths.data_dir / "logs"
 
     def with_overrides(self, **overrides: Any) -> "Config":
         """A copy with top-level or paths overrides (from the command line), validated again."""

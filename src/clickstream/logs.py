@@ -5,6 +5,7 @@ record is one line that cannot move the cursor, recolour the terminal or forge a
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -35,6 +36,21 @@ class EscapingFormatter(logging.Formatter):
         return escape_terminal_lines(super().formatStack(stack_info))
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (JSON escapes every control character): for log shippers."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__()
+        self.job = job
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="microseconds"),
+                 "level": record.levelname, "logger": record.name, "job": self.job, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is when a record comes (a caller may have replaced it since set-up)."""
 
@@ -47,12 +63,12 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Attach the terminal handler once; later calls only adjust the level."""
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Attach the terminal handler once; later calls only adjust the level (quiet: warnings and errors only)."""
     logger = logging.getLogger(_ROOT)
     logger.setLevel(logging.DEBUG)
     logger.propagate = False
-    level = logging.DEBUG if verbose else logging.INFO
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     for handler in logger.handlers:
         if getattr(handler, "_clickstream_terminal", False):
             handler.setLevel(level)
@@ -66,13 +82,14 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 @contextmanager
-def job_log(logs_dir: Path, job: str) -> Iterator[Path]:
-    """Log everything of one job run to `logs/<job>_<utc time>.log`, with start, end, duration and errors."""
+def job_log(logs_dir: Path, job: str, fmt: str = "text") -> Iterator[Path]:
+    """Log everything of one job run to `logs/<job>_<utc time>.log` (`.jsonl` with `fmt` json), with start, end,
+    duration and errors."""
     logs_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
-    path = logs_dir / f"{job}_{stamp}.log"
+    path = logs_dir / f"{job}_{stamp}.{'jsonl' if fmt == 'json' else 'log'}"
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(EscapingFormatter(_FILE_FORMAT))
+    handler.setFormatter(JsonFormatter(job) if fmt == "json" else EscapingFormatter(_FILE_FORMAT))
     handler.setLevel(logging.DEBUG)
     logger = logging.getLogger(_ROOT)
     logger.addHandler(handler)

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from clickstream import analytics, bronze, gold, ledger, silver, storage
+from clickstream import analytics, bronze, gold, ledger, silver, storage, warehouse
 from clickstream.config import Config
 from clickstream.context import Layout, RunContext
 from clickstream.engines import create_engine
 from clickstream.lock import WriterLock
 from clickstream.logs import job_log
 from clickstream.quality import write_report
+from clickstream.report.escape import shorten
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,12 @@ _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytic
 
 def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
                full_refresh: bool = False, wait_seconds: float = 0.0,
+               progress: Callable[[str, str], None] | None = None,
                report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the given layers in order and return each layer's result; the quality report is written either way.
+
+    At the end: the quality report, the warehouse's views, and (after analytics) `analytics/report.html`.
+    `progress(layer, event)` hears of each layer's start, done and failed.
 
     The whole run holds the data directory's writer lock (waiting up to `wait_seconds` for another run to
     finish) and starts by undoing what an interrupted run left. `report_extra`, given the layers' results once
@@ -42,22 +48,65 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
         ctx.quality["recovery"] = ([lock.takeover_note] if lock.takeover_note else []) + recovered
         results: dict[str, Any] = {}
         timings: dict[str, float] = {}
+        error: str | None = None
+        tell = progress or (lambda layer, event: None)
+        layer = layers[0]
+        if "analytics" in layers:  # the report's chart renderer starts while the layers run
+            threading.Thread(target=_warm_up_charts, name="report-warm-up", daemon=True).start()
         try:
             for layer in layers:
-                with job_log(Path(config.paths.logs_dir), layer):
+                with job_log(config.logs_dir, layer, config.logs.format):
+                    tell(layer, "start")
                     started = time.perf_counter()
                     results[layer] = _JOBS[layer](ctx)
                     timings[layer] = round(time.perf_counter() - started, 3)
+                    tell(layer, "done")
+        except BaseException as exc:
+            error = shorten(str(exc)) or type(exc).__name__
+            if layer not in timings:
+                tell(layer, "failed")
+            raise
         finally:
             ctx.quality["timings_seconds"] = timings
             if report_extra is not None:
                 ctx.quality.update(report_extra(results))
-            write_report(ctx)
+            results["quality"] = write_report(ctx, finished=list(timings), error=error)
             storage.clear_staging(layout.data_dir)
             engine.close()
+            results["warehouse"] = _rebuild_warehouse(layout, failed=error is not None)
+        if "analytics" in timings and results["analytics"]:  # the page of what analytics just answered
+            from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
+
+            with job_log(config.logs_dir, "report", config.logs.format):
+                tell("report", "start")
+                started = time.perf_counter()
+                results["report"] = html.write(layout, config, results["quality"])
+                timings["report"] = round(time.perf_counter() - started, 3)
+                tell("report", "done")
     results["timings"] = timings
     results["layout"] = layout
     return results
+
+
+def _rebuild_warehouse(layout: Layout, failed: bool) -> Path | None:
+    """The views of every table as the run left them. After a failure (whose message comes first) a table the
+    views cannot read leaves the earlier warehouse in place, said in the log file only."""
+    if not failed:
+        return warehouse.rebuild(layout)
+    try:
+        return warehouse.rebuild(layout)
+    except Exception as exc:  # noqa: BLE001 - the run's own failure is the one to report
+        log.info("warehouse: not rebuilt after the failure (%s)", shorten(str(exc)), extra={"on_terminal": False})
+        return None
+
+
+def _warm_up_charts() -> None:
+    try:
+        from clickstream.report import charts
+
+        charts.warm_up()
+    except Exception as exc:  # noqa: BLE001 - the report itself will say what is wrong
+        log.debug("report: warming up the chart renderer failed: %s", exc)
 
 
 def verify(config: Config, wait_seconds: float = 0.0) -> list[dict]:

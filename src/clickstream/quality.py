@@ -148,9 +148,99 @@ def analytics_flags(engine: Engine, config: Analytics, tables: set[str]) -> list
     return flags
 
 
-def write_report(ctx: RunContext) -> None:
-    """The run's quality summary as JSON: the latest one, and one per run for history."""
-    report = {"run_id": ctx.run_id, "engine": ctx.engine.name, "started_at": ctx.started_at.isoformat(),
-              **ctx.quality}
-    storage.write_json(ctx.layout.reports / REPORT, report)
-    storage.write_json(ctx.layout.reports / "history" / f"quality_{ctx.run_id}.json", report)
+def write_report(ctx: RunContext, finished: list[str] | None = None, error: str | None = None) -> dict[str, Any]:
+    """The quality report: the data as it is now, merged from the runs that built it, and this run as `last_run`.
+
+    `reports/quality_report.json` holds one section per layer describing what that layer holds now (each taken
+    from the run that last changed the layer, so a run with nothing new changes only `last_run`);
+    `reports/history/quality_<run_id>.json` holds `last_run` alone, one file per run. `finished` names the layers
+    that completed (None: every layer this run asked for); `error` is the failure that stopped the run.
+    """
+    finished = list(ctx.quality.get("layers", [])) if finished is None else finished
+    last_run = {"run_id": ctx.run_id, "engine": ctx.engine.name, "started_at": ctx.started_at.isoformat(),
+                "outcome": "failed" if error else "succeeded", **({"error": error} if error else {}), **ctx.quality}
+    path = ctx.layout.reports / REPORT
+    previous = storage.read_json(path, {})
+    if previous.get("format") != REPORT_FORMAT:  # a report of the former shape described only its own run
+        previous = {}
+    current = merge_current(previous, last_run, finished, lambda: _whole_ledger(ctx))
+    report = {"format": REPORT_FORMAT, **current, "last_run": last_run}
+    storage.write_json(path, report)
+    storage.write_json(ctx.layout.reports / HISTORY / f"quality_{ctx.run_id}.json", last_run)
+    return report
+
+
+REPORT_FORMAT = 2
+HISTORY = "history"
+_LEDGER_COUNTS = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows", "redelivered_rows")
+
+
+def _whole_ledger(ctx: RunContext) -> list[dict]:
+    from clickstream.ledger import whole_ledger  # ledger imports silver, which imports this module
+
+    return whole_ledger(ctx)
+
+
+def merge_current(previous: dict, run: dict, finished: list[str], ledger: Any) -> dict[str, Any]:
+    """Each layer's section of the report as the layer is now: this run's where the run changed the layer, else
+    the previous report's. `ledger` computes the whole ledger (called only when silver changed)."""
+    current = {layer: previous[layer] for layer in ("bronze", "silver", "gold", "analytics") if layer in previous}
+    bronze_run = run.get("bronze")
+    if "bronze" in finished and bronze_run is not None:
+        current["bronze"] = _merge_bronze(current.get("bronze", {}), bronze_run, run["run_id"])
+    silver_run = run.get("silver")
+    if "silver" in finished and silver_run and silver_run.get("bronze_batches"):
+        current["silver"] = _merge_silver(current.get("silver", {}), silver_run, run["run_id"], ledger())
+    gold_run = run.get("gold")
+    if "gold" in finished and gold_run and gold_run.get("mode") != "current":
+        current["gold"] = {"build_id": gold_run.get("build_id", run["run_id"]) if gold_run["mode"] != "empty"
+                           else None, "built_at": run["started_at"],
+                           **{k: gold_run[k] for k in ("mode", "reason", "tests", "row_counts") if k in gold_run}}
+    analytics_run = run.get("analytics")
+    if "analytics" in finished and analytics_run is not None:
+        counts = {**current.get("analytics", {}).get("row_counts", {}), **analytics_run.get("row_counts", {})}
+        current["analytics"] = {"row_counts": dict(sorted(counts.items())), "flags": analytics_run.get("flags", [])}
+    return current
+
+
+def _merge_bronze(previous: dict, run: dict, run_id: str) -> dict:
+    """Every ingested file's current version (with the profile of the batch that last ingested part of it), and
+    what raw/ holds now that bronze does not ingest."""
+    files = {entry["path"]: entry for entry in previous.get("files", [])}
+    for entry in run.get("files", []):
+        files[entry["path"]] = {key: value for key, value in entry.items() if key != "this_run"}
+    refused = [{k: v for k, v in entry.items() if k != "this_run"} for entry in run.get("refused", [])]
+    merged = {"files": [files[p] for p in sorted(files)], "refused": refused, "unmatched": run.get("unmatched", []),
+              "copies": {**previous.get("copies", {}), **run.get("copies", {})},
+              "ignored_changes": run.get("ignored_changes", []),
+              "batches": sorted({*previous.get("batches", []), *([run["batch_id"]] if run.get("batch_id") else [])})}
+    merged["rows"] = sum(entry.get("rows", 0) for entry in merged["files"])
+    return merged
+
+
+def _merge_silver(previous: dict, run: dict, run_id: str, ledger: list[dict]) -> dict:
+    """The whole ledger as it is now, the rejection reasons of every row quarantine holds (a replaced file's
+    earlier reasons dropped), and the gates of the last run that judged rows."""
+    replaced = {f["source_file"] for f in (run.get("retraction") or {}).get("files", [])}
+    per_file = {name: dict(reasons) for name, reasons in
+                previous.get("rejection_reasons", {}).get("per_file", {}).items() if name not in replaced}
+    for name, reasons in run.get("rejection_reasons", {}).get("per_file", {}).items():
+        counts = per_file.setdefault(name, {})
+        for reason, count in reasons.items():
+            counts[reason] = counts.get(reason, 0) + count
+    overall: dict[str, int] = {}
+    for reasons in per_file.values():
+        for reason, count in reasons.items():
+            overall[reason] = overall.get(reason, 0) + count
+    local_times = {row["source_file"]: row for row in previous.get("local_time_adjustments", [])
+                   if row["source_file"] not in replaced}
+    for row in run.get("local_time_adjustments", []):
+        earlier = local_times.get(row["source_file"], {})
+        local_times[row["source_file"]] = {key: value if key == "source_file" else earlier.get(key, 0) + value
+                                           for key, value in row.items()}
+    totals = {key: sum(row[key] for row in ledger) for key in (*_LEDGER_COUNTS, "pending_rows", "stale_rows")}
+    return {"runs": sorted({*previous.get("runs", []), run_id}), "ledger": ledger, "totals": totals,
+            "rejection_reasons": {"overall": dict(sorted(overall.items())),
+                                  "per_file": {name: dict(sorted(r.items())) for name, r in sorted(per_file.items())}},
+            "local_time_adjustments": [local_times[name] for name in sorted(local_times)],
+            "checks": run.get("checks", []), "checked_by": run_id}

@@ -59,7 +59,7 @@ def config_for(data_dir: Path, engine: str, session_timeout_minutes: float = 30)
 
 def run(data_dir: Path, engine: str, session_timeout_minutes: float = 30, **kwargs) -> dict:
     run_layers(config_for(data_dir, engine, session_timeout_minutes), **kwargs)
-    return json.loads((data_dir / "reports" / "quality_report.json").read_text())
+    return json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]
 
 
 def week_files(table: Path) -> dict[str, set[int]]:
@@ -203,7 +203,7 @@ def test_the_command_line_full_refresh_flag_reaches_gold(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # logs/ under the test's folder
     assert main(["run", "--data-dir", str(data_dir)]) == 0
     assert main(["gold", "--data-dir", str(data_dir)]) == 0
-    assert json.loads((data_dir / "reports" / "quality_report.json").read_text())["gold"]["mode"] == "current"
+    assert json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]["gold"]["mode"] == "current"
     assert main(["gold", "--full-refresh", "--data-dir", str(data_dir)]) == 0
-    report = json.loads((data_dir / "reports" / "quality_report.json").read_text())
+    report = json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]
     assert (report["gold"]["mode"], report["gold"]["reason"]) == ("full", "full refresh requested")

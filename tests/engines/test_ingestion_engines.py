@@ -83,7 +83,7 @@ def test_each_hostile_input_took_its_own_way(hostile_runs, engine):
     assert [row["user_id"] for row in silver if row["source_file"] == "attack.csv"] == ["attacker"]
     assert [(row["source_file"], row["duplicate_kind"]) for row in read_table(data / "duplicates").to_pylist()] == [
         ("repeats.csv", "duplicate")]
-    report = json.loads((data / "reports" / "quality_report.json").read_text())
+    report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     assert {r["path"]: r["reason"] for r in report["bronze"]["refused"]} == hostile.REFUSED
     assert report["bronze"]["unmatched"] == hostile.UNMATCHED
     assert report["bronze"]["copies"] == {"copy_of_a.csv": "a.csv"}
@@ -109,7 +109,7 @@ def test_files_that_grow_change_and_overlap_stay_equal_on_both_engines(hostile_r
         run_layers(config, ("bronze", "silver", "gold"))
         files = verify(config)
         assert [f["source_file"] for f in files if not f["balanced"]] == [], engine
-        report = json.loads((data / "reports" / "quality_report.json").read_text())
+        report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
         assert report["silver"]["retraction"]["promoted_rows"] == 1, engine
         roots[engine] = data
     for table in [t for t in TABLES[1:] if t.startswith(("silver", "quarantine", "duplicates", "gold"))]:

@@ -493,7 +493,7 @@ def test_a_cold_start_prints_only_the_pipelines_own_lines(spark_session_owner, t
     version = re.escape(spark_session_owner.spark.version)
     expected = [
         rf"spark: session started \(master local\[\*\], Spark {version}\)",
-        r"job bronze started \(log file logs/bronze_\w+\.log\)",
+        r"job bronze started \(log file \S+/data/logs/bronze_\w+\.log\)",  # logs under the data directory
         r"bronze: events\.csv rows=1 malformed=0 completeness=0\.5714",
         r"bronze: batch \w+, 1 file\(s\), 1 rows in [0-9.]+ s",
         r"job bronze finished in [0-9.]+ s",

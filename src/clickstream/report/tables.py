@@ -4,7 +4,10 @@ Every value, column name and title is escaped for where it is shown (clickstream
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -72,3 +75,34 @@ def markdown_report(results: list[QueryResult], run_id: str) -> str:
                     + " |" for row in result.rows]
             parts.append("\n".join([header, rule, *body]) + "\n")
     return "\n".join(parts)
+
+
+def formatted(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> str:
+    """Rows for the terminal as `table` (aligned), `csv` (a header line, values as text) or `json` (one object
+    per line). Every value is escaped for the terminal: control characters as escapes in the table and the
+    CSV, JSON escapes (ASCII only) in JSON, so no output can move the cursor or forge a line."""
+    if fmt == "table":
+        return text_table(columns, rows) + "\n"
+    if fmt == "json":
+        return "".join(json.dumps(dict(zip(columns, row)), ensure_ascii=True, default=_json_value) + "\n"
+                       for row in rows)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([escape_terminal(c) for c in columns])
+    for row in rows:
+        writer.writerow(["" if v is None else escape_terminal(_csv_value(v)) for v in row])
+    return out.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    return str(value)

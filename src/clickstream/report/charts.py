@@ -1,0 +1,310 @@
+"""The report's charts: Vega-Lite specs made with Altair, rendered to static SVG by vl-convert (no JavaScript).
+
+Each chart reads its table by column names, from rows given as dicts; it returns None when a column it needs
+is missing, so a table whose shape changes shows as "not available" instead of breaking the report. Dates reach
+a chart as text already bucketed ('2024-03-01', week '2024-W09'), so no viewer's time zone can move them.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable
+
+import altair as alt
+
+from clickstream.report.escape import escape_terminal
+
+Rows = list[dict[str, Any]]
+
+WIDTH = 640
+FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
+# Muted, distinguishable hues; the partial-day marker is the one warm accent.
+PALETTE = ["#3b6ea8", "#5aa469", "#d9a441", "#b0506f", "#7a5fa8", "#4aa3a8", "#8c8c8c"]
+ACCENT = "#c0392b"
+LEDGER_COLOURS = {"silver": "#3b6ea8", "quarantine": "#c0392b", "duplicates": "#d9a441", "re-delivered": "#8c8c8c"}
+
+
+def quick() -> Any:
+    """Altair without checking each object against the Vega-Lite schema as it is made (a third of the report's
+    time); the specs are checked whole in the tests."""
+    return alt.utils.schemapi.debug_mode(False)
+
+
+def has(rows: Rows | None, *columns: str) -> bool:
+    """The table exists, has rows, and holds every column named."""
+    return bool(rows) and all(column in rows[0] for column in columns)
+
+
+def _base(rows: Rows) -> alt.Chart:
+    return alt.Chart(alt.Data(values=rows))
+
+
+def _finish(chart: Any) -> dict:
+    """The chart's Vega-Lite spec with the report's look."""
+    # measured by vl-convert with DejaVu Sans where the system has it: a wide font, so a narrower one that a
+    # viewer's browser picks instead never overflows the space the labels were given
+    return (chart.configure(font=FONT, background="white", padding={"left": 8, "right": 16, "top": 6, "bottom": 6})
+            .configure_view(stroke=None)
+            .configure_axis(labelFontSize=11, titleFontSize=11, titleFontWeight="normal", gridColor="#eeeeee",
+                            domainColor="#999999", tickColor="#999999", labelColor="#333333", titleColor="#333333")
+            .configure_legend(labelFontSize=11, titleFontSize=11, orient="top")
+            .configure_header(labelFontSize=12, titleFontSize=12)
+            .to_dict(validate=False))
+
+
+def _label(text: Any, limit: int = 48) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def funnel(rows: Rows) -> dict | None:
+    """Bars of users per step, in step order, each labelled with its drop-off from the step before."""
+    if not has(rows, "step_number", "event_type", "users_through_all_steps"):
+        return None
+    median = next((c for c in rows[0] if c.startswith("median_") and c.endswith("seconds")), None)
+    data = []
+    previous = None
+    for row in sorted(rows, key=lambda r: r["step_number"]):
+        users = int(row["users_through_all_steps"] or 0)
+        drop = None if previous in (None, 0) else 1 - users / previous
+        note = f"{users:,} users" + ("" if drop is None else f", {drop:.1%} drop-off")
+        if median and row.get(median) is not None:
+            note += f", median {_duration(row[median])}"
+        data.append({"step": f"{row['step_number']}. {_label(row['event_type'], 30)}", "users": users, "note": note,
+                     "order": row["step_number"]})
+        previous = users
+    base = _base(data).encode(y=alt.Y("step:N", sort=alt.SortField("order"), title=None,
+                                      axis=alt.Axis(labelLimit=220)))
+    bars = base.mark_bar(color=PALETTE[0], height={"band": 0.7}).encode(
+        x=alt.X("users:Q", title="users through every step so far", axis=alt.Axis(format="~s", tickCount=5),
+                scale=alt.Scale(domainMax=max(d["users"] for d in data) * 1.6 or 1)))
+    text = base.mark_text(align="left", dx=4, fontSize=11, color="#333333").encode(x="users:Q", text="note:N")
+    return _finish(alt.layer(bars, text).properties(width=WIDTH - 160, height=36 * len(data)))
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
+    """One panel per measure (users, visits, revenue) over the days; partial days drawn as red diamonds."""
+    if not has(rows, "activity_date", "active_users", "sessions", "revenue"):
+        return None
+    partial = set(partial_days)
+    measures = [("active_users", "active users"), ("sessions", "visits"), ("revenue", "revenue")]
+    data = [{"day": str(row["activity_date"]), "measure": label, "value": float(row[column] or 0),
+             "partial": str(row["activity_date"]) in partial}
+            for row in rows for column, label in measures]
+    days = sorted({d["day"] for d in data})
+    step = max(1, len(days) // 12)  # about a dozen dated ticks: measuring a label per day is most of the cost
+    base = alt.Chart().encode(
+        x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
+                                                                 labelOverlap=False)),
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format="~s")))
+    line = base.mark_line(color=PALETTE[0], strokeWidth=1.5)
+    # only the partial days get a point: a point per day would triple the drawing for nothing
+    points = base.mark_point(filled=True, size=60, shape="diamond", color=ACCENT).transform_filter(
+        "datum.partial")
+    chart = alt.layer(line, points, data=alt.Data(values=data)).properties(width=WIDTH, height=110).facet(
+        row=alt.Row("measure:N", title=None, sort=[label for _, label in measures],
+                    header=alt.Header(labelAngle=0, labelAlign="left", labelOrient="top", labelFontWeight="bold"))
+    ).resolve_scale(y="independent")
+    return _finish(chart)
+
+
+def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
+    """Revenue and orders per ISO week (the days summed), a week holding a partial day marked."""
+    if not has(rows, "activity_date", "revenue"):
+        return None
+    import datetime as dt
+
+    partial = set(partial_days)
+    weeks: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        day = row["activity_date"]
+        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        year, week, _ = day.isocalendar()
+        key = f"{year}-W{week:02d}"
+        entry = weeks.setdefault(key, {"week": key, "revenue": 0.0, "days": 0, "partial": False})
+        entry["revenue"] += float(row["revenue"] or 0)
+        entry["days"] += 1
+        entry["partial"] = entry["partial"] or str(row["activity_date"]) in partial
+    data = [{**w, "kind": "partial week" if w["partial"] or w["days"] < 7 else "whole week"}
+            for w in sorted(weeks.values(), key=lambda w: w["week"])]
+    chart = _base(data).mark_bar().encode(
+        x=alt.X("week:O", title="ISO week (UTC)", axis=alt.Axis(labelAngle=-45, labelOverlap=True)),
+        y=alt.Y("revenue:Q", title="revenue", axis=alt.Axis(format="~s")),
+        color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["whole week", "partial week"],
+                                                              range=[PALETTE[1], "#b9d7be"])),
+    ).properties(width=WIDTH, height=220)
+    return _finish(chart)
+
+
+def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PALETTE[0], limit: int = 15,
+                value_format: str = ",d") -> dict | None:
+    """Horizontal bars of the `limit` largest values, largest on top, each labelled with its value."""
+    if not has(rows, label, value):
+        return None
+    data = sorted(({"label": _label(r[label]), "full": str(r[label]), "value": float(r[value] or 0)} for r in rows),
+                  key=lambda r: -r["value"])[:limit]
+    for rank, row in enumerate(data):
+        row["rank"] = rank
+    base = _base(data).encode(y=alt.Y("label:N", sort=alt.SortField("rank"), title=None,
+                                      axis=alt.Axis(labelLimit=260)))
+    bars = base.mark_bar(color=colour).encode(
+        x=alt.X("value:Q", title=title, axis=alt.Axis(format="~s", tickCount=5),
+                scale=alt.Scale(domainMax=max(d["value"] for d in data) * 1.15 or 1)))
+    text = base.mark_text(align="left", dx=3, fontSize=10, color="#333333").encode(
+        x="value:Q", text=alt.Text("value:Q", format=value_format))
+    return _finish(alt.layer(bars, text).properties(width=WIDTH - 300, height=max(60, 18 * len(data))))
+
+
+def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
+    """Bars of one count per segment, in the table's order, coloured by segment."""
+    if not has(rows, label, count):
+        return None
+    data = [{"segment": str(r[label]), "count": int(r[count] or 0)} for r in rows]
+    order = list(dict.fromkeys(d["segment"] for d in data))
+    base = _base(data).encode(x=alt.X("segment:N", sort=order, title=None,
+                                      axis=alt.Axis(labelAngle=0, labelLimit=120)))
+    bars = base.mark_bar().encode(y=alt.Y("count:Q", title=title, axis=alt.Axis(format="~s")),
+                                  color=alt.Color("segment:N", legend=None, sort=order,
+                                                  scale=alt.Scale(range=PALETTE)))
+    text = base.mark_text(dy=-6, fontSize=10, color="#333333").encode(y="count:Q", text=alt.Text("count:Q", format=","))
+    return _finish(alt.layer(bars, text).properties(width=min(WIDTH, 90 * len(data)), height=200))
+
+
+def day_types(rows: Rows) -> dict | None:
+    """Weekday against weekend, per calendar day, one small panel per measure (each on its own scale)."""
+    measures = [("events_per_day", "events per day"), ("active_users_per_day", "active users per day"),
+                ("sessions_per_day", "visits per day"), ("revenue_per_day", "revenue per day"),
+                ("session_conversion_rate", "% of visits with a purchase")]
+    present = [(c, t) for c, t in measures if has(rows, "day_type", c)]
+    if not present:
+        return None
+    data = [{"day_type": str(r["day_type"]), "measure": title,
+             "value": float(r[column] or 0) * (100 if column.endswith("_rate") else 1)}
+            for r in rows for column, title in present]
+    chart = alt.Chart().mark_bar().encode(
+        x=alt.X("day_type:N", title=None, axis=alt.Axis(labelAngle=0)),
+        # averages per day can be below 1: plain decimals, not SI prefixes ("400m")
+        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=",.2~f")),
+        color=alt.Color("day_type:N", legend=None, scale=alt.Scale(domain=["weekday", "weekend"],
+                                                                    range=[PALETTE[0], PALETTE[2]])),
+    ).properties(width=110, height=150).facet(
+        data=alt.Data(values=data), column=alt.Column("measure:N", title=None, sort=[t for _, t in present])
+    ).resolve_scale(y="independent")
+    return _finish(chart)
+
+
+def ledger(rows: Rows, limit: int = 25) -> dict | None:
+    """Per raw file, its rows stacked by where they went: silver, quarantine, duplicates, re-delivered."""
+    if not has(rows, "source_file", "silver_rows", "quarantine_rows", "duplicate_rows"):
+        return None
+    files = sorted(rows, key=lambda r: (-int(r.get("bronze_rows") or 0), str(r["source_file"])))[:limit]
+    parts = [("silver_rows", "silver"), ("quarantine_rows", "quarantine"), ("duplicate_rows", "duplicates"),
+             ("redelivered_rows", "re-delivered")]
+    data = [{"file": _label(r["source_file"], 40), "order": i, "went": name, "rows": int(r.get(column) or 0),
+             "stack": k} for i, r in enumerate(files) for k, (column, name) in enumerate(parts)]
+    chart = _base(data).mark_bar().encode(
+        y=alt.Y("file:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=240)),
+        x=alt.X("rows:Q", title="rows", stack="zero", axis=alt.Axis(format="~s", tickCount=5)),
+        color=alt.Color("went:N", title=None, sort=list(LEDGER_COLOURS),
+                        scale=alt.Scale(domain=list(LEDGER_COLOURS), range=list(LEDGER_COLOURS.values()))),
+        order=alt.Order("stack:Q"),
+    ).properties(width=WIDTH - 260, height=max(40, 22 * len(files)))
+    return _finish(chart)
+
+
+def rates_over_runs(runs: Rows) -> dict | None:
+    """The quarantine and duplicate rates of each run that judged rows, oldest first."""
+    if not has(runs, "run", "quarantine_rate", "duplicate_rate"):
+        return None
+    data = [{"run": r["run"], "order": i, "rate": name, "value": float(r[column])}
+            for i, r in enumerate(runs) for column, name in (("quarantine_rate", "quarantined"),
+                                                            ("duplicate_rate", "duplicates"))]
+    chart = _base(data).mark_line(point=True).encode(
+        x=alt.X("run:O", sort=alt.SortField("order"), title="run (UTC start)",
+                axis=alt.Axis(labelAngle=-45, labelOverlap=True)),
+        y=alt.Y("value:Q", title="share of the run's bronze rows", axis=alt.Axis(format="%")),
+        color=alt.Color("rate:N", title=None, scale=alt.Scale(domain=["quarantined", "duplicates"],
+                                                              range=[ACCENT, PALETTE[2]])),
+    ).properties(width=WIDTH, height=180)
+    return _finish(chart)
+
+
+def retention(rows: Rows) -> dict | None:
+    """Cohort by period heatmap: the share of each first-week cohort active again N weeks later."""
+    if not has(rows, "cohort_week", "weeks_since_first", "retention_rate"):
+        return None
+    data = [{"cohort": str(r["cohort_week"]), "week": int(r["weeks_since_first"]),
+             "rate": float(r["retention_rate"] or 0)} for r in rows]
+    base = _base(data).encode(x=alt.X("week:O", title="weeks since the first visit", axis=alt.Axis(labelAngle=0)),
+                              y=alt.Y("cohort:O", title="cohort (first week)"))
+    cells = base.mark_rect().encode(color=alt.Color("rate:Q", title="retained", scale=alt.Scale(scheme="blues"),
+                                                    legend=alt.Legend(format="%")))
+    text = base.mark_text(fontSize=9).encode(text=alt.Text("rate:Q", format=".0%"),
+                                             color=alt.condition("datum.rate > 0.5", alt.value("white"),
+                                                                 alt.value("#333333")))
+    return _finish(alt.layer(cells, text).properties(width=WIDTH - 100))
+
+
+_ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}
+
+
+def _runs_code(svg: str) -> bool:
+    """Whether an SVG holds an element or attribute that could run code (text content is only text)."""
+    import xml.etree.ElementTree as ElementTree
+
+    for element in ElementTree.fromstring(svg).iter():
+        if element.tag.rsplit("}", 1)[-1].lower() in _ACTIVE_TAGS:
+            return True
+        for name, value in element.attrib.items():
+            name = name.rsplit("}", 1)[-1].lower()
+            if name.startswith("on") or (name == "href" and not value.startswith("#")):
+                return True
+    return False
+
+
+# One call at a time: the pipeline's warm-up thread and the report may both call vl-convert, whose renderer is not
+# documented as safe to share between threads.
+_RENDERER = threading.Lock()
+
+
+def _printable(value: Any) -> Any:
+    """Every text of a spec with its control characters and lone surrogates (from undecodable file names) shown
+    as escapes: as text, never as a line break, and never a string vl-convert cannot take (it aborts)."""
+    if isinstance(value, str):
+        return escape_terminal(value)
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
+
+
+def to_svg(spec: dict) -> str:
+    """The chart as one static SVG element; refuses any SVG that could run code (data is escaped by Vega, and
+    this makes sure)."""
+    import vl_convert
+
+    with _RENDERER:
+        svg = vl_convert.vegalite_to_svg(_printable(spec))
+    if _runs_code(svg):
+        raise ValueError("a chart's SVG holds an element or attribute that could run code")
+    return svg
+
+
+def render_all(specs: dict[str, dict]) -> dict[str, str]:
+    """Every spec as SVG, one after the other."""
+    return {name: to_svg(spec) for name, spec in specs.items()}
+
+
+def warm_up() -> None:
+    """Load Altair and start vl-convert's renderer (about a second, once per process): the pipeline calls
+    this in a thread while the layers run, so the report does not wait for it at the end."""
+    to_svg(_finish(_base([{"x": 1}]).mark_point().encode(x="x:Q")))

@@ -1,0 +1,516 @@
+"""`analytics/report.html`: one self-contained page of the results, charts as inline static SVG, no JavaScript.
+
+It reads the published tables by name and column (Parquet through pyarrow, as any reader of the outputs would),
+the quality report and the history of runs, and renders `templates/report.html.j2` with autoescape on: every
+value from the data reaches the page escaped; only the SVG that vl-convert renders (whose text Vega escapes,
+checked by `charts.to_svg`) is inserted as markup.
+
+A section is one function below that returns its content, or a note that its table is not built yet, and one
+block in the template. To add a table: write its chart in `charts.py`, a section function here, add it to
+`SECTIONS`, and a block in the template.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+import jinja2
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from markupsafe import Markup
+
+from clickstream import storage
+from clickstream.config import Config
+from clickstream.context import Layout
+from clickstream.report import charts
+from clickstream.report.escape import escape_terminal
+from clickstream.report.tables import format_value
+from clickstream.sql import load_yaml
+
+log = logging.getLogger(__name__)
+
+REPORT_HTML = "report.html"
+# Rows shown in a section's table of figures; the Parquet files and the warehouse hold all of them.
+TABLE_ROWS = 20
+HISTORY_RUNS = 30
+EXAMPLES_PER_REASON = 3
+_RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome", "raw_line"]
+
+
+@dataclass
+class Section:
+    """What one block of the page shows: charts (SVG markup), tables of figures, notes, or why it is absent."""
+
+    id: str
+    title: str
+    lead: str = ""
+    charts: list[tuple[str, str]] = field(default_factory=list)  # (caption, chart name)
+    tables: list[dict[str, Any]] = field(default_factory=list)  # {caption, columns, rows, total}
+    notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # tables this section needs that are not built yet
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Tables:
+    """The published tables, read on first use by name; a table not built is None."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._cache: dict[tuple[str, str], list[dict[str, Any]] | None] = {}
+
+    def folder(self, layer: str, name: str) -> Path:
+        return (self.layout.gold if layer == "gold" else self.layout.analytics) / name
+
+    def rows(self, name: str, layer: str = "analytics", columns: list[str] | None = None) -> list[dict] | None:
+        key = (layer, name + repr(columns))
+        if key not in self._cache:
+            files = storage.parquet_files(self.folder(layer, name))
+            if not files:
+                self._cache[key] = None
+            else:
+                available = pq.read_schema(files[0]).names
+                wanted = [c for c in columns if c in available] if columns else None
+                table = pq.read_table([str(f) for f in files], columns=wanted, partitioning=None)
+                self._cache[key] = [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
+        return self._cache[key]
+
+    def count(self, name: str, layer: str = "analytics") -> int | None:
+        files = storage.parquet_files(self.folder(layer, name))
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
+
+
+def _plain(value: Any) -> Any:
+    """A value as a chart and a table take it: money as float, dates as ISO text."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _parquet_count(folder: Path, files: list[Path] | None = None) -> int:
+    files = storage.parquet_files(folder) if files is None else files
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _table(caption: str, rows: list[dict] | None, columns: list[str] | None = None, limit: int = TABLE_ROWS) -> dict:
+    """A table of figures for the template: every value formatted as text (the template escapes it)."""
+    rows = rows or []
+    columns = columns or (list(rows[0]) if rows else [])
+    shown = [[format_value(c, row.get(c)) for c in columns] for row in rows[:limit]]
+    numeric = [all(isinstance(row.get(c), (int, float)) and not isinstance(row.get(c), bool) for row in rows
+                   if row.get(c) is not None) and bool(rows) for c in columns]
+    return {"caption": caption, "columns": columns, "rows": shown, "total": len(rows), "numeric": numeric}
+
+
+# ---- the facts every section shares
+
+
+@dataclass
+class Facts:
+    tables: Tables
+    config: Config
+    quality: dict[str, Any]
+    history: list[dict[str, Any]]
+    first_event: dt.datetime | None
+    last_event: dt.datetime | None
+    specs: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def partial_days(self) -> list[str]:
+        return partial_days(self.first_event, self.last_event)
+
+    def chart(self, name: str, spec: dict | None) -> str | None:
+        if spec is None:
+            return None
+        self.specs[name] = spec
+        return name
+
+
+def _event_range(folder: Path) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The first and last event_ts of the fact, from the Parquet files' statistics (no data is read)."""
+    low = high = None
+    for file in storage.parquet_files(folder):
+        metadata = pq.ParquetFile(file).metadata
+        index = metadata.schema.to_arrow_schema().get_field_index("event_ts")
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(index).statistics
+            if stats is None or not stats.has_min_max:
+                continue
+            low = stats.min if low is None else min(low, stats.min)
+            high = stats.max if high is None else max(high, stats.max)
+    return low, high
+
+
+# ---- the sections, in page order
+
+
+def headline_figures(layout: Layout, tables: Tables | None = None) -> dict[str, Any]:
+    """The headline answers, each read from its table: events, users and visits are the rows of the fact and
+    its dimensions, revenue and orders come from revenue_metrics, conversion from the funnel's last step."""
+    t = tables or Tables(layout)
+    revenue = (t.rows("revenue_metrics") or [{}])[0]
+    funnel = sorted(t.rows("conversion_funnel") or [], key=lambda r: r.get("step_number", 0))
+    dates = sorted(r["date_day"] for r in t.rows("dim_date", "gold", ["date_day"]) or [])
+    first, last = _event_range(layout.gold / "fct_events")
+    return {"events": t.count("fct_events", "gold"), "users": t.count("dim_users", "gold"),
+            "visits": t.count("dim_sessions", "gold"), "revenue": revenue.get("total_revenue"),
+            "orders": revenue.get("total_orders"),
+            "conversion": funnel[-1].get("overall_conversion") if funnel else None,
+            "first_step": funnel[0].get("event_type") if funnel else None,
+            "last_step": funnel[-1].get("event_type") if funnel else None,
+            "range": f"{dates[0]} to {dates[-1]} UTC, {len(dates):,} days" if dates else None,
+            "first_event": first, "last_event": last, "partial_days": partial_days(first, last)}
+
+
+def partial_days(first: dt.datetime | None, last: dt.datetime | None) -> list[str]:
+    """The first and last day of the data where events do not cover the whole UTC day: the first day when its
+    first event is after 01:00, the last when its last event is before 23:00."""
+    days = []
+    if first is not None and first.hour >= 1:
+        days.append(first.date().isoformat())
+    if last is not None and last.hour < 23 and last.date().isoformat() not in days:
+        days.append(last.date().isoformat())
+    return days
+
+
+def headline(facts: Facts) -> Section:
+    section = Section("headline", "Headline")
+    f = headline_figures(facts.tables.layout, facts.tables)
+    figures = [
+        ("events", f["events"], "rows of fct_events"),
+        ("users", f["users"], "rows of dim_users"),
+        ("visits", f["visits"], "rows of dim_sessions"),
+        ("revenue", f["revenue"], f"{format_value('total_orders', f['orders'])} orders"
+         if f["orders"] is not None else "revenue_metrics not built yet"),
+        ("conversion", f["conversion"], f"of the users reaching {f['first_step']}, the share reaching "
+                                        f"{f['last_step']}" if f["first_step"] else "conversion_funnel not built yet"),
+    ]
+    section.extra["figures"] = [
+        {"id": key, "label": key, "value": "not available" if value is None else
+         f"{value:.2%}" if key == "conversion" else f"{value:,.2f}" if key == "revenue" else f"{value:,}",
+         "raw": "" if value is None else repr(value), "detail": detail} for key, value, detail in figures]
+    if f["range"]:
+        section.extra["range"] = f["range"]
+    if f["partial_days"]:
+        days = f["partial_days"]
+        section.notes.append(f"Partial day{'s' if len(days) > 1 else ''}: {', '.join(days)} (the data starts after "
+                             "01:00 or ends before 23:00 UTC that day); marked in the charts.")
+    return section
+
+
+def funnel(facts: Facts) -> Section:
+    rows = facts.tables.rows("conversion_funnel")
+    section = Section("funnel", "Funnel", "Users through each step of analytics.funnel, in step order, and the "
+                      "share lost from the step before.")
+    if rows is None:
+        section.missing.append("conversion_funnel")
+        return section
+    if not any(c.startswith("median_") for c in rows[0]) if rows else True:
+        section.notes.append("Median time per step: not available yet (conversion_funnel has no such column).")
+    name = facts.chart("funnel", charts.funnel(rows))
+    if name:
+        section.charts.append(("Users per funnel step", name))
+    section.tables.append(_table("conversion_funnel", rows))
+    return section
+
+
+def daily(facts: Facts) -> Section:
+    rows = facts.tables.rows("daily_activity")
+    section = Section("daily", "Daily activity", "Active users, visits and revenue per UTC day; a partial day is a "
+                      "red diamond.")
+    if rows is None:
+        section.missing.append("daily_activity")
+        return section
+    name = facts.chart("daily", charts.daily(rows, facts.partial_days))
+    if name:
+        section.charts.append(("Per day", name))
+    section.tables.append(_table("daily_activity (last days)", rows[-TABLE_ROWS:]))
+    return section
+
+
+def retention(facts: Facts) -> Section:
+    rows = facts.tables.rows("retention")
+    section = Section("retention", "Retention", "Of the users first seen in a week, the share active again each "
+                      "week after.")
+    if rows is None:
+        section.missing.append("retention")
+        return section
+    name = facts.chart("retention", charts.retention(rows))
+    if name:
+        section.charts.append(("Weekly cohorts", name))
+    section.tables.append(_table("retention", rows))
+    return section
+
+
+def products(facts: Facts) -> Section:
+    t = facts.tables
+    section = Section("products", "Top products", "The most viewed products, and the products that brought the "
+                      "most revenue.")
+    top = t.rows("top_products")
+    if top is None:
+        section.missing.append("top_products")
+    else:
+        name = facts.chart("products_views", charts.ranked_bars(top, "product_id", "views", "views"))
+        if name:
+            section.charts.append(("By views", name))
+    catalogue = t.rows("dim_products", "gold", ["product_id", "revenue", "purchases", "is_not_applicable"])
+    if catalogue is None:
+        section.missing.append("dim_products")
+    else:
+        sold = [r for r in catalogue if not r.get("is_not_applicable") and (r.get("revenue") or 0) > 0]
+        name = facts.chart("products_revenue", charts.ranked_bars(sold, "product_id", "revenue", "revenue",
+                                                                  charts.PALETTE[1], value_format=",.2f"))
+        if name:
+            section.charts.append(("By revenue", name))
+    if top is not None:
+        section.tables.append(_table("top_products", top))
+    return section
+
+
+def revenue(facts: Facts) -> Section:
+    t = facts.tables
+    section = Section("revenue", "Revenue over time", "Revenue per ISO week (UTC); a week the data covers only in "
+                      "part is lighter.")
+    rows = t.rows("daily_activity")
+    if rows is None:
+        section.missing.append("daily_activity")
+    else:
+        name = facts.chart("revenue", charts.weekly_revenue(rows, facts.partial_days))
+        if name:
+            section.charts.append(("Revenue per week", name))
+    metrics = t.rows("revenue_metrics")
+    if metrics is None:
+        section.missing.append("revenue_metrics")
+    else:
+        section.tables.append(_table("revenue_metrics", metrics))
+    return section
+
+
+def segments(facts: Facts) -> Section:
+    t = facts.tables
+    section = Section("segments", "Customer segments", "RFM segments of the purchasing users (recency, frequency, "
+                      "monetary quintiles), and activity segments of every user.")
+    rfm = t.rows("rfm_segments")
+    if rfm is None:
+        section.missing.append("rfm_segments")
+    else:
+        name = facts.chart("rfm", charts.segments(rfm, "segment", "customers", "customers"))
+        if name:
+            section.charts.append(("RFM segments", name))
+        section.tables.append(_table("rfm_segments", rfm))
+    activity = t.rows("user_segments")
+    if activity is None:
+        section.missing.append("user_segments")
+    else:
+        name = facts.chart("activity", charts.segments(activity, "segment", "users", "users"))
+        if name:
+            section.charts.append(("Activity segments", name))
+        section.tables.append(_table("user_segments", activity))
+    return section
+
+
+def paths(facts: Facts) -> Section:
+    rows = facts.tables.rows("purchase_paths")
+    section = Section("paths", "Top paths to a purchase", "The event types just before each purchase within its "
+                      "visit, most common first.")
+    if rows is None:
+        section.missing.append("purchase_paths")
+        return section
+    name = facts.chart("paths", charts.ranked_bars(rows, "path", "purchases", "purchases", charts.PALETTE[4],
+                                                   limit=10))
+    if name:
+        section.charts.append(("Paths", name))
+    section.tables.append(_table("purchase_paths", rows))
+    return section
+
+
+def day_types(facts: Facts) -> Section:
+    rows = facts.tables.rows("day_type_behavior")
+    section = Section("daytype", "Weekday vs weekend", "Activity per calendar day of each type, and the share of "
+                      "visits with a purchase.")
+    if rows is None:
+        section.missing.append("day_type_behavior")
+        return section
+    name = facts.chart("daytype", charts.day_types(rows))
+    if name:
+        section.charts.append(("Per calendar day", name))
+    section.tables.append(_table("day_type_behavior", rows))
+    return section
+
+
+def data_quality(facts: Facts) -> Section:
+    quality = facts.quality
+    section = Section("quality", "Data quality", "Where every raw row went, why rows were quarantined, the gold "
+                      "tests, and the rates of the last runs.")
+    silver = quality.get("silver", {})
+    ledger = silver.get("ledger") or []
+    totals = silver.get("totals") or {}
+    section.extra["totals"] = totals
+    name = facts.chart("ledger", charts.ledger(ledger))
+    if name:
+        section.charts.append(("Rows per raw file, by where they went", name))
+    elif not ledger:
+        section.notes.append("No silver run has judged rows yet.")
+    if len(ledger) > 25:
+        section.notes.append(f"The chart shows the 25 largest of {len(ledger):,} files; the table of figures all.")
+    reasons = silver.get("rejection_reasons", {}).get("overall", {})
+    if reasons:
+        rows = [{"reason": k, "rows": v} for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
+        name = facts.chart("reasons", charts.ranked_bars(rows, "reason", "rows", "quarantined rows",
+                                                         charts.ACCENT))
+        if name:
+            section.charts.append(("Quarantine reasons", name))
+        section.extra["examples"] = _examples(facts.tables.layout, [r["reason"] for r in rows])
+    gold = quality.get("gold", {})
+    tests = gold.get("tests") or []
+    section.extra["tests"] = {"passed": sum(t["status"] == "pass" for t in tests),
+                              "warned": sum(t["status"] == "warn" for t in tests),
+                              "failed": sum(t["status"] == "fail" for t in tests),
+                              "not_passed": [t for t in tests if t["status"] != "pass"], "all": tests}
+    runs = _rates(facts.history)
+    name = facts.chart("rates", charts.rates_over_runs(runs))
+    if name:
+        section.charts.append((f"Quarantine and duplicate rates, last {len(runs)} run(s) that judged rows", name))
+    bronze = quality.get("bronze", {})
+    section.extra["refused"] = bronze.get("refused") or []
+    section.extra["unmatched"] = bronze.get("unmatched") or []
+    section.tables.append(_table("ledger per raw file", ledger, ["source_file", "bronze_rows", "silver_rows",
+                                                                  "quarantine_rows", "duplicate_rows",
+                                                                  "redelivered_rows", "pending_rows", "stale_rows"],
+                                 limit=100))
+    return section
+
+
+def _examples(layout: Layout, reasons: list[str]) -> list[dict]:
+    """Up to three quarantined rows per reason, raw values as they arrived."""
+    files = storage.parquet_files(layout.quarantine)
+    if not files:
+        return []
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    columns = [c for c in _RAW_COLUMNS + ["source_file", "rejection_reasons"] if c in dataset.schema.names]
+    found = []
+    for reason in reasons:
+        # rejection_reasons is `;`-joined: match the reason as a whole item
+        item = pc.match_substring_regex(pc.field("rejection_reasons"), f"(^|;){re.escape(reason)}(;|$)")
+        table = dataset.head(EXAMPLES_PER_REASON, columns=columns, filter=item)
+        found.append({"reason": reason, "table": _table(reason, [{k: _plain(v) for k, v in row.items()}
+                                                                 for row in table.to_pylist()], columns)})
+    return found
+
+
+def _rates(history: list[dict]) -> list[dict]:
+    runs = []
+    for run in history:
+        totals = (run.get("silver") or {}).get("totals") or {}
+        judged = totals.get("bronze_rows") or 0
+        if judged:
+            runs.append({"run": str(run.get("started_at", run.get("run_id", "")))[:16].replace("T", " "),
+                         "quarantine_rate": totals.get("quarantine_rows", 0) / judged,
+                         "duplicate_rate": totals.get("duplicate_rows", 0) / judged})
+    return runs[-HISTORY_RUNS:]
+
+
+def lineage(facts: Facts) -> Section:
+    t, layout, quality = facts.tables, facts.tables.layout, facts.quality
+    section = Section("lineage", "Lineage", "From the raw files to the answers, with the rows at each step.")
+    bronze = quality.get("bronze", {})
+    files = bronze.get("files") or []
+    silver_totals = (quality.get("silver") or {}).get("totals") or {}
+    gold = [m["name"] for m in load_yaml("gold/models.yml")["models"] if m.get("publish", True)]
+    analytics = [q["name"] for q in load_yaml("analytics/queries.yml")["queries"]]
+    stages = [
+        {"name": "raw", "where": "raw/", "items": [(f"{len(files):,} file(s)", f"{sum(f.get('records', 0) for f in files):,} records")]
+         + ([(f"{len(bronze.get('refused') or [])} refused", "")] if bronze.get("refused") else [])},
+        {"name": "bronze", "where": "bronze/", "items": [("rows", f"{_parquet_count(layout.bronze):,}")]},
+        {"name": "silver", "where": "silver/, quarantine/, duplicates/", "items": [
+            ("events", f"{_parquet_count(layout.silver):,}"),
+            ("quarantined", f"{_parquet_count(layout.quarantine):,}"),
+            ("duplicates", f"{_parquet_count(layout.data_dir / 'duplicates'):,}")]},
+        {"name": "gold", "where": "gold/", "items": [(name, _count_text(t.count(name, "gold"))) for name in gold]},
+        {"name": "analytics", "where": "analytics/", "items": [(name, _count_text(t.count(name)))
+                                                               for name in analytics]},
+    ]
+    section.extra["stages"] = stages
+    if silver_totals.get("stale_rows"):
+        section.notes.append(f"{silver_totals['stale_rows']:,} row(s) of replaced file versions are still held: "
+                             "run `clickstream verify`.")
+    return section
+
+
+def _count_text(count: int | None) -> str:
+    return "not built" if count is None else f"{count:,}"
+
+
+SECTIONS: list[Callable[[Facts], Section]] = [headline, funnel, daily, retention, products, revenue, segments,
+                                              paths, day_types, data_quality, lineage]
+
+
+# ---- the page
+
+
+def _history(layout: Layout) -> list[dict]:
+    folder = layout.reports / "history"
+    if not folder.is_dir():
+        return []
+    runs = []
+    for path in sorted(folder.glob("quality_*.json"))[-HISTORY_RUNS * 3:]:
+        try:
+            runs.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            log.warning("report: skipped the unreadable run record %s", path)
+    return runs
+
+
+def _shown(value: Any) -> Any:
+    """Every value the template prints: its control characters and lone surrogates as escapes (the same text the
+    terminal and REPORT.md show), then HTML-escaped by autoescape. The charts' SVG (Markup) passes as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return escape_terminal(value)
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.PackageLoader("clickstream.report", "templates"), autoescape=True,
+                              finalize=_shown, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True)
+
+
+def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
+    """The page as text."""
+    first, last = _event_range(layout.gold / "fct_events")
+    facts = Facts(Tables(layout), config, quality, _history(layout), first, last)
+    with charts.quick():
+        sections = [build(facts) for build in SECTIONS]
+    svgs = charts.render_all(facts.specs)
+    last_run = quality.get("last_run", {})
+    return _environment().get_template("report.html.j2").render(
+        sections=sections, svg={name: Markup(svg) for name, svg in svgs.items()},
+        run_id=last_run.get("run_id", ""), engine=last_run.get("engine", ""),
+        generated=(last_run.get("started_at") or "")[:19].replace("T", " "))
+
+
+def write(layout: Layout, config: Config, quality: dict[str, Any]) -> Path:
+    """Write `analytics/report.html` (aside, then renamed over the old one) and return its path."""
+    started = time.perf_counter()
+    page = render(layout, config, quality)
+    path = layout.analytics / REPORT_HTML
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    log.info("report: %s (%d bytes) in %.2f s", path, len(page.encode()), time.perf_counter() - started)
+    return path

@@ -1,0 +1,165 @@
+"""What a run shows on the terminal: progress per layer while it runs, and the end summary.
+
+On a terminal, each layer gets a line with a spinner, the step it is on (its latest log message) and its time;
+when stderr is piped or redirected, the plain log lines are the progress instead. Colours follow NO_COLOR and
+rich's own terminal detection. Every value shown goes through `escape_terminal` (and rich's markup escaping).
+"""
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from clickstream.report.escape import escape_terminal, shorten
+
+_ROOT = "clickstream"
+# What a layer is doing until its first log message says more.
+_STARTING = {"bronze": "reading the new raw files", "silver": "validating and de-duplicating",
+             "gold": "building and testing the star", "analytics": "answering the queries",
+             "report": "drawing the charts of report.html"}
+
+
+class _StepHandler(logging.Handler):
+    """Shows each INFO message of the running layer as the step its progress line is on."""
+
+    def __init__(self, progress: LayerProgress) -> None:
+        super().__init__(logging.INFO)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.progress.step(record.getMessage())
+        except Exception:  # noqa: BLE001 - a display problem must never stop a run
+            self.handleError(record)
+
+
+class LayerProgress:
+    """A progress line per layer on a terminal (rich), or nothing where stderr is not one.
+
+    Used as `progress(layer, event)` by the pipeline, `event` being start, done or failed. While it runs, the
+    terminal log handler shows only warnings and errors (printed above the progress lines); the log files
+    get everything as usual.
+    """
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._current: str | None = None
+        self._handler: _StepHandler | None = None
+        self._terminal_levels: list[tuple[logging.Handler, int]] = []
+
+    def __enter__(self) -> LayerProgress:
+        if not self.enabled:
+            return self
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(SpinnerColumn(finished_text="[green]done"), TextColumn("{task.fields[layer]:<9}"),
+                                  TimeElapsedColumn(), TextColumn("{task.description}"),
+                                  console=Console(stderr=True), transient=False, redirect_stderr=True)
+        self._progress.start()
+        logger = logging.getLogger(_ROOT)
+        for handler in logger.handlers:
+            if getattr(handler, "_clickstream_terminal", False):
+                self._terminal_levels.append((handler, handler.level))
+                handler.setLevel(max(handler.level, logging.WARNING))
+        self._handler = _StepHandler(self)
+        logger.addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.enabled:
+            return
+        logger = logging.getLogger(_ROOT)
+        if self._handler is not None:
+            logger.removeHandler(self._handler)
+        for handler, level in self._terminal_levels:
+            handler.setLevel(level)
+        self._progress.stop()
+
+    def __call__(self, layer: str, event: str) -> None:
+        if not self.enabled:
+            return
+        if event == "start":
+            self._current = layer
+            self._tasks[layer] = self._progress.add_task(_STARTING.get(layer, "starting"), total=1, layer=layer)
+        elif layer in self._tasks:
+            task = self._tasks[layer]
+            if event == "done":
+                self._progress.update(task, completed=1, description="")
+            else:
+                self._progress.update(task, description="[red]failed")
+                self._progress.stop_task(task)
+            self._current = None
+
+    def step(self, message: str) -> None:
+        if self._current is None or self._progress is None:
+            return
+        from rich.markup import escape
+
+        width = max(20, self._progress.console.width - 30)
+        self._progress.update(self._tasks[self._current], description=escape(shorten(escape_terminal(message), width)))
+
+
+def _number(value: Any, money: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if money else f"{value:,}"
+
+
+def summary(results: dict[str, Any], logs_dir: Path) -> str:
+    """The end of a run: the headline answers, the quality headline, where the report and the outputs are."""
+    from clickstream.report.html import headline_figures
+
+    layout = results["layout"]
+    quality = results.get("quality") or {}
+    lines = [""]
+    figures = headline_figures(layout) if (layout.gold / "fct_events").is_dir() else None
+    if figures:
+        lines.append("Answers" + (f" ({escape_terminal(figures['range'])})" if figures.get("range") else "") + ":")
+        lines.append(f"  events      {_number(figures['events'])}    users {_number(figures['users'])}    "
+                     f"visits {_number(figures['visits'])}")
+        if figures.get("revenue") is not None:
+            lines.append(f"  revenue     {_number(figures['revenue'], money=True)} in {_number(figures['orders'])} "
+                         f"orders")
+        if figures.get("conversion") is not None:
+            lines.append(f"  conversion  {figures['conversion']:.2%} of the users reaching "
+                         f"{escape_terminal(figures['first_step'])} reached {escape_terminal(figures['last_step'])}")
+        if figures.get("partial_days"):
+            lines.append(f"  partial     {', '.join(figures['partial_days'])} (UTC days the data covers in part)")
+    totals = (quality.get("silver") or {}).get("totals")
+    tests = (quality.get("gold") or {}).get("tests")
+    if totals or tests:
+        lines.append("Quality:")
+        if totals:
+            lines.append(f"  ledger      {_number(totals.get('bronze_rows', 0))} bronze rows = "
+                         f"{_number(totals.get('silver_rows', 0))} silver + "
+                         f"{_number(totals.get('quarantine_rows', 0))} quarantined + "
+                         f"{_number(totals.get('duplicate_rows', 0))} duplicates + "
+                         f"{_number(totals.get('redelivered_rows', 0))} re-delivered"
+                         + (f" + {_number(totals['pending_rows'])} pending" if totals.get("pending_rows") else ""))
+        if tests:
+            passed = sum(t["status"] == "pass" for t in tests)
+            failed = sum(t["status"] == "fail" for t in tests)
+            lines.append(f"  gold tests  {passed} passed, {failed} failed"
+                         + (f", {len(tests) - passed - failed} warned" if len(tests) - passed - failed else ""))
+    lines.append("Outputs:")
+    entries = [("bronze", layout.bronze), ("silver", layout.silver), ("quarantine", layout.quarantine),
+               ("gold", layout.gold), ("analytics", layout.analytics)]
+    if results.get("report"):
+        entries.append(("report", results["report"]))
+    entries += [("markdown", layout.analytics / "REPORT.md"), ("quality", layout.reports / "quality_report.json")]
+    if results.get("warehouse"):
+        entries.append(("warehouse", results["warehouse"]))
+    entries.append(("logs", logs_dir.absolute()))
+    lines += [f"  {label:<11} {escape_terminal(str(path))}" for label, path in entries]
+    if results.get("warehouse"):
+        lines.append('Query the tables: clickstream sql "select * from daily_activity"'
+                     + (f" --data-dir {escape_terminal(shlex.quote(str(layout.data_dir)))}"
+                        if str(layout.data_dir) != "data" else ""))
+    timings = ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items())
+    lines.append(f"Layer times: {timings}")
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""The report's sections without a browser: a table not built yet, a table without a column a chart needs, hostile
+names from the quality report, and the size of the page."""
+from __future__ import annotations
+
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from clickstream.cli import main
+from clickstream.config import Config
+from clickstream.context import Layout
+from clickstream.generate import generate
+from clickstream.report import charts, html
+
+
+class Page(HTMLParser):
+    """The tags and the text of a page, as a browser would parse them."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        if data.strip():
+            self.text.append(data.strip())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sections") / "data"
+    generate(root / "raw", rows=1500, seed=6)
+    assert main(["run", "--quiet", "--data-dir", str(root)]) == 0
+    return root
+
+
+def quality(data: Path) -> dict:
+    return json.loads((data / "reports" / "quality_report.json").read_text())
+
+
+def test_a_table_not_built_yet_is_said_and_the_rest_is_drawn(data, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    shutil.rmtree(copy / "analytics" / "conversion_funnel")
+    page = Page(html.render(Layout(copy), Config(), quality(copy)))
+    assert [t for t in page.text if t.startswith("Not available")] == ["Not available: the table", "Not available: the table"]
+    missing = [attrs for tag, attrs in page.tags if tag == "p" and attrs.get("class") == "missing"]
+    assert len(missing) == 2  # the funnel's table, and retention's (not built by any query yet)
+    figures = {attrs["data-figure"]: attrs["data-raw"] for tag, attrs in page.tags if "data-raw" in attrs}
+    assert figures["conversion"] == ""  # shown as "not available"
+    assert "funnel" not in [attrs.get("data-chart") for _, attrs in page.tags]
+    assert "daily" in [attrs.get("data-chart") for _, attrs in page.tags]
+
+
+@pytest.mark.parametrize("builder, rows", [
+    (charts.funnel, [{"step_number": 1, "event_type": "view"}]),
+    (lambda rows: charts.daily(rows, []), [{"activity_date": "2024-01-01", "active_users": 1, "sessions": 1}]),
+    (lambda rows: charts.weekly_revenue(rows, []), [{"activity_date": "2024-01-01"}]),
+    (lambda rows: charts.ranked_bars(rows, "product_id", "views", "views"), [{"product_id": "p"}]),
+    (lambda rows: charts.segments(rows, "segment", "customers", "customers"), [{"segment": "loyal"}]),
+    (charts.day_types, [{"day_type": "weekday"}]),
+    (charts.ledger, [{"source_file": "a.csv", "silver_rows": 1}]),
+    (charts.rates_over_runs, [{"run": "r1", "quarantine_rate": 0.1}]),
+    (charts.retention, [{"cohort_week": "2024-W01", "weeks_since_first": 0}]),
+    (charts.funnel, []),
+])
+def test_a_chart_whose_table_lacks_a_column_it_reads_is_not_drawn(builder, rows):
+    assert builder(rows) is None
+
+
+def test_hostile_names_from_the_quality_report_are_text(data):
+    hostile = '<img src=x onerror="alert(1)">'
+    report = quality(data)
+    report["bronze"]["refused"] = [{"path": f"{hostile}.csv", "reason": f"binary {hostile}"}]
+    report["bronze"]["unmatched"] = [f"{hostile}.txt"]
+    report["gold"]["tests"] = [{"test": f"fct_events.unique({hostile})", "failures": 3, "status": "fail"}]
+    page = Page(html.render(Layout(data), Config(), report))
+    assert [tag for tag, _ in page.tags if tag in ("img", "script", "iframe", "object")] == []
+    assert [attrs for _, attrs in page.tags if any(k.startswith("on") for k in attrs)] == []
+    assert {f"{hostile}.csv", f"binary {hostile}", f"{hostile}.txt", f"fct_events.unique({hostile})"} <= set(page.text)
+
+
+def test_the_page_is_small_and_the_same_for_the_same_data(data):
+    first = html.render(Layout(data), Config(), quality(data))
+    assert len(first.encode()) < 1_500_000
+    assert html.render(Layout(data), Config(), quality(data)) == first  # byte-stable: golden tests can compare
+
+
+def test_an_svg_that_could_run_code_is_refused(monkeypatch):
+    import vl_convert
+
+    monkeypatch.setattr(vl_convert, "vegalite_to_svg", lambda spec: '<svg><g onload="alert(1)"/></svg>')
+    with pytest.raises(ValueError, match="a chart's SVG holds an element or attribute that could run code"):
+        charts.to_svg({})
+
+
+def test_control_characters_and_undecodable_names_are_escapes_in_charts_and_tables(data):
+    name = "bad\udcff\x1b[2J\nname.csv"  # a file name that was not UTF-8, with an escape sequence and a line break
+    report = quality(data)
+    report["silver"]["ledger"] = [{**report["silver"]["ledger"][0], "source_file": name}]
+    page = html.render(Layout(data), Config(), report)
+    page.encode("utf-8")  # no lone surrogate left to write
+    shown = "bad\\udcff\\x1b[2J\\nname.csv"
+    assert shown in Page(page).text  # the table of figures
+    assert f">{shown}</text>" in page  # the ledger chart's label
+    assert "\x1b" not in page
+
+
+def test_the_hostile_folder_gives_a_page_of_text(tmp_path):
+    import hostile
+
+    data = tmp_path / "data"
+    hostile.write(data / "raw")
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"sources": [{"name": "clickstream"}, hostile.PARIS_SOURCE]}))
+    assert main(["run", "--quiet", "--config", str(config), "--data-dir", str(data)]) == 0
+    page = Page((data / "analytics" / "report.html").read_text(encoding="utf-8"))
+    assert [tag for tag, _ in page.tags if tag in ("script", "img", "iframe", "object", "embed", "foreignobject")] == []
+    assert [attrs for _, attrs in page.tags if any(k.startswith("on") for k in attrs)] == []
+    assert len([attrs for tag, attrs in page.tags if tag == "figure"]) == 12
