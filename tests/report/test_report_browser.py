@@ -81,18 +81,17 @@ def page_facts(report, tmp_path_factory):
 def test_every_section_is_on_the_page_in_order(page_facts):
     facts = page_facts[0]
     assert [section_id for section_id, _ in facts["sections"]] == [
-        "headline", "funnel", "daily", "retention", "products", "revenue", "segments", "paths", "daytype", "quality",
-        "lineage"]
+        "headline", "funnel", "cart", "daily", "retention", "products", "revenue", "segments", "paths", "daytype",
+        "quality", "lineage"]
     assert len(SECTIONS) == len(facts["sections"])
-    # the table the retention heatmap needs is not built yet: the section says so
-    assert facts["missing"] == ["retention"]
+    assert facts["missing"] == []  # every table a section needs is built
 
 
 def test_every_chart_is_one_svg_with_marks(page_facts):
     charts = page_facts[0]["charts"]
     assert [name for name, _, _ in charts] == [
-        "funnel", "daily", "products_views", "products_revenue", "revenue", "rfm", "activity", "paths", "daytype",
-        "ledger", "reasons", "rates"]
+        "funnel", "cart", "daily", "retention", "products_views", "products_revenue", "revenue", "rfm", "activity",
+        "paths", "visit_paths", "daytype", "ledger", "reasons", "rates"]
     assert [(name, svgs) for name, svgs, _ in charts] == [(name, 1) for name, _, _ in charts]
     assert [name for name, _, marks in charts if marks == 0] == []
 
@@ -116,13 +115,9 @@ def test_the_headline_numbers_are_the_gold_tables(page_facts, report):
         "users": one("select count(*) from read_parquet('GOLD/dim_users/*.parquet')"),
         "visits": one("select count(*) from read_parquet('GOLD/dim_sessions/**/*.parquet')"),
         "revenue": one("select sum(amount) from read_parquet('GOLD/fct_events/**/*.parquet') where is_purchase"),
-        "conversion": one("""with users as (
-                                 select max(event_type_key = 'product_view') as viewed,
-                                        max(event_type_key = 'add_to_cart') as carted,
-                                        max(event_type_key = 'purchase') as bought
-                                 from read_parquet('GOLD/fct_events/**/*.parquet') group by user_key)
-                             select count(case when viewed and carted and bought then 1 end)
-                                    / count(case when viewed then 1 end) from users"""),
+        # the ordered funnel's last step over the users it decided (conversion_funnel's own definition)
+        "conversion": one("""select conversion_from_first from read_parquet('ANALYTICS/conversion_funnel/*.parquet')
+                             order by step_number desc limit 1""".replace("ANALYTICS", str(report / "analytics"))),
     }
     shown = {key: float(figures[key]) for key in expected}
     assert shown == {key: pytest.approx(float(value), rel=1e-12) for key, value in expected.items()}

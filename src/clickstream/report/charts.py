@@ -56,27 +56,49 @@ def _label(text: Any, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def funnel_steps(rows: Rows) -> Rows:
+    """The ordered funnel's steps with every breakdown value summed (a user has one value, so users add up):
+    step_number, event_type, users, in_progress, dropped, and the median seconds from the step before when
+    there is no breakdown (medians do not add up)."""
+    steps: dict[int, dict[str, Any]] = {}
+    values = {r.get("breakdown_value") for r in rows}
+    for row in rows:
+        step = steps.setdefault(int(row["step_number"]), {"step_number": int(row["step_number"]),
+                                                          "event_type": row["event_type"], "users": 0,
+                                                          "in_progress": 0, "dropped": 0, "median": None})
+        for column in ("users", "in_progress", "dropped"):
+            step[column] += int(row.get(column) or 0)
+        if len(values) == 1:
+            step["median"] = row.get("median_seconds_from_previous")
+    return [steps[k] for k in sorted(steps)]
+
+
 def funnel(rows: Rows) -> dict | None:
-    """Bars of users per step, in step order, each labelled with its drop-off from the step before."""
-    if not has(rows, "step_number", "event_type", "users_through_all_steps"):
+    """Bars of users per step of the ordered funnel, each labelled with its conversion from the step before
+    (users still in progress left out of it), the users in progress and the median time from the step before."""
+    if not has(rows, "step_number", "event_type", "users", "dropped"):
         return None
-    median = next((c for c in rows[0] if c.startswith("median_") and c.endswith("seconds")), None)
     data = []
     previous = None
-    for row in sorted(rows, key=lambda r: r["step_number"]):
-        users = int(row["users_through_all_steps"] or 0)
-        drop = None if previous in (None, 0) else 1 - users / previous
-        note = f"{users:,} users" + ("" if drop is None else f", {drop:.1%} drop-off")
-        if median and row.get(median) is not None:
-            note += f", median {_duration(row[median])}"
-        data.append({"step": f"{row['step_number']}. {_label(row['event_type'], 30)}", "users": users, "note": note,
-                     "order": row["step_number"]})
-        previous = users
+    for step in funnel_steps(rows):
+        users = step["users"]
+        decided = users + (previous["dropped"] if previous else 0)
+        note = f"{users:,} users"
+        if previous is not None:
+            note += f", {users / decided:.1%} of the step before" if decided else ", no user decided yet"
+        if step["in_progress"]:
+            note += f", {step['in_progress']:,} in progress"
+        if step["median"] is not None:
+            note += f", median {_duration(step['median'])}"
+        data.append({"step": f"{step['step_number']}. {_label(step['event_type'], 30)}", "users": users,
+                     "note": note, "order": step["step_number"]})
+        previous = step
     base = _base(data).encode(y=alt.Y("step:N", sort=alt.SortField("order"), title=None,
                                       axis=alt.Axis(labelLimit=220)))
     bars = base.mark_bar(color=PALETTE[0], height={"band": 0.7}).encode(
-        x=alt.X("users:Q", title="users through every step so far", axis=alt.Axis(format="~s", tickCount=5),
-                scale=alt.Scale(domainMax=max(d["users"] for d in data) * 1.6 or 1)))
+        x=alt.X("users:Q", title="users who did the steps so far in order, within the window",
+                axis=alt.Axis(format="~s", tickCount=5),
+                scale=alt.Scale(domainMax=max(d["users"] for d in data) * 1.9 or 1)))
     text = base.mark_text(align="left", dx=4, fontSize=11, color="#333333").encode(x="users:Q", text="note:N")
     return _finish(alt.layer(bars, text).properties(width=WIDTH - 160, height=36 * len(data)))
 
@@ -237,20 +259,46 @@ def rates_over_runs(runs: Rows) -> dict | None:
     return _finish(chart)
 
 
-def retention(rows: Rows) -> dict | None:
-    """Cohort by period heatmap: the share of each first-week cohort active again N weeks later."""
-    if not has(rows, "cohort_week", "weeks_since_first", "retention_rate"):
+def retention(rows: Rows, period: str = "week") -> dict | None:
+    """Cohort by period heatmap: the share of each cohort back in each later period; a period not over yet at the
+    data's last event (NULL rate) is left blank."""
+    if not has(rows, "cohort_start", "period", "retention_rate"):
         return None
-    data = [{"cohort": str(r["cohort_week"]), "week": int(r["weeks_since_first"]),
-             "rate": float(r["retention_rate"] or 0)} for r in rows]
-    base = _base(data).encode(x=alt.X("week:O", title="weeks since the first visit", axis=alt.Axis(labelAngle=0)),
-                              y=alt.Y("cohort:O", title="cohort (first week)"))
-    cells = base.mark_rect().encode(color=alt.Color("rate:Q", title="retained", scale=alt.Scale(scheme="blues"),
-                                                    legend=alt.Legend(format="%")))
+    data = [{"cohort": str(r["cohort_start"]), "period": int(r["period"]), "rate": float(r["retention_rate"])}
+            for r in rows if r["retention_rate"] is not None]
+    if not data:
+        return None
+    cohorts = sorted({d["cohort"] for d in data})
+    base = _base(data).encode(x=alt.X("period:O", title=f"{period}s after the cohort's {period}",
+                                      axis=alt.Axis(labelAngle=0)),
+                              y=alt.Y("cohort:O", title=f"cohort (first {period}, UTC)", sort=cohorts))
+    # each cell is labelled with its share: no colour legend (a gradient's id changes from one drawing to the next)
+    cells = base.mark_rect().encode(color=alt.Color("rate:Q", legend=None, scale=alt.Scale(scheme="blues",
+                                                                                         domain=[0, 1])))
     text = base.mark_text(fontSize=9).encode(text=alt.Text("rate:Q", format=".0%"),
                                              color=alt.condition("datum.rate > 0.5", alt.value("white"),
                                                                  alt.value("#333333")))
-    return _finish(alt.layer(cells, text).properties(width=WIDTH - 100))
+    return _finish(alt.layer(cells, text).properties(width=WIDTH - 100, height=max(60, 18 * len(cohorts))))
+
+
+def cart_daily(rows: Rows) -> dict | None:
+    """Carts opened per day, stacked by how they ended: converted, abandoned, or still open at the data's end."""
+    if not has(rows, "cart_date", "converted", "abandoned", "open"):
+        return None
+    kinds = [("converted", PALETTE[1]), ("abandoned", ACCENT), ("open", "#bbbbbb")]
+    data = [{"day": str(r["cart_date"]), "ended": kind, "carts": int(r[kind] or 0), "stack": k}
+            for r in rows for k, (kind, _) in enumerate(kinds)]
+    days = sorted({d["day"] for d in data})
+    step = max(1, len(days) // 12)
+    chart = _base(data).mark_bar().encode(
+        x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
+                                                             labelOverlap=False)),
+        y=alt.Y("carts:Q", title="carts opened", stack="zero", axis=alt.Axis(format="~s")),
+        color=alt.Color("ended:N", title=None, sort=[k for k, _ in kinds],
+                        scale=alt.Scale(domain=[k for k, _ in kinds], range=[c for _, c in kinds])),
+        order=alt.Order("stack:Q"),
+    ).properties(width=WIDTH, height=180)
+    return _finish(chart)
 
 
 _ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}

@@ -163,17 +163,26 @@ def headline_figures(layout: Layout, tables: Tables | None = None) -> dict[str, 
     its dimensions, revenue and orders come from revenue_metrics, conversion from the funnel's last step."""
     t = tables or Tables(layout)
     revenue = (t.rows("revenue_metrics") or [{}])[0]
-    funnel = sorted(t.rows("conversion_funnel") or [], key=lambda r: r.get("step_number", 0))
+    funnel = t.rows("conversion_funnel")
+    steps = charts.funnel_steps(funnel) if charts.has(funnel, "step_number", "event_type", "users", "dropped") else []
     dates = sorted(r["date_day"] for r in t.rows("dim_date", "gold", ["date_day"]) or [])
     first, last = _event_range(layout.gold / "fct_events")
     return {"events": t.count("fct_events", "gold"), "users": t.count("dim_users", "gold"),
             "visits": t.count("dim_sessions", "gold"), "revenue": revenue.get("total_revenue"),
-            "orders": revenue.get("total_orders"),
-            "conversion": funnel[-1].get("overall_conversion") if funnel else None,
-            "first_step": funnel[0].get("event_type") if funnel else None,
-            "last_step": funnel[-1].get("event_type") if funnel else None,
+            "orders": revenue.get("total_orders"), "conversion": _conversion(steps),
+            "first_step": steps[0]["event_type"] if steps else None,
+            "last_step": steps[-1]["event_type"] if steps else None,
             "range": f"{dates[0]} to {dates[-1]} UTC, {len(dates):,} days" if dates else None,
             "first_event": first, "last_event": last, "partial_days": partial_days(first, last)}
+
+
+def _conversion(steps: list[dict]) -> float | None:
+    """The ordered funnel's conversion from its first step to its last, as conversion_funnel defines it: the
+    users through the last step over the users whose attempts are decided (in progress left out)."""
+    if not steps:
+        return None
+    decided = steps[-1]["users"] + sum(step["dropped"] for step in steps[:-1])
+    return steps[-1]["users"] / decided if decided else None
 
 
 def partial_days(first: dt.datetime | None, last: dt.datetime | None) -> list[str]:
@@ -197,7 +206,9 @@ def headline(facts: Facts) -> Section:
         ("revenue", f["revenue"], f"{format_value('total_orders', f['orders'])} orders"
          if f["orders"] is not None else "revenue_metrics not built yet"),
         ("conversion", f["conversion"], f"of the users reaching {f['first_step']}, the share reaching "
-                                        f"{f['last_step']}" if f["first_step"] else "conversion_funnel not built yet"),
+                                        f"{f['last_step']} in order within {facts.config.analytics.funnel.window} "
+                                        f"(users still in progress left out)" if f["first_step"]
+         else "conversion_funnel not built yet"),
     ]
     section.extra["figures"] = [
         {"id": key, "label": key, "value": "not available" if value is None else
@@ -214,17 +225,42 @@ def headline(facts: Facts) -> Section:
 
 def funnel(facts: Facts) -> Section:
     rows = facts.tables.rows("conversion_funnel")
-    section = Section("funnel", "Funnel", "Users through each step of analytics.funnel, in step order, and the "
-                      "share lost from the step before.")
+    window = facts.config.analytics.funnel
+    section = Section("funnel", "Funnel", f"Users who did the steps of analytics.funnel in order, each within "
+                      f"{window.window} of the first ({'in one visit' if window.scope == 'visit' else 'across visits'}), "
+                      "and the share of the step before's decided users who went on; users still inside the "
+                      "window are in progress, left out of the rates.")
     if rows is None:
         section.missing.append("conversion_funnel")
         return section
-    if not any(c.startswith("median_") for c in rows[0]) if rows else True:
-        section.notes.append("Median time per step: not available yet (conversion_funnel has no such column).")
+    if rows and "breakdown_value" in rows[0]:
+        section.notes.append(f"Broken down by {window.breakdown}: the chart sums every value, the table has each.")
     name = facts.chart("funnel", charts.funnel(rows))
     if name:
-        section.charts.append(("Users per funnel step", name))
+        section.charts.append(("Users per funnel step, in order", name))
     section.tables.append(_table("conversion_funnel", rows))
+    any_order = facts.tables.rows("funnel_any_order")
+    if any_order is not None:
+        section.tables.append(_table("funnel_any_order (order and time ignored, for comparison)", any_order))
+    return section
+
+
+def cart(facts: Facts) -> Section:
+    rows = facts.tables.rows("cart_abandonment_daily")
+    window = facts.config.analytics.cart.window
+    section = Section("cart", "Cart abandonment", f"Carts opened per day: converted by a purchase within {window} of "
+                      f"their last add, abandoned once {window} passed without one, or still open at the data's "
+                      "last event (left out of the rate).")
+    if rows is None:
+        section.missing.append("cart_abandonment_daily")
+        return section
+    name = facts.chart("cart", charts.cart_daily(rows))
+    if name:
+        section.charts.append(("Carts per day, by how they ended", name))
+    total = facts.tables.rows("cart_abandonment")
+    if total is not None:
+        section.tables.append(_table("cart_abandonment", total))
+    section.tables.append(_table("cart_abandonment_daily (last days)", rows[-TABLE_ROWS:]))
     return section
 
 
@@ -244,14 +280,19 @@ def daily(facts: Facts) -> Section:
 
 def retention(facts: Facts) -> Section:
     rows = facts.tables.rows("retention")
-    section = Section("retention", "Retention", "Of the users first seen in a week, the share active again each "
-                      "week after.")
+    setting = facts.config.analytics.retention
+    period = setting.period
+    start = f"first {setting.start_event}" if setting.start_event else "first event"
+    back = f"a {setting.return_event}" if setting.return_event else "any event"
+    section = Section("retention", "Retention", f"Of the users whose {start} fell in a {period} (UTC), the share "
+                      f"with {back} in each {period} after; a {period} not over yet at the data's last event is "
+                      "blank.")
     if rows is None:
         section.missing.append("retention")
         return section
-    name = facts.chart("retention", charts.retention(rows))
+    name = facts.chart("retention", charts.retention(rows, period))
     if name:
-        section.charts.append(("Weekly cohorts", name))
+        section.charts.append((f"Cohorts by first {period}", name))
     section.tables.append(_table("retention", rows))
     return section
 
@@ -263,14 +304,14 @@ def products(facts: Facts) -> Section:
     top = t.rows("top_products")
     if top is None:
         section.missing.append("top_products")
-    else:
-        name = facts.chart("products_views", charts.ranked_bars(top, "product_id", "views", "views"))
-        if name:
-            section.charts.append(("By views", name))
-    catalogue = t.rows("dim_products", "gold", ["product_id", "revenue", "purchases", "is_not_applicable"])
+    catalogue = t.rows("dim_products", "gold", ["product_id", "views", "revenue", "purchases", "is_not_applicable"])
     if catalogue is None:
         section.missing.append("dim_products")
     else:
+        viewed = [r for r in catalogue if not r.get("is_not_applicable") and (r.get("views") or 0) > 0]
+        name = facts.chart("products_views", charts.ranked_bars(viewed, "product_id", "views", "views"))
+        if name:
+            section.charts.append(("By views", name))
         sold = [r for r in catalogue if not r.get("is_not_applicable") and (r.get("revenue") or 0) > 0]
         name = facts.chart("products_revenue", charts.ranked_bars(sold, "product_id", "revenue", "revenue",
                                                                   charts.PALETTE[1], value_format=",.2f"))
@@ -304,6 +345,8 @@ def segments(facts: Facts) -> Section:
     t = facts.tables
     section = Section("segments", "Customer segments", "RFM segments of the purchasing users (recency, frequency, "
                       "monetary quintiles), and activity segments of every user.")
+    for flag in facts.quality.get("analytics", {}).get("flags", []):
+        section.notes.append(f"Caution: {flag.get('message', '')}")
     rfm = t.rows("rfm_segments")
     if rfm is None:
         section.missing.append("rfm_segments")
@@ -325,16 +368,27 @@ def segments(facts: Facts) -> Section:
 
 def paths(facts: Facts) -> Section:
     rows = facts.tables.rows("purchase_paths")
-    section = Section("paths", "Top paths to a purchase", "The event types just before each purchase within its "
-                      "visit, most common first.")
+    section = Section("paths", "Paths", "The event types just before each purchase within its visit, most "
+                      "common first; and the steps visits take, repeats of one type collapsed.")
     if rows is None:
         section.missing.append("purchase_paths")
         return section
     name = facts.chart("paths", charts.ranked_bars(rows, "path", "purchases", "purchases", charts.PALETTE[4],
                                                    limit=10))
     if name:
-        section.charts.append(("Paths", name))
+        section.charts.append(("Paths to a purchase", name))
     section.tables.append(_table("purchase_paths", rows))
+    edges = facts.tables.rows("paths")
+    if edges is None:
+        section.missing.append("paths")
+        return section
+    taken = [{"edge": f"{e['step']}. {e['from_event']} \u2192 {e['to_event']}", "sessions": e["sessions"]}
+             for e in edges if charts.has([e], "step", "from_event", "to_event", "sessions")]
+    name = facts.chart("visit_paths", charts.ranked_bars(taken, "edge", "sessions", "visits", charts.PALETTE[5],
+                                                         limit=12))
+    if name:
+        section.charts.append(("The steps visits take most (step. from \u2192 next, or exit)", name))
+    section.tables.append(_table("paths", edges))
     return section
 
 
@@ -455,8 +509,8 @@ def _count_text(count: int | None) -> str:
     return "not built" if count is None else f"{count:,}"
 
 
-SECTIONS: list[Callable[[Facts], Section]] = [headline, funnel, daily, retention, products, revenue, segments,
-                                              paths, day_types, data_quality, lineage]
+SECTIONS: list[Callable[[Facts], Section]] = [headline, funnel, cart, daily, retention, products, revenue,
+                                              segments, paths, day_types, data_quality, lineage]
 
 
 # ---- the page
