@@ -161,6 +161,8 @@ TARGETS = [
     # name, numerator (variant, kind), denominator (variant, kind), comparison, target, sizes where it applies
     ("project-duckdb / plain-duckdb (wall)", ("project-duckdb", "full"), ("plain-duckdb", "full"), "<=", 1.25,
      (2_000_000, 10_000_000)),
+    ("project-duckdb / minimal-duckdb (wall)", ("project-duckdb", "full"), ("minimal-duckdb", "full"), "<=", 1.25,
+     (2_000_000, 10_000_000)),
     ("plain-pyspark / project-duckdb (wall)", ("plain-pyspark", "full"), ("project-duckdb", "full"), ">=", 10.0,
      (2_000_000,)),
     ("project-spark / plain-pyspark (wall)", ("project-spark", "full"), ("plain-pyspark", "full"), "<=", 1.10,
@@ -188,7 +190,7 @@ def ratios(summary: dict, sizes: dict[str, int]) -> list[dict[str, Any]]:
             meets = (value <= target) if op == "<=" else (value >= target)
             out.append({"size": size, "ratio": name, "value": round(value, 3), "target": f"{op} {target:g}",
                         "applies": applicable, "verdict": ("meets" if meets else "misses") if applicable else "n/a"})
-        for variant in ("project-duckdb", "project-spark", "plain-duckdb", "plain-pyspark"):
+        for variant in ("project-duckdb", "project-spark", "plain-duckdb", "plain-pyspark", "minimal-duckdb"):
             peak = _median(summary, size, variant, "full", "peak_tree_rss_bytes")
             if peak is None:
                 continue

@@ -4,6 +4,7 @@
   project-spark   the project's CLI on Spark:                 clickstream run --engine spark
   plain-duckdb    benchmarks/baselines/plain_duckdb.py        hand-written, same work
   plain-pyspark   benchmarks/baselines/plain_pyspark.py       hand-written, same work
+  minimal-duckdb  benchmarks/baselines/minimal_duckdb.py      hand-written, same rules, the least work
 
 The plain scripts get the same engine settings as the project's config (DuckDB threads and memory limit;
 Spark master, driver memory, shuffle partitions and extra settings), so engine tuning is not what differs.
@@ -35,6 +36,7 @@ VARIANTS = {
     "project-spark": Variant("project-spark", "B", uses_spark=True, is_project=True),
     "plain-duckdb": Variant("plain-duckdb", "C", uses_spark=False, is_project=False),
     "plain-pyspark": Variant("plain-pyspark", "D", uses_spark=True, is_project=False),
+    "minimal-duckdb": Variant("minimal-duckdb", "E", uses_spark=False, is_project=False),
 }
 
 
@@ -64,9 +66,10 @@ def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str,
         engine = variant.split("-", 1)[1]
         return [python, "-m", "clickstream", "run", "--data-dir", str(data_dir), "--engine", engine,
                 "--config", str(config_path)]
-    if variant == "plain-duckdb":
+    if variant in ("plain-duckdb", "minimal-duckdb"):
         duck = settings["duckdb"]
-        cmd = [python, str(BENCH_DIR / "baselines" / "plain_duckdb.py"), "--data-dir", str(data_dir)]
+        script = "plain_duckdb.py" if variant == "plain-duckdb" else "minimal_duckdb.py"
+        cmd = [python, str(BENCH_DIR / "baselines" / script), "--data-dir", str(data_dir)]
         if duck["threads"]:
             cmd += ["--threads", str(duck["threads"])]
         if duck["memory_limit"]:

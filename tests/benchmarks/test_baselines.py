@@ -61,6 +61,18 @@ def test_plain_duckdb_writes_what_the_project_writes(tmp_path, raw_files, projec
     assert_same_outputs(project_dir, tmp_path)
 
 
+def test_minimal_duckdb_keeps_quarantines_and_drops_the_rows_the_project_does(tmp_path, raw_files, project_dir):
+    from benchmarks.check_baselines import ledger_problems
+
+    run_variant("minimal-duckdb", tmp_path, raw_files)
+    assert ledger_problems(project_dir, tmp_path) == []
+    reasons = duckdb.sql(f"select rejection_reasons, count(*) from '{tmp_path}/minimal/quarantine.parquet' "
+                         f"group by all").fetchall()
+    expected = duckdb.sql(f"select rejection_reasons, count(*) from read_parquet('{project_dir}/quarantine/*/*.parquet')"
+                          f" group by all").fetchall()
+    assert sorted(reasons) == sorted(expected)
+
+
 @pytest.mark.spark
 @pytest.mark.slow
 def test_plain_pyspark_writes_what_the_project_writes(request, tmp_path, raw_files, project_dir):
