@@ -23,9 +23,10 @@ def first_run() -> dict:
                        "local_time_adjustments": [], "retraction": None},
             "gold": {"mode": "full", "reason": "no gold build yet", "tests": [{"test": "t", "status": "pass"}],
                      "row_counts": {"fct_events": 8}},
-            "analytics": {"row_counts": {"top_products": 3}, "modes": {"top_products": "full"}}}
+            "analytics": {"row_counts": {"top_products": 3}, "modes": {"top_products": "full"}, "flags": [FLAG]}}
 
 
+FLAG = {"flag": "single_segment", "tables": ["user_segments"], "status": "warn", "message": "every user (3) ..."}
 FIRST = {
     "bronze": {"files": [FILE_A], "rows": 10, "batches": ["r1"], "refused": [{"path": "x.bin", "reason": "binary"}],
                "unmatched": ["notes.txt"], "copies": {}, "ignored_changes": []},
@@ -34,7 +35,7 @@ FIRST = {
                "local_time_adjustments": []},
     "gold": {"build_id": "r1", "built_at": "2024-01-01T00:00:00", "mode": "full", "reason": "no gold build yet",
              "tests": [{"test": "t", "status": "pass"}], "row_counts": {"fct_events": 8}},
-    "analytics": {"row_counts": {"top_products": 3}},
+    "analytics": {"row_counts": {"top_products": 3}, "flags": [FLAG]},
 }
 LAYERS = ["bronze", "silver", "gold", "analytics"]
 
@@ -50,7 +51,7 @@ def test_a_run_with_nothing_new_changes_no_layer():
                        "unmatched": ["notes.txt"], "copies": {}, "ignored_changes": []},
             "silver": {"bronze_batches": [], "ledger": []},
             "gold": {"mode": "current", "build_id": "r1", "row_counts": {"fct_events": 8}},
-            "analytics": {"row_counts": {"top_products": 3}, "modes": {"top_products": "full"}}}
+            "analytics": {"row_counts": {"top_products": 3}, "modes": {"top_products": "full"}, "flags": [FLAG]}}
     assert merge_current(FIRST, noop, LAYERS, lambda: pytest.fail("the ledger is not read again")) == FIRST
 
 
