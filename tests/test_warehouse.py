@@ -17,8 +17,9 @@ from clickstream.warehouse import SPARK_SCRIPT, WAREHOUSE
 # a folder name DuckDB and Spark would read as a pattern, and a quote that ends a SQL string
 HOSTILE_DIR = "data[1] it's"
 TABLES = ["fct_events", "dim_users", "dim_sessions", "dim_products", "dim_event_types", "dim_date", "dim_time",
-          "top_products", "conversion_funnel", "daily_activity", "user_segments", "revenue_metrics", "user_journey",
-          "purchase_paths", "day_type_behavior", "rfm_scores", "rfm_segments", "silver", "quarantine", "duplicates"]
+          "top_products", "conversion_funnel", "funnel_any_order", "daily_activity", "user_segments", "revenue_metrics",
+          "user_journey", "purchase_paths", "paths", "day_type_behavior", "rfm_scores", "rfm_segments", "retention",
+          "cart_abandonment_daily", "cart_abandonment", "silver", "quarantine", "duplicates"]
 
 
 @pytest.fixture(scope="module")

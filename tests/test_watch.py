@@ -252,7 +252,8 @@ def test_the_lock_is_taken_per_batch(workdir, start_watch):
     raw, data = workdir / "data" / "raw", workdir / "data"
     watcher = start_watch()
     os.link(first, raw / first.name)
-    wait_for(lambda: len(watch_reports(data)) == 1, "the first batch")
+    # the batch's quality report is written before its HTML report, both under the lock: wait for its end
+    wait_for(lambda: "watch: batch 1 done" in (workdir / "watch.err").read_text(), "the first batch")
     checked = verify(workdir)  # between batches the lock is free
     assert checked.returncode == 0, checked.stderr
     with WriterLock(data):  # as another run would hold it

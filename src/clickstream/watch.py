@@ -361,7 +361,7 @@ def watch(config: Config, interval: float = DEFAULT_INTERVAL_SECONDS, max_batche
     stop = StopSignals()
     stop.install()
     try:
-        with job_log(Path(config.paths.logs_dir), "watch"):
+        with job_log(config.logs_dir, "watch", config.logs.format):
             log.info("watch: watching %s every %g s (engine %s); stop with Ctrl-C or SIGTERM", layout.raw,
                      interval, config.engine)
             return Watcher(config, interval, max_batches).run(stop)
