@@ -72,6 +72,10 @@ def page_facts(report, tmp_path_factory):
             svgText: [...document.querySelectorAll('svg text')].map(t => t.textContent),
             cells: [...document.querySelectorAll('td')].map(t => t.textContent),
             scripts: document.querySelectorAll('script').length,
+            overflowing: [...document.querySelectorAll('.stage dt, .stage dd, .card .value')].filter(e => {
+                const box = e.closest('.stage, .card').getBoundingClientRect(), own = e.getBoundingClientRect();
+                return own.right > box.right + 0.5 || own.left < box.left - 0.5;
+            }).map(e => e.textContent),
         })""")
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
@@ -94,6 +98,10 @@ def test_every_chart_is_one_svg_with_marks(page_facts):
         "paths", "visit_paths", "daytype", "ledger", "reasons", "rates"]
     assert [(name, svgs) for name, svgs, _ in charts] == [(name, 1) for name, _, _ in charts]
     assert [name for name, _, marks in charts if marks == 0] == []
+
+
+def test_no_label_or_figure_runs_out_of_its_box(page_facts):
+    assert page_facts[0]["overflowing"] == []
 
 
 def test_nothing_leaves_the_file_and_nothing_fails(page_facts):
