@@ -487,8 +487,9 @@ def lineage(facts: Facts) -> Section:
     gold = [m["name"] for m in load_yaml("gold/models.yml")["models"] if m.get("publish", True)]
     analytics = [q["name"] for q in load_yaml("analytics/queries.yml")["queries"]]
     stages = [
-        {"name": "raw", "where": "raw/", "items": [(f"{len(files):,} file(s)", f"{sum(f.get('records', 0) for f in files):,} records")]
-         + ([(f"{len(bronze.get('refused') or [])} refused", "")] if bronze.get("refused") else [])},
+        {"name": "raw", "where": "raw/", "items": [("files", f"{len(files):,}"),
+                                                   ("records", f"{sum(f.get('records', 0) for f in files):,}")]
+         + ([("refused", f"{len(bronze.get('refused') or []):,}")] if bronze.get("refused") else [])},
         {"name": "bronze", "where": "bronze/", "items": [("rows", f"{_parquet_count(layout.bronze):,}")]},
         {"name": "silver", "where": "silver/, quarantine/, duplicates/", "items": [
             ("events", f"{_parquet_count(layout.silver):,}"),
