@@ -134,30 +134,3 @@ def test_a_parent_rewritten_by_week_is_compared_on_its_rewritten_weeks(duck, rew
            for d in (delta, None)]
     assert got[0] == got[1]
     assert got[0]["fact.relationships(user_key -> dim.user_key)"] == lost
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ("models:\n  - {name: fct, publsh: false}\n", "unknown key 'models.0.publsh'"),
-    ("models:\n  - {name: fct, tests: [{uniqe: id}]}\n", "unknown key 'models.0.tests.0.uniqe'"),
-    ("models:\n  - {name: fct, tests: [{unique: id, not_null: [id]}]}\n", "a test is exactly one kind"),
-    ("models:\n  - {name: fct, scope: u, partition_by_week: ts}\n", "partition_by_week needs changes_from or replayed"),
-    ("models:\n  - {name: fct, tests: [{relationships: {column: a, to: b}}]}\n",
-     "key 'models.0.tests.0.relationships.field': Field required"),
-])
-def test_a_declaration_file_with_a_wrong_key_is_an_error_naming_the_file_and_key(text, message):
-    import yaml
-
-    from clickstream.declarations import DeclarationError, GoldModels, validate
-
-    with pytest.raises(DeclarationError) as error:
-        validate(GoldModels, "gold/models.yml", yaml.safe_load(text))
-    assert str(error.value).startswith("invalid declarations in sql/gold/models.yml: ")
-    assert message in str(error.value)
-
-
-def test_the_shipped_declarations_are_valid_and_read_as_declared():
-    from clickstream.declarations import gold_models
-    from clickstream.sql import load_yaml
-
-    assert gold_models() == [{"publish": True, **m, "tests": m.get("tests", [])}
-                             for m in load_yaml("gold/models.yml")["models"]]

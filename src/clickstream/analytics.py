@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clickstream import gold, incremental, quality, storage
+from clickstream import declarations, gold, incremental, quality, storage
 from clickstream.build import build_model
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.tables import markdown_report
-from clickstream.sql import first_comment_line, load_yaml, render
+from clickstream.sql import first_comment_line, render
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,7 @@ class QueryResult:
 
 def queries(group: str = "all") -> list[dict]:
     """The queries of one group (basic, advanced) or all of them, in their declared order."""
-    declared = load_yaml("analytics/queries.yml")["queries"]
-    return [q for q in declared if group == "all" or q["group"] == group]
+    return [q for q in declarations.analytics_queries() if group == "all" or q["group"] == group]
 
 
 def natural_order(query: dict, columns: list[str]) -> str:
@@ -88,7 +87,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
         # the first rows in the table's natural order: the same rows on every engine
         columns, rows = engine.fetch(f"select * from {name}{order} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
-        if query.get("csv", True):
+        if query["csv"]:
             ordered = f"{name}__ordered"
             engine.create_view(ordered, f"select * from {name}{order}")
             engine.write_csv(ordered, root / f"{name}.csv")

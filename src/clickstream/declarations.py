@@ -1,13 +1,14 @@
 """The declaration files beside the SQL models, validated like the config: a misspelled key is an error naming it.
 
 `sql/gold/models.yml` declares the gold models (build order, how an incremental build rebuilds them, their data
-tests). The files ship with the package, so an error here is a bug in the project, found when the file is first
-read (and by the test suite), never a `None` three calls later.
+tests); `sql/analytics/queries.yml` the analytics queries (order, group, natural order, how an incremental build
+rebuilds them). The files ship with the package, so an error here is a bug in the project, found when the file is
+first read (and by the test suite), never a `None` three calls later.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -56,26 +57,48 @@ class Replayed(_Strict):
     start: str
 
 
-class GoldModel(_Strict):
+class _PerUser(_Strict):
+    """The keys of a model or query that an incremental build rebuilds per user (see incremental.py)."""
+
+    # the keys saying which of a user's rows a batch can change; a table stored by week needs one of them
+    _change_keys: ClassVar[tuple[str, ...]] = ("changes_from",)
+
     name: str
-    publish: bool = True
     scope: str | None = None  # the column naming the user a row belongs to: the model is rebuilt per user
     partition_by_week: str | None = None
     changes_from: str | None = None
-    replayed: Replayed | None = None
-    tests: list[DataTest] = []
 
     @model_validator(mode="after")
-    def _stored_by_week(self) -> "GoldModel":
-        if self.partition_by_week and not (self.changes_from or self.replayed):
-            raise ValueError("partition_by_week needs changes_from or replayed (see incremental.py)")
-        if (self.changes_from or self.replayed) and not self.scope:
-            raise ValueError("changes_from and replayed need scope")
+    def _stored_by_week(self) -> "_PerUser":
+        given = [key for key in self._change_keys if getattr(self, key) is not None]
+        if self.partition_by_week and not given:
+            raise ValueError(f"partition_by_week needs {' or '.join(self._change_keys)} (see incremental.py)")
+        if given and not self.scope:
+            raise ValueError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} scope")
         return self
+
+
+class GoldModel(_PerUser):
+    _change_keys: ClassVar[tuple[str, ...]] = ("changes_from", "replayed")
+
+    publish: bool = True
+    replayed: Replayed | None = None
+    tests: list[DataTest] = []
 
 
 class GoldModels(_Strict):
     models: list[GoldModel]
+
+
+class AnalyticsQuery(_PerUser):
+    title: str
+    csv: bool = True  # also a CSV beside the Parquet
+    group: Literal["basic", "advanced"]
+    order_by: list[str]  # the table's natural order: columns or expressions
+
+
+class AnalyticsQueries(_Strict):
+    queries: list[AnalyticsQuery]
 
 
 def _describe(error: ValidationError, path: str) -> str:
@@ -102,3 +125,14 @@ def gold_models() -> list[dict]:
     """The declared gold models in build order, validated, as plain dicts (no key left unset but `tests`)."""
     return [model.model_dump(exclude_none=True, exclude_defaults=False) | {
         "tests": [test.model_dump(exclude_none=True) for test in model.tests]} for model in _gold().models]
+
+
+@lru_cache(maxsize=None)
+def _analytics() -> AnalyticsQueries:
+    return validate(AnalyticsQueries, "analytics/queries.yml",  # type: ignore[return-value]
+                    load_yaml("analytics/queries.yml"))
+
+
+def analytics_queries() -> list[dict]:
+    """The declared analytics queries in their order, validated, as plain dicts (no key left unset but `csv`)."""
+    return [query.model_dump(exclude_none=True) for query in _analytics().queries]

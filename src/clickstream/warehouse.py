@@ -19,10 +19,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from clickstream import storage
+from clickstream import declarations, storage
 from clickstream.context import Layout
 from clickstream.schema import DUPLICATES, QUARANTINE, SILVER, Schema
-from clickstream.sql import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +50,10 @@ def tables(layout: Layout) -> list[Table]:
     """Every table the data directory holds now: gold, analytics, silver, quarantine and duplicates."""
     data_dir = layout.data_dir.absolute()
     found: list[Table] = []
-    for model in load_yaml("gold/models.yml")["models"]:
-        if model.get("publish", True) and storage.parquet_files(data_dir / "gold" / model["name"]):
+    for model in declarations.gold_models():
+        if model["publish"] and storage.parquet_files(data_dir / "gold" / model["name"]):
             found.append(Table(model["name"], "gold", data_dir / "gold" / model["name"]))
-    declared = [q["name"] for q in load_yaml("analytics/queries.yml")["queries"]]
+    declared = [q["name"] for q in declarations.analytics_queries()]
     analytics = data_dir / "analytics"
     others = sorted(p.name for p in analytics.iterdir() if p.is_dir()) if analytics.is_dir() else []
     for name in dict.fromkeys([*declared, *others]):  # declared first, then any other table found there

@@ -1,0 +1,78 @@
+"""The declaration files beside the models (`sql/gold/models.yml`, `sql/analytics/queries.yml`): a wrong key is an
+error naming the file and the key; the shipped files read as written."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clickstream import analytics, declarations
+from clickstream.declarations import AnalyticsQueries, DeclarationError, GoldModels, validate
+from clickstream.sql import load_yaml
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("models:\n  - {name: fct, publsh: false}\n", "unknown key 'models.0.publsh'"),
+    ("models:\n  - {name: fct, tests: [{uniqe: id}]}\n", "unknown key 'models.0.tests.0.uniqe'"),
+    ("models:\n  - {name: fct, tests: [{unique: id, not_null: [id]}]}\n", "a test is exactly one kind"),
+    ("models:\n  - {name: fct, scope: u, partition_by_week: ts}\n", "partition_by_week needs changes_from or replayed"),
+    ("models:\n  - {name: fct, changes_from: ts}\n", "changes_from needs scope"),
+    ("models:\n  - {name: fct, tests: [{relationships: {column: a, to: b}}]}\n",
+     "key 'models.0.tests.0.relationships.field': Field required"),
+])
+def test_a_gold_declaration_with_a_wrong_key_is_an_error_naming_the_file_and_key(text, message):
+    with pytest.raises(DeclarationError) as error:
+        validate(GoldModels, "gold/models.yml", yaml.safe_load(text))
+    assert str(error.value).startswith("invalid declarations in sql/gold/models.yml: ")
+    assert message in str(error.value)
+
+
+QUERY = "{name: q, title: Q, group: basic, order_by: [a]"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (f"queries:\n  - {QUERY}, order: [a]}}\n", "unknown key 'queries.0.order'"),
+    (f"queries:\n  - {QUERY}, cvs: false}}\n", "unknown key 'queries.0.cvs'"),
+    ("queries:\n  - {name: q, title: Q, order_by: [a]}\n", "key 'queries.0.group': Field required"),
+    (f"queries:\n  - {QUERY}, group: daily}}\n", "key 'queries.0.group': Input should be 'basic' or 'advanced'"),
+    (f"queries:\n  - {QUERY}, scope: u, partition_by_week: ts}}\n", "partition_by_week needs changes_from ("),
+    (f"queries:\n  - {QUERY}, changes_from: ts}}\n", "changes_from needs scope"),
+    # the visits gold sessionizes again exist only in a gold build
+    (f"queries:\n  - {QUERY}, scope: u, replayed: {{session: s, start: t}}}}\n", "unknown key 'queries.0.replayed'"),
+    ("querys:\n  - {name: q}\n", "unknown key 'querys'"),
+])
+def test_a_query_declaration_with_a_wrong_key_is_an_error_naming_the_file_and_key(text, message):
+    with pytest.raises(DeclarationError) as error:
+        validate(AnalyticsQueries, "analytics/queries.yml", yaml.safe_load(text))
+    assert str(error.value).startswith("invalid declarations in sql/analytics/queries.yml: ")
+    assert message in str(error.value)
+
+
+@pytest.fixture
+def fresh_declarations():
+    """The declarations read again from the file, before and after the test (they are read once per process)."""
+    declarations._analytics.cache_clear()
+    yield
+    declarations._analytics.cache_clear()
+
+
+def test_a_misspelled_key_in_the_queries_file_stops_the_first_read_naming_it(tmp_path: Path, monkeypatch,
+                                                                             fresh_declarations):
+    shipped = (Path(declarations.__file__).parent / "sql" / "analytics" / "queries.yml").read_text(encoding="utf-8")
+    written = tmp_path / "queries.yml"
+    written.write_text(shipped.replace("    csv: false\n", "    cvs: false\n", 1), encoding="utf-8")
+    monkeypatch.setattr(declarations, "load_yaml", lambda relative_path: yaml.safe_load(written.read_text()))
+    index = next(i for i, q in enumerate(load_yaml("analytics/queries.yml")["queries"]) if q.get("csv") is False)
+    with pytest.raises(DeclarationError) as error:
+        analytics.queries()
+    assert str(error.value) == f"invalid declarations in sql/analytics/queries.yml: unknown key 'queries.{index}.cvs'"
+
+
+def test_the_shipped_declarations_are_valid_and_read_as_declared():
+    assert declarations.gold_models() == [{"publish": True, **m, "tests": m.get("tests", [])}
+                                          for m in load_yaml("gold/models.yml")["models"]]
+    assert declarations.analytics_queries() == [{"csv": True, **q}
+                                                for q in load_yaml("analytics/queries.yml")["queries"]]
+    names = {group: [q["name"] for q in analytics.queries(group)] for group in ("basic", "advanced", "all")}
+    assert sorted(names["basic"] + names["advanced"]) == sorted(names["all"])  # each query in one group
