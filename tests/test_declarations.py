@@ -16,8 +16,9 @@ from clickstream.sql import load_yaml
     ("models:\n  - {name: fct, publsh: false}\n", "unknown key 'models.0.publsh'"),
     ("models:\n  - {name: fct, tests: [{uniqe: id}]}\n", "unknown key 'models.0.tests.0.uniqe'"),
     ("models:\n  - {name: fct, tests: [{unique: id, not_null: [id]}]}\n", "a test is exactly one kind"),
-    ("models:\n  - {name: fct, scope: u, partition_by_week: ts}\n", "partition_by_week needs changes_from or replayed"),
-    ("models:\n  - {name: fct, changes_from: ts}\n", "changes_from needs scope"),
+    ("models:\n  - {name: fct, user_column: u, partition_by_week: ts}\n",
+     "partition_by_week needs changes_from or replayed"),
+    ("models:\n  - {name: fct, changes_from: ts}\n", "changes_from needs user_column"),
     ("models:\n  - {name: fct, tests: [{relationships: {column: a, to: b}}]}\n",
      "key 'models.0.tests.0.relationships.field': Field required"),
 ])
@@ -36,10 +37,11 @@ QUERY = "{name: q, title: Q, group: basic, order_by: [a]"
     (f"queries:\n  - {QUERY}, cvs: false}}\n", "unknown key 'queries.0.cvs'"),
     ("queries:\n  - {name: q, title: Q, order_by: [a]}\n", "key 'queries.0.group': Field required"),
     (f"queries:\n  - {QUERY}, group: daily}}\n", "key 'queries.0.group': Input should be 'basic' or 'advanced'"),
-    (f"queries:\n  - {QUERY}, scope: u, partition_by_week: ts}}\n", "partition_by_week needs changes_from ("),
-    (f"queries:\n  - {QUERY}, changes_from: ts}}\n", "changes_from needs scope"),
+    (f"queries:\n  - {QUERY}, user_column: u, partition_by_week: ts}}\n", "partition_by_week needs changes_from ("),
+    (f"queries:\n  - {QUERY}, changes_from: ts}}\n", "changes_from needs user_column"),
     # the visits gold sessionizes again exist only in a gold build
-    (f"queries:\n  - {QUERY}, scope: u, replayed: {{session: s, start: t}}}}\n", "unknown key 'queries.0.replayed'"),
+    (f"queries:\n  - {QUERY}, user_column: u, replayed: {{session: s, start: t}}}}\n",
+     "unknown key 'queries.0.replayed'"),
     ("querys:\n  - {name: q}\n", "unknown key 'querys'"),
 ])
 def test_a_query_declaration_with_a_wrong_key_is_an_error_naming_the_file_and_key(text, message):

@@ -72,7 +72,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
         name = query["name"]
         sql = {name: render(f"analytics/{name}", engine, **context)}
         spec = incremental.per_user_model(query)
-        if spec:  # and the SQL that rebuilds it for the users in scope
+        if spec:  # and the SQL that rebuilds it for the affected users
             sql["incremental"] = render(f"analytics/{name}", engine, **{**context, "incremental": True})
         fingerprint = incremental.fingerprint(engine, sql, query)
         affected = _affected_users(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
@@ -126,30 +126,30 @@ def _affected_users(ctx: RunContext, name: str, previous: dict | None, gold_buil
     if not storage.parquet_files(ctx.layout.analytics / name):
         return None
     if previous.get("gold_build_id") == gold_build.get("build_id"):
-        return "select cast(null as string) as scope_key, cast(null as timestamp) as first_new_ts where 1 = 0"
+        return "select cast(null as string) as user_key, cast(null as timestamp) as first_new_ts where 1 = 0"
     affected = storage.parquet_files(ctx.layout.gold / incremental.AFFECTED_USERS_DIR)
     if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
             "previous_build_id") and affected:
-        ctx.engine.read_parquet("gold_scope", affected, schema=None)
-        return "select scope_key, first_new_ts from gold_scope"
+        ctx.engine.read_parquet("gold_affected_users", affected, schema=None)
+        return "select user_key, first_new_ts from gold_affected_users"
     return None
 
 
 def _build_per_user(ctx: RunContext, spec: incremental.PerUserModel, sql: str, affected: str, root: Path) -> None:
     """Rebuild a per-user query for the users gold changed and merge it into the published result.
 
-    `sql` is the query rendered for an incremental build: it reads `scope_users` and gives each user's rows
+    `sql` is the query rendered for an incremental build: it reads `affected_users` and gives each user's rows
     from their first new event on (the ones `incremental.merge` replaces).
     """
     engine, layout = ctx.engine, ctx.layout
     incremental.register_affected_users(engine, affected)
-    engine.drop("gold_scope")
+    engine.drop("gold_affected_users")
     name = spec.name
-    # The query reads the fact under its usual name: for the moment, only the rows of the users in scope.
+    # The query reads the fact under its usual name: for the moment, only the rows of the affected users.
     fact = storage.parquet_files(layout.gold / "fct_events")
     engine.read_parquet("fct_events__all", fact, schema=None)
     engine.create_view("fct_events", f"select * from fct_events__all where user_key in "
-                                     f"(select scope_key from {incremental.AFFECTED_USERS})")
+                                     f"(select user_key from {incremental.AFFECTED_USERS})")
     engine.materialize(name, sql)
     engine.read_parquet("fct_events", fact, schema=None)
     engine.drop("fct_events__all")

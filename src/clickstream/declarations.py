@@ -64,7 +64,7 @@ class _PerUser(_Strict):
     _change_keys: ClassVar[tuple[str, ...]] = ("changes_from",)
 
     name: str
-    scope: str | None = None  # the column naming the user a row belongs to: the model is rebuilt per user
+    user_column: str | None = None  # the column naming the user a row belongs to: the model is rebuilt per user
     partition_by_week: str | None = None
     changes_from: str | None = None
 
@@ -73,8 +73,8 @@ class _PerUser(_Strict):
         given = [key for key in self._change_keys if getattr(self, key) is not None]
         if self.partition_by_week and not given:
             raise ValueError(f"partition_by_week needs {' or '.join(self._change_keys)} (see incremental.py)")
-        if given and not self.scope:
-            raise ValueError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} scope")
+        if given and not self.user_column:
+            raise ValueError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} user_column")
         return self
 
 

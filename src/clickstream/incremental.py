@@ -1,6 +1,6 @@
 """Incremental builds: what a new batch changes, and tables rewritten only where it changed them.
 
-A model declares a `scope` column when its rows for one user depend only on that user's events (the fact,
+A model declares a `user_column` when its rows for one user depend only on that user's events (the fact,
 the users and sessions dimensions, the user journey). A batch then changes only a part of the rows of the
 users it touches (see `merge`): that part is rebuilt with the model's own SQL, over only the input it needs,
 and merged into the published table. A model that also declares `partition_by_week` is stored one folder per
@@ -29,10 +29,13 @@ from clickstream.engines.base import Engine
 from clickstream.sql import render, week_of
 
 MANIFEST = "_build.json"
-# The users whose rows a build recomputes (scope_key) and the time from which each one's rows can change
+# The users whose rows a build recomputes (user_key) and the time from which each one's rows can change
 # (first_new_ts); the models read it under this name.
-AFFECTED_USERS = "scope_users"
-AFFECTED_USERS_DIR = "_scope_users"  # the copy a build publishes with gold, for the analytics after it
+AFFECTED_USERS = "affected_users"
+# The copy a build publishes with gold, for the analytics after it. (Named `_scope_users` before: gold is
+# published as one folder, so the next gold build leaves no folder of that name; analytics built before it
+# have another fingerprint, so they are built from scratch once and never look for it.)
+AFFECTED_USERS_DIR = "_affected_users"
 REPLAY_TABLE = "replay_sessions"  # per supplied session of those users: where its visits are rebuilt from
 PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
 # A week that would gain a file but already holds this many is written again instead, as few files: one file
@@ -60,7 +63,7 @@ def write_manifest(staged: Path, manifest: dict) -> None:
 
 @dataclass(frozen=True)
 class PerUserModel:
-    """A model rebuilt per user: its scope column and, if it is stored by week, the timestamp giving the week.
+    """A model rebuilt per user: its user column and, if it is stored by week, the timestamp giving the week.
 
     A table stored by week also says which of its rows a batch can change: `changes_from` names a timestamp
     up to which a row depends only on its user's events, so only rows at or after the user's first new event
@@ -69,7 +72,7 @@ class PerUserModel:
     """
 
     name: str
-    user_column: str  # the column naming the user a row belongs to (`scope:` in the declarations)
+    user_column: str  # the column naming the user a row belongs to
     period_from: str | None
     changes_from: str | None
     replayed: dict[str, str] | None = None  # {session: column, start: column}: only the replayed visits change
@@ -77,12 +80,12 @@ class PerUserModel:
 
 def per_user_model(declared: dict) -> PerUserModel | None:
     """The declared model as one rebuilt per user, or None when its rows depend on more than one user's events."""
-    if "scope" not in declared:
+    if "user_column" not in declared:
         return None
     if "partition_by_week" in declared and "changes_from" not in declared and "replayed" not in declared:
         raise ValueError(f"model {declared['name']}: partition_by_week needs changes_from or replayed "
                          f"(see incremental.py)")
-    return PerUserModel(declared["name"], declared["scope"], declared.get("partition_by_week"),
+    return PerUserModel(declared["name"], declared["user_column"], declared.get("partition_by_week"),
                   declared.get("changes_from"), declared.get("replayed"))
 
 
@@ -102,7 +105,7 @@ def merge(engine: Engine, model: PerUserModel, published: Path, staged: Path, sc
     """Write `staged` as the published table with the part a batch can change replaced by `model.name`.
 
     That part is each user's rows from their first new event on (`changes_from`), the visits sessionized
-    again (`replayed`), or else every row of the users in scope (`sql/incremental/_replaced.sql`);
+    again (`replayed`), or else every row of the affected users (`sql/incremental/_replaced.sql`);
     `model.name` holds the model rebuilt for at least that part, and only its rows in that part are taken.
     A table stored whole is written again whole (`merged_whole.sql`). A table stored by week is written only
     in the weeks holding rows of that part (`touched_weeks.sql`): a week where published rows are replaced
@@ -115,7 +118,7 @@ def merge(engine: Engine, model: PerUserModel, published: Path, staged: Path, sc
     """
     old = f"{model.name}__published"
     engine.read_parquet(old, storage.parquet_files(published), schema=None)
-    names = {"model": model, "rebuilt": model.name, "published": old, "scope_table": AFFECTED_USERS,
+    names = {"model": model, "rebuilt": model.name, "published": old, "affected_users": AFFECTED_USERS,
              "replay_table": REPLAY_TABLE}
     if model.period_from is None:
         merged = f"{model.name}__merged"
@@ -195,10 +198,10 @@ def register_delta(engine: Engine, name: str, staged: Path, published: Path) -> 
 
 
 def register_affected_users(engine: Engine, sql: str) -> int:
-    """Keep the users a build recomputes as `scope_users` (scope_key, first_new_ts); returns how many.
+    """Keep the users a build recomputes as `affected_users` (user_key, first_new_ts); returns how many.
 
-    `sql` returns the new events' users and times (scope_key, event_ts), or an already grouped scope.
+    `sql` returns the new events' users and times (user_key, first_new_ts), or users already so grouped.
     """
-    engine.materialize(AFFECTED_USERS, f"select scope_key, min(first_new_ts) as first_new_ts from ({sql}) touched "
-                                       f"where scope_key is not null group by scope_key")
+    engine.materialize(AFFECTED_USERS, f"select user_key, min(first_new_ts) as first_new_ts from ({sql}) touched "
+                                       f"where user_key is not null group by user_key")
     return engine.row_counts([AFFECTED_USERS])[AFFECTED_USERS]

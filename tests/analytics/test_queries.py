@@ -84,7 +84,7 @@ def test_user_journey_for_an_incremental_build_numbers_each_users_rows_from_the_
         event("6", "b", "page_view", "2024-01-02 09:00"),  # b is new
         event("7", "c", "page_view", "2024-01-02 09:00"),  # c has nothing new
     ])
-    inline_table(duck, "scope_users", [("scope_key", "string"), ("first_new_ts", "timestamp")],
+    inline_table(duck, "affected_users", [("user_key", "string"), ("first_new_ts", "timestamp")],
                  [("a", ts("2024-01-01 10:20")), ("b", ts("2024-01-02 09:00"))])
     assert run_model(duck, "analytics/user_journey", ["user_key", "event_number", "event_type",
                                                       "previous_event_type", "seconds_since_previous"],

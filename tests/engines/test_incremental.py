@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from clickstream import analytics, gold, incremental
@@ -141,6 +143,34 @@ def test_a_week_that_holds_enough_files_is_written_again_instead_of_gaining_one(
     assert {r["status"] for r in report["gold"]["tests"]} == {"pass"}
 
 
+def test_a_data_directory_where_gold_named_its_affected_users_scope_users_builds_on(tmp_path):
+    # Releases before the rename published gold's affected users as `gold/_scope_users/` (column scope_key).
+    third_batch = ["u2,s1,2024-01-11 12:00:00,page_view,,,"]
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+    for name, rows in [("a.csv", FIRST_BATCH), ("b.csv", SECOND_BATCH), ("c.csv", third_batch)]:
+        write_batch(scratch, name, rows)
+    run(scratch, "duckdb")
+    write_batch(step, "a.csv", FIRST_BATCH)
+    run(step, "duckdb")
+    write_batch(step, "b.csv", SECOND_BATCH)
+    assert run(step, "duckdb", layers=("bronze", "silver", "gold"))["gold"]["mode"] == "incremental"
+    gold = step / "gold"
+    old = gold / "_scope_users"
+    old.mkdir()
+    duckdb.sql(f"copy (select user_key as scope_key, first_new_ts from "
+               f"read_parquet('{gold / incremental.AFFECTED_USERS_DIR}/*.parquet')) to '{old}/part-00000.parquet'")
+    shutil.rmtree(gold / incremental.AFFECTED_USERS_DIR)
+
+    # analytics after that gold build: no affected users of the new name, so the journey is built from scratch
+    assert run(step, "duckdb", layers=("analytics",))["analytics"]["modes"]["user_journey"] == "full"
+    write_batch(step, "c.csv", third_batch)
+    report = run(step, "duckdb")
+    assert (report["gold"]["mode"], report["analytics"]["modes"]["user_journey"]) == ("incremental", "incremental")
+    assert sorted(p.name for p in gold.iterdir() if p.name.startswith("_")) == ["_affected_users", "_build.json"]
+    for table in TABLES:
+        assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
+
+
 def test_after_a_build_whose_tests_did_not_all_pass_the_whole_star_is_tested(tmp_path):
     data_dir = tmp_path / "data"
     write_batch(data_dir, "a.csv", FIRST_BATCH)
@@ -190,8 +220,9 @@ def test_full_refresh_rebuilds_even_when_nothing_is_new(tmp_path):
 
 def test_a_model_stored_by_week_must_say_from_when_its_rows_can_change():
     with pytest.raises(ValueError, match="model fct: partition_by_week needs changes_from"):
-        incremental.per_user_model({"name": "fct", "scope": "user_key", "partition_by_week": "event_ts"})
-    assert incremental.per_user_model({"name": "dim", "scope": "user_key"}) == incremental.PerUserModel("dim", "user_key", None, None)
+        incremental.per_user_model({"name": "fct", "user_column": "user_key", "partition_by_week": "event_ts"})
+    assert incremental.per_user_model({"name": "dim", "user_column": "user_key"}) == incremental.PerUserModel(
+        "dim", "user_key", None, None)
     assert incremental.per_user_model({"name": "dim_date"}) is None
 
 

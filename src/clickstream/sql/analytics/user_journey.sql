@@ -4,23 +4,23 @@ with events as (
 ),
 
 {% if incremental %}
--- An incremental build: fct_events holds the users of scope_users, whose rows before their first new event
+-- An incremental build: fct_events holds the users of affected_users, whose rows before their first new event
 -- (first_new_ts) stand as published. Only the rows from it on are numbered again, after the earlier ones, in
 -- a window that starts at the last earlier timestamp, so that the first of them has its previous event.
 earlier as (
     select events.user_key, count(*) as earlier_events, max(events.event_ts) as last_earlier_ts
     from events
-    join scope_users scope on events.user_key = scope.scope_key
-    where events.event_ts < scope.first_new_ts
+    join affected_users affected on events.user_key = affected.user_key
+    where events.event_ts < affected.first_new_ts
     group by events.user_key
 ),
 
 window_rows as (
-    select events.*, scope.first_new_ts, coalesce(earlier.earlier_events, 0) as earlier_events
+    select events.*, affected.first_new_ts, coalesce(earlier.earlier_events, 0) as earlier_events
     from events
-    join scope_users scope on events.user_key = scope.scope_key
+    join affected_users affected on events.user_key = affected.user_key
     left join earlier on events.user_key = earlier.user_key
-    where events.event_ts >= coalesce(earlier.last_earlier_ts, scope.first_new_ts)
+    where events.event_ts >= coalesce(earlier.last_earlier_ts, affected.first_new_ts)
 ),
 
 replayed as (
@@ -49,8 +49,8 @@ final as (
 {% if incremental %}
 select final.*
 from final
-join scope_users scope on final.user_key = scope.scope_key
-where final.event_ts >= scope.first_new_ts
+join affected_users affected on final.user_key = affected.user_key
+where final.event_ts >= affected.first_new_ts
 {% else %}
 select * from final
 {% endif %}

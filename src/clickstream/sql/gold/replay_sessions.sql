@@ -8,13 +8,13 @@ with published as (
     select
         sessions.user_key as user_id,
         sessions.source_session_id as session_id,
-        case when sessions.session_start_ts <= scope.first_new_ts then sessions.session_start_ts end
+        case when sessions.session_start_ts <= affected.first_new_ts then sessions.session_start_ts end
             as visit_start,
-        case when sessions.session_start_ts <= scope.first_new_ts then sessions.session_end_ts end
+        case when sessions.session_start_ts <= affected.first_new_ts then sessions.session_end_ts end
             as visit_end,
         sessions.session_end_ts
     from published_sessions sessions
-    join scope_users scope on sessions.user_key = scope.scope_key
+    join affected_users affected on sessions.user_key = affected.user_key
 ),
 
 new as (
@@ -31,16 +31,16 @@ reaching as (
     select
         sessions.user_id,
         sessions.session_id,
-        max(scope.first_new_ts) as first_new_ts,
+        max(affected.first_new_ts) as first_new_ts,
         -- the visits are disjoint, so the latest start and the latest end are those of the last visit
         max(sessions.visit_start) as last_visit_start,
         max(sessions.visit_end) as last_visit_end,
         max(sessions.session_end_ts) as last_published_ts,
         -- new events, or a published visit that ends at or after the first new event
-        count(case when sessions.session_end_ts is null or sessions.session_end_ts >= scope.first_new_ts then 1 end)
+        count(case when sessions.session_end_ts is null or sessions.session_end_ts >= affected.first_new_ts then 1 end)
             as reaching_first_new
     from (select * from published union all select * from new) sessions
-    join scope_users scope on sessions.user_id = scope.scope_key
+    join affected_users affected on sessions.user_id = affected.user_key
     group by sessions.user_id, sessions.session_id
 ),
 

@@ -7,10 +7,11 @@ exists (select 1 from {{ replay_table }} replay where replay.user_id = {{ alias 
         and {{ alias }}.{{ model.replayed.start }} >= replay.replay_from)
 {%- elif model.changes_from is not none -%}
 {#- each user's rows from their first new event on -#}
-coalesce({{ alias }}.{{ model.changes_from }} >= (select max(scope.first_new_ts) from {{ scope_table }} scope
-                                                where scope.scope_key = {{ alias }}.{{ model.user_column }}), false)
+coalesce({{ alias }}.{{ model.changes_from }} >= (select max(affected.first_new_ts) from {{ affected_users }} affected
+                                                where affected.user_key = {{ alias }}.{{ model.user_column }}),
+         false)
 {%- else -%}
-{#- every row of the users in scope -#}
-exists (select 1 from {{ scope_table }} scope where scope.scope_key = {{ alias }}.{{ model.user_column }})
+{#- every row of the affected users -#}
+exists (select 1 from {{ affected_users }} affected where affected.user_key = {{ alias }}.{{ model.user_column }})
 {%- endif %}
 {%- endmacro %}
