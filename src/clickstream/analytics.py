@@ -75,13 +75,13 @@ def run(ctx: RunContext) -> list[QueryResult]:
         if spec:  # and the SQL that rebuilds it for the affected users
             sql["incremental"] = render(f"analytics/{name}", engine, **{**context, "incremental": True})
         fingerprint = incremental.fingerprint(engine, sql, query)
-        affected = _affected_users(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
-        if affected is None:
+        changes = _changed_users(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
+        if changes is None:
             build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
         else:
-            _build_per_user(ctx, spec, sql["incremental"], affected, root)
+            _build_per_user(ctx, spec, sql["incremental"], changes, root)
         built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
-                       "mode": "full" if affected is None else "incremental"}
+                       "mode": "full" if changes is None else "incremental"}
         columns, _ = engine.fetch(f"select * from {name} limit 0")
         order = natural_order(query, columns)
         # the first rows in the table's natural order: the same rows on every engine
@@ -114,9 +114,10 @@ def run(ctx: RunContext) -> list[QueryResult]:
     return results
 
 
-def _affected_users(ctx: RunContext, name: str, previous: dict | None, gold_build: dict,
-                    fingerprint: str) -> str | None:
-    """How to rebuild a per-user query: None for from scratch, else the SQL of the users to rebuild.
+def _changed_users(ctx: RunContext, name: str, previous: dict | None, gold_build: dict,
+                   fingerprint: str) -> str | None:
+    """How to rebuild a per-user query: None for from scratch, else what tells of the users to rebuild (the
+    `changes` of `incremental.register_affected_users`).
 
     Incremental only when the published result was built by the same SQL from the gold build this one
     follows (or from this very build: then no user changed), and that build recorded whom it changed.
@@ -126,30 +127,29 @@ def _affected_users(ctx: RunContext, name: str, previous: dict | None, gold_buil
     if not storage.parquet_files(ctx.layout.analytics / name):
         return None
     if previous.get("gold_build_id") == gold_build.get("build_id"):
-        return "select cast(null as string) as user_key, cast(null as timestamp) as first_new_ts where 1 = 0"
+        return "none"
     affected = storage.parquet_files(ctx.layout.gold / incremental.AFFECTED_USERS_DIR)
     if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
             "previous_build_id") and affected:
-        ctx.engine.read_parquet("gold_affected_users", affected, schema=None)
-        return "select user_key, first_new_ts from gold_affected_users"
+        ctx.engine.read_parquet(incremental.PUBLISHED_AFFECTED_USERS, affected, schema=None)
+        return "gold"
     return None
 
 
-def _build_per_user(ctx: RunContext, spec: incremental.PerUserModel, sql: str, affected: str, root: Path) -> None:
+def _build_per_user(ctx: RunContext, spec: incremental.PerUserModel, sql: str, changes: str, root: Path) -> None:
     """Rebuild a per-user query for the users gold changed and merge it into the published result.
 
     `sql` is the query rendered for an incremental build: it reads `affected_users` and gives each user's rows
     from their first new event on (the ones `incremental.merge` replaces).
     """
     engine, layout = ctx.engine, ctx.layout
-    incremental.register_affected_users(engine, affected)
-    engine.drop("gold_affected_users")
+    incremental.register_affected_users(engine, changes)
+    engine.drop(incremental.PUBLISHED_AFFECTED_USERS)
     name = spec.name
     # The query reads the fact under its usual name: for the moment, only the rows of the affected users.
     fact = storage.parquet_files(layout.gold / "fct_events")
     engine.read_parquet("fct_events__all", fact, schema=None)
-    engine.create_view("fct_events", f"select * from fct_events__all where user_key in "
-                                     f"(select user_key from {incremental.AFFECTED_USERS})")
+    incremental.register_affected_rows(engine, "fct_events", "fct_events__all", "user_key")
     engine.materialize(name, sql)
     engine.read_parquet("fct_events", fact, schema=None)
     engine.drop("fct_events__all")

@@ -221,8 +221,7 @@ def _register_new_events(ctx: RunContext, new_runs: list[str], silver_state: dic
     batch_files = storage.batch_files(ctx.layout.silver, set(new_runs))
     if not removals:
         engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
-        incremental.register_affected_users(engine, "select user_id as user_key, event_ts as first_new_ts "
-                                                    "from silver_batch")
+        incremental.register_affected_users(engine, "silver")
         return batch_files
     new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
     engine.read_parquet("silver_new_runs", batch_files, SILVER, partitioned=True)
@@ -231,9 +230,7 @@ def _register_new_events(ctx: RunContext, new_runs: list[str], silver_state: dic
     engine.create_view("silver_batch", render("gold/new_silver_events", engine, new=True, new_batches=new_batches))
     engine.create_view("silver_rewritten", render("gold/new_silver_events", engine, new=False,
                                                   new_batches=new_batches))
-    incremental.register_affected_users(engine, "select user_id as user_key, event_ts as first_new_ts from "
-                                                "silver_batch union all select user_id, event_ts from "
-                                                "silver_run_changes where change = 'removed'")
+    incremental.register_affected_users(engine, "silver", removals=True)
     return batch_files
 
 
@@ -282,8 +279,7 @@ def _merge_per_user_models(ctx: RunContext, declared: list[dict], sql: dict[str,
                                                     scratch, built.removals)
         engine.drop(spec.name)
         engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
-        engine.create_view(spec.name, f"select * from {spec.name}__merged where {spec.user_column} in "
-                                      f"(select user_key from {incremental.AFFECTED_USERS})")
+        incremental.register_affected_rows(engine, spec.name, f"{spec.name}__merged", spec.user_column)
         log.info("gold: %s merged (%s)", spec.name, incremental.describe(built.merged[spec.name]))
 
 

@@ -36,6 +36,7 @@ AFFECTED_USERS = "affected_users"
 # published as one folder, so the next gold build leaves no folder of that name; analytics built before it
 # have another fingerprint, so they are built from scratch once and never look for it.)
 AFFECTED_USERS_DIR = "_affected_users"
+PUBLISHED_AFFECTED_USERS = "gold_affected_users"  # that copy, as the analytics read it
 REPLAY_TABLE = "replay_sessions"  # per supplied session of those users: where its visits are rebuilt from
 PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
 # A week that would gain a file but already holds this many is written again instead, as few files: one file
@@ -197,11 +198,22 @@ def register_delta(engine: Engine, name: str, staged: Path, published: Path) -> 
     return views[0][0], views[1][0]
 
 
-def register_affected_users(engine: Engine, sql: str) -> int:
-    """Keep the users a build recomputes as `affected_users` (user_key, first_new_ts); returns how many.
+AFFECTED_USERS_CHANGES = ("silver", "gold", "none")
 
-    `sql` returns the new events' users and times (user_key, first_new_ts), or users already so grouped.
+
+def register_affected_users(engine: Engine, changes: str, removals: bool = False) -> None:
+    """Keep the users a build recomputes as `affected_users` (user_key, first_new_ts).
+
+    `changes` says what tells of them (`sql/incremental/affected_users.sql`): 'silver', a gold build's new events
+    (and with `removals`, the events that left silver); 'gold', the affected users a gold build published, read
+    as `PUBLISHED_AFFECTED_USERS`; 'none', no user.
     """
-    engine.materialize(AFFECTED_USERS, f"select user_key, min(first_new_ts) as first_new_ts from ({sql}) touched "
-                                       f"where user_key is not null group by user_key")
-    return engine.row_counts([AFFECTED_USERS])[AFFECTED_USERS]
+    if changes not in AFFECTED_USERS_CHANGES:
+        raise ValueError(f"affected users from {changes!r}: expected one of {', '.join(AFFECTED_USERS_CHANGES)}")
+    engine.materialize(AFFECTED_USERS, render("incremental/affected_users", engine, changes=changes,
+                                              removals=removals))
+
+
+def register_affected_rows(engine: Engine, name: str, source: str, user_column: str) -> None:
+    """`name`: the rows of table `source` that belong to the affected users, by its `user_column`."""
+    engine.create_view(name, render("incremental/affected_rows", engine, source=source, user_column=user_column))

@@ -17,6 +17,8 @@ import pytest
 from clickstream import analytics, gold, incremental
 from clickstream.config import Config
 from clickstream.pipeline import run_layers
+from clickstream.silver import CHANGES_SCHEMA
+from helpers import inline_table, ts
 
 from engine_support import read_table, table_differences
 
@@ -216,6 +218,35 @@ def test_full_refresh_rebuilds_even_when_nothing_is_new(tmp_path):
     report = run(data_dir, "duckdb", full_refresh=True)
     assert (report["gold"]["mode"], report["gold"]["reason"]) == ("full", "full refresh requested")
     assert report["analytics"]["modes"]["user_journey"] == "full"
+
+
+@pytest.mark.parametrize(("changes", "removals", "expected"), [
+    ("silver", False, [("u1", ts("2024-01-01 09:00")), ("u2", ts("2024-01-03 00:00"))]),
+    # an event that left silver changes its user's rows from its time on, like a new one
+    ("silver", True, [("u1", ts("2024-01-01 09:00")), ("u2", ts("2024-01-01 08:00")), ("u3", ts("2024-01-05 00:00"))]),
+    ("gold", False, [("u7", ts("2024-01-04 00:00"))]),
+    ("none", False, []),
+])
+def test_the_affected_users_are_each_users_earliest_change(duckdb_engine, changes, removals, expected):
+    engine = duckdb_engine
+    inline_table(engine, "silver_batch", [("user_id", "string"), ("event_ts", "timestamp")], [
+        ("u1", ts("2024-01-02 10:00")), ("u1", ts("2024-01-01 09:00")),  # not in time order
+        ("u2", ts("2024-01-03 00:00")), (None, ts("2024-01-01 00:00"))])
+    inline_table(engine, "silver_run_changes", CHANGES_SCHEMA, [
+        ("u2", ts("2024-01-01 08:00"), "e1", "removed"), ("u3", ts("2024-01-05 00:00"), "e2", "removed")])
+    inline_table(engine, incremental.PUBLISHED_AFFECTED_USERS, [("user_key", "string"), ("first_new_ts", "timestamp")],
+                 [("u7", ts("2024-01-04 00:00"))])
+    incremental.register_affected_users(engine, changes, removals=removals)
+    assert sorted(engine.fetch(f"select * from {incremental.AFFECTED_USERS}")[1]) == expected
+    inline_table(engine, "facts", [("user_key", "string"), ("n", "integer")], [("u1", 1), ("u2", 2), ("u7", 3)])
+    incremental.register_affected_rows(engine, "facts_of_affected", "facts", "user_key")
+    assert sorted(engine.fetch("select * from facts_of_affected")[1]) == [
+        row for row in [("u1", 1), ("u2", 2), ("u7", 3)] if row[0] in {user for user, _ in expected}]
+
+
+def test_affected_users_come_from_silver_gold_or_none():
+    with pytest.raises(ValueError, match="affected users from 'bronze': expected one of silver, gold, none"):
+        incremental.register_affected_users(None, "bronze")  # type: ignore[arg-type]
 
 
 def test_a_model_stored_by_week_must_say_from_when_its_rows_can_change():
