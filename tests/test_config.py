@@ -15,7 +15,7 @@ import pytest
 from clickstream.config import (STRFTIME_CODES, Analytics, Cart, Config, ConfigError, CsvOptions, DuckDBSettings,
                                 Funnel, Gold, Quality, Retention, Segments, SilverRules, Source, SparkSettings,
                                 Threshold, TimestampRange, duration_seconds, load_config)
-from clickstream.engines.base import _STRFTIME_TO_JAVA
+from clickstream.engines.spark_formats import _STRFTIME_TO_JAVA
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,8 @@ DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 # A value quoted back in an error message is cut to this many characters: a huge value must not make a huge line.
 QUOTE_LIMIT = 200
 
-# The strftime codes the engines translate (the keys of engines.base._STRFTIME_TO_JAVA; a test checks they agree).
+# The strftime codes the engines translate (the keys of engines.spark_formats._STRFTIME_TO_JAVA; a test checks they
+# agree).
 STRFTIME_CODES = "YymdHIMSfpbBj%"
 
 # DuckDB's memory_limit: a number and a unit, 1000^i or 1024^i bytes (what DuckDB's SET memory_limit parses).

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from clickstream.config import ConfigError, CsvOptions, SparkSettings
-from clickstream.engines.base import Engine, InputError, strftime_exact_shape, strftime_shape, strftime_to_java
+from clickstream.engines.base import Engine, InputError
 from clickstream.quality import compile_tests, run_tests
 from clickstream.schema import BRONZE, PARTITION_COLUMN, SILVER
 from clickstream.sql import render
@@ -149,28 +149,6 @@ def test_fetch_returns_the_python_types_duckdb_returns(spark, duckdb_engine):
         assert [type(v) for v in rows[0]] == [type(v) for v in expected[1][0]], engine.name
 
 
-def test_strftime_translation():
-    assert strftime_to_java("%Y-%m-%d %H:%M:%S.%f") == "yyyy-MM-dd HH:mm:ss.SSSSSS"  # unchanged default
-    assert strftime_to_java("%Y-%m-%dT%H:%M:%S") == "yyyy-MM-dd'T'HH:mm:ss"
-    assert strftime_to_java("%Y-%m-%d  %H:%M:%S.%f", lenient_widths=True) == "y-M-d H:m:s.SSSSSS"
-    assert strftime_to_java("%Y%m%d %H%M", lenient_widths=True) == "yyyyMMd HHm"  # touching fields keep widths
-    assert strftime_shape("%Y-%m-%d %H:%M:%S.%f") == (
-        r"^\s*[0-9]{1,4}\-[0-9]{1,2}\-[0-9]{1,2}\s+[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}\.[0-9]{1,6}\s*$")
-    with pytest.raises(ValueError, match="%Q is not supported"):
-        strftime_shape("%Y-%Q")
-
-
-def test_exact_shape_is_the_canonical_text_only():
-    shape = strftime_exact_shape("%Y-%m-%d %H:%M:%S.%f")
-    assert shape == r"^[0-9]{4}\-[0-9]{2}\-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}$"
-    assert re.match(shape, "2024-01-05 10:00:00.000001")
-    for text in ("2024-1-05 10:00:00.000001", "2024-01-05  10:00:00.000001", " 2024-01-05 10:00:00.000001",
-                 "2024-01-05 10:00:00.0001"):
-        assert not re.match(shape, text), text
-    assert strftime_exact_shape("%d/%m/%Y") == r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$"
-    assert strftime_exact_shape("%I:%M %p") is None  # codes beyond Y m d H M S f: the lenient path only
-
-
 # ---- reading
 
 def test_read_csv_names_columns_by_position_and_each_row_its_file(spark, duckdb_engine, tmp_path):
@@ -191,34 +169,6 @@ def test_read_csv_keeps_every_value_as_text(spark, duckdb_engine, tmp_path):
     for engine in (duckdb_engine, spark):
         engine.read_csv("raw_rows", [path], len(HEADER), CsvOptions())
         assert engine.fetch("select * from raw_rows")[1] == [(" 7 ", None, "x", '"q"', "a,b", "1e3", "  ", "f.csv")]
-
-
-def test_a_malformed_row_spark_does_not_place_is_found_in_the_files_read(tmp_path):
-    from clickstream.engines.spark_engine import _translate_failure
-
-    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
-    first.write_text(",".join(HEADER) + "\n1,s,t,e,,,\n", encoding="utf-8")
-    second.write_text(",".join(HEADER) + "\n1,s,t,e,,,\n1,1\n", encoding="utf-8")
-    text = ("org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows\n"
-            "Caused by: org.apache.spark.SparkRuntimeException: [MALFORMED_CSV_RECORD] Malformed CSV record: 1,1")
-    assert str(_translate_failure(text, [first, second])) == (
-        f"CSV error in {second} on line 3: malformed row '1,1' (not the header's number of fields, or broken quoting)")
-    assert str(_translate_failure(text, [first])).startswith(f"CSV error in {first}: malformed row '1,1'")
-    assert str(_translate_failure(text, [first, first])).startswith("CSV error in one of the input files:")
-
-
-def test_a_quote_the_csv_parser_refuses_is_an_input_error_on_every_spark_line(tmp_path):
-    from clickstream.engines.spark_engine import _translate_failure
-
-    # Spark 3.5 names no file when the read feeds a write, and says only what the parser said
-    text = ("org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 1.0 failed 1 times, "
-            "most recent failure: com.univocity.parsers.common.TextParsingException: com.univocity.parsers.common."
-            "TextParsingException - Unescaped quote character '\"' inside quoted value of CSV field. To allow "
-            "unescaped quotes, set 'parseUnescapedQuotes' to 'true' in the CSV parser settings.")
-    failure = _translate_failure(text, [tmp_path / "a.csv", tmp_path / "b.csv"])
-    assert isinstance(failure, InputError)
-    assert str(failure) == ("CSV error in one of the input files: Unescaped quote character '\"' inside quoted value "
-                            "of CSV field")
 
 
 def test_a_quoted_line_break_is_read_as_duckdb_reads_it(spark, duckdb_engine, tmp_path):
@@ -389,7 +339,7 @@ def test_write_csv_is_one_file_at_the_path(spark, duckdb_engine, tmp_path):
 
 
 def test_ansi_mode_stays_on_and_a_failed_job_is_one_line(spark):
-    from clickstream.engines.spark_engine import SparkJobError
+    from clickstream.engines.spark_errors import SparkJobError
 
     with pytest.raises(SparkJobError, match=r"^spark: \[CAST_INVALID_INPUT\] The value 'x' of the type"):
         spark.fetch("select cast(c as int) as n from values ('x') as t(c)")
@@ -452,7 +402,7 @@ def test_close_keeps_a_shared_session_and_puts_its_settings_back(spark_session_o
 
 def test_session_settings_for_a_small_machine():
     pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'clickstream[spark]')")
-    from clickstream.engines.spark_engine import LOG4J2_CONFIG, session_conf
+    from clickstream.engines.spark_session import LOG4J2_CONFIG, session_conf
 
     conf = session_conf(SparkSettings(conf={"spark.sql.adaptive.enabled": "false"}), under_spark_submit=False)
     assert {key: conf[key] for key in ("spark.master", "spark.sql.shuffle.partitions", "spark.ui.enabled",
@@ -470,7 +420,7 @@ def test_session_settings_for_a_small_machine():
 
 def test_a_setting_results_depend_on_cannot_be_overridden():
     pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'clickstream[spark]')")
-    from clickstream.engines.spark_engine import session_conf
+    from clickstream.engines.spark_session import session_conf
 
     with pytest.raises(ConfigError, match="spark.sql.ansi.enabled='false'.*needs 'true'"):
         session_conf(SparkSettings(conf={"spark.sql.ansi.enabled": "false"}), under_spark_submit=False)

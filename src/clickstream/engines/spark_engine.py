@@ -9,80 +9,46 @@ Java process already exists, so the master and driver settings given to spark-su
 Files are read and written as local paths (`file://`), since storage.py stages and publishes tables with
 local renames: the data directory must be on the driver's disk, and executors must see the same paths.
 Tried: `local[N]` masters, from the CLI and under `spark-submit` (jobs/spark_submit.py).
+
+Starting Spark and forwarding its logs: spark_session.py; Spark's failures as the project's errors:
+spark_errors.py; strftime formats as Java patterns: spark_formats.py.
 """
 from __future__ import annotations
 
-import collections
 import csv
-import errno
 import logging
 import os
 import re
 import shutil
-import subprocess
-import threading
 import uuid
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, TypeVar
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from py4j.protocol import Py4JError, Py4JJavaError
-from pyspark import SparkConf, SparkContext
 from pyspark.errors import PySparkException
-from pyspark.java_gateway import launch_gateway
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
                                StructType, TimestampNTZType)
 
-from clickstream.config import ConfigError, CsvOptions, SparkSettings
-from clickstream.context import PipelineError, ResourceError
-from clickstream.engines import EngineUnavailable
-from clickstream.engines.base import Engine, InputError, strftime_exact_shape, strftime_shape, strftime_to_java
-from clickstream.report.escape import shorten
+from clickstream.config import CsvOptions, SparkSettings
+from clickstream.engines import spark_session
+from clickstream.engines.base import Engine, InputError
+from clickstream.engines.spark_errors import translate_failure
+from clickstream.engines.spark_formats import strftime_exact_shape, strftime_shape, strftime_to_java
+from clickstream.engines.spark_session import REQUIRED_CONF
 from clickstream.schema import Schema
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
-
-# SQL settings the results depend on: set on every session the engine runs on, whoever started it.
-REQUIRED_CONF = {
-    "spark.sql.session.timeZone": "UTC",
-    # ANSI stays on: bad casts and overflows fail loudly; the models parse dirty text with try_ forms.
-    "spark.sql.ansi.enabled": "true",
-    # `timestamp` is a wall-clock time without zone, as in DuckDB (and as both engines write to Parquet).
-    "spark.sql.timestampType": "TIMESTAMP_NTZ",
-    # "UserID" names a column, as in DuckDB and standard SQL.
-    "spark.sql.ansi.doubleQuotedIdentifiers": "true",
-    # Text no format parses is NULL, never a "different result since Spark 3.0" error.
-    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
-    # Proleptic Gregorian calendar for old dates, as DuckDB; no rebase error on a year-24 timestamp.
-    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
-    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
-    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
-    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    "spark.sql.parquet.compression.codec": "snappy",
-}
-
-_LOG4J_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
-                 "WARNING:": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
-# Printed by the JVM itself (Spark 4 always loads this module); it says nothing about the run.
-_JVM_NOISE = ("WARNING: Using incubator modules",)
 _SPARK_TYPES = {"string": StringType, "bigint": LongType, "integer": IntegerType, "boolean": BooleanType,
                 "timestamp": TimestampNTZType, "date": DateType, "double": DoubleType}
 _GLOB_SPECIAL = re.compile(r"([\\*?\[\]{}])")
 _WHITESPACE_RUN = "'\\\\s+'"  # the regex \s+ as a Spark SQL literal
-
-
-class SparkJobError(PipelineError):
-    """A Spark job failed on the data; the message is Spark's error line, the job log holds the rest."""
 
 
 def _literal(value: str) -> str:
@@ -103,11 +69,6 @@ def _local_uri(path: Path | str) -> str:
 def _input_uri(path: Path | str) -> str:
     """Like _local_uri, with glob characters escaped: Spark treats the paths it reads as glob patterns."""
     return "file://" + _GLOB_SPECIAL.sub(r"\\\1", os.path.abspath(path))
-
-
-def _uri_to_path(uri: str) -> str:
-    """`file:/a%20b.csv` -> `/a b.csv`: Spark's file paths are URIs, percent-encoded ('+' stays '+')."""
-    return unquote(re.sub(r"^file:/+", "/", uri))
 
 
 def _table_root(files: list[Path]) -> Path:
@@ -140,123 +101,6 @@ def _remove_side_files(path: Path) -> None:
         side.unlink(missing_ok=True)
 
 
-# ---- starting Spark
-
-def _java_executable() -> str:
-    """The `java` Spark's launcher will run (JAVA_HOME first, as spark-class does), or a plain error."""
-    home = os.environ.get("JAVA_HOME")
-    if home:
-        java = Path(home, "bin", "java")
-        if not java.is_file():
-            raise EngineUnavailable(f"the Spark engine needs Java 17 or later: JAVA_HOME is {home}, which has no "
-                                    f"bin/java (set JAVA_HOME to a Java 17+ installation)")
-        return str(java)
-    java_on_path = shutil.which("java")
-    if not java_on_path:
-        raise EngineUnavailable("the Spark engine needs Java 17 or later, and none was found: no `java` on PATH "
-                                "and JAVA_HOME is not set (install Java 17+, e.g. openjdk-17-jre-headless)")
-    return java_on_path
-
-
-def _java_version(java: str) -> str:
-    try:
-        done = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"`{java} -version` failed: {exc}"
-    lines = (done.stderr or done.stdout).strip().splitlines()
-    return lines[0] if lines else "unknown version"
-
-
-def _forward_jvm_output(fd: int, tail: collections.deque[str]) -> None:
-    """Log each line the Java process writes to stderr (log4j lines keep their level); keep the last few."""
-    level = logging.WARNING
-    with os.fdopen(fd, "r", encoding="utf-8", errors="replace") as stream:
-        for raw_line in stream:
-            line = raw_line.rstrip()
-            if not line:
-                continue
-            tail.append(line)
-            if line.startswith(_JVM_NOISE):
-                log.debug("spark: %s", line)
-                continue
-            level = _LOG4J_LEVELS.get(line.split(" ", 1)[0], level)  # a stack trace line keeps the level
-            log.log(level, "spark: %s", line)
-
-
-def _launch_jvm(conf: SparkConf) -> Any:
-    """Start Spark's Java process with its stderr read by a thread that logs it (see _forward_jvm_output)."""
-    java = _java_executable()
-    read_fd, write_fd = os.pipe()
-    tail: collections.deque[str] = collections.deque(maxlen=20)
-    reader = threading.Thread(target=_forward_jvm_output, args=(read_fd, tail), name="spark-jvm-stderr",
-                              daemon=True)
-    reader.start()
-    try:
-        return launch_gateway(conf, popen_kwargs={"stderr": write_fd})
-    except Exception as exc:
-        os.close(write_fd)
-        write_fd = -1
-        reader.join(timeout=5)
-        said = [line for line in tail if not line.startswith(_JVM_NOISE)]
-        raise EngineUnavailable(
-            f"Spark could not start its Java process; the Spark engine needs Java 17 or later, and {java} is "
-            f"{_java_version(java)}" + (f". Java said: {said[-1]}" if said else "")
-        ) from exc
-    finally:
-        if write_fd >= 0:
-            os.close(write_fd)  # the child holds its own copy; ours would keep the pipe open forever
-
-
-def _spark_submit_chose_logging(jvm: Any, conf: SparkConf) -> bool:
-    """Whether the spark-submit command line set the logging (--conf spark.log.level, or a log4j2 file)."""
-    system = jvm.java.lang.System
-    return bool(system.getProperty("spark.log.level") or system.getProperty("log4j2.configurationFile")
-                or conf.contains("spark.log.level"))
-
-
-def _set_quiet_logger_levels(jvm: Any) -> None:
-    """The per-logger levels of our log4j2 file, applied to a running Java process (spark-submit's)."""
-    text = resources.files(__package__).joinpath(LOG4J2_CONFIG.name).read_text(encoding="utf-8")  # zip-safe
-    settings = dict(re.findall(r"^(logger\.[\w.]+)\s*=\s*(\S+)\s*$", text, re.MULTILINE))
-    configurator, level = jvm.org.apache.logging.log4j.core.config.Configurator, jvm.org.apache.logging.log4j.Level
-    for key, name in settings.items():
-        if key.endswith(".name"):
-            configurator.setLevel(name, level.toLevel(settings[key[:-len(".name")] + ".level"]))
-
-
-def session_conf(settings: SparkSettings, under_spark_submit: bool) -> dict[str, str]:
-    """Everything the engine sets when it starts a session: small-machine defaults, config, REQUIRED_CONF."""
-    conf = {
-        "spark.app.name": settings.app_name,
-        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.adaptive.enabled": "true",
-        "spark.sql.adaptive.coalescePartitions.enabled": "true",
-        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
-    }
-    if settings.executor_memory:
-        conf["spark.executor.memory"] = settings.executor_memory
-    if not under_spark_submit:  # spark-submit has started the driver already, with its own options
-        conf["spark.master"] = settings.master
-        conf["spark.driver.memory"] = settings.driver_memory
-        if LOG4J2_CONFIG.is_file():
-            conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={LOG4J2_CONFIG.as_uri()}"
-        if settings.master.startswith("local"):
-            # one machine: no need to resolve the host name (and no warning when it resolves to loopback)
-            conf["spark.driver.host"] = "127.0.0.1"
-            conf["spark.driver.bindAddress"] = "127.0.0.1"
-    conf.update(REQUIRED_CONF)
-    for key, value in settings.conf.items():
-        if key in REQUIRED_CONF and value.strip().lower() != REQUIRED_CONF[key].lower():
-            raise ConfigError(f"spark.conf sets {key}={value!r}, but the Spark engine needs "
-                              f"{REQUIRED_CONF[key]!r} for results equal to the DuckDB engine's")
-        if key == "spark.driver.extraJavaOptions" and "log4j2.configurationFile" not in value and key in conf:
-            value = f"{value} {conf[key]}"
-        conf[key] = str(value)
-    return conf
-
-
 class SparkEngine(Engine):
     """The project's SQL on a SparkSession; see the module docstring for who starts and stops the session."""
 
@@ -271,40 +115,19 @@ class SparkEngine(Engine):
         self._files: dict[str, list[Path]] = {}  # tables read from Parquet: their files
         self._csv_inputs: dict[Path, None] = {}  # every CSV file read (in order), to place a malformed row
         self._previous_conf: dict[str, str | None] = {}
-        if SparkContext._active_spark_context is not None:
-            self.spark = SparkSession.builder.getOrCreate()
+        running = spark_session.running_session()
+        if running is not None:
+            self.spark = running
             self.owns_session = False
             for key, value in REQUIRED_CONF.items():
                 self._previous_conf[key] = self.spark.conf.get(key, None)
                 self.spark.conf.set(key, value)
             log.debug("spark: using the running session (master %s)", self.spark.sparkContext.master)
         else:
-            self.spark = self._start_session(settings)
+            self.spark = spark_session.start_session(settings)
             self.owns_session = True
             log.info("spark: session started (master %s, Spark %s)", self.spark.sparkContext.master,
                      self.spark.version)
-
-    @staticmethod
-    def _start_session(settings: SparkSettings) -> SparkSession:
-        under_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
-        conf = SparkConf()
-        for key, value in session_conf(settings, under_spark_submit).items():
-            conf.set(key, value)
-        if SparkContext._gateway is None:  # no Java process yet, or spark-submit's, not yet connected to
-            if not under_spark_submit:
-                SparkContext(conf=conf, gateway=_launch_jvm(conf))
-                return SparkSession.builder.getOrCreate()
-            # spark-submit's Java process logs at INFO (pages per run) unless its command line chose otherwise
-            gateway = launch_gateway(conf)  # connects to it
-            quiet = not _spark_submit_chose_logging(gateway.jvm, conf)
-            if quiet:
-                conf.set("spark.log.level", "WARN")
-            SparkContext(conf=conf, gateway=gateway)
-            if quiet:
-                _set_quiet_logger_levels(gateway.jvm)
-            return SparkSession.builder.getOrCreate()
-        # the Java process of a session stopped earlier in this process
-        return SparkSession.builder.config(conf=conf).getOrCreate()
 
     # ---- dialect
     def epoch_us(self, expr: str) -> str:
@@ -533,7 +356,7 @@ class SparkEngine(Engine):
             text = str(exc)
             log.debug("spark: job failed: %s", text)
             # Spark's own error stays the cause: `--verbose` shows it (and its Java stack) under the one line
-            raise _translate_failure(text, list(self._csv_inputs)) from exc
+            raise translate_failure(text, list(self._csv_inputs)) from exc
 
 
 def _release(frame: DataFrame) -> None:
@@ -542,67 +365,3 @@ def _release(frame: DataFrame) -> None:
         frame._jdf.queryExecution().logical().rdd().unpersist(False)
     except (Py4JError, AttributeError) as exc:
         log.debug("spark: could not release a materialized table now: %s", exc)
-
-
-def _translate_failure(text: str, csv_inputs: list[Path]) -> Exception:
-    # Spark 4 ends the sentence with its SQLSTATE, Spark 3.5 with "Details:"
-    read = re.search(r"Encountered error while reading file (.+?)\.?(?:\s+SQLSTATE|\s+Details:|$)", text,
-                     re.MULTILINE)
-    record = re.search(r"Malformed CSV record: (.*?)(?: SQLSTATE: \w+)?$", text, re.MULTILINE)
-    if record:
-        row = record.group(1)
-        # Spark 3.5 does not name the file when the read feeds a write: the first CSV holding the row does.
-        candidates = [Path(_uri_to_path(read.group(1)))] if read else csv_inputs
-        place = str(candidates[0]) if len(candidates) == 1 else "one of the input files"
-        for path in candidates:
-            line = _line_number(path, row)
-            if line:
-                place = f"{path} on line {line}"
-                break
-        return InputError(f"CSV error in {place}: malformed row {shorten(row)!r} (not the header's number of fields, "
-                          f"or broken quoting)")
-    parsing = re.search(r"TextParsingException(?: - |: )(?!com\.univocity)(.+?)(?:\.\s|$)", text, re.MULTILINE)
-    if parsing:  # the CSV parser itself refused the text (a quote where none may be); Spark 3.5 names no file
-        place = shorten(_uri_to_path(read.group(1))) if read else (
-            str(csv_inputs[0]) if len(csv_inputs) == 1 else "one of the input files")
-        return InputError(f"CSV error in {place}: {shorten(parsing.group(1))}")
-    if read:
-        path = _uri_to_path(read.group(1))
-        cause = re.findall(r"Caused by: [\w.$]+: (.+)", text)
-        return InputError(f"cannot read {shorten(path)}: {shorten(cause[-1] if cause else _first_error_line(text))}")
-    # The machine refused a write. Java names the C library's reason; Hadoop's local file system says only
-    # "Mkdirs failed", for a read-only file system and a denied permission alike: the file system tells which.
-    scratch = "spark.local.dir in spark.conf"
-    where = re.search(r"writing rows to (\S+?)\.?(?:\s|$)|(?:AccessDenied|FileNotFound|FileSystem)Exception: "
-                      r"(\S+?)(?::| \(|$)|Mkdirs failed to create (\S+)", text, re.MULTILINE)
-    path = _uri_to_path(next(g for g in where.groups() if g)).split("/_temporary/")[0] if where else None
-    for reason, code in (("No space left on device", errno.ENOSPC), ("Disk quota exceeded", errno.EDQUOT),
-                         ("Read-only file system", errno.EROFS), ("Permission denied|AccessDeniedException",
-                                                                  errno.EACCES)):
-        if re.search(reason, text):
-            return ResourceError.from_errno(code, path, scratch=scratch)
-    if path and "Mkdirs failed to create" in text:
-        existing = next((p for p in Path(path).parents if p.exists()), Path("/"))
-        code = errno.EROFS if os.statvfs(existing).f_flag & os.ST_RDONLY else errno.EACCES
-        return ResourceError.from_errno(code, path, scratch=scratch)
-    return SparkJobError(f"spark: {_first_error_line(text)}")
-
-
-def _first_error_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if re.search(r"\[[A-Z_.]+\]", line):  # Spark's error class, e.g. [DIVIDE_BY_ZERO] ...
-            return re.sub(r"^[\w.$:]*?(Exception|Error):\s*", "", line)
-    return lines[0] if lines else "unknown error"
-
-
-def _line_number(path: Path, record: str) -> int | None:
-    """The first line of `path` that is exactly `record` (Spark names the row, not its line)."""
-    try:
-        with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.rstrip("\r\n") == record:
-                    return number
-    except OSError:
-        return None
-    return None
