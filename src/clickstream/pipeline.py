@@ -1,6 +1,7 @@
 """Running layers in order: one engine, one run id, a log file per job, the quality report at the end."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -53,27 +54,37 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
         layer = layers[0]
         if "analytics" in layers:  # the report's chart renderer starts while the layers run
             threading.Thread(target=_warm_up_charts, name="report-warm-up", daemon=True).start()
-        try:
-            for layer in layers:
-                with job_log(config.logs_dir, layer, config.logs.format):
-                    tell(layer, "start")
-                    started = time.perf_counter()
-                    results[layer] = _JOBS[layer](ctx)
-                    timings[layer] = round(time.perf_counter() - started, 3)
-                    tell(layer, "done")
-        except BaseException as exc:
-            error = shorten(str(exc)) or type(exc).__name__
-            if layer not in timings:
-                tell(layer, "failed")
-            raise
-        finally:
+
+        def report() -> None:
             ctx.quality["timings_seconds"] = timings
             if report_extra is not None:
                 ctx.quality.update(report_extra(results))
             results["quality"] = write_report(ctx, finished=list(timings), error=error)
-            storage.clear_staging(layout.data_dir)
-            engine.close()
+
+        def warehouse_views() -> None:
             results["warehouse"] = _rebuild_warehouse(layout, failed=error is not None)
+
+        with contextlib.ExitStack() as cleanups:
+            # Each runs whatever the others do, in this order (the report reads through the engine); the first
+            # error stands, whether the layers' own or a cleanup's, and a later one is logged.
+            for step, what in reversed([(report, "writing the quality report"),
+                                        (lambda: storage.clear_staging(layout.data_dir), "clearing staging"),
+                                        (engine.close, "closing the engine"),
+                                        (warehouse_views, "rebuilding the warehouse")]):
+                cleanups.push(_cleanup(step, what))
+            try:
+                for layer in layers:
+                    with job_log(config.logs_dir, layer, config.logs.format):
+                        tell(layer, "start")
+                        started = time.perf_counter()
+                        results[layer] = _JOBS[layer](ctx)
+                        timings[layer] = round(time.perf_counter() - started, 3)
+                        tell(layer, "done")
+            except BaseException as exc:
+                error = shorten(str(exc)) or type(exc).__name__
+                if layer not in timings:
+                    tell(layer, "failed")
+                raise
         if "analytics" in timings and results["analytics"]:  # the page of what analytics just answered
             from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
 
@@ -86,6 +97,23 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
     results["timings"] = timings
     results["layout"] = layout
     return results
+
+
+def _cleanup(step: Callable[[], None], what: str) -> Callable[..., bool]:
+    """An exit callback running `step`: its error is raised when none is on its way already, else logged (the
+    error on its way, the run's own or an earlier cleanup's, is the one to report)."""
+
+    def run(exc_type: type[BaseException] | None, exc: BaseException | None, traceback: Any) -> bool:
+        try:
+            step()
+        except Exception as failure:
+            if exc is None:
+                raise
+            log.error("%s failed too: %s", what, shorten(str(failure)) or type(failure).__name__)
+            log.debug("%s failed", what, exc_info=failure)
+        return False
+
+    return run
 
 
 def _rebuild_warehouse(layout: Layout, failed: bool) -> Path | None:
