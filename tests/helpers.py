@@ -87,8 +87,10 @@ def dates(first: str, last: str) -> list[tuple]:
 
 def analytics_context(**overrides: Any) -> dict:
     """The parameters the analytics models are rendered with (gold.model_context), from the default config."""
-    analytics = Config().analytics
+    analytics, gold = Config().analytics, Config().gold
     context = dict(no_product_key="", incremental=False, funnel=analytics.funnel.steps,
+                   product_view_event_types=gold.product_view_event_types,
+                   cart_add_event_types=gold.cart_add_event_types,
                    funnel_window_us=analytics.funnel.window_seconds * 1_000_000, funnel_scope=analytics.funnel.scope,
                    funnel_breakdown=analytics.funnel.breakdown, retention=analytics.retention,
                    path_steps=analytics.paths.steps, cart_window_us=analytics.cart.window_seconds * 1_000_000,

@@ -59,6 +59,8 @@ def test_a_partial_config_keeps_the_other_defaults(tmp_path):
         ("sources:\n  - name: s\n    columns: {UserId: uid}\n", "unknown canonical column"),
         ("sources:\n  - name: a\n  - name: a\n", "source names must be unique"),
         ("silver:\n  required_columns: [event_type]\n", "must include ['user_id']"),
+        ("gold:\n  cart_add_event_types: [add_to_basket]\n",
+         "key 'gold.cart_add_event_types.0': 'add_to_basket' is not a known event type"),
         ("silver:\n  required_columns: [user_id, event_type, product_id]\n", "key 'silver.required_columns.2'"),
         ("- just\n- a list\n", "top level must be a mapping"),
         ("engine: [unclosed\n", "invalid YAML"),

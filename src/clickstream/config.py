@@ -281,6 +281,10 @@ class SilverRules(_Strict):
 
 class Gold(_Strict):
     session_timeout_minutes: float = Field(default=30, gt=0, allow_inf_nan=False)
+    # canonical event types counted as a product viewed (dim_products.views, dim_sessions.product_views,
+    # top_products' viewers) and as one put in the cart (the cart_adds columns, carters, cart abandonment)
+    product_view_event_types: list[str] = ["product_view"]
+    cart_add_event_types: list[str] = ["add_to_cart"]
 
 
 # A duration as config writes it: a whole number and a unit (s, m, h or d), e.g. '30m', '24h', '7d'.
@@ -521,6 +525,8 @@ class Config(_Strict):
                     for raw, target in source.event_types.items() if target not in known]
         problems += [(("analytics", "funnel", "steps", i), unknown(step))
                      for i, step in enumerate(self.analytics.funnel.steps) if step not in known]
+        problems += [(("gold", key, i), unknown(name)) for key in ("product_view_event_types", "cart_add_event_types")
+                     for i, name in enumerate(getattr(self.gold, key)) if name not in known]
         retention = self.analytics.retention
         problems += [(("analytics", "retention", key), unknown(getattr(retention, key)))
                      for key in ("start_event", "return_event")

@@ -25,12 +25,16 @@ def model_context(ctx: RunContext) -> dict:
     """The parameters the gold and analytics models are rendered with, all from config."""
     rules, analytics = ctx.config.silver, ctx.config.analytics
     steps = analytics.funnel.steps
-    known = sorted(set(rules.product_event_types) | set(rules.purchase_event_types) | set(steps))
+    views, cart_adds = ctx.config.gold.product_view_event_types, ctx.config.gold.cart_add_event_types
+    known = sorted(set(rules.product_event_types) | set(rules.purchase_event_types) | set(steps) | set(views)
+                   | set(cart_adds))
     return {
         "timeout_us": int(round(ctx.config.gold.session_timeout_minutes * 60 * 1_000_000)),
         "no_product_key": NO_PRODUCT_KEY,
         "product_event_types": rules.product_event_types,
         "purchase_event_types": rules.purchase_event_types,
+        "product_view_event_types": views,
+        "cart_add_event_types": cart_adds,
         "known_event_types": known,
         "funnel": steps,  # dim_event_types numbers the funnel's steps
         "funnel_window_us": analytics.funnel.window_seconds * 1_000_000,

@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from helpers import FCT, USERS, analytics_context, event, inline_table, make_config, run_model, ts
+from helpers import DATES, FCT, USERS, analytics_context, dates, event, inline_table, make_config, run_model, ts
 
 from clickstream import analytics, gold, quality
 from clickstream.config import Config, DuckDBSettings
@@ -93,6 +93,26 @@ def test_user_journey_for_an_incremental_build_numbers_each_users_rows_from_the_
         ("b", 1, "page_view", None, None)]
 
 
+
+
+def test_the_configured_cart_and_view_types_open_carts_and_count_viewers(duck):
+    # this feed puts products in the basket with `basket_add`; its `add_to_cart` is something else
+    inline_table(duck, "dim_date", DATES, dates("2024-01-01", "2024-01-01"))
+    inline_table(duck, "fct_events", FCT, [
+        event("1", "a", "quick_view", "2024-01-01 09:00", product="p1"),
+        event("2", "a", "basket_add", "2024-01-01 10:00", product="p1"),
+        event("3", "a", "purchase", "2024-01-01 10:30", product="p1", amount="5"),
+        event("4", "b", "add_to_cart", "2024-01-01 10:00", product="p1"),
+    ])
+    context = {**CONTEXT, "product_view_event_types": ["quick_view"], "cart_add_event_types": ["basket_add"]}
+    assert run_model(duck, "analytics/cart_abandonment_daily", **context) == [
+        (ts("2024-01-01").date(), 1, 1, 0, 0, 0.0, None)]
+    inline_table(duck, "dim_products", [("product_key", "string"), ("product_id", "string"), ("views", "bigint"),
+                                        ("cart_adds", "bigint"), ("purchases", "bigint"), ("revenue", "decimal(18,2)"),
+                                        ("is_not_applicable", "boolean")],
+                 [("p1", "p1", 1, 1, 1, Decimal("5.00"), False)])
+    assert run_model(duck, "analytics/top_products", ["product_id", "viewers", "carters", "buyers",
+                                                      "view_to_cart_rate"], **context) == [("p1", 1, 1, 1, 1.0)]
 
 
 # ---- the natural order of each result, and what the report shows

@@ -13,7 +13,8 @@ from clickstream.schema import SILVER
 INGESTED = dt.datetime(2026, 1, 2, 3, 4, 5)
 CONTEXT = dict(timeout_us=30 * 60 * 1_000_000, no_product_key="", product_event_types=["product_view",
                "add_to_cart", "purchase"], purchase_event_types=["purchase"], funnel=["product_view", "add_to_cart",
-               "purchase"], known_event_types=["add_to_cart", "product_view", "purchase"])
+               "purchase"], known_event_types=["add_to_cart", "product_view", "purchase"],
+               product_view_event_types=["product_view"], cart_add_event_types=["add_to_cart"])
 
 
 def silver_row(event_id, user, session, when, event="page_view", product=None, amount=None):
@@ -132,6 +133,18 @@ def test_dim_products_has_a_not_applicable_member(duck):
         ("p1", 1, 1, 1, Decimal("10.50"), False),
         ("p2", 0, 0, 1, Decimal("4.25"), False),
     ]
+
+
+def test_the_configured_view_and_cart_types_are_counted_in_the_products_and_visits(duck):
+    # a feed whose product pages are `quick_view` too, and whose cart has `basket_add` only
+    star(duck, STAR_ROWS + [silver_row("e6", "u1", "s1", "2024-01-06 10:03:00", "quick_view", "p1"),
+                            silver_row("e7", "u2", "s9", "2024-01-09 00:11:00", "basket_add", "p2")])
+    context = {**CONTEXT, "product_view_event_types": ["product_view", "quick_view"],
+               "cart_add_event_types": ["basket_add"]}
+    assert run_model(duck, "gold/dim_products", ["product_key", "views", "cart_adds", "purchases"], **context) == [
+        ("", 0, 0, 0), ("p1", 2, 0, 1), ("p2", 0, 1, 1)]
+    assert run_model(duck, "gold/dim_sessions", ["user_key", "product_views", "cart_adds"], **context) == [
+        ("u1", 2, 0), ("u2", 0, 1)]
 
 
 def test_dim_date_covers_every_day_with_iso_weekdays(duck):

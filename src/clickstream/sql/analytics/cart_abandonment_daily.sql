@@ -1,7 +1,7 @@
 -- one row per calendar day: the carts opened that day, converted, abandoned or still open, the abandonment rate and the value left in abandoned carts
 {#
-  A cart opens at an add_to_cart when the user has no open cart; later adds join it while each comes at most
-  cart_window_us after the one before and no purchase came between. The user's next purchase at most
+  A cart opens at an add to cart (an event of cart_add_event_types) when the user has no open cart; later adds
+  join it while each comes at most cart_window_us after the one before and no purchase came between. The user's next purchase at most
   cart_window_us after the cart's last add converts it; if none comes it is abandoned once that time has passed,
   and open if the data ends first. At one time an add comes before a purchase.
 #}
@@ -14,7 +14,7 @@ with cart_events as (
         amount,
         case when is_purchase then 1 else 0 end as kind
     from fct_events
-    where event_type_key = 'add_to_cart' or is_purchase
+    where event_type_key in {{ in_list(cart_add_event_types) }} or is_purchase
 ),
 
 sequenced as (

@@ -9,8 +9,8 @@ with product_users as (
     select
         product_key,
         user_key,
-        max(case when event_type_key = 'product_view' then 1 else 0 end) as viewed,
-        max(case when event_type_key = 'add_to_cart' then 1 else 0 end) as carted,
+        max(case when event_type_key in {{ in_list(product_view_event_types) }} then 1 else 0 end) as viewed,
+        max(case when event_type_key in {{ in_list(cart_add_event_types) }} then 1 else 0 end) as carted,
         max(case when is_purchase then 1 else 0 end) as bought
     from fct_events
     where product_key <> {{ literal(no_product_key) }}

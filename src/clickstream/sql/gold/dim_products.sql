@@ -7,8 +7,8 @@ products as (
     select
         product_key,
         product_key as product_id,
-        count(case when event_type_key = 'product_view' then 1 end) as views,
-        count(case when event_type_key = 'add_to_cart' then 1 end) as cart_adds,
+        count(case when event_type_key in {{ in_list(product_view_event_types) }} then 1 end) as views,
+        count(case when event_type_key in {{ in_list(cart_add_event_types) }} then 1 end) as cart_adds,
         count(case when is_purchase then 1 end) as purchases,
         cast(coalesce(sum(case when is_purchase then amount end), 0) as decimal(18,2)) as revenue,
         count(distinct user_key) as unique_users,

@@ -14,8 +14,8 @@ final as (
         {{ date_key('min(event_ts)') }} as start_date_key,
         count(*) as total_events,
         count(case when event_type = 'page_view' then 1 end) as page_views,
-        count(case when event_type = 'product_view' then 1 end) as product_views,
-        count(case when event_type = 'add_to_cart' then 1 end) as cart_adds,
+        count(case when event_type in {{ in_list(product_view_event_types) }} then 1 end) as product_views,
+        count(case when event_type in {{ in_list(cart_add_event_types) }} then 1 end) as cart_adds,
         count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) as purchases,
         cast(coalesce(sum(case when event_type in {{ in_list(purchase_event_types) }} then amount end), 0)
              as decimal(18,2)) as revenue,
