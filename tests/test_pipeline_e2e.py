@@ -17,7 +17,7 @@ import pytest
 from helpers import SHARED_DATASET, analytics_context, run_model
 
 from clickstream.cli import main
-from clickstream.config import DuckDBSettings, duration_seconds
+from clickstream.config import Config, DuckDBSettings, duration_seconds
 from clickstream.engines.duckdb_engine import DuckDBEngine
 from clickstream.generate import DefectRates, generate
 
@@ -99,7 +99,9 @@ def test_late_events_pass_and_fact_equals_silver(generated):
         f"where source_file = 'clickstream_7_001.csv'), count(*) from read_parquet('{data}/silver/**/*.parquet') "
         f"where source_file = '{last}' and event_ts <= (select max(event_ts) from "
         f"read_parquet('{data}/silver/**/*.parquet') where source_file = 'clickstream_7_001.csv')").fetchall()[0]
-    assert first_max is not None and late >= result.defects["late"] > 0
+    # the generator moves this many clean rows of the first days into the last file: all of them, and only them
+    assert first_max is not None
+    assert late == result.defects["late"] == round(DefectRates().late * 20_000)
     assert count(data, "gold/fct_events") == count(data, "silver")
 
 
@@ -149,21 +151,60 @@ def test_results_are_printed_and_outputs_named(generated, capsys):
                   "8b. RFM segments", "9. Retention by cohort", "10b. Cart abandonment"]:
         assert title in out
     assert f"analytics   {data / 'analytics'}" in out
-    for query in ["top_products", "conversion_funnel", "funnel_any_order", "daily_activity", "user_segments",
-                  "revenue_metrics", "user_journey", "paths", "day_type_behavior", "rfm_segments", "retention",
-                  "cart_abandonment", "cart_abandonment_daily"]:
-        assert count(data, f"analytics/{query}") > 0
     assert (data / "analytics" / "top_products.csv").read_text().startswith("product_rank,product_id,views")
+
+
+def test_each_result_has_the_rows_its_grain_gives_on_silvers_events(generated):
+    # every number here is computed from silver's events (DuckDB over its Parquet files), not by the models
+    data, _ = generated
+    silver = f"read_parquet('{data}/silver/**/*.parquet')"
+    events, users, purchasers, products, first_ts, last_ts = duckdb.sql(
+        f"select count(*), count(distinct user_id), count(distinct case when event_type = 'purchase' then user_id "
+        f"end), count(distinct product_id), min(event_ts), max(event_ts) from {silver}").fetchall()[0]
+    days = [first_ts.date() + dt.timedelta(days=n) for n in range((last_ts.date() - first_ts.date()).days + 1)]
+    per_day = dict(duckdb.sql(f"select cast(event_ts as date), count(*) from {silver} group by 1").fetchall())
+
+    def monday(day: dt.date) -> dt.date:
+        return day - dt.timedelta(days=day.weekday())
+
+    # weekly retention: one row per cohort (the week of a user's first event) and week from it to the data's last
+    cohorts = {monday(t.date()) for (t,) in duckdb.sql(f"select min(event_ts) from {silver} group by user_id"
+                                                       ).fetchall()}
+    retention_rows = sum((monday(last_ts.date()) - cohort).days // 7 + 1 for cohort in cohorts)
+    # a day is full when the data covers it from midnight to midnight
+    day_types = defaultdict(lambda: [0, 0, 0])  # full days, partial days, events on full days
+    for day in days:
+        start = dt.datetime.combine(day, dt.time())
+        full = first_ts <= start and start + dt.timedelta(days=1) <= last_ts
+        counts = day_types["weekend" if day.isoweekday() >= 6 else "weekday"]
+        counts[0 if full else 1] += 1
+        counts[2] += per_day.get(day, 0) if full else 0
+    steps = Config().analytics.funnel.steps
+    expected = {"top_products": min(Config().analytics.top_n, products), "conversion_funnel": len(steps),
+                "funnel_any_order": len(steps), "daily_activity": len(days), "cart_abandonment_daily": len(days),
+                "revenue_metrics": 1, "cart_abandonment": 1, "user_journey": events, "rfm_scores": purchasers,
+                "retention": retention_rows, "day_type_behavior": len(day_types)}
+    assert {query: count(data, f"analytics/{query}") for query in expected} == expected
+    assert table(data, "analytics/day_type_behavior").select("day_type, full_days, partial_days, events").order(
+        "day_type").fetchall() == [(day_type, *counts) for day_type, counts in sorted(day_types.items())]
+    # the segments share out the users and the purchasing users; every visit leaves its first step once
+    assert table(data, "analytics/user_segments").sum("users").fetchall() == [(users,)]
+    assert table(data, "analytics/rfm_segments").sum("customers").fetchall() == [(purchasers,)]
+    assert table(data, "analytics/paths").filter("step = 1").sum("sessions").fetchall() == [
+        (count(data, "gold/dim_sessions"),)]
 
 
 def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
     data, _ = generated
+    basic = table(data, "analytics/top_products").order("product_rank").fetchall()
+    csv_text = (data / "analytics" / "top_products.csv").read_text()
     assert main(["analytics", "--group", "advanced", "--show-results", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     assert "8b. RFM segments" in out and "6b. Most common paths to a purchase" in out
     assert "1. Top products" not in out
     # the basic results of the earlier run are carried over, not lost, when only one group is rebuilt
-    assert count(data, "analytics/top_products") > 0 and (data / "analytics" / "top_products.csv").exists()
+    assert table(data, "analytics/top_products").order("product_rank").fetchall() == basic
+    assert (data / "analytics" / "top_products.csv").read_text() == csv_text
 
 
 # ---- the shared real dataset -------------------------------------------------------------------------------

@@ -402,6 +402,22 @@ def test_daily_activity_marks_the_days_the_data_covers_in_part(engine):
     ]
 
 
+def test_daily_activity_counts_a_visit_across_midnight_on_both_days_whatever_the_rows_order(engine):
+    # Friday 5 January from 22:00 to Saturday 6 at 12:00; a's visit runs from 22:00 over midnight to 00:10
+    inline_table(engine, "dim_date", DATES, dates("2024-01-05", "2024-01-06"))
+    inline_table(engine, "fct_events", FCT, [
+        event("3", "a", "page_view", "2024-01-06 00:10"),  # rows not in time order
+        event("1", "a", "product_view", "2024-01-05 22:00", product="p1"),
+        event("4", "b", "page_view", "2024-01-06 12:00", session="t"),
+        event("2", "a", "purchase", "2024-01-05 23:50", product="p1", amount="7.50"),
+    ])
+    assert run_model(engine, "analytics/daily_activity", ordered=True, **analytics_context()) == [
+        (ts("2024-01-05").date(), "Friday", False, True, 2 / 24, 1, 2, 2.0, 1, 1, Decimal("7.50")),
+        # a's visit counts on the day it ends too; b's alone is the other one
+        (ts("2024-01-06").date(), "Saturday", True, True, 12 / 24, 2, 2, 1.0, 2, 0, Decimal("0.00")),
+    ]
+
+
 def test_day_type_behavior_averages_over_full_days_only(engine):
     # Friday 5 (from 10:00) and Tuesday 9 (to 01:00) are partial; Saturday 6, Sunday 7 and Monday 8 are full.
     inline_table(engine, "dim_date", DATES, dates("2024-01-05", "2024-01-09"))
