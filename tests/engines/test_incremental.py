@@ -42,6 +42,7 @@ SECOND_BATCH = [
     "u2,s1,2024-01-10 12:00:00,page_view,,,",  # after u2's last event: only added to its week
     "u2,s1,2024-01-01 12:00:00,page_view,,,",  # already ingested: a duplicate
 ]
+THIRD_BATCH = ["u2,s1,2024-01-11 12:00:00,page_view,,,"]  # after every published event of the 8th's week
 TABLES = ([f"gold/{m['name']}" for m in gold.models() if m.get("publish", True)]
           + [f"analytics/{q['name']}" for q in analytics.queries()])
 
@@ -64,6 +65,21 @@ def config_for(data_dir: Path, engine: str, session_timeout_minutes: float = 30)
 def run(data_dir: Path, engine: str, session_timeout_minutes: float = 30, **kwargs) -> dict:
     run_layers(config_for(data_dir, engine, session_timeout_minutes), **kwargs)
     return json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]
+
+
+def built_from_scratch(data_dir: Path) -> None:
+    """The three batches in one run on DuckDB: what runs that add them one by one must publish."""
+    for name, rows in [("a.csv", FIRST_BATCH), ("b.csv", SECOND_BATCH), ("c.csv", THIRD_BATCH)]:
+        write_batch(data_dir, name, rows)
+    run(data_dir, "duckdb")
+
+
+def first_two_batches(data_dir: Path, **second_run) -> dict:
+    """The first batch, then the second, each in a run of its own on DuckDB; the second run's report."""
+    write_batch(data_dir, "a.csv", FIRST_BATCH)
+    run(data_dir, "duckdb")
+    write_batch(data_dir, "b.csv", SECOND_BATCH)
+    return run(data_dir, "duckdb", **second_run)
 
 
 def week_files(table: Path) -> dict[str, set[int]]:
@@ -121,19 +137,13 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
 
 def test_a_week_that_holds_enough_files_is_written_again_instead_of_gaining_one(tmp_path, monkeypatch):
     monkeypatch.setattr(incremental, "COMPACT_AT_FILES", 2)
-    third_batch = ["u2,s1,2024-01-11 12:00:00,page_view,,,"]  # after every published event of the 8th's week
     step, scratch = tmp_path / "step", tmp_path / "scratch"
-    for name, rows in [("a.csv", FIRST_BATCH), ("b.csv", SECOND_BATCH), ("c.csv", third_batch)]:
-        write_batch(scratch, name, rows)
-    run(scratch, "duckdb")
-    write_batch(step, "a.csv", FIRST_BATCH)
-    run(step, "duckdb")
-    write_batch(step, "b.csv", SECOND_BATCH)
-    run(step, "duckdb")
+    built_from_scratch(scratch)
+    first_two_batches(step)
     before = {table: week_files(step / "gold" / table)["week=2024-01-08"] for table in ["fct_events", "dim_sessions"]}
     assert {table: len(files) for table, files in before.items()} == {"fct_events": 2, "dim_sessions": 2}
 
-    write_batch(step, "c.csv", third_batch)
+    write_batch(step, "c.csv", THIRD_BATCH)
     report = run(step, "duckdb")
     for table, files in before.items():
         # rows only added, but the week already held two files: it is written again, as one
@@ -147,15 +157,9 @@ def test_a_week_that_holds_enough_files_is_written_again_instead_of_gaining_one(
 
 def test_a_data_directory_where_gold_named_its_affected_users_scope_users_builds_on(tmp_path):
     # Releases before the rename published gold's affected users as `gold/_scope_users/` (column scope_key).
-    third_batch = ["u2,s1,2024-01-11 12:00:00,page_view,,,"]
     step, scratch = tmp_path / "step", tmp_path / "scratch"
-    for name, rows in [("a.csv", FIRST_BATCH), ("b.csv", SECOND_BATCH), ("c.csv", third_batch)]:
-        write_batch(scratch, name, rows)
-    run(scratch, "duckdb")
-    write_batch(step, "a.csv", FIRST_BATCH)
-    run(step, "duckdb")
-    write_batch(step, "b.csv", SECOND_BATCH)
-    assert run(step, "duckdb", layers=("bronze", "silver", "gold"))["gold"]["mode"] == "incremental"
+    built_from_scratch(scratch)
+    assert first_two_batches(step, layers=("bronze", "silver", "gold"))["gold"]["mode"] == "incremental"
     gold = step / "gold"
     old = gold / "_scope_users"
     old.mkdir()
@@ -165,7 +169,7 @@ def test_a_data_directory_where_gold_named_its_affected_users_scope_users_builds
 
     # analytics after that gold build: no affected users of the new name, so the journey is built from scratch
     assert run(step, "duckdb", layers=("analytics",))["analytics"]["modes"]["user_journey"] == "full"
-    write_batch(step, "c.csv", third_batch)
+    write_batch(step, "c.csv", THIRD_BATCH)
     report = run(step, "duckdb")
     assert (report["gold"]["mode"], report["analytics"]["modes"]["user_journey"]) == ("incremental", "incremental")
     assert sorted(p.name for p in gold.iterdir() if p.name.startswith("_")) == ["_affected_users", "_build.json"]
