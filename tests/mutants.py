@@ -72,6 +72,11 @@ MUTANTS = [
            "select * from final order by product_rank", "select * from final order by product_rank desc"),
     Mutant("small batches fail on noise", "src/clickstream/quality.py",
            "    too_few = status == \"fail\" and total < min_rows", "    too_few = False"),
+    Mutant("a product's cart adds counted from the view types", "src/clickstream/sql/gold/dim_products.sql",
+           "event_type_key in {{ in_list(cart_add_event_types) }} then 1 end) as cart_adds",
+           "event_type_key in {{ in_list(product_view_event_types) }} then 1 end) as cart_adds"),
+    Mutant("a cleanup's error replaces the run's own", "src/clickstream/pipeline.py",
+           "            if exc is None:\n                raise", "            raise"),
 ]
 
 

@@ -61,6 +61,20 @@ def test_purchase_paths_count_the_steps_before_each_purchase_in_a_visit(duck):
         (1, "product_view > add_to_cart > purchase", 2, 2 / 3), (2, "purchase", 1, 1 / 3)]
 
 
+def test_purchase_paths_keep_exactly_the_top_n_with_shares_of_every_purchase(duck):
+    inline_table(duck, "fct_events", FCT, [
+        event("1", "a", "product_view", "2024-01-01 10:00"), event("2", "a", "add_to_cart", "2024-01-01 10:01"),
+        event("3", "a", "purchase", "2024-01-01 10:02", amount="1"),
+        event("4", "b", "product_view", "2024-01-01 10:00"), event("5", "b", "add_to_cart", "2024-01-01 10:01"),
+        event("6", "b", "purchase", "2024-01-01 10:02", amount="1"),
+        event("7", "c", "purchase", "2024-01-01 10:00", amount="1"),
+        event("8", "d", "page_view", "2024-01-01 10:00"), event("9", "d", "purchase", "2024-01-01 10:01", amount="1"),
+    ])
+    # three paths, two kept: the tie of one purchase each is broken by the path's text
+    assert run_model(duck, "analytics/purchase_paths", ordered=True, **{**CONTEXT, "top_n": 2}) == [
+        (1, "product_view > add_to_cart > purchase", 2, 2 / 4), (2, "page_view > purchase", 1, 1 / 4)]
+
+
 def test_user_journey_orders_each_users_events_with_the_previous_one(duck):
     inline_table(duck, "fct_events", FCT, [
         event("2", "a", "add_to_cart", "2024-01-01 10:01", product="p1"),
