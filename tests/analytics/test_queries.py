@@ -48,13 +48,18 @@ def test_rfm_segment_boundaries(duck, recency, frequency, monetary, segment):
     assert rows == [(segment,)]
 
 
+# a and b view, cart and buy; c only buys
+BUYING_VISITS = [
+    event("1", "a", "product_view", "2024-01-01 10:00"), event("2", "a", "add_to_cart", "2024-01-01 10:01"),
+    event("3", "a", "purchase", "2024-01-01 10:02", amount="1"),
+    event("4", "b", "product_view", "2024-01-01 10:00"), event("5", "b", "add_to_cart", "2024-01-01 10:01"),
+    event("6", "b", "purchase", "2024-01-01 10:02", amount="1"),
+    event("7", "c", "purchase", "2024-01-01 10:00", amount="1"),
+]
+
+
 def test_purchase_paths_count_the_steps_before_each_purchase_in_a_visit(duck):
-    inline_table(duck, "fct_events", FCT, [
-        event("1", "a", "product_view", "2024-01-01 10:00"), event("2", "a", "add_to_cart", "2024-01-01 10:01"),
-        event("3", "a", "purchase", "2024-01-01 10:02", amount="1"),
-        event("4", "b", "product_view", "2024-01-01 10:00"), event("5", "b", "add_to_cart", "2024-01-01 10:01"),
-        event("6", "b", "purchase", "2024-01-01 10:02", amount="1"),
-        event("7", "c", "purchase", "2024-01-01 10:00", amount="1"),
+    inline_table(duck, "fct_events", FCT, BUYING_VISITS + [
         event("8", "d", "product_view", "2024-01-01 10:00"), event("9", "d", "add_to_cart", "2024-01-01 10:01"),
     ])
     assert run_model(duck, "analytics/purchase_paths", **CONTEXT) == [
@@ -62,12 +67,7 @@ def test_purchase_paths_count_the_steps_before_each_purchase_in_a_visit(duck):
 
 
 def test_purchase_paths_keep_exactly_the_top_n_with_shares_of_every_purchase(duck):
-    inline_table(duck, "fct_events", FCT, [
-        event("1", "a", "product_view", "2024-01-01 10:00"), event("2", "a", "add_to_cart", "2024-01-01 10:01"),
-        event("3", "a", "purchase", "2024-01-01 10:02", amount="1"),
-        event("4", "b", "product_view", "2024-01-01 10:00"), event("5", "b", "add_to_cart", "2024-01-01 10:01"),
-        event("6", "b", "purchase", "2024-01-01 10:02", amount="1"),
-        event("7", "c", "purchase", "2024-01-01 10:00", amount="1"),
+    inline_table(duck, "fct_events", FCT, BUYING_VISITS + [
         event("8", "d", "page_view", "2024-01-01 10:00"), event("9", "d", "purchase", "2024-01-01 10:01", amount="1"),
     ])
     # three paths, two kept: the tie of one purchase each is broken by the path's text
