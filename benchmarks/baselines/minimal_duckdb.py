@@ -163,6 +163,7 @@ def main() -> int:
         timings[name] = round(time.perf_counter() - started, 3)
     counts = {"bronze_rows": con.execute("select count(*) from typed").fetchone()[0],
               "silver_rows": con.execute("select count(*) from events").fetchone()[0],
+              "fct_events": con.execute("select count(*) from fct").fetchone()[0],
               "quarantine_rows": con.execute(f"select count(*) from '{out}/quarantine.parquet'").fetchone()[0]}
     counts["duplicate_rows"] = counts["bronze_rows"] - counts["silver_rows"] - counts["quarantine_rows"]
     con.close()
