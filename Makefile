@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE_ROWS ?= 200000
 DATA_DIR ?= data
-# `make bench`: 2M rows, the four variants, 3 runs each: about 25 minutes on 2 cores. 10M and 100M are opt-in
+# `make bench`: 2M rows, the five variants, 3 runs each: under 30 minutes on 2 cores. 10M and 100M are opt-in
 # (SIZES=2m,10m or SIZES=100m), and so is the incremental run (BENCH_ARGS=--incremental).
 SIZES ?= 2m
 RUNS ?= 3

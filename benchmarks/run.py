@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default 2m,10m)")
     parser.add_argument("--runs", type=int, default=3, help="runs per variant and size (default 3)")
     parser.add_argument("--variants", default=",".join(variants.VARIANTS),
-                        help=f"comma-separated subset of {', '.join(variants.VARIANTS)} (default: all four)")
+                        help=f"comma-separated subset of {', '.join(variants.VARIANTS)} (default: all of them)")
     parser.add_argument("--incremental", action="store_true",
                         help="also time an incremental run (+1%% rows in one new file) against a full run")
     parser.add_argument("--check", action="store_true",
