@@ -127,7 +127,8 @@ def summary(results: dict[str, Any], logs_dir: Path) -> str:
                          f"orders")
         if figures.get("conversion") is not None:
             lines.append(f"  conversion  {figures['conversion']:.2%} of the users reaching "
-                         f"{escape_terminal(figures['first_step'])} reached {escape_terminal(figures['last_step'])}")
+                         f"{escape_terminal(figures['first_step'])} reached {escape_terminal(figures['last_step'])} in "
+                         f"order within analytics.funnel.window (users still in progress left out)")
         if figures.get("partial_days"):
             lines.append(f"  partial     {', '.join(figures['partial_days'])} (UTC days the data covers in part)")
     totals = (quality.get("silver") or {}).get("totals")
