@@ -61,6 +61,13 @@ class Section:
     missing: list[str] = field(default_factory=list)  # tables this section needs that are not built yet
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def draw(self, facts: "Facts", caption: str, name: str, spec: dict | None) -> bool:
+        """Add the chart `name` under `caption`, unless its table lacks a column it reads (spec None)."""
+        if facts.chart(name, spec) is None:
+            return False
+        self.charts.append((caption, name))
+        return True
+
 
 class Tables:
     """The published tables, read on first use by name; a table not built is None."""
@@ -226,8 +233,9 @@ def headline(facts: Facts) -> Section:
 def funnel(facts: Facts) -> Section:
     rows = facts.tables.rows("conversion_funnel")
     window = facts.config.analytics.funnel
+    within = "in one visit" if window.scope == "visit" else "across visits"
     section = Section("funnel", "Funnel", f"Users who did the steps of analytics.funnel in order, each within "
-                      f"{window.window} of the first ({'in one visit' if window.scope == 'visit' else 'across visits'}), "
+                      f"{window.window} of the first ({within}), "
                       "and the share of the step before's decided users who went on; users still inside the "
                       "window are in progress, left out of the rates.")
     if rows is None:
@@ -235,9 +243,7 @@ def funnel(facts: Facts) -> Section:
         return section
     if rows and "breakdown_value" in rows[0]:
         section.notes.append(f"Broken down by {window.breakdown}: the chart sums every value, the table has each.")
-    name = facts.chart("funnel", charts.funnel(rows))
-    if name:
-        section.charts.append(("Users per funnel step, in order", name))
+    section.draw(facts, "Users per funnel step, in order", "funnel", charts.funnel(rows))
     section.tables.append(_table("conversion_funnel", rows))
     any_order = facts.tables.rows("funnel_any_order")
     if any_order is not None:
@@ -254,9 +260,7 @@ def cart(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("cart_abandonment_daily")
         return section
-    name = facts.chart("cart", charts.cart_daily(rows))
-    if name:
-        section.charts.append(("Carts per day, by how they ended", name))
+    section.draw(facts, "Carts per day, by how they ended", "cart", charts.cart_daily(rows))
     total = facts.tables.rows("cart_abandonment")
     if total is not None:
         section.tables.append(_table("cart_abandonment", total))
@@ -271,9 +275,7 @@ def daily(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("daily_activity")
         return section
-    name = facts.chart("daily", charts.daily(rows, facts.partial_days))
-    if name:
-        section.charts.append(("Per day", name))
+    section.draw(facts, "Per day", "daily", charts.daily(rows, facts.partial_days))
     section.tables.append(_table("daily_activity (last days)", rows[-TABLE_ROWS:]))
     return section
 
@@ -290,9 +292,7 @@ def retention(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("retention")
         return section
-    name = facts.chart("retention", charts.retention(rows, period))
-    if name:
-        section.charts.append((f"Cohorts by first {period}", name))
+    section.draw(facts, f"Cohorts by first {period}", "retention", charts.retention(rows, period))
     section.tables.append(_table("retention", rows))
     return section
 
@@ -309,14 +309,10 @@ def products(facts: Facts) -> Section:
         section.missing.append("dim_products")
     else:
         viewed = [r for r in catalogue if not r.get("is_not_applicable") and (r.get("views") or 0) > 0]
-        name = facts.chart("products_views", charts.ranked_bars(viewed, "product_id", "views", "views"))
-        if name:
-            section.charts.append(("By views", name))
+        section.draw(facts, "By views", "products_views", charts.ranked_bars(viewed, "product_id", "views", "views"))
         sold = [r for r in catalogue if not r.get("is_not_applicable") and (r.get("revenue") or 0) > 0]
-        name = facts.chart("products_revenue", charts.ranked_bars(sold, "product_id", "revenue", "revenue",
-                                                                  charts.PALETTE[1], value_format=",.2f"))
-        if name:
-            section.charts.append(("By revenue", name))
+        section.draw(facts, "By revenue", "products_revenue", charts.ranked_bars(
+            sold, "product_id", "revenue", "revenue", charts.PALETTE[1], value_format=",.2f"))
     if top is not None:
         section.tables.append(_table("top_products", top))
     return section
@@ -330,9 +326,7 @@ def revenue(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("daily_activity")
     else:
-        name = facts.chart("revenue", charts.weekly_revenue(rows, facts.partial_days))
-        if name:
-            section.charts.append(("Revenue per week", name))
+        section.draw(facts, "Revenue per week", "revenue", charts.weekly_revenue(rows, facts.partial_days))
     metrics = t.rows("revenue_metrics")
     if metrics is None:
         section.missing.append("revenue_metrics")
@@ -351,17 +345,13 @@ def segments(facts: Facts) -> Section:
     if rfm is None:
         section.missing.append("rfm_segments")
     else:
-        name = facts.chart("rfm", charts.segments(rfm, "segment", "customers", "customers"))
-        if name:
-            section.charts.append(("RFM segments", name))
+        section.draw(facts, "RFM segments", "rfm", charts.segments(rfm, "segment", "customers", "customers"))
         section.tables.append(_table("rfm_segments", rfm))
     activity = t.rows("user_segments")
     if activity is None:
         section.missing.append("user_segments")
     else:
-        name = facts.chart("activity", charts.segments(activity, "segment", "users", "users"))
-        if name:
-            section.charts.append(("Activity segments", name))
+        section.draw(facts, "Activity segments", "activity", charts.segments(activity, "segment", "users", "users"))
         section.tables.append(_table("user_segments", activity))
     return section
 
@@ -373,10 +363,8 @@ def paths(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("purchase_paths")
         return section
-    name = facts.chart("paths", charts.ranked_bars(rows, "path", "purchases", "purchases", charts.PALETTE[4],
-                                                   limit=10))
-    if name:
-        section.charts.append(("Paths to a purchase", name))
+    section.draw(facts, "Paths to a purchase", "paths", charts.ranked_bars(
+        rows, "path", "purchases", "purchases", charts.PALETTE[4], limit=10))
     section.tables.append(_table("purchase_paths", rows))
     edges = facts.tables.rows("paths")
     if edges is None:
@@ -384,10 +372,8 @@ def paths(facts: Facts) -> Section:
         return section
     taken = [{"edge": f"{e['step']}. {e['from_event']} \u2192 {e['to_event']}", "sessions": e["sessions"]}
              for e in edges if charts.has([e], "step", "from_event", "to_event", "sessions")]
-    name = facts.chart("visit_paths", charts.ranked_bars(taken, "edge", "sessions", "visits", charts.PALETTE[5],
-                                                         limit=12))
-    if name:
-        section.charts.append(("The steps visits take most (step. from \u2192 next, or exit)", name))
+    section.draw(facts, "The steps visits take most (step. from \u2192 next, or exit)", "visit_paths",
+                 charts.ranked_bars(taken, "edge", "sessions", "visits", charts.PALETTE[5], limit=12))
     section.tables.append(_table("paths", edges))
     return section
 
@@ -399,9 +385,7 @@ def day_types(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("day_type_behavior")
         return section
-    name = facts.chart("daytype", charts.day_types(rows))
-    if name:
-        section.charts.append(("Per calendar day", name))
+    section.draw(facts, "Per calendar day", "daytype", charts.day_types(rows))
     section.tables.append(_table("day_type_behavior", rows))
     return section
 
@@ -414,20 +398,16 @@ def data_quality(facts: Facts) -> Section:
     ledger = silver.get("ledger") or []
     totals = silver.get("totals") or {}
     section.extra["totals"] = totals
-    name = facts.chart("ledger", charts.ledger(ledger))
-    if name:
-        section.charts.append(("Rows per raw file, by where they went", name))
-    elif not ledger:
+    drawn = section.draw(facts, "Rows per raw file, by where they went", "ledger", charts.ledger(ledger))
+    if not drawn and not ledger:
         section.notes.append("No silver run has judged rows yet.")
     if len(ledger) > 25:
         section.notes.append(f"The chart shows the 25 largest of {len(ledger):,} files; the table of figures all.")
     reasons = silver.get("rejection_reasons", {}).get("overall", {})
     if reasons:
         rows = [{"reason": k, "rows": v} for k, v in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))]
-        name = facts.chart("reasons", charts.ranked_bars(rows, "reason", "rows", "quarantined rows",
-                                                         charts.ACCENT))
-        if name:
-            section.charts.append(("Quarantine reasons", name))
+        section.draw(facts, "Quarantine reasons", "reasons",
+                     charts.ranked_bars(rows, "reason", "rows", "quarantined rows", charts.ACCENT))
         section.extra["examples"] = _examples(facts.tables.layout, [r["reason"] for r in rows])
     gold = quality.get("gold", {})
     tests = gold.get("tests") or []
@@ -436,9 +416,8 @@ def data_quality(facts: Facts) -> Section:
                               "failed": sum(t["status"] == "fail" for t in tests),
                               "not_passed": [t for t in tests if t["status"] != "pass"], "all": tests}
     runs = _rates(facts.history)
-    name = facts.chart("rates", charts.rates_over_runs(runs))
-    if name:
-        section.charts.append((f"Quarantine and duplicate rates, last {len(runs)} run(s) that judged rows", name))
+    section.draw(facts, f"Quarantine and duplicate rates, last {len(runs)} run(s) that judged rows", "rates",
+                 charts.rates_over_runs(runs))
     bronze = quality.get("bronze", {})
     section.extra["refused"] = bronze.get("refused") or []
     section.extra["unmatched"] = bronze.get("unmatched") or []
