@@ -28,18 +28,6 @@ RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Am
 OUTPUTS = ["minimal", "reports", "_tmp"]
 PARQUET = "format parquet, compression snappy"
 
-TYPED = """
-create temp table typed as
-select
-    nullif(trim(UserID), '') as user_id, nullif(trim(SessionID), '') as session_id,
-    nullif(trim(Timestamp), '') as timestamp_text,
-    try_strptime(nullif(trim(Timestamp), ''), ['%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']) as event_ts,
-    nullif(trim(EventType), '') as event_type, nullif(trim(ProductID), '') as product_id,
-    nullif(trim(Amount), '') as amount_text, try_cast(nullif(trim(Amount), '') as decimal(18,2)) as amount,
-    nullif(trim(Outcome), '') as outcome, filename as source_file, *
-from read_csv({files}, columns = {columns}, header = true, auto_detect = false, delim = ',', quote = '"',
-              escape = '"', filename = true)
-"""
 REASONS = """
 concat_ws(';',
     case when user_id is null then 'missing_user_id' end,
@@ -53,16 +41,30 @@ concat_ws(';',
     case when amount_text is not null and amount is null then 'invalid_amount' end,
     case when amount < 0 then 'negative_amount' end)
 """
+TYPED = """
+create temp table typed as
+select *, {reasons} as reasons from (
+select
+    nullif(trim(UserID), '') as user_id, nullif(trim(SessionID), '') as session_id,
+    nullif(trim(Timestamp), '') as timestamp_text,
+    try_strptime(nullif(trim(Timestamp), ''), ['%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']) as event_ts,
+    nullif(trim(EventType), '') as event_type, nullif(trim(ProductID), '') as product_id,
+    nullif(trim(Amount), '') as amount_text, try_cast(nullif(trim(Amount), '') as decimal(18,2)) as amount,
+    nullif(trim(Outcome), '') as outcome, filename as source_file, *
+from read_csv({files}, columns = {columns}, header = true, auto_detect = false, delim = ',', quote = '"',
+              escape = '"', filename = true)
+)
+"""
 STEPS = {
     "quarantine": f"""
         copy (select * exclude (user_id, session_id, timestamp_text, event_ts, event_type, product_id, amount_text,
                                 amount, outcome, filename, reasons), reasons as rejection_reasons
-              from (select *, {REASONS} as reasons from typed) where reasons <> '')
+              from typed where reasons <> '')
         to '{{out}}/quarantine.parquet' ({PARQUET})""",
     "silver": f"""
         create temp table events as
         select user_id, session_id, event_ts, event_type, product_id, amount, outcome, source_file
-        from typed where {REASONS} = ''
+        from typed where reasons = ''
         qualify row_number() over (partition by user_id, session_id, event_ts, event_type, product_id, amount,
                                                 outcome order by source_file) = 1""",
     "visits": """
@@ -152,7 +154,7 @@ def main() -> int:
     timings: dict[str, float] = {}
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in RAW_COLUMNS) + "}"
     started = time.perf_counter()
-    con.execute(TYPED.format(files="[" + ", ".join(f"'{f}'" for f in files) + "]", columns=columns))
+    con.execute(TYPED.format(reasons=REASONS, files="[" + ", ".join(f"'{f}'" for f in files) + "]", columns=columns))
     timings["read"] = round(time.perf_counter() - started, 3)
     for name, sql in STEPS.items():
         started = time.perf_counter()
