@@ -423,6 +423,8 @@ class Analytics(_Strict):
     rfm: Rfm = Rfm()
     path_length: int = Field(default=3, ge=2, le=6)
     show_rows: int = Field(default=10, ge=0)
+    # analytics/report.html after every run that ran analytics; false skips it (and starting its chart renderer)
+    html_report: bool = True
 
     @field_validator("funnel", mode="before")
     @classmethod

@@ -76,6 +76,17 @@ def page_facts(report, tmp_path_factory):
                 const box = e.closest('.stage, .card').getBoundingClientRect(), own = e.getBoundingClientRect();
                 return own.right > box.right + 0.5 || own.left < box.left - 0.5;
             }).map(e => e.textContent),
+            // a chart's text the viewer's font pushes past its SVG's edge is cut off there
+            clipped: [...document.querySelectorAll('figure.chart svg')].flatMap(svg => {
+                const box = svg.getBoundingClientRect();
+                return [...svg.querySelectorAll('text')].filter(t => {
+                    const own = t.getBoundingClientRect();
+                    return own.width > 0 && (own.right > box.right + 0.5 || own.left < box.left - 0.5
+                                             || own.bottom > box.bottom + 0.5 || own.top < box.top - 0.5);
+                }).map(t => [svg.closest('figure').dataset.chart, t.textContent]);
+            }),
+            fonts: [...new Set([...document.querySelectorAll('figure.chart svg text')].map(
+                t => getComputedStyle(t).fontFamily))],
         })""")
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
@@ -102,6 +113,14 @@ def test_every_chart_is_one_svg_with_marks(page_facts):
 
 def test_no_label_or_figure_runs_out_of_its_box(page_facts):
     assert page_facts[0]["overflowing"] == []
+
+
+def test_no_chart_text_is_cut_off_in_a_wider_font_than_it_was_measured_in(page_facts):
+    """The charts are measured in Liberation Sans; this browser has only DejaVu Sans (CI installs no other
+    font), about a tenth wider, which the charts' padding must leave room for."""
+    facts = page_facts[0]
+    assert facts["fonts"] == ['"Liberation Sans", Arimo, Arial, Helvetica, sans-serif']
+    assert facts["clipped"] == [], facts["clipped"]
 
 
 def test_nothing_leaves_the_file_and_nothing_fails(page_facts):

@@ -126,3 +126,40 @@ def test_the_hostile_folder_gives_a_page_of_text(tmp_path):
     assert [tag for tag, _ in page.tags if tag in ("script", "img", "iframe", "object", "embed", "foreignobject")] == []
     assert [attrs for _, attrs in page.tags if any(k.startswith("on") for k in attrs)] == []
     assert len([attrs for tag, attrs in page.tags if tag == "figure"]) == 15  # every chart drawn
+
+
+def test_html_report_false_writes_no_page_and_removes_the_one_a_new_run_would_leave_stale(data, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"analytics": {"html_report": False}}))
+    page = copy / "analytics" / "report.html"
+    assert page.exists()
+    report_logs = sorted((copy / "logs").glob("report_*"))
+    assert report_logs  # the first run's report job
+    generate(copy / "raw", rows=300, seed=7)  # new events: the earlier page no longer shows the data
+    assert main(["run", "--quiet", "--config", str(config), "--data-dir", str(copy)]) == 0
+    assert "clickstream_7_001.csv" in json.dumps(quality(copy)["bronze"])  # the new file went through
+    assert not page.exists()
+    assert sorted((copy / "logs").glob("report_*")) == report_logs  # no report job ran
+    assert (copy / "analytics" / "REPORT.md").exists()  # the Markdown tables are still written
+
+
+def test_the_top_products_are_chosen_in_arrow_largest_first_ties_in_table_order(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "gold" / "dim_products"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({
+        "product_id": ["n/a", "a", "b", "c", "d", "e", "f"],
+        "views": [900, 5, 7, 5, None, 0, 5],
+        "is_not_applicable": [True, False, False, None, False, False, False],
+    }), folder / "part-00000.parquet")
+    tables = html.Tables(Layout(tmp_path))
+    assert tables.largest("dim_products", "views", ["product_id", "views"], 3) == [
+        {"product_id": "b", "views": 7}, {"product_id": "a", "views": 5}, {"product_id": "c", "views": 5}]
+    # an older table without the column: one row without it, so the chart is not drawn
+    assert tables.largest("dim_products", "revenue", ["product_id", "revenue"], 3) == [{"product_id": "n/a"}]
+    assert charts.ranked_bars([{"product_id": "n/a"}], "product_id", "revenue", "revenue") is None
+    assert html.Tables(Layout(tmp_path / "none")).largest("dim_products", "views", ["views"], 3) is None

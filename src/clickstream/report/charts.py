@@ -6,6 +6,8 @@ a chart as text already bucketed ('2024-03-01', week '2024-W09'), so no viewer's
 """
 from __future__ import annotations
 
+import copy
+import heapq
 import threading
 from typing import Any, Iterable
 
@@ -16,7 +18,13 @@ from clickstream.report.escape import escape_terminal
 Rows = list[dict[str, Any]]
 
 WIDTH = 640
-FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
+# Text is measured with vl-convert's own copy of Liberation Sans: the same widths on every machine (byte-stable
+# charts whatever fonts the system has), and about four times faster than a system font, which vl-convert reads
+# from disk for every label. The page shows it in Liberation Sans or a font with its metrics (Arimo, Arial;
+# Helvetica is close), see DISPLAY_FONT; a wider fallback gets the room of PADDING and is checked in a browser.
+FONT = "Liberation Sans"
+DISPLAY_FONT = '"Liberation Sans", Arimo, Arial, Helvetica, sans-serif'
+PADDING = {"left": 40, "right": 56, "top": 6, "bottom": 12}
 # Muted, distinguishable hues; the partial-day marker is the one warm accent.
 PALETTE = ["#3b6ea8", "#5aa469", "#d9a441", "#b0506f", "#7a5fa8", "#4aa3a8", "#8c8c8c"]
 ACCENT = "#c0392b"
@@ -34,21 +42,32 @@ def has(rows: Rows | None, *columns: str) -> bool:
     return bool(rows) and all(column in rows[0] for column in columns)
 
 
-def _base(rows: Rows) -> alt.Chart:
-    return alt.Chart(alt.Data(values=rows))
+# A chart's rows are joined to its spec by name at the end (`_finish`): Altair deep-copies a chart's inline data
+# each time it is encoded, layered or sized, which was a third of the report's Python time at 2M rows.
+TABLE = "table"
 
 
-def _finish(chart: Any) -> dict:
-    """The chart's Vega-Lite spec with the report's look."""
-    # measured by vl-convert with DejaVu Sans where the system has it: a wide font, so a narrower one that a
-    # viewer's browser picks instead never overflows the space the labels were given
-    return (chart.configure(font=FONT, background="white", padding={"left": 8, "right": 16, "top": 6, "bottom": 6})
-            .configure_view(stroke=None)
-            .configure_axis(labelFontSize=11, titleFontSize=11, titleFontWeight="normal", gridColor="#eeeeee",
-                            domainColor="#999999", tickColor="#999999", labelColor="#333333", titleColor="#333333")
-            .configure_legend(labelFontSize=11, titleFontSize=11, orient="top")
-            .configure_header(labelFontSize=12, titleFontSize=12)
-            .to_dict(validate=False))
+def _base() -> alt.Chart:
+    return alt.Chart(alt.NamedData(name=TABLE))
+
+
+_CONFIG = {
+    "font": FONT, "background": "white", "padding": PADDING,
+    "view": {"continuousWidth": 300, "continuousHeight": 300, "stroke": None},
+    "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal", "gridColor": "#eeeeee",
+             "domainColor": "#999999", "tickColor": "#999999", "labelColor": "#333333", "titleColor": "#333333"},
+    "legend": {"labelFontSize": 11, "titleFontSize": 11, "orient": "top"},
+    "header": {"labelFontSize": 12, "titleFontSize": 12},
+}
+
+
+def _finish(chart: Any, rows: Rows) -> dict:
+    """The chart's Vega-Lite spec with its rows and the report's look (set on the spec, as the rows are:
+    Altair's configure copies the whole chart once per call)."""
+    spec = chart.to_dict(validate=False)
+    spec["datasets"] = {TABLE: rows}
+    spec["config"] = copy.deepcopy(_CONFIG)
+    return spec
 
 
 def _label(text: Any, limit: int = 48) -> str:
@@ -93,14 +112,16 @@ def funnel(rows: Rows) -> dict | None:
         data.append({"step": f"{step['step_number']}. {_label(step['event_type'], 30)}", "users": users,
                      "note": note, "order": step["step_number"]})
         previous = step
-    base = _base(data).encode(y=alt.Y("step:N", sort=alt.SortField("order"), title=None,
+    base = _base().encode(y=alt.Y("step:N", sort=alt.SortField("order"), title=None,
                                       axis=alt.Axis(labelLimit=220)))
     bars = base.mark_bar(color=PALETTE[0], height={"band": 0.7}).encode(
         x=alt.X("users:Q", title="users who did the steps so far in order, within the window",
                 axis=alt.Axis(format="~s", tickCount=5),
                 scale=alt.Scale(domainMax=max(d["users"] for d in data) * 1.9 or 1)))
-    text = base.mark_text(align="left", dx=4, fontSize=11, color="#333333").encode(x="users:Q", text="note:N")
-    return _finish(alt.layer(bars, text).properties(width=WIDTH - 160, height=36 * len(data)))
+    text = base.mark_text(align="left", dx=4, fontSize=11, color="#333333").encode(x=alt.X("users:Q"),
+                                                                                   text=alt.Text("note:N"))
+    chart = alt.layer(bars, text).properties(width=WIDTH - 160, height=36 * len(data))
+    return _finish(chart, data)
 
 
 def _duration(seconds: float) -> str:
@@ -131,11 +152,11 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
     # only the partial days get a point: a point per day would triple the drawing for nothing
     points = base.mark_point(filled=True, size=60, shape="diamond", color=ACCENT).transform_filter(
         "datum.partial")
-    chart = alt.layer(line, points, data=alt.Data(values=data)).properties(width=WIDTH, height=110).facet(
+    chart = alt.layer(line, points, data=alt.NamedData(name=TABLE)).properties(width=WIDTH, height=110).facet(
         row=alt.Row("measure:N", title=None, sort=[label for _, label in measures],
                     header=alt.Header(labelAngle=0, labelAlign="left", labelOrient="top", labelFontWeight="bold"))
     ).resolve_scale(y="independent")
-    return _finish(chart)
+    return _finish(chart, data)
 
 
 def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
@@ -157,32 +178,35 @@ def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
         entry["partial"] = entry["partial"] or str(row["activity_date"]) in partial
     data = [{**w, "kind": "partial week" if w["partial"] or w["days"] < 7 else "whole week"}
             for w in sorted(weeks.values(), key=lambda w: w["week"])]
-    chart = _base(data).mark_bar().encode(
+    chart = _base().mark_bar().encode(
         x=alt.X("week:O", title="ISO week (UTC)", axis=alt.Axis(labelAngle=-45, labelOverlap=True)),
         y=alt.Y("revenue:Q", title="revenue", axis=alt.Axis(format="~s")),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["whole week", "partial week"],
                                                               range=[PALETTE[1], "#b9d7be"])),
     ).properties(width=WIDTH, height=220)
-    return _finish(chart)
+    return _finish(chart, data)
 
 
-def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PALETTE[0], limit: int = 15,
+RANKED = 15  # bars of a ranking
+
+
+def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PALETTE[0], limit: int = RANKED,
                 value_format: str = ",d") -> dict | None:
     """Horizontal bars of the `limit` largest values, largest on top, each labelled with its value."""
     if not has(rows, label, value):
         return None
-    data = sorted(({"label": _label(r[label]), "full": str(r[label]), "value": float(r[value] or 0)} for r in rows),
-                  key=lambda r: -r["value"])[:limit]
+    top = heapq.nsmallest(limit, rows, key=lambda r: -float(r[value] or 0))  # stable: ties keep the table's order
+    data = [{"label": _label(r[label]), "full": str(r[label]), "value": float(r[value] or 0)} for r in top]
     for rank, row in enumerate(data):
         row["rank"] = rank
-    base = _base(data).encode(y=alt.Y("label:N", sort=alt.SortField("rank"), title=None,
+    base = _base().encode(y=alt.Y("label:N", sort=alt.SortField("rank"), title=None,
                                       axis=alt.Axis(labelLimit=260)))
     bars = base.mark_bar(color=colour).encode(
         x=alt.X("value:Q", title=title, axis=alt.Axis(format="~s", tickCount=5),
                 scale=alt.Scale(domainMax=max(d["value"] for d in data) * 1.15 or 1)))
     text = base.mark_text(align="left", dx=3, fontSize=10, color="#333333").encode(
-        x="value:Q", text=alt.Text("value:Q", format=value_format))
-    return _finish(alt.layer(bars, text).properties(width=WIDTH - 300, height=max(60, 18 * len(data))))
+        x=alt.X("value:Q"), text=alt.Text("value:Q", format=value_format))
+    return _finish(alt.layer(bars, text).properties(width=WIDTH - 300, height=max(60, 18 * len(data))), data)
 
 
 def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
@@ -191,13 +215,14 @@ def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
         return None
     data = [{"segment": str(r[label]), "count": int(r[count] or 0)} for r in rows]
     order = list(dict.fromkeys(d["segment"] for d in data))
-    base = _base(data).encode(x=alt.X("segment:N", sort=order, title=None,
+    base = _base().encode(x=alt.X("segment:N", sort=order, title=None,
                                       axis=alt.Axis(labelAngle=0, labelLimit=120)))
     bars = base.mark_bar().encode(y=alt.Y("count:Q", title=title, axis=alt.Axis(format="~s")),
                                   color=alt.Color("segment:N", legend=None, sort=order,
                                                   scale=alt.Scale(range=PALETTE)))
-    text = base.mark_text(dy=-6, fontSize=10, color="#333333").encode(y="count:Q", text=alt.Text("count:Q", format=","))
-    return _finish(alt.layer(bars, text).properties(width=min(WIDTH, 90 * len(data)), height=200))
+    text = base.mark_text(dy=-6, fontSize=10, color="#333333").encode(y=alt.Y("count:Q"),
+                                                                       text=alt.Text("count:Q", format=","))
+    return _finish(alt.layer(bars, text).properties(width=min(WIDTH, 90 * len(data)), height=200), data)
 
 
 def day_types(rows: Rows) -> dict | None:
@@ -218,9 +243,9 @@ def day_types(rows: Rows) -> dict | None:
         color=alt.Color("day_type:N", legend=None, scale=alt.Scale(domain=["weekday", "weekend"],
                                                                     range=[PALETTE[0], PALETTE[2]])),
     ).properties(width=110, height=150).facet(
-        data=alt.Data(values=data), column=alt.Column("measure:N", title=None, sort=[t for _, t in present])
+        data=alt.NamedData(name=TABLE), column=alt.Column("measure:N", title=None, sort=[t for _, t in present])
     ).resolve_scale(y="independent")
-    return _finish(chart)
+    return _finish(chart, data)
 
 
 def ledger(rows: Rows, limit: int = 25) -> dict | None:
@@ -232,14 +257,14 @@ def ledger(rows: Rows, limit: int = 25) -> dict | None:
              ("redelivered_rows", "re-delivered")]
     data = [{"file": _label(r["source_file"], 40), "order": i, "went": name, "rows": int(r.get(column) or 0),
              "stack": k} for i, r in enumerate(files) for k, (column, name) in enumerate(parts)]
-    chart = _base(data).mark_bar().encode(
+    chart = _base().mark_bar().encode(
         y=alt.Y("file:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=240)),
         x=alt.X("rows:Q", title="rows", stack="zero", axis=alt.Axis(format="~s", tickCount=5)),
         color=alt.Color("went:N", title=None, sort=list(LEDGER_COLOURS),
                         scale=alt.Scale(domain=list(LEDGER_COLOURS), range=list(LEDGER_COLOURS.values()))),
         order=alt.Order("stack:Q"),
     ).properties(width=WIDTH - 260, height=max(40, 22 * len(files)))
-    return _finish(chart)
+    return _finish(chart, data)
 
 
 def rates_over_runs(runs: Rows) -> dict | None:
@@ -249,14 +274,14 @@ def rates_over_runs(runs: Rows) -> dict | None:
     data = [{"run": r["run"], "order": i, "rate": name, "value": float(r[column])}
             for i, r in enumerate(runs) for column, name in (("quarantine_rate", "quarantined"),
                                                             ("duplicate_rate", "duplicates"))]
-    chart = _base(data).mark_line(point=True).encode(
+    chart = _base().mark_line(point=True).encode(
         x=alt.X("run:O", sort=alt.SortField("order"), title="run (UTC start)",
                 axis=alt.Axis(labelAngle=-45, labelOverlap=True)),
         y=alt.Y("value:Q", title="share of the run's bronze rows", axis=alt.Axis(format="%")),
         color=alt.Color("rate:N", title=None, scale=alt.Scale(domain=["quarantined", "duplicates"],
                                                               range=[ACCENT, PALETTE[2]])),
     ).properties(width=WIDTH, height=180)
-    return _finish(chart)
+    return _finish(chart, data)
 
 
 def retention(rows: Rows, period: str = "week") -> dict | None:
@@ -269,7 +294,7 @@ def retention(rows: Rows, period: str = "week") -> dict | None:
     if not data:
         return None
     cohorts = sorted({d["cohort"] for d in data})
-    base = _base(data).encode(x=alt.X("period:O", title=f"{period}s after the cohort's {period}",
+    base = _base().encode(x=alt.X("period:O", title=f"{period}s after the cohort's {period}",
                                       axis=alt.Axis(labelAngle=0)),
                               y=alt.Y("cohort:O", title=f"cohort (first {period}, UTC)", sort=cohorts))
     # each cell is labelled with its share: no colour legend (a gradient's id changes from one drawing to the next)
@@ -278,7 +303,8 @@ def retention(rows: Rows, period: str = "week") -> dict | None:
     text = base.mark_text(fontSize=9).encode(text=alt.Text("rate:Q", format=".0%"),
                                              color=alt.condition("datum.rate > 0.5", alt.value("white"),
                                                                  alt.value("#333333")))
-    return _finish(alt.layer(cells, text).properties(width=WIDTH - 100, height=max(60, 18 * len(cohorts))))
+    chart = alt.layer(cells, text).properties(width=WIDTH - 100, height=max(60, 18 * len(cohorts)))
+    return _finish(chart, data)
 
 
 def cart_daily(rows: Rows) -> dict | None:
@@ -290,7 +316,7 @@ def cart_daily(rows: Rows) -> dict | None:
             for r in rows for k, (kind, _) in enumerate(kinds)]
     days = sorted({d["day"] for d in data})
     step = max(1, len(days) // 12)
-    chart = _base(data).mark_bar().encode(
+    chart = _base().mark_bar().encode(
         x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
                                                              labelOverlap=False)),
         y=alt.Y("carts:Q", title="carts opened", stack="zero", axis=alt.Axis(format="~s")),
@@ -298,7 +324,7 @@ def cart_daily(rows: Rows) -> dict | None:
                         scale=alt.Scale(domain=[k for k, _ in kinds], range=[c for _, c in kinds])),
         order=alt.Order("stack:Q"),
     ).properties(width=WIDTH, height=180)
-    return _finish(chart)
+    return _finish(chart, data)
 
 
 _ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}
@@ -347,12 +373,7 @@ def to_svg(spec: dict) -> str:
     return svg
 
 
-def render_all(specs: dict[str, dict]) -> dict[str, str]:
-    """Every spec as SVG, one after the other."""
-    return {name: to_svg(spec) for name, spec in specs.items()}
-
-
 def warm_up() -> None:
-    """Load Altair and start vl-convert's renderer (about a second, once per process): the pipeline calls
-    this in a thread while the layers run, so the report does not wait for it at the end."""
-    to_svg(_finish(_base([{"x": 1}]).mark_point().encode(x="x:Q")))
+    """Load Altair and start vl-convert's renderer (about 0.4 s, once per process)."""
+    with quick():
+        to_svg(_finish(_base().mark_point().encode(x=alt.X("x:Q")), [{"x": 1}]))
