@@ -76,6 +76,12 @@ def page_facts(report, tmp_path_factory):
                 const box = e.closest('.stage, .card').getBoundingClientRect(), own = e.getBoundingClientRect();
                 return own.right > box.right + 0.5 || own.left < box.left - 0.5;
             }).map(e => e.textContent),
+            // a lineage name broken over two lines ("quaranti / ned")
+            wrapped: [...document.querySelectorAll('.stage dt, .stage dd')].filter(e => {
+                const range = document.createRange();
+                range.selectNodeContents(e);
+                return range.getClientRects().length > 1;
+            }).map(e => e.textContent),
             // a chart's text the viewer's font pushes past its SVG's edge is cut off there
             clipped: [...document.querySelectorAll('figure.chart svg')].flatMap(svg => {
                 const box = svg.getBoundingClientRect();
@@ -84,6 +90,18 @@ def page_facts(report, tmp_path_factory):
                     return own.width > 0 && (own.right > box.right + 0.5 || own.left < box.left - 0.5
                                              || own.bottom > box.bottom + 0.5 || own.top < box.top - 0.5);
                 }).map(t => [svg.closest('figure').dataset.chart, t.textContent]);
+            }),
+            // an axis title running into its axis's labels
+            axisOverlaps: [...document.querySelectorAll('figure.chart svg .role-axis')].flatMap(axis => {
+                const labels = [...axis.querySelectorAll('.role-axis-label text')];
+                return [...axis.querySelectorAll('.role-axis-title text')].flatMap(title => {
+                    const a = title.getBoundingClientRect();
+                    return labels.filter(label => {
+                        const b = label.getBoundingClientRect();
+                        return b.width > 0 && a.left < b.right - 1 && b.left < a.right - 1
+                            && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+                    }).map(label => [axis.closest('figure').dataset.chart, title.textContent, label.textContent]);
+                });
             }),
             fonts: [...new Set([...document.querySelectorAll('figure.chart svg text')].map(
                 t => getComputedStyle(t).fontFamily))],
@@ -111,8 +129,9 @@ def test_every_chart_is_one_svg_with_marks(page_facts):
     assert [name for name, _, marks in charts if marks == 0] == []
 
 
-def test_no_label_or_figure_runs_out_of_its_box(page_facts):
+def test_no_label_or_figure_runs_out_of_its_box_or_is_broken_over_lines(page_facts):
     assert page_facts[0]["overflowing"] == []
+    assert page_facts[0]["wrapped"] == []
 
 
 def test_no_chart_text_is_cut_off_in_a_wider_font_than_it_was_measured_in(page_facts):
@@ -121,6 +140,7 @@ def test_no_chart_text_is_cut_off_in_a_wider_font_than_it_was_measured_in(page_f
     facts = page_facts[0]
     assert facts["fonts"] == ['"Liberation Sans", Arimo, Arial, Helvetica, sans-serif']
     assert facts["clipped"] == [], facts["clipped"]
+    assert facts["axisOverlaps"] == [], facts["axisOverlaps"]
 
 
 def test_nothing_leaves_the_file_and_nothing_fails(page_facts):

@@ -54,7 +54,9 @@ def _base() -> alt.Chart:
 _CONFIG = {
     "font": FONT, "background": "white", "padding": PADDING,
     "view": {"continuousWidth": 300, "continuousHeight": 300, "stroke": None},
-    "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal", "gridColor": "#eeeeee",
+    # titlePadding: room for labels drawn wider than measured (see PADDING)
+    "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal", "titlePadding": 10,
+             "gridColor": "#eeeeee",
              "domainColor": "#999999", "tickColor": "#999999", "labelColor": "#333333", "titleColor": "#333333"},
     "legend": {"labelFontSize": 11, "titleFontSize": 11, "orient": "top"},
     "header": {"labelFontSize": 12, "titleFontSize": 12},
