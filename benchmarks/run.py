@@ -199,7 +199,8 @@ class Bench:
             return
         increment = datasets.increment_dataset(self.args.cache_dir, rows, self.args.seed)
         self.results["datasets"][size]["increment"] = increment.as_dict()
-        project = [v for v in self.args.variant_names if variants.VARIANTS[v].is_project]
+        project = [v for v in self.args.variant_names
+                   if variants.VARIANTS[v].is_project and variants.VARIANTS[v].incremental]
         for index in range(self.args.runs):
             for variant in project:
                 if (size, variant) in self.failed:

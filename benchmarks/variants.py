@@ -1,10 +1,11 @@
-"""The four things the benchmark times, as command lines, and where each writes its per-layer times.
+"""The things the benchmark times, as command lines, and where each writes its per-layer times.
 
   project-duckdb  the project's CLI on the embedded engine:   clickstream run --engine duckdb
   project-spark   the project's CLI on Spark:                 clickstream run --engine spark
   plain-duckdb    benchmarks/baselines/plain_duckdb.py        hand-written, same work
   plain-pyspark   benchmarks/baselines/plain_pyspark.py       hand-written, same work
   minimal-duckdb  benchmarks/baselines/minimal_duckdb.py      hand-written, same rules, the least work
+  project-duckdb-no-report   the project on DuckDB with analytics.html_report false: what the HTML report costs
 
 The plain scripts get the same engine settings as the project's config (DuckDB threads and memory limit;
 Spark master, driver memory, shuffle partitions and extra settings), so engine tuning is not what differs.
@@ -29,6 +30,7 @@ class Variant:
     letter: str
     uses_spark: bool
     is_project: bool
+    incremental: bool = True  # also timed with --incremental (project variants only)
 
 
 VARIANTS = {
@@ -37,7 +39,10 @@ VARIANTS = {
     "plain-duckdb": Variant("plain-duckdb", "C", uses_spark=False, is_project=False),
     "plain-pyspark": Variant("plain-pyspark", "D", uses_spark=True, is_project=False),
     "minimal-duckdb": Variant("minimal-duckdb", "E", uses_spark=False, is_project=False),
+    "project-duckdb-no-report": Variant("project-duckdb-no-report", "F", uses_spark=False, is_project=True,
+                                        incremental=False),
 }
+NO_REPORT_CONFIG = "config-no-report.yaml"
 
 
 def parse_variants(text: str) -> list[str]:
@@ -62,6 +67,8 @@ def engine_settings(config_path: Path) -> dict[str, Any]:
 
 def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str, Any]) -> list[str]:
     python = sys.executable
+    if variant == "project-duckdb-no-report":
+        return command("project-duckdb", data_dir, no_report_config(config_path, data_dir.parent), settings)
     if variant in ("project-duckdb", "project-spark"):
         engine = variant.split("-", 1)[1]
         return [python, "-m", "clickstream", "run", "--data-dir", str(data_dir), "--engine", engine,
@@ -84,6 +91,19 @@ def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str,
             cmd += ["--conf", f"{key}={value}"]
         return cmd
     raise ValueError(f"unknown variant {variant!r}")
+
+
+def no_report_config(config_path: Path, folder: Path) -> Path:
+    """A copy of the config with analytics.html_report false, written in `folder`: the same run without the page."""
+    import yaml
+
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    raw["analytics"] = {**(raw.get("analytics") or {}), "html_report": False}
+    path = folder / NO_REPORT_CONFIG
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {config_path} without analytics/report.html (benchmarks/variants.py)\n"
+                    + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
 
 
 def read_layers(variant: str, data_dir: Path) -> tuple[dict[str, float], dict[str, int]]:

@@ -45,3 +45,18 @@ def test_a_bad_config_stops_the_benchmark_with_one_line_naming_the_key(tmp_path,
     expected = f"benchmarks/run.py: invalid config {bad}: unknown key 'duckdb.memory_limt'"
     assert capsys.readouterr().err.strip() == expected
     assert not (tmp_path / "r").exists() and not (tmp_path / "c" / "datasets").exists()
+
+
+def test_the_no_report_variant_is_the_project_run_with_only_html_report_off(tmp_path):
+    path = bench_config(args_for(tmp_path))
+    data_dir = tmp_path / "runs" / "2m-project-duckdb-no-report-0"
+    settings = variants.engine_settings(path)
+    command = variants.command("project-duckdb-no-report", data_dir, path, settings)
+    config = Path(command[command.index("--config") + 1])
+    assert config == tmp_path / "runs" / variants.NO_REPORT_CONFIG
+    project = variants.command("project-duckdb", data_dir, path, settings)
+    assert [a for a in command if a != str(config)] == [a for a in project if a != str(path)]
+    given, without = load_config(path), load_config(config)
+    assert without.analytics.html_report is False and given.analytics.html_report is True
+    assert without.model_dump(exclude={"analytics": {"html_report"}}) == given.model_dump(
+        exclude={"analytics": {"html_report"}})
