@@ -15,6 +15,7 @@ from clickstream.engines import create_engine
 from clickstream.lock import WriterLock
 from clickstream.logs import job_log
 from clickstream.quality import write_report
+from clickstream.report import REPORT_HTML
 from clickstream.report.escape import shorten
 
 log = logging.getLogger(__name__)
@@ -90,17 +91,18 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
                 if layer not in timings:
                     tell(layer, "failed")
                 raise
-        if "analytics" in timings and results["analytics"] and not html_report:
-            _remove_stale_report(layout)
-        elif "analytics" in timings and results["analytics"]:  # the page of what analytics just answered
-            from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
+        if "analytics" in timings and results["analytics"]:  # the page of what analytics just answered
+            if not html_report:
+                _remove_stale_report(layout)
+            else:
+                from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
 
-            with job_log(config.logs_dir, "report", config.logs.format):
-                tell("report", "start")
-                started = time.perf_counter()
-                results["report"] = html.write(layout, config, results["quality"])
-                timings["report"] = round(time.perf_counter() - started, 3)
-                tell("report", "done")
+                with job_log(config.logs_dir, "report", config.logs.format):
+                    tell("report", "start")
+                    started = time.perf_counter()
+                    results["report"] = html.write(layout, config, results["quality"])
+                    timings["report"] = round(time.perf_counter() - started, 3)
+                    tell("report", "done")
     results["timings"] = timings
     results["layout"] = layout
     return results
@@ -137,7 +139,7 @@ def _rebuild_warehouse(layout: Layout, failed: bool) -> Path | None:
 
 def _remove_stale_report(layout: Layout) -> None:
     """With analytics.html_report false, an earlier run's page would show numbers this run has changed."""
-    stale = layout.analytics / "report.html"
+    stale = layout.analytics / REPORT_HTML
     if stale.exists():
         stale.unlink()
         log.info("report: analytics.html_report is false; removed %s, which showed an earlier run", stale)

@@ -1,1 +1,3 @@
-"""Rendering results for people: terminal tables and the Markdown report."""
+"""Rendering results for people: terminal tables, the Markdown report and the HTML report."""
+
+REPORT_HTML = "report.html"  # in analytics/; named here so that the pipeline need not load the renderer to find it

@@ -59,8 +59,8 @@ _CONFIG = {
     "view": {"continuousWidth": 300, "continuousHeight": 300, "stroke": None},
     # titlePadding: room for labels drawn wider than measured (see PADDING)
     "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal", "titlePadding": 10,
-             "gridColor": "#eeeeee",
-             "domainColor": "#999999", "tickColor": "#999999", "labelColor": "#333333", "titleColor": "#333333"},
+             "gridColor": "#eeeeee", "domainColor": "#999999", "tickColor": "#999999", "labelColor": "#333333",
+             "titleColor": "#333333"},
     "legend": {"labelFontSize": 11, "titleFontSize": 11, "orient": "top"},
     "header": {"labelFontSize": 12, "titleFontSize": 12},
 }

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -33,14 +34,13 @@ from markupsafe import Markup
 from clickstream import storage
 from clickstream.config import Config
 from clickstream.context import Layout
-from clickstream.report import charts
+from clickstream.report import REPORT_HTML, charts
 from clickstream.report.escape import escape_terminal
 from clickstream.report.tables import format_value
 from clickstream.sql import load_yaml
 
 log = logging.getLogger(__name__)
 
-REPORT_HTML = "report.html"
 # Rows shown in a section's table of figures; the Parquet files and the warehouse hold all of them.
 TABLE_ROWS = 20
 HISTORY_RUNS = 30
@@ -82,39 +82,43 @@ class Tables:
     def rows(self, name: str, layer: str = "analytics", columns: list[str] | None = None) -> list[dict] | None:
         key = (layer, name + repr(columns))
         if key not in self._cache:
-            files = storage.parquet_files(self.folder(layer, name))
-            if not files:
-                self._cache[key] = None
-            else:
-                available = pq.read_schema(files[0]).names
-                wanted = [c for c in columns if c in available] if columns else None
-                table = pq.read_table([str(f) for f in files], columns=wanted, partitioning=None)
-                self._cache[key] = [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
+            table = self._read(name, layer, columns)
+            self._cache[key] = None if table is None else _python(table)
         return self._cache[key]
 
     def largest(self, name: str, by: str, columns: list[str], limit: int, layer: str = "gold") -> list[dict] | None:
         """The products (or other rows) with the `limit` largest positive `by`, largest first, ties in the
         table's order; the not-applicable row left out. Chosen in Arrow: a dimension of millions of rows never
         becomes Python objects."""
-        files = storage.parquet_files(self.folder(layer, name))
-        if not files:
+        table = self._read(name, layer, list(dict.fromkeys(columns + [by, "is_not_applicable"])))
+        if table is None:
             return None
-        available = pq.read_schema(files[0]).names
-        wanted = [c for c in dict.fromkeys(columns + [by, "is_not_applicable"]) if c in available]
-        table = pq.read_table([str(f) for f in files], columns=wanted, partitioning=None)
         shown = [c for c in columns if c in table.column_names]
         if by not in table.column_names:  # an older table: the chart, missing a column, is not drawn
-            return [{k: _plain(v) for k, v in row.items()} for row in table.select(shown).slice(0, 1).to_pylist()]
+            return _python(table.select(shown).slice(0, 1))
         keep = pc.greater(table[by], 0)
         if "is_not_applicable" in table.column_names:
             keep = pc.and_(keep, pc.invert(pc.fill_null(table["is_not_applicable"], False)))
         table = table.filter(keep)
         table = table.take(pc.sort_indices(table, sort_keys=[(by, "descending")])[:limit])  # a stable sort
-        return [{k: _plain(v) for k, v in row.items()} for row in table.select(shown).to_pylist()]
+        return _python(table.select(shown))
+
+    def _read(self, name: str, layer: str, columns: list[str] | None) -> pa.Table | None:
+        """The table's columns that exist (all with None), or None when the table is not built."""
+        files = storage.parquet_files(self.folder(layer, name))
+        if not files:
+            return None
+        available = pq.read_schema(files[0]).names
+        wanted = [c for c in columns if c in available] if columns else None
+        return pq.read_table([str(f) for f in files], columns=wanted, partitioning=None)
 
     def count(self, name: str, layer: str = "analytics") -> int | None:
         files = storage.parquet_files(self.folder(layer, name))
         return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
+
+
+def _python(table: pa.Table) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
 
 
 def _plain(value: Any) -> Any:
@@ -459,8 +463,7 @@ def _examples(layout: Layout, reasons: list[str]) -> list[dict]:
         # rejection_reasons is `;`-joined: match the reason as a whole item
         item = pc.match_substring_regex(pc.field("rejection_reasons"), f"(^|;){re.escape(reason)}(;|$)")
         table = dataset.head(EXAMPLES_PER_REASON, columns=columns, filter=item)
-        found.append({"reason": reason, "table": _table(reason, [{k: _plain(v) for k, v in row.items()}
-                                                                 for row in table.to_pylist()], columns)})
+        found.append({"reason": reason, "table": _table(reason, _python(table), columns)})
     return found
 
 
