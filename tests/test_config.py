@@ -82,6 +82,7 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        ("analytics:\n  html_report: maybe\n", "key 'analytics.html_report': Input should be a valid boolean"),
         # engine settings
         ("duckdb:\n  threads: 0\n", "key 'duckdb.threads': Input should be greater than or equal to 1"),
         ("duckdb:\n  threads: 257\n", "key 'duckdb.threads': Input should be less than or equal to 256"),
