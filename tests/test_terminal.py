@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,34 @@ def test_the_summary_gives_the_answers_the_quality_and_where_things_are(twice):
     assert f"  warehouse   {data / 'warehouse.duckdb'}" in lines
     assert f"  logs        {data / 'logs'}" in lines
     assert "Top products" not in out  # result tables only with --show-results
+
+
+def test_the_printed_query_command_works_as_printed_without_the_venv_on_path(twice, tmp_path):
+    # After `make run` the program is .venv/bin/clickstream and the shell does not find `clickstream`: the hint must
+    # name the program the way it was started, and the paths must not depend on where the user stands.
+    data = tmp_path / "data"
+    shutil.copytree(twice[0], data)
+    program = Path(sys.executable).with_name("clickstream")
+    if not program.is_file():
+        pytest.skip(f"no console script beside {sys.executable}")
+    cwd = data.parent
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if Path(p).resolve() != program.parent.resolve())
+    done = subprocess.run([str(program), "gold", "--data-dir", "data"], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    hint = next(line for line in done.stdout.split("\n") if line.startswith("Query the tables: "))
+    command = hint.removeprefix("Query the tables: ")
+    assert not command.startswith("clickstream ")  # the shell would answer "command not found"
+    outputs = [line.split(None, 1)[1] for line in done.stdout.split("\n")
+               if re.match(r"  (bronze|silver|quarantine|gold|analytics|markdown|quality|warehouse|logs) {2,}\S", line)]
+    assert outputs and all(Path(path).is_absolute() for path in outputs), outputs
+    shown = subprocess.run(["bash", "-c", command.replace('select * from daily_activity',
+                                                          'select count(*) as n from dim_event_types')],
+                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^\s*\d+\s*$", shown.stdout, re.M), shown.stdout
 
 
 def test_history_lists_every_run(twice, capsys):

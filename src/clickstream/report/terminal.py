@@ -7,7 +7,9 @@ rich's own terminal detection. Every value shown goes through `escape_terminal` 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -110,6 +112,28 @@ def _number(value: Any, money: bool = False) -> str:
     return f"{value:,.2f}" if money else f"{value:,}"
 
 
+def command_name(argv0: str | None = None) -> str:
+    """How to call clickstream again from where the user stands: its bare name when the shell finds this same
+    program on PATH, else the path of the one running (relative to the working directory when under it), so a
+    printed hint works as printed, also straight after `make run` without an activated virtual environment."""
+    argv0 = argv0 if argv0 is not None else sys.argv[0]
+    running = Path(argv0)
+    if running.name != "clickstream" or not running.is_file():
+        running = Path(sys.executable).with_name("clickstream")
+        if not running.is_file():
+            return "clickstream"
+    found = shutil.which("clickstream")
+    if found and Path(found).resolve() == running.resolve():
+        return "clickstream"
+    absolute = running.absolute()
+    try:
+        shown = str(absolute.relative_to(Path.cwd()))
+        shown = shown if os.sep in shown else f".{os.sep}{shown}"
+    except ValueError:
+        shown = str(absolute)
+    return shlex.quote(shown)
+
+
 def summary(results: dict[str, Any], logs_dir: Path) -> str:
     """The end of a run: the headline answers, the quality headline, where the report and the outputs are."""
     from clickstream.report.html import headline_figures
@@ -156,9 +180,9 @@ def summary(results: dict[str, Any], logs_dir: Path) -> str:
     if results.get("warehouse"):
         entries.append(("warehouse", results["warehouse"]))
     entries.append(("logs", logs_dir.absolute()))
-    lines += [f"  {label:<11} {escape_terminal(str(path))}" for label, path in entries]
+    lines += [f"  {label:<11} {escape_terminal(str(Path(path).absolute()))}" for label, path in entries]
     if results.get("warehouse"):
-        lines.append('Query the tables: clickstream sql "select * from daily_activity"'
+        lines.append(f'Query the tables: {escape_terminal(command_name())} sql "select * from daily_activity"'
                      + (f" --data-dir {escape_terminal(shlex.quote(str(layout.data_dir)))}"
                         if str(layout.data_dir) != "data" else ""))
     timings = ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items())
