@@ -12,7 +12,7 @@ RUNS ?= 3
 SPARK_OLDEST ?= 3.5
 OLDEST_VENV ?= .venv-spark$(SPARK_OLDEST)
 
-.PHONY: run test test-deep test-spark-oldest mutants install install-test bench clean docs
+.PHONY: run test test-fast test-deep test-spark-oldest mutants install install-test bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# The inner loop: no Spark, no browser, no whole-pipeline property runs, no run on the shared dataset.
+test-fast: install-test
+	$(BIN)/python -m pytest -m "not spark and not slow" -p no:cacheprovider \
+		--ignore=tests/report/test_report_browser.py --ignore=tests/test_ledger_property.py
 
 # The property test of the whole ledger with many more examples than the few `make test` runs (minutes, not seconds).
 test-deep: install-test
