@@ -55,8 +55,7 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
         layer = layers[0]
         html_report = "analytics" in layers and config.analytics.html_report
         # The report's chart renderer starts while the layers run, with gold (or analytics): its start holds
-        # Python's lock for about 0.4 s, which stalls bronze's Python work (+0.75 s at 2M) but hardly the engine's
-        # queries that follow (+0.3 s)
+        # Python's lock, which stalls bronze's Python work but hardly the engine's queries that follow
         warm_up_with = next((name for name in ("gold", "analytics") if name in layers), None) if html_report else None
 
         def report() -> None:

@@ -90,7 +90,7 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     ).strip().rstrip(";")
 
 
-# libyaml's parser when PyYAML was built with it: the pure-Python one took 40 ms per declarations file.
+# libyaml's parser when PyYAML was built with it: the pure-Python one is many times slower.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

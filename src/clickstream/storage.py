@@ -4,7 +4,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
-import hashlib
 import json
 import os
 import re
@@ -198,11 +197,3 @@ def write_json(path: Path, value: Any) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # matched by _TMP_NAME
     tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def file_checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -250,8 +250,7 @@ class SparkEngine(Engine):
         return _ident(name)
 
     def row_counts(self, names: list[str]) -> dict[str, int]:
-        # A table read from Parquet is counted from the files' footers: a count(*) would be a Spark job
-        # per table (2.5 s for gold's nine and 1.1 s for analytics' ten, at 2M rows on 2 cores).
+        # A table read from Parquet is counted from the files' footers: a count(*) would be a Spark job per table.
         on_disk = {name: _footer_rows(self._files[name]) for name in names if name in self._files}
         counted = super().row_counts([name for name in names if name not in on_disk])
         return {name: on_disk[name] if name in on_disk else counted[name] for name in names}

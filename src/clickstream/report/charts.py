@@ -19,9 +19,9 @@ Rows = list[dict[str, Any]]
 
 WIDTH = 640
 # Text is measured in Liberation Sans, which vl-convert carries itself: the same widths whatever fonts the system
-# has (byte-stable charts), and about four times faster than a system font (0.26 s against 0.9 s for the 15
-# charts at 2M). The page shows it in Liberation Sans or a font with its metrics (Arimo, Arial;
-# Helvetica is close), see DISPLAY_FONT; a wider fallback gets the room of PADDING and is checked in a browser.
+# has (byte-stable charts), and much faster than a system font, which vl-convert reads from disk per label. The
+# page shows it in Liberation Sans or a font with its metrics (Arimo, Arial; Helvetica is close), see DISPLAY_FONT;
+# a wider fallback gets the room of PADDING and is checked in a browser.
 FONT = "Liberation Sans"
 DISPLAY_FONT = '"Liberation Sans", Arimo, Arial, Helvetica, sans-serif'
 PADDING = {"left": 40, "right": 56, "top": 6, "bottom": 12}

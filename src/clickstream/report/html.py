@@ -552,8 +552,8 @@ def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
     facts = Facts(Tables(layout), config, quality, _history(layout), first, last)
     with charts.quick():
         sections = [build(facts) for build in SECTIONS]
-    # one after the other: vl-convert keeps about 1.4 of this machine's 2 cores busy, so rendering beside the
-    # sections' reading gained nothing measurable (0.60-0.68 s against 0.60-0.81 s at 2M)
+    # one after the other: vl-convert keeps more than one core busy by itself, so rendering beside the sections'
+    # reading gains nothing on a small machine
     svgs = {name: charts.to_svg(spec) for name, spec in facts.specs.items()}
     last_run = quality.get("last_run", {})
     return _environment().get_template("report.html.j2").render(
