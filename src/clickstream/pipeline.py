@@ -62,7 +62,7 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
             ctx.quality["timings_seconds"] = timings
             if report_extra is not None:
                 ctx.quality.update(report_extra(results))
-            results["quality"] = write_report(ctx, finished=list(timings), error=error)
+            results["quality"] = write_report(ctx, ledger.whole_ledger, finished=list(timings), error=error)
 
         def warehouse_views() -> None:
             results["warehouse"] = _rebuild_warehouse(layout, failed=error is not None)

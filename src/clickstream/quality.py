@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from clickstream import storage
 from clickstream.config import Analytics, Threshold
@@ -148,13 +148,15 @@ def analytics_flags(engine: Engine, config: Analytics, tables: set[str]) -> list
     return flags
 
 
-def write_report(ctx: RunContext, finished: list[str] | None = None, error: str | None = None) -> dict[str, Any]:
+def write_report(ctx: RunContext, whole_ledger: Callable[[RunContext], list[dict]], finished: list[str] | None = None,
+                 error: str | None = None) -> dict[str, Any]:
     """The quality report: the data as it is now, merged from the runs that built it, and this run as `last_run`.
 
     `reports/quality_report.json` holds one section per layer describing what that layer holds now (each taken
     from the run that last changed the layer, so a run with nothing new changes only `last_run`);
     `reports/history/quality_<run_id>.json` holds `last_run` alone, one file per run. `finished` names the layers
-    that completed (None: every layer this run asked for); `error` is the failure that stopped the run.
+    that completed (None: every layer this run asked for); `error` is the failure that stopped the run;
+    `whole_ledger` computes the ledger of the whole data directory, called only when silver changed.
     """
     finished = list(ctx.quality.get("layers", [])) if finished is None else finished
     last_run = {"run_id": ctx.run_id, "engine": ctx.engine.name, "started_at": ctx.started_at.isoformat(),
@@ -163,7 +165,7 @@ def write_report(ctx: RunContext, finished: list[str] | None = None, error: str 
     previous = storage.read_json(path, {})
     if previous.get("format") != REPORT_FORMAT:  # a report of the former shape described only its own run
         previous = {}
-    current = merge_current(previous, last_run, finished, lambda: _whole_ledger(ctx))
+    current = merge_current(previous, last_run, finished, lambda: whole_ledger(ctx))
     report = {"format": REPORT_FORMAT, **current, "last_run": last_run}
     storage.write_json(path, report)
     storage.write_json(ctx.layout.reports / HISTORY / f"quality_{ctx.run_id}.json", last_run)
@@ -173,12 +175,6 @@ def write_report(ctx: RunContext, finished: list[str] | None = None, error: str 
 REPORT_FORMAT = 2
 HISTORY = "history"
 _LEDGER_COUNTS = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows", "redelivered_rows")
-
-
-def _whole_ledger(ctx: RunContext) -> list[dict]:
-    from clickstream.ledger import whole_ledger  # ledger imports silver, which imports this module
-
-    return whole_ledger(ctx)
 
 
 def merge_current(previous: dict, run: dict, finished: list[str], ledger: Any) -> dict[str, Any]:
