@@ -89,7 +89,23 @@ def ledger_problems(project_dir: Path, minimal_dir: Path) -> list[str]:
     expected = {k: totals[k] for k in LEDGER}
     expected["duplicate_rows"] += totals.get("redelivered_rows", 0)
     actual = json.loads((minimal_dir / "reports" / "timings.json").read_text(encoding="utf-8"))["row_counts"]
-    return [f"{k}: project {expected[k]:,}, minimal {actual.get(k)}" for k in LEDGER if actual.get(k) != expected[k]]
+    problems = [f"{k}: project {expected[k]:,}, minimal {actual.get(k)}" for k in LEDGER if actual.get(k) != expected[k]]
+    return problems + _reason_problems(project_dir, minimal_dir)
+
+
+def _reason_problems(project_dir: Path, minimal_dir: Path) -> list[str]:
+    """Where the minimal baseline quarantines rows for other reasons than the project (rows per reason list)."""
+    import duckdb
+
+    def counts(query: str, path: Path) -> dict[str, int]:
+        return dict(duckdb.execute(query, [str(path)]).fetchall())
+
+    expected = counts("select rejection_reasons::varchar, count(*) from read_parquet($1, hive_partitioning=false) "
+                      "group by all", project_dir / "quarantine" / "*" / "*.parquet")
+    actual = counts("select rejection_reasons::varchar, count(*) from read_parquet($1) group by all",
+                    minimal_dir / "minimal" / "quarantine.parquet")
+    return [f"quarantine rows for {reasons}: project {expected.get(reasons, 0):,}, minimal {actual.get(reasons, 0):,}"
+            for reasons in sorted({*expected, *actual}) if expected.get(reasons) != actual.get(reasons)]
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -111,7 +127,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         tables = outcome["tables"]
         if not tables:  # minimal-duckdb: its ledger only
             verdict = "same ledger" if outcome["ok"] else "DIFFERENT ledger"
-            lines.append(f"  {name:<15} {verdict}: bronze, silver, quarantine and duplicate rows")
+            lines.append(f"  {name:<15} {verdict}: bronze, silver, quarantine and duplicate rows, quarantine reasons")
             lines.extend(f"      ! {p}" for p in outcome["problems"])
             continue
         full = sum(t["content_compared"] for t in tables)

@@ -1,11 +1,11 @@
-"""The benchmark's hand-written baselines do the same work as the project: whole outputs compared, real runs.
+"""The comparison that holds the benchmark's hand-written baselines to the project's outputs sees every difference.
 
-Timings are never asserted here: the benchmark prints numbers (benchmarks/run.py).
+Whether the baselines do the same work as the project is checked by the benchmark itself (`make bench`, or
+benchmarks/check_baselines.py), before it times them; timings are never asserted here.
 """
 from __future__ import annotations
 
-import os
-import subprocess
+import json
 import sys
 from pathlib import Path
 
@@ -16,76 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks import variants  # noqa: E402
-from benchmarks.compare import ANALYTICS_TABLES, GOLD_TABLES, LAYER_TABLES, compare_dirs  # noqa: E402
-from clickstream.generate import generate  # noqa: E402
-
-ALL_TABLES = LAYER_TABLES + GOLD_TABLES + ANALYTICS_TABLES
+from benchmarks.check_baselines import ledger_problems  # noqa: E402
+from benchmarks.compare import compare_dirs  # noqa: E402
 
 
-def run_variant(variant: str, data_dir: Path, raw_files: list[Path]) -> None:
-    """Run one benchmark variant on raw_files (hard-linked into data_dir/raw), as the benchmark does."""
-    (data_dir / "raw").mkdir(parents=True)
-    for source in raw_files:
-        (data_dir / "raw" / source.name).hardlink_to(source)
-    settings = variants.engine_settings(variants.DEFAULT_CONFIG)
-    settings["duckdb"]["threads"] = 2
-    cmd = variants.command(variant, data_dir, variants.DEFAULT_CONFIG, settings)
-    done = subprocess.run(cmd, cwd=data_dir, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{variant} failed:\n{done.stderr[-3000:]}"
-
-
-@pytest.fixture(scope="module")
-def raw_files(tmp_path_factory) -> list[Path]:
-    # Two files, so late rows arrive in another file than their time slice; every defect kind is present.
-    return generate(tmp_path_factory.mktemp("generated"), rows=3000, seed=11, files=2).files
-
-
-@pytest.fixture(scope="module")
-def project_dir(tmp_path_factory, raw_files) -> Path:
-    data_dir = tmp_path_factory.mktemp("project")
-    run_variant("project-duckdb", data_dir, raw_files)
-    return data_dir
-
-
-def assert_same_outputs(expected: Path, actual: Path) -> None:
-    comparison = compare_dirs(expected, actual, full_content_max_rows=10**9)
-    assert comparison.problems() == [], comparison.render()
-    assert [t.table for t in comparison.tables] == ALL_TABLES
-    assert [t.table for t in comparison.tables if not t.content_compared] == []
-    assert all(t.expected_rows > 0 for t in comparison.tables), comparison.render()
-
-
-def test_plain_duckdb_writes_what_the_project_writes(tmp_path, raw_files, project_dir):
-    run_variant("plain-duckdb", tmp_path, raw_files)
-    assert_same_outputs(project_dir, tmp_path)
-
-
-def test_minimal_duckdb_keeps_quarantines_and_drops_the_rows_the_project_does(tmp_path, raw_files, project_dir):
-    from benchmarks.check_baselines import ledger_problems
-
-    run_variant("minimal-duckdb", tmp_path, raw_files)
-    assert ledger_problems(project_dir, tmp_path) == []
-    reasons = duckdb.sql(f"select rejection_reasons, count(*) from '{tmp_path}/minimal/quarantine.parquet' "
-                         f"group by all").fetchall()
-    expected = duckdb.sql(f"select rejection_reasons, count(*) from read_parquet('{project_dir}/quarantine/*/*.parquet')"
-                          f" group by all").fetchall()
-    assert sorted(reasons) == sorted(expected)
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_plain_pyspark_writes_what_the_project_writes(request, tmp_path, raw_files, project_dir):
-    # A Spark job of ~150 stages: over a minute on 2 cores, so it runs only when asked for.
-    asked = any(m in (request.config.getoption("markexpr") or "") for m in ("spark", "slow"))
-    if not asked and not os.environ.get("CLICKSTREAM_BENCH_SPARK_CHECK"):
-        pytest.skip("plain PySpark baseline check takes over a minute: run it with `pytest -m slow` or `-m spark`, "
-                    "or benchmarks/check_baselines.py")
-    run_variant("plain-pyspark", tmp_path, raw_files)
-    assert_same_outputs(project_dir, tmp_path)
-
-
-# ---- the comparison itself must see a difference, or the two tests above prove nothing
 def write_table(root: Path, rows: list[tuple[int, str, float]]) -> None:
     (root / "analytics" / "top_products").mkdir(parents=True)
     values = ", ".join(f"({rank}, '{product}', {rate!r}::double)" for rank, product, rate in rows) if rows else None
@@ -114,3 +48,38 @@ def test_comparison_reports_every_difference(tmp_path, actual, problems):
     comparison = compare_dirs(tmp_path / "expected", tmp_path / "actual", tables=["top_products"])
     assert comparison.problems() == [p.replace("ACTUAL", str(tmp_path / "actual")) for p in problems]
     assert comparison.ok is (problems == [])
+
+
+def write_ledgers(root: Path, project_reasons: list[list[str]], minimal_reasons: list[list[str]]) -> tuple[Path, Path]:
+    """A project's and a minimal baseline's data directories holding just what the ledger check reads."""
+    project, minimal = root / "project", root / "minimal-run"
+    totals = {"bronze_rows": 10, "silver_rows": 7, "quarantine_rows": len(project_reasons), "duplicate_rows": 1,
+              "redelivered_rows": 0}
+    (project / "reports").mkdir(parents=True)
+    (project / "reports" / "quality_report.json").write_text(json.dumps({"silver": {"totals": totals}}))
+    (project / "quarantine" / "ingestion_date=2024-01-01").mkdir(parents=True)
+    (minimal / "reports").mkdir(parents=True)
+    (minimal / "minimal").mkdir()
+    counts = {**{k: totals[k] for k in ("bronze_rows", "silver_rows", "duplicate_rows")},
+              "quarantine_rows": len(minimal_reasons)}
+    (minimal / "reports" / "timings.json").write_text(json.dumps({"row_counts": counts}))
+    for reasons, path in ((project_reasons, project / "quarantine" / "ingestion_date=2024-01-01" / "q.parquet"),
+                          (minimal_reasons, minimal / "minimal" / "quarantine.parquet")):
+        duckdb.execute("create or replace temp table q (rejection_reasons varchar[])")
+        duckdb.executemany("insert into q values (?)", [[r] for r in reasons])
+        duckdb.execute(f"copy q to '{path}' (format parquet)")
+    return project, minimal
+
+
+@pytest.mark.parametrize("minimal_reasons, problems", [
+    ([["missing_user_id"], ["invalid_timestamp", "missing_user_id"]], []),
+    ([["missing_user_id"], ["invalid_timestamp"]],
+     ["quarantine rows for [invalid_timestamp, missing_user_id]: project 1, minimal 0",
+      "quarantine rows for [invalid_timestamp]: project 0, minimal 1"]),
+    ([["missing_user_id"]], ["quarantine_rows: project 2, minimal 1",
+                             "quarantine rows for [invalid_timestamp, missing_user_id]: project 1, minimal 0"]),
+], ids=["same", "other-reasons", "a-row-short"])
+def test_the_minimal_baseline_is_held_to_the_ledger_and_the_reasons(tmp_path, minimal_reasons, problems):
+    project, minimal = write_ledgers(tmp_path, [["missing_user_id"], ["invalid_timestamp", "missing_user_id"]],
+                                     minimal_reasons)
+    assert ledger_problems(project, minimal) == problems
