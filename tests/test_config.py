@@ -321,7 +321,7 @@ def test_a_memory_limit_the_config_refuses_is_one_duckdb_refuses(size):
 
 def test_the_readme_source_example_is_a_valid_config(tmp_path):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Adding a source"):]
+    section = readme[readme.index("### Mapping a feed by hand"):]
     block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL).group(1)
     config = load_config(write(tmp_path, block))
     assert config.sources == [

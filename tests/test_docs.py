@@ -41,3 +41,31 @@ def test_a_column_added_or_retyped_in_the_code_makes_the_doc_stale_and_is_writte
 def test_a_marked_table_the_code_does_not_declare_is_an_error(declared):
     with pytest.raises(ValueError, match="the doc marks a table gold.dim_weather that the code does not declare"):
         dictionary.regenerate("<!-- columns: gold.dim_weather -->\n| column | type | meaning |\n", declared)
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation out, spaces to hyphens."""
+    import re
+
+    return {re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            for m in re.finditer(r"^#{1,6} (.+)$", markdown, re.M)}
+
+
+def test_every_relative_link_of_the_readme_and_docs_leads_somewhere():
+    import re
+
+    root = DOC.parents[1]
+    pages = [root / "README.md", root / "benchmarks" / "README.md", *sorted((root / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(root)}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked.read_text(encoding="utf-8")):
+                broken.append(f"{page.relative_to(root)}: {target} (no such heading)")
+    assert broken == []

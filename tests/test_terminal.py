@@ -161,13 +161,13 @@ def test_on_a_terminal_each_layer_is_one_progress_line_without_colour_under_no_c
     assert "Answers (" in shown and "Layer times:" in shown
 
 
-def test_the_readme_lists_every_option_of_every_command():
+def test_the_command_reference_lists_every_option_of_every_command():
     import argparse
 
     from clickstream.cli import build_parser
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## The command line"):readme.index("`run` runs every layer.")]
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "CLI.md").read_text(encoding="utf-8")
+    section = reference[reference.index("# The command line"):reference.index("`run` runs every layer.")]
     parser = build_parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     missing = [f"{name} {option}" for name, command in commands.choices.items() for action in command._actions
