@@ -172,11 +172,20 @@ def generate(out_dir: Path, rows: int, seed: int = 42, files: int = 1, defects: 
     user_bounds = np.unique(np.concatenate([[0], cuts, [users]]))
     shares = {name: np.diff(n * rows_before[user_bounds] // n_base) for name, n in wanted.items()}
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{prefix}_{seed}_{i:03d}.csv" for i in range(1, files + 1)]
+    paths = [Path(out_dir) / f"{prefix}_{seed}_{i:03d}.csv" for i in range(1, files + 1)]
+    counts, injected = _write_files(paths, seed, plan, budgets, user_bounds, shares)
+    return GenerateResult(files=paths, rows_per_file={p.name: int(n) for p, n in zip(paths, counts)},
+                          total_rows=int(counts.sum()), defects=injected)
+
+
+# ---------------------------------------------------------------------------- setup helpers
+def _write_files(paths: list[Path], seed: int, plan: _Plan, budgets: np.ndarray, user_bounds: np.ndarray,
+                 shares: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
+    """Write the files chunk by chunk, each under a temporary name renamed into place once all are complete (none
+    is left behind by a failure). Returns the data rows written per file and the defects injected."""
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     tmps = [p.with_name(p.name + ".tmp") for p in paths]
-    counts = np.zeros(files, dtype=np.int64)
+    counts = np.zeros(len(paths), dtype=np.int64)
     injected = dict.fromkeys(DEFECT_NAMES, 0)
     try:
         with ExitStack() as stack:
@@ -196,11 +205,9 @@ def generate(out_dir: Path, rows: int, seed: int = 42, files: int = 1, defects: 
         for tmp in tmps:
             tmp.unlink(missing_ok=True)
         raise
-    return GenerateResult(files=paths, rows_per_file={p.name: int(n) for p, n in zip(paths, counts)},
-                          total_rows=int(counts.sum()), defects=injected)
+    return counts, injected
 
 
-# ---------------------------------------------------------------------------- setup helpers
 
 
 def _check_arguments(rows: int, seed: int, files: int, days: int, start: str) -> datetime:
