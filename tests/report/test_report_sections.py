@@ -163,3 +163,24 @@ def test_the_top_products_are_chosen_in_arrow_largest_first_ties_in_table_order(
     assert tables.largest("dim_products", "revenue", ["product_id", "revenue"], 3) == [{"product_id": "n/a"}]
     assert charts.ranked_bars([{"product_id": "n/a"}], "product_id", "revenue", "revenue") is None
     assert html.Tables(Layout(tmp_path / "none")).largest("dim_products", "views", ["views"], 3) is None
+
+
+@pytest.mark.parametrize("first, last, days", [
+    ("2024-01-01 00:01:35", "2024-03-30 10:13:04", ["2024-01-01", "2024-03-30"]),
+    ("2024-01-01 00:00:00", "2024-03-30 23:59:59.999999", ["2024-03-30"]),
+    ("2024-01-01 23:59:00", "2024-01-01 23:59:30", ["2024-01-01"]),
+    ("2024-01-01 00:00:00", "2024-01-01 00:00:00", ["2024-01-01"]),
+], ids=["both-ends", "from-midnight", "one-day", "one-instant"])
+def test_partial_days_follow_the_rule_of_daily_activity(first, last, days):
+    import datetime as dt
+
+    assert html.partial_days(dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(last)) == days
+
+
+def test_the_headline_names_the_partial_days_daily_activity_flags(data):
+    import pyarrow.parquet as pq
+
+    daily = pq.read_table(data / "analytics" / "daily_activity").to_pylist()
+    flagged = sorted(str(row["activity_date"]) for row in daily if row["is_partial_day"])
+    assert len(flagged) == 2  # the generated data starts after midnight and ends before the last midnight
+    assert html.headline_figures(Layout(data))["partial_days"] == flagged

@@ -217,14 +217,13 @@ def _conversion(steps: list[dict]) -> float | None:
 
 
 def partial_days(first: dt.datetime | None, last: dt.datetime | None) -> list[str]:
-    """The first and last day of the data where events do not cover the whole UTC day: the first day when its
-    first event is after 01:00, the last when its last event is before 23:00."""
-    days = []
-    if first is not None and first.hour >= 1:
-        days.append(first.date().isoformat())
-    if last is not None and last.hour < 23 and last.date().isoformat() not in days:
-        days.append(last.date().isoformat())
-    return days
+    """The UTC days the data covers only in part, as daily_activity's `is_partial_day` defines them (the share of
+    the day from midnight, or the first event, to the next midnight, or the last event, is below one): the first
+    day unless its first event is at midnight, and always the last day."""
+    if first is None or last is None:
+        return []
+    days = [] if first.time() == dt.time(0) else [first.date().isoformat()]
+    return days + [last.date().isoformat()] if last.date().isoformat() not in days else days
 
 
 def headline(facts: Facts) -> Section:
