@@ -27,13 +27,13 @@ HOSTILE = [
     ("csi\x9b2J", r"csi\x9b2J", r"csi\\x9b2J"),
     ("\u202egnp.exe", r"\u202egnp.exe", r"\\u202egnp.exe"),
     ("line\u2028sep", r"line\u2028sep", r"line\\u2028sep"),
-    ("<script>alert(1)</script>", "<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
-    ("<img src=x onerror=alert(1)>", "<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
+    ("<script>alert(1)</script>", "<script>alert(1)</script>", r"\<script\>alert(1)\</script\>"),
+    ("<img src=x onerror=alert(1)>", "<img src=x onerror=alert(1)>", r"\<img src=x onerror=alert(1)\>"),
     ("`rm -rf`", "`rm -rf`", r"\`rm -rf\`"),
     ("*bold* _it_ ~~gone~~", "*bold* _it_ ~~gone~~", r"\*bold\* \_it\_ \~\~gone\~\~"),
     ("[x](http://e.io)", "[x](http://e.io)", r"\[x\](http\://e.io)"),
     ("# not a heading #", "# not a heading #", r"\# not a heading \#"),
-    ("&amp; $x$", "&amp; $x$", r"&amp;amp; \$x\$"),
+    ("&amp; $x$", "&amp; $x$", r"\&amp; \$x\$"),
     ("C:\\data\\", "C:\\data\\", r"C:\\data\\"),
     ("product_id", "product_id", "product_id"),
 ]
@@ -99,7 +99,7 @@ def test_markdown_report_shows_hostile_values_as_literal_text(value, _, cell):
         "\n"
         "## Top products\n"
         "\n"
-        "one row per product. 1 rows.\n"
+        "one row per product. 1 row.\n"
         "\n"
         "| product_id | views |\n"
         "| --- | --- |\n"
@@ -110,9 +110,9 @@ def test_markdown_report_shows_hostile_values_as_literal_text(value, _, cell):
 def test_markdown_report_escapes_data_in_headings_and_column_names():
     report = markdown_report([result("p1", title="<b>Top</b> #1 #", column="a|b\n")], "r1")
     assert report.split("\n")[4:10] == [
-        r"## &lt;b&gt;Top&lt;/b&gt; \#1 \#",
+        r"## \<b\>Top\</b\> \#1 \#",
         "",
-        "one row per product. 1 rows.",
+        "one row per product. 1 row.",
         "",
         r"| a\|b\\n | views |",
         "| --- | --- |",

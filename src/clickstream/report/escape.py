@@ -5,7 +5,6 @@ escape that clears the screen, a newline that forges a second log line, a `<scri
 """
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
@@ -14,9 +13,9 @@ import unicodedata
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # What starts inline Markdown (emphasis, code, links, strikethrough, math, table cells, a heading's closing
-# #s) and the backslash itself; < > & become HTML entities instead. An `_` between two letters or digits
-# starts nothing (`view_rank` stays as written).
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]|~$#]|(?<![^\W_])_|_(?![^\W_])")
+# #s, raw HTML and entities) and the backslash itself, each escaped with a backslash, which reads better in the
+# plain file than an HTML entity. An `_` between two letters or digits starts nothing (`view_rank` stays as written).
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]|~$#<>&]|(?<![^\W_])_|_(?![^\W_])")
 # GitHub turns `scheme://...` and `www.` into links even without <>: an escaped `:` or `.` stops it.
 _BARE_LINK = re.compile(r"(?i):(?=//)|(?<=www)\.")
 
@@ -55,7 +54,7 @@ def escape_markdown(text: str) -> str:
     escaped everywhere, since trailing #s would close a heading.
     """
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\g<0>", escape_terminal(text))
-    return html.escape(_BARE_LINK.sub(r"\\\g<0>", escaped), quote=False)
+    return _BARE_LINK.sub(r"\\\g<0>", escaped)
 
 
 def shorten(text: str, limit: int = 200) -> str:

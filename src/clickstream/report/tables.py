@@ -66,7 +66,7 @@ def markdown_report(results: list[QueryResult], run_id: str) -> str:
              f"files) beside this report.\n"]
     for result in results:
         parts.append(f"## {escape_markdown(result.title)}\n\n{escape_markdown(result.description)}. "
-                     f"{result.total_rows:,} rows"
+                     f"{result.total_rows:,} row{'' if result.total_rows == 1 else 's'}"
                      + (f", first {len(result.rows)} shown" if result.total_rows > len(result.rows) else "") + ".\n")
         if result.columns:
             header = "| " + " | ".join(escape_markdown(c) for c in result.columns) + " |"
