@@ -57,6 +57,9 @@ def test_the_summary_gives_the_answers_the_quality_and_where_things_are(twice):
     assert (f"  ledger      2,000 bronze rows = {totals['silver_rows']:,} silver + {totals['quarantine_rows']:,} "
             f"quarantined + {totals['duplicate_rows']:,} duplicates + 0 re-delivered") in lines
     assert "  gold tests  45 passed, 0 failed" in lines
+    conversion = next(line for line in lines if line.startswith("  conversion  "))
+    assert re.fullmatch(r"  conversion  [\d.]+% of the users reaching product_view reached purchase in order within 7d "
+                        r"\(users still in progress left out\)", conversion), conversion
     assert f"  report      {data / 'analytics' / 'report.html'}" in lines
     assert f"  warehouse   {data / 'warehouse.duckdb'}" in lines
     assert f"  logs        {data / 'logs'}" in lines

@@ -183,7 +183,7 @@ def _run(args: argparse.Namespace, config: Config, quiet: bool) -> int:
         return 0
     if args.show_results and results.get("analytics"):
         print(render_results(results["analytics"]))
-    print(summary(results, config.logs_dir))
+    print(summary(results, config.logs_dir, config.analytics.funnel.window))
     return 0
 
 

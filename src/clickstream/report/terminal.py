@@ -134,8 +134,9 @@ def command_name(argv0: str | None = None) -> str:
     return shlex.quote(shown)
 
 
-def summary(results: dict[str, Any], logs_dir: Path) -> str:
-    """The end of a run: the headline answers, the quality headline, where the report and the outputs are."""
+def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
+    """The end of a run: the headline answers, the quality headline, where the report and the outputs are.
+    `funnel_window` is the ordered funnel's conversion window, as configured (`analytics.funnel.window`)."""
     from clickstream.report.html import headline_figures
 
     layout = results["layout"]
@@ -152,7 +153,7 @@ def summary(results: dict[str, Any], logs_dir: Path) -> str:
         if figures.get("conversion") is not None:
             lines.append(f"  conversion  {figures['conversion']:.2%} of the users reaching "
                          f"{escape_terminal(figures['first_step'])} reached {escape_terminal(figures['last_step'])} in "
-                         f"order within analytics.funnel.window (users still in progress left out)")
+                         f"order within {escape_terminal(funnel_window)} (users still in progress left out)")
         if figures.get("partial_days"):
             lines.append(f"  partial     {', '.join(figures['partial_days'])} (UTC days the data covers in part)")
     totals = (quality.get("silver") or {}).get("totals")
