@@ -175,3 +175,19 @@ def test_verbose_adds_the_traceback_after_the_same_line(corrupt_gold, tmp_path):
     assert lines[start + 1] == "Traceback (most recent call last):"
     assert [line for line in lines[start + 2:] if line.startswith("_duckdb.")] == [
         f"_duckdb.InvalidInputException: Invalid Input Error: No magic bytes found at end of file '{bad}'"]
+
+
+# ---- bad arguments: refused by the parser, exit 2, before anything is read
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5"])
+def test_sql_max_rows_below_one_is_refused(tmp_path, capsys, value):
+    from clickstream.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sql", "--data-dir", str(tmp_path), "--max-rows", value, "select 1 union all select 2"])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == (f"clickstream sql: error: argument --max-rows: expected a whole number, 1 or more, "
+                                    f"got '{value}'")

@@ -138,7 +138,7 @@ def _query_commands(sub: argparse._SubParsersAction) -> None:
     sql.add_argument("query", help='the query, e.g. "select * from daily_activity order by activity_date"')
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table",
                      help="table (default): aligned columns; csv: with a header line; json: one object per line")
-    sql.add_argument("--max-rows", type=int, default=None, metavar="N",
+    sql.add_argument("--max-rows", type=_positive_count, default=None, metavar="N",
                      help="print at most N rows (default: all; a table says how many it left out)")
     history = sub.add_parser("history", help="list the runs recorded under reports/history/",
                              description="list the runs recorded under <data_dir>/reports/history/: id, start, "
@@ -253,7 +253,7 @@ def _sql(args: argparse.Namespace, config: Config) -> int:
         columns, rows = query(Path(config.paths.data_dir), args.query)
     except QueryError as exc:
         raise PipelineError(f"sql: {exc}") from exc
-    shown = rows if args.max_rows is None else rows[:max(args.max_rows, 0)]
+    shown = rows if args.max_rows is None else rows[:args.max_rows]
     print(formatted(columns, shown, args.format), end="")
     if len(shown) < len(rows) and args.format == "table":
         print(f"({len(rows) - len(shown):,} more rows not shown; --max-rows)")
