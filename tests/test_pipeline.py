@@ -105,3 +105,39 @@ def test_a_failing_engine_close_is_raised_after_the_report_is_written(tmp_path, 
         pipeline.run_layers(config, layers=("bronze",))
     assert (tmp_path / "data" / "reports" / "quality_report.json").is_file()
     assert warehouse_rebuilds == [False]
+
+
+def _written(data) -> dict[str, tuple[int, int]]:
+    """Every file of the data directory a run may publish, with its inode and modification time: a file written
+    again (or replaced by a rename) changes one of them."""
+    skipped = ("reports", "logs", "_state")
+    return {str(path.relative_to(data)): (path.stat().st_ino, path.stat().st_mtime_ns) for path in data.rglob("*")
+            if path.is_file() and path.relative_to(data).parts[0] not in skipped}
+
+
+def test_a_run_with_nothing_new_answers_nothing_again_and_says_so(tmp_path):
+    import json
+
+    from clickstream.cli import main
+    from clickstream.generate import generate
+
+    data = tmp_path / "data"
+    generate(data / "raw", rows=1500, seed=4)
+    assert main(["run", "--quiet", "--data-dir", str(data)]) == 0
+    before = _written(data)
+    assert "analytics/report.html" in before and "warehouse.duckdb" in before
+    assert main(["run", "--quiet", "--data-dir", str(data)]) == 0
+    assert _written(data) == before  # no query, no page, no REPORT.md, no warehouse written again
+    last = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
+    assert (last["outcome"], last["gold"]["mode"], last["analytics"]["mode"]) == ("no new data", "current", "current")
+
+    # a changed analytics setting, and --full-refresh, answer again
+    config = tmp_path / "config.yaml"
+    config.write_text("analytics:\n  show_rows: 3\n")
+    assert main(["run", "--quiet", "--config", str(config), "--data-dir", str(data)]) == 0
+    after = _written(data)
+    assert after["analytics/REPORT.md"] != before["analytics/REPORT.md"]
+    last = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
+    assert last["outcome"] == "succeeded" and last["analytics"].get("mode") != "current"
+    assert main(["run", "--quiet", "--full-refresh", "--config", str(config), "--data-dir", str(data)]) == 0
+    assert _written(data)["analytics/REPORT.md"] != after["analytics/REPORT.md"]

@@ -45,7 +45,7 @@ def test_a_run_with_nothing_new_changes_only_last_run(twice):
     assert [row["source_file"] for row in second["silver"]["ledger"]] == ["clickstream_8_001.csv"]
     assert len(second["gold"]["tests"]) == 45
     assert second["last_run"]["silver"] == {"bronze_batches": [], "ledger": []}
-    assert second["last_run"]["outcome"] == "succeeded"
+    assert second["last_run"]["outcome"] == "no new data"
 
 
 def test_the_summary_gives_the_answers_the_quality_and_where_things_are(twice):
@@ -102,7 +102,7 @@ def test_history_lists_every_run(twice, capsys):
     silver_rows = twice[1]["silver"]["totals"]["silver_rows"]
     assert first[3:] == ["duckdb", "bronze,silver,gold,analytics", "2000", str(silver_rows), "succeeded",
                          "quarantine_rate ok; duplicate_rate ok; redelivered_rate ok; gold tests 45/45 passed"]
-    assert second[3:] == ["duckdb", "bronze,silver,gold,analytics", "0", "0", "succeeded", "-"]  # nothing new
+    assert second[3:] == ["duckdb", "bronze,silver,gold,analytics", "0", "0", "no new data", "-"]  # nothing new
     assert first[0] < second[0] and first[0] == twice[1]["last_run"]["run_id"]
 
 

@@ -44,74 +44,158 @@ def natural_order(query: dict, columns: list[str]) -> str:
     return f" order by {', '.join(terms)}" if terms else ""
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a run of analytics would answer, and what it would answer it from."""
+    selected: list[dict]  # the queries, in their declared order
+    rendered: dict[str, dict[str, str]]  # per query: its SQL (and, per user, the SQL rebuilding affected users)
+    fingerprints: dict[str, str]  # per query: what decides its output apart from gold
+    settings: str  # what decides every output apart from gold and the SQL: the analytics settings, the engine
+    gold_build: dict  # the manifest of the star the results are answered from
+    published: dict  # the manifest of the published results
+
+
 def run(ctx: RunContext) -> list[QueryResult]:
+    """Answer the selected queries from the published star and publish them with REPORT.md: each result whole, or
+    for the users gold changed; nothing when gold, the SQL and the settings are as when they were published."""
     started = time.perf_counter()
-    engine, layout = ctx.engine, ctx.layout
     if ctx.quality.get("gold", {}).get("mode") == "empty":  # this run's gold found no event to build from
         log.warning("analytics: no star to answer from yet (silver holds no events)")
         ctx.quality["analytics"] = {"row_counts": {}, "modes": {}}
         return []
-    for model in gold.models():
-        if model.get("publish", True):
-            files = storage.parquet_files(layout.gold / model["name"])
-            if not files:
-                raise PipelineError(f"analytics: gold table {layout.gold / model['name']} not found; run the gold "
-                                    f"layer first (clickstream gold)")
-            engine.read_parquet(model["name"], files, schema=None)
-    context = gold.model_context(ctx)
-    show = ctx.config.analytics.show_rows
-    selected = queries(ctx.analytics_group)
-    gold_build = incremental.read_manifest(layout.gold) or {}
-    previous = (incremental.read_manifest(layout.analytics) or {}).get("queries", {})
-    built: dict[str, dict] = {}
+    plan = _plan(ctx)
+    if _results_stand(ctx, plan):
+        log.info("analytics: gold and the analytics settings are as when the published results were answered "
+                 "(gold build %s): nothing to answer again", plan.gold_build.get("build_id"))
+        ctx.quality["analytics"] = {"mode": "current", "gold_build_id": plan.gold_build.get("build_id")}
+        return _standing_results(ctx, plan) if ctx.show_results else []
+    _read_gold(ctx)
     # Staged and published as one directory, like gold; a partial run carries the other results over.
-    root = storage.staging_path(layout.data_dir, "analytics")
+    root = storage.staging_path(ctx.layout.data_dir, "analytics")
     root.mkdir(parents=True)
-    results = []
-    for query in selected:
-        name = query["name"]
-        sql = {name: render(f"analytics/{name}", engine, **context)}
-        spec = incremental.per_user_model(query)
-        if spec:  # and the SQL that rebuilds it for the affected users
-            sql["incremental"] = render(f"analytics/{name}", engine, **{**context, "incremental": True})
-        fingerprint = incremental.fingerprint(engine, sql, query)
-        changes = _changed_users(ctx, name, previous.get(name), gold_build, fingerprint) if spec else None
-        if changes is None:
-            build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
-        else:
-            _build_per_user(ctx, spec, sql["incremental"], changes, root)
-        built[name] = {"gold_build_id": gold_build.get("build_id"), "fingerprint": fingerprint,
-                       "mode": "full" if changes is None else "incremental"}
-        columns, _ = engine.fetch(f"select * from {name} limit 0")
-        order = natural_order(query, columns)
-        # the first rows in the table's natural order: the same rows on every engine
-        columns, rows = engine.fetch(f"select * from {name}{order} limit {show}") if show else ([], [])
-        results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
-        if query["csv"]:
-            ordered = f"{name}__ordered"
-            engine.create_view(ordered, f"select * from {name}{order}")
-            engine.write_csv(ordered, root / f"{name}.csv")
-            engine.drop(ordered)
-    counts = engine.row_counts([q["name"] for q in selected])
-    flags = quality.analytics_flags(engine, ctx.config.analytics, {q["name"] for q in selected})
-    cautions = {table: flag["message"] for flag in flags for table in flag["tables"]}
-    results = [QueryResult(r.name, r.title, r.description + (f". Caution: {cautions[r.name]}" if r.name in cautions
-                                                             else ""), r.columns, r.rows, counts[r.name])
-               for r in results]
-    for query in selected:
-        log.info("analytics: %s rows=%d (%s)", query["name"], counts[query["name"]], built[query["name"]]["mode"])
-    rebuilt = {q["name"] for q in selected}
-    storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in rebuilt
-                       and path.name not in (REPORT, incremental.MANIFEST))
-    (root / REPORT).write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
-    carried = {name: entry for name, entry in previous.items() if name not in rebuilt}
-    incremental.write_manifest(root, {"queries": {**carried, **built}})
-    storage.publish_table(root, layout.analytics)
+    built = {query["name"]: _answer(ctx, plan, query, root) for query in plan.selected}
+    results, counts, flags = _results(ctx, plan)
+    for name, entry in built.items():
+        log.info("analytics: %s rows=%d (%s)", name, counts[name], entry["mode"])
+    _publish(ctx, plan, root, built, results)
     elapsed = time.perf_counter() - started
     ctx.quality["analytics"] = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
                                 "flags": flags, "seconds": round(elapsed, 3)}
-    log.info("analytics: %d queries in %.2f s", len(selected), elapsed)
+    log.info("analytics: %d queries in %.2f s", len(plan.selected), elapsed)
     return results
+
+
+def _plan(ctx: RunContext) -> Plan:
+    engine = ctx.engine
+    context = gold.model_context(ctx)
+    selected = queries(ctx.analytics_group)
+    rendered = {q["name"]: _rendered(engine, q, context) for q in selected}
+    return Plan(selected, rendered, {q["name"]: incremental.fingerprint(engine, rendered[q["name"]], q)
+                                     for q in selected}, _settings_fingerprint(ctx),
+                incremental.read_manifest(ctx.layout.gold) or {}, incremental.read_manifest(ctx.layout.analytics) or {})
+
+
+def _read_gold(ctx: RunContext) -> None:
+    for model in gold.models():
+        if model.get("publish", True):
+            files = storage.parquet_files(ctx.layout.gold / model["name"])
+            if not files:
+                raise PipelineError(f"analytics: gold table {ctx.layout.gold / model['name']} not found; run the gold "
+                                    f"layer first (clickstream gold)")
+            ctx.engine.read_parquet(model["name"], files, schema=None)
+
+
+def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> dict:
+    """Build one query's result into `root` (whole, or merged for the users gold changed), with its CSV copy."""
+    name = query["name"]
+    sql, fingerprint = plan.rendered[name], plan.fingerprints[name]
+    spec = incremental.per_user_model(query)
+    previous = plan.published.get("queries", {}).get(name)
+    changes = _changed_users(ctx, name, previous, plan.gold_build, fingerprint) if spec else None
+    if changes is None:
+        build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
+    else:
+        _build_per_user(ctx, spec, sql["incremental"], changes, root)
+    if query["csv"]:
+        ordered = f"{name}__ordered"
+        ctx.engine.create_view(ordered, f"select * from {name}{_order(ctx, query)}")
+        ctx.engine.write_csv(ordered, root / f"{name}.csv")
+        ctx.engine.drop(ordered)
+    return {"gold_build_id": plan.gold_build.get("build_id"), "fingerprint": fingerprint,
+            "mode": "full" if changes is None else "incremental"}
+
+
+def _order(ctx: RunContext, query: dict) -> str:
+    columns, _ = ctx.engine.fetch(f"select * from {query['name']} limit 0")
+    return natural_order(query, columns)
+
+
+def _results(ctx: RunContext, plan: Plan) -> tuple[list[QueryResult], dict[str, int], list[dict]]:
+    """Each result's first rows in its natural order (the same rows on every engine), its row count and the
+    cautions of `quality.analytics_flags`, for people."""
+    engine, show = ctx.engine, ctx.config.analytics.show_rows
+    names = [q["name"] for q in plan.selected]
+    counts = engine.row_counts(names)
+    flags = quality.analytics_flags(engine, ctx.config.analytics, set(names))
+    cautions = {table: flag["message"] for flag in flags for table in flag["tables"]}
+    results = []
+    for query in plan.selected:
+        name = query["name"]
+        columns, rows = engine.fetch(f"select * from {name}{_order(ctx, query)} limit {show}") if show else ([], [])
+        description = first_comment_line(f"analytics/{name}") + (f". Caution: {cautions[name]}" if name in cautions
+                                                                  else "")
+        results.append(QueryResult(name, query["title"], description, columns, rows, counts[name]))
+    return results, counts, flags
+
+
+def _standing_results(ctx: RunContext, plan: Plan) -> list[QueryResult]:
+    """The published results' first rows, read back (a run with nothing new that was asked to show them)."""
+    _read_gold(ctx)  # for the cautions
+    for query in plan.selected:
+        ctx.engine.read_parquet(query["name"], storage.parquet_files(ctx.layout.analytics / query["name"]),
+                                schema=None)
+    return _results(ctx, plan)[0]
+
+
+def _publish(ctx: RunContext, plan: Plan, root: Path, built: dict[str, dict], results: list[QueryResult]) -> None:
+    """REPORT.md and the manifest beside the results; the other queries' results carried over; one rename."""
+    layout = ctx.layout
+    storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in built
+                       and path.name not in (REPORT, incremental.MANIFEST))
+    (root / REPORT).write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
+    carried = {name: entry for name, entry in plan.published.get("queries", {}).items() if name not in built}
+    incremental.write_manifest(root, {"queries": {**carried, **built}, "settings": plan.settings})
+    storage.publish_table(root, layout.analytics)
+
+
+def _settings_fingerprint(ctx: RunContext) -> str:
+    """What decides the published results besides gold and each query's SQL: the analytics settings (rows shown,
+    the cautions' thresholds, the page) and the engine."""
+    import hashlib
+
+    return hashlib.sha256(f"{ctx.engine.name}\0{ctx.config.analytics.model_dump_json()}".encode()).hexdigest()
+
+
+def _rendered(engine: Any, query: dict, context: dict) -> dict[str, str]:
+    """A query's SQL, and for a per-user query also the SQL that rebuilds it for the affected users."""
+    name = query["name"]
+    sql = {name: render(f"analytics/{name}", engine, **context)}
+    if incremental.per_user_model(query):
+        sql["incremental"] = render(f"analytics/{name}", engine, **{**context, "incremental": True})
+    return sql
+
+
+def _results_stand(ctx: RunContext, plan: Plan) -> bool:
+    """Whether every selected result was answered from this very gold build by the same SQL under the same
+    settings, so answering again would write the same tables: then a run changes nothing (no query, no
+    REPORT.md, no page)."""
+    build_id = plan.gold_build.get("build_id")
+    if ctx.full_refresh or not build_id or plan.published.get("settings") != plan.settings:
+        return False
+    entries = plan.published.get("queries", {})
+    return all(entries.get(name, {}).get("gold_build_id") == build_id
+               and entries[name].get("fingerprint") == fingerprint
+               and storage.parquet_files(ctx.layout.analytics / name) for name, fingerprint in plan.fingerprints.items())
 
 
 def _changed_users(ctx: RunContext, name: str, previous: dict | None, gold_build: dict,

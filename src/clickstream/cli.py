@@ -178,7 +178,7 @@ def _run(args: argparse.Namespace, config: Config, quiet: bool) -> int:
     with LayerProgress(enabled=False if quiet or args.verbose else None) as progress:
         results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"),
                              full_refresh=getattr(args, "full_refresh", False), wait_seconds=args.wait,
-                             progress=progress)
+                             show_results=args.show_results, progress=progress)
     if quiet:
         return 0
     if args.show_results and results.get("analytics"):

@@ -132,6 +132,7 @@ class RunContext:
     quality: dict[str, Any] = field(default_factory=dict)
     analytics_group: str = "all"  # basic | advanced | all: which analytics queries to run
     full_refresh: bool = False  # rebuild gold and analytics from all of silver, even where nothing changed
+    show_results: bool = False  # the caller shows every analytics result's first rows, also of results that stand
 
     def __post_init__(self) -> None:
         if not self.run_id:

@@ -14,7 +14,7 @@ from clickstream.context import Layout, RunContext
 from clickstream.engines import create_engine
 from clickstream.lock import WriterLock
 from clickstream.logs import job_log
-from clickstream.quality import write_report
+from clickstream.quality import changed_nothing, write_report
 from clickstream.report import REPORT_HTML
 from clickstream.report.escape import shorten
 
@@ -25,7 +25,7 @@ _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytic
 
 
 def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
-               full_refresh: bool = False, wait_seconds: float = 0.0,
+               full_refresh: bool = False, wait_seconds: float = 0.0, show_results: bool = False,
                progress: Callable[[str, str], None] | None = None,
                report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the given layers in order and return each layer's result; the quality report is written either way.
@@ -45,7 +45,7 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
             log.info("recovery: %s", action)
         engine = create_engine(config)
         ctx = RunContext(config=config, engine=engine, layout=layout, analytics_group=analytics_group,
-                         full_refresh=full_refresh)
+                         full_refresh=full_refresh, show_results=show_results)
         ctx.quality["layers"] = list(layers)
         ctx.quality["recovery"] = ([lock.takeover_note] if lock.takeover_note else []) + recovered
         results: dict[str, Any] = {}
@@ -65,6 +65,11 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
             results["quality"] = write_report(ctx, ledger.whole_ledger, finished=list(timings), error=error)
 
         def warehouse_views() -> None:
+            standing = layout.data_dir / warehouse.WAREHOUSE
+            if (error is None and changed_nothing(ctx.quality) and standing.is_file()
+                    and not standing.with_name(standing.name + ".wal").exists()):
+                results["warehouse"] = standing  # its views read the tables as they stand
+                return
             results["warehouse"] = _rebuild_warehouse(layout, failed=error is not None)
 
         with contextlib.ExitStack() as cleanups:
@@ -90,7 +95,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
                 if layer not in timings:
                     tell(layer, "failed")
                 raise
-        if "analytics" in timings and results["analytics"]:  # the page of what analytics just answered
+        answered = results.get("analytics") and ctx.quality["analytics"].get("mode") != "current"
+        if "analytics" in timings and answered:  # the page of what analytics just answered
             if not html_report:
                 _remove_stale_report(layout)
             else:

@@ -160,7 +160,8 @@ def write_report(ctx: RunContext, whole_ledger: Callable[[RunContext], list[dict
     """
     finished = list(ctx.quality.get("layers", [])) if finished is None else finished
     last_run = {"run_id": ctx.run_id, "engine": ctx.engine.name, "started_at": ctx.started_at.isoformat(),
-                "outcome": "failed" if error else "succeeded", **({"error": error} if error else {}), **ctx.quality}
+                "outcome": "failed" if error else "no new data" if changed_nothing(ctx.quality) else "succeeded",
+                **({"error": error} if error else {}), **ctx.quality}
     path = ctx.layout.reports / REPORT
     previous = storage.read_json(path, {})
     if previous.get("format") != REPORT_FORMAT:  # a report of the former shape described only its own run
@@ -174,6 +175,15 @@ def write_report(ctx: RunContext, whole_ledger: Callable[[RunContext], list[dict
 
 REPORT_FORMAT = 2
 HISTORY = "history"
+
+
+def changed_nothing(run: dict[str, Any]) -> bool:
+    """Whether a run's layers found nothing to do: no raw file ingested, no bronze batch validated, the star and
+    the analytics results as published (a layer that did not run changed nothing either)."""
+    return ((run.get("bronze") or {}).get("batch_id") is None
+            and not (run.get("silver") or {}).get("bronze_batches")
+            and run.get("gold", {"mode": "current"}).get("mode") == "current"
+            and run.get("analytics", {"mode": "current"}).get("mode") == "current")
 _LEDGER_COUNTS = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows", "redelivered_rows")
 
 
@@ -193,7 +203,7 @@ def merge_current(previous: dict, run: dict, finished: list[str], ledger: Any) -
                            else None, "built_at": run["started_at"],
                            **{k: gold_run[k] for k in ("mode", "reason", "tests", "row_counts") if k in gold_run}}
     analytics_run = run.get("analytics")
-    if "analytics" in finished and analytics_run is not None:
+    if "analytics" in finished and analytics_run is not None and analytics_run.get("mode") != "current":
         counts = {**current.get("analytics", {}).get("row_counts", {}), **analytics_run.get("row_counts", {})}
         current["analytics"] = {"row_counts": dict(sorted(counts.items())), "flags": analytics_run.get("flags", [])}
     return current

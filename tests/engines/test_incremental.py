@@ -195,11 +195,13 @@ def test_a_run_with_nothing_new_keeps_the_published_star(tmp_path):
     write_batch(data_dir, "a.csv", FIRST_BATCH)
     run(data_dir, "duckdb")
     before = week_files(data_dir / "gold" / "fct_events")
+    analytics_before = week_files(data_dir / "analytics" / "user_journey")
     report = run(data_dir, "duckdb")
     assert report["gold"]["mode"] == "current"
     assert report["gold"]["row_counts"]["fct_events"] == len(FIRST_BATCH)
     assert week_files(data_dir / "gold" / "fct_events") == before
-    assert report["analytics"]["modes"]["user_journey"] == "incremental"  # nothing to merge: carried over
+    assert report["analytics"]["mode"] == "current"  # every result answered from this very star: none again
+    assert week_files(data_dir / "analytics" / "user_journey") == analytics_before
 
 
 def test_a_changed_session_timeout_rebuilds_everything(tmp_path):

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from clickstream.report import REPORT_HTML
 from clickstream.report.escape import escape_terminal, shorten
 
 _ROOT = "clickstream"
@@ -175,8 +176,9 @@ def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
     lines.append("Outputs:")
     entries = [("bronze", layout.bronze), ("silver", layout.silver), ("quarantine", layout.quarantine),
                ("gold", layout.gold), ("analytics", layout.analytics)]
-    if results.get("report"):
-        entries.append(("report", results["report"]))
+    page = results.get("report") or layout.analytics / REPORT_HTML  # a run with nothing new leaves the page as it is
+    if Path(page).is_file():
+        entries.append(("report", page))
     entries += [("markdown", layout.analytics / "REPORT.md"), ("quality", layout.reports / "quality_report.json")]
     if results.get("warehouse"):
         entries.append(("warehouse", results["warehouse"]))
