@@ -8,6 +8,8 @@ and goes to quarantine in silver. A file changed since it was ingested follows i
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -194,6 +196,7 @@ def discover(ctx: RunContext, manifest: dict) -> Discovery:
             del manifest[kind][relative]
     for relative, reason in ambiguous.items():
         _refuse(manifest, found, relative, raw_dir / relative, None, reason)
+    _forget_refusals_under_other_config(manifest, owners)
 
     current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
     replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
@@ -255,7 +258,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
         refused["mtime_ns"] = facts.mtime_ns  # touched, still the content refused before
         return None
     if facts.refusal:
-        _refuse(manifest, found, relative, path, facts, facts.refusal)
+        _refuse(manifest, found, relative, path, facts, facts.refusal, source)
         return None
     if entry is None:
         if facts.sha256 in current:
@@ -267,7 +270,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
             return None
         header, reason = _header(relative, path, source)
         if reason:
-            _refuse(manifest, found, relative, path, facts, reason)
+            _refuse(manifest, found, relative, path, facts, reason, source)
             return None
         manifest["refused"].pop(relative, None)
         manifest["copies"].pop(relative, None)
@@ -285,7 +288,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
         return None
     header, reason = _header(relative, path, source)
     if reason:
-        _refuse(manifest, found, relative, path, facts, reason + "; its earlier version stays")
+        _refuse(manifest, found, relative, path, facts, reason + "; its earlier version stays", source)
         return None
     manifest["refused"].pop(relative, None)
     if appendable and facts.prefix_sha256 == entry["sha256"]:
@@ -330,12 +333,33 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
                                     is_split=not facts.is_utf8))
 
 
-def _refuse(manifest: dict, found: Discovery, relative: str, path: Path, facts: Scan | None, reason: str) -> None:
-    log.warning("bronze: refused %s: %s (it is retried when its content changes)", relative, reason)
+def _refuse(manifest: dict, found: Discovery, relative: str, path: Path, facts: Scan | None, reason: str,
+            source: Source | None = None) -> None:
+    log.warning("bronze: refused %s: %s (it is retried when its content or its source's config changes)",
+                relative, reason)
     stat = path.stat()
     manifest["refused"][relative] = {"sha256": facts.sha256 if facts else None, "size": stat.st_size,
-                                     "mtime_ns": stat.st_mtime_ns, "reason": reason}
+                                     "mtime_ns": stat.st_mtime_ns, "reason": reason,
+                                     "config": reading_fingerprint(source) if source else None}
     found.refused[relative] = reason
+
+
+def reading_fingerprint(source: Source) -> str:
+    """A digest of how a source's files are read (glob, CSV options, columns, formats, ...): a file refused under
+    one is tried again under another, so a fixed config never leaves a file stranded."""
+    text = json.dumps(source.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _forget_refusals_under_other_config(manifest: dict, owners: dict[str, Source]) -> None:
+    """A refusal recorded under another reading config than its source's now no longer stands: the file is read
+    again (a manifest written before refusals named their config counts as another config)."""
+    for relative, entry in list(manifest["refused"].items()):
+        source = owners.get(relative)
+        if source is not None and entry.get("config") != reading_fingerprint(source):
+            log.info("bronze: trying %s again: it was refused under another config of source '%s'", relative,
+                     source.name)
+            del manifest["refused"][relative]
 
 
 def _current_refusals(manifest: dict, found: Discovery) -> list[dict]:
