@@ -56,6 +56,10 @@ class Unit:
     input_path: Path | None = None
     earlier_records: int | None = None  # an appended file's records before (its manifest entry)
 
+    def __post_init__(self) -> None:
+        if not self.source.csv.header and not self.is_tail:  # no header line: the first line is data
+            self.first_line = 1
+
     @property
     def is_tail(self) -> bool:
         return self.offset > 0
@@ -235,7 +239,7 @@ def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]]) ->
         relative, source = item
         entry = manifest["files"].get(relative)
         return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
-                    quote=source.csv.quote, escape=source.csv.escape)
+                    quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header)
 
     if len(files) < 2:
         return {relative: one((relative, source)) for relative, source in files}
@@ -306,10 +310,11 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
 def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
     """The file's header (or why it is refused); columns the source does not map are named, then dropped."""
     header, reason = read_header(path, source)
-    unmapped = [column for column in header or [] if column not in source.columns.values()]
+    mapped = {str(column) for column in source.columns.values() if column is not None}
+    unmapped = [column for column in header or [] if column not in mapped]
     if unmapped:
-        log.warning("bronze: %s: column(s) %s are not mapped by source '%s' and are not kept", relative,
-                    shorten(str(unmapped)), source.name)
+        log.warning("bronze: %s: %s %s are not mapped by source '%s' and are not kept", relative,
+                    "column(s)" if source.csv.header else "field position(s)", shorten(str(unmapped)), source.name)
     return header, reason
 
 
@@ -322,7 +327,7 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
             if not path.is_file():
                 continue
             options = owners[relative].csv
-            facts = scan(path, quote=options.quote, escape=options.escape)
+            facts = scan(path, quote=options.quote, escape=options.escape, header=options.header)
             header, reason = read_header(path, owners[relative])
             if facts.refusal or reason:
                 continue
@@ -383,7 +388,8 @@ def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
         _split_input(unit)
     elif unit.is_tail:
         with unit.path.open("rb") as source, unit.input_path.open("xb") as target:
-            target.write(header_line(unit.path))
+            if unit.source.csv.header:
+                target.write(header_line(unit.path))
             source.seek(unit.offset)
             for block in iter(lambda: source.read(1 << 20), b""):
                 target.write(block)
@@ -402,7 +408,7 @@ def _split_input(unit: Unit) -> None:
     # A new name: the staged input may be a hard link to the raw file, which must never be written to.
     unit.input_file = unit.input_file.split(".", 1)[0] + "-split.csv"
     unit.input_path = unit.input_path.with_name(unit.input_file)
-    skip = unit.offset or len(header_line(unit.path))
+    skip = unit.offset or (len(header_line(unit.path)) if unit.source.csv.header else 0)
     with unit.input_path.open("x", encoding="utf-8", newline="") as canonical:
         canonical.write(",".join(f"c{index}" for index in range(len(unit.header))) + "\n")
         split = split_file(unit.path, unit.source.csv, len(unit.header), canonical, skip_bytes=skip,
@@ -504,7 +510,8 @@ def _canonical_columns(source: Source, header: list[str]) -> str:
     columns = []
     for canonical in CANONICAL_RAW_COLUMNS:
         file_column = source.columns[canonical]
-        columns.append(f"raw.c{header.index(file_column)} as {canonical}" if file_column
+        # a name is found in the header; a position (csv.header: false) is its own index there ('0', '1', ...)
+        columns.append(f"raw.c{header.index(str(file_column))} as {canonical}" if file_column is not None
                        else f"cast(null as string) as {canonical}")
     return ", ".join(columns)
 
