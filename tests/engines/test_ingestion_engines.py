@@ -135,7 +135,8 @@ USER_BEHAVIOR = ("1,2268318,2520377,pv,2017-11-25 09:00:00\n"
 def test_a_headerless_file_is_read_by_position_on_both_engines(tmp_path, engine, request):
     if engine == "spark":
         request.getfixturevalue("spark_session_owner")
-    config = Config.model_validate({"engine": engine, "sources": [TAOBAO], "silver": {"extra_event_types": ["favorite"]},
+    config = Config.model_validate({"engine": engine, "sources": [TAOBAO],
+                                    "silver": {"extra_event_types": ["favorite"]},
                                     "paths": {"data_dir": str(tmp_path / "data"), "logs_dir": str(tmp_path / "logs")}})
     data = tmp_path / "data"
     (data / "raw").mkdir(parents=True)
