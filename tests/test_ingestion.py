@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -169,6 +170,34 @@ def test_a_file_refused_under_a_wrong_column_mapping_fails_the_run_and_gets_in_o
     assert report(data)["outcome"] == "succeeded" and report(data)["bronze"]["refused"] == []
     assert [(f["source_file"], f["bronze_rows"], f["silver_rows"]) for f in assert_balanced(load_config(config_file))
             ] == [("shop_1.csv", 2, 2)]
+
+
+@pytest.mark.parametrize(("content", "wrong", "fixed", "reason"), [
+    ("customer;when;action\nc-1;2024-01-01 10:00:00;view\n", {"csv": {"delimiter": ","}},
+     {"csv": {"delimiter": ";"}},
+     "the header has one column ('customer;when;action'), not the 3 source 'shop' maps; the line holds ';': set "
+     "sources[].csv.delimiter to ';'?"),
+    ("c-1,2024-01-01 10:00:00,view\n", {"csv": {"header": False}, "columns": {"UserID": 0, "Timestamp": 1,
+                                                                             "EventType": 3}},
+     {"csv": {"header": False}, "columns": {"UserID": 0, "Timestamp": 1, "EventType": 2}},
+     "column position(s) 3 (EventType) mapped by source 'shop' are beyond the 3 field(s) of the first line "
+     "(csv.header: false; positions count from 0)"),
+])
+def test_a_file_refused_for_its_format_or_positions_is_ingested_once_its_source_is_fixed(tmp_path, content, wrong,
+                                                                                        fixed, reason):
+    shop = {**SHOP, "columns": {"UserID": "customer", "Timestamp": "when", "EventType": "action"}}
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / "shop_1.csv").write_text(content)
+    with pytest.raises(InputError, match=r"^1 raw file\(s\) refused and bronze holds no events: shop_1\.csv: "):
+        run_layers(make_config(tmp_path, sources=[{**shop, **wrong}]), ("bronze",))
+    assert report(data)["bronze"]["refused"] == [{"path": "shop_1.csv", "reason": reason, "this_run": True}]
+    config = make_config(tmp_path, sources=[{**shop, **fixed}])
+    run_layers(config, ("bronze", "silver"))
+    assert report(data)["bronze"]["refused"] == []
+    assert rows(data, "silver", "user_id, event_ts, event_type, source_file") == [
+        ("c-1", datetime(2024, 1, 1, 10, 0), "page_view", "shop_1.csv")]
+    assert_balanced(config)
 
 
 def test_a_run_where_one_of_two_files_is_refused_succeeds_with_a_warning_naming_it(tmp_path, capsys):
