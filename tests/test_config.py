@@ -319,6 +319,38 @@ def test_a_memory_limit_the_config_refuses_is_one_duckdb_refuses(size):
         duckdb.connect().execute(f"set memory_limit = '{size}'")
 
 
+HEADERLESS = SOURCE + "    csv: {header: false}\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (HEADERLESS + "    columns: {UserID: user_id, Timestamp: 4, EventType: 3}\n",
+     "key 'sources.0.columns.UserID': 'user_id' is not a position: with csv.header false, map each column to its "
+     "0-based position in the row, e.g. UserID: 0"),
+    (HEADERLESS + "    columns: {UserID: '0', Timestamp: 4, EventType: 3}\n",
+     "key 'sources.0.columns.UserID': '0' is not a position"),
+    (HEADERLESS + "    columns: {UserID: 0, Timestamp: -1, EventType: 3}\n",
+     "key 'sources.0.columns.Timestamp': -1 is negative: positions count from 0 (the row's first field)"),
+    (HEADERLESS + "    columns: {UserID: 0, Timestamp: 1.0, EventType: 3}\n",
+     "key 'sources.0.columns.Timestamp': '1.0' is neither a column name nor a position"),
+    (HEADERLESS + "    columns: {UserID: 0, Timestamp: true, EventType: 3}\n",
+     "key 'sources.0.columns.Timestamp': 'True' is neither a column name nor a position"),
+    (SOURCE + "    columns: {UserID: 0, Timestamp: when, EventType: action}\n",
+     "key 'sources.0.columns.UserID': 0 is a position, but csv.header is true: name the header's column, or set "
+     "csv.header: false"),
+    (HEADERLESS, "key 'sources.0.columns.UserID': 'UserID' is not a position"),  # the default names need a header
+])
+def test_columns_are_names_with_a_header_and_positions_without_one(tmp_path, text, message):
+    assert message in refused(tmp_path, text)
+
+
+def test_a_headerless_source_maps_columns_to_positions(tmp_path):
+    config = load_config(write(tmp_path, HEADERLESS + "    columns: {UserID: 0, Timestamp: 4, EventType: 3, "
+                                                      "ProductID: 1, SessionID: null}\n"))
+    assert (config.sources[0].csv.header, config.sources[0].columns) == (False, {
+        "UserID": 0, "SessionID": None, "Timestamp": 4, "EventType": 3, "ProductID": 1, "Amount": None,
+        "Outcome": None})
+
+
 def test_the_readme_source_example_is_a_valid_config(tmp_path):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### Mapping a feed by hand"):]
@@ -332,6 +364,18 @@ def test_the_readme_source_example_is_a_valid_config(tmp_path):
                event_types={"view": "page_view", "buy": "purchase"}, timestamp_formats=["%d/%m/%Y %H:%M"],
                timezone="Europe/Paris"),
     ]
+
+
+def test_the_readme_headerless_source_example_is_a_valid_config(tmp_path):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Mapping a feed by hand"):]
+    block = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)[1]
+    config = load_config(write(tmp_path, "silver: {extra_event_types: [favorite]}\nsources:\n" + block))
+    assert config.sources == [
+        Source(name="taobao", glob="UserBehavior*.csv", csv=CsvOptions(header=False),
+               columns={"UserID": 0, "SessionID": None, "Timestamp": 4, "EventType": 3, "ProductID": 1,
+                        "Amount": None, "Outcome": None},
+               event_types={"pv": "product_view", "cart": "add_to_cart", "buy": "purchase", "fav": "favorite"})]
 
 
 @pytest.mark.parametrize(

@@ -10,15 +10,17 @@ import json
 import os
 import shutil
 import sys
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 from helpers import make_config
 
 from clickstream.cli import main
-from clickstream.config import Config
+from clickstream.config import Config, load_config
 from clickstream.context import PipelineError
 from clickstream.engines import InputError
 from clickstream.generate import generate
@@ -125,6 +127,89 @@ def test_with_refused_files_set_to_fail_a_refused_file_stops_the_run_before_anyt
     with pytest.raises(InputError, match=r"1 raw file\(s\) refused, e\.g\. utf16\.csv: UTF-16 text"):
         run_layers(config)
     assert not (data / "bronze").exists()
+
+
+# ---- a config mistake never strands a file
+
+SHOP = {"name": "shop", "glob": "shop_*.csv", "event_types": {"view": "page_view"},
+        "columns": {"UserID": "user", "SessionID": None, "Timestamp": "when", "EventType": "action",
+                    "ProductID": None, "Amount": None, "Outcome": None}}
+
+
+def test_a_file_refused_under_a_wrong_column_mapping_fails_the_run_and_gets_in_once_the_config_is_fixed(
+        tmp_path, capsys):
+    data = tmp_path / "data"
+    write(data / "raw", "shop_1.csv", "c-1,2024-01-01 10:00:00,view\nc-2,2024-01-01 10:05:00,view\n",
+          header="customer,when,action\n")
+    config_file = tmp_path / "config.yaml"
+    settings = {"paths": {"data_dir": str(data), "logs_dir": str(tmp_path / "logs")}, "sources": [SHOP],
+                "analytics": {"html_report": False}}
+    config_file.write_text(yaml.safe_dump(settings))
+    refusal = ("shop_1.csv: missing column(s) ['user'] required by source 'shop' (header has ['customer', 'when', "
+               "'action'])")
+    for attempt in range(2):  # refused, then not read again while nothing changed: the run fails both times
+        assert main(["run", "--config", str(config_file)]) == 1
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"clickstream: error: 1 raw file(s) refused and silver holds no events: {refusal} (fix the file or its "
+            f"source in the config: a refused file is tried again when either changes)")
+        assert report(data)["outcome"] == "failed"
+        assert report(data)["bronze"]["refused"] == [{"path": "shop_1.csv", "reason": refusal.split(": ", 1)[1],
+                                                      "this_run": attempt == 0}]
+    assert main(["verify", "--config", str(config_file)]) == 1
+    shown = capsys.readouterr()
+    assert shown.out.splitlines()[:2] == [
+        "1 raw file(s) refused, not ingested (each is tried again when it or its source's config changes):",
+        f"  {refusal}"]
+    assert "nothing to verify (1 raw file(s) refused, listed above)" in shown.err
+
+    settings["sources"] = [{**SHOP, "columns": {**SHOP["columns"], "UserID": "customer"}}]
+    config_file.write_text(yaml.safe_dump(settings))
+    assert main(["run", "--config", str(config_file)]) == 0
+    assert rows(data, "silver", "user_id, event_type, source_name, source_file") == [
+        ("c-1", "page_view", "shop", "shop_1.csv"), ("c-2", "page_view", "shop", "shop_1.csv")]
+    assert report(data)["outcome"] == "succeeded" and report(data)["bronze"]["refused"] == []
+    assert [(f["source_file"], f["bronze_rows"], f["silver_rows"]) for f in assert_balanced(load_config(config_file))
+            ] == [("shop_1.csv", 2, 2)]
+
+
+@pytest.mark.parametrize(("content", "wrong", "fixed", "reason"), [
+    ("customer;when;action\nc-1;2024-01-01 10:00:00;view\n", {"csv": {"delimiter": ","}},
+     {"csv": {"delimiter": ";"}},
+     "the header has one column ('customer;when;action'), not the 3 source 'shop' maps; the line holds ';': set "
+     "sources[].csv.delimiter to ';'?"),
+    ("c-1,2024-01-01 10:00:00,view\n", {"csv": {"header": False}, "columns": {"UserID": 0, "Timestamp": 1,
+                                                                             "EventType": 3}},
+     {"csv": {"header": False}, "columns": {"UserID": 0, "Timestamp": 1, "EventType": 2}},
+     "column position(s) 3 (EventType) mapped by source 'shop' are beyond the 3 field(s) of the first line "
+     "(csv.header: false; positions count from 0)"),
+])
+def test_a_file_refused_for_its_format_or_positions_is_ingested_once_its_source_is_fixed(tmp_path, content, wrong,
+                                                                                        fixed, reason):
+    shop = {**SHOP, "columns": {"UserID": "customer", "Timestamp": "when", "EventType": "action"}}
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / "shop_1.csv").write_text(content)
+    with pytest.raises(InputError, match=r"^1 raw file\(s\) refused and bronze holds no events: shop_1\.csv: "):
+        run_layers(make_config(tmp_path, sources=[{**shop, **wrong}]), ("bronze",))
+    assert report(data)["bronze"]["refused"] == [{"path": "shop_1.csv", "reason": reason, "this_run": True}]
+    config = make_config(tmp_path, sources=[{**shop, **fixed}])
+    run_layers(config, ("bronze", "silver"))
+    assert report(data)["bronze"]["refused"] == []
+    assert rows(data, "silver", "user_id, event_ts, event_type, source_file") == [
+        ("c-1", datetime(2024, 1, 1, 10, 0), "page_view", "shop_1.csv")]
+    assert_balanced(config)
+
+
+def test_a_run_where_one_of_two_files_is_refused_succeeds_with_a_warning_naming_it(tmp_path, capsys):
+    data = tmp_path / "data"
+    write(data / "raw", "good.csv", events(1, 2))
+    write(data / "raw", "bad.csv", "1,2024-01-01 10:00:00\n", header="UserID,Timestamp\n")
+    (tmp_path / "config.yaml").write_text("analytics: {html_report: false}\n")
+    assert main(["run", "--config", str(tmp_path / "config.yaml"), "--data-dir", str(data)]) == 0
+    assert ("WARNING bronze: refused bad.csv: missing column(s) ['Amount', 'EventType', 'Outcome', 'ProductID', "
+            "'SessionID'] required by source 'clickstream'") in capsys.readouterr().err
+    assert report(data)["outcome"] == "succeeded"
+    assert rows(data, "silver", "source_file") == [("good.csv",)] * 2
 
 
 # ---- what raw/ holds that no source reads is said

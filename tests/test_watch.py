@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from clickstream import bronze
 from clickstream.cli import main
+from clickstream.config import Source
 from clickstream.generate import generate
 from clickstream.lock import WriterLock
-from clickstream.watch import CLOCK_SLACK_SECONDS, MOVED_IN, STABLE, Sighting, completeness
+from clickstream.watch import CLOCK_SLACK_SECONDS, MOVED_IN, STABLE, Sighting, _recorded, completeness, sight
 
 CLICKSTREAM = str(Path(sys.executable).parent / "clickstream")
 INTERVAL = 1.0  # the slow writer below writes a piece every 0.05 s: far less than this
@@ -282,3 +284,15 @@ def test_max_batches_stops_after_that_many_and_a_failed_batch_exits_1(workdir, s
     watcher = start_watch("--max-batches", "1")
     assert watcher.wait(timeout=TIMEOUT) == 0
     assert len(manifest(workdir / "data")["files"]) == 1
+
+
+def test_a_file_refused_under_its_sources_config_waits_and_under_a_fixed_config_is_pending_again(tmp_path):
+    path = tmp_path / "shop.csv"
+    path.write_text("customer,when,action\n")
+    seen = sight(path)
+    wrong = Source(columns={"UserID": "user", "Timestamp": "when", "EventType": "action"})
+    fixed = Source(columns={"UserID": "customer", "Timestamp": "when", "EventType": "action"})
+    refusal = {"sha256": None, "size": seen.size, "mtime_ns": seen.mtime_ns, "reason": "missing column(s) ['user']",
+               "config": bronze.reading_fingerprint(wrong)}
+    manifest = {"files": {}, "copies": {}, "refused": {"shop.csv": refusal}}
+    assert [_recorded(manifest, "shop.csv", seen, source) for source in (wrong, fixed)] == [True, False]

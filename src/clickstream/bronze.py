@@ -8,6 +8,8 @@ and goes to quarantine in silver. A file changed since it was ingested follows i
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -53,6 +55,10 @@ class Unit:
     input_file: str = ""  # the staged input's name, as the engine reports it
     input_path: Path | None = None
     earlier_records: int | None = None  # an appended file's records before (its manifest entry)
+
+    def __post_init__(self) -> None:
+        if not self.source.csv.header and not self.is_tail:  # no header line: the first line is data
+            self.first_line = 1
 
     @property
     def is_tail(self) -> bool:
@@ -194,6 +200,7 @@ def discover(ctx: RunContext, manifest: dict) -> Discovery:
             del manifest[kind][relative]
     for relative, reason in ambiguous.items():
         _refuse(manifest, found, relative, raw_dir / relative, None, reason)
+    _forget_refusals_under_other_config(manifest, owners)
 
     current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
     replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
@@ -232,7 +239,7 @@ def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]]) ->
         relative, source = item
         entry = manifest["files"].get(relative)
         return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
-                    quote=source.csv.quote, escape=source.csv.escape)
+                    quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header)
 
     if len(files) < 2:
         return {relative: one((relative, source)) for relative, source in files}
@@ -255,7 +262,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
         refused["mtime_ns"] = facts.mtime_ns  # touched, still the content refused before
         return None
     if facts.refusal:
-        _refuse(manifest, found, relative, path, facts, facts.refusal)
+        _refuse(manifest, found, relative, path, facts, facts.refusal, source)
         return None
     if entry is None:
         if facts.sha256 in current:
@@ -267,7 +274,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
             return None
         header, reason = _header(relative, path, source)
         if reason:
-            _refuse(manifest, found, relative, path, facts, reason)
+            _refuse(manifest, found, relative, path, facts, reason, source)
             return None
         manifest["refused"].pop(relative, None)
         manifest["copies"].pop(relative, None)
@@ -285,7 +292,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
         return None
     header, reason = _header(relative, path, source)
     if reason:
-        _refuse(manifest, found, relative, path, facts, reason + "; its earlier version stays")
+        _refuse(manifest, found, relative, path, facts, reason + "; its earlier version stays", source)
         return None
     manifest["refused"].pop(relative, None)
     if appendable and facts.prefix_sha256 == entry["sha256"]:
@@ -303,10 +310,11 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
 def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
     """The file's header (or why it is refused); columns the source does not map are named, then dropped."""
     header, reason = read_header(path, source)
-    unmapped = [column for column in header or [] if column not in source.columns.values()]
+    mapped = {str(column) for column in source.columns.values() if column is not None}
+    unmapped = [column for column in header or [] if column not in mapped]
     if unmapped:
-        log.warning("bronze: %s: column(s) %s are not mapped by source '%s' and are not kept", relative,
-                    shorten(str(unmapped)), source.name)
+        log.warning("bronze: %s: %s %s are not mapped by source '%s' and are not kept", relative,
+                    "column(s)" if source.csv.header else "field position(s)", shorten(str(unmapped)), source.name)
     return header, reason
 
 
@@ -319,7 +327,7 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
             if not path.is_file():
                 continue
             options = owners[relative].csv
-            facts = scan(path, quote=options.quote, escape=options.escape)
+            facts = scan(path, quote=options.quote, escape=options.escape, header=options.header)
             header, reason = read_header(path, owners[relative])
             if facts.refusal or reason:
                 continue
@@ -330,12 +338,33 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
                                     is_split=not facts.is_utf8))
 
 
-def _refuse(manifest: dict, found: Discovery, relative: str, path: Path, facts: Scan | None, reason: str) -> None:
-    log.warning("bronze: refused %s: %s (it is retried when its content changes)", relative, reason)
+def _refuse(manifest: dict, found: Discovery, relative: str, path: Path, facts: Scan | None, reason: str,
+            source: Source | None = None) -> None:
+    log.warning("bronze: refused %s: %s (it is retried when its content or its source's config changes)",
+                relative, reason)
     stat = path.stat()
     manifest["refused"][relative] = {"sha256": facts.sha256 if facts else None, "size": stat.st_size,
-                                     "mtime_ns": stat.st_mtime_ns, "reason": reason}
+                                     "mtime_ns": stat.st_mtime_ns, "reason": reason,
+                                     "config": reading_fingerprint(source) if source else None}
     found.refused[relative] = reason
+
+
+def reading_fingerprint(source: Source) -> str:
+    """A digest of how a source's files are read (glob, CSV options, columns, formats, ...): a file refused under
+    one is tried again under another, so a fixed config never leaves a file stranded."""
+    text = json.dumps(source.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _forget_refusals_under_other_config(manifest: dict, owners: dict[str, Source]) -> None:
+    """A refusal recorded under another reading config than its source's now no longer stands: the file is read
+    again (a manifest written before refusals named their config counts as another config)."""
+    for relative, entry in list(manifest["refused"].items()):
+        source = owners.get(relative)
+        if source is not None and entry.get("config") != reading_fingerprint(source):
+            log.info("bronze: trying %s again: it was refused under another config of source '%s'", relative,
+                     source.name)
+            del manifest["refused"][relative]
 
 
 def _current_refusals(manifest: dict, found: Discovery) -> list[dict]:
@@ -359,7 +388,8 @@ def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
         _split_input(unit)
     elif unit.is_tail:
         with unit.path.open("rb") as source, unit.input_path.open("xb") as target:
-            target.write(header_line(unit.path))
+            if unit.source.csv.header:
+                target.write(header_line(unit.path))
             source.seek(unit.offset)
             for block in iter(lambda: source.read(1 << 20), b""):
                 target.write(block)
@@ -378,7 +408,7 @@ def _split_input(unit: Unit) -> None:
     # A new name: the staged input may be a hard link to the raw file, which must never be written to.
     unit.input_file = unit.input_file.split(".", 1)[0] + "-split.csv"
     unit.input_path = unit.input_path.with_name(unit.input_file)
-    skip = unit.offset or len(header_line(unit.path))
+    skip = unit.offset or (len(header_line(unit.path)) if unit.source.csv.header else 0)
     with unit.input_path.open("x", encoding="utf-8", newline="") as canonical:
         canonical.write(",".join(f"c{index}" for index in range(len(unit.header))) + "\n")
         split = split_file(unit.path, unit.source.csv, len(unit.header), canonical, skip_bytes=skip,
@@ -480,7 +510,8 @@ def _canonical_columns(source: Source, header: list[str]) -> str:
     columns = []
     for canonical in CANONICAL_RAW_COLUMNS:
         file_column = source.columns[canonical]
-        columns.append(f"raw.c{header.index(file_column)} as {canonical}" if file_column
+        # a name is found in the header; a position (csv.header: false) is its own index there ('0', '1', ...)
+        columns.append(f"raw.c{header.index(str(file_column))} as {canonical}" if file_column is not None
                        else f"cast(null as string) as {canonical}")
     return ", ".join(columns)
 

@@ -188,12 +188,20 @@ def _run(args: argparse.Namespace, config: Config, quiet: bool) -> int:
 
 
 def _verify(config: Config, wait_seconds: float) -> int:
-    from clickstream.pipeline import verify
+    from clickstream.pipeline import refused_files, verify
     from clickstream.report.tables import text_table
 
     files = verify(config, wait_seconds)
+    refused = refused_files(config)
+    if refused:
+        print(f"{len(refused)} raw file(s) refused, not ingested (each is tried again when it or its source's "
+              f"config changes):")
+        for entry in refused:
+            print(f"  {escape_terminal(shorten(entry['path']))}: {escape_terminal(entry['reason'])}")
+        print()
     if not files:
-        raise PipelineError(f"nothing ingested yet in {shorten(str(config.paths.data_dir))}: nothing to verify")
+        also = f" ({len(refused)} raw file(s) refused, listed above)" if refused else ""
+        raise PipelineError(f"nothing ingested yet in {shorten(str(config.paths.data_dir))}: nothing to verify{also}")
     columns = ["source_file", "bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows", "redelivered_rows",
                "pending_rows", "stale_rows", "balanced"]
     print(text_table(columns, [tuple(row[c] for c in columns) for row in files]))

@@ -129,7 +129,8 @@ class CsvOptions(_Strict):
     delimiter: str = ","
     quote: str = '"'
     escape: str = '"'
-    header: Literal[True] = True
+    # false: the file has no header line; sources[].columns then maps canonical columns to 0-based positions
+    header: bool = True
     encoding: Literal["utf-8"] = "utf-8"
     # A quoted field may hold a line break (DuckDB always reads one). False lets Spark split one large file
     # across tasks, and a line break inside quotes is then a malformed row.
@@ -158,8 +159,9 @@ class Source(_Strict):
     name: str = "clickstream"
     glob: str = "*.csv"
     csv: CsvOptions = CsvOptions()
-    # canonical raw column -> column name in the file (null: the file has no such column)
-    columns: dict[str, str | None] = Field(default_factory=lambda: {c: c for c in CANONICAL_RAW_COLUMNS})
+    # canonical raw column -> column name in the file, or its 0-based position with csv.header false (null: the
+    # file has no such column)
+    columns: dict[str, str | int | None] = Field(default_factory=lambda: {c: c for c in CANONICAL_RAW_COLUMNS})
     # value in the file -> canonical event type; values not listed are kept as they are
     event_types: dict[str, str] = Field(default_factory=dict)
     # strftime-style formats tried in order; the first that parses wins
@@ -199,17 +201,45 @@ class Source(_Strict):
         raise ValueError(f"{_quote(value)} is not a time zone of the tz database{_did_you_mean(value, zones)} "
                          "(e.g. 'UTC', 'Europe/Paris', 'America/New_York')")
 
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _names_or_positions(cls, value: Any) -> Any:
+        # a name or a position, never a boolean or a fraction (which pydantic would turn into a position)
+        if isinstance(value, dict):
+            problems = [((key,), f"{_quote(column)} is neither a column name nor a position")
+                        for key, column in value.items() if isinstance(column, (bool, float))]
+            if problems:
+                raise _KeyedErrors(problems)
+        return value
+
     @field_validator("columns")
     @classmethod
-    def _columns(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+    def _columns(cls, value: dict[str, str | int | None]) -> dict[str, str | int | None]:
         unknown = sorted(set(value) - set(CANONICAL_RAW_COLUMNS))
         if unknown:
             shown = ", ".join(_quote(c) for c in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
             raise ValueError(f"unknown canonical column(s) {shown}; expected keys among {CANONICAL_RAW_COLUMNS}")
-        missing = [c for c in REQUIRED_RAW_COLUMNS if not value.get(c)]
+        missing = [c for c in REQUIRED_RAW_COLUMNS if value.get(c) is None or value.get(c) == ""]
         if missing:
             raise ValueError(f"column(s) {missing} must be mapped to a column of the file")
         return {c: value.get(c) for c in CANONICAL_RAW_COLUMNS}
+
+    @model_validator(mode="after")
+    def _columns_fit_the_header(self) -> "Source":
+        # with a header, columns are named; without one, they are 0-based positions in the row
+        if self.csv.header:
+            problems = [(("columns", key), f"{column} is a position, but csv.header is true: name the header's "
+                         "column, or set csv.header: false")
+                        for key, column in self.columns.items() if isinstance(column, int)]
+        else:
+            problems = [(("columns", key), f"{column} is negative: positions count from 0 (the row's first field)"
+                         if isinstance(column, int) else f"{_quote(column)} is not a position: with csv.header "
+                         f"false, map each column to its 0-based position in the row, e.g. {key}: 0")
+                        for key, column in self.columns.items()
+                        if column is not None and not (isinstance(column, int) and column >= 0)]
+        if problems:
+            raise _KeyedErrors(problems)
+        return self
 
     @field_validator("timestamp_formats")
     @classmethod

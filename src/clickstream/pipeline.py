@@ -11,7 +11,7 @@ from typing import Any, Callable
 from clickstream import analytics, bronze, gold, ledger, silver, storage, warehouse
 from clickstream.config import Config
 from clickstream.context import Layout, RunContext
-from clickstream.engines import create_engine
+from clickstream.engines import InputError, create_engine
 from clickstream.lock import WriterLock
 from clickstream.logs import job_log
 from clickstream.quality import changed_nothing, write_report
@@ -90,6 +90,7 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
                         results[layer] = _JOBS[layer](ctx)
                         timings[layer] = round(time.perf_counter() - started, 3)
                         tell(layer, "done")
+                _fail_if_stranded(ctx, layers)
             except BaseException as exc:
                 error = shorten(str(exc)) or type(exc).__name__
                 if layer not in timings:
@@ -111,6 +112,32 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
     results["timings"] = timings
     results["layout"] = layout
     return results
+
+
+_NAMED = 3  # refused files named in the one line of a run that ingested nothing
+
+
+def _fail_if_stranded(ctx: RunContext, layers: tuple[str, ...]) -> None:
+    """Raw files refused and no event to show for the run (silver empty; bronze empty for a bronze-only run): the
+    run fails, naming the files and why, instead of succeeding with nothing built."""
+    refused = (ctx.quality.get("bronze") or {}).get("refused") or []
+    if not refused:
+        return
+    holds_events = bool(silver.current_files(ctx)) if "silver" in layers else bool(bronze.load_manifest(ctx)["files"])
+    if holds_events:
+        return
+    named = "; ".join(f"{entry['path']}: {entry['reason']}" for entry in refused[:_NAMED])
+    more = f"; and {len(refused) - _NAMED} more" if len(refused) > _NAMED else ""
+    where = "silver" if "silver" in layers else "bronze"
+    raise InputError(f"{len(refused)} raw file(s) refused and {where} holds no events: {named}{more} (fix the file "
+                     f"or its source in the config: a refused file is tried again when either changes)")
+
+
+def refused_files(config: Config) -> list[dict]:
+    """The raw files bronze refused and that are unchanged since, each with why (`clickstream verify` lists
+    them)."""
+    manifest = storage.read_json(Layout(Path(config.paths.data_dir)).state / bronze.MANIFEST, {})
+    return [{"path": path, "reason": entry["reason"]} for path, entry in sorted(manifest.get("refused", {}).items())]
 
 
 def _cleanup(step: Callable[[], None], what: str) -> Callable[..., bool]:

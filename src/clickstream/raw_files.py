@@ -113,16 +113,18 @@ class Scan:
     unit_separator: bool  # the text holds chr(31) somewhere (see sql.key_of)
 
 
-def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: str = '"') -> Scan:
+def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: str = '"',
+         header: bool = True) -> Scan:
     """Read a file once: SHA-256 (and of a prefix), line and record counts, UTF-8 validity, and whether it is
     CSV at all. Records are counted only where the escape is the quote doubled (their parity then tells whether a
-    line break is inside a quoted field)."""
+    line break is inside a quoted field); without a `header`, the first line is a record too."""
     stat = path.stat()
     digest = hashlib.sha256()
     prefix_digest = None
     done = 0
     is_gzip = path.name.lower().endswith(".gz")
     text = _TextFacts(quote if escape == quote and len(quote.encode()) == 1 else None)
+    text.header_lines = 1 if header else 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(_BLOCK), b""):
             if prefix_size is not None and prefix_digest is None and done + len(block) >= prefix_size:
@@ -176,6 +178,7 @@ class _TextFacts:
         self._line_start = 0  # where the line after the last boundary starts (offset in the stream)
         self._offset = 0
         self._tail = b""  # the text after the last boundary, up to a few bytes (is it blank?)
+        self.header_lines = 1  # lines before the first record
 
     def feed(self, block: bytes) -> None:
         if not block:
@@ -229,7 +232,7 @@ class _TextFacts:
         after_last = self._offset > self._line_start and self._tail not in (b"", b"\r")
         lines = self._boundaries + (1 if after_last else 0)
         blank = self._blank
-        return max(lines - blank - 1, 0)  # the header is the first line
+        return max(lines - blank - self.header_lines, 0)  # the header (if any) is the first line
 
     def finish(self) -> None:
         self.ends_with_break = self._last in (b"\n", b"\r")
@@ -271,6 +274,8 @@ def header_line(path: Path) -> bytes:
 
 def read_header(path: Path, source: Source) -> tuple[list[str] | None, str | None]:
     """The file's column names and None, or None and why the header is refused (one line, with a fix)."""
+    if not source.csv.header:
+        return read_positions(path, source)
     line = header_line(path)
     if not line:
         return [], None  # an empty file: no header, no rows
@@ -296,6 +301,28 @@ def read_header(path: Path, source: Source) -> tuple[list[str] | None, str | Non
         return None, (f"missing column(s) {shorten(str(missing))} required by source '{source.name}' "
                       f"(header has {shorten(str(header))})")
     return header, None
+
+
+def read_positions(path: Path, source: Source) -> tuple[list[str] | None, str | None]:
+    """A file without a header: its fields named by position ('0', '1', ...) as its first line splits, and None;
+    or None and why it is refused: a position the source maps beyond those fields (like a missing column)."""
+    line = header_line(path)
+    if not line:
+        return [], None  # an empty file: no rows
+    options = source.csv
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r\n")
+        fields = next(csv.reader([text], delimiter=options.delimiter, quotechar=options.quote), [])
+    except (csv.Error, UnicodeDecodeError) as exc:
+        return None, f"unreadable first line ({exc})"
+    beyond = sorted((position, canonical) for canonical, position in source.columns.items()
+                    if isinstance(position, int) and position >= len(fields))
+    if beyond:
+        named = ", ".join(f"{position} ({canonical})" for position, canonical in beyond)
+        hint = _delimiter_hint(text, options.delimiter) if len(fields) == 1 else ""
+        return None, (f"column position(s) {named} mapped by source '{source.name}' are beyond the {len(fields)} "
+                      f"field(s) of the first line (csv.header: false; positions count from 0){hint}")
+    return [str(position) for position in range(len(fields))], None
 
 
 def _delimiter_hint(text: str, delimiter: str) -> str:

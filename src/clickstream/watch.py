@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from clickstream import bronze, storage
-from clickstream.config import Config
+from clickstream.config import Config, Source
 from clickstream.context import Layout, PipelineError
 from clickstream.engines import InputError, create_engine
 from clickstream.lock import DataDirectoryInUse
@@ -136,13 +136,16 @@ class BatchOutcome:
     error: str | None = None
 
 
-def _recorded(manifest: dict, relative: str, seen: Sighting) -> bool:
+def _recorded(manifest: dict, relative: str, seen: Sighting, source: Source | None = None) -> bool:
     """Whether bronze has looked at this file as it is now (its rule: the size and modification time it
-    recorded for the path as an ingested file, a copy, a refusal or an ignored change)."""
+    recorded for the path as an ingested file, a copy, a refusal under its source's config as it is now, or an
+    ignored change)."""
     entry = manifest["files"].get(relative)
+    refused = manifest["refused"].get(relative)
+    if refused and source is not None and refused.get("config") != bronze.reading_fingerprint(source):
+        refused = None
     return any(known and known["size"] == seen.size and known["mtime_ns"] == seen.mtime_ns
-               for known in (entry, manifest["copies"].get(relative), manifest["refused"].get(relative),
-                             (entry or {}).get("ignored")))
+               for known in (entry, manifest["copies"].get(relative), refused, (entry or {}).get("ignored")))
 
 
 def _iso(moment: float) -> str:
@@ -242,7 +245,7 @@ class Watcher:
                 track = earlier
             else:
                 track = Track(seen, first_seen=earlier.first_seen if same_file else now, since=now)
-            if not _recorded(manifest, relative, seen):
+            if not _recorded(manifest, relative, seen, owners.get(relative)):
                 if track.how is None:
                     how = completeness(seen, earlier.sighting if earlier else None, now - track.since,
                                        self.previous_look, self.interval)

@@ -115,3 +115,53 @@ def test_files_that_grow_change_and_overlap_stay_equal_on_both_engines(hostile_r
     for table in [t for t in TABLES[1:] if t.startswith(("silver", "quarantine", "duplicates", "gold"))]:
         expected, actual = read_table(roots["duckdb"] / table), read_table(roots["spark"] / table)
         assert table_differences(expected, actual) == [], table
+
+
+# ---- a file without a header (csv.header: false): columns by position
+
+TAOBAO = {"name": "taobao", "glob": "UserBehavior*.csv", "csv": {"header": False},
+          "columns": {"UserID": 0, "SessionID": None, "Timestamp": 4, "EventType": 3, "ProductID": 1, "Amount": None,
+                      "Outcome": None},
+          "event_types": {"pv": "product_view", "cart": "add_to_cart", "fav": "favorite", "buy": "purchase"}}
+# A Taobao UserBehavior-like export: user_id,item_id,category_id,behavior_type,timestamp and no header line
+USER_BEHAVIOR = ("1,2268318,2520377,pv,2017-11-25 09:00:00\n"
+                 "1,2333346,2520771,cart,2017-11-25 09:05:00\n"
+                 "1,2576651,149192,fav,2017-11-25 09:10:00\n"
+                 "2,3830808,4181361,buy,2017-11-25 10:00:00\n"
+                 "2,4365585,2520377,pv,2017-11-25 10:01:00,extra\n")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_headerless_file_is_read_by_position_on_both_engines(tmp_path, engine, request):
+    if engine == "spark":
+        request.getfixturevalue("spark_session_owner")
+    config = Config.model_validate({"engine": engine, "sources": [TAOBAO],
+                                    "silver": {"extra_event_types": ["favorite"]},
+                                    "paths": {"data_dir": str(tmp_path / "data"), "logs_dir": str(tmp_path / "logs")}})
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / "UserBehavior.csv").write_text(USER_BEHAVIOR)
+    (data / "raw" / "UserBehavior_cut.csv").write_text("3,1,2\n")  # a position beyond the row: refused, like a column
+    run_layers(config, ("bronze", "silver"))
+    with (data / "raw" / "UserBehavior.csv").open("a") as handle:  # appended lines: no header line to skip
+        handle.write("3,46259,2520377,pv,2017-11-26 08:00:00\n")
+    run_layers(config, ("bronze", "silver"))
+    silver = read_table(data / "silver").to_pylist()
+    assert sorted((r["user_id"], r["product_id"], r["event_type"], str(r["event_ts"]), r["source_name"])
+                  for r in silver) == [
+        ("1", "2268318", "product_view", "2017-11-25 09:00:00", "taobao"),
+        ("1", "2333346", "add_to_cart", "2017-11-25 09:05:00", "taobao"),
+        ("1", "2576651", "favorite", "2017-11-25 09:10:00", "taobao"),
+        ("3", "46259", "product_view", "2017-11-26 08:00:00", "taobao")]
+    quarantine = read_table(data / "quarantine").to_pylist()
+    assert sorted(((r["UserID"], r["EventType"], r["rejection_reasons"], r["source_line"], r["raw_line"])
+                   for r in quarantine), key=str) == [
+        ("2", "buy", "missing_amount", None, None),
+        (None, None, "malformed_long_row", 5, "2,4365585,2520377,pv,2017-11-25 10:01:00,extra\n")]
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    assert (manifest["files"]["UserBehavior.csv"]["records"], manifest["files"]["UserBehavior.csv"]["rows"]) == (6, 6)
+    assert manifest["refused"]["UserBehavior_cut.csv"]["reason"] == (
+        "column position(s) 3 (EventType), 4 (Timestamp) mapped by source 'taobao' are beyond the 3 field(s) of the "
+        "first line (csv.header: false; positions count from 0)")
+    assert [(f["source_file"], f["bronze_rows"], f["balanced"]) for f in verify(config)] == [
+        ("UserBehavior.csv", 6, True)]

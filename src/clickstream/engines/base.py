@@ -60,9 +60,10 @@ class Engine(abc.ABC):
     # ---- reading
     @abc.abstractmethod
     def read_csv(self, name: str, files: list[Path], columns: int, options: CsvOptions) -> None:
-        """Register `name` over CSV files with a header line: their `columns` fields as text, named `c0`,
-        `c1`, ... by position (a header's names never reach SQL), plus `input_file`, the name (not the path)
-        of the file each row came from. A malformed row fails the read with an `InputError`."""
+        """Register `name` over CSV files with a header line (or none, with `options.header` false): their
+        `columns` fields as text, named `c0`, `c1`, ... by position (a header's names never reach SQL), plus
+        `input_file`, the name (not the path) of the file each row came from. A malformed row fails the read with
+        an `InputError`."""
 
     @abc.abstractmethod
     def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False,

@@ -112,7 +112,8 @@ class DuckDBEngine(Engine):
             f"create or replace temp view {name} as "
             f"select {', '.join(names)}, parse_filename(filename) as input_file "
             f"from read_csv({_path_list([Path(os.path.abspath(f)) for f in files])}, columns = {types}, "
-            f"header = true, auto_detect = false, delim = {self.quote_literal(options.delimiter)}, "
+            f"header = {'true' if options.header else 'false'}, auto_detect = false, "
+            f"delim = {self.quote_literal(options.delimiter)}, "
             f"quote = {self.quote_literal(options.quote)}, escape = {self.quote_literal(options.escape)}, "
             f"filename = true, strict_mode = true, null_padding = false)"
         )

@@ -178,7 +178,8 @@ class SparkEngine(Engine):
         schema = StructType([StructField(f"c{index}", StringType(), True) for index in range(columns)])
         frame = (
             self.spark.read.format("csv").schema(schema)
-            .option("header", "true").option("enforceSchema", "true")  # names by position, never the header's
+            .option("header", "true" if options.header else "false")
+            .option("enforceSchema", "true")  # names by position, never the header's
             .option("sep", options.delimiter).option("quote", options.quote).option("escape", options.escape)
             .option("encoding", options.encoding).option("mode", "FAILFAST")
             # a quote inside a quoted field that is not escaped (`"x"y`) is an error, as in DuckDB
