@@ -23,6 +23,11 @@ QUOTE_LIMIT = 200
 # The strftime codes the engines translate (the keys of engines.spark_formats._STRFTIME_TO_JAVA; a test checks they
 # agree).
 STRFTIME_CODES = "YymdHIMSfpbBj%"
+# timestamp_formats' keywords besides strftime formats: epoch text in a unit of 10^-n seconds (n per keyword),
+# and ISO 8601 with or without an offset.
+EPOCH_UNITS = {"epoch_s": 0, "epoch_ms": 3, "epoch_us": 6, "epoch_ns": 9}
+ISO8601 = "iso8601"
+TIMESTAMP_KEYWORDS = (*EPOCH_UNITS, ISO8601)
 
 # DuckDB's memory_limit: a number and a unit, 1000^i or 1024^i bytes (what DuckDB's SET memory_limit parses).
 _KB, _KIB = 1000, 1024
@@ -82,6 +87,8 @@ def _format_problem(fmt: str) -> str | None:
     """Why a strftime format cannot be used by both engines, or None."""
     if not fmt:
         return "'' is an empty format; write codes such as '%Y-%m-%d %H:%M:%S'"
+    if fmt in TIMESTAMP_KEYWORDS:
+        return None
     for match in re.finditer(r"%(.?)", fmt, re.DOTALL):
         code = match.group(1)
         if not code:
@@ -92,6 +99,9 @@ def _format_problem(fmt: str) -> str | None:
         if code not in STRFTIME_CODES:
             supported = " ".join(f"%{c}" for c in STRFTIME_CODES)
             return f"{_quote(fmt)} uses {_quote('%' + code)}, which is not supported (supported: {supported})"
+    if not re.search(r"%[^%]", fmt.replace("%%", "")):  # every row would be quarantined
+        return (f"{_quote(fmt)} has no strftime code and is not a keyword "
+                f"({', '.join(TIMESTAMP_KEYWORDS)}){_did_you_mean(fmt, list(TIMESTAMP_KEYWORDS))}")
     return None
 
 
