@@ -265,10 +265,13 @@ class TimestampRange(_Strict):
 
 class SilverRules(_Strict):
     # user_id and event_type are always required; session_id may be added (product_id is governed by
-    # product_event_types, the amount by purchase_event_types)
+    # product_event_types, the amount by amount_required_for)
     required_columns: list[Literal["user_id", "event_type", "session_id"]] = ["user_id", "event_type"]
     product_event_types: list[str] = ["product_view", "add_to_cart", "purchase"]
+    # what counts as a purchase (orders, purchasers, revenue)
     purchase_event_types: list[str] = ["purchase"]
+    # the types that need an amount (null: purchase_event_types); a source whose Amount is mapped to null is exempt
+    amount_required_for: list[str] | None = None
     allow_negative_amount: bool = False
     # event types accepted as mapping targets and funnel steps besides BASE_EVENT_TYPES and the two lists above
     extra_event_types: list[str] = []
@@ -278,7 +281,13 @@ class SilverRules(_Strict):
     def known_event_types(self) -> list[str]:
         """The canonical event types: BASE_EVENT_TYPES, the product and purchase types and the extra ones."""
         return list(dict.fromkeys(
-            BASE_EVENT_TYPES + self.product_event_types + self.purchase_event_types + self.extra_event_types))
+            BASE_EVENT_TYPES + self.product_event_types + self.purchase_event_types + self.amount_required_types
+            + self.extra_event_types))
+
+    @property
+    def amount_required_types(self) -> list[str]:
+        """The event types quarantined without an amount: amount_required_for, by default the purchase types."""
+        return self.purchase_event_types if self.amount_required_for is None else self.amount_required_for
 
     @field_validator("required_columns")
     @classmethod

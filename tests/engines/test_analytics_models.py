@@ -438,3 +438,75 @@ def test_day_type_behavior_averages_over_full_days_only(engine):
         ("weekday", 1, 2, 3, 3.0, 2.0, 2, 2.0, 1, Decimal("4.00"), 4.0, 0.5, 900.0),
         ("weekend", 2, 0, 1, 0.5, 0.5, 1, 0.5, 0, Decimal("0.00"), None, 0.0, 0.0),
     ]
+
+
+# ---- purchases without prices: orders and purchasers count them; money sums the known amounts, NULL when none
+
+GOLD_CONTEXT = dict(timeout_us=30 * 60 * 1_000_000, no_product_key="",
+                    product_event_types=["product_view", "add_to_cart", "purchase"], purchase_event_types=["purchase"],
+                    funnel=["product_view", "add_to_cart", "purchase"],
+                    known_event_types=["add_to_cart", "product_view", "purchase"],
+                    product_view_event_types=["product_view"], cart_add_event_types=["add_to_cart"])
+
+
+def silver(event_id: str, user: str, when: str, event_type: str, product: str | None = None,
+           amount: str | None = None) -> tuple:
+    return (event_id, user, "s", ts(when), event_type, product, None if amount is None else Decimal(amount),
+            "purchase" if event_type == "purchase" else None, "shop", "a.csv", "b1", ts("2026-01-02 03:04:05"),
+            ts("2026-01-02 03:04:05").date())
+
+
+def test_gold_sums_known_amounts_and_is_null_where_purchases_carry_none(engine):
+    from clickstream.schema import SILVER
+
+    inline_table(engine, "silver_events", SILVER, [
+        silver("a1", "a", "2024-01-01 10:00", "purchase", "p1", "10.00"),  # a: one priced, one not
+        silver("a2", "a", "2024-01-01 10:05", "purchase", "p2"),
+        silver("b1", "b", "2024-01-01 10:00", "purchase", "p2"),  # b: bought, no price known
+        silver("c1", "c", "2024-01-01 10:00", "product_view", "p3"),  # c: never bought
+    ])
+    for model in ["int_events_sessionized", "fct_events"]:
+        engine.materialize(model, render(f"gold/{model}", engine, **GOLD_CONTEXT))
+    assert run_model(engine, "gold/dim_users", ["user_key", "total_purchases", "total_spent", "is_purchaser"],
+                     **GOLD_CONTEXT) == [
+        ("a", 2, Decimal("10.00"), True), ("b", 1, None, True), ("c", 0, Decimal("0.00"), False)]
+    assert run_model(engine, "gold/dim_sessions", ["user_key", "purchases", "revenue", "has_purchase"],
+                     **GOLD_CONTEXT) == [
+        ("a", 2, Decimal("10.00"), True), ("b", 1, None, True), ("c", 0, Decimal("0.00"), False)]
+    assert run_model(engine, "gold/dim_products", ["product_key", "purchases", "revenue"], **GOLD_CONTEXT) == [
+        ("", 0, Decimal("0.00")), ("p1", 1, Decimal("10.00")), ("p2", 2, None), ("p3", 0, Decimal("0.00"))]
+
+
+PRICED = [event("1", "a", "purchase", "2024-01-01 10:00", amount="10.10"),
+          event("2", "a", "purchase", "2024-01-02 10:00", amount="0.20"),
+          event("3", "b", "purchase", "2024-01-01 10:00", amount="5.00")]
+
+
+@pytest.mark.parametrize(("amounts", "expected"), [
+    # revenue, orders, orders without amount, users, purchasers, repeat, repeat rate, AOV, per user, per purchaser
+    (["10.10", "0.20", "5.00"], (Decimal("15.30"), 3, 0, 3, 2, 1, 0.5, 15.30 / 3, 15.30 / 3, 15.30 / 2)),
+    (["10.00", None, None], (Decimal("10.00"), 3, 2, 3, 2, 1, 0.5, 10.0, 10.0 / 3, 5.0)),  # AOV over priced orders
+    ([None, None, None], (None, 3, 3, 3, 2, 1, 0.5, None, None, None)),  # a feed without prices
+    ([], (Decimal("0.00"), 0, 0, 3, 0, 0, None, None, 0.0, None)),  # no purchase at all: nothing was spent
+])
+def test_revenue_metrics_count_every_order_and_sum_the_known_amounts(engine, amounts, expected):
+    purchases = [event(e[0], e[1], "purchase", e[7].isoformat(sep=" "), amount=amount)
+                 for e, amount in zip(PRICED, amounts)]
+    inline_table(engine, "fct_events", FCT, purchases + [event("4", "c", "page_view", "2024-01-01 10:00")])
+    inline_table(engine, "dim_users", USERS, [("a", 2, 1, 2, None, None, True), ("b", 1, 1, 1, None, None, True),
+                                              ("c", 1, 1, 0, Decimal(0), None, False)])
+    assert run_model(engine, "analytics/revenue_metrics", **analytics_context()) == [expected]
+
+
+def test_rfm_scores_monetary_among_known_spend_and_none_where_unknown(engine):
+    users = [("u1", "2024-02-29 06:00", 3, "10"), ("u2", "2024-02-29 06:00", 3, None),
+             ("u3", "2024-02-24 12:00", 1, "30")]
+    inline_table(engine, "dim_users", USERS, [(key, f, 1, f, None if m is None else Decimal(m), ts(last), True)
+                                              for key, last, f, m in users])
+    inline_table(engine, "fct_events", FCT, [event("x", "u1", "page_view", "2024-02-29 12:00")])
+    # two users have a known spend: scores ceil(5 (0 + 1/2) / 2) = 2 and ceil(5 (1 + 1/2) / 2) = 4
+    assert run_model(engine, "analytics/rfm_scores", ordered=True, **analytics_context()) == [
+        ("u1", 0, 3, Decimal("10.00"), 4, 4, 2, "loyal"),
+        ("u2", 0, 3, None, 4, 4, None, "champions"),  # decided on recency and frequency
+        ("u3", 5, 1, Decimal("30.00"), 1, 1, 4, "hibernating"),
+    ]

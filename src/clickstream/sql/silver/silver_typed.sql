@@ -85,7 +85,11 @@ checked as (
             end,
             case when event_type in {{ in_list(rules.product_event_types) }} and product_id is null
                  then 'missing_product_id' end,
-            case when event_type in {{ in_list(rules.purchase_event_types) }} and amount_text is null
+{% set unpriced = sources | rejectattr('columns.Amount') | map(attribute='name') | list %}
+            case when event_type in {{ in_list(rules.amount_required_types) }} and amount_text is null
+{% if unpriced %}
+                 and source_name not in {{ in_list(unpriced) }} -- feeds without a price column
+{% endif %}
                  then 'missing_amount' end,
             case when amount_text is not null and amount is null then 'invalid_amount' end,
 {% if not rules.allow_negative_amount %}
