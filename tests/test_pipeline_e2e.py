@@ -236,7 +236,7 @@ def test_real_dataset_revenue_matches_an_independent_computation(real):
              for r in rows if r["EventType"] == "purchase"]
     purchasers = {r["UserID"] for r in rows if r["EventType"] == "purchase"}
     result = table(data, "analytics/revenue_metrics").fetchall()[0]
-    assert result[:4] == (sum(cents), len(cents), len({r["UserID"] for r in rows}), len(purchasers))
+    assert result[:5] == (sum(cents), len(cents), 0, len({r["UserID"] for r in rows}), len(purchasers))
 
 
 def test_real_dataset_order_free_funnel_matches_an_independent_computation(real):
