@@ -90,6 +90,9 @@ class DuckDBEngine(Engine):
     def minus_minutes(self, expr: str, minutes: str) -> str:
         return f"({expr} - to_minutes(cast({minutes} as bigint)))"
 
+    def matches(self, expr: str, pattern: str) -> str:
+        return f"regexp_matches({expr}, {self.quote_literal(pattern)})"
+
     def to_utc(self, expr: str, timezone: str) -> str:
         if timezone.upper() == "UTC":
             return expr

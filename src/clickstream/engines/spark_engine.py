@@ -157,6 +157,9 @@ class SparkEngine(Engine):
     def minus_minutes(self, expr: str, minutes: str) -> str:
         return f"({expr} - make_dt_interval(0, 0, {minutes}, 0))"
 
+    def matches(self, expr: str, pattern: str) -> str:
+        return f"({expr} rlike {_literal(pattern)})"
+
     def to_utc(self, expr: str, timezone: str) -> str:
         if timezone.upper() == "UTC":
             return expr
