@@ -510,3 +510,51 @@ def test_rfm_scores_monetary_among_known_spend_and_none_where_unknown(engine):
         ("u2", 0, 3, None, 4, 4, None, "champions"),  # decided on recency and frequency
         ("u3", 5, 1, Decimal("30.00"), 1, 1, 4, "hibernating"),
     ]
+
+
+def test_daily_activity_and_day_types_leave_revenue_unknown_where_purchases_carry_no_amount(engine):
+    # the day-type test's events, no purchase priced: weekday revenue unknown, the weekend bought nothing (0)
+    inline_table(engine, "dim_date", DATES, dates("2024-01-05", "2024-01-09"))
+    inline_table(engine, "fct_events", FCT, [
+        event("1", "a", "product_view", "2024-01-05 10:00", product="p1"),
+        event("2", "a", "purchase", "2024-01-05 10:01", product="p1"),
+        event("3", "b", "page_view", "2024-01-06 09:00"),
+        event("5", "a", "purchase", "2024-01-08 12:30", session="t", product="p1"),
+        event("7", "c", "page_view", "2024-01-09 01:00"),
+    ])
+    inline_table(engine, "dim_sessions", [("session_key", "string"), ("start_date_key", "integer"),
+                                          ("has_purchase", "boolean"), ("duration_seconds", "double")],
+                 [("a-s", 20240105, True, 60.0), ("b-s", 20240106, False, 0.0), ("a-t", 20240108, True, 0.0),
+                  ("c-s", 20240109, False, 0.0)])
+    assert run_model(engine, "analytics/daily_activity", ["activity_date", "purchases", "revenue"],
+                     ordered=True, **analytics_context()) == [
+        (ts("2024-01-05").date(), 1, None), (ts("2024-01-06").date(), 0, Decimal("0.00")),
+        (ts("2024-01-07").date(), 0, Decimal("0.00")), (ts("2024-01-08").date(), 1, None),
+        (ts("2024-01-09").date(), 0, Decimal("0.00"))]
+    assert run_model(engine, "analytics/day_type_behavior", ["day_type", "purchases", "revenue", "revenue_per_day"],
+                     ordered=True, **analytics_context()) == [("weekday", 1, None, None),
+                                                              ("weekend", 0, Decimal("0.00"), None)]
+
+
+def test_top_products_rank_an_unknown_revenue_as_none_and_segments_average_known_spend(engine):
+    inline_table(engine, "fct_events", FCT, [
+        event("1", "u1", "product_view", DAY + " 10:00", product="p1"),
+        event("2", "u1", "purchase", DAY + " 10:01", product="p1", amount="10"),
+        event("3", "u2", "purchase", DAY + " 10:02", product="p2"),
+        event("4", "u3", "purchase", DAY + " 10:03", product="p2"),
+        event("5", "u3", "product_view", DAY + " 10:04", product="p3"),
+    ])
+    inline_table(engine, "dim_products", PRODUCTS, [
+        ("", None, 0, 0, 0, Decimal(0), 0, True), ("p1", "p1", 1, 0, 1, Decimal("10.00"), 1, False),
+        ("p2", "p2", 0, 0, 2, None, 2, False), ("p3", "p3", 1, 0, 0, Decimal(0), 1, False)])
+    assert run_model(engine, "analytics/top_products", ["product_rank", "product_id", "units", "revenue"],
+                     ordered=True, **analytics_context(top_n=3, rank_by="revenue")) == [
+        (1, "p1", 1, Decimal("10.00")), (2, "p2", 2, None), (3, "p3", 0, Decimal("0.00"))]
+    # fixed thresholds: u1 (priced) and u2 (not) are high; u3 (not) medium
+    inline_table(engine, "dim_users", USERS, [("u1", 20, 2, 1, Decimal("10.00"), None, True),
+                                              ("u2", 20, 2, 1, None, None, True),
+                                              ("u3", 10, 2, 1, None, None, True)])
+    assert run_model(engine, "analytics/user_segments", ["segment", "users", "avg_spent", "total_spent"],
+                     ordered=True, **analytics_context(segments=Segments(thresholds="fixed", high_min_events=15,
+                                                                         medium_min_events=9))) == [
+        ("high", 2, 10.0, Decimal("10.00")), ("medium", 1, None, None)]
