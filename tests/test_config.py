@@ -190,6 +190,8 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
          f"key 'analytics.funnel.steps.1': 'checkout' is not a known event type {KNOWN}"),
         ("silver:\n  product_event_types: [product_view, purchase]\n",
          "key 'analytics.funnel.steps.1': 'add_to_cart' is not a known event type"),
+        ("silver:\n  amount_required_for: [purchase, add_to_crt]\n",
+         "key 'silver.amount_required_for.1': 'add_to_crt' is not a known event type; did you mean 'add_to_cart'?"),
         ("analytics:\n  retention: {start_event: signup}\n",
          f"key 'analytics.retention.start_event': 'signup' is not a known event type {KNOWN}"),
         ("analytics:\n  retention: {return_event: purchse}\n",

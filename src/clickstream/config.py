@@ -281,8 +281,7 @@ class SilverRules(_Strict):
     def known_event_types(self) -> list[str]:
         """The canonical event types: BASE_EVENT_TYPES, the product and purchase types and the extra ones."""
         return list(dict.fromkeys(
-            BASE_EVENT_TYPES + self.product_event_types + self.purchase_event_types + self.amount_required_types
-            + self.extra_event_types))
+            BASE_EVENT_TYPES + self.product_event_types + self.purchase_event_types + self.extra_event_types))
 
     @property
     def amount_required_types(self) -> list[str]:
@@ -546,6 +545,8 @@ class Config(_Strict):
                     for raw, target in source.event_types.items() if target not in known]
         problems += [(("analytics", "funnel", "steps", i), unknown(step))
                      for i, step in enumerate(self.analytics.funnel.steps) if step not in known]
+        problems += [(("silver", "amount_required_for", i), unknown(name))
+                     for i, name in enumerate(self.silver.amount_required_for or []) if name not in known]
         problems += [(("gold", key, i), unknown(name)) for key in ("product_view_event_types", "cart_add_event_types")
                      for i, name in enumerate(getattr(self.gold, key)) if name not in known]
         retention = self.analytics.retention
