@@ -236,7 +236,7 @@ def test_real_dataset_revenue_matches_an_independent_computation(real):
              for r in rows if r["EventType"] == "purchase"]
     purchasers = {r["UserID"] for r in rows if r["EventType"] == "purchase"}
     result = table(data, "analytics/revenue_metrics").fetchall()[0]
-    assert result[:4] == (sum(cents), len(cents), len({r["UserID"] for r in rows}), len(purchasers))
+    assert result[:5] == (sum(cents), len(cents), 0, len({r["UserID"] for r in rows}), len(purchasers))
 
 
 def test_real_dataset_order_free_funnel_matches_an_independent_computation(real):
@@ -495,3 +495,42 @@ def test_the_console_script_and_a_seed_job_run_as_processes(tmp_path):
     assert done.returncode == 0, done.stderr
     assert count(data, "silver") == 300
     assert list((data / "logs").glob("silver_*.log"))  # logs go under the data directory
+
+
+def test_a_feed_without_prices_counts_its_orders_and_reports_revenue_unknown(tmp_path, capsys):
+    # RetailRocket's events.csv: epoch milliseconds, no price column; 1 buys through the cart, 2 abandons a cart,
+    # 3 buys twice without one, 4 views ten days later (still inside the funnel's window when the data ends)
+    start, hour, day = 1433221332117, 3_600_000, 86_400_000
+    rows = [(start, 1, "view", 1), (start + 60_000, 1, "addtocart", 1), (start + 120_000, 1, "transaction", 1),
+            (start + hour, 2, "view", 2), (start + hour + 60_000, 2, "addtocart", 2),
+            (start + 2 * hour, 3, "view", 1), (start + 2 * hour + 60_000, 3, "transaction", 1),
+            (start + day, 3, "transaction", 2), (start + 10 * day, 4, "view", 3)]
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "events.csv").write_text(
+        "timestamp,visitorid,event,itemid,transactionid\n" + "".join(f"{t},{u},{e},{p},\n" for t, u, e, p in rows))
+    config = tmp_path / "retailrocket.yaml"
+    config.write_text("sources:\n  - name: retailrocket\n    columns: {Timestamp: timestamp, UserID: visitorid, "
+                      "EventType: event, ProductID: itemid, SessionID: null, Amount: null, Outcome: null}\n"
+                      "    event_types: {view: product_view, addtocart: add_to_cart, transaction: purchase}\n"
+                      "    timestamp_formats: [epoch_ms]\n")
+    assert main(["run", "--config", str(config), "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert count(tmp_path, "quarantine") == 0
+    assert table(tmp_path, "silver", partitioned=True).aggregate("min(event_ts), max(event_ts)").fetchall() == [
+        (dt.datetime(2015, 6, 2, 5, 2, 12, 117000), dt.datetime(2015, 6, 12, 5, 2, 12, 117000))]
+    # revenue, orders, without amount, users, purchasers, repeat, repeat rate, AOV, per user, per purchaser
+    assert table(tmp_path, "analytics/revenue_metrics").fetchall() == [(None, 3, 3, 4, 2, 1, 0.5, None, None, None)]
+    assert table(tmp_path, "analytics/cart_abandonment").fetchall() == [(2, 1, 1, 0, 0.5, None)]
+    assert table(tmp_path, "analytics/daily_activity").filter("purchases > 0 or events = 0").project(
+        "activity_date, purchases, revenue").order("activity_date").fetchall()[:3] == [
+        (dt.date(2015, 6, 2), 2, None), (dt.date(2015, 6, 3), 1, None), (dt.date(2015, 6, 4), 0, Decimal("0.00"))]
+    assert table(tmp_path, "analytics/rfm_scores").project("user_key, monetary, monetary_score").order(
+        "user_key").fetchall() == [("1", None, None), ("3", None, None)]
+    # decided users: 1 through, 2 dropped at the cart, 3 at the view; 4 still in progress
+    assert "  conversion  33.33% of the users" in out
+    assert "  revenue     unknown in 3 orders\n" in out
+    note = "This feed carries no prices: none of its 3 orders has an amount"
+    assert f"  prices      {note}" in out
+    assert f"**{note}" in (tmp_path / "analytics" / "REPORT.md").read_text()
+    page = (tmp_path / "analytics" / "report.html").read_text()
+    assert note in page and "unknown (no prices)" in page

@@ -12,6 +12,7 @@ import select
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,22 @@ def test_the_command_reference_lists_every_option_of_every_command():
                 and f"| {name}" not in section]
     assert missing == []
     assert "--version" in section
+
+
+@pytest.mark.parametrize(("row", "note"), [
+    ((None, 3, 3), "This feed carries no prices: none of its 3 orders has an amount, so revenue, average order value, "
+                   "spend and the RFM monetary score are unknown (shown as -), not 0."),
+    ((Decimal("10.00"), 1234, 2), "2 of the 1,234 orders carry no amount: revenue and spend sum the known amounts, "
+                                  "and the average order value is over the orders that have one."),
+    ((Decimal("10.00"), 3, 0), None),
+    ((Decimal("0.00"), 0, 0), None),  # no order at all: nothing to say about prices
+])
+def test_reports_say_when_orders_carry_no_amount(row, note):
+    from clickstream.analytics import QueryResult
+    from clickstream.report.escape import escape_markdown
+    from clickstream.report.tables import markdown_report, prices_note
+
+    columns = ["total_revenue", "total_orders", "orders_without_amount"]
+    assert prices_note(dict(zip(columns, row))) == note
+    report = markdown_report([QueryResult("revenue_metrics", "5. Revenue", "one row", columns, [row], 1)], "r1")
+    assert report.split("\n\n")[2] == (f"**{escape_markdown(note)}**" if note else "## 5. Revenue")

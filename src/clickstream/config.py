@@ -23,6 +23,11 @@ QUOTE_LIMIT = 200
 # The strftime codes the engines translate (the keys of engines.spark_formats._STRFTIME_TO_JAVA; a test checks they
 # agree).
 STRFTIME_CODES = "YymdHIMSfpbBj%"
+# timestamp_formats' keywords besides strftime formats: epoch text in a unit of 10^-n seconds (n per keyword),
+# and ISO 8601 with or without an offset.
+EPOCH_UNITS = {"epoch_s": 0, "epoch_ms": 3, "epoch_us": 6, "epoch_ns": 9}
+ISO8601 = "iso8601"
+TIMESTAMP_KEYWORDS = (*EPOCH_UNITS, ISO8601)
 
 # DuckDB's memory_limit: a number and a unit, 1000^i or 1024^i bytes (what DuckDB's SET memory_limit parses).
 _KB, _KIB = 1000, 1024
@@ -82,6 +87,8 @@ def _format_problem(fmt: str) -> str | None:
     """Why a strftime format cannot be used by both engines, or None."""
     if not fmt:
         return "'' is an empty format; write codes such as '%Y-%m-%d %H:%M:%S'"
+    if fmt in TIMESTAMP_KEYWORDS:
+        return None
     for match in re.finditer(r"%(.?)", fmt, re.DOTALL):
         code = match.group(1)
         if not code:
@@ -92,6 +99,9 @@ def _format_problem(fmt: str) -> str | None:
         if code not in STRFTIME_CODES:
             supported = " ".join(f"%{c}" for c in STRFTIME_CODES)
             return f"{_quote(fmt)} uses {_quote('%' + code)}, which is not supported (supported: {supported})"
+    if not re.search(r"%[^%]", fmt.replace("%%", "")):  # every row would be quarantined
+        return (f"{_quote(fmt)} has no strftime code and is not a keyword "
+                f"({', '.join(TIMESTAMP_KEYWORDS)}){_did_you_mean(fmt, list(TIMESTAMP_KEYWORDS))}")
     return None
 
 
@@ -285,10 +295,13 @@ class TimestampRange(_Strict):
 
 class SilverRules(_Strict):
     # user_id and event_type are always required; session_id may be added (product_id is governed by
-    # product_event_types, the amount by purchase_event_types)
+    # product_event_types, the amount by amount_required_for)
     required_columns: list[Literal["user_id", "event_type", "session_id"]] = ["user_id", "event_type"]
     product_event_types: list[str] = ["product_view", "add_to_cart", "purchase"]
+    # what counts as a purchase (orders, purchasers, revenue)
     purchase_event_types: list[str] = ["purchase"]
+    # the types that need an amount (null: purchase_event_types); a source whose Amount is mapped to null is exempt
+    amount_required_for: list[str] | None = None
     allow_negative_amount: bool = False
     # event types accepted as mapping targets and funnel steps besides BASE_EVENT_TYPES and the two lists above
     extra_event_types: list[str] = []
@@ -299,6 +312,11 @@ class SilverRules(_Strict):
         """The canonical event types: BASE_EVENT_TYPES, the product and purchase types and the extra ones."""
         return list(dict.fromkeys(
             BASE_EVENT_TYPES + self.product_event_types + self.purchase_event_types + self.extra_event_types))
+
+    @property
+    def amount_required_types(self) -> list[str]:
+        """The event types quarantined without an amount: amount_required_for, by default the purchase types."""
+        return self.purchase_event_types if self.amount_required_for is None else self.amount_required_for
 
     @field_validator("required_columns")
     @classmethod
@@ -557,6 +575,8 @@ class Config(_Strict):
                     for raw, target in source.event_types.items() if target not in known]
         problems += [(("analytics", "funnel", "steps", i), unknown(step))
                      for i, step in enumerate(self.analytics.funnel.steps) if step not in known]
+        problems += [(("silver", "amount_required_for", i), unknown(name))
+                     for i, name in enumerate(self.silver.amount_required_for or []) if name not in known]
         problems += [(("gold", key, i), unknown(name)) for key in ("product_view_event_types", "cart_add_event_types")
                      for i, name in enumerate(getattr(self.gold, key)) if name not in known]
         retention = self.analytics.retention

@@ -29,7 +29,7 @@ def test_revenue_metrics(duck):
                                             ("b", 1, 1, 1, Decimal("5.00"), None, True),
                                             ("c", 1, 1, 0, Decimal("0"), None, False)])
     assert run_model(duck, "analytics/revenue_metrics", **CONTEXT) == [
-        (Decimal("15.30"), 3, 3, 2, 1, 0.5, 15.30 / 3, 15.30 / 3, 15.30 / 2),
+        (Decimal("15.30"), 3, 0, 3, 2, 1, 0.5, 15.30 / 3, 15.30 / 3, 15.30 / 2),
     ]
 
 
@@ -37,12 +37,13 @@ def test_revenue_metrics(duck):
     ("recency", "frequency", "monetary", "segment"),
     [(5, 5, 5, "champions"), (4, 4, 4, "champions"), (5, 5, 3, "loyal"), (3, 3, 1, "loyal"),
      (4, 2, 5, "promising"), (3, 2, 5, "needs_attention"), (2, 3, 5, "at_risk"), (1, 1, 1, "hibernating"),
-     (2, 2, 5, "hibernating")],
+     (2, 2, 5, "hibernating"), (4, 4, "null", "champions"), (3, 3, "null", "loyal")],
 )
 def test_rfm_segment_boundaries(duck, recency, frequency, monetary, segment):
     # the segment rule alone, on chosen scores
     sql = render("analytics/rfm_scores", duck, **CONTEXT)
-    final_case = sql[sql.index("case"):sql.index("end as segment") + 3]
+    start = sql.index("case", sql.index("final as ("))
+    final_case = sql[start:sql.index("end as segment") + 3]
     _, rows = duck.fetch(f"select {final_case} from (select {recency} as recency_score, {frequency} as "
                          f"frequency_score, {monetary} as monetary_score) s")
     assert rows == [(segment,)]

@@ -438,3 +438,123 @@ def test_day_type_behavior_averages_over_full_days_only(engine):
         ("weekday", 1, 2, 3, 3.0, 2.0, 2, 2.0, 1, Decimal("4.00"), 4.0, 0.5, 900.0),
         ("weekend", 2, 0, 1, 0.5, 0.5, 1, 0.5, 0, Decimal("0.00"), None, 0.0, 0.0),
     ]
+
+
+# ---- purchases without prices: orders and purchasers count them; money sums the known amounts, NULL when none
+
+GOLD_CONTEXT = dict(timeout_us=30 * 60 * 1_000_000, no_product_key="",
+                    product_event_types=["product_view", "add_to_cart", "purchase"], purchase_event_types=["purchase"],
+                    funnel=["product_view", "add_to_cart", "purchase"],
+                    known_event_types=["add_to_cart", "product_view", "purchase"],
+                    product_view_event_types=["product_view"], cart_add_event_types=["add_to_cart"])
+
+
+def silver(event_id: str, user: str, when: str, event_type: str, product: str | None = None,
+           amount: str | None = None) -> tuple:
+    return (event_id, user, "s", ts(when), event_type, product, None if amount is None else Decimal(amount),
+            "purchase" if event_type == "purchase" else None, "shop", "a.csv", "b1", ts("2026-01-02 03:04:05"),
+            ts("2026-01-02 03:04:05").date())
+
+
+def test_gold_sums_known_amounts_and_is_null_where_purchases_carry_none(engine):
+    from clickstream.schema import SILVER
+
+    inline_table(engine, "silver_events", SILVER, [
+        silver("a1", "a", "2024-01-01 10:00", "purchase", "p1", "10.00"),  # a: one priced, one not
+        silver("a2", "a", "2024-01-01 10:05", "purchase", "p2"),
+        silver("b1", "b", "2024-01-01 10:00", "purchase", "p2"),  # b: bought, no price known
+        silver("c1", "c", "2024-01-01 10:00", "product_view", "p3"),  # c: never bought
+    ])
+    for model in ["int_events_sessionized", "fct_events"]:
+        engine.materialize(model, render(f"gold/{model}", engine, **GOLD_CONTEXT))
+    assert run_model(engine, "gold/dim_users", ["user_key", "total_purchases", "total_spent", "is_purchaser"],
+                     **GOLD_CONTEXT) == [
+        ("a", 2, Decimal("10.00"), True), ("b", 1, None, True), ("c", 0, Decimal("0.00"), False)]
+    assert run_model(engine, "gold/dim_sessions", ["user_key", "purchases", "revenue", "has_purchase"],
+                     **GOLD_CONTEXT) == [
+        ("a", 2, Decimal("10.00"), True), ("b", 1, None, True), ("c", 0, Decimal("0.00"), False)]
+    assert run_model(engine, "gold/dim_products", ["product_key", "purchases", "revenue"], **GOLD_CONTEXT) == [
+        ("", 0, Decimal("0.00")), ("p1", 1, Decimal("10.00")), ("p2", 2, None), ("p3", 0, Decimal("0.00"))]
+
+
+PRICED = [event("1", "a", "purchase", "2024-01-01 10:00", amount="10.10"),
+          event("2", "a", "purchase", "2024-01-02 10:00", amount="0.20"),
+          event("3", "b", "purchase", "2024-01-01 10:00", amount="5.00")]
+
+
+@pytest.mark.parametrize(("amounts", "expected"), [
+    # revenue, orders, orders without amount, users, purchasers, repeat, repeat rate, AOV, per user, per purchaser
+    (["10.10", "0.20", "5.00"], (Decimal("15.30"), 3, 0, 3, 2, 1, 0.5, 15.30 / 3, 15.30 / 3, 15.30 / 2)),
+    (["10.00", None, None], (Decimal("10.00"), 3, 2, 3, 2, 1, 0.5, 10.0, 10.0 / 3, 5.0)),  # AOV over priced orders
+    ([None, None, None], (None, 3, 3, 3, 2, 1, 0.5, None, None, None)),  # a feed without prices
+    ([], (Decimal("0.00"), 0, 0, 3, 0, 0, None, None, 0.0, None)),  # no purchase at all: nothing was spent
+])
+def test_revenue_metrics_count_every_order_and_sum_the_known_amounts(engine, amounts, expected):
+    purchases = [event(e[0], e[1], "purchase", e[7].isoformat(sep=" "), amount=amount)
+                 for e, amount in zip(PRICED, amounts)]
+    inline_table(engine, "fct_events", FCT, purchases + [event("4", "c", "page_view", "2024-01-01 10:00")])
+    inline_table(engine, "dim_users", USERS, [("a", 2, 1, 2, None, None, True), ("b", 1, 1, 1, None, None, True),
+                                              ("c", 1, 1, 0, Decimal(0), None, False)])
+    assert run_model(engine, "analytics/revenue_metrics", **analytics_context()) == [expected]
+
+
+def test_rfm_scores_monetary_among_known_spend_and_none_where_unknown(engine):
+    users = [("u1", "2024-02-29 06:00", 3, "10"), ("u2", "2024-02-29 06:00", 3, None),
+             ("u3", "2024-02-24 12:00", 1, "30")]
+    inline_table(engine, "dim_users", USERS, [(key, f, 1, f, None if m is None else Decimal(m), ts(last), True)
+                                              for key, last, f, m in users])
+    inline_table(engine, "fct_events", FCT, [event("x", "u1", "page_view", "2024-02-29 12:00")])
+    # two users have a known spend: scores ceil(5 (0 + 1/2) / 2) = 2 and ceil(5 (1 + 1/2) / 2) = 4
+    assert run_model(engine, "analytics/rfm_scores", ordered=True, **analytics_context()) == [
+        ("u1", 0, 3, Decimal("10.00"), 4, 4, 2, "loyal"),
+        ("u2", 0, 3, None, 4, 4, None, "champions"),  # decided on recency and frequency
+        ("u3", 5, 1, Decimal("30.00"), 1, 1, 4, "hibernating"),
+    ]
+
+
+def test_daily_activity_and_day_types_leave_revenue_unknown_where_purchases_carry_no_amount(engine):
+    # the day-type test's events, no purchase priced: weekday revenue unknown, the weekend bought nothing (0)
+    inline_table(engine, "dim_date", DATES, dates("2024-01-05", "2024-01-09"))
+    inline_table(engine, "fct_events", FCT, [
+        event("1", "a", "product_view", "2024-01-05 10:00", product="p1"),
+        event("2", "a", "purchase", "2024-01-05 10:01", product="p1"),
+        event("3", "b", "page_view", "2024-01-06 09:00"),
+        event("5", "a", "purchase", "2024-01-08 12:30", session="t", product="p1"),
+        event("7", "c", "page_view", "2024-01-09 01:00"),
+    ])
+    inline_table(engine, "dim_sessions", [("session_key", "string"), ("start_date_key", "integer"),
+                                          ("has_purchase", "boolean"), ("duration_seconds", "double")],
+                 [("a-s", 20240105, True, 60.0), ("b-s", 20240106, False, 0.0), ("a-t", 20240108, True, 0.0),
+                  ("c-s", 20240109, False, 0.0)])
+    assert run_model(engine, "analytics/daily_activity", ["activity_date", "purchases", "revenue"],
+                     ordered=True, **analytics_context()) == [
+        (ts("2024-01-05").date(), 1, None), (ts("2024-01-06").date(), 0, Decimal("0.00")),
+        (ts("2024-01-07").date(), 0, Decimal("0.00")), (ts("2024-01-08").date(), 1, None),
+        (ts("2024-01-09").date(), 0, Decimal("0.00"))]
+    assert run_model(engine, "analytics/day_type_behavior", ["day_type", "purchases", "revenue", "revenue_per_day"],
+                     ordered=True, **analytics_context()) == [("weekday", 1, None, None),
+                                                              ("weekend", 0, Decimal("0.00"), None)]
+
+
+def test_top_products_rank_an_unknown_revenue_as_none_and_segments_average_known_spend(engine):
+    inline_table(engine, "fct_events", FCT, [
+        event("1", "u1", "product_view", DAY + " 10:00", product="p1"),
+        event("2", "u1", "purchase", DAY + " 10:01", product="p1", amount="10"),
+        event("3", "u2", "purchase", DAY + " 10:02", product="p2"),
+        event("4", "u3", "purchase", DAY + " 10:03", product="p2"),
+        event("5", "u3", "product_view", DAY + " 10:04", product="p3"),
+    ])
+    inline_table(engine, "dim_products", PRODUCTS, [
+        ("", None, 0, 0, 0, Decimal(0), 0, True), ("p1", "p1", 1, 0, 1, Decimal("10.00"), 1, False),
+        ("p2", "p2", 0, 0, 2, None, 2, False), ("p3", "p3", 1, 0, 0, Decimal(0), 1, False)])
+    assert run_model(engine, "analytics/top_products", ["product_rank", "product_id", "units", "revenue"],
+                     ordered=True, **analytics_context(top_n=3, rank_by="revenue")) == [
+        (1, "p1", 1, Decimal("10.00")), (2, "p2", 2, None), (3, "p3", 0, Decimal("0.00"))]
+    # fixed thresholds: u1 (priced) and u2 (not) are high; u3 (not) medium
+    inline_table(engine, "dim_users", USERS, [("u1", 20, 2, 1, Decimal("10.00"), None, True),
+                                              ("u2", 20, 2, 1, None, None, True),
+                                              ("u3", 10, 2, 1, None, None, True)])
+    assert run_model(engine, "analytics/user_segments", ["segment", "users", "avg_spent", "total_spent"],
+                     ordered=True, **analytics_context(segments=Segments(thresholds="fixed", high_min_events=15,
+                                                                         medium_min_events=9))) == [
+        ("high", 2, 10.0, Decimal("10.00")), ("medium", 1, None, None)]

@@ -142,3 +142,29 @@ def test_event_id_is_the_event_content(duck):
     _, ids = duck.fetch("select event_id from (" + _classified_sql(duck) + ") c order by source_file, user_id")
     assert ids[0] == ids[2] != ids[1]
     assert {len(i[0]) for i in ids} == {32}
+
+
+def from_source(row: tuple, name: str) -> tuple:
+    return row[:10] + (name,) + row[11:]
+
+
+NO_PRICES = Source(name="feed", columns={**Source().columns, "Amount": None})
+
+
+@pytest.mark.parametrize(("required", "expected"), [
+    # default: the purchase types need an amount, except from a source without a price column
+    (None, [("1", "purchase", None, "missing_amount", "quarantine"), ("2", "purchase", None, "", "silver"),
+            ("3", "add_to_cart", None, "", "silver")]),
+    (["purchase", "add_to_cart"], [("1", "purchase", None, "missing_amount", "quarantine"),
+                                   ("2", "purchase", None, "", "silver"),
+                                   ("3", "add_to_cart", None, "missing_amount", "quarantine")]),
+    ([], [("1", "purchase", None, "", "silver"), ("2", "purchase", None, "", "silver"),
+          ("3", "add_to_cart", None, "", "silver")]),
+])
+def test_amount_required_for_decides_which_types_need_an_amount_and_a_feed_without_prices_is_exempt(
+        duck, required, expected):
+    rows = [bronze_row(user="1", event="purchase", product="p1"),
+            from_source(bronze_row(user="2", event="purchase", product="p1"), "feed"),
+            bronze_row(user="3", event="add_to_cart", product="p1")]
+    result = classify(duck, rows, rules=SilverRules(amount_required_for=required), sources=(Source(), NO_PRICES))
+    assert [(r[0], r[1], r[4], r[5], r[6]) for r in result] == expected

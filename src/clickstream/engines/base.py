@@ -5,8 +5,18 @@ import abc
 from pathlib import Path
 from typing import Any, Callable
 
-from clickstream.config import CsvOptions
+from clickstream.config import EPOCH_UNITS, ISO8601, CsvOptions
 from clickstream.schema import Schema
+
+# Epoch text: a sign, at most as many digits as the years 1-9999 need (12 for seconds ... 21 for nanoseconds, so
+# the microseconds always fit in a bigint), a fraction (digits finer than a microsecond are dropped). `\z`, not
+# `$`: Java's `$` also matches before a final line break, RE2's does not.
+_EPOCH_TEXT = r"^[+-]?[0-9]{{1,{digits}}}([.][0-9]*)?\z"
+# ISO 8601 date and time, `T` or a space between, 0-9 fraction digits, then `Z`, `+HH:MM`, `+HHMM`, `+HH` (hours
+# 00-23, minutes 00-59) or nothing. Checked once; the fields are then read at their places, cheaper than a
+# regular expression each.
+_ISO8601_TEXT = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?"
+                 r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?\z")
 
 
 class InputError(Exception):
@@ -24,33 +34,109 @@ class Engine(abc.ABC):
         """Microseconds since 1970-01-01 of a timestamp, as bigint."""
 
     @abc.abstractmethod
-    def parse_timestamp(self, expr: str, formats: list[str]) -> str:
+    def strptime(self, expr: str, formats: list[str]) -> str:
         """Text to timestamp using strftime-style formats; NULL (never an error) when none parses."""
 
     @abc.abstractmethod
-    def to_utc(self, expr: str, timezone: str) -> str:
-        """A wall-clock timestamp in `timezone` to the UTC timestamp."""
+    def timestamp_from_micros(self, expr: str) -> str:
+        """A bigint of microseconds since 1970-01-01 to the UTC timestamp."""
 
     @abc.abstractmethod
-    def from_utc(self, expr: str, timezone: str) -> str:
-        """A UTC timestamp to the wall clock of `timezone` (the inverse of to_utc where the wall time exists)."""
+    def minus_minutes(self, expr: str, minutes: str) -> str:
+        """A timestamp `minutes` (an integer expression) earlier."""
 
     @abc.abstractmethod
-    def iso_day_of_week(self, expr: str) -> str:
-        """1 = Monday ... 7 = Sunday."""
+    def matches(self, expr: str, pattern: str) -> str:
+        """Whether text matches a regular expression (anchored by the pattern; RE2 and Java read it alike)."""
 
-    @abc.abstractmethod
-    def date_series(self, start: str, end: str) -> str:
-        """A FROM-able relation with one column `date_day`, one row per day from start to end inclusive.
+    def parse_timestamp(self, expr: str, formats: list[str]) -> str:
+        """Text to the wall-clock time it writes, by the first of `formats` that parses it: NULL (never an error)
+        when none does, or when that one reads an instant (an epoch, an ISO 8601 time with an offset)."""
+        reads = self._timestamp_reads(expr, formats)
+        if all(instant is None for _, _, instant in reads):
+            return reads[0][0]  # strftime formats only: one read, as fast as before
+        return self._first_read(reads, 1)
 
-        `start` and `end` are scalar expressions such as `(select first_day from bounds)`; they may not name a
-        column of another relation in the same FROM (a lateral reference), which Spark does not allow here.
-        """
+    def parse_instant(self, expr: str, formats: list[str]) -> str:
+        """Text to the UTC instant it writes, where the first of `formats` that parses it reads an instant (an
+        epoch, an ISO 8601 time with an offset); NULL otherwise. '' (no expression) when no format can."""
+        reads = self._timestamp_reads(expr, formats)
+        return "" if all(instant is None for _, _, instant in reads) else self._first_read(reads, 2)
+
+    @staticmethod
+    def _first_read(reads: list[tuple[str, str | None, str | None]], part: int) -> str:
+        # the last read needs no test: its part is NULL wherever it parses nothing
+        cases = " ".join(f"when {read[0]} is not null then {read[part] or 'null'}" for read in reads[:-1])
+        last = reads[-1][part] or "null"
+        return f"cast(case {cases} else {last} end as timestamp)" if cases else f"cast({last} as timestamp)"
+
+    def _timestamp_reads(self, expr: str, formats: list[str]) -> list[tuple[str, str | None, str | None]]:
+        """(parsed, wall-clock time, instant) for each format in turn; a run of strftime formats is one read."""
+        reads: list[tuple[str, str | None, str | None]] = []
+        run: list[str] = []
+        for fmt in [*formats, None]:
+            if fmt is not None and fmt not in EPOCH_UNITS and fmt != ISO8601:
+                run.append(fmt)
+                continue
+            if run:
+                wall = self.strptime(expr, run)
+                reads.append((wall, wall, None))
+                run = []
+            if fmt in EPOCH_UNITS:
+                instant = self._epoch(expr, EPOCH_UNITS[fmt])
+                reads.append((instant, None, instant))
+            elif fmt == ISO8601:
+                reads.append(self._iso8601(expr))
+        return reads
+
+    def _epoch(self, expr: str, digits: int) -> str:
+        """The instant of epoch text whose unit is 10^-digits seconds (digits 0, 3, 6 or 9): its microseconds
+        are the text with the point moved, digits finer than a microsecond dropped, so both engines agree."""
+        whole, fraction = f"split_part({expr}, '.', 1)", f"split_part({expr}, '.', 2)"
+        shift = 6 - digits
+        if shift >= 0:  # seconds, ms, us: the integer part, then `shift` digits of the fraction (zeros added)
+            micros_text = f"concat({whole}, rpad({fraction}, {shift}, '0'))"
+        else:  # ns: the integer part without its last three digits (none left, or a sign alone: 0)
+            kept = f"left({whole}, greatest(length({whole}) - 3, 0))"
+            micros_text = f"case when {kept} in ('', '+', '-') then '0' else {kept} end"
+        # at most 18 digits: a bigint; an instant past the year 9999 is left to silver's timestamp_range
+        pattern = _EPOCH_TEXT.format(digits=12 + digits)
+        micros = f"try_cast({micros_text} as bigint)"
+        return f"case when {self.matches(expr, pattern)} then {self.timestamp_from_micros(micros)} end"
+
+    def _iso8601(self, expr: str) -> tuple[str, str, str]:
+        """The ISO 8601 read: parsed, the wall-clock time where no offset is written, the instant where one is."""
+        size = f"length({expr})"
+
+        def sign_at(back: int) -> str:  # no sign can stand 2, 4 or 5 characters from the end of the time itself
+            return f"substr({expr}, {size} - {back}, 1) in ('+', '-')"
+
+        def minutes_at(back: int, minutes: str) -> str:
+            hours = f"cast(substr({expr}, {size} - {back} + 1, 2) as int) * 60"
+            return (f"(case when substr({expr}, {size} - {back}, 1) = '-' then -1 else 1 end) "
+                    f"* ({hours}{' + ' + minutes if minutes else ''})")
+
+        # the offset's length: Z, +HH, +HHMM, +HH:MM or none
+        zone_size = (f"(case when right({expr}, 1) = 'Z' then 1 when {sign_at(2)} then 3 when {sign_at(4)} then 5 "
+                     f"when {sign_at(5)} then 6 else 0 end)")
+        last_two = f"cast(right({expr}, 2) as int)"
+        offset = (f"(case when right({expr}, 1) = 'Z' then 0 when {sign_at(2)} then {minutes_at(2, '')} "
+                  f"when {sign_at(4)} then {minutes_at(4, last_two)} else {minutes_at(5, last_two)} end)")
+        valid = self.matches(expr, _ISO8601_TEXT)
+        # fraction digits past the sixth are dropped: timestamps hold microseconds
+        fraction = (f"case when substr({expr}, 20, 1) = '.' "
+                    f"then substr({expr}, 21, least({size} - 20 - {zone_size}, 6)) else '' end")
+        canonical = f"concat(substr({expr}, 1, 10), ' ', substr({expr}, 12, 8), '.', rpad({fraction}, 6, '0'))"
+        wall = self.strptime(canonical, ["%Y-%m-%d %H:%M:%S.%f"])
+        return (f"case when {valid} then {wall} end",
+                f"case when {zone_size} = 0 and {valid} then {wall} end",
+                f"case when {zone_size} > 0 and {valid} then {self.minus_minutes(wall, offset)} end")
 
     def macros(self) -> dict[str, Callable[..., str]]:
         return {
             "epoch_us": self.epoch_us,
             "parse_timestamp": self.parse_timestamp,
+            "parse_instant": self.parse_instant,
             "to_utc": self.to_utc,
             "from_utc": self.from_utc,
             "iso_day_of_week": self.iso_day_of_week,

@@ -80,9 +80,18 @@ class DuckDBEngine(Engine):
     def epoch_us(self, expr: str) -> str:
         return f"epoch_us({expr})"
 
-    def parse_timestamp(self, expr: str, formats: list[str]) -> str:
+    def strptime(self, expr: str, formats: list[str]) -> str:
         fmts = "[" + ", ".join(self.quote_literal(f) for f in formats) + "]"
         return f"try_strptime({expr}, {fmts})"
+
+    def timestamp_from_micros(self, expr: str) -> str:
+        return f"make_timestamp({expr})"
+
+    def minus_minutes(self, expr: str, minutes: str) -> str:
+        return f"({expr} - to_minutes(cast({minutes} as bigint)))"
+
+    def matches(self, expr: str, pattern: str) -> str:
+        return f"regexp_matches({expr}, {self.quote_literal(pattern)})"
 
     def to_utc(self, expr: str, timezone: str) -> str:
         if timezone.upper() == "UTC":

@@ -133,7 +133,7 @@ class SparkEngine(Engine):
     def epoch_us(self, expr: str) -> str:
         return f"unix_micros(cast({expr} as timestamp_ltz))"  # the session zone is UTC: same instant
 
-    def parse_timestamp(self, expr: str, formats: list[str]) -> str:
+    def strptime(self, expr: str, formats: list[str]) -> str:
         # Java's parser is stricter than DuckDB's strptime in some places (one-digit months) and laxer in
         # others (three-digit days): the text must have the shape DuckDB accepts, then lenient Java patterns
         # read it with its whitespace runs made one space. Canonical text (full-width fields, single
@@ -150,6 +150,15 @@ class SparkEngine(Engine):
             tries.append(f"case when {expr} rlike {_literal(strftime_shape(fmt))} "
                          f"then try_to_timestamp({collapsed}, {lenient}) end")
         return tries[0] if len(tries) == 1 else "coalesce(" + ", ".join(tries) + ")"
+
+    def timestamp_from_micros(self, expr: str) -> str:
+        return f"cast(timestamp_micros({expr}) as timestamp_ntz)"  # the session zone is UTC: same wall clock
+
+    def minus_minutes(self, expr: str, minutes: str) -> str:
+        return f"({expr} - make_dt_interval(0, 0, {minutes}, 0))"
+
+    def matches(self, expr: str, pattern: str) -> str:
+        return f"({expr} rlike {_literal(pattern)})"
 
     def to_utc(self, expr: str, timezone: str) -> str:
         if timezone.upper() == "UTC":

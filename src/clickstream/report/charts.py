@@ -144,6 +144,8 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
         return None
     partial = set(partial_days)
     measures = [("active_users", "active users"), ("sessions", "visits"), ("revenue", "revenue")]
+    if all(row["revenue"] is None for row in rows):  # a feed without prices: no revenue drawn as 0
+        measures = measures[:2]
     data = [{"day": str(row["activity_date"]), "measure": label, "value": float(row[column] or 0),
              "partial": str(row["activity_date"]) in partial}
             for row in rows for column, label in measures]
@@ -166,8 +168,8 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
 
 def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
     """Revenue and orders per ISO week (the days summed), a week holding a partial day marked."""
-    if not has(rows, "activity_date", "revenue"):
-        return None
+    if not has(rows, "activity_date", "revenue") or all(row["revenue"] is None for row in rows):
+        return None  # no revenue known (a feed without prices): no bars of 0
     import datetime as dt
 
     partial = set(partial_days)

@@ -36,7 +36,7 @@ from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.report import REPORT_HTML, charts
 from clickstream.report.escape import escape_terminal
-from clickstream.report.tables import format_value
+from clickstream.report.tables import format_value, prices_note
 from clickstream.sql import load_yaml
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,8 @@ def headline_figures(layout: Layout, tables: Tables | None = None) -> dict[str, 
     first, last = _event_range(layout.gold / "fct_events")
     return {"events": t.count("fct_events", "gold"), "users": t.count("dim_users", "gold"),
             "visits": t.count("dim_sessions", "gold"), "revenue": revenue.get("total_revenue"),
-            "orders": revenue.get("total_orders"), "conversion": _conversion(steps),
+            "orders": revenue.get("total_orders"), "prices_note": prices_note(revenue),
+            "conversion": _conversion(steps),
             "first_step": steps[0]["event_type"] if steps else None,
             "last_step": steps[-1]["event_type"] if steps else None,
             "range": f"{dates[0]} to {dates[-1]} UTC, {len(dates):,} days" if dates else None,
@@ -241,9 +242,12 @@ def headline(facts: Facts) -> Section:
          else "conversion_funnel not built yet"),
     ]
     section.extra["figures"] = [
-        {"id": key, "label": key, "value": "not available" if value is None else
+        {"id": key, "label": key, "value": "unknown (no prices)" if key == "revenue" and value is None and f["orders"]
+         else "not available" if value is None else
          f"{value:.2%}" if key == "conversion" else f"{value:,.2f}" if key == "revenue" else f"{value:,}",
          "raw": "" if value is None else repr(value), "detail": detail} for key, value, detail in figures]
+    if f["prices_note"]:
+        section.notes.append(f["prices_note"])
     if f["range"]:
         section.extra["range"] = f["range"]
     if f["partial_days"]:
@@ -353,6 +357,9 @@ def revenue(facts: Facts) -> Section:
     if metrics is None:
         section.missing.append("revenue_metrics")
     else:
+        note = prices_note(metrics[0] if metrics else None)
+        if note:
+            section.notes.append(note)
         section.tables.append(_table("revenue_metrics", metrics))
     return section
 

@@ -61,9 +61,26 @@ def render_results(results: list[QueryResult]) -> str:
     return "\n\n".join(blocks)
 
 
+def prices_note(metrics: dict[str, Any] | None) -> str | None:
+    """What the report says when purchases carry no amount (revenue_metrics' one row), or None when all do."""
+    metrics = metrics or {}
+    orders, unpriced = metrics.get("total_orders") or 0, metrics.get("orders_without_amount") or 0
+    if orders and metrics.get("total_revenue") is None:
+        return (f"This feed carries no prices: none of its {orders:,} orders has an amount, so revenue, average "
+                "order value, spend and the RFM monetary score are unknown (shown as -), not 0.")
+    if unpriced:
+        return (f"{unpriced:,} of the {orders:,} orders carry no amount: revenue and spend sum the known amounts, "
+                "and the average order value is over the orders that have one.")
+    return None
+
+
 def markdown_report(results: list[QueryResult], run_id: str) -> str:
     parts = [f"# Clickstream analytics\n\nRun {escape_markdown(run_id)}. Full results are the Parquet tables (and CSV "
              f"files) beside this report.\n"]
+    metrics = next((dict(zip(r.columns, r.rows[0])) for r in results if r.name == "revenue_metrics" and r.rows), None)
+    note = prices_note(metrics)
+    if note:
+        parts.append(f"**{escape_markdown(note)}**\n")
     for result in results:
         parts.append(f"## {escape_markdown(result.title)}\n\n{escape_markdown(result.description)}. "
                      f"{result.total_rows:,} row{'' if result.total_rows == 1 else 's'}"

@@ -151,6 +151,10 @@ def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
         if figures.get("revenue") is not None:
             lines.append(f"  revenue     {_number(figures['revenue'], money=True)} in {_number(figures['orders'])} "
                          f"orders")
+        elif figures.get("orders"):
+            lines.append(f"  revenue     unknown in {_number(figures['orders'])} orders")
+        if figures.get("prices_note"):
+            lines.append(f"  prices      {escape_terminal(figures['prices_note'])}")
         if figures.get("conversion") is not None:
             lines.append(f"  conversion  {figures['conversion']:.2%} of the users reaching "
                          f"{escape_terminal(figures['first_step'])} reached {escape_terminal(figures['last_step'])} in "

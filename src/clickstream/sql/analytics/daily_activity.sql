@@ -6,6 +6,7 @@ with daily as (
         count(*) as events,
         count(distinct session_key) as sessions,
         count(case when is_purchase then 1 end) as purchases,
+        count(case when is_purchase then amount end) as priced_purchases,
         sum(case when is_purchase then amount end) as revenue
     from fct_events
     group by date_key
@@ -38,7 +39,9 @@ final as (
         {{ safe_divide('daily.events', 'daily.active_users') }} as events_per_user,
         coalesce(daily.sessions, 0) as sessions,
         coalesce(daily.purchases, 0) as purchases,
-        cast(coalesce(daily.revenue, 0) as decimal(18,2)) as revenue
+        -- the known amounts; NULL where there were purchases and none carries an amount (a feed without prices)
+        case when daily.priced_purchases > 0 or coalesce(daily.purchases, 0) = 0
+             then cast(coalesce(daily.revenue, 0) as decimal(18,2)) end as revenue
     from dim_date
     join covered on dim_date.date_key = covered.date_key
     left join daily on dim_date.date_key = daily.date_key

@@ -25,6 +25,7 @@ user_days as (
         user_key,
         count(*) as events,
         count(case when is_purchase then 1 end) as purchases,
+        count(case when is_purchase then amount end) as priced_purchases,
         sum(case when is_purchase then amount end) as revenue
     from fct_events
     group by date_key, user_key
@@ -35,6 +36,7 @@ events as (
         full_days.is_weekend,
         cast(sum(user_days.events) as bigint) as events,
         cast(sum(user_days.purchases) as bigint) as purchases,
+        sum(user_days.priced_purchases) as priced_purchases,
         sum(user_days.revenue) as revenue,
         count(user_days.user_key) as user_days
     from user_days
@@ -73,7 +75,9 @@ final as (
         coalesce(sessions.sessions, 0) as sessions,
         {{ safe_divide('sessions.sessions', 'calendar.full_days') }} as sessions_per_day,
         coalesce(events.purchases, 0) as purchases,
-        cast(coalesce(events.revenue, 0) as decimal(18,2)) as revenue,
+        -- the known amounts; NULL where there were purchases and none carries an amount (a feed without prices)
+        case when events.priced_purchases > 0 or coalesce(events.purchases, 0) = 0
+             then cast(coalesce(events.revenue, 0) as decimal(18,2)) end as revenue,
         {{ safe_divide('events.revenue', 'calendar.full_days') }} as revenue_per_day,
         {{ safe_divide('sessions.converting_sessions', 'sessions.sessions') }} as session_conversion_rate,
         sessions.avg_session_seconds

@@ -3,12 +3,14 @@
   A score is the quintile of the middle of the user's tie group: with n purchasers, w of them worse on the value
   and t (the user included) equal to it, score = ceil(5 * (w + t / 2) / n), computed exactly as
   floor((5 * (2w + t) + 2n - 1) / (2n)). Distinct values give plain quintiles; equal values always share a
-  score, and a large tie group takes the score of its middle, not of its first or last member.
+  score, and a large tie group takes the score of its middle, not of its first or last member. A NULL value
+  (monetary where no purchase carries an amount) has no score, and n counts the users whose value is known.
 #}
 {% macro score(value, worse_first) %}
-        cast(floor(cast(5 * (2 * (rank() over (order by {{ value }} {{ worse_first }}) - 1)
-                              + count(*) over (partition by {{ value }})) + 2 * count(*) over () - 1 as double)
-                   / cast(2 * count(*) over () as double)) as integer)
+        case when {{ value }} is not null then
+        cast(floor(cast(5 * (2 * (rank() over (partition by {{ value }} is null order by {{ value }} {{ worse_first }}) - 1)
+                              + count(*) over (partition by {{ value }})) + 2 * count(*) over (partition by {{ value }} is null) - 1 as double)
+                   / cast(2 * count(*) over (partition by {{ value }} is null) as double)) as integer) end
 {%- endmacro %}
 with reference as (
     -- recency is measured from the last event in the data, so a rerun on the same data gives the same scores
@@ -41,7 +43,8 @@ final as (
     select
         *,
         case
-            when recency_score >= 4 and frequency_score >= 4 and monetary_score >= 4 then 'champions'
+            -- monetary unknown (a feed without prices): decided on recency and frequency
+            when recency_score >= 4 and frequency_score >= 4 and coalesce(monetary_score, 5) >= 4 then 'champions'
             when recency_score >= 3 and frequency_score >= 3 then 'loyal'
             when recency_score >= 4 then 'promising'
             when recency_score = 3 then 'needs_attention'
@@ -52,4 +55,4 @@ final as (
 )
 
 select * from final
-order by recency_score + frequency_score + monetary_score desc, monetary desc, user_key
+order by recency_score + frequency_score + coalesce(monetary_score, 0) desc, monetary desc, user_key

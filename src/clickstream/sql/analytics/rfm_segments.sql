@@ -20,7 +20,7 @@ segments as (
         {{ safe_divide('sum(recency_days)', 'count(*)') }} as avg_recency_days,
         {{ safe_divide('sum(frequency)', 'count(*)') }} as avg_frequency,
         cast(sum(monetary) as decimal(18,2)) as total_monetary,
-        {{ safe_divide('sum(monetary)', 'count(*)') }} as avg_monetary
+        {{ safe_divide('sum(monetary)', 'count(monetary)') }} as avg_monetary
     from customers
     group by segment
 ),

@@ -1,8 +1,9 @@
 -- one row per product among the top N by revenue, views or purchases: events, units, revenue, the users who viewed, carted and bought it, and rates between them
+{# a revenue not known (a feed without prices) ranks as none: units decide #}
 {% set orders = {
-    'revenue': 'revenue desc, units desc, views desc',
-    'views': 'views desc, units desc, revenue desc',
-    'purchases': 'units desc, revenue desc, views desc',
+    'revenue': 'coalesce(revenue, 0) desc, units desc, views desc',
+    'views': 'views desc, units desc, coalesce(revenue, 0) desc',
+    'purchases': 'units desc, coalesce(revenue, 0) desc, views desc',
 } %}
 with product_users as (
     -- what each user did with each product, at any time

@@ -42,7 +42,8 @@ final as (
         {{ safe_divide('sum(total_events)', 'count(*)') }} as avg_events,
         {{ safe_divide('sum(total_sessions)', 'count(*)') }} as avg_sessions,
         {{ safe_divide('sum(total_purchases)', 'count(*)') }} as avg_purchases,
-        {{ safe_divide('sum(total_spent)', 'count(*)') }} as avg_spent,
+        -- over the users whose spend is known (NULL where no purchase carries an amount)
+        {{ safe_divide('sum(total_spent)', 'count(total_spent)') }} as avg_spent,
         cast(sum(total_spent) as decimal(18,2)) as total_spent,
         {{ safe_divide('count(case when is_purchaser then 1 end)', 'count(*)') }} as purchaser_rate
     from users

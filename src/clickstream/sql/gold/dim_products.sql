@@ -10,7 +10,9 @@ products as (
         count(case when event_type_key in {{ in_list(product_view_event_types) }} then 1 end) as views,
         count(case when event_type_key in {{ in_list(cart_add_event_types) }} then 1 end) as cart_adds,
         count(case when is_purchase then 1 end) as purchases,
-        cast(coalesce(sum(case when is_purchase then amount end), 0) as decimal(18,2)) as revenue,
+        -- the known amounts; NULL where it was bought and no purchase carries an amount (a feed without prices)
+        case when count(case when is_purchase then amount end) > 0 or count(case when is_purchase then 1 end) = 0
+             then cast(coalesce(sum(case when is_purchase then amount end), 0) as decimal(18,2)) end as revenue,
         count(distinct user_key) as unique_users,
         min(event_ts) as first_seen_ts,
         max(event_ts) as last_seen_ts,

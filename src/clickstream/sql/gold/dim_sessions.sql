@@ -17,8 +17,11 @@ final as (
         count(case when event_type in {{ in_list(product_view_event_types) }} then 1 end) as product_views,
         count(case when event_type in {{ in_list(cart_add_event_types) }} then 1 end) as cart_adds,
         count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) as purchases,
-        cast(coalesce(sum(case when event_type in {{ in_list(purchase_event_types) }} then amount end), 0)
-             as decimal(18,2)) as revenue,
+        -- the known amounts; NULL where the visit bought and no purchase carries an amount
+        case when count(case when event_type in {{ in_list(purchase_event_types) }} then amount end) > 0
+                  or count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) = 0
+             then cast(coalesce(sum(case when event_type in {{ in_list(purchase_event_types) }} then amount end), 0)
+                       as decimal(18,2)) end as revenue,
         count(*) = 1 as is_bounce,
         count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) > 0 as has_purchase
     from events

@@ -12,7 +12,9 @@ final as (
         count(*) as total_events,
         count(distinct session_key) as total_sessions,
         count(case when is_purchase then 1 end) as total_purchases,
-        cast(coalesce(sum(case when is_purchase then amount end), 0) as decimal(18,2)) as total_spent,
+        -- the known amounts; NULL where the user bought and no purchase carries an amount (a feed without prices)
+        case when count(case when is_purchase then amount end) > 0 or count(case when is_purchase then 1 end) = 0
+             then cast(coalesce(sum(case when is_purchase then amount end), 0) as decimal(18,2)) end as total_spent,
         min(case when is_purchase then event_ts end) as first_purchase_ts,
         max(case when is_purchase then event_ts end) as last_purchase_ts,
         count(case when is_purchase then 1 end) > 0 as is_purchaser

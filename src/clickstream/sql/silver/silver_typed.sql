@@ -9,14 +9,16 @@
 with typed as (
 {% for source in sources %}
 {% set is_utc = source.timezone | upper == 'UTC' %}
+{# an epoch or a time with an offset is an instant: the source's timezone does not apply to it #}
+{% set instant = parse_instant("nullif(trim(Timestamp), '')", source.timestamp_formats) %}
     select
         nullif(trim(UserID), '') as user_id,
         nullif(trim(SessionID), '') as session_id,
         nullif(trim(Timestamp), '') as timestamp_text,
 {% if is_utc %}
-        {{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }} as event_ts,
+        {{ 'coalesce(' ~ instant ~ ', ' if instant }}{{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }}{{ ')' if instant }} as event_ts,
 {% else %}
-        {{ to_utc('local_ts', source.timezone) }} as event_ts,
+        {{ 'coalesce(instant_ts, ' if instant }}{{ to_utc('local_ts', source.timezone) }}{{ ')' if instant }} as event_ts,
 {% endif %}
 {% if source.event_types %}
         case nullif(trim(EventType), '')
@@ -59,7 +61,7 @@ with typed as (
     where source_name = {{ literal(source.name) }}
 {% else %}
     from (
-        select *, {{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }} as local_ts
+        select *, {{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }} as local_ts{{ ', ' ~ instant ~ ' as instant_ts' if instant }}
         from bronze_batch
         where source_name = {{ literal(source.name) }}
     ) as source_rows
@@ -83,7 +85,11 @@ checked as (
             end,
             case when event_type in {{ in_list(rules.product_event_types) }} and product_id is null
                  then 'missing_product_id' end,
-            case when event_type in {{ in_list(rules.purchase_event_types) }} and amount_text is null
+{% set unpriced = sources | rejectattr('columns.Amount') | map(attribute='name') | list %}
+            case when event_type in {{ in_list(rules.amount_required_types) }} and amount_text is null
+{% if unpriced %}
+                 and source_name not in {{ in_list(unpriced) }} -- feeds without a price column
+{% endif %}
                  then 'missing_amount' end,
             case when amount_text is not null and amount is null then 'invalid_amount' end,
 {% if not rules.allow_negative_amount %}
