@@ -378,10 +378,10 @@ def test_the_readme_source_example_is_a_valid_config(tmp_path):
     ]
 
 
-def test_the_readme_headerless_source_example_is_a_valid_config(tmp_path):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Mapping a feed by hand"):]
-    block = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)[1]
+def test_the_headerless_source_example_of_the_docs_is_a_valid_config(tmp_path):
+    page = (REPO / "docs" / "SOURCES.md").read_text(encoding="utf-8")
+    section = page[page.index("## Files without a header line"):]
+    block = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)[0]
     config = load_config(write(tmp_path, "silver: {extra_event_types: [favorite]}\nsources:\n" + block))
     assert config.sources == [
         Source(name="taobao", glob="UserBehavior*.csv", csv=CsvOptions(header=False),
