@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from clickstream.config import CsvOptions, DuckDBSettings
 from clickstream.context import ResourceError
+from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
 from clickstream.engines.base import Engine, InputError
 from clickstream.report.escape import shorten
 from clickstream.schema import PARTITION_COLUMN, Schema
@@ -114,7 +115,8 @@ class DuckDBEngine(Engine):
             f"from read_csv({_path_list([Path(os.path.abspath(f)) for f in files])}, columns = {types}, "
             f"header = true, auto_detect = false, delim = {self.quote_literal(options.delimiter)}, "
             f"quote = {self.quote_literal(options.quote)}, escape = {self.quote_literal(options.escape)}, "
-            f"filename = true, strict_mode = true, null_padding = false)"
+            f"filename = true, strict_mode = true, null_padding = false, "
+            f"max_line_size = {ENGINE_MAX_RECORD_BYTES})"
         )
 
     def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False,
