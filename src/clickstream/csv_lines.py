@@ -35,7 +35,7 @@ from clickstream.config import CsvOptions
 MAX_RECORD_BYTES = 1 << 20
 # What the engines are told to accept (DuckDB's `max_line_size`, Spark's `maxCharsPerColumn`): a record this
 # module keeps may grow when written as canonical CSV (a quote doubled, a field quoted), to at most 3 times its
-# bytes and 3 more; the engines' own defaults (DuckDB 2 MiB per record, Spark unlimited) are not relied on.
+# bytes and 3 more; the engines' own defaults (DuckDB 2,000,000 bytes a record, Spark unlimited) are not relied on.
 ENGINE_MAX_RECORD_BYTES = 4 * MAX_RECORD_BYTES
 SHOWN_BYTES = 1024  # of a record too long, the first bytes kept as its raw text
 _CHUNK = 1 << 20
