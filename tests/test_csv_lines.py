@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from clickstream.config import CsvOptions
+from clickstream.raw_files import scan
 from clickstream.csv_lines import MAX_RECORD_BYTES, SHOWN_BYTES, HeaderTooLong, Malformed, header_record, split_file
 
 HEADER = b"UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
@@ -210,3 +211,23 @@ def test_a_header_longer_than_the_limit_is_refused_in_bounded_memory():
     limit = r"^the header \(line 1\) is longer than 1,048,576 bytes, the limit of a record$"
     with pytest.raises(HeaderTooLong, match=limit):
         header_record(io.BytesIO(b"UserID," + b"x" * 3 * MAX_RECORD_BYTES + b"\n"), CsvOptions())
+
+
+@pytest.mark.parametrize("name", ["f.csv", "f.csv.gz"])
+@pytest.mark.parametrize("excess", [0, 1])
+@pytest.mark.parametrize("shape", ["line", "crlf", "quoted lines", "last line"])
+def test_the_scan_finds_a_record_beyond_the_limit_exactly_where_the_splitter_refuses_one(tmp_path, name, excess,
+                                                                                         shape):
+    head = row(1).decode()[:-len(",,,\n")]  # a record before its product field
+    size = MAX_RECORD_BYTES + excess - (shape == "crlf")  # a CR before the last line feed is counted
+    if shape == "quoted lines":
+        product = '"' + ("p" * 999 + "\n") * 1000
+        product += "p" * (size - len(head) - len(product) - len(',",,')) + '"'
+    else:
+        product = "p" * (size - len(head) - len(",,,"))
+    record = (head + f",{product},,").encode() + {"crlf": b"\r\n", "last line": b""}.get(shape, b"\n")
+    assert len(record) - record.endswith(b"\n") == MAX_RECORD_BYTES + excess
+    canonical, malformed, _ = split(tmp_path, row(1) + record, name=name)
+    path = tmp_path / name
+    assert (scan(path).needs_splitting, [m.reason for m in malformed]) == (
+        (True, ["malformed_too_long"]) if excess else (False, []))

@@ -299,7 +299,6 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
         split.malformed.append(Malformed(record[0].number, reason, _shown(record[:1])))
 
     lines = _Lines(path, options, skip_bytes, first_line)
-    open_to_the_end: int | None = None  # the parity at which a quote opened was found never closed
     try:
         reader = reader_of(lines)
         while True:
@@ -311,15 +310,13 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
                 fields, error = None, str(exc)
             except _TooLong:
                 record = lines.take_consumed()
-                ending = _too_long(lines, record, open_to_the_end, options)
+                ending = _too_long(lines, record, options)
                 if ending == "one record":
                     shown = record[0].data[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
                     split.malformed.append(Malformed(record[0].number, TOO_LONG, shown))
                 else:
                     refuse_first_line(record, None)
-                    if ending in ("open to the end", "read again"):
-                        if ending == "open to the end":
-                            open_to_the_end = record[0].parity
+                    if ending == "read again":
                         lines.read_again_from(record[0].after)
                     else:
                         lines.put_back(record[1:])
@@ -348,34 +345,37 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
     return split
 
 
-def _too_long(lines: _Lines, record: list[_Line], open_to_the_end: int | None, options: CsvOptions) -> str:
+def _too_long(lines: _Lines, record: list[_Line], options: CsvOptions) -> str:
     """Where a record grown beyond MAX_RECORD_BYTES ends: "one record" (its lines read, up to the line break
     where its quotes are balanced), or, when its first line opened a quote by mistake (a stray quote), its first
-    line alone: "first line" (the lines after it are those the csv reader took, put back), "read again" (the
-    file is read again from its second line), "open to the end" (the same, the quote never closed)."""
+    line alone: "first line" (the lines after it are those the csv reader took, put back) or "read again" (the
+    file is read again from its second line: the quote closed improperly, or never).
+
+    The lines after the first are followed without being kept only while the quotes are unbalanced at every line
+    break since the record's start; a record starting at any of those lines is balanced at its first line break,
+    so each line is followed at most once, and read again at most once: linear, but for a gzip file, which is
+    decompressed again from its start each time it is read again."""
     quotes = 0
     for index, line in enumerate(record):
         quotes += line.quotes
         if quotes % 2 == 0:
-            return "one record" if index == len(record) - 1 and _closes(line, options) else "first line"
+            # a line balancing the quotes of lines before it must close a quoted field
+            is_closed = index == 0 or _closes(line, options)
+            return "one record" if index == len(record) - 1 and is_closed else "first line"
         if not line.ends_with_break:  # the end of the file, inside quotes
-            return "open to the end" if len(record) > 1 else "one record"
-    if open_to_the_end == record[0].parity:
-        # a quote opened at this parity was followed to the end of the file once already: every line break
-        # after it is at the other parity, so this one is never closed either
-        return "first line"
+            return "first line" if len(record) > 1 else "one record"
     followed = False
     while True:  # follow the quote, without keeping the lines
         try:
             line = lines.read()
         except StopIteration:
-            return "open to the end" if len(record) > 1 or followed else "one record"
+            return "read again" if followed else "first line" if len(record) > 1 else "one record"
         followed = True
         quotes += line.quotes
         if quotes % 2 == 0:
             return "one record" if _closes(line, options) else "read again"
         if not line.ends_with_break:
-            return "open to the end"
+            return "read again"
 
 
 def _closes(line: _Line, options: CsvOptions) -> bool:
