@@ -179,6 +179,15 @@ def test_a_quote_left_open_before_more_than_the_limit_still_takes_only_its_own_l
     assert clean
 
 
+@pytest.mark.parametrize("name", ["f.csv", "f.csv.gz"])
+def test_a_line_longer_than_the_limit_opening_a_quote_never_closed_is_refused_alone(tmp_path, name):
+    line = row(2, '"' + "p" * MAX_RECORD_BYTES)
+    canonical, malformed, clean = split(tmp_path, row(1) + line + row(3) + row(4), name=name)
+    assert canonical == (row(1) + row(3) + row(4)).decode()
+    assert malformed == [Malformed(3, "malformed_too_long", line[:SHOWN_BYTES].decode())]
+    assert clean
+
+
 def test_one_endless_line_is_read_in_bounded_memory(tmp_path):
     path = tmp_path / "endless.csv.gz"
     with gzip.open(path, "wb", compresslevel=1) as handle:

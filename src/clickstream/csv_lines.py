@@ -97,14 +97,17 @@ class _Line:
     quotes: int
     offset: int = 0  # of its first byte, from where the reading started
     number: int = 0
-    parity: int = 0  # quotes before it since the reading started, modulo 2
     is_whole: bool = True
     ends_with_break: bool = True
 
     @property
+    def is_too_long(self) -> bool:
+        return not self.is_whole or self.size - self.data.endswith(b"\n") > MAX_RECORD_BYTES
+
+    @property
     def after(self) -> "_Line":
         """Where the line after it starts."""
-        return _Line(b"", 0, 0, self.offset + self.size, self.number + 1, (self.parity + self.quotes) % 2)
+        return _Line(b"", 0, 0, self.offset + self.size, self.number + 1)
 
 
 def _physical(handle: IO[bytes], limit: int, count_quotes: Callable[[bytes], int]) -> Iterator[_Line]:
@@ -204,20 +207,20 @@ class _Lines:
         self._count_quotes = quote_counter(options)
         self._pending: deque[_Line] = deque()
         self._handle: IO[bytes] | None = None
-        self._open(_Line(b"", 0, 0, 0, first_number, 0))
+        self._open(_Line(b"", 0, 0, 0, first_number))
         self.consumed: list[_Line] = []  # the lines handed out since the last `take_consumed`
         self._consumed_size = 0
         self.overflow: _Line | None = None
         self.last: _Line | None = None  # the last line read from the file
 
     def _open(self, at: _Line) -> None:
-        """Read the file from line `at` (its offset, number and parity) on."""
+        """Read the file from line `at` (its offset and number) on."""
         self.close()
         self._handle = open_raw(self._path)
         _skip(self._handle, self._skip + at.offset)
         self._source = _physical(self._handle, MAX_RECORD_BYTES + 2, self._count_quotes)
         self._pending.clear()
-        self._base, self._next_number, self._parity = at.offset, at.number, at.parity
+        self._base, self._next_number = at.offset, at.number
 
     def close(self) -> None:
         if self._handle is not None:
@@ -229,9 +232,8 @@ class _Lines:
             return self._pending.popleft()
         line = next(self._source)
         line.offset += self._base
-        line.number, line.parity = self._next_number, self._parity
+        line.number = self._next_number
         self._next_number += 1
-        self._parity = (self._parity + line.quotes) % 2
         self.last = line
         return line
 
@@ -270,6 +272,11 @@ def _shown(lines: list[_Line]) -> str:
     return b"".join(line.data for line in lines).decode("utf-8", "backslashreplace")
 
 
+def _shown_start(line: _Line) -> str:
+    """The first SHOWN_BYTES of a line, invalid bytes (or a character cut short) as \\xNN."""
+    return line.data[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
+
+
 def _has_invalid_bytes(text: str) -> bool:
     return any("\udc80" <= char <= "\udcff" for char in text)
 
@@ -294,9 +301,10 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
     def refuse_first_line(record: list[_Line], reason: str | None) -> None:
         """A quote left open swallowed the lines after the first: refuse it, the rest is read again."""
         first = _text(record[0])
-        reason = INVALID_UTF8 if _has_invalid_bytes(first) else \
+        reason = TOO_LONG if record[0].is_too_long else INVALID_UTF8 if _has_invalid_bytes(first) else \
             UNTERMINATED_QUOTE if _opens_quote(first, options) else reason or UNTERMINATED_QUOTE
-        split.malformed.append(Malformed(record[0].number, reason, _shown(record[:1])))
+        split.malformed.append(Malformed(record[0].number, reason, _shown_start(record[0]) if reason == TOO_LONG
+                                         else _shown(record[:1])))
 
     lines = _Lines(path, options, skip_bytes, first_line)
     try:
@@ -312,8 +320,7 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
                 record = lines.take_consumed()
                 ending = _too_long(lines, record, options)
                 if ending == "one record":
-                    shown = record[0].data[:SHOWN_BYTES].decode("utf-8", "backslashreplace")
-                    split.malformed.append(Malformed(record[0].number, TOO_LONG, shown))
+                    split.malformed.append(Malformed(record[0].number, TOO_LONG, _shown_start(record[0])))
                 else:
                     refuse_first_line(record, None)
                     if ending == "read again":
