@@ -14,8 +14,8 @@ line alone, and the lines after it are read again, so one broken line never take
 A record longer than `MAX_RECORD_BYTES` is one malformed record (`malformed_too_long`), never several: it ends
 where its quotes are balanced at a line break (the rule `raw_files.scan` counts records by), and only its first
 `SHOWN_BYTES` are kept. No line is ever held whole beyond that limit, so a file of one endless line is read in
-linear time and bounded memory. Only if the quote it opened is never closed is it, too, refused as its first line
-alone, and the lines after it read again.
+linear time and bounded memory. If the quote it opened is never closed, or closed where no field can end (another
+stray quote), it too is refused as its first line alone, and the lines after it are read again.
 """
 from __future__ import annotations
 
