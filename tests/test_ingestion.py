@@ -22,6 +22,7 @@ from helpers import make_config
 from clickstream.cli import main
 from clickstream.config import Config, load_config
 from clickstream.context import PipelineError
+from clickstream.csv_lines import MAX_RECORD_BYTES
 from clickstream.engines import InputError
 from clickstream.generate import generate
 from clickstream.pipeline import run_layers, verify
@@ -470,3 +471,55 @@ def test_lines_appended_to_a_file_are_numbered_where_they_are_in_it(tmp_path):
     run_layers(config, ("bronze", "silver"))
     assert rows(data, "quarantine", "source_file, source_line, raw_line, rejection_reasons") == [
         ("growing.csv", 7, "7,1\n", "malformed_short_row")]
+
+
+# ---- long fields and records (csv_lines.MAX_RECORD_BYTES)
+
+def test_a_long_valid_row_lands_in_silver_whole_and_a_row_beyond_the_limit_is_one_quarantined_record(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    two_lines = '"' + "a" * 100_000 + "\n" + "b" * 100_000 + '"'
+    write(data / "raw", "long.csv", events(1, 1) + f"2,1,2024-01-01 10:01:00,page_view,{'p' * 200_000},,\n"
+          + "3,1\n" + f"4,1,2024-01-01 10:02:00,page_view,{two_lines},,\n"
+          + f"5,1,2024-01-01 10:03:00,page_view,{'x' * MAX_RECORD_BYTES},,\n" + events(6, 1))
+    # no other malformed line: read by the engine, but for its record beyond the limit
+    write(data / "raw", "over.csv", events(7, 1) + f"8,1,2024-01-01 10:04:00,page_view,{'y' * MAX_RECORD_BYTES},,\n")
+    run_layers(config, ("bronze", "silver"))
+    assert rows(data, "silver", "source_file, user_id, length(product_id)") == [
+        ("long.csv", "1", None), ("long.csv", "2", 200_000), ("long.csv", "4", 200_001), ("long.csv", "6", None),
+        ("over.csv", "7", None)]
+    assert rows(data, "quarantine", "source_file, source_line, rejection_reasons, left(raw_line, 12), "
+                "length(raw_line)") == [
+        ("long.csv", 4, "malformed_short_row", "3,1\n", 4), ("long.csv", 7, "malformed_too_long", "5,1,2024-01-", 1024),
+        ("over.csv", 3, "malformed_too_long", "8,1,2024-01-", 1024)]
+    files = assert_balanced(config)
+    assert {f["source_file"]: f["bronze_rows"] for f in files} == {"long.csv": 6, "over.csv": 2}
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    assert {name: entry["records"] for name, entry in manifest["files"].items()} == {"long.csv": 6, "over.csv": 2}
+
+
+def test_a_header_with_a_quoted_line_break_is_one_header_record(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    header = HEADER.rstrip("\n") + ',"Price\nUSD"\n'
+    body = "".join(f"{user},1,2024-01-01 10:0{user}:00,page_view,,,,{user}.50\n" for user in (1, 2))
+    write(data / "raw", "direct.csv", body, header=header)
+    write(data / "raw", "split.csv", body.replace("1,1,", "3,1,").replace("2,1,", "4,1,") + "5,1\n", header=header)
+    run_layers(config, ("bronze", "silver"))
+    assert rows(data, "silver", "source_file, user_id") == [
+        ("direct.csv", "1"), ("direct.csv", "2"), ("split.csv", "3"), ("split.csv", "4")]
+    assert rows(data, "quarantine", "source_file, source_line, raw_line, rejection_reasons") == [
+        ("split.csv", 5, "5,1\n", "malformed_short_row")]
+    assert_balanced(config)
+
+
+def test_a_header_longer_than_the_limit_refuses_its_file_alone(tmp_path):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "good.csv", events(1, 2))
+    write(data / "raw", "endless.csv", "", header="UserID," + "x" * (MAX_RECORD_BYTES + 1))
+    run_layers(config, ("bronze", "silver"))
+    assert rows(data, "silver", "source_file") == [("good.csv",)] * 2
+    assert report(data)["bronze"]["refused"] == [
+        {"path": "endless.csv", "reason": "the header (line 1) is longer than 1,048,576 bytes, the limit of a record",
+         "this_run": True}]

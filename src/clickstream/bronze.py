@@ -21,7 +21,7 @@ from clickstream import storage
 from clickstream.config import CsvOptions, Source
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.escape import shorten
-from clickstream.csv_lines import CANONICAL_CSV, Malformed, split_file
+from clickstream.csv_lines import CANONICAL_CSV, Malformed, line_count, split_file
 from clickstream.engines.base import Engine, InputError
 from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan
 from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, PARTITION_COLUMN
@@ -278,7 +278,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
             return None
         manifest["refused"].pop(relative, None)
         manifest["copies"].pop(relative, None)
-        return Unit(relative, path, source, facts, header or [], is_split=not facts.is_utf8)
+        return Unit(relative, path, source, facts, header or [], is_split=facts.needs_splitting)
     # a file ingested before, with other content now
     if source.on_change == "fail":
         raise InputError(f"bronze: {relative} changed since it was ingested in batch {entry['batch_id']} "
@@ -299,12 +299,12 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
         log.info("bronze: %s grew since it was ingested: ingesting the lines after its first %d bytes",
                  relative, entry["size"])
         return Unit(relative, path, source, facts, header or [], offset=entry["size"],
-                    first_line=entry.get("lines", 0) + 1, is_split=not facts.is_utf8,
+                    first_line=entry.get("lines", 0) + 1, is_split=facts.needs_splitting,
                     earlier_records=entry.get("records"))
     batches = [part["batch_id"] for part in parts_of(entry)]
     log.warning("bronze: %s changed since it was ingested: its rows of batch(es) %s are replaced by the new "
                 "version (on_change: replace)", relative, ", ".join(batches))
-    return Unit(relative, path, source, facts, header or [], retracts=batches, is_split=not facts.is_utf8)
+    return Unit(relative, path, source, facts, header or [], retracts=batches, is_split=facts.needs_splitting)
 
 
 def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
@@ -335,7 +335,7 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
             del manifest["copies"][relative]
             found.copies.pop(relative, None)
             found.units.append(Unit(relative, path, owners[relative], facts, header or [],
-                                    is_split=not facts.is_utf8))
+                                    is_split=facts.needs_splitting))
 
 
 def _refuse(manifest: dict, found: Discovery, relative: str, path: Path, facts: Scan | None, reason: str,
@@ -389,7 +389,7 @@ def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
     elif unit.is_tail:
         with unit.path.open("rb") as source, unit.input_path.open("xb") as target:
             if unit.source.csv.header:
-                target.write(header_line(unit.path))
+                target.write(header_line(unit.path, unit.source.csv))
             source.seek(unit.offset)
             for block in iter(lambda: source.read(1 << 20), b""):
                 target.write(block)
@@ -408,11 +408,12 @@ def _split_input(unit: Unit) -> None:
     # A new name: the staged input may be a hard link to the raw file, which must never be written to.
     unit.input_file = unit.input_file.split(".", 1)[0] + "-split.csv"
     unit.input_path = unit.input_path.with_name(unit.input_file)
-    skip = unit.offset or (len(header_line(unit.path)) if unit.source.csv.header else 0)
+    header = header_line(unit.path, unit.source.csv) if unit.source.csv.header else b""
+    skip = unit.offset or len(header)
     with unit.input_path.open("x", encoding="utf-8", newline="") as canonical:
         canonical.write(",".join(f"c{index}" for index in range(len(unit.header))) + "\n")
         split = split_file(unit.path, unit.source.csv, len(unit.header), canonical, skip_bytes=skip,
-                           first_line=unit.first_line)
+                           first_line=unit.first_line if unit.offset else 1 + line_count(header))
     unit.malformed = split.malformed
     unit.ends_cleanly = split.ends_cleanly
     if split.malformed:

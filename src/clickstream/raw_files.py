@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from clickstream.report.escape import shorten
-from clickstream.config import Source
-from clickstream.csv_lines import open_raw, physical_lines
+from clickstream.config import CsvOptions, Source
+from clickstream.csv_lines import MAX_RECORD_BYTES, HeaderTooLong, header_record, open_raw
 
 # Files in raw/ that are never ingested nor warned about: hidden files and files still being written under a
 # temporary name (write `name.csv.tmp`, then rename it to `name.csv` when complete).
@@ -111,6 +111,13 @@ class Scan:
     refusal: str | None  # why the file is not text CSV at all, or None
     records: int | None  # data records (header and blank lines aside), counted apart from any engine; None: unknown
     unit_separator: bool  # the text holds chr(31) somewhere (see sql.key_of)
+    longest_record: int = 0  # bytes of its longest record (of its longest line where records are not counted)
+
+    @property
+    def needs_splitting(self) -> bool:
+        """Read by csv_lines rather than by an engine: bytes that are not UTF-8 (Spark would replace them, DuckDB
+        refuses them), or a record longer than csv_lines.MAX_RECORD_BYTES (refused alone there)."""
+        return not self.is_utf8 or self.longest_record > MAX_RECORD_BYTES
 
 
 def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: str = '"',
@@ -150,7 +157,8 @@ def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: s
     text.finish()
     refusal = refusal or _sniff(text.head, path.name)
     return Scan(stat.st_size, stat.st_mtime_ns, digest.hexdigest(), prefix_digest if prefix_size else None,
-                text.lines, text.ends_with_break, text.is_utf8, refusal, text.records(), text.unit_separator)
+                text.lines, text.ends_with_break, text.is_utf8, refusal, text.records(), text.unit_separator,
+                text.longest_record())
 
 
 class _TextFacts:
@@ -179,6 +187,8 @@ class _TextFacts:
         self._offset = 0
         self._tail = b""  # the text after the last boundary, up to a few bytes (is it blank?)
         self.header_lines = 1  # lines before the first record
+        self._longest = 0  # bytes of the longest record ended so far (of the longest line without counting)
+        self._feed_start = 0  # where the line after the last line feed starts
 
     def feed(self, block: bytes) -> None:
         if not block:
@@ -200,6 +210,10 @@ class _TextFacts:
                 self.is_utf8 = False
         if self._quote is not None:
             self._count_records(block, feeds, has_carriage)
+        elif len(feeds):
+            starts = np.concatenate(([self._feed_start - self._offset], feeds[:-1] + 1))
+            self._longest = max(self._longest, int((feeds - starts).max()))
+            self._feed_start = self._offset + int(feeds[-1]) + 1
         self._last = block[-1:]
         self._offset += len(block)
 
@@ -220,6 +234,7 @@ class _TextFacts:
             if outside[0] == 0 and self._last == b"\r":  # the CR is the last byte of the block before
                 carriage[0] = True
             self._blank += int(np.count_nonzero((length == 0) | ((length == 1) & carriage)))
+            self._longest = max(self._longest, int(length.max()))
             self._boundaries += len(outside)
             self._line_start = self._offset + int(outside[-1]) + 1
             self._tail = block[int(outside[-1]) + 1:][:2]
@@ -233,6 +248,11 @@ class _TextFacts:
         lines = self._boundaries + (1 if after_last else 0)
         blank = self._blank
         return max(lines - blank - self.header_lines, 0)  # the header (if any) is the first line
+
+    def longest_record(self) -> int:
+        """Bytes of the longest record (line, without counting records), its last line feed aside."""
+        start = self._line_start if self._quote is not None else self._feed_start
+        return max(self._longest, self._offset - start)
 
     def finish(self) -> None:
         self.ends_with_break = self._last in (b"\n", b"\r")
@@ -266,20 +286,24 @@ def _sniff(head: bytes, name: str) -> str | None:
     return None
 
 
-def header_line(path: Path) -> bytes:
-    """The first line of a file, with its line break (LF, CRLF or a lone CR), as the engines split lines."""
+def header_line(path: Path, options: CsvOptions = CsvOptions()) -> bytes:
+    """The header record of a file with its line break (LF, CRLF or a lone CR), as the engines read it: its first
+    line, and the lines after it while a quoted name holds a line break. Raises HeaderTooLong."""
     with open_raw(path) as handle:
-        return next(physical_lines(handle), b"")
+        return header_record(handle, options)
 
 
 def read_header(path: Path, source: Source) -> tuple[list[str] | None, str | None]:
     """The file's column names and None, or None and why the header is refused (one line, with a fix)."""
     if not source.csv.header:
         return read_positions(path, source)
-    line = header_line(path)
+    options = source.csv
+    try:
+        line = header_line(path, options)
+    except HeaderTooLong as exc:
+        return None, str(exc)
     if not line:
         return [], None  # an empty file: no header, no rows
-    options = source.csv
     try:
         text = line.decode("utf-8-sig").rstrip("\r\n")
         header = next(csv.reader([text], delimiter=options.delimiter, quotechar=options.quote), [])
@@ -306,10 +330,13 @@ def read_header(path: Path, source: Source) -> tuple[list[str] | None, str | Non
 def read_positions(path: Path, source: Source) -> tuple[list[str] | None, str | None]:
     """A file without a header: its fields named by position ('0', '1', ...) as its first line splits, and None;
     or None and why it is refused: a position the source maps beyond those fields (like a missing column)."""
-    line = header_line(path)
+    options = source.csv
+    try:
+        line = header_line(path, options)  # the first record, a quoted line break included
+    except HeaderTooLong as exc:
+        return None, str(exc)
     if not line:
         return [], None  # an empty file: no rows
-    options = source.csv
     try:
         text = line.decode("utf-8-sig").rstrip("\r\n")
         fields = next(csv.reader([text], delimiter=options.delimiter, quotechar=options.quote), [])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from clickstream.config import Config
+from clickstream.csv_lines import MAX_RECORD_BYTES, SHOWN_BYTES
 from clickstream.pipeline import run_layers, verify
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -165,3 +166,40 @@ def test_a_headerless_file_is_read_by_position_on_both_engines(tmp_path, engine,
         "first line (csv.header: false; positions count from 0)")
     assert [(f["source_file"], f["bronze_rows"], f["balanced"]) for f in verify(config)] == [
         ("UserBehavior.csv", 6, True)]
+
+
+def test_long_fields_and_records_beyond_the_limit_are_read_the_same_on_both_engines(tmp_path, spark_session_owner):
+    # fields beyond Python csv's 131,072 characters, in a file read by the engine and in one split by csv_lines;
+    # records beyond csv_lines.MAX_RECORD_BYTES, one quarantined record each (over.csv is split for it alone)
+    long, two_lines = "p" * 200_000, '"' + "a" * 100_000 + "\n" + "b" * 100_000 + '"'
+
+    def row(user: str, product: str) -> str:
+        return f"{user},1,2024-03-01 11:00:00,page_view,{product},,\n"
+
+    roots = {}
+    for engine in ENGINES:
+        raw = tmp_path / engine / "raw"
+        raw.mkdir(parents=True)
+        (raw / "direct.csv").write_text(hostile.HEADER + row("d1", "") + row("d2", long) + row("d3", two_lines))
+        (raw / "split.csv").write_text(hostile.HEADER + row("s1", two_lines) + "7,1\n" + row("s2", long)
+                                       + row("s3", "x" * MAX_RECORD_BYTES) + row("s4", ""))
+        (raw / "over.csv").write_text(hostile.HEADER + row("o1", "y" * MAX_RECORD_BYTES) + row("o2", ""))
+        config = Config.model_validate({"engine": engine, "paths": {"data_dir": str(tmp_path / engine),
+                                                                    "logs_dir": str(tmp_path / f"logs-{engine}")}})
+        run_layers(config, ("bronze", "silver"))
+        assert {f["source_file"]: (f["bronze_rows"], f["balanced"]) for f in verify(config)} == {
+            "direct.csv": (3, True), "split.csv": (5, True), "over.csv": (2, True)}, engine
+        roots[engine] = tmp_path / engine
+    silver = read_table(roots["duckdb"] / "silver").to_pylist()
+    assert sorted((r["source_file"], r["user_id"], r["product_id"]) for r in silver) == [
+        ("direct.csv", "d1", None), ("direct.csv", "d2", long), ("direct.csv", "d3", two_lines.strip('"')),
+        ("over.csv", "o2", None), ("split.csv", "s1", two_lines.strip('"')), ("split.csv", "s2", long),
+        ("split.csv", "s4", None)]
+    quarantine = read_table(roots["duckdb"] / "quarantine").to_pylist()
+    assert sorted((r["source_file"], r["source_line"], r["rejection_reasons"], r["raw_line"]) for r in quarantine) == [
+        ("over.csv", 2, "malformed_too_long", row("o1", "y" * MAX_RECORD_BYTES)[:SHOWN_BYTES]),
+        ("split.csv", 4, "malformed_short_row", "7,1\n"),
+        ("split.csv", 6, "malformed_too_long", row("s3", "x" * MAX_RECORD_BYTES)[:SHOWN_BYTES])]
+    for table in ("bronze", "silver", "quarantine"):
+        expected, actual = read_table(roots["duckdb"] / table), read_table(roots["spark"] / table)
+        assert table_differences(expected, actual, exclude=IGNORED) == [], table

@@ -473,3 +473,15 @@ def test_without_java_the_cli_says_java_17_is_needed(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         "clickstream: error: the Spark engine needs Java 17 or later, and none was found: no `java` on PATH and "
         "JAVA_HOME is not set (install Java 17+, e.g. openjdk-17-jre-headless)")
+
+
+def test_the_engines_read_a_record_as_long_as_canonical_csv_can_make_one_csv_lines_keeps(spark, duckdb_engine, tmp_path):
+    # a record of MAX_RECORD_BYTES may grow to nearly three times as long as canonical CSV (quotes doubled, fields
+    # quoted); DuckDB's default max_line_size (2,000,000 bytes) would refuse it
+    from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
+
+    length = ENGINE_MAX_RECORD_BYTES - len("1,1,t,page_view,,,")
+    path = write_csv(tmp_path / "raw" / "f.csv", [["1", "1", "t", "page_view", "p" * length, "", ""]])
+    for engine in (duckdb_engine, spark):
+        engine.read_csv("raw_rows", [path], len(HEADER), CsvOptions())
+        assert engine.fetch("select c0, length(c4) from raw_rows")[1] == [("1", length)], engine.name

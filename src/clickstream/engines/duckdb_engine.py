@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from clickstream.config import CsvOptions, DuckDBSettings
 from clickstream.context import ResourceError
+from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
 from clickstream.engines.base import Engine, InputError
 from clickstream.report.escape import shorten
 from clickstream.schema import PARTITION_COLUMN, Schema
@@ -124,7 +125,8 @@ class DuckDBEngine(Engine):
             f"header = {'true' if options.header else 'false'}, auto_detect = false, "
             f"delim = {self.quote_literal(options.delimiter)}, "
             f"quote = {self.quote_literal(options.quote)}, escape = {self.quote_literal(options.escape)}, "
-            f"filename = true, strict_mode = true, null_padding = false)"
+            f"filename = true, strict_mode = true, null_padding = false, "
+            f"max_line_size = {ENGINE_MAX_RECORD_BYTES})"
         )
 
     def read_parquet(self, name: str, files: list[Path], schema: Schema | None, partitioned: bool = False,

@@ -34,6 +34,7 @@ from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, L
                                StructType, TimestampNTZType)
 
 from clickstream.config import CsvOptions, SparkSettings
+from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
 from clickstream.engines import spark_session
 from clickstream.engines.base import Engine, InputError
 from clickstream.engines.spark_errors import translate_failure
@@ -194,6 +195,7 @@ class SparkEngine(Engine):
             # a quote inside a quoted field that is not escaped (`"x"y`) is an error, as in DuckDB
             .option("unescapedQuoteHandling", "RAISE_ERROR")
             .option("multiLine", "true" if options.multiline else "false")
+            .option("maxCharsPerColumn", str(ENGINE_MAX_RECORD_BYTES))  # as DuckDB's limit (csv_lines.py)
             .load([_input_uri(f) for f in files])
         )
         input_file = "regexp_extract(_metadata.file_path, '[^/]*$', 0)"  # plain names: nothing percent-encoded
