@@ -342,6 +342,8 @@ def test_the_readme_source_example_is_a_valid_config(tmp_path):
          "the tz database (e.g. 'UTC', 'Europe/Paris', 'America/New_York')"),
         (SOURCE + "    event_types: {cart: add-to-cart}\n", "key 'sources.0.event_types.cart': 'add-to-cart' is not "
          f"a known event type; did you mean 'add_to_cart'? {KNOWN}"),
+        ("engine: duckdb\nengine: spark\n", "key 'engine' is given twice, on line 1 and line 2 (YAML would keep "
+         "the last silently): keep one"),
     ],
 )
 def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path, text, message):
@@ -349,6 +351,26 @@ def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path
     done = subprocess.run([sys.executable, "-m", "clickstream.cli", "run", "--config", str(path)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (2, f"clickstream: error: invalid config {path}: {message}\n")
+
+
+@pytest.mark.parametrize(("text", "key", "lines"), [
+    ("quality:\n  quarantine_rate: {warn: 0.01, fail: 0.05}\n  min_rows: 0\n  quarantine_rate: {warn: 0.5, "
+     "fail: 0.6}\n", "quarantine_rate", (2, 4)),
+    ("engine: duckdb\npaths:\n  data_dir: data\nengine: spark\n", "engine", (1, 4)),
+    ("sources:\n  - name: a\n    glob: '*.csv'\n    name: b\n", "name", (2, 4)),
+    ("quality:\n  quarantine_rate: {warn: 0.01, fail: 0.05, fail: 0.9}\n", "fail", (2, 2)),
+    ("analytics:\n  top_n: 5\n  'top_n': 6\n", "top_n", (2, 3)),
+])
+def test_a_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path, text, key, lines):
+    path = write(tmp_path, text)
+    assert refused(tmp_path, text) == (f"invalid config {path}: key '{key}' is given twice, on line {lines[0]} and "
+                                       f"line {lines[1]} (YAML would keep the last silently): keep one")
+
+
+def test_a_merged_mapping_may_still_be_overridden(tmp_path):
+    config = load_config(write(tmp_path, "quality:\n  quarantine_rate: &gate {warn: 0.01, fail: 0.05}\n"
+                               "  duplicate_rate:\n    <<: *gate\n    fail: 0.2\n"))
+    assert config.quality.duplicate_rate == Threshold(warn=0.01, fail=0.2)
 
 
 def test_a_missing_config_file_is_named(tmp_path):

@@ -47,6 +47,46 @@ class ConfigError(Exception):
     """A configuration problem; the message names the file and the key."""
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping gives the same key twice: YAML itself would keep the last value without a word."""
+
+    def __init__(self, key: object, first_line: int, node: yaml.Node) -> None:
+        self.key, self.first_line, self.line = key, first_line, node.start_mark.line + 1
+        super().__init__(None, None, f"key {_quote(key)} is given twice, on line {first_line} and line {self.line}",
+                         node.start_mark)
+
+    def describe(self, where: str) -> str:
+        return (f"{where}: key {_quote(self.key)} is given twice, on line {self.first_line} and line {self.line} "
+                f"(YAML would keep the last silently): keep one")
+
+
+def unique_keys(base: type) -> type:
+    """The YAML loader `base` (SafeLoader, CSafeLoader), its mappings refusing a key given twice."""
+
+    class UniqueKeyLoader(base):  # type: ignore[valid-type, misc]
+        def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[object, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden by design
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: the base loader says so
+                        continue
+                    if first is not None:
+                        raise DuplicateKeyError(key, first, key_node)
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.__name__ = f"UniqueKey{base.__name__}"
+    return UniqueKeyLoader
+
+
+_CONFIG_LOADER = unique_keys(yaml.SafeLoader)
+
+
 class _KeyedErrors(ValueError):
     """Problems found below the key being validated; `_describe` names each one's full key."""
 
@@ -592,7 +632,9 @@ def load_config(path: Path | None = None) -> Config:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_CONFIG_LOADER)
+    except DuplicateKeyError as exc:
+        raise ConfigError(exc.describe(f"invalid config {path}")) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML in config {path}: {exc}") from exc
     if raw is None:
