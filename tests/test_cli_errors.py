@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,30 @@ def test_verbose_adds_the_traceback_after_the_same_line(corrupt_gold, tmp_path):
     assert lines[start + 1] == "Traceback (most recent call last):"
     assert [line for line in lines[start + 2:] if line.startswith("_duckdb.")] == [
         f"_duckdb.InvalidInputException: Invalid Input Error: No magic bytes found at end of file '{bad}'"]
+
+
+# ---- Ctrl-C: one line, exit 130, and the next run recovers
+
+
+@pytest.mark.parametrize("moment", ["job silver started", "job gold started", "job report started"])
+def test_ctrl_c_is_one_line_exit_130_and_the_next_run_recovers(tmp_path, moment):
+    data = tmp_path / "data"
+    generate(data / "raw", rows=20_000, seed=3)
+    run = subprocess.Popen([sys.executable, "-m", "clickstream", "run", "--data-dir", str(data)], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    before = []
+    for line in run.stderr:  # the progress lines, until the moment to interrupt
+        before.append(line)
+        if moment in line:
+            run.send_signal(signal.SIGINT)
+            break
+    stdout, after = run.communicate(timeout=300)
+    assert moment in before[-1]
+    assert (run.returncode, stdout, the_failure(after)) == (130, "", "clickstream: interrupted; the next run recovers")
+    assert (data / "_state" / "writer.lock").read_text() == ""  # released, not left by a killed holder
+    assert not (data / "_staging").exists()
+    again = clickstream("run", "--quiet", "--data-dir", str(data), cwd=tmp_path)
+    assert (again.returncode, again.stderr) == (0, "")
+    verified = clickstream("verify", "--data-dir", str(data), cwd=tmp_path)
+    assert (verified.returncode, verified.stdout.splitlines()[-1]) == (
+        0, "ledger: 1 file(s), 20,000 data line(s), every one accounted for once")

@@ -187,6 +187,9 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
          f"key 'analytics.retention.start_event': 'signup' is not a known event type {KNOWN}"),
         ("analytics:\n  retention: {return_event: purchse}\n",
          "key 'analytics.retention.return_event': 'purchse' is not a known event type; did you mean 'purchase'?"),
+        ("duckdb:\n  memory_limit: 63.9MB\n", "key 'duckdb.memory_limit': '63.9MB' is too small: a run needs at least "
+         "'64MB'"),
+        ("duckdb:\n  memory_limit: 61MiB\n", "key 'duckdb.memory_limit': '61MiB' is too small"),
     ],
 )
 def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
@@ -267,6 +270,8 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
         ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2030-01-01T01:00:00+01:00}\n",
          Config(silver=SilverRules(timestamp_range=TimestampRange(min=dt.datetime(2020, 1, 1),
                                                                   max=dt.datetime(2030, 1, 1))))),
+        ("duckdb:\n  memory_limit: 64MB\n", Config(duckdb=DuckDBSettings(memory_limit="64MB"))),
+        ("duckdb:\n  memory_limit: 62MiB\n", Config(duckdb=DuckDBSettings(memory_limit="62MiB"))),
     ],
 )
 def test_values_at_the_edge_of_the_bounds_are_kept(tmp_path, text, expected):
@@ -342,6 +347,8 @@ def test_the_readme_source_example_is_a_valid_config(tmp_path):
          "the tz database (e.g. 'UTC', 'Europe/Paris', 'America/New_York')"),
         (SOURCE + "    event_types: {cart: add-to-cart}\n", "key 'sources.0.event_types.cart': 'add-to-cart' is not "
          f"a known event type; did you mean 'add_to_cart'? {KNOWN}"),
+        ("duckdb:\n  memory_limit: 1KB\n", "key 'duckdb.memory_limit': '1KB' is too small: a run needs at least "
+         "'64MB' (below it DuckDB cannot hold even a few hundred rows' tables)"),
         ("engine: duckdb\nengine: spark\n", "key 'engine' is given twice, on line 1 and line 2 (YAML would keep "
          "the last silently): keep one"),
     ],

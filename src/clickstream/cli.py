@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from clickstream import __version__
 from clickstream.config import Config, ConfigError, load_config
@@ -272,10 +274,43 @@ def _history(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# Ctrl-C: what the command says, and its exit status (128 + SIGINT, as a shell reports a process it ended).
+INTERRUPTED = "interrupted; the next run recovers"
+INTERRUPTED_STATUS = 130
+
+
+class _SigintSeen:
+    """While a command runs, SIGINT is noted before it raises KeyboardInterrupt as Python's own handler does: an
+    engine may report the query it stopped in its own words (an error about reading a table, say), and the note
+    lets the command still say it was interrupted."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigintSeen:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = getattr(args, "quiet", False)
     setup_logging(args.verbose, quiet=quiet)
+    with _SigintSeen() as sigint:
+        return _main(args, quiet, sigint)
+
+
+def _main(args: argparse.Namespace, quiet: bool, sigint: _SigintSeen) -> int:
     config: Config | None = None
     try:
         config = _config(args)
@@ -296,9 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             return _watch(args, config)
         return _run(args, config, quiet)
-    except Exception as exc:  # every failure: one line saying what to do; the traceback only with --verbose
-        message, status = _failure(exc, config)
-        print(f"clickstream: error: {escape_terminal(message)}", file=sys.stderr)
+    except (Exception, KeyboardInterrupt) as exc:  # one line saying what to do; the traceback only with --verbose
+        if isinstance(exc, KeyboardInterrupt) or sigint.seen:
+            # the writer lock is released and staging cleared on the way here; the next run's recovery finishes
+            # or undoes a publish the signal cut
+            line, status = f"clickstream: {INTERRUPTED}", INTERRUPTED_STATUS
+        else:
+            message, status = _failure(exc, config)
+            line = f"clickstream: error: {escape_terminal(message)}"
+        print(line, file=sys.stderr)
         if args.verbose:
             print(escape_terminal_lines("".join(traceback.format_exception(exc))).rstrip("\n"), file=sys.stderr)
         return status

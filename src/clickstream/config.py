@@ -3,6 +3,7 @@ error naming the key."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import zoneinfo
 from collections import Counter
@@ -34,6 +35,9 @@ _DUCKDB_UNITS = {
     **dict.fromkeys(("t", "tb", "terabyte", "terabytes"), _KB**4), "tib": _KIB**4,
 }
 _DUCKDB_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*", re.ASCII)
+# The smallest duckdb.memory_limit accepted: a run of 200 rows fails at 32MB (every layer's temporary tables are
+# held at once), and 40MB is the least measured to pass; 64MB leaves room for DuckDB's own growth.
+MIN_DUCKDB_MEMORY = 64 * _KB**2
 # A JVM heap size as -Xmx reads it (Spark passes spark.driver.memory to -Xmx): a whole number and k, m, g or t.
 _JVM_SIZE = re.compile(r"([0-9]{1,15})([kmgtKMGT])")
 _JVM_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -135,18 +139,31 @@ def _format_problem(fmt: str) -> str | None:
     return None
 
 
-def _duckdb_memory_problem(value: str) -> str | None:
-    """Why DuckDB's SET memory_limit would refuse (or be useless with) this value, or None."""
+def duckdb_memory_bytes(value: str) -> float | None:
+    """The bytes in a memory size as DuckDB reads it ('64MB' -> 64e6), or None if DuckDB cannot read it."""
     match = _DUCKDB_SIZE.fullmatch(value)
     unit = match and _DUCKDB_UNITS.get(match.group(2).lower())
-    if not unit:
+    return float(match.group(1)) * unit if match and unit else None
+
+
+def duckdb_memory_size(size: float) -> str:
+    """A size in bytes written for duckdb.memory_limit, rounded up to whole MB or GB ('128MB', '12GB')."""
+    return f"{math.ceil(size / _KB**3)}GB" if size >= _KB**3 else f"{math.ceil(size / _KB**2)}MB"
+
+
+def _duckdb_memory_problem(value: str) -> str | None:
+    """Why DuckDB's SET memory_limit would refuse (or be useless with) this value, or None."""
+    size = duckdb_memory_bytes(value)
+    if size is None:
         return (f"{_quote(value)} is not a memory size DuckDB reads: a number and a unit, e.g. '6GB', '512MiB' "
                 "or '1.5 GB' (units KB, MB, GB, TB for 1000^i bytes; KiB, MiB, GiB, TiB for 1024^i)")
-    size = float(match.group(1)) * unit
     if size < 1:
         return f"{_quote(value)} must be more than zero"
     if size >= 2**64:
         return f"{_quote(value)} is more than DuckDB can hold (16 EiB)"
+    if size < MIN_DUCKDB_MEMORY:
+        return (f"{_quote(value)} is too small: a run needs at least {duckdb_memory_size(MIN_DUCKDB_MEMORY)!r} "
+                f"(below it DuckDB cannot hold even a few hundred rows' tables)")
     return None
 
 

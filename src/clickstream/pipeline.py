@@ -87,7 +87,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
                         timings[layer] = round(time.perf_counter() - started, 3)
                         tell(layer, "done")
             except BaseException as exc:
-                error = shorten(str(exc)) or type(exc).__name__
+                error = "interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else (
+                    shorten(str(exc)) or type(exc).__name__)
                 if layer not in timings:
                     tell(layer, "failed")
                 raise
