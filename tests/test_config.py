@@ -374,6 +374,20 @@ def test_a_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path, text, ke
                                        f"line {lines[1]} (YAML would keep the last silently): keep one")
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("sources:\n  - name: a\n    timestamp_format: '%Y'\n",
+     "unknown key 'sources.0.timestamp_format' (did you mean 'timestamp_formats'?)"),
+    ("enigne: spark\n", "unknown key 'enigne' (did you mean 'engine'?)"),
+    ("quality:\n  quarantine_rate: {warn: 0.1, fail: 0.2, fial: 0.3}\n",
+     "unknown key 'quality.quarantine_rate.fial' (did you mean 'fail'?)"),
+    ("analytics:\n  funnel: {stpes: [purchase]}\n", "unknown key 'analytics.funnel.stpes' (did you mean 'steps'?)"),
+    ("paths:\n  timestamp_format: x\n", "unknown key 'paths.timestamp_format'"),  # nothing close among paths' keys
+])
+def test_an_unknown_key_is_named_with_the_closest_key_of_its_section(tmp_path, text, message):
+    path = write(tmp_path, text)
+    assert refused(tmp_path, text) == f"invalid config {path}: {message}"
+
+
 def test_a_merged_mapping_may_still_be_overridden(tmp_path):
     config = load_config(write(tmp_path, "quality:\n  quarantine_rate: &gate {warn: 0.01, fail: 0.05}\n"
                                "  duplicate_rate:\n    <<: *gate\n    fail: 0.2\n"))

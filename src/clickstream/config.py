@@ -9,7 +9,8 @@ import zoneinfo
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -622,6 +623,20 @@ def _key(loc: tuple[str | int, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _keys_beside(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the config allows where `loc` names an unknown one (`sources.0.x` -> the keys of a source)."""
+    kind: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list
+            continue
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)) or part not in kind.model_fields:
+            return []
+        kind = kind.model_fields[part].annotation
+        while get_origin(kind) in (list, Union, UnionType):
+            kind = next(arg for arg in get_args(kind) if arg is not type(None))
+    return list(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+
+
 def _describe(error: ValidationError, path: Path | None) -> str:
     where = str(path) if path else "built-in defaults"
     lines = []
@@ -629,7 +644,8 @@ def _describe(error: ValidationError, path: Path | None) -> str:
         loc = tuple(item["loc"])
         cause = item.get("ctx", {}).get("error")
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{_key(loc)}'")
+            close = _did_you_mean(str(loc[-1]), _keys_beside(loc)).removeprefix("; ")
+            lines.append(f"unknown key '{_key(loc)}'" + (f" ({close})" if close else ""))
         elif isinstance(cause, _KeyedErrors):
             lines.extend(f"key '{_key(loc + key)}': {message}" for key, message in cause.problems)
         elif isinstance(cause, ValueError):  # our validators' own words, without pydantic's "Value error, "
