@@ -232,18 +232,41 @@ def _first_failure(exc: BaseException) -> BaseException:
     return exc
 
 
-def _failure(exc: BaseException, config: Config | None) -> tuple[str, int]:
-    """The one-line message for a failure, and the exit status: 2 for the config, 1 for anything else."""
+# Lines shown below the message (an error's pointer into a query or a file), each indented and cut.
+_DETAIL_LINES = 12
+_DETAIL_INDENT = "    "
+
+
+class _Detailed(PipelineError):
+    """A failure whose message is followed by lines of detail (a query error's pointer)."""
+
+    def __init__(self, message: str, details: Sequence[str]) -> None:
+        super().__init__(message)
+        self.details = tuple(details)
+
+
+def _lines(text: str) -> tuple[str, list[str]]:
+    """A multi-line error (DuckDB's, with its `LINE 1:` and `^^^` pointer): its first line, and the other lines
+    that are not blank."""
+    first, *rest = text.strip().splitlines() or [""]
+    return first, [line.rstrip() for line in rest if line.strip()]
+
+
+def _failure(exc: BaseException, config: Config | None) -> tuple[str, list[str], int]:
+    """The one-line message for a failure, lines of detail to show below it, and the exit status: 2 for the
+    config, 1 for anything else."""
     exc = _first_failure(exc)
+    details = list(getattr(exc, "details", ()))
     if isinstance(exc, ConfigError):
-        return shorten(str(exc), _MESSAGE_LIMIT), 2
+        return shorten(str(exc), _MESSAGE_LIMIT), details, 2
     if isinstance(exc, (PipelineError, InputError, EngineUnavailable)):
-        return shorten(str(exc), _MESSAGE_LIMIT), 1
+        return shorten(str(exc), _MESSAGE_LIMIT), details, 1
     if isinstance(exc, OSError):
         scratch = "spark.local.dir in spark.conf" if config and config.engine == "spark" else "duckdb.temp_directory"
-        return str(ResourceError.from_errno(exc.errno, exc.filename, scratch, reason=exc.strerror or str(exc))), 1
-    detail = f": {shorten(str(exc))}" if str(exc) else ""
-    return f"unexpected {type(exc).__name__}{detail} (run again with --verbose for the traceback)", 1
+        return str(ResourceError.from_errno(exc.errno, exc.filename, scratch, reason=exc.strerror or str(exc))), [], 1
+    first, details = _lines(str(exc))
+    detail = f": {shorten(first)}" if first else ""
+    return f"unexpected {type(exc).__name__}{detail} (run again with --verbose for the traceback)", details, 1
 
 
 def _sql(args: argparse.Namespace, config: Config) -> int:
@@ -254,7 +277,8 @@ def _sql(args: argparse.Namespace, config: Config) -> int:
     try:
         columns, rows = query(Path(config.paths.data_dir), args.query)
     except QueryError as exc:
-        raise PipelineError(f"sql: {exc}") from exc
+        first, details = _lines(str(exc))
+        raise _Detailed(f"sql: {first}", details) from exc
     shown = rows if args.max_rows is None else rows[:max(args.max_rows, 0)]
     print(formatted(columns, shown, args.format), end="")
     if len(shown) < len(rows) and args.format == "table":
@@ -337,8 +361,9 @@ def _main(args: argparse.Namespace, quiet: bool, sigint: _SigintSeen) -> int:
             # or undoes a publish the signal cut
             line, status = f"clickstream: {INTERRUPTED}", INTERRUPTED_STATUS
         else:
-            message, status = _failure(exc, config)
-            line = f"clickstream: error: {escape_terminal(message)}"
+            message, details, status = _failure(exc, config)
+            line = "\n".join([f"clickstream: error: {escape_terminal(message)}", *(
+                _DETAIL_INDENT + escape_terminal(shorten(detail)) for detail in details[:_DETAIL_LINES])])
         print(line, file=sys.stderr)
         if args.verbose:
             print(escape_terminal_lines("".join(traceback.format_exception(exc))).rstrip("\n"), file=sys.stderr)

@@ -49,7 +49,12 @@ _NOT_ZONES = ("localtime", "posixrules", "Factory")
 
 
 class ConfigError(Exception):
-    """A configuration problem; the message names the file and the key."""
+    """A configuration problem; the message names the file and the key, on one line. `details` are lines shown
+    below it (the line of the file a YAML error points at, and its pointer)."""
+
+    def __init__(self, message: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class DuplicateKeyError(yaml.constructor.ConstructorError):
@@ -655,6 +660,18 @@ def _describe(error: ValidationError, path: Path | None) -> str:
     return f"invalid config {where}: " + "; ".join(lines)
 
 
+def _yaml_error(exc: yaml.MarkedYAMLError, path: Path, text: str) -> ConfigError:
+    """The parser's complaint on one line naming the file, line and column; that line and a pointer below it."""
+    mark = exc.problem_mark or exc.context_mark
+    what = ", ".join(part for part in (exc.context, exc.problem) if part) or "cannot be parsed"
+    if mark is None:
+        return ConfigError(f"invalid YAML in config {path}: {what}")
+    lines = text.splitlines()
+    shown = lines[mark.line][:QUOTE_LIMIT] if mark.line < len(lines) else ""
+    details = (shown, " " * min(mark.column, QUOTE_LIMIT) + "^") if shown.strip() else ()
+    return ConfigError(f"invalid YAML in config {path}, line {mark.line + 1}, column {mark.column + 1}: {what}", details)
+
+
 def load_config(path: Path | None = None) -> Config:
     """Load and validate a YAML config; with no path, `config/config.yaml` if present, else the defaults."""
     if path is None:
@@ -664,12 +681,15 @@ def load_config(path: Path | None = None) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_CONFIG_LOADER)
+        raw = yaml.load(text, Loader=_CONFIG_LOADER)
     except DuplicateKeyError as exc:
         raise ConfigError(exc.describe(f"invalid config {path}")) from exc
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, path, text) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML in config {path}: {exc}") from exc
+        raise ConfigError(f"invalid YAML in config {path}: {' '.join(str(exc).split())}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
