@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,19 @@ def test_ctrl_c_is_one_line_exit_130_and_the_next_run_recovers(tmp_path, moment)
     verified = clickstream("verify", "--data-dir", str(data), cwd=tmp_path)
     assert (verified.returncode, verified.stdout.splitlines()[-1]) == (
         0, "ledger: 1 file(s), 20,000 data line(s), every one accounted for once")
+
+
+def test_ctrl_c_reported_in_an_engines_own_words_is_still_an_interruption(tmp_path, monkeypatch, capsys):
+    from clickstream import cli
+
+    def verify_interrupted_inside_a_library(config, wait_seconds):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:  # a library that turns it into an error of its own
+            raise RuntimeError("reading the table failed: KeyboardInterrupt") from None
+
+    monkeypatch.setattr(cli, "_verify", verify_interrupted_inside_a_library)
+    assert cli.main(["verify", "--data-dir", str(tmp_path / "data")]) == 130
+    assert capsys.readouterr().err == "clickstream: interrupted; the next run recovers\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back

@@ -313,7 +313,10 @@ class _SigintSeen:
         self._previous: Any = None
 
     def __enter__(self) -> _SigintSeen:
-        if threading.current_thread() is threading.main_thread():
+        # only where Python's own handler is in place: a SIGINT ignored (a job started in the background by a
+        # script) stays ignored
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
