@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -156,13 +158,49 @@ UNEXPECTED = (r"clickstream: error: unexpected InvalidInputException: Invalid In
               r"\(run again with --verbose for the traceback\)")
 
 
-def test_an_unexpected_exception_is_one_line_naming_its_type(corrupt_gold, tmp_path):
+def test_an_unexpected_exception_is_one_line_naming_its_type_and_the_engines_pointer_below(corrupt_gold, tmp_path):
     data, bad = corrupt_gold
     done = clickstream("analytics", "--data-dir", str(data), cwd=tmp_path)
     assert done.returncode == 1
-    line = the_failure(done.stderr)
+    assert "Traceback" not in done.stderr
+    line, *details = [line for line in done.stderr.splitlines() if not PROGRESS.match(line)]
     assert re.fullmatch(UNEXPECTED.format(path=re.escape(str(bad))), line), line
-    assert "\\n\\nLINE 1: " in line  # DuckDB's multi-line message, on the one line
+    # DuckDB's multi-line message: its other lines below the one, indented, the pointer under the statement
+    assert len(details) == 2, details
+    assert details[0].startswith("    LINE 1: create or replace temp view ") and "read_parquet([" in details[0]
+    assert re.fullmatch(r" {5,}\^+", details[1])
+    assert details[1].index("^") == details[0].index("read_parquet(")
+
+
+def test_a_query_error_shows_its_pointer_on_lines_of_its_own(tmp_path):
+    data = tmp_path / "data"
+    raw_data(data)
+    assert clickstream("run", "--quiet", "--data-dir", str(data), cwd=tmp_path).returncode == 0
+    done = clickstream("sql", "selec 1", "--data-dir", str(data), cwd=tmp_path)
+    assert (done.returncode, done.stderr.splitlines()) == (1, [
+        'clickstream: error: sql: the query failed: Parser Error: syntax error at or near "selec"',
+        "    LINE 1: selec 1",
+        "            ^^^^^"])
+
+
+def test_a_yaml_error_names_the_line_and_column_and_shows_them(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("engine: duckdb\nquality:\n  quarantine_rate: {warn: 0.1 fail: 0.2}\n")
+    done = clickstream("run", "--config", str(config), cwd=tmp_path)
+    assert (done.returncode, done.stderr.splitlines()) == (2, [
+        f"clickstream: error: invalid YAML in config {config}, line 3, column 35: while parsing a flow mapping, "
+        "expected ',' or '}', but got ':'",
+        "      quarantine_rate: {warn: 0.1 fail: 0.2}",
+        "                                      ^"])
+
+
+def test_a_hostile_line_of_detail_is_escaped(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("engine: duckdb\n\x1b[31m: [\n")
+    done = clickstream("run", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "\x1b" not in done.stderr and all(line.startswith(("clickstream: error: ", "    "))
+                                             for line in done.stderr.splitlines())
 
 
 def test_verbose_adds_the_traceback_after_the_same_line(corrupt_gold, tmp_path):
@@ -172,8 +210,9 @@ def test_verbose_adds_the_traceback_after_the_same_line(corrupt_gold, tmp_path):
     lines = done.stderr.split("\n")
     start = next(i for i, line in enumerate(lines) if line.startswith("clickstream: error:"))
     assert re.fullmatch(UNEXPECTED.format(path=re.escape(str(bad))), lines[start]), lines[start]
-    assert lines[start + 1] == "Traceback (most recent call last):"
-    assert [line for line in lines[start + 2:] if line.startswith("_duckdb.")] == [
+    traceback = lines.index("Traceback (most recent call last):")
+    assert [line[:12] for line in lines[start + 1:traceback]] == ["    LINE 1: ", "            "]  # the details
+    assert [line for line in lines[traceback + 1:] if line.startswith("_duckdb.")] == [
         f"_duckdb.InvalidInputException: Invalid Input Error: No magic bytes found at end of file '{bad}'"]
 
 
@@ -191,3 +230,46 @@ def test_sql_max_rows_below_one_is_refused(tmp_path, capsys, value):
     assert out == ""
     assert err.splitlines()[-1] == (f"clickstream sql: error: argument --max-rows: expected a whole number, 1 or more, "
                                     f"got '{value}'")
+
+
+# ---- Ctrl-C: one line, exit 130, and the next run recovers
+
+
+@pytest.mark.parametrize("moment", ["job silver started", "job gold started", "job report started"])
+def test_ctrl_c_is_one_line_exit_130_and_the_next_run_recovers(tmp_path, moment):
+    data = tmp_path / "data"
+    generate(data / "raw", rows=20_000, seed=3)
+    run = subprocess.Popen([sys.executable, "-m", "clickstream", "run", "--data-dir", str(data)], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    before = []
+    for line in run.stderr:  # the progress lines, until the moment to interrupt
+        before.append(line)
+        if moment in line:
+            run.send_signal(signal.SIGINT)
+            break
+    stdout, after = run.communicate(timeout=300)
+    assert moment in before[-1]
+    assert (run.returncode, stdout, the_failure(after)) == (130, "", "clickstream: interrupted; the next run recovers")
+    assert (data / "_state" / "writer.lock").read_text() == ""  # released, not left by a killed holder
+    assert not (data / "_staging").exists()
+    again = clickstream("run", "--quiet", "--data-dir", str(data), cwd=tmp_path)
+    assert (again.returncode, again.stderr) == (0, "")
+    verified = clickstream("verify", "--data-dir", str(data), cwd=tmp_path)
+    assert (verified.returncode, verified.stdout.splitlines()[-1]) == (
+        0, "ledger: 1 file(s), 20,000 data line(s), every one accounted for once")
+
+
+def test_ctrl_c_reported_in_an_engines_own_words_is_still_an_interruption(tmp_path, monkeypatch, capsys):
+    from clickstream import cli
+
+    def verify_interrupted_inside_a_library(config, wait_seconds):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:  # a library that turns it into an error of its own
+            raise RuntimeError("reading the table failed: KeyboardInterrupt") from None
+
+    monkeypatch.setattr(cli, "_verify", verify_interrupted_inside_a_library)
+    assert cli.main(["verify", "--data-dir", str(tmp_path / "data")]) == 130
+    assert capsys.readouterr().err == "clickstream: interrupted; the next run recovers\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back

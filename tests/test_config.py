@@ -196,6 +196,9 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
          f"key 'analytics.retention.start_event': 'signup' is not a known event type {KNOWN}"),
         ("analytics:\n  retention: {return_event: purchse}\n",
          "key 'analytics.retention.return_event': 'purchse' is not a known event type; did you mean 'purchase'?"),
+        ("duckdb:\n  memory_limit: 63.9MB\n", "key 'duckdb.memory_limit': '63.9MB' is too small: a run needs at least "
+         "'64MB'"),
+        ("duckdb:\n  memory_limit: 61MiB\n", "key 'duckdb.memory_limit': '61MiB' is too small"),
     ],
 )
 def test_a_value_out_of_bounds_is_an_error_naming_the_file_and_key(tmp_path, text, message):
@@ -279,6 +282,8 @@ def test_a_value_quoted_in_a_message_is_cut_to_200_characters(tmp_path, text, me
         ("silver:\n  timestamp_range: {min: 2020-01-01 00:00:00, max: 2030-01-01T01:00:00+01:00}\n",
          Config(silver=SilverRules(timestamp_range=TimestampRange(min=dt.datetime(2020, 1, 1),
                                                                   max=dt.datetime(2030, 1, 1))))),
+        ("duckdb:\n  memory_limit: 64MB\n", Config(duckdb=DuckDBSettings(memory_limit="64MB"))),
+        ("duckdb:\n  memory_limit: 62MiB\n", Config(duckdb=DuckDBSettings(memory_limit="62MiB"))),
     ],
 )
 def test_values_at_the_edge_of_the_bounds_are_kept(tmp_path, text, expected):
@@ -398,6 +403,10 @@ def test_the_headerless_source_example_of_the_docs_is_a_valid_config(tmp_path):
          "the tz database (e.g. 'UTC', 'Europe/Paris', 'America/New_York')"),
         (SOURCE + "    event_types: {cart: add-to-cart}\n", "key 'sources.0.event_types.cart': 'add-to-cart' is not "
          f"a known event type; did you mean 'add_to_cart'? {KNOWN}"),
+        ("duckdb:\n  memory_limit: 1KB\n", "key 'duckdb.memory_limit': '1KB' is too small: a run needs at least "
+         "'64MB' (below it DuckDB cannot hold even a few hundred rows' tables)"),
+        ("engine: duckdb\nengine: spark\n", "key 'engine' is given twice, on line 1 and line 2 (YAML would keep "
+         "the last silently): keep one"),
     ],
 )
 def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path, text, message):
@@ -405,6 +414,40 @@ def test_the_command_line_exits_2_with_one_line_naming_the_key_and_file(tmp_path
     done = subprocess.run([sys.executable, "-m", "clickstream.cli", "run", "--config", str(path)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stderr) == (2, f"clickstream: error: invalid config {path}: {message}\n")
+
+
+@pytest.mark.parametrize(("text", "key", "lines"), [
+    ("quality:\n  quarantine_rate: {warn: 0.01, fail: 0.05}\n  min_rows: 0\n  quarantine_rate: {warn: 0.5, "
+     "fail: 0.6}\n", "quarantine_rate", (2, 4)),
+    ("engine: duckdb\npaths:\n  data_dir: data\nengine: spark\n", "engine", (1, 4)),
+    ("sources:\n  - name: a\n    glob: '*.csv'\n    name: b\n", "name", (2, 4)),
+    ("quality:\n  quarantine_rate: {warn: 0.01, fail: 0.05, fail: 0.9}\n", "fail", (2, 2)),
+    ("analytics:\n  top_n: 5\n  'top_n': 6\n", "top_n", (2, 3)),
+])
+def test_a_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path, text, key, lines):
+    path = write(tmp_path, text)
+    assert refused(tmp_path, text) == (f"invalid config {path}: key '{key}' is given twice, on line {lines[0]} and "
+                                       f"line {lines[1]} (YAML would keep the last silently): keep one")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("sources:\n  - name: a\n    timestamp_format: '%Y'\n",
+     "unknown key 'sources.0.timestamp_format' (did you mean 'timestamp_formats'?)"),
+    ("enigne: spark\n", "unknown key 'enigne' (did you mean 'engine'?)"),
+    ("quality:\n  quarantine_rate: {warn: 0.1, fail: 0.2, fial: 0.3}\n",
+     "unknown key 'quality.quarantine_rate.fial' (did you mean 'fail'?)"),
+    ("analytics:\n  funnel: {stpes: [purchase]}\n", "unknown key 'analytics.funnel.stpes' (did you mean 'steps'?)"),
+    ("paths:\n  timestamp_format: x\n", "unknown key 'paths.timestamp_format'"),  # nothing close among paths' keys
+])
+def test_an_unknown_key_is_named_with_the_closest_key_of_its_section(tmp_path, text, message):
+    path = write(tmp_path, text)
+    assert refused(tmp_path, text) == f"invalid config {path}: {message}"
+
+
+def test_a_merged_mapping_may_still_be_overridden(tmp_path):
+    config = load_config(write(tmp_path, "quality:\n  quarantine_rate: &gate {warn: 0.01, fail: 0.05}\n"
+                               "  duplicate_rate:\n    <<: *gate\n    fail: 0.2\n"))
+    assert config.quality.duplicate_rate == Threshold(warn=0.01, fail=0.2)
 
 
 def test_a_missing_config_file_is_named(tmp_path):

@@ -9,7 +9,7 @@ import yaml
 
 from clickstream import analytics, declarations
 from clickstream.declarations import AnalyticsQueries, DeclarationError, GoldModels, validate
-from clickstream.sql import load_yaml
+from clickstream.sql import load_yaml, parse_declarations
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -78,3 +78,24 @@ def test_the_shipped_declarations_are_valid_and_read_as_declared():
                                                 for q in load_yaml("analytics/queries.yml")["queries"]]
     names = {group: [q["name"] for q in analytics.queries(group)] for group in ("basic", "advanced", "all")}
     assert sorted(names["basic"] + names["advanced"]) == sorted(names["all"])  # each query in one group
+
+
+@pytest.mark.parametrize(("path", "text", "message"), [
+    ("gold/models.yml", "models:\n  - name: fct\n    publish: false\n    publish: true\n",
+     "key 'publish' is given twice, on line 3 and line 4"),
+    ("analytics/queries.yml", "queries:\n  - {name: q, title: Q, group: basic, csv: true, csv: false}\n",
+     "key 'csv' is given twice, on line 2 and line 2"),
+    ("gold/models.yml", "models:\n  - name: fct\nmodels:\n  - name: dim\n", "key 'models' is given twice, on line 1 "
+     "and line 3"),
+])
+def test_a_key_given_twice_in_a_declaration_file_is_refused_naming_it(path, text, message):
+    with pytest.raises(DeclarationError) as error:
+        parse_declarations(text, path)
+    assert str(error.value) == f"invalid declarations in sql/{path}: {message} (YAML would keep the last silently): " \
+                               "keep one"
+
+
+@pytest.mark.parametrize("path", ["gold/models.yml", "analytics/queries.yml"])
+def test_the_shipped_declaration_files_give_no_key_twice(path):
+    assert load_yaml(path) == yaml.safe_load((Path(__file__).resolve().parents[1] / "src/clickstream/sql" / path)
+                                             .read_text(encoding="utf-8"))

@@ -16,6 +16,7 @@ import duckdb
 import pytest
 
 from clickstream.cli import build_parser
+from clickstream.context import PipelineError
 from clickstream.generate import generate
 from clickstream.lock import DataDirectoryInUse, WriterLock
 
@@ -201,6 +202,50 @@ def test_a_holder_that_has_not_yet_named_itself_is_reported_as_unknown(tmp_path)
         with pytest.raises(DataDirectoryInUse, match=r"in use by another clickstream run \(holder unknown: "
                                                      r".*writer\.lock names none yet\)"):
             WriterLock(tmp_path).acquire()
+
+
+def test_a_lock_path_that_is_a_symbolic_link_is_refused_and_its_target_left_whole(workdir):
+    precious = workdir / "precious.txt"
+    precious.write_text("precious\n")
+    Path("data/_state").mkdir()
+    Path("data/_state/writer.lock").symlink_to("../../precious.txt")
+    before = tree(Path("data"))
+    run = clickstream("run")
+    assert (run.returncode, run.stderr.splitlines()) == (1, [
+        "clickstream: error: writer lock data/_state/writer.lock is a symbolic link: the lock is written, so it "
+        "must be a file of its own (a link is never followed): remove it and run again"])
+    assert precious.read_text() == "precious\n"
+    assert tree(Path("data")) == before  # nothing ingested, the link left as it was
+
+
+def _hard_link(lock: Path, elsewhere: Path) -> None:
+    elsewhere.write_text("precious\n")
+    os.link(elsewhere, lock)
+
+
+def _fifo(lock: Path, elsewhere: Path) -> None:
+    os.mkfifo(lock)
+
+
+def _dangling_link(lock: Path, elsewhere: Path) -> None:
+    lock.symlink_to(elsewhere)  # would create the target
+
+
+@pytest.mark.parametrize("plant, problem", [
+    (_hard_link, "is one of 2 names of the same file"),
+    (_fifo, "is not a regular file"),
+    (_dangling_link, "is a symbolic link"),
+])
+def test_a_lock_path_that_is_not_a_file_of_its_own_is_refused(tmp_path, plant, problem):
+    data = tmp_path / "data"
+    (data / "_state").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere.txt"
+    plant(data / "_state" / "writer.lock", elsewhere)
+    with pytest.raises(PipelineError) as refused:
+        WriterLock(data).acquire()
+    assert str(refused.value) == (f"writer lock {data}/_state/writer.lock {problem}: the lock is written, so it must "
+                                  f"be a file of its own (a link is never followed): remove it and run again")
+    assert elsewhere.read_text() == "precious\n" if plant is _hard_link else not elsewhere.exists()
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "nan"])

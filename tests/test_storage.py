@@ -146,6 +146,48 @@ def test_state_files_are_written_whole_and_a_corrupt_one_is_named(tmp_path):
         storage.read_json(path, {})
 
 
+def test_a_state_file_that_is_a_symbolic_link_is_replaced_not_written_through(tmp_path):
+    target = tmp_path / "precious.json"
+    target.write_text("{}\n")
+    path = tmp_path / "_state" / "manifest.json"
+    path.parent.mkdir()
+    path.symlink_to(target)
+    storage.write_json(path, {"files": {}})
+    assert (path.is_symlink(), json.loads(path.read_text()), target.read_text()) == (False, {"files": {}}, "{}\n")
+
+
+def test_a_link_planted_at_the_temporary_name_is_never_written_through(tmp_path, monkeypatch):
+    target = tmp_path / "precious.txt"
+    target.write_text("precious\n")
+    path = tmp_path / "_state" / "manifest.json"
+    path.parent.mkdir()
+    monkeypatch.setattr(storage.uuid, "uuid4", lambda: type("Fixed", (), {"hex": "0123456789abcdef"})())
+    (path.parent / ".manifest.json.01234567.tmp").symlink_to(target)
+    with pytest.raises(FileExistsError):
+        storage.write_json(path, {"files": {}})
+    assert (target.read_text(), path.exists()) == ("precious\n", False)
+
+
+def test_a_run_replaces_links_planted_at_its_state_and_report_paths_and_leaves_their_targets(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    generate(tmp_path / "first", rows=300, seed=5)
+    generate(tmp_path / "second", rows=200, seed=6)
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    shutil.copy(next((tmp_path / "first").glob("*.csv")), tmp_path / "data" / "raw" / "a.csv")
+    assert main(["run", "--data-dir", "data", "--quiet"]) == 0
+    planted = ["_state/bronze_manifest.json", "_state/silver_state.json", "reports/quality_report.json"]
+    for number, name in enumerate(planted):  # each state file moved away, a link to it left in its place
+        (tmp_path / "data" / name).rename(tmp_path / f"precious{number}.json")
+        (tmp_path / "data" / name).symlink_to(tmp_path / f"precious{number}.json")
+    before = [(tmp_path / f"precious{number}.json").read_bytes() for number in range(3)]
+    shutil.copy(next((tmp_path / "second").glob("*.csv")), tmp_path / "data" / "raw" / "b.csv")
+    assert main(["run", "--data-dir", "data", "--quiet"]) == 0
+    assert [(tmp_path / "data" / name).is_symlink() for name in planted] == [False, False, False]
+    assert [(tmp_path / f"precious{number}.json").read_bytes() for number in range(3)] == before
+    report = json.loads((tmp_path / "data/reports/quality_report.json").read_text())
+    assert sorted((f["path"], f["records"]) for f in report["bronze"]["files"]) == [("a.csv", 300), ("b.csv", 200)]
+
+
 def test_run_ids_sort_by_start_time_even_within_one_second_and_never_repeat():
     start = datetime(2026, 1, 2, 3, 4, 5, 999_000)
     times = [start + timedelta(microseconds=step) for step in (0, 1, 2, 999, 1_000, 1_500_000)]

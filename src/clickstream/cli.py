@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from clickstream import __version__
 from clickstream.config import Config, ConfigError, load_config
@@ -238,18 +240,41 @@ def _first_failure(exc: BaseException) -> BaseException:
     return exc
 
 
-def _failure(exc: BaseException, config: Config | None) -> tuple[str, int]:
-    """The one-line message for a failure, and the exit status: 2 for the config, 1 for anything else."""
+# Lines shown below the message (an error's pointer into a query or a file), each indented and cut.
+_DETAIL_LINES = 12
+_DETAIL_INDENT = "    "
+
+
+class _Detailed(PipelineError):
+    """A failure whose message is followed by lines of detail (a query error's pointer)."""
+
+    def __init__(self, message: str, details: Sequence[str]) -> None:
+        super().__init__(message)
+        self.details = tuple(details)
+
+
+def _lines(text: str) -> tuple[str, list[str]]:
+    """A multi-line error (DuckDB's, with its `LINE 1:` and `^^^` pointer): its first line, and the other lines
+    that are not blank."""
+    first, *rest = text.strip().splitlines() or [""]
+    return first, [line.rstrip() for line in rest if line.strip()]
+
+
+def _failure(exc: BaseException, config: Config | None) -> tuple[str, list[str], int]:
+    """The one-line message for a failure, lines of detail to show below it, and the exit status: 2 for the
+    config, 1 for anything else."""
     exc = _first_failure(exc)
+    details = list(getattr(exc, "details", ()))
     if isinstance(exc, ConfigError):
-        return shorten(str(exc), _MESSAGE_LIMIT), 2
+        return shorten(str(exc), _MESSAGE_LIMIT), details, 2
     if isinstance(exc, (PipelineError, InputError, EngineUnavailable)):
-        return shorten(str(exc), _MESSAGE_LIMIT), 1
+        return shorten(str(exc), _MESSAGE_LIMIT), details, 1
     if isinstance(exc, OSError):
         scratch = "spark.local.dir in spark.conf" if config and config.engine == "spark" else "duckdb.temp_directory"
-        return str(ResourceError.from_errno(exc.errno, exc.filename, scratch, reason=exc.strerror or str(exc))), 1
-    detail = f": {shorten(str(exc))}" if str(exc) else ""
-    return f"unexpected {type(exc).__name__}{detail} (run again with --verbose for the traceback)", 1
+        return str(ResourceError.from_errno(exc.errno, exc.filename, scratch, reason=exc.strerror or str(exc))), [], 1
+    first, details = _lines(str(exc))
+    detail = f": {shorten(first)}" if first else ""
+    return f"unexpected {type(exc).__name__}{detail} (run again with --verbose for the traceback)", details, 1
 
 
 def _sql(args: argparse.Namespace, config: Config) -> int:
@@ -260,7 +285,8 @@ def _sql(args: argparse.Namespace, config: Config) -> int:
     try:
         columns, rows = query(Path(config.paths.data_dir), args.query)
     except QueryError as exc:
-        raise PipelineError(f"sql: {exc}") from exc
+        first, details = _lines(str(exc))
+        raise _Detailed(f"sql: {first}", details) from exc
     shown = rows if args.max_rows is None else rows[:args.max_rows]
     print(formatted(columns, shown, args.format), end="")
     if len(shown) < len(rows) and args.format == "table":
@@ -280,10 +306,46 @@ def _history(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+# Ctrl-C: what the command says, and its exit status (128 + SIGINT, as a shell reports a process it ended).
+INTERRUPTED = "interrupted; the next run recovers"
+INTERRUPTED_STATUS = 130
+
+
+class _SigintSeen:
+    """While a command runs, SIGINT is noted before it raises KeyboardInterrupt as Python's own handler does: an
+    engine may report the query it stopped in its own words (an error about reading a table, say), and the note
+    lets the command still say it was interrupted."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigintSeen:
+        # only where Python's own handler is in place: a SIGINT ignored (a job started in the background by a
+        # script) stays ignored
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = getattr(args, "quiet", False)
     setup_logging(args.verbose, quiet=quiet)
+    with _SigintSeen() as sigint:
+        return _main(args, quiet, sigint)
+
+
+def _main(args: argparse.Namespace, quiet: bool, sigint: _SigintSeen) -> int:
     config: Config | None = None
     try:
         config = _config(args)
@@ -304,9 +366,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "watch":
             return _watch(args, config)
         return _run(args, config, quiet)
-    except Exception as exc:  # every failure: one line saying what to do; the traceback only with --verbose
-        message, status = _failure(exc, config)
-        print(f"clickstream: error: {escape_terminal(message)}", file=sys.stderr)
+    except (Exception, KeyboardInterrupt) as exc:  # one line saying what to do; the traceback only with --verbose
+        if isinstance(exc, KeyboardInterrupt) or sigint.seen:
+            # the writer lock is released and staging cleared on the way here; the next run's recovery finishes
+            # or undoes a publish the signal cut
+            line, status = f"clickstream: {INTERRUPTED}", INTERRUPTED_STATUS
+        else:
+            message, details, status = _failure(exc, config)
+            line = "\n".join([f"clickstream: error: {escape_terminal(message)}", *(
+                _DETAIL_INDENT + escape_terminal(shorten(detail)) for detail in details[:_DETAIL_LINES])])
+        print(line, file=sys.stderr)
         if args.verbose:
             print(escape_terminal_lines("".join(traceback.format_exception(exc))).rstrip("\n"), file=sys.stderr)
         return status

@@ -3,12 +3,14 @@ error naming the key."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import zoneinfo
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -39,6 +41,9 @@ _DUCKDB_UNITS = {
     **dict.fromkeys(("t", "tb", "terabyte", "terabytes"), _KB**4), "tib": _KIB**4,
 }
 _DUCKDB_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]+)\s*", re.ASCII)
+# The smallest duckdb.memory_limit accepted: a run of 200 rows fails at 32MB (every layer's temporary tables are
+# held at once), and 40MB is the least measured to pass; 64MB leaves room for DuckDB's own growth.
+MIN_DUCKDB_MEMORY = 64 * _KB**2
 # A JVM heap size as -Xmx reads it (Spark passes spark.driver.memory to -Xmx): a whole number and k, m, g or t.
 _JVM_SIZE = re.compile(r"([0-9]{1,15})([kmgtKMGT])")
 _JVM_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -49,7 +54,52 @@ _NOT_ZONES = ("localtime", "posixrules", "Factory")
 
 
 class ConfigError(Exception):
-    """A configuration problem; the message names the file and the key."""
+    """A configuration problem; the message names the file and the key, on one line. `details` are lines shown
+    below it (the line of the file a YAML error points at, and its pointer)."""
+
+    def __init__(self, message: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping gives the same key twice: YAML itself would keep the last value without a word."""
+
+    def __init__(self, key: object, first_line: int, node: yaml.Node) -> None:
+        self.key, self.first_line, self.line = key, first_line, node.start_mark.line + 1
+        super().__init__(None, None, f"key {_quote(key)} is given twice, on line {first_line} and line {self.line}",
+                         node.start_mark)
+
+    def describe(self, where: str) -> str:
+        return (f"{where}: key {_quote(self.key)} is given twice, on line {self.first_line} and line {self.line} "
+                f"(YAML would keep the last silently): keep one")
+
+
+def unique_keys(base: type) -> type:
+    """The YAML loader `base` (SafeLoader, CSafeLoader), its mappings refusing a key given twice."""
+
+    class UniqueKeyLoader(base):  # type: ignore[valid-type, misc]
+        def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[object, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden by design
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:  # an unhashable key: the base loader says so
+                        continue
+                    if first is not None:
+                        raise DuplicateKeyError(key, first, key_node)
+                    seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.__name__ = f"UniqueKey{base.__name__}"
+    return UniqueKeyLoader
+
+
+_CONFIG_LOADER = unique_keys(yaml.SafeLoader)
 
 
 class _KeyedErrors(ValueError):
@@ -105,18 +155,31 @@ def _format_problem(fmt: str) -> str | None:
     return None
 
 
-def _duckdb_memory_problem(value: str) -> str | None:
-    """Why DuckDB's SET memory_limit would refuse (or be useless with) this value, or None."""
+def duckdb_memory_bytes(value: str) -> float | None:
+    """The bytes in a memory size as DuckDB reads it ('64MB' -> 64e6), or None if DuckDB cannot read it."""
     match = _DUCKDB_SIZE.fullmatch(value)
     unit = match and _DUCKDB_UNITS.get(match.group(2).lower())
-    if not unit:
+    return float(match.group(1)) * unit if match and unit else None
+
+
+def duckdb_memory_size(size: float) -> str:
+    """A size in bytes written for duckdb.memory_limit, rounded up to whole MB or GB ('128MB', '12GB')."""
+    return f"{math.ceil(size / _KB**3)}GB" if size >= _KB**3 else f"{math.ceil(size / _KB**2)}MB"
+
+
+def _duckdb_memory_problem(value: str) -> str | None:
+    """Why DuckDB's SET memory_limit would refuse (or be useless with) this value, or None."""
+    size = duckdb_memory_bytes(value)
+    if size is None:
         return (f"{_quote(value)} is not a memory size DuckDB reads: a number and a unit, e.g. '6GB', '512MiB' "
                 "or '1.5 GB' (units KB, MB, GB, TB for 1000^i bytes; KiB, MiB, GiB, TiB for 1024^i)")
-    size = float(match.group(1)) * unit
     if size < 1:
         return f"{_quote(value)} must be more than zero"
     if size >= 2**64:
         return f"{_quote(value)} is more than DuckDB can hold (16 EiB)"
+    if size < MIN_DUCKDB_MEMORY:
+        return (f"{_quote(value)} is too small: a run needs at least {duckdb_memory_size(MIN_DUCKDB_MEMORY)!r} "
+                f"(below it DuckDB cannot hold even a few hundred rows' tables)")
     return None
 
 
@@ -615,6 +678,20 @@ def _key(loc: tuple[str | int, ...]) -> str:
     return ".".join(parts) or "(top level)"
 
 
+def _keys_beside(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the config allows where `loc` names an unknown one (`sources.0.x` -> the keys of a source)."""
+    kind: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list
+            continue
+        if not (isinstance(kind, type) and issubclass(kind, BaseModel)) or part not in kind.model_fields:
+            return []
+        kind = kind.model_fields[part].annotation
+        while get_origin(kind) in (list, Union, UnionType):
+            kind = next(arg for arg in get_args(kind) if arg is not type(None))
+    return list(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+
+
 def _describe(error: ValidationError, path: Path | None) -> str:
     where = str(path) if path else "built-in defaults"
     lines = []
@@ -622,7 +699,8 @@ def _describe(error: ValidationError, path: Path | None) -> str:
         loc = tuple(item["loc"])
         cause = item.get("ctx", {}).get("error")
         if item["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{_key(loc)}'")
+            close = _did_you_mean(str(loc[-1]), _keys_beside(loc)).removeprefix("; ")
+            lines.append(f"unknown key '{_key(loc)}'" + (f" ({close})" if close else ""))
         elif isinstance(cause, _KeyedErrors):
             lines.extend(f"key '{_key(loc + key)}': {message}" for key, message in cause.problems)
         elif isinstance(cause, ValueError):  # our validators' own words, without pydantic's "Value error, "
@@ -630,6 +708,18 @@ def _describe(error: ValidationError, path: Path | None) -> str:
         else:
             lines.append(f"key '{_key(loc)}': {item['msg']}")
     return f"invalid config {where}: " + "; ".join(lines)
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, path: Path, text: str) -> ConfigError:
+    """The parser's complaint on one line naming the file, line and column; that line and a pointer below it."""
+    mark = exc.problem_mark or exc.context_mark
+    what = ", ".join(part for part in (exc.context, exc.problem) if part) or "cannot be parsed"
+    if mark is None:
+        return ConfigError(f"invalid YAML in config {path}: {what}")
+    lines = text.splitlines()
+    shown = lines[mark.line][:QUOTE_LIMIT] if mark.line < len(lines) else ""
+    details = (shown, " " * min(mark.column, QUOTE_LIMIT) + "^") if shown.strip() else ()
+    return ConfigError(f"invalid YAML in config {path}, line {mark.line + 1}, column {mark.column + 1}: {what}", details)
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -641,10 +731,15 @@ def load_config(path: Path | None = None) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    text = path.read_text(encoding="utf-8")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(text, Loader=_CONFIG_LOADER)
+    except DuplicateKeyError as exc:
+        raise ConfigError(exc.describe(f"invalid config {path}")) from exc
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, path, text) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML in config {path}: {exc}") from exc
+        raise ConfigError(f"invalid YAML in config {path}: {' '.join(str(exc).split())}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

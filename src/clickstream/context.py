@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from clickstream.config import Config
+from clickstream.config import Config, duckdb_memory_bytes, duckdb_memory_size
 from clickstream.engines.base import Engine
 from clickstream.report.escape import shorten
 
@@ -64,9 +64,12 @@ class ResourceError(PipelineError):
         return cls(f"{text} ({name}){': ' + shown if shown else ''} (run again with --verbose for the traceback)")
 
     @classmethod
-    def out_of_memory(cls, reason: str = "") -> ResourceError:
-        return cls(f"out of memory{': ' + shorten(reason) if reason else ''}: raise duckdb.memory_limit or lower "
-                   f"duckdb.threads, and keep duckdb.temp_directory on a disk with room to spill")
+    def out_of_memory(cls, reason: str = "", memory_limit: str | None = None) -> ResourceError:
+        """No memory left; `memory_limit`, DuckDB's configured limit, is named with a value twice as large."""
+        size = duckdb_memory_bytes(memory_limit) if memory_limit else None
+        limit = f" (now {memory_limit!r}; try {duckdb_memory_size(2 * size)!r})" if size else ""
+        return cls(f"out of memory{': ' + shorten(reason) if reason else ''}: raise duckdb.memory_limit{limit} or "
+                   f"lower duckdb.threads, and keep duckdb.temp_directory on a disk with room to spill")
 
     @staticmethod
     def _file_in_the_way(path: Path) -> Path | None:

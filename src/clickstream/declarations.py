@@ -12,11 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from clickstream.sql import load_yaml
-
-
-class DeclarationError(Exception):
-    """A declaration file breaks its schema; the message names the file and the key."""
+from clickstream.sql import DeclarationError, load_yaml
 
 
 class _Strict(BaseModel):

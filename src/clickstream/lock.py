@@ -3,15 +3,19 @@
 The lock is `flock` on the file: the kernel releases it when its holder ends, however it ends. While held,
 the file names the holder (pid, host, start time, command line) so that a second run can say who is writing;
 a clean release empties it, so a file still naming a process when the lock is free was left by a killed run.
+The file is opened without following a symbolic link and must be a regular file of its own (one name): a link
+planted at its path would otherwise make the run empty whatever file it points to.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import os
 import shlex
 import socket
+import stat
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -96,7 +100,7 @@ class WriterLock:
     def acquire(self) -> None:
         """Take the lock, waiting up to `wait_seconds` for its holder; DataDirectoryInUse if it is still held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = self._open()
         try:
             self._wait_for(fd)
             previous = read_holder(self.path)
@@ -112,6 +116,27 @@ class WriterLock:
         self._fd = fd
         if previous is not None:
             self._take_over(previous, holder)
+
+    def _open(self) -> int:
+        """The lock file, opened for writing only if it is a regular file with no other name (never a link's
+        target, a FIFO or a device)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or self.path.is_symlink():
+                raise PipelineError(self._refusal("is a symbolic link")) from exc
+            raise
+        info = os.fstat(fd)
+        problem = ("is not a regular file" if not stat.S_ISREG(info.st_mode)
+                   else f"is one of {info.st_nlink} names of the same file" if info.st_nlink > 1 else None)
+        if problem:
+            os.close(fd)
+            raise PipelineError(self._refusal(problem))
+        return fd
+
+    def _refusal(self, problem: str) -> str:
+        return (f"writer lock {self.path} {problem}: the lock is written, so it must be a file of its own "
+                f"(a link is never followed): remove it and run again")
 
     def release(self) -> None:
         """Empty the file (the run ended cleanly) and let the next writer in."""

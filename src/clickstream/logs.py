@@ -102,8 +102,8 @@ def job_log(logs_dir: Path, job: str, fmt: str = "text") -> Iterator[Path]:
         yield path
     except BaseException as exc:
         # in the file only: on the terminal the command's last line says it, once
-        log.error("job %s failed after %.2f s: %s", job, time.perf_counter() - started, exc,
-                  extra={"on_terminal": False})
+        log.error("job %s failed after %.2f s: %s", job, time.perf_counter() - started,
+                  "interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else exc, extra={"on_terminal": False})
         raise
     else:
         log.info("job %s finished in %.2f s", job, time.perf_counter() - started)

@@ -92,7 +92,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
                         tell(layer, "done")
                 _fail_if_stranded(ctx, layers)
             except BaseException as exc:
-                error = shorten(str(exc)) or type(exc).__name__
+                error = "interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else (
+                    shorten(str(exc)) or type(exc).__name__)
                 if layer not in timings:
                     tell(layer, "failed")
                 raise

@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from clickstream.config import DuplicateKeyError, unique_keys
 from clickstream.engines.base import Engine
 
 
@@ -91,13 +92,25 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
 
 
 # libyaml's parser when PyYAML was built with it: the pure-Python one is many times slower.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_LOADER = unique_keys(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+class DeclarationError(Exception):
+    """A declaration file breaks its schema; the message names the file and the key."""
+
+
+def parse_declarations(text: str, relative_path: str) -> Any:
+    """The YAML of `sql/<relative_path>`; a key given twice is an error naming it and its lines."""
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)
+    except DuplicateKeyError as exc:
+        raise DeclarationError(exc.describe(f"invalid declarations in sql/{relative_path}")) from exc
 
 
 @lru_cache(maxsize=None)
 def _parsed_yaml(relative_path: str) -> Any:
     text = resources.files("clickstream").joinpath("sql", relative_path).read_text(encoding="utf-8")
-    return yaml.load(text, Loader=_YAML_LOADER)
+    return parse_declarations(text, relative_path)
 
 
 def load_yaml(relative_path: str) -> Any:

@@ -192,8 +192,14 @@ def read_json(path: Path, default: Any) -> Any:
 
 
 def write_json(path: Path, value: Any) -> None:
-    """Write JSON atomically: a reader sees the old or the new content, never a mix."""
+    """Write JSON atomically: a reader sees the old or the new content, never a mix.
+
+    The temporary file is created new (never a link's target, never an existing file), and the rename replaces
+    whatever is at `path`, a symbolic link included, rather than writing where a link points.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # matched by _TMP_NAME
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, path)

@@ -1,7 +1,7 @@
 """Spark's failure texts as the project's errors: read from the text alone, no Spark needed."""
 from __future__ import annotations
 
-from clickstream.engines.base import InputError
+from clickstream.engines.base import InputError, QueryInterrupted
 from clickstream.engines.spark_errors import translate_failure
 
 HEADER = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome"]
@@ -29,3 +29,13 @@ def test_a_quote_the_csv_parser_refuses_is_an_input_error_on_every_spark_line(tm
     assert isinstance(failure, InputError)
     assert str(failure) == ("CSV error in one of the input files: Unescaped quote character '\"' inside quoted value "
                             "of CSV field")
+
+
+def test_a_job_cancelled_by_ctrl_c_is_an_interruption_on_every_spark_line():
+    # PySpark's SIGINT handler cancels all jobs; Spark 4 says so with its error class, Spark 3.5 without
+    for text in ["org.apache.spark.SparkException: [SPARK_JOB_CANCELLED] Job 7 cancelled as part of cancellation of "
+                 "all jobs SQLSTATE: XXKDA",
+                 "org.apache.spark.SparkException: Job 7 cancelled as part of cancellation of all jobs"]:
+        assert isinstance(translate_failure(text, []), QueryInterrupted)
+    assert not isinstance(translate_failure("org.apache.spark.SparkException: [SPARK_JOB_CANCELLED] Job 7 cancelled "
+                                            "because the stage failed", []), KeyboardInterrupt)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from clickstream.config import Config
-from clickstream.engines.base import Engine, InputError
+from clickstream.engines.base import Engine, InputError, QueryInterrupted
 
-__all__ = ["Engine", "EngineUnavailable", "InputError", "create_engine"]
+__all__ = ["Engine", "EngineUnavailable", "InputError", "QueryInterrupted", "create_engine"]
 
 # Where DuckDB spills what does not fit its memory limit, unless duckdb.temp_directory says otherwise.
 SPILL_DIR = "_spill"

@@ -23,6 +23,11 @@ class InputError(Exception):
     """Unreadable or malformed input; the message names the file (and the line where the engine says it)."""
 
 
+class QueryInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a query, whatever form the engine reported it in: still a KeyboardInterrupt, so
+    nothing catching `Exception` swallows it on its way to the command line."""
+
+
 class Engine(abc.ABC):
     """Runs the project's SQL on one engine. Models never see which one."""
 

@@ -6,7 +6,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -14,10 +14,12 @@ import pyarrow as pa
 from clickstream.config import CsvOptions, DuckDBSettings
 from clickstream.context import ResourceError
 from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
-from clickstream.engines.base import Engine, InputError
+from clickstream.engines.base import Engine, InputError, QueryInterrupted
 from clickstream.report.escape import shorten
 from clickstream.schema import PARTITION_COLUMN, Schema
 
+
+T = TypeVar("T")
 
 _ARROW_TYPES = {"string": pa.string(), "bigint": pa.int64(), "integer": pa.int32(), "boolean": pa.bool_(),
                 "timestamp": pa.timestamp("us"), "date": pa.date32(), "double": pa.float64()}
@@ -62,20 +64,25 @@ def _io_failure(message: str) -> ResourceError:
     return ResourceError.from_errno(code, path.group(1) if path else None, reason=detail)
 
 
+# How DuckDB's Python client reports a query that Ctrl-C (SIGINT) stopped, besides InterruptException.
+_INTERRUPTED = re.compile(r"Query interrupted|Interrupted!|failed: KeyboardInterrupt")
+
+
 class DuckDBEngine(Engine):
     name = "duckdb"
 
     def __init__(self, settings: DuckDBSettings, default_spill_dir: Path | None = None) -> None:
         self.con = duckdb.connect(config={"preserve_insertion_order": False})
         spill_dir = Path(settings.temp_directory) if settings.temp_directory else default_spill_dir
-        self.con.execute("set TimeZone = 'UTC'")
+        self.memory_limit = settings.memory_limit
+        self._run("set TimeZone = 'UTC'")
         if settings.threads:
-            self.con.execute(f"set threads = {int(settings.threads)}")
+            self._run(f"set threads = {int(settings.threads)}")
         if settings.memory_limit:
-            self.con.execute(f"set memory_limit = {self.quote_literal(settings.memory_limit)}")
+            self._run(f"set memory_limit = {self.quote_literal(settings.memory_limit)}")
         if spill_dir is not None:  # DuckDB creates it on the first spill and removes it on close
             spill_dir.parent.mkdir(parents=True, exist_ok=True)  # but makes no parent directories
-            self.con.execute(f"set temp_directory = {self.quote_literal(str(spill_dir))}")
+            self._run(f"set temp_directory = {self.quote_literal(str(spill_dir))}")
 
     # ---- dialect
     def epoch_us(self, expr: str) -> str:
@@ -118,7 +125,7 @@ class DuckDBEngine(Engine):
         # each listed path as a pattern).
         names = [f"c{index}" for index in range(columns)]
         types = "{" + ", ".join(f"{self.quote_literal(c)}: 'VARCHAR'" for c in names) + "}"
-        self.con.execute(
+        self._run(
             f"create or replace temp view {name} as "
             f"select {', '.join(names)}, parse_filename(filename) as input_file "
             f"from read_csv({_path_list([Path(os.path.abspath(f)) for f in files])}, columns = {types}, "
@@ -135,7 +142,7 @@ class DuckDBEngine(Engine):
             if schema is None:
                 raise InputError(f"no Parquet files to read for table '{name}'")
             empty = self.empty_select(schema + ([(file_column, "string")] if file_column else []))
-            self.con.execute(f"create or replace temp view {name} as {empty}")
+            self._run(f"create or replace temp view {name} as {empty}")
             return
         # Without `partitioned`, folder names are layout only (a table stored by week): never columns.
         hive = (f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': 'DATE'}}" if partitioned
@@ -144,17 +151,17 @@ class DuckDBEngine(Engine):
         if file_column:
             cols += f", filename as {file_column}"
             hive += ", filename = true"
-        self.con.execute(
-            f"create or replace temp view {name} as select {cols} from read_parquet({_path_list(files)}{hive})"
-        )
+        self._run(f"create or replace temp view {name} as select {cols} from read_parquet({_path_list(files)}{hive})")
 
     def register_rows(self, name: str, schema: Schema, rows: list[tuple[Any, ...]]) -> None:
         columns = {column: [row[index] for row in rows] for index, (column, _) in enumerate(schema)}
         arrow = pa.table({column: pa.array(values, type=_ARROW_TYPES[sql_type])
                           for (column, sql_type), values in zip(schema, columns.values())})
-        self.con.register(f"{name}__rows", arrow)
-        self.con.execute(f"create or replace temp table {name} as select * from {name}__rows")
-        self.con.unregister(f"{name}__rows")
+        self._translated(lambda: self.con.register(f"{name}__rows", arrow))
+        try:
+            self._run(f"create or replace temp table {name} as select * from {name}__rows")
+        finally:
+            self._translated(lambda: self.con.unregister(f"{name}__rows"))
 
     # ---- transforming
     def create_view(self, name: str, sql: str) -> None:
@@ -166,13 +173,13 @@ class DuckDBEngine(Engine):
     def drop(self, name: str) -> None:
         for stmt in ("drop view if exists", "drop table if exists"):
             try:
-                self.con.execute(f"{stmt} {name}")
+                self._run(f"{stmt} {name}")
             except duckdb.CatalogException:
                 pass  # the name is the other kind of relation
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         cursor = self._run(sql)
-        return [d[0] for d in cursor.description], cursor.fetchall()
+        return [d[0] for d in cursor.description], self._translated(cursor.fetchall)
 
     # ---- writing
     def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None,
@@ -194,7 +201,7 @@ class DuckDBEngine(Engine):
         source = (f"read_parquet({_path_list(files)}, hive_partitioning = {str(bool(partition_by)).lower()})"
                   if files else f"(select * from {name} where 1 = 0)")
         cursor = self._run(f"select {', '.join(f'{sql} as {key}' for key, sql in metrics.items())} from {source}")
-        return dict(zip(metrics, cursor.fetchall()[0]))
+        return dict(zip(metrics, self._translated(cursor.fetchall)[0]))
 
     def write_csv(self, name: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,15 +211,29 @@ class DuckDBEngine(Engine):
         self.con.close()
 
     def _run(self, sql: str) -> duckdb.DuckDBPyConnection:
+        """Every statement goes through here, so each of DuckDB's failures reaches the jobs as the project's."""
+        return self._translated(lambda: self.con.execute(sql))
+
+    def _translated(self, action: Callable[[], T]) -> T:
+        """`action` (a statement, or fetching its rows), DuckDB's failures raised as the project's."""
         try:
-            return self.con.execute(sql)
+            return action()
+        except duckdb.InterruptException as exc:
+            raise QueryInterrupted() from exc
         except duckdb.InvalidInputException as exc:
             message = str(exc)
+            if _INTERRUPTED.search(message):  # Ctrl-C while DuckDB read a registered Python table
+                raise QueryInterrupted() from exc
             if "CSV Error" in message or re.search(r"\bfile\s*=", message):
                 raise InputError(_short_csv_error(message)) from exc
             raise
         except duckdb.OutOfMemoryException as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ResourceError.out_of_memory(re.sub(r"^Out of Memory Error:\s*", "", first)) from exc
+            raise ResourceError.out_of_memory(re.sub(r"^Out of Memory Error:\s*", "", first),
+                                              self.memory_limit) from exc
         except duckdb.IOException as exc:
             raise _io_failure(str(exc)) from exc
+        except RuntimeError as exc:  # the Python client's own words for a query Ctrl-C stopped
+            if _INTERRUPTED.search(str(exc)):
+                raise QueryInterrupted() from exc
+            raise

@@ -1,5 +1,5 @@
 """Spark's failures as the project's errors: a malformed or unreadable input file named (with its line where it
-can be found), a machine that refused a write, or else Spark's own error line.
+can be found), a machine that refused a write, a job Ctrl-C cancelled, or else Spark's own error line.
 
 Spark reports a failed job as a Java exception's text; these functions read that text only, so they need no
 running Spark.
@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from clickstream.context import PipelineError, ResourceError
-from clickstream.engines.base import InputError
+from clickstream.engines.base import InputError, QueryInterrupted
 from clickstream.report.escape import shorten
 
 
@@ -26,7 +26,10 @@ def _uri_to_path(uri: str) -> str:
     return unquote(re.sub(r"^file:/+", "/", uri))
 
 
-def translate_failure(text: str, csv_inputs: list[Path]) -> Exception:
+def translate_failure(text: str, csv_inputs: list[Path]) -> BaseException:
+    if re.search(r"Job \d+ cancelled as part of cancellation of all jobs", text):
+        # PySpark's SIGINT handler cancels every job, and the job running fails with this: a Ctrl-C
+        return QueryInterrupted()
     # Spark 4 ends the sentence with its SQLSTATE, Spark 3.5 with "Details:"
     read = re.search(r"Encountered error while reading file (.+?)\.?(?:\s+SQLSTATE|\s+Details:|$)", text,
                      re.MULTILINE)
