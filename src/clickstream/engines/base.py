@@ -9,6 +9,13 @@ from clickstream.config import CsvOptions
 from clickstream.schema import Schema
 
 
+# The characters Unicode gives the White_Space property (tab, LF, VT, FF, CR, space, NEL, no-break spaces, the
+# typographic spaces, line and paragraph separators, the ideographic space): trimmed from both ends of every
+# silver text value. Not the ASCII separators chr(28)-chr(31) Python also calls space: they are data here.
+WHITESPACE = "".join(map(chr, [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                               0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
+
+
 class InputError(Exception):
     """Unreadable or malformed input; the message names the file (and the line where the engine says it)."""
 
@@ -36,6 +43,10 @@ class Engine(abc.ABC):
         """A UTC timestamp to the wall clock of `timezone` (the inverse of to_utc where the wall time exists)."""
 
     @abc.abstractmethod
+    def trim_whitespace(self, expr: str) -> str:
+        """Text with every WHITESPACE character removed from both ends (NULL stays NULL)."""
+
+    @abc.abstractmethod
     def iso_day_of_week(self, expr: str) -> str:
         """1 = Monday ... 7 = Sunday."""
 
@@ -53,6 +64,7 @@ class Engine(abc.ABC):
             "parse_timestamp": self.parse_timestamp,
             "to_utc": self.to_utc,
             "from_utc": self.from_utc,
+            "trim_whitespace": self.trim_whitespace,
             "iso_day_of_week": self.iso_day_of_week,
             "date_series": self.date_series,
         }

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from clickstream.config import CsvOptions, DuckDBSettings
 from clickstream.context import ResourceError
-from clickstream.engines.base import Engine, InputError
+from clickstream.engines.base import WHITESPACE, Engine, InputError
 from clickstream.report.escape import shorten
 from clickstream.schema import PARTITION_COLUMN, Schema
 
@@ -92,6 +92,9 @@ class DuckDBEngine(Engine):
 
     def from_utc(self, expr: str, timezone: str) -> str:
         return f"cast(timezone({self.quote_literal(timezone)}, cast({expr} as timestamptz)) as timestamp)"
+
+    def trim_whitespace(self, expr: str) -> str:
+        return f"trim({expr}, {self.quote_literal(WHITESPACE)})"  # plain trim() keeps tab, CR and LF
 
     def iso_day_of_week(self, expr: str) -> str:
         return f"isodow({expr})"

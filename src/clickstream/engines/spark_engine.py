@@ -35,7 +35,7 @@ from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, L
 
 from clickstream.config import CsvOptions, SparkSettings
 from clickstream.engines import spark_session
-from clickstream.engines.base import Engine, InputError
+from clickstream.engines.base import WHITESPACE, Engine, InputError
 from clickstream.engines.spark_errors import translate_failure
 from clickstream.engines.spark_formats import strftime_exact_shape, strftime_shape, strftime_to_java
 from clickstream.engines.spark_session import REQUIRED_CONF
@@ -165,6 +165,9 @@ class SparkEngine(Engine):
 
     def from_utc(self, expr: str, timezone: str) -> str:
         return f"cast(from_utc_timestamp({expr}, {_literal(timezone)}) as timestamp_ntz)"
+
+    def trim_whitespace(self, expr: str) -> str:
+        return f"trim(BOTH {_literal(WHITESPACE)} FROM {expr})"  # plain trim() removes the space alone
 
     def iso_day_of_week(self, expr: str) -> str:
         return f"(weekday({expr}) + 1)"
