@@ -69,6 +69,12 @@ def safe_divide(numerator: str, denominator: str) -> str:
     return f"(cast({numerator} as double) / nullif(cast({denominator} as double), 0))"
 
 
+def mean_seconds(microseconds: str) -> str:
+    """The mean of whole microseconds, in seconds, the same bits whatever the rows' order: the sum is exact (a
+    decimal), and one division rounds it. A mean of doubles depends on the order in which they were added."""
+    return safe_divide(f"sum(cast({microseconds} as decimal(38,0)))", f"count({microseconds}) * 1000000")
+
+
 @lru_cache(maxsize=None)
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
@@ -85,6 +91,7 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     template = _environment().get_template(f"{model_path}.sql")
     return template.render(
         literal=partial(literal, engine=engine), in_list=partial(in_list, engine=engine), safe_divide=safe_divide,
+        mean_seconds=mean_seconds,
         key_of=partial(key_of, engine=engine), timestamp_literal=partial(timestamp_literal, engine=engine),
         week_of=week_of, date_key=date_key, **engine.macros(), **context
     ).strip().rstrip(";")
