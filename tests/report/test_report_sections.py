@@ -163,3 +163,13 @@ def test_the_top_products_are_chosen_in_arrow_largest_first_ties_in_table_order(
     assert tables.largest("dim_products", "revenue", ["product_id", "revenue"], 3) == [{"product_id": "n/a"}]
     assert charts.ranked_bars([{"product_id": "n/a"}], "product_id", "revenue", "revenue") is None
     assert html.Tables(Layout(tmp_path / "none")).largest("dim_products", "views", ["views"], 3) is None
+
+
+def test_the_lineage_sums_the_records_known_and_says_how_many_files_were_not_counted(data):
+    report = quality(data)
+    files = report["bronze"]["files"]
+    known = sum(f["records"] for f in files)
+    report["bronze"]["files"] = files + [{**files[0], "path": "uncounted.csv", "records": None}]
+    text = Page(html.render(Layout(data), Config(), report)).text
+    records = text[text.index("records") + 1]
+    assert records == f"{known:,} (and 1 file(s) not counted)"
