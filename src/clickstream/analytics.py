@@ -47,10 +47,6 @@ def natural_order(query: dict, columns: list[str]) -> str:
 def run(ctx: RunContext) -> list[QueryResult]:
     started = time.perf_counter()
     engine, layout = ctx.engine, ctx.layout
-    if ctx.quality.get("gold", {}).get("mode") == "empty":  # this run's gold found no event to build from
-        log.warning("analytics: no star to answer from yet (silver holds no events)")
-        ctx.quality["analytics"] = {"row_counts": {}, "modes": {}}
-        return []
     for model in gold.models():
         if model.get("publish", True):
             files = storage.parquet_files(layout.gold / model["name"])
@@ -103,7 +99,8 @@ def run(ctx: RunContext) -> list[QueryResult]:
     rebuilt = {q["name"] for q in selected}
     storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in rebuilt
                        and path.name not in (REPORT, incremental.MANIFEST))
-    (root / REPORT).write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
+    events = engine.row_counts(["fct_events"])["fct_events"]
+    (root / REPORT).write_text(markdown_report(results, ctx.run_id, events), encoding="utf-8")
     carried = {name: entry for name, entry in previous.items() if name not in rebuilt}
     incremental.write_manifest(root, {"queries": {**carried, **built}})
     storage.publish_table(root, layout.analytics)

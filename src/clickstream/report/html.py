@@ -36,7 +36,7 @@ from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.report import REPORT_HTML, charts
 from clickstream.report.escape import escape_terminal
-from clickstream.report.tables import format_value
+from clickstream.report.tables import NO_EVENTS, format_value
 from clickstream.sql import load_yaml
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,8 @@ def headline(facts: Facts) -> Section:
         {"id": key, "label": key, "value": "not available" if value is None else
          f"{value:.2%}" if key == "conversion" else f"{value:,.2f}" if key == "revenue" else f"{value:,}",
          "raw": "" if value is None else repr(value), "detail": detail} for key, value, detail in figures]
+    if f["events"] == 0:
+        section.notes.append(NO_EVENTS)
     if f["range"]:
         section.extra["range"] = f["range"]
     if f["partial_days"]:

@@ -61,9 +61,16 @@ def render_results(results: list[QueryResult]) -> str:
     return "\n\n".join(blocks)
 
 
-def markdown_report(results: list[QueryResult], run_id: str) -> str:
+NO_EVENTS = ("No events: silver holds none (every line so far was refused, quarantined, a duplicate or replaced by a "
+             "version without it), so the star and every answer are empty.")
+
+
+def markdown_report(results: list[QueryResult], run_id: str, events: int | None = None) -> str:
+    """The answers as Markdown; with `events` 0 (the fact is empty), it says so first."""
     parts = [f"# Clickstream analytics\n\nRun {escape_markdown(run_id)}. Full results are the Parquet tables (and CSV "
              f"files) beside this report.\n"]
+    if events == 0:
+        parts.append(f"**{NO_EVENTS}**\n")
     for result in results:
         parts.append(f"## {escape_markdown(result.title)}\n\n{escape_markdown(result.description)}. "
                      f"{result.total_rows:,} rows"
