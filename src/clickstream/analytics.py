@@ -11,8 +11,9 @@ from typing import Any
 from clickstream import declarations, gold, incremental, quality, storage
 from clickstream.build import build_model
 from clickstream.context import PipelineError, RunContext
+from clickstream.engines.base import Engine
 from clickstream.report.tables import markdown_report
-from clickstream.sql import first_comment_line, render
+from clickstream.sql import first_comment_line, render, spreadsheet_safe
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,19 @@ def natural_order(query: dict, columns: list[str]) -> str:
     terms = [term for term in query["order_by"]
              if not (re.fullmatch(r"\w+", term) and term not in columns)]
     return f" order by {', '.join(terms)}" if terms else ""
+
+
+def write_csv_copy(engine: Engine, name: str, order: str, path: Path) -> None:
+    """The CSV copy of table `name`, for people: in its natural order, each text cell a spreadsheet would read
+    as a formula neutralised (sql.spreadsheet_safe); numbers stay numbers."""
+    text = set(engine.text_columns(name))
+    columns, _ = engine.fetch(f"select * from {name} limit 0")
+    cells = ", ".join(f"{spreadsheet_safe(engine.quote_identifier(c), engine)} as {engine.quote_identifier(c)}"
+                      if c in text else engine.quote_identifier(c) for c in columns)
+    ordered = f"{name}__ordered"
+    engine.create_view(ordered, f"select {cells} from {name}{order}")
+    engine.write_csv(ordered, path)
+    engine.drop(ordered)
 
 
 def run(ctx: RunContext) -> list[QueryResult]:
@@ -84,10 +98,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
         columns, rows = engine.fetch(f"select * from {name}{order} limit {show}") if show else ([], [])
         results.append(QueryResult(name, query["title"], first_comment_line(f"analytics/{name}"), columns, rows, 0))
         if query["csv"]:
-            ordered = f"{name}__ordered"
-            engine.create_view(ordered, f"select * from {name}{order}")
-            engine.write_csv(ordered, root / f"{name}.csv")
-            engine.drop(ordered)
+            write_csv_copy(engine, name, order, root / f"{name}.csv")
     counts = engine.row_counts([q["name"] for q in selected])
     flags = quality.analytics_flags(engine, ctx.config.analytics, {q["name"] for q in selected})
     cautions = {table: flag["message"] for flag in flags for table in flag["tables"]}

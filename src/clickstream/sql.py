@@ -60,6 +60,17 @@ def key_of(expressions: list[str], engine: Engine, free_text: list[str] | None =
     return f"case when {holds_separator} then concat(chr(31), concat_ws(chr(31), {escaped})) else {plain} end"
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, CSV injection): =, +, -, @, tab and carriage return.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(expr: str, engine: Engine) -> str:
+    """Text a spreadsheet shows as text: a value starting like a formula gets a single quote in front (OWASP's
+    advice for CSV injection). For the CSV copies people open; the Parquet tables keep the value."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    return f"case when substr({expr}, 1, 1) in ({starts}) then concat({literal(chr(39), engine)}, {expr}) else {expr} end"
+
+
 def timestamp_literal(value: datetime, engine: Engine) -> str:
     return f"cast({literal(value.isoformat(sep=' '), engine)} as timestamp)"
 

@@ -105,6 +105,10 @@ class Engine(abc.ABC):
         """Forget `name` and free what it held."""
 
     @abc.abstractmethod
+    def text_columns(self, name: str) -> list[str]:
+        """The columns of table `name` that hold text, in table order."""
+
+    @abc.abstractmethod
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a query whose result is small and return (column names, rows)."""
 

@@ -161,6 +161,10 @@ class DuckDBEngine(Engine):
             except duckdb.CatalogException:
                 pass  # the name is the other kind of relation
 
+    def text_columns(self, name: str) -> list[str]:
+        relation = self.con.sql(f"select * from {name} limit 0")
+        return [column for column, kind in zip(relation.columns, relation.types) if str(kind) == "VARCHAR"]
+
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         cursor = self._run(sql)
         return [d[0] for d in cursor.description], cursor.fetchall()

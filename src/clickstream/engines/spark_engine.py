@@ -259,6 +259,9 @@ class SparkEngine(Engine):
         counted = super().row_counts([name for name in names if name not in on_disk])
         return {name: on_disk[name] if name in on_disk else counted[name] for name in names}
 
+    def text_columns(self, name: str) -> list[str]:
+        return [f.name for f in self.spark.table(name).schema.fields if isinstance(f.dataType, StringType)]
+
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         frame = self.spark.sql(sql)
         rows = self._action(frame.collect)
