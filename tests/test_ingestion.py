@@ -334,7 +334,7 @@ def test_a_first_delivery_without_a_valid_line_builds_an_empty_star_and_says_so(
     data = config.paths.data_dir
     write(data / "raw", "bad.csv", "1,1\n,1,2024-01-01 10:00:00,page_view,,,\n")
     run_layers(config)
-    assert (report(data)["gold"]["mode"], report(data)["gold"]["reason"]) == ("full", "silver holds no events")
+    assert (report(data)["gold"]["mode"], report(data)["gold"]["reason"]) == ("full", "no gold build yet")
     for table in ("gold/fct_events", "gold/dim_users", "analytics/daily_activity", "analytics/top_products"):
         assert list((data / table).rglob("*.parquet")) and rows(data, table) == [], table  # a table, empty
     assert "gold: silver holds no events, so the star is empty" in caplog.text

@@ -100,7 +100,8 @@ def run(ctx: RunContext) -> dict[str, int]:
         # every line refused, quarantined, a duplicate or retracted: the star is built empty, never left stale
         log.warning("gold: silver holds no events, so the star is empty (see %s for where the rows went)",
                     ctx.layout.reports / "quality_report.json")
-        plan = Plan(BuildMode.FULL, silver_runs, "silver holds no events")
+        if plan.mode is BuildMode.INCREMENTAL:  # nothing left to merge into the published star
+            plan = Plan(BuildMode.FULL, silver_runs, "silver holds no events")
     log.info("gold: %s build (%s)", plan.mode.value, plan.reason)
     if plan.mode is BuildMode.CURRENT:
         return _current(ctx, previous, started)
