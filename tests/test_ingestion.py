@@ -415,14 +415,15 @@ def test_verify_finds_a_row_lost_behind_the_pipelines_back(tmp_path, capsys):
     assert not all(f["balanced"] for f in verify(config))
 
 
-def test_a_first_delivery_without_a_valid_line_builds_no_star_and_says_so(tmp_path, caplog):
+def test_a_first_delivery_without_a_valid_line_builds_an_empty_star_and_says_so(tmp_path, caplog):
     config = make_config(tmp_path)
     data = config.paths.data_dir
     write(data / "raw", "bad.csv", "1,1\n,1,2024-01-01 10:00:00,page_view,,,\n")
     run_layers(config)
-    assert report(data)["gold"] == {"mode": "empty", "row_counts": {}}
-    assert not (data / "gold").exists() and not (data / "analytics").exists()
-    assert "gold: silver holds no events yet, so there is no star to build" in caplog.text
+    assert (report(data)["gold"]["mode"], report(data)["gold"]["reason"]) == ("full", "no gold build yet")
+    for table in ("gold/fct_events", "gold/dim_users", "analytics/daily_activity", "analytics/top_products"):
+        assert list((data / table).rglob("*.parquet")) and rows(data, table) == [], table  # a table, empty
+    assert "gold: silver holds no events, so the star is empty" in caplog.text
     write(data / "raw", "good.csv", events(1, 2))
     run_layers(config)
     assert rows(data, "gold/fct_events", "count(*)") == [(2,)]

@@ -64,9 +64,10 @@ def test_a_file_is_complete_when_moved_in_or_unchanged_for_an_interval(now, befo
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--interval", "0"], "argument --interval: expected a number of seconds above 0, got '0'"),
-    (["--interval", "-1"], "argument --interval: expected a number of seconds, 0 or more, got '-1'"),
-    (["--interval", "nan"], "argument --interval: expected a number of seconds, 0 or more, got 'nan'"),
+    (["--interval", "0"], "argument --interval: expected a number of seconds greater than 0, got '0'"),
+    (["--interval", "-1"], "argument --interval: expected a number of seconds greater than 0, got '-1'"),
+    (["--interval", "nan"], "argument --interval: expected a number of seconds greater than 0, got 'nan'"),
+    (["--interval", "soon"], "argument --interval: expected a number of seconds greater than 0, got 'soon'"),
     (["--max-batches", "0"], "argument --max-batches: expected a whole number, 1 or more, got '0'"),
     (["--max-batches", "1.5"], "argument --max-batches: expected a whole number, 1 or more, got '1.5'"),
 ])

@@ -11,8 +11,9 @@ from typing import Any
 from clickstream import declarations, gold, incremental, quality, storage
 from clickstream.build import build_model
 from clickstream.context import PipelineError, RunContext
+from clickstream.engines.base import Engine
 from clickstream.report.tables import markdown_report
-from clickstream.sql import first_comment_line, render
+from clickstream.sql import first_comment_line, render, spreadsheet_safe
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,19 @@ def natural_order(query: dict, columns: list[str]) -> str:
     return f" order by {', '.join(terms)}" if terms else ""
 
 
+def write_csv_copy(engine: Engine, name: str, order: str, path: Path) -> None:
+    """The CSV copy of table `name`, for people: in its natural order, each text cell a spreadsheet would read
+    as a formula neutralised (sql.spreadsheet_safe); numbers stay numbers."""
+    text = set(engine.text_columns(name))
+    columns, _ = engine.fetch(f"select * from {name} limit 0")
+    cells = ", ".join(f"{spreadsheet_safe(engine.quote_identifier(c), engine)} as {engine.quote_identifier(c)}"
+                      if c in text else engine.quote_identifier(c) for c in columns)
+    ordered = f"{name}__ordered"
+    engine.create_view(ordered, f"select {cells} from {name}{order}")
+    engine.write_csv(ordered, path)
+    engine.drop(ordered)
+
+
 @dataclass(frozen=True)
 class Plan:
     """What a run of analytics would answer, and what it would answer it from."""
@@ -59,10 +73,6 @@ def run(ctx: RunContext) -> list[QueryResult]:
     """Answer the selected queries from the published star and publish them with REPORT.md: each result whole, or
     for the users gold changed; nothing when gold, the SQL and the settings are as when they were published."""
     started = time.perf_counter()
-    if ctx.quality.get("gold", {}).get("mode") == "empty":  # this run's gold found no event to build from
-        log.warning("analytics: no star to answer from yet (silver holds no events)")
-        ctx.quality["analytics"] = {"row_counts": {}, "modes": {}}
-        return []
     plan = _plan(ctx)
     if _results_stand(ctx, plan):
         log.info("analytics: gold and the analytics settings are as when the published results were answered "
@@ -117,10 +127,7 @@ def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> dict:
     else:
         _build_per_user(ctx, spec, sql["incremental"], changes, root)
     if query["csv"]:
-        ordered = f"{name}__ordered"
-        ctx.engine.create_view(ordered, f"select * from {name}{_order(ctx, query)}")
-        ctx.engine.write_csv(ordered, root / f"{name}.csv")
-        ctx.engine.drop(ordered)
+        write_csv_copy(ctx.engine, name, _order(ctx, query), root / f"{name}.csv")
     return {"gold_build_id": plan.gold_build.get("build_id"), "fingerprint": fingerprint,
             "mode": "full" if changes is None else "incremental"}
 
@@ -162,7 +169,8 @@ def _publish(ctx: RunContext, plan: Plan, root: Path, built: dict[str, dict], re
     layout = ctx.layout
     storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in built
                        and path.name not in (REPORT, incremental.MANIFEST))
-    (root / REPORT).write_text(markdown_report(results, ctx.run_id), encoding="utf-8")
+    events = ctx.engine.row_counts(["fct_events"])["fct_events"]
+    (root / REPORT).write_text(markdown_report(results, ctx.run_id, events), encoding="utf-8")
     carried = {name: entry for name, entry in plan.published.get("queries", {}).items() if name not in built}
     incremental.write_manifest(root, {"queries": {**carried, **built}, "settings": plan.settings})
     storage.publish_table(root, layout.analytics)

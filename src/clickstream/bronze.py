@@ -55,6 +55,7 @@ class Unit:
     input_file: str = ""  # the staged input's name, as the engine reports it
     input_path: Path | None = None
     earlier_records: int | None = None  # an appended file's records before (its manifest entry)
+    split_records: int | None = None  # records of the part read as csv_lines counted them, malformed ones included
 
     def __post_init__(self) -> None:
         if not self.source.csv.header and not self.is_tail:  # no header line: the first line is data
@@ -63,6 +64,15 @@ class Unit:
     @property
     def is_tail(self) -> bool:
         return self.offset > 0
+
+    @property
+    def records(self) -> int | None:
+        """The file's data records, counted apart from the engine: by the scan, else by csv_lines (None: unknown)."""
+        if self.scan.records is not None or self.split_records is None:
+            return self.scan.records
+        if self.is_tail:
+            return None if self.earlier_records is None else self.earlier_records + self.split_records
+        return self.split_records
 
     @property
     def expected_rows(self) -> int | None:
@@ -384,7 +394,8 @@ def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
     suffix = ".csv.gz" if unit.path.name.lower().endswith(".gz") else ".csv"
     unit.input_file = f"{number:06d}{suffix}"
     unit.input_path = inputs / unit.input_file
-    if unit.is_split:
+    if unit.is_split or unit.expected_rows is None:
+        # the scan counts records only where the escape is the quote doubled: csv_lines reads and counts the others
         _split_input(unit)
     elif unit.is_tail:
         with unit.path.open("rb") as source, unit.input_path.open("xb") as target:
@@ -416,6 +427,7 @@ def _split_input(unit: Unit) -> None:
                            first_line=unit.first_line if unit.offset else 1 + line_count(header))
     unit.malformed = split.malformed
     unit.ends_cleanly = split.ends_cleanly
+    unit.split_records = split.records + len(split.malformed)
     if split.malformed:
         first = split.malformed[0]
         if unit.source.on_malformed == "fail":
@@ -525,7 +537,7 @@ def _record(manifest: dict, unit: Unit, stats: dict, batch_id: str, ingested_at:
     part = {"batch_id": batch_id, "rows": stats["rows"], "offset": unit.offset}
     record = {"path": unit.relative, "source_name": unit.source.name, "size": unit.scan.size,
               "mtime_ns": unit.scan.mtime_ns, "sha256": unit.scan.sha256, "lines": unit.scan.lines,
-              "records": unit.scan.records, "unit_separator": unit.scan.unit_separator,
+              "records": unit.records, "unit_separator": unit.scan.unit_separator,
               "ends_cleanly": unit.ends_cleanly, "batch_id": batch_id, "ingested_at": ingested_at}
     if earlier and unit.is_tail:
         parts = parts_of(earlier) + [part]

@@ -83,9 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got '{text}'")
+    # 0 would make the watch look at raw/ without pause; one message for every refused value
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got '{text}'")
     return value
 
 

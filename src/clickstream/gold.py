@@ -61,7 +61,6 @@ class BuildMode(str, Enum):
     FULL = "full"  # every model from all of silver
     INCREMENTAL = "incremental"  # only what the new silver runs can change, merged into the published star
     CURRENT = "current"  # no new silver run: the published star stands
-    EMPTY = "empty"  # silver holds no event yet: no star to build
 
 
 @dataclass(frozen=True)
@@ -94,14 +93,15 @@ def run(ctx: RunContext) -> dict[str, int]:
     fingerprint = incremental.fingerprint(ctx.engine, sql, declared)
     silver_state = silver.load_state(ctx)
     silver.recover(ctx, silver_state)  # a silver run interrupted after its commit: its replaced files go now
-    if not silver.current_files(ctx):  # every line so far refused, quarantined or a duplicate: nothing to build
-        log.warning("gold: silver holds no events yet, so there is no star to build (see %s for where the rows "
-                    "went)", ctx.layout.reports / "quality_report.json")
-        ctx.quality["gold"] = {"mode": BuildMode.EMPTY.value, "row_counts": {}}
-        return {}
     previous = incremental.read_manifest(ctx.layout.gold)
     silver_runs = sorted(silver_state["runs"])
     plan = _plan(ctx, previous, fingerprint, silver_runs)
+    if not silver.current_files(ctx) and plan.mode is not BuildMode.CURRENT:
+        # every line refused, quarantined, a duplicate or retracted: the star is built empty, never left stale
+        log.warning("gold: silver holds no events, so the star is empty (see %s for where the rows went)",
+                    ctx.layout.reports / "quality_report.json")
+        if plan.mode is BuildMode.INCREMENTAL:  # nothing left to merge into the published star
+            plan = Plan(BuildMode.FULL, silver_runs, "silver holds no events")
     log.info("gold: %s build (%s)", plan.mode.value, plan.reason)
     if plan.mode is BuildMode.CURRENT:
         return _current(ctx, previous, started)
@@ -125,7 +125,7 @@ def run(ctx: RunContext) -> dict[str, int]:
         storage.clear_staging(ctx.layout.data_dir)
         raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
     _publish(ctx, root, previous, {"mode": plan.mode.value, "silver_runs": silver_runs, "fingerprint": fingerprint,
-                                   "removals": built.removals,
+                                   "removals": built.removals, "is_empty": counts.get("silver_events", 0) == 0,
                                    "tests_passed": all(r["status"] == "pass" for r in results)})
     elapsed = time.perf_counter() - started
     ctx.quality["gold"]["seconds"] = round(elapsed, 3)
@@ -337,6 +337,8 @@ def _plan(ctx: RunContext, previous: dict | None, fingerprint: str, silver_runs:
         ctx.layout.gold / m["name"])]
     if missing:
         return Plan(full, silver_runs, f"published table(s) missing: {', '.join(missing)}")
+    if previous.get("is_empty"):  # its tables are one empty file each, not stored by week: nothing to merge into
+        return Plan(full, silver_runs, "the published star is empty")
     built = set(previous.get("silver_runs", []))
     if not built <= set(silver_runs):
         return Plan(full, silver_runs, "silver batches the last build used are gone")

@@ -99,6 +99,9 @@ def write_table(engine: Engine, view: str, path: Path, period_from: str | None) 
     engine.create_view(by_period, f"select model.*, {week_of('model.' + period_from)} as {PERIOD} from {view} model")
     engine.write_parquet(by_period, path, partition_by=[PERIOD])
     engine.drop(by_period)
+    if not storage.parquet_files(path):  # no row, no week: one empty file keeps the table and its columns
+        path.rmdir()
+        engine.write_parquet(view, path)
 
 
 def merge(engine: Engine, model: PerUserModel, published: Path, staged: Path, scratch: Path,

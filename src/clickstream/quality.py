@@ -199,8 +199,7 @@ def merge_current(previous: dict, run: dict, finished: list[str], ledger: Any) -
         current["silver"] = _merge_silver(current.get("silver", {}), silver_run, run["run_id"], ledger())
     gold_run = run.get("gold")
     if "gold" in finished and gold_run and gold_run.get("mode") != "current":
-        current["gold"] = {"build_id": gold_run.get("build_id", run["run_id"]) if gold_run["mode"] != "empty"
-                           else None, "built_at": run["started_at"],
+        current["gold"] = {"build_id": gold_run.get("build_id", run["run_id"]), "built_at": run["started_at"],
                            **{k: gold_run[k] for k in ("mode", "reason", "tests", "row_counts") if k in gold_run}}
     analytics_run = run.get("analytics")
     if "analytics" in finished and analytics_run is not None and analytics_run.get("mode") != "current":

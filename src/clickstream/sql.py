@@ -61,6 +61,17 @@ def key_of(expressions: list[str], engine: Engine, free_text: list[str] | None =
     return f"case when {holds_separator} then concat(chr(31), concat_ws(chr(31), {escaped})) else {plain} end"
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, CSV injection): =, +, -, @, tab and carriage return.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(expr: str, engine: Engine) -> str:
+    """Text a spreadsheet shows as text: a value starting like a formula gets a single quote in front (OWASP's
+    advice for CSV injection). For the CSV copies people open; the Parquet tables keep the value."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    return f"case when substr({expr}, 1, 1) in ({starts}) then concat({literal(chr(39), engine)}, {expr}) else {expr} end"
+
+
 def timestamp_literal(value: datetime, engine: Engine) -> str:
     return f"cast({literal(value.isoformat(sep=' '), engine)} as timestamp)"
 
@@ -68,6 +79,12 @@ def timestamp_literal(value: datetime, engine: Engine) -> str:
 def safe_divide(numerator: str, denominator: str) -> str:
     # Doubles on both sides and NULL for zero: Spark's ANSI mode raises on division by zero.
     return f"(cast({numerator} as double) / nullif(cast({denominator} as double), 0))"
+
+
+def mean_seconds(microseconds: str) -> str:
+    """The mean of whole microseconds, in seconds, the same bits whatever the rows' order: the sum is exact (a
+    decimal), and one division rounds it. A mean of doubles depends on the order in which they were added."""
+    return safe_divide(f"sum(cast({microseconds} as decimal(38,0)))", f"count({microseconds}) * 1000000")
 
 
 @lru_cache(maxsize=None)
@@ -86,6 +103,7 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
     template = _environment().get_template(f"{model_path}.sql")
     return template.render(
         literal=partial(literal, engine=engine), in_list=partial(in_list, engine=engine), safe_divide=safe_divide,
+        mean_seconds=mean_seconds,
         key_of=partial(key_of, engine=engine), timestamp_literal=partial(timestamp_literal, engine=engine),
         week_of=week_of, date_key=date_key, **engine.macros(), **context
     ).strip().rstrip(";")

@@ -7,7 +7,10 @@ data ends, an incomplete retention period, consecutive repeats in a path and a c
 """
 from __future__ import annotations
 
+import datetime as dt
+import struct
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from helpers import DATES, FCT, USERS, analytics_context, dates, event, inline_table, run_model, ts
@@ -558,3 +561,42 @@ def test_top_products_rank_an_unknown_revenue_as_none_and_segments_average_known
                      ordered=True, **analytics_context(segments=Segments(thresholds="fixed", high_min_events=15,
                                                                          medium_min_events=9))) == [
         ("high", 2, 10.0, Decimal("10.00")), ("medium", 1, None, None)]
+
+
+# ---- means of durations: exact, so the same bits whatever order the rows come in
+
+# 0.1 s seven times, then a short and two long ones: added as listed, in reverse or sorted either way, doubles end
+# in other last digits than the exact mean, rounded once
+DURATIONS_US = [100_000] * 7 + [300_009, 3_000_000_000_004, 3_000_000_000_007]
+EXACT_MEAN_SECONDS = float(Fraction(sum(DURATIONS_US), len(DURATIONS_US) * 1_000_000))
+
+
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_day_type_behavior_averages_durations_exactly_in_any_row_order(engine, order):
+    # Friday 5 January 10:00 to Monday 8 January 12:00: Saturday 6 and Sunday 7 are the full days
+    inline_table(engine, "dim_date", DATES, dates("2024-01-05", "2024-01-08"))
+    inline_table(engine, "fct_events", FCT, [event("1", "a", "page_view", "2024-01-05 10:00"),
+                                             event("2", "a", "page_view", "2024-01-08 12:00", session="t")])
+    sessions = [(f"s{i}", 20240106, False, us / 1e6) for i, us in enumerate(DURATIONS_US)]
+    inline_table(engine, "dim_sessions", [("session_key", "string"), ("start_date_key", "integer"),
+                                          ("has_purchase", "boolean"), ("duration_seconds", "double")],
+                 sessions if order == "as listed" else sessions[::-1])
+    rows = run_model(engine, "analytics/day_type_behavior", ["day_type", "sessions", "avg_session_seconds"],
+                     ordered=True, **analytics_context())
+    assert rows == [("weekday", 0, None), ("weekend", 10, EXACT_MEAN_SECONDS)]  # 600000.100002
+    assert struct.pack("<d", rows[1][2]) == struct.pack("<d", EXACT_MEAN_SECONDS)
+
+
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_conversion_funnel_mean_time_is_exact_in_any_row_order(engine, order):
+    # ten users view a product at 10:00 and add it to the cart DURATIONS_US later; the data ends weeks later
+    start = ts(DAY + " 10:00")
+    events = [event("z", "z", "page_view", "2024-03-01 10:00")]
+    for i, us in enumerate(DURATIONS_US):
+        events += [event(f"{i}v", f"u{i}", "product_view", start.isoformat()),
+                   event(f"{i}c", f"u{i}", "add_to_cart", (start + dt.timedelta(microseconds=us)).isoformat())]
+    inline_table(engine, "fct_events", FCT, events if order == "as listed" else events[::-1])
+    rows = run_model(engine, "analytics/conversion_funnel", ["step_number", "users", "mean_seconds_from_previous"],
+                     ordered=True, **analytics_context(funnel_window_us=10**13))
+    assert rows == [(1, 10, None), (2, 10, EXACT_MEAN_SECONDS), (3, 0, None)]
+    assert struct.pack("<d", rows[1][2]) == struct.pack("<d", EXACT_MEAN_SECONDS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -17,6 +18,7 @@ import pytest
 from clickstream import analytics, gold, incremental
 from clickstream.config import Config
 from clickstream.pipeline import run_layers
+from clickstream.report.tables import NO_EVENTS
 from clickstream.silver import CHANGES_SCHEMA
 from helpers import inline_table, ts
 
@@ -275,3 +277,29 @@ def test_the_command_line_full_refresh_flag_reaches_gold(tmp_path, monkeypatch):
     assert main(["gold", "--full-refresh", "--data-dir", str(data_dir)]) == 0
     report = json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]
     assert (report["gold"]["mode"], report["gold"]["reason"]) == ("full", "full refresh requested")
+
+
+@pytest.mark.parametrize("engine_name", ENGINES, indirect=True)
+def test_a_file_replaced_by_its_header_alone_empties_the_star_and_the_answers(tmp_path, engine_name):
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+    write_batch(step, "a.csv", FIRST_BATCH)
+    run(step, engine_name)
+    (step / "raw" / "a.csv").write_text(HEADER, encoding="utf-8")  # every event retracted (on_change: replace)
+    (scratch / "raw").mkdir(parents=True)
+    (scratch / "raw" / "a.csv").write_text(HEADER, encoding="utf-8")
+    run(scratch, "duckdb")
+    for refresh in (False, True):  # the run that would merge the new silver batch, then a full refresh
+        report = run(step, engine_name, full_refresh=refresh)
+        assert read_table(step / "gold" / "fct_events").to_pylist() == []
+        assert (report["gold"]["mode"], report["gold"]["reason"]) == (
+            "full", "full refresh requested" if refresh else "silver holds no events")
+        assert read_table(step / "analytics" / "revenue_metrics").to_pylist() == [
+            {"total_revenue": Decimal("0.00"), "total_orders": 0, "users": 0, "purchasers": 0, "repeat_purchasers": 0,
+             "repeat_purchaser_rate": None, "average_order_value": None, "revenue_per_user": None,
+             "revenue_per_purchaser": None}]
+        for table in TABLES:
+            assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
+        page = (step / "analytics" / "report.html").read_text(encoding="utf-8")
+        markdown = (step / "analytics" / "REPORT.md").read_text(encoding="utf-8")
+        assert NO_EVENTS in page and f"**{NO_EVENTS}**" in markdown
+        assert '<div class="card" data-figure="events" data-raw="0">' in page

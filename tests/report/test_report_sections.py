@@ -184,3 +184,13 @@ def test_the_headline_names_the_partial_days_daily_activity_flags(data):
     flagged = sorted(str(row["activity_date"]) for row in daily if row["is_partial_day"])
     assert len(flagged) == 2  # the generated data starts after midnight and ends before the last midnight
     assert html.headline_figures(Layout(data))["partial_days"] == flagged
+
+
+def test_the_lineage_sums_the_records_known_and_says_how_many_files_were_not_counted(data):
+    report = quality(data)
+    files = report["bronze"]["files"]
+    known = sum(f["records"] for f in files)
+    report["bronze"]["files"] = files + [{**files[0], "path": "uncounted.csv", "records": None}]
+    text = Page(html.render(Layout(data), Config(), report)).text
+    records = text[text.index("records") + 1]
+    assert records == f"{known:,} (and 1 file(s) not counted)"

@@ -19,6 +19,13 @@ _ISO8601_TEXT = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}([.]
                  r"(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)?\z")
 
 
+# The characters Unicode gives the White_Space property (tab, LF, VT, FF, CR, space, NEL, no-break spaces, the
+# typographic spaces, line and paragraph separators, the ideographic space): trimmed from both ends of every
+# silver text value. Not the ASCII separators chr(28)-chr(31) Python also calls space: they are data here.
+WHITESPACE = "".join(map(chr, [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                               0x2028, 0x2029, 0x202F, 0x205F, 0x3000]))
+
+
 class InputError(Exception):
     """Unreadable or malformed input; the message names the file (and the line where the engine says it)."""
 
@@ -53,6 +60,14 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def matches(self, expr: str, pattern: str) -> str:
         """Whether text matches a regular expression (anchored by the pattern; RE2 and Java read it alike)."""
+
+    @abc.abstractmethod
+    def trim_whitespace(self, expr: str) -> str:
+        """Text with every WHITESPACE character removed from both ends (NULL stays NULL)."""
+
+    @abc.abstractmethod
+    def iso_day_of_week(self, expr: str) -> str:
+        """1 = Monday ... 7 = Sunday."""
 
     def parse_timestamp(self, expr: str, formats: list[str]) -> str:
         """Text to the wall-clock time it writes, by the first of `formats` that parses it: NULL (never an error)
@@ -144,6 +159,7 @@ class Engine(abc.ABC):
             "parse_instant": self.parse_instant,
             "to_utc": self.to_utc,
             "from_utc": self.from_utc,
+            "trim_whitespace": self.trim_whitespace,
             "iso_day_of_week": self.iso_day_of_week,
             "date_series": self.date_series,
         }
@@ -183,6 +199,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def drop(self, name: str) -> None:
         """Forget `name` and free what it held."""
+
+    @abc.abstractmethod
+    def text_columns(self, name: str) -> list[str]:
+        """The columns of table `name` that hold text, in table order."""
 
     @abc.abstractmethod
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -14,7 +14,7 @@ import pyarrow as pa
 from clickstream.config import CsvOptions, DuckDBSettings
 from clickstream.context import ResourceError
 from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
-from clickstream.engines.base import Engine, InputError, QueryInterrupted
+from clickstream.engines.base import WHITESPACE, Engine, InputError, QueryInterrupted
 from clickstream.report.escape import shorten
 from clickstream.schema import PARTITION_COLUMN, Schema
 
@@ -110,6 +110,9 @@ class DuckDBEngine(Engine):
     def from_utc(self, expr: str, timezone: str) -> str:
         return f"cast(timezone({self.quote_literal(timezone)}, cast({expr} as timestamptz)) as timestamp)"
 
+    def trim_whitespace(self, expr: str) -> str:
+        return f"trim({expr}, {self.quote_literal(WHITESPACE)})"  # plain trim() keeps tab, CR and LF
+
     def iso_day_of_week(self, expr: str) -> str:
         return f"isodow({expr})"
 
@@ -176,6 +179,10 @@ class DuckDBEngine(Engine):
                 self._run(f"{stmt} {name}")
             except duckdb.CatalogException:
                 pass  # the name is the other kind of relation
+
+    def text_columns(self, name: str) -> list[str]:
+        relation = self.con.sql(f"select * from {name} limit 0")
+        return [column for column, kind in zip(relation.columns, relation.types) if str(kind) == "VARCHAR"]
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         cursor = self._run(sql)

@@ -36,7 +36,7 @@ from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, L
 from clickstream.config import CsvOptions, SparkSettings
 from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
 from clickstream.engines import spark_session
-from clickstream.engines.base import Engine, InputError
+from clickstream.engines.base import WHITESPACE, Engine, InputError
 from clickstream.engines.spark_errors import translate_failure
 from clickstream.engines.spark_formats import strftime_exact_shape, strftime_shape, strftime_to_java
 from clickstream.engines.spark_session import REQUIRED_CONF
@@ -176,6 +176,9 @@ class SparkEngine(Engine):
     def from_utc(self, expr: str, timezone: str) -> str:
         return f"cast(from_utc_timestamp({expr}, {_literal(timezone)}) as timestamp_ntz)"
 
+    def trim_whitespace(self, expr: str) -> str:
+        return f"trim(BOTH {_literal(WHITESPACE)} FROM {expr})"  # plain trim() removes the space alone
+
     def iso_day_of_week(self, expr: str) -> str:
         return f"(weekday({expr}) + 1)"
 
@@ -266,6 +269,9 @@ class SparkEngine(Engine):
         on_disk = {name: _footer_rows(self._files[name]) for name in names if name in self._files}
         counted = super().row_counts([name for name in names if name not in on_disk])
         return {name: on_disk[name] if name in on_disk else counted[name] for name in names}
+
+    def text_columns(self, name: str) -> list[str]:
+        return [f.name for f in self.spark.table(name).schema.fields if isinstance(f.dataType, StringType)]
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         frame = self.spark.sql(sql)

@@ -36,7 +36,7 @@ from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.report import REPORT_HTML, charts
 from clickstream.report.escape import escape_terminal
-from clickstream.report.tables import format_value, prices_note
+from clickstream.report.tables import NO_EVENTS, format_value, prices_note
 from clickstream.sql import load_yaml
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,8 @@ def headline(facts: Facts) -> Section:
          else "not available" if value is None else
          f"{value:.2%}" if key == "conversion" else f"{value:,.2f}" if key == "revenue" else f"{value:,}",
          "raw": "" if value is None else repr(value), "detail": detail} for key, value, detail in figures]
+    if f["events"] == 0:
+        section.notes.append(NO_EVENTS)
     if f["prices_note"]:
         section.notes.append(f["prices_note"])
     if f["range"]:
@@ -485,6 +487,13 @@ def _rates(history: list[dict]) -> list[dict]:
     return runs[-HISTORY_RUNS:]
 
 
+def _records_text(files: list[dict]) -> str:
+    """The raw files' records counted apart from the engine; a file whose count is not known is said so."""
+    known = [f["records"] for f in files if f.get("records") is not None]
+    unknown = len(files) - len(known)
+    return f"{sum(known):,}" + (f" (and {unknown:,} file(s) not counted)" if unknown else "")
+
+
 def lineage(facts: Facts) -> Section:
     t, layout, quality = facts.tables, facts.tables.layout, facts.quality
     section = Section("lineage", "Lineage", "From the raw files to the answers, with the rows at each step.")
@@ -494,8 +503,7 @@ def lineage(facts: Facts) -> Section:
     gold = [m["name"] for m in load_yaml("gold/models.yml")["models"] if m.get("publish", True)]
     analytics = [q["name"] for q in load_yaml("analytics/queries.yml")["queries"]]
     stages = [
-        {"name": "raw", "where": "raw/", "items": [("files", f"{len(files):,}"),
-                                                   ("records", f"{sum(f.get('records', 0) for f in files):,}")]
+        {"name": "raw", "where": "raw/", "items": [("files", f"{len(files):,}"), ("records", _records_text(files))]
          + ([("refused", f"{len(bronze.get('refused') or []):,}")] if bronze.get("refused") else [])},
         {"name": "bronze", "where": "bronze/", "items": [("rows", f"{_parquet_count(layout.bronze):,}")]},
         {"name": "silver", "where": "silver/, quarantine/, duplicates/", "items": [

@@ -61,6 +61,10 @@ def render_results(results: list[QueryResult]) -> str:
     return "\n\n".join(blocks)
 
 
+NO_EVENTS = ("No events: silver holds none (every line so far was refused, quarantined, a duplicate or replaced by a "
+             "version without it), so the star and every answer are empty.")
+
+
 def prices_note(metrics: dict[str, Any] | None) -> str | None:
     """What the report says when purchases carry no amount (revenue_metrics' one row), or None when all do."""
     metrics = metrics or {}
@@ -74,9 +78,12 @@ def prices_note(metrics: dict[str, Any] | None) -> str | None:
     return None
 
 
-def markdown_report(results: list[QueryResult], run_id: str) -> str:
+def markdown_report(results: list[QueryResult], run_id: str, events: int | None = None) -> str:
+    """The answers as Markdown; with `events` 0 (the fact is empty), it says so first."""
     parts = [f"# Clickstream analytics\n\nRun {escape_markdown(run_id)}. Full results are the Parquet tables (and CSV "
              f"files) beside this report.\n"]
+    if events == 0:
+        parts.append(f"**{NO_EVENTS}**\n")
     metrics = next((dict(zip(r.columns, r.rows[0])) for r in results if r.name == "revenue_metrics" and r.rows), None)
     note = prices_note(metrics)
     if note:

@@ -108,8 +108,8 @@ user_steps as (
 {% for k in range(1, n + 1) %}
     select
         breakdown_value, user_key, {{ k }} as step_number, furthest, is_in_progress,
-        {{ 'cast(null as double)' if k == 1 else '(step_' ~ k ~ '_us - step_' ~ (k - 1) ~ '_us) / 1e6' }}
-            as seconds_from_previous
+        {{ 'cast(null as bigint)' if k == 1 else 'step_' ~ k ~ '_us - step_' ~ (k - 1) ~ '_us' }}
+            as us_from_previous
     from user_funnel
     where furthest >= {{ k }}
 {% if not loop.last %}
@@ -121,9 +121,10 @@ user_steps as (
 timed as (
     select
         *,
-        row_number() over (partition by breakdown_value, step_number order by seconds_from_previous, user_key)
+        us_from_previous / 1e6 as seconds_from_previous,
+        row_number() over (partition by breakdown_value, step_number order by us_from_previous, user_key)
             as time_rank,
-        count(seconds_from_previous) over (partition by breakdown_value, step_number) as timed_users
+        count(us_from_previous) over (partition by breakdown_value, step_number) as timed_users
     from user_steps
 ),
 
@@ -138,7 +139,8 @@ counted as (
         -- the middle time, or the mean of the two middle ones
         avg(case when time_rank in (floor((timed_users + 1) / 2), floor((timed_users + 2) / 2))
                  then seconds_from_previous end) as median_seconds_from_previous,
-        avg(seconds_from_previous) as mean_seconds_from_previous
+        -- exact: the same bits whatever the order the rows are added in
+        {{ mean_seconds('us_from_previous') }} as mean_seconds_from_previous
     from timed
     group by breakdown_value, step_number
 ),

@@ -49,7 +49,8 @@ sessions as (
         full_days.is_weekend,
         count(*) as sessions,
         count(case when dim_sessions.has_purchase then 1 end) as converting_sessions,
-        avg(dim_sessions.duration_seconds) as avg_session_seconds
+        -- durations are whole microseconds: their exact mean, not an order-dependent sum of doubles
+        {{ mean_seconds('cast(round(dim_sessions.duration_seconds * 1000000) as bigint)') }} as avg_session_seconds
     from dim_sessions
     join full_days on dim_sessions.start_date_key = full_days.date_key
     group by full_days.is_weekend

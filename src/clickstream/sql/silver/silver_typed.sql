@@ -1,5 +1,6 @@
 -- one row per bronze row of the batch: typed canonical columns, its event_id, and the rules it broke (if any);
 -- the raw text only where it broke one. A line bronze could not split into fields breaks only that rule.
+-- Every value is trimmed of Unicode whitespace at both ends (tab, CR, LF, no-break spaces too: trim_whitespace).
 {% set range = rules.timestamp_range %}
 {% set latest = timestamp_literal(range.max) if range.max else 'ingestion_timestamp + interval 1 day' %}
 {# wall times a zone skips or repeats are flagged only where some source is not in UTC #}
@@ -10,34 +11,35 @@ with typed as (
 {% for source in sources %}
 {% set is_utc = source.timezone | upper == 'UTC' %}
 {# an epoch or a time with an offset is an instant: the source's timezone does not apply to it #}
-{% set instant = parse_instant("nullif(trim(Timestamp), '')", source.timestamp_formats) %}
+{% set timestamp_text = "nullif(" ~ trim_whitespace('Timestamp') ~ ", '')" %}
+{% set instant = parse_instant(timestamp_text, source.timestamp_formats) %}
     select
-        nullif(trim(UserID), '') as user_id,
-        nullif(trim(SessionID), '') as session_id,
-        nullif(trim(Timestamp), '') as timestamp_text,
+        nullif({{ trim_whitespace('UserID') }}, '') as user_id,
+        nullif({{ trim_whitespace('SessionID') }}, '') as session_id,
+        nullif({{ trim_whitespace('Timestamp') }}, '') as timestamp_text,
 {% if is_utc %}
-        {{ 'coalesce(' ~ instant ~ ', ' if instant }}{{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }}{{ ')' if instant }} as event_ts,
+        {{ 'coalesce(' ~ instant ~ ', ' if instant }}{{ parse_timestamp(timestamp_text, source.timestamp_formats) }}{{ ')' if instant }} as event_ts,
 {% else %}
         {{ 'coalesce(instant_ts, ' if instant }}{{ to_utc('local_ts', source.timezone) }}{{ ')' if instant }} as event_ts,
 {% endif %}
 {% if source.event_types %}
-        case nullif(trim(EventType), '')
+        case nullif({{ trim_whitespace('EventType') }}, '')
 {% for raw_value, canonical in source.event_types.items() %}
             when {{ literal(raw_value) }} then {{ literal(canonical) }}
 {% endfor %}
-            else nullif(trim(EventType), '')
+            else nullif({{ trim_whitespace('EventType') }}, '')
         end as event_type,
 {% else %}
-        nullif(trim(EventType), '') as event_type,
+        nullif({{ trim_whitespace('EventType') }}, '') as event_type,
 {% endif %}
-        nullif(trim(ProductID), '') as product_id,
-        nullif(trim(Amount), '') as amount_text,
+        nullif({{ trim_whitespace('ProductID') }}, '') as product_id,
+        nullif({{ trim_whitespace('Amount') }}, '') as amount_text,
         -- parsed from the text, rounded half-up to cents: exact money, identical on every engine. Only
         -- plain decimal text is parsed: casts differ beyond it (DuckDB reads '1_000', Spark Arabic digits).
-        case when regexp_extract(nullif(trim(Amount), ''), '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?', 0)
-                  = nullif(trim(Amount), '')
-             then try_cast(nullif(trim(Amount), '') as decimal(18,2)) end as amount,
-        nullif(trim(Outcome), '') as outcome,
+        case when regexp_extract(nullif({{ trim_whitespace('Amount') }}, ''), '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?', 0)
+                  = nullif({{ trim_whitespace('Amount') }}, '')
+             then try_cast(nullif({{ trim_whitespace('Amount') }}, '') as decimal(18,2)) end as amount,
+        nullif({{ trim_whitespace('Outcome') }}, '') as outcome,
 {% if not is_utc %}
         -- a wall time the clocks skip (set forward) reads as one with the offset before the change; one they
         -- pass twice (set back) as the later instant (engines/*.to_utc): both counted in the quality report
@@ -61,7 +63,7 @@ with typed as (
     where source_name = {{ literal(source.name) }}
 {% else %}
     from (
-        select *, {{ parse_timestamp("nullif(trim(Timestamp), '')", source.timestamp_formats) }} as local_ts{{ ', ' ~ instant ~ ' as instant_ts' if instant }}
+        select *, {{ parse_timestamp(timestamp_text, source.timestamp_formats) }} as local_ts{{ ', ' ~ instant ~ ' as instant_ts' if instant }}
         from bronze_batch
         where source_name = {{ literal(source.name) }}
     ) as source_rows
