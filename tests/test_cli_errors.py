@@ -175,3 +175,22 @@ def test_verbose_adds_the_traceback_after_the_same_line(corrupt_gold, tmp_path):
     assert lines[start + 1] == "Traceback (most recent call last):"
     assert [line for line in lines[start + 2:] if line.startswith("_duckdb.")] == [
         f"_duckdb.InvalidInputException: Invalid Input Error: No magic bytes found at end of file '{bad}'"]
+
+
+# ---- published data the state cannot account for: refused, nothing changed, the command that repairs it named
+
+
+def test_a_lost_manifest_is_one_line_naming_the_repair_command(tmp_path):
+    data = tmp_path / "data"
+    raw_data(data)
+    assert clickstream("bronze", "--data-dir", str(data), cwd=tmp_path).returncode == 0
+    (data / "_state" / "bronze_manifest.json").unlink()
+    bronze_files = sorted((data / "bronze").rglob("*.parquet"))
+    done = clickstream("run", "--data-dir", str(data), cwd=tmp_path)
+    assert done.returncode == 1
+    assert the_failure(done.stderr) == (
+        f"clickstream: error: bronze: the manifest {data}/_state/bronze_manifest.json is missing, yet {data}/bronze "
+        f"holds 1 Parquet file(s); nothing was changed; rebuild it from bronze's own files with: clickstream "
+        f"repair-manifest --data-dir {data}")
+    assert sorted((data / "bronze").rglob("*.parquet")) == bronze_files
+    assert not (data / "silver").exists()
