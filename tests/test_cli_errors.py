@@ -273,3 +273,22 @@ def test_ctrl_c_reported_in_an_engines_own_words_is_still_an_interruption(tmp_pa
     assert cli.main(["verify", "--data-dir", str(tmp_path / "data")]) == 130
     assert capsys.readouterr().err == "clickstream: interrupted; the next run recovers\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+
+
+# ---- published data the state cannot account for: refused, nothing changed, the command that repairs it named
+
+
+def test_a_lost_manifest_is_one_line_naming_the_repair_command(tmp_path):
+    data = tmp_path / "data"
+    raw_data(data)
+    assert clickstream("bronze", "--data-dir", str(data), cwd=tmp_path).returncode == 0
+    (data / "_state" / "bronze_manifest.json").unlink()
+    bronze_files = sorted((data / "bronze").rglob("*.parquet"))
+    done = clickstream("run", "--data-dir", str(data), cwd=tmp_path)
+    assert done.returncode == 1
+    assert the_failure(done.stderr) == (
+        f"clickstream: error: bronze: the manifest {data}/_state/bronze_manifest.json is missing, yet {data}/bronze "
+        f"holds 1 Parquet file(s); nothing was changed; rebuild it from bronze's own files with: clickstream "
+        f"repair-manifest --data-dir {data}")
+    assert sorted((data / "bronze").rglob("*.parquet")) == bronze_files
+    assert not (data / "silver").exists()

@@ -27,7 +27,7 @@ from clickstream import bronze
 from clickstream.config import Config
 from clickstream.context import Layout, RunContext
 from clickstream.engines import create_engine
-from clickstream.pipeline import run_layers, verify
+from clickstream.pipeline import run_layers, verify_all
 
 sys.path.insert(0, str(Path(__file__).parent / "engines"))
 from engine_support import read_table, table_differences  # noqa: E402
@@ -153,8 +153,10 @@ def config_for(data: Path) -> Config:
 
 
 def check_the_ledger(config: Config, raw: Raw) -> None:
-    """Every file is ingested once (or known as a copy of one), counting exactly its lines; the ledger balances."""
-    files = verify(config)
+    """Every file is ingested once (or known as a copy of one), counting exactly its lines; the ledger balances;
+    bronze holds what its manifest records."""
+    files, bronze_problems = verify_all(config)
+    assert bronze_problems == []
     assert [f["source_file"] for f in files if not f["balanced"]] == []
     counted = {f["source_file"]: f["bronze_rows"] for f in files}
     engine = create_engine(config)

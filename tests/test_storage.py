@@ -136,6 +136,21 @@ def test_batch_files_are_named_after_their_batch_and_orphans_removed(tmp_path):
     assert storage.batch_files(tmp_path / "silver", {"b2"}) == moved
 
 
+def test_only_the_batch_a_state_names_as_publishing_is_removed_and_an_unrecorded_one_is_refused(tmp_path):
+    bronze = tmp_path / "bronze" / "ingestion_date=2024-01-01"
+    bronze.mkdir(parents=True)
+    files = {name: bronze / f"{name}-data_0.parquet" for name in ("b1", "b2", "b3")}
+    for file in files.values():
+        file.write_text("x")
+    with pytest.raises(storage.UnrecordedBatches) as refused:
+        storage.remove_interrupted_batch(tmp_path / "bronze", {"b1"}, publishing="b3")
+    assert refused.value.batches == {"b2": [files["b2"]]}
+    assert sorted(bronze.iterdir()) == sorted(files.values())  # nothing deleted
+    assert storage.remove_interrupted_batch(tmp_path / "bronze", {"b1", "b2"}, publishing="b3") == [files["b3"]]
+    assert storage.remove_interrupted_batch(tmp_path / "bronze", {"b1", "b2"}, publishing=None) == []
+    assert sorted(bronze.iterdir()) == [files["b1"], files["b2"]]
+
+
 def test_state_files_are_written_whole_and_a_corrupt_one_is_named(tmp_path):
     path = tmp_path / "_state" / "manifest.json"
     storage.write_json(path, {"files": {"a.csv": 1}})

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, PARTITION_COLUMN
 log = logging.getLogger(__name__)
 
 MANIFEST = "bronze_manifest.json"
+_MANIFEST_KEYS = ("files", "batches", "copies", "refused")
 INPUTS = "bronze_inputs"  # each staged input (input_file) with the raw file and source it stands for
 MALFORMED = "bronze_malformed"  # the lines csv_lines refused, with their staged input
 _INPUTS_SCHEMA = [("input_file", "string"), ("source_name", "string"), ("source_file", "string")]
@@ -104,6 +106,52 @@ def load_manifest(ctx: RunContext) -> dict:
     return manifest
 
 
+class ManifestLost(PipelineError):
+    """Bronze holds data its manifest does not account for: nothing is changed until the manifest is rebuilt."""
+
+
+def repair_command(ctx: RunContext) -> str:
+    return f"clickstream repair-manifest --data-dir {shlex.quote(str(ctx.layout.data_dir))}"
+
+
+def load_committed(ctx: RunContext) -> dict:
+    """The manifest, refused (ManifestLost) where it cannot prove what bronze holds: missing while bronze holds
+    data, or unreadable. A run never deletes published data on a guess."""
+    path = manifest_path(ctx)
+    fix = f"nothing was changed; rebuild it from bronze's own files with: {repair_command(ctx)}"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    except (ValueError, OSError) as exc:  # not JSON, not UTF-8, not a file
+        raise ManifestLost(f"bronze: the manifest {path} cannot be read ({shorten(str(exc), 200)}); {fix}") from exc
+    if manifest is not None and not (isinstance(manifest, dict)
+                                     and all(isinstance(manifest.get(k, {}), dict) for k in _MANIFEST_KEYS)):
+        raise ManifestLost(f"bronze: the manifest {path} is not a bronze manifest (a JSON object of "
+                           f"{', '.join(_MANIFEST_KEYS)}); {fix}")
+    if manifest is None:
+        held = storage.parquet_files(ctx.layout.bronze)
+        if held:
+            raise ManifestLost(f"bronze: the manifest {path} is missing, yet {ctx.layout.bronze} holds "
+                               f"{len(held)} Parquet file(s); {fix}")
+        manifest = {}
+    for key in _MANIFEST_KEYS:
+        manifest.setdefault(key, {})
+    return manifest
+
+
+def remove_interrupted_batch(ctx: RunContext, manifest: dict) -> list[Path]:
+    """Delete what a run interrupted while publishing left in bronze (the batch its manifest names as
+    `publishing`); refuse (ManifestLost) if bronze holds a batch the manifest neither records nor names."""
+    try:
+        return storage.remove_interrupted_batch(ctx.layout.bronze, set(manifest["batches"]),
+                                                manifest.get("publishing"))
+    except storage.UnrecordedBatches as exc:
+        files = sorted(f for found in exc.batches.values() for f in found)
+        raise ManifestLost(f"bronze: {ctx.layout.bronze} holds {len(files)} Parquet file(s) of {len(exc.batches)} "
+                           f"batch(es) that the manifest {manifest_path(ctx)} does not record, e.g. {files[0]} (an "
+                           f"older copy of the manifest?); nothing was changed; rebuild it from bronze's own files "
+                           f"with: {repair_command(ctx)}") from exc
+
+
 def may_hold_unit_separator(manifest: dict, batches: set[str] | None = None) -> bool:
     """Whether a file (of `batches`, or any ever ingested) holds chr(31), or is not known not to (sql.key_of)."""
     for entry in manifest["files"].values():
@@ -126,8 +174,9 @@ def run(ctx: RunContext) -> dict | None:
     """
     started = time.perf_counter()
     layout = ctx.layout
-    manifest = load_manifest(ctx)
-    removed = storage.remove_orphan_batches(layout.bronze, set(manifest["batches"]))
+    manifest = load_committed(ctx)
+    removed = remove_interrupted_batch(ctx, manifest)
+    manifest.pop("publishing", None)
     if removed:
         log.warning("removed %d bronze file(s) left by an interrupted run", len(removed))
     found = discover(ctx, manifest)
@@ -150,8 +199,10 @@ def run(ctx: RunContext) -> dict | None:
     for number, unit in enumerate(found.units, start=1):
         _stage_input(unit, inputs, number)
     staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
-    storage.publish_batch(staged, layout.bronze, batch_id)
-    files_record = _commit(ctx, manifest, found.units, profile, batch_id, ingested_at)
+    manifest["publishing"] = batch_id  # recorded before a file moves: a later run deletes only what is named so
+    storage.write_json(manifest_path(ctx), manifest)
+    published = storage.publish_batch(staged, layout.bronze, batch_id)
+    files_record = _commit(ctx, manifest, found.units, profile, batch_id, ingested_at, published)
     total = sum(f["part_rows"] for f in files_record)
     elapsed = time.perf_counter() - started
     log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(found.units), total, elapsed)
@@ -160,7 +211,7 @@ def run(ctx: RunContext) -> dict | None:
 
 
 def _commit(ctx: RunContext, manifest: dict, units: list[Unit], profile: dict, batch_id: str,
-            ingested_at: str) -> list[dict]:
+            ingested_at: str, published: list[Path]) -> list[dict]:
     """Record the batch and each file's new entry in the manifest (the commit); returns the files' records for
     the quality report."""
     files_record = []
@@ -179,7 +230,9 @@ def _commit(ctx: RunContext, manifest: dict, units: list[Unit], profile: dict, b
                              "null_counts": stats["null_counts"], "completeness": completeness,
                              "appended": unit.is_tail, "replaces_batches": unit.retracts})
     manifest["batches"][batch_id] = {"ingested_at": ingested_at, "files": [u.relative for u in units],
-                                     "rows": sum(f["part_rows"] for f in files_record), "retracts": retracts}
+                                     "rows": sum(f["part_rows"] for f in files_record), "retracts": retracts,
+                                     "parquet": [f.relative_to(ctx.layout.bronze).as_posix() for f in published]}
+    manifest.pop("publishing", None)
     storage.write_json(manifest_path(ctx), manifest)
     return files_record
 

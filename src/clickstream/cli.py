@@ -69,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="engine (default from config: duckdb)")
     verify.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                         help="if a run is writing the data directory, wait up to SECONDS for it to finish")
+    text = "rebuild bronze's manifest (_state/bronze_manifest.json) from bronze's own Parquet files"
+    repair = sub.add_parser("repair-manifest", help=text, description=text + ", when it is lost or unreadable "
+                            "(raw file facts bronze does not hold are taken from raw/ where the file there still "
+                            "holds what bronze holds)")
+    _common(repair)
+    repair.add_argument("--engine", choices=["duckdb", "spark"], default=None,
+                        help="engine (default from config: duckdb)")
+    repair.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="if a run is writing the data directory, wait up to SECONDS for it to finish")
     generate = sub.add_parser("generate", help="write seeded sample clickstream CSV into DIR/raw",
                               description="write seeded sample clickstream CSV into DIR/raw")
     _common(generate)
@@ -194,10 +203,10 @@ def _run(args: argparse.Namespace, config: Config, quiet: bool) -> int:
 
 
 def _verify(config: Config, wait_seconds: float) -> int:
-    from clickstream.pipeline import refused_files, verify
+    from clickstream.pipeline import refused_files, verify_all
     from clickstream.report.tables import text_table
 
-    files = verify(config, wait_seconds)
+    files, problems = verify_all(config, wait_seconds)
     refused = refused_files(config)
     if refused:
         print(f"{len(refused)} raw file(s) refused, not ingested (each is tried again when it or its source's "
@@ -205,18 +214,42 @@ def _verify(config: Config, wait_seconds: float) -> int:
         for entry in refused:
             print(f"  {escape_terminal(shorten(entry['path']))}: {escape_terminal(entry['reason'])}")
         print()
-    if not files:
+    if not files and not problems:
         also = f" ({len(refused)} raw file(s) refused, listed above)" if refused else ""
         raise PipelineError(f"nothing ingested yet in {shorten(str(config.paths.data_dir))}: nothing to verify{also}")
     columns = ["source_file", "bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows", "redelivered_rows",
                "pending_rows", "stale_rows", "balanced"]
+    if problems and not files:  # the manifest itself is lost: no ledger to show
+        raise PipelineError(problems[0])
     print(text_table(columns, [tuple(row[c] for c in columns) for row in files]))
+    if problems:
+        shown = (escape_terminal(shorten(problem, _MESSAGE_LIMIT)) for problem in problems)
+        print("\nbronze:\n" + "\n".join(f"  {line}" for line in shown))
+        raise PipelineError(f"bronze does not hold what its manifest records ({len(problems)} problem(s), listed "
+                            f"above): {problems[0]}")
     broken = [row["source_file"] for row in files if not row["balanced"]]
     lines = sum(row["bronze_rows"] for row in files)
     if broken:
         raise PipelineError(f"the ledger does not add up for {len(broken)} file(s), e.g. {shorten(broken[0])!r}: "
                             f"see the table above")
     print(f"\nledger: {len(files):,} file(s), {lines:,} data line(s), every one accounted for once")
+    return 0
+
+
+def _repair_manifest(config: Config, wait_seconds: float) -> int:
+    from clickstream.pipeline import repair_manifest
+
+    done = repair_manifest(config, wait_seconds)
+    if not done.rebuilt:
+        print(f"{done.manifest} already records what bronze holds: nothing changed")
+        return 0
+    aside = f" (the one it replaces is kept as {done.kept_aside})" if done.kept_aside else ""
+    print(f"rebuilt {done.manifest} from {done.parquet_files:,} bronze file(s): {done.batches:,} batch(es), "
+          f"{done.rows:,} row(s), {len(done.recovered) + len(done.unrecovered):,} raw file(s){aside}")
+    print(f"{len(done.recovered):,} raw file(s) recovered whole from raw/ (SHA-256, size, lines, records)")
+    for path, why in sorted(done.unrecovered.items()):
+        print(f"not recovered: {escape_terminal(shorten(path))}: {escape_terminal(why)}; the next run ingests it "
+              f"again as a new version, replacing its rows")
     return 0
 
 
@@ -362,6 +395,8 @@ def _main(args: argparse.Namespace, quiet: bool, sigint: _SigintSeen) -> int:
             return 0
         if args.command == "verify":
             return _verify(config, args.wait)
+        if args.command == "repair-manifest":
+            return _repair_manifest(config, args.wait)
         if args.command == "sql":
             return _sql(args, config)
         if args.command == "history":

@@ -3,14 +3,17 @@
 Each silver run proves its own batch (silver.py); this proves the whole data directory at once, after any
 number of runs, appends, replaced versions and re-deliveries: per raw file, the rows bronze holds of its current
 version (from the manifest) against the rows of that version in silver, quarantine and duplicates, and no row
-left there of a version that was replaced. `clickstream verify` prints it.
+left there of a version that was replaced. `clickstream verify` prints it, after checking bronze itself against
+the manifest (`bronze_problems`): the ledger counts bronze's rows from the manifest, so a lost bronze file would
+not show in it.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
-from clickstream import bronze, silver
+from clickstream import bronze, silver, storage
 from clickstream.context import RunContext
+from clickstream.schema import Schema
 
 _KINDS = ("silver", "quarantine", "duplicates")
 
@@ -23,7 +26,6 @@ def whole_ledger(ctx: RunContext) -> list[dict]:
     A file balances when bronze rows = silver + quarantine + duplicates + re-delivered + pending, with no
     stale row.
     """
-    engine = ctx.engine
     manifest = bronze.load_manifest(ctx)
     state = silver.load_state(ctx)
     processed = silver.processed_bronze_batches(state)
@@ -31,16 +33,7 @@ def whole_ledger(ctx: RunContext) -> list[dict]:
     for path, entry in manifest["files"].items():
         for part in bronze.parts_of(entry):
             current[(path, part["batch_id"])] = part["rows"]
-    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for kind, (folder, schema) in silver.tables(ctx).items():
-        engine.read_parquet(f"ledger_{kind}", silver.current_files(ctx, kind), schema, partitioned=True)
-        label = "case when duplicate_kind = 'redelivered' then 'redelivered' else 'duplicates' end" \
-            if kind == "duplicates" else engine.quote_literal(kind)
-        _, rows = engine.fetch(f"select source_file, batch_id, {label}, count(*) from ledger_{kind} "
-                               f"group by source_file, batch_id, {label}")
-        for source_file, batch_id, label_value, count in rows:
-            counts[(source_file, batch_id)][label_value] += int(count)
-        engine.drop(f"ledger_{kind}")
+    counts = published_rows(ctx)
     files: dict[str, dict] = {}
     for key in sorted(set(current) | set(counts)):
         source_file, batch_id = key
@@ -63,3 +56,73 @@ def whole_ledger(ctx: RunContext) -> list[dict]:
             row["silver_rows"] + row["quarantine_rows"] + row["duplicate_rows"] + row["redelivered_rows"]
             + row["pending_rows"])
     return list(files.values())
+
+
+def published_rows(ctx: RunContext) -> dict[tuple[str, str], dict[str, int]]:
+    """Per (raw file, bronze batch): its rows in silver, quarantine, duplicates and re-delivered."""
+    engine = ctx.engine
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for kind, (folder, schema) in silver.tables(ctx).items():
+        engine.read_parquet(f"ledger_{kind}", silver.current_files(ctx, kind), schema, partitioned=True)
+        label = "case when duplicate_kind = 'redelivered' then 'redelivered' else 'duplicates' end" \
+            if kind == "duplicates" else engine.quote_literal(kind)
+        _, rows = engine.fetch(f"select source_file, batch_id, {label}, count(*) from ledger_{kind} "
+                               f"group by source_file, batch_id, {label}")
+        for source_file, batch_id, label_value, count in rows:
+            counts[(source_file, batch_id)][label_value] += int(count)
+        engine.drop(f"ledger_{kind}")
+    return counts
+
+
+BRONZE_KEYS: Schema = [("source_name", "string"), ("source_file", "string"), ("batch_id", "string"),
+                       ("ingestion_timestamp", "timestamp")]
+
+
+def bronze_rows(ctx: RunContext) -> dict[tuple[str, str], tuple[str, int]]:
+    """Per (raw file, batch): the rows bronze's Parquet files hold, and the source they were read as."""
+    engine = ctx.engine
+    engine.read_parquet("ledger_bronze", storage.parquet_files(ctx.layout.bronze), BRONZE_KEYS, partitioned=True)
+    _, rows = engine.fetch("select source_file, batch_id, source_name, count(*) from ledger_bronze "
+                           "group by source_file, batch_id, source_name")
+    engine.drop("ledger_bronze")
+    return {(source_file, batch_id): (source_name, int(count)) for source_file, batch_id, source_name, count in rows}
+
+
+def bronze_problems(ctx: RunContext) -> list[str]:
+    """What bronze does not hold of what its manifest records, one line each (none when all is well).
+
+    Every Parquet file a batch records exists; every file bronze holds belongs to a recorded batch; bronze's
+    rows per raw file and batch are the rows the manifest records of that file's versions (which the ledger
+    counts), per batch the batch's rows. (Not its records: a line split apart by a stray quote is one row each.)
+    """
+    try:
+        manifest = bronze.load_committed(ctx)
+    except bronze.ManifestLost as exc:
+        return [str(exc)]
+    folder = ctx.layout.bronze
+    problems = []
+    for batch_id, batch in sorted(manifest["batches"].items()):
+        for relative in batch.get("parquet", []):
+            if not (folder / relative).is_file():
+                problems.append(f"bronze file {folder / relative} of batch {batch_id} is missing")
+    for batch_id, files in sorted(storage.unrecorded_batches(folder, set(manifest["batches"])).items()):
+        problems.append(f"bronze file {files[0]} belongs to batch {batch_id}, which the manifest does not record")
+    held = {key: rows for key, (_, rows) in bronze_rows(ctx).items()}
+    recorded: dict[tuple[str, str], int] = defaultdict(int)
+    for path, entry in sorted(manifest["files"].items()):
+        for version in [entry, *entry.get("previous", [])]:
+            for part in bronze.parts_of(version):
+                recorded[(path, part["batch_id"])] += part["rows"]
+    for source_file, batch_id in sorted(set(held) | set(recorded)):
+        if batch_id in manifest["batches"] and held.get((source_file, batch_id), 0) != recorded.get(
+                (source_file, batch_id), 0):
+            problems.append(f"bronze holds {held.get((source_file, batch_id), 0):,} row(s) of {source_file} in "
+                            f"batch {batch_id}; the manifest records {recorded.get((source_file, batch_id), 0):,}")
+    by_batch: dict[str, int] = defaultdict(int)
+    for (_, batch_id), rows in held.items():
+        by_batch[batch_id] += rows
+    for batch_id, batch in sorted(manifest["batches"].items()):
+        if by_batch.get(batch_id, 0) != batch["rows"]:
+            problems.append(f"bronze holds {by_batch.get(batch_id, 0):,} row(s) of batch {batch_id}; the manifest "
+                            f"records {batch['rows']:,}")
+    return problems

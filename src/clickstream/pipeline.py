@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from clickstream import analytics, bronze, gold, ledger, silver, storage, warehouse
+from clickstream import analytics, bronze, gold, ledger, repair, silver, storage, warehouse
 from clickstream.config import Config
 from clickstream.context import Layout, RunContext
 from clickstream.engines import InputError, create_engine
@@ -190,12 +190,38 @@ def _warm_up_charts() -> None:
 def verify(config: Config, wait_seconds: float = 0.0) -> list[dict]:
     """The whole ledger of the data directory (ledger.py), read under the writer lock so no run changes it
     meanwhile."""
+    return verify_all(config, wait_seconds)[0]
+
+
+def verify_all(config: Config, wait_seconds: float = 0.0) -> tuple[list[dict], list[str]]:
+    """The whole ledger, and what bronze does not hold of what its manifest records (ledger.bronze_problems),
+    read under the writer lock."""
     layout = Layout(Path(config.paths.data_dir))
-    if not layout.state.is_dir():
-        return []
+    if not layout.state.is_dir() and not storage.parquet_files(layout.bronze):
+        return [], []
     with WriterLock(layout.data_dir, wait_seconds=wait_seconds):
         engine = create_engine(config)
         try:
-            return ledger.whole_ledger(RunContext(config=config, engine=engine, layout=layout))
+            ctx = RunContext(config=config, engine=engine, layout=layout)
+            try:
+                bronze.load_committed(ctx)
+            except bronze.ManifestLost as exc:  # no ledger without the manifest
+                return [], [str(exc)]
+            return ledger.whole_ledger(ctx), ledger.bronze_problems(ctx)
+        finally:
+            engine.close()
+
+
+def repair_manifest(config: Config, wait_seconds: float = 0.0) -> repair.Repair:
+    """Rebuild bronze's manifest from bronze's own files (repair.py), under the writer lock, after undoing what
+    an interrupted run left."""
+    layout = Layout(Path(config.paths.data_dir))
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    with WriterLock(layout.data_dir, wait_seconds=wait_seconds):
+        for action in storage.recover(layout.data_dir):
+            log.info("recovery: %s", action)
+        engine = create_engine(config)
+        try:
+            return repair.rebuild_manifest(RunContext(config=config, engine=engine, layout=layout))
         finally:
             engine.close()

@@ -171,6 +171,38 @@ def remove_orphan_batches(dest: Path, known_batches: set[str]) -> list[Path]:
     return removed
 
 
+def unrecorded_batches(dest: Path, recorded: set[str]) -> dict[str, list[Path]]:
+    """The batch files under `dest` of batches that `recorded` (a state file's) does not hold, by batch."""
+    found: dict[str, list[Path]] = {}
+    for file in parquet_files(dest):
+        if batch_of(file) not in recorded:
+            found.setdefault(batch_of(file), []).append(file)
+    return found
+
+
+def remove_interrupted_batch(dest: Path, recorded: set[str], publishing: str | None) -> list[Path]:
+    """Delete the files of `publishing`, the batch a committed state file names as being published when its run
+    stopped: the only files proved to be the remains of an interrupted run. Files of any other batch the state
+    does not record are published data whose record is lost: nothing is deleted, UnrecordedBatches is raised."""
+    found = unrecorded_batches(dest, recorded)
+    unproved = {batch: files for batch, files in found.items() if batch != publishing}
+    if unproved:
+        raise UnrecordedBatches(unproved)
+    removed = found.get(publishing, []) if publishing else []
+    for file in removed:
+        file.unlink()
+    return removed
+
+
+class UnrecordedBatches(PipelineError):
+    """Published batch files that no state file records and none names as interrupted: never deleted."""
+
+    def __init__(self, batches: dict[str, list[Path]]) -> None:
+        self.batches = batches
+        files = sorted(f for found in batches.values() for f in found)
+        super().__init__(f"{len(files)} file(s) of {len(batches)} batch(es) no state file records, e.g. {files[0]}")
+
+
 def batch_files(dest: Path, batches: set[str]) -> list[Path]:
     if not dest.exists():
         return []
