@@ -42,7 +42,7 @@ def test_a_bad_config_stops_the_benchmark_with_one_line_naming_the_key(tmp_path,
     bad.write_text("duckdb:\n  memory_limt: 3GB\n", encoding="utf-8")
     assert main(["--config", str(bad), "--sizes", "200k", "--runs", "1", "--cache-dir", str(tmp_path / "c"),
                  "--results-dir", str(tmp_path / "r")]) == 2
-    expected = f"benchmarks/run.py: invalid config {bad}: unknown key 'duckdb.memory_limt'"
+    expected = f"benchmarks/run.py: invalid config {bad}: unknown key 'duckdb.memory_limt' (did you mean 'memory_limit'?)"
     assert capsys.readouterr().err.strip() == expected
     assert not (tmp_path / "r").exists() and not (tmp_path / "c" / "datasets").exists()
 
