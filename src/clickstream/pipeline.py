@@ -155,14 +155,14 @@ def _warm_up_charts() -> None:
 
 
 def verify(config: Config, wait_seconds: float = 0.0) -> list[dict]:
-    """The whole ledger of the data directory (ledger.py), read under the writer lock so no run changes it
-    meanwhile."""
+    """The whole ledger of the data directory (ledger.py), each file also counted from raw/, read under the
+    writer lock so no run changes it meanwhile."""
     layout = Layout(Path(config.paths.data_dir))
     if not layout.state.is_dir():
         return []
     with WriterLock(layout.data_dir, wait_seconds=wait_seconds):
         engine = create_engine(config)
         try:
-            return ledger.whole_ledger(RunContext(config=config, engine=engine, layout=layout))
+            return ledger.whole_ledger(RunContext(config=config, engine=engine, layout=layout), count_raw_files=True)
         finally:
             engine.close()
