@@ -1,7 +1,10 @@
 """Bronze on real files in tmp_path: explicit text schema, manifest, incremental ingestion, clear input errors."""
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -11,6 +14,7 @@ from helpers import make_config
 from clickstream.context import PipelineError
 from clickstream.engines import InputError
 from clickstream.pipeline import run_layers
+from clickstream.raw_files import scan
 
 HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
 
@@ -155,3 +159,18 @@ def test_a_touched_file_is_not_ingested_again_and_a_changed_file_replaces_its_ro
 def silver_users(data: Path) -> list[str]:
     return [r[0] for r in duckdb.sql(f"select user_id from read_parquet('{data}/silver/**/*.parquet') "
                                      f"order by user_id").fetchall()]
+
+
+@pytest.mark.parametrize("in_kernel", [True, False])
+def test_a_snapshot_holds_exactly_the_bytes_scanned_with_or_without_a_copy_in_the_kernel(tmp_path, monkeypatch,
+                                                                                        in_kernel):
+    if not in_kernel:  # another file system, or an older kernel: copied block by block
+        def refused(*args, **kwargs):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        monkeypatch.setattr(os, "copy_file_range", refused)
+    path = write_csv(tmp_path, "a.csv", "1,1,2024-01-01 10:00:00,page_view,,,\n" * 3)
+    data = path.read_bytes()
+    facts = scan(path, snapshot=tmp_path / "snapshot.csv")
+    assert (tmp_path / "snapshot.csv").read_bytes() == data
+    assert (facts.size, facts.sha256, facts.records) == (len(data), hashlib.sha256(data).hexdigest(), 3)
+    assert scan(path, limit=len(HEADER)).sha256 == hashlib.sha256(HEADER.encode()).hexdigest()

@@ -6,6 +6,8 @@ depend on an engine are attacked on both engines in tests/engines/test_ingestion
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ import pytest
 import yaml
 from helpers import make_config
 
+from clickstream import bronze
 from clickstream.cli import main
 from clickstream.config import Config, load_config
 from clickstream.context import PipelineError
@@ -226,6 +229,81 @@ def test_files_no_source_matches_are_warned_about_and_reported(tmp_path, caplog)
     assert "3 file(s) in" in caplog.text and "'EXPORT.CSV', 'notes.txt', 'sub/b.csv'" in caplog.text
 
 
+@pytest.mark.parametrize("kind", ["fifo", "dangling link", "link to /dev/zero"])
+def test_what_is_not_a_regular_file_is_named_never_opened_and_the_rest_ingested(tmp_path, caplog, kind):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", events(1, 2))
+    odd = data / "raw" / "odd.csv"
+    if kind == "fifo":
+        os.mkfifo(odd)  # opening it would block the run until a writer comes
+        what = "a named pipe (FIFO), not a regular file: never read"
+    elif kind == "dangling link":
+        odd.symlink_to(data / "raw" / "gone.csv")
+        what = f"a symbolic link to nothing ({str(data / 'raw' / 'gone.csv')!r} does not exist)"
+    else:
+        odd.symlink_to("/dev/zero")
+        what = "a device (through a symbolic link to '/dev/zero'), not a regular file: never read"
+    run_layers(config)
+    assert report(data)["bronze"]["not_regular"] == {"odd.csv": what}
+    assert f"bronze: odd.csv is {what}" in caplog.text
+    assert rows(data, "silver", "source_file, user_id") == [("a.csv", "1")] * 2
+    assert_balanced(config)
+
+
+# ---- a file gone or unreadable is refused alone
+
+def test_a_file_removed_while_the_run_reads_raw_is_refused_alone_and_the_others_ingested(tmp_path, monkeypatch,
+                                                                                          caplog):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", events(1, 2))
+    write(data / "raw", "gone.csv", events(2, 2))
+    write(data / "raw", "z.csv", events(3, 1))
+    match_sources = bronze.match_sources
+
+    def listed_then_removed(*args):
+        found = match_sources(*args)
+        (data / "raw" / "gone.csv").unlink(missing_ok=True)  # removed between the listing and the read
+        return found
+
+    monkeypatch.setattr(bronze, "match_sources", listed_then_removed)
+    run_layers(config)
+    reason = "removed from raw/ while the run read it"
+    assert report(data)["bronze"]["refused"] == [{"path": "gone.csv", "reason": reason, "this_run": True}]
+    assert f"bronze: refused gone.csv: {reason}" in caplog.text
+    assert rows(data, "silver", "source_file, user_id") == [("a.csv", "1")] * 2 + [("z.csv", "3")]
+    run_layers(config)  # gone from raw/: no longer refused
+    assert report(data)["bronze"]["refused"] == []
+    assert_balanced(config)
+
+
+def test_a_file_that_cannot_be_read_is_refused_alone_and_tried_again_at_every_run(tmp_path, monkeypatch):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", events(1, 2))
+    locked = write(data / "raw", "locked.csv", events(2, 2))
+
+    def denied(opener):  # as chmod 000 would for another user than root (the tests run as root)
+        def open_unless_locked(path, *args, **kwargs):
+            if not isinstance(path, int) and Path(path) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return opener(path, *args, **kwargs)
+        return open_unless_locked
+
+    monkeypatch.setattr(os, "open", denied(os.open))
+    monkeypatch.setattr(io, "open", denied(io.open))
+    run_layers(config)
+    reason = "cannot be read (permission denied); it is tried again at the next run"
+    assert report(data)["bronze"]["refused"] == [{"path": "locked.csv", "reason": reason, "this_run": True}]
+    assert rows(data, "silver", "source_file, user_id") == [("a.csv", "1")] * 2
+    monkeypatch.undo()  # permission given; the file itself did not change
+    run_layers(config)
+    assert report(data)["bronze"]["refused"] == []
+    assert rows(data, "silver", "source_file, user_id") == [("a.csv", "1")] * 2 + [("locked.csv", "2")] * 2
+    assert_balanced(config)
+
+
 def test_an_empty_raw_folder_says_no_raw_file_matched(tmp_path, capsys):
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "EXPORT.CSV").write_text(HEADER)
@@ -413,6 +491,31 @@ def test_verify_finds_a_row_lost_behind_the_pipelines_back(tmp_path, capsys):
     assert main(["verify", "--data-dir", str(data)]) == 1
     assert "the ledger does not add up for" in capsys.readouterr().err
     assert not all(f["balanced"] for f in verify(config))
+
+
+def test_verify_counts_each_file_again_from_raw_and_finds_rows_bronze_holds_beyond_its_bytes(tmp_path, capsys):
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    path = write(data / "raw", "a.csv", events(1, 3))
+    hashed = path.read_bytes()
+    run_layers(config)
+    with path.open("a") as handle:
+        handle.write(events(2, 1))
+    run_layers(config)
+    assert [(f["source_file"], f["file_rows"], f["bronze_rows"], f["balanced"]) for f in verify(config)] == [
+        ("a.csv", 4, 4, True)]
+    # bronze holds rows that the bytes the manifest names do not (as if it had read past the bytes it hashed)
+    manifest_file = data / "_state" / "bronze_manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["files"]["a.csv"].update(size=len(hashed), sha256=hashlib.sha256(hashed).hexdigest())
+    manifest_file.write_text(json.dumps(manifest))
+    assert [(f["source_file"], f["file_rows"], f["bronze_rows"], f["balanced"]) for f in verify(config)] == [
+        ("a.csv", 3, 4, False)]
+    assert main(["verify", "--data-dir", str(data)]) == 1
+    assert "the ledger does not add up for 1 file(s), e.g. 'a.csv'" in capsys.readouterr().err
+    path.write_text(HEADER + events(3, 1))  # another version, not ingested yet: nothing to count bronze against
+    assert [(f["source_file"], f["file_rows"], f["bronze_rows"], f["balanced"]) for f in verify(config)] == [
+        ("a.csv", None, 4, True)]
 
 
 def test_a_first_delivery_without_a_valid_line_builds_an_empty_star_and_says_so(tmp_path, caplog):

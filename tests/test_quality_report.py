@@ -11,12 +11,14 @@ TOTALS = {"bronze_rows": 10, "silver_rows": 8, "quarantine_rows": 1, "duplicate_
           "pending_rows": 0, "stale_rows": 0}
 CHECKS = [{"name": "quarantine_rate", "status": "ok"}]
 FILE_A = {"path": "a.csv", "rows": 10, "sha256": "1"}
+NOT_REGULAR = {"pipe.csv": "a named pipe (FIFO), not a regular file: never read"}
 
 
 def first_run() -> dict:
     return {"run_id": "r1", "started_at": "2024-01-01T00:00:00",
             "bronze": {"batch_id": "r1", "rows": 10, "files": [FILE_A], "refused": [{"path": "x.bin", "reason":
-                       "binary", "this_run": True}], "unmatched": ["notes.txt"], "copies": {}, "ignored_changes": []},
+                       "binary", "this_run": True}], "unmatched": ["notes.txt"], "not_regular": NOT_REGULAR,
+                       "copies": {}, "ignored_changes": []},
             "silver": {"bronze_batches": ["r1"], "ledger": LEDGER, "totals": TOTALS, "checks": CHECKS,
                        "rejection_reasons": {"overall": {"missing_user_id": 1},
                                              "per_file": {"a.csv": {"missing_user_id": 1}}},
@@ -29,7 +31,7 @@ def first_run() -> dict:
 FLAG = {"flag": "single_segment", "tables": ["user_segments"], "status": "warn", "message": "every user (3) ..."}
 FIRST = {
     "bronze": {"files": [FILE_A], "rows": 10, "batches": ["r1"], "refused": [{"path": "x.bin", "reason": "binary"}],
-               "unmatched": ["notes.txt"], "copies": {}, "ignored_changes": []},
+               "unmatched": ["notes.txt"], "not_regular": NOT_REGULAR, "copies": {}, "ignored_changes": []},
     "silver": {"runs": ["r1"], "ledger": LEDGER, "totals": TOTALS, "checks": CHECKS, "checked_by": "r1",
                "rejection_reasons": {"overall": {"missing_user_id": 1}, "per_file": {"a.csv": {"missing_user_id": 1}}},
                "local_time_adjustments": []},
@@ -48,7 +50,7 @@ def test_a_run_with_nothing_new_changes_no_layer():
     noop = {"run_id": "r2", "started_at": "2024-01-02T00:00:00",
             "bronze": {"batch_id": None, "files": [], "refused": [{"path": "x.bin", "reason": "binary",
                                                                     "this_run": False}],
-                       "unmatched": ["notes.txt"], "copies": {}, "ignored_changes": []},
+                       "unmatched": ["notes.txt"], "not_regular": NOT_REGULAR, "copies": {}, "ignored_changes": []},
             "silver": {"bronze_batches": [], "ledger": []},
             "gold": {"mode": "current", "build_id": "r1", "row_counts": {"fct_events": 8}},
             "analytics": {"row_counts": {"top_products": 3}, "modes": {"top_products": "full"}, "flags": [FLAG]}}

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import make_config
 
 from clickstream import bronze
 from clickstream.cli import main
 from clickstream.config import Source
 from clickstream.generate import generate
 from clickstream.lock import WriterLock
-from clickstream.watch import CLOCK_SLACK_SECONDS, MOVED_IN, STABLE, Sighting, _recorded, completeness, sight
+from clickstream.watch import CLOCK_SLACK_SECONDS, MOVED_IN, STABLE, Sighting, _recorded, completeness, sight, watch
 
 CLICKSTREAM = str(Path(sys.executable).parent / "clickstream")
 INTERVAL = 1.0  # the slow writer below writes a piece every 0.05 s: far less than this
@@ -297,3 +298,32 @@ def test_a_file_refused_under_its_sources_config_waits_and_under_a_fixed_config_
                "config": bronze.reading_fingerprint(wrong)}
     manifest = {"files": {}, "copies": {}, "refused": {"shop.csv": refusal}}
     assert [_recorded(manifest, "shop.csv", seen, source) for source in (wrong, fixed)] == [True, False]
+
+
+def test_a_file_removed_during_a_batch_is_refused_alone_and_the_watch_goes_on(tmp_path, monkeypatch):
+    config = make_config(tmp_path)
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    header = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+    (raw / "a.csv").write_text(header + "1,1,2024-01-01 10:00:00,page_view,,,\n")
+    (raw / "gone.csv").write_text(header + "2,1,2024-01-01 10:00:00,page_view,,,\n")
+    match_sources = bronze.match_sources
+
+    def listed_then_removed(*args):  # in batch 1: gone.csv is removed after the listing, later.csv comes
+        found = match_sources(*args)
+        if (raw / "gone.csv").exists():
+            (raw / "gone.csv").unlink()
+            (raw / "later.csv.tmp").write_text(header + "3,1,2024-01-01 10:00:00,page_view,,,\n")
+            (raw / "later.csv.tmp").rename(raw / "later.csv")
+        return found
+
+    monkeypatch.setattr(bronze, "match_sources", listed_then_removed)
+    assert watch(config, interval=0.2, max_batches=2) is None
+    assert sorted(manifest(tmp_path / "data")["files"]) == ["a.csv", "later.csv"]
+    reports = sorted((json.loads(p.read_text()) for p in (tmp_path / "data" / "reports" / "history").glob("*.json")),
+                     key=lambda r: r["watch"]["batch"])
+    assert [(r["watch"]["batch"], [f["path"] for f in r["watch"]["files"]], r["bronze"]["refused"])
+            for r in reports] == [
+        (1, ["a.csv", "gone.csv"], [{"path": "gone.csv", "reason": "removed from raw/ while the run read it",
+                                     "this_run": True}]),
+        (2, ["later.csv"], [])]

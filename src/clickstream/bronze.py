@@ -1,8 +1,11 @@
 """Bronze: land new raw CSV files unchanged (every value as text) with ingestion metadata, as Parquet.
 
-Each file is read once per version, as an exact path: the pipeline lists raw/ itself and hands every engine
-a hard link (or symbolic link) with a plain name, so no file name is ever read as a pattern or reaches SQL.
-A file that is not text CSV, or whose header does not fit its source, is refused alone; the others proceed.
+Each file is read once per version, as an exact path: the pipeline lists raw/ itself and copies each file it
+reads into a snapshot with a plain name, which is all that is hashed, counted, and read by the engines and
+csv_lines. So no file name is ever read as a pattern or reaches SQL, and the bytes hashed are the bytes counted
+and parsed, whatever is appended to or rewritten in the raw file meanwhile. A file that is not text CSV, whose
+header does not fit its source, or that cannot be read (removed meanwhile, permission denied) is refused alone;
+the others proceed. What is not a regular file (a FIFO, a device, a dangling link) is named and never opened.
 A line that cannot be split into the header's fields is kept with its line number and raw text (`csv_lines`)
 and goes to quarantine in silver. A file changed since it was ingested follows its source's `on_change`.
 """
@@ -13,6 +16,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +48,7 @@ class Unit:
     """What this batch ingests of one raw file: all of it, or the lines appended since its last version."""
 
     relative: str
-    path: Path
+    path: Path  # the snapshot of the version read (raw_files.scan), never the raw file itself
     source: Source
     scan: Scan
     header: list[str]
@@ -91,6 +95,7 @@ class Discovery:
     units: list[Unit] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # refused by this run: path -> reason
     unmatched: list[str] = field(default_factory=list)
+    not_regular: dict[str, str] = field(default_factory=dict)  # path -> what it is (a FIFO, a dangling link...)
     copies: dict[str, str] = field(default_factory=dict)  # new path -> the ingested file holding the same content
     ignored: list[str] = field(default_factory=list)  # changed files whose earlier version stays (on_change: ignore)
 
@@ -179,23 +184,25 @@ def run(ctx: RunContext) -> dict | None:
     manifest.pop("publishing", None)
     if removed:
         log.warning("removed %d bronze file(s) left by an interrupted run", len(removed))
-    found = discover(ctx, manifest)
+    inputs = storage.staging_path(layout.data_dir, "bronze-inputs")
+    inputs.mkdir()
+    found = discover(ctx, manifest, inputs)
     report = {"batch_id": None, "files": [], "refused": _current_refusals(manifest, found),
-              "unmatched": found.unmatched, "copies": found.copies, "ignored_changes": found.ignored}
+              "unmatched": found.unmatched, "not_regular": found.not_regular, "copies": found.copies,
+              "ignored_changes": found.ignored}
     ctx.quality["bronze"] = report
     if found.refused and ctx.config.quality.refused_files == "fail":
         first = next(iter(found.refused.items()))
         raise InputError(f"bronze: {len(found.refused)} raw file(s) refused, e.g. {first[0]}: {first[1]} "
                          f"(quality.refused_files: fail; nothing ingested)")
     if not found.units:
+        shutil.rmtree(inputs, ignore_errors=True)
         storage.write_json(manifest_path(ctx), manifest)  # touched files, copies, refusals
         log.info("bronze: no new raw files in %s", layout.raw)
         return None
 
     batch_id = ctx.run_id
     ingested_at = ctx.started_at.strftime("%Y-%m-%d %H:%M:%S.%f")
-    inputs = storage.staging_path(layout.data_dir, "bronze-inputs")
-    inputs.mkdir()
     for number, unit in enumerate(found.units, start=1):
         _stage_input(unit, inputs, number)
     staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
@@ -239,15 +246,18 @@ def _commit(ctx: RunContext, manifest: dict, units: list[Unit], profile: dict, b
 
 # ---- what to ingest
 
-def discover(ctx: RunContext, manifest: dict) -> Discovery:
+def discover(ctx: RunContext, manifest: dict, snapshots: Path) -> Discovery:
     """What this batch ingests, and what it refuses, skips or warns about; updates `manifest` for the files it
-    only looked at (touched, copies, refusals), never for what it ingests (that waits for the publish)."""
+    only looked at (touched, copies, refusals), never for what it ingests (that waits for the publish). Each
+    file read is first copied under `snapshots` and hashed from there; a unit reads its snapshot."""
     raw_dir = ctx.layout.raw
     if not raw_dir.is_dir():
         raise PipelineError(f"raw input directory not found: {raw_dir} (create it and put CSV files in it)")
     found = Discovery()
     owners, ambiguous = match_sources(raw_dir, ctx.config.sources)
-    listed = list_files(raw_dir)
+    listed, found.not_regular = list_files(raw_dir)
+    for relative, what in found.not_regular.items():
+        log.warning("bronze: %s is %s", relative, what)
     found.unmatched = [f for f in listed if f not in owners and f not in ambiguous]
     if found.unmatched:
         shown = ", ".join(repr(f) for f in found.unmatched[:_SHOWN])
@@ -268,23 +278,32 @@ def discover(ctx: RunContext, manifest: dict) -> Discovery:
     current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
     replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
     changed = [(relative, source) for relative, source in owners.items() if not _unchanged(manifest, raw_dir, relative)]
-    scans = _scan_all(manifest, raw_dir, changed)
+    scans = _scan_all(manifest, raw_dir, changed, snapshots)
     # Files ingested before come first: a new file holding what one of them now holds is then a copy of it.
     for relative, source in sorted(changed, key=lambda item: (item[0] not in manifest["files"], item[0])):
-        unit = _consider(ctx, manifest, found, relative, raw_dir / relative, source, manifest["files"].get(relative),
-                         current, scans[relative])
-        if unit is not None:
+        facts, snapshot = scans[relative]
+        if isinstance(facts, str):
+            _refuse(manifest, found, relative, raw_dir / relative, None, facts, unreadable=True)
+            continue
+        unit = _consider(ctx, manifest, found, relative, snapshot, source, manifest["files"].get(relative),
+                         current, facts)
+        if unit is None:
+            snapshot.unlink()
+        else:
             found.units.append(unit)
             current.setdefault(unit.scan.sha256, relative)
             if unit.retracts:
                 replaced[relative] = unit.scan.sha256
-    _ingest_orphaned_copies(ctx, manifest, found, owners, replaced)
+    _ingest_orphaned_copies(ctx, manifest, found, owners, replaced, snapshots)
     return found
 
 
 def _unchanged(manifest: dict, raw_dir: Path, relative: str) -> bool:
     """Whether a file has the size and modification time it had when last looked at (then it is not read)."""
-    stat = (raw_dir / relative).stat()
+    try:
+        stat = (raw_dir / relative).stat()
+    except OSError:
+        return False  # gone since it was listed: the read says why
     entry = manifest["files"].get(relative)
     return any(known and known["size"] == stat.st_size and known["mtime_ns"] == stat.st_mtime_ns
                for known in (entry, manifest["copies"].get(relative), manifest["refused"].get(relative),
@@ -296,18 +315,42 @@ def _appendable(entry: dict | None, relative: str) -> bool:
     return bool(entry and entry.get("ends_cleanly") and not relative.lower().endswith(".gz"))
 
 
-def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]]) -> dict[str, Scan]:
-    """Scan the files, several at once (hashing and counting let go of the interpreter for each block)."""
-    def one(item: tuple[str, Source]) -> Scan:
-        relative, source = item
+def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]],
+              snapshots: Path) -> dict[str, tuple[Scan | str, Path]]:
+    """Scan the files, several at once (hashing and counting let go of the interpreter for each block), each
+    into its snapshot; a file that cannot be read gets why instead of its scan."""
+    def one(numbered: tuple[int, tuple[str, Source]]) -> tuple[Scan | str, Path]:
+        number, (relative, source) = numbered
         entry = manifest["files"].get(relative)
-        return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
-                    quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header)
+        snapshot = _snapshot_path(snapshots, relative, number)
+        try:
+            return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
+                        quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
+                        snapshot=snapshot), snapshot
+        except OSError as exc:
+            snapshot.unlink(missing_ok=True)
+            return _unreadable(exc), snapshot
 
+    numbered = list(enumerate(files, start=1))
     if len(files) < 2:
-        return {relative: one((relative, source)) for relative, source in files}
+        return {relative: one((number, (relative, source))) for number, (relative, source) in numbered}
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return dict(zip((relative for relative, _ in files), pool.map(one, files)))
+        return dict(zip((relative for relative, _ in files), pool.map(one, numbered)))
+
+
+def _snapshot_path(snapshots: Path, relative: str, number: int) -> Path:
+    """A plain name for a file's snapshot, keeping `.gz` (read decompressed)."""
+    return snapshots / (f"raw-{number:06d}" + (".csv.gz" if relative.lower().endswith(".gz") else ".csv"))
+
+
+def _unreadable(exc: OSError) -> str:
+    """Why a file listed in raw/ could not be read, in one line."""
+    if isinstance(exc, FileNotFoundError):
+        return "removed from raw/ while the run read it"
+    what = (exc.strerror or str(exc)).lower()
+    if isinstance(exc, IsADirectoryError):
+        what = "not a regular file any more"
+    return f"cannot be read ({what}); it is tried again at the next run"
 
 
 def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, path: Path, source: Source,
@@ -382,15 +425,17 @@ def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None
 
 
 def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, owners: dict[str, Source],
-                            replaced: dict[str, str]) -> None:
+                            replaced: dict[str, str], snapshots: Path) -> None:
     """A file skipped as a copy of one this batch replaces holds content no other file holds any more."""
-    for relative, copy in list(manifest["copies"].items()):
+    for number, (relative, copy) in enumerate(list(manifest["copies"].items()), start=1):
         if copy["same_as"] in replaced and replaced[copy["same_as"]] != copy["sha256"] and relative in owners:
-            path = ctx.layout.raw / relative
-            if not path.is_file():
-                continue
             options = owners[relative].csv
-            facts = scan(path, quote=options.quote, escape=options.escape, header=options.header)
+            path = snapshots / f"copy-{_snapshot_path(snapshots, relative, number).name}"
+            try:
+                facts = scan(ctx.layout.raw / relative, quote=options.quote, escape=options.escape, header=options.header,
+                             snapshot=path)
+            except OSError:
+                continue  # gone or unreadable: it stays a copy, and its next change is read again
             header, reason = read_header(path, owners[relative])
             if facts.refusal or reason:
                 continue
@@ -402,12 +447,23 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
 
 
 def _refuse(manifest: dict, found: Discovery, relative: str, path: Path, facts: Scan | None, reason: str,
-            source: Source | None = None) -> None:
-    log.warning("bronze: refused %s: %s (it is retried when its content or its source's config changes)",
-                relative, reason)
-    stat = path.stat()
-    manifest["refused"][relative] = {"sha256": facts.sha256 if facts else None, "size": stat.st_size,
-                                     "mtime_ns": stat.st_mtime_ns, "reason": reason,
+            source: Source | None = None, unreadable: bool = False) -> None:
+    """Refuse one file: named in the log and the quality report; retried when it changes, or at every run when
+    it could not be read (no size is kept, so it is never taken as looked at)."""
+    log.warning("bronze: refused %s: %s%s", relative, reason, "" if unreadable else
+                " (it is retried when its content or its source's config changes)")
+    if unreadable:
+        size = mtime_ns = None
+    elif facts is not None:
+        size, mtime_ns = facts.size, facts.mtime_ns
+    else:
+        try:
+            stat = path.stat()
+            size, mtime_ns = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            size = mtime_ns = None
+    manifest["refused"][relative] = {"sha256": facts.sha256 if facts else None, "size": size,
+                                     "mtime_ns": mtime_ns, "reason": reason,
                                      "config": reading_fingerprint(source) if source else None}
     found.refused[relative] = reason
 
@@ -443,7 +499,7 @@ def _globs(ctx: RunContext) -> str:
 # ---- reading
 
 def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
-    """Put the part to read under a plain name: a link to the raw file, or a copy of its appended lines."""
+    """Put the part to read under a plain name: its snapshot, or a copy of its appended lines."""
     suffix = ".csv.gz" if unit.path.name.lower().endswith(".gz") else ".csv"
     unit.input_file = f"{number:06d}{suffix}"
     unit.input_path = inputs / unit.input_file
@@ -459,17 +515,15 @@ def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
                 target.write(block)
         unit.ends_cleanly = unit.scan.ends_with_break
     else:
-        try:
-            os.link(unit.path, unit.input_path)
-        except OSError:  # another file system, or links not allowed: a symbolic link reads the same
-            unit.input_path.symlink_to(os.path.abspath(unit.path))
+        unit.path.rename(unit.input_path)  # the snapshot, in the same folder
+        unit.path = unit.input_path
         unit.ends_cleanly = unit.scan.ends_with_break
 
 
 def _split_input(unit: Unit) -> None:
     """Read the part through csv_lines: its well-formed records as canonical CSV, its malformed lines aside."""
     unit.is_split = True
-    # A new name: the staged input may be a hard link to the raw file, which must never be written to.
+    # A new name: the staged input may be the snapshot the split reads.
     unit.input_file = unit.input_file.split(".", 1)[0] + "-split.csv"
     unit.input_path = unit.input_path.with_name(unit.input_file)
     header = header_line(unit.path, unit.source.csv) if unit.source.csv.header else b""

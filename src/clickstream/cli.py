@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         _terminal_options(command)
     verify = sub.add_parser("verify", help="prove the whole ledger: every line of every raw file accounted for",
                             description="prove the whole ledger: per raw file, the rows of its current version "
-                                        "against silver, quarantine and duplicates (exit 1 if any does not add up)")
+                                        "against silver, quarantine and duplicates, and against the rows its bytes "
+                                        "in raw/ hold (exit 1 if any does not add up)")
     _common(verify)
     verify.add_argument("--engine", choices=["duckdb", "spark"], default=None,
                         help="engine (default from config: duckdb)")
@@ -217,8 +218,8 @@ def _verify(config: Config, wait_seconds: float) -> int:
     if not files and not problems:
         also = f" ({len(refused)} raw file(s) refused, listed above)" if refused else ""
         raise PipelineError(f"nothing ingested yet in {shorten(str(config.paths.data_dir))}: nothing to verify{also}")
-    columns = ["source_file", "bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows", "redelivered_rows",
-               "pending_rows", "stale_rows", "balanced"]
+    columns = ["source_file", "file_rows", "bronze_rows", "silver_rows", "quarantine_rows", "duplicate_rows",
+               "redelivered_rows", "pending_rows", "stale_rows", "balanced"]
     if problems and not files:  # the manifest itself is lost: no ledger to show
         raise PipelineError(problems[0])
     print(text_table(columns, [tuple(row[c] for c in columns) for row in files]))
@@ -232,7 +233,9 @@ def _verify(config: Config, wait_seconds: float) -> int:
     if broken:
         raise PipelineError(f"the ledger does not add up for {len(broken)} file(s), e.g. {shorten(broken[0])!r}: "
                             f"see the table above")
-    print(f"\nledger: {len(files):,} file(s), {lines:,} data line(s), every one accounted for once")
+    uncounted = sum(1 for row in files if row["file_rows"] is None)
+    note = f" ({uncounted:,} file(s) gone from raw/ or changed since: not counted there)" if uncounted else ""
+    print(f"\nledger: {len(files):,} file(s), {lines:,} data line(s), every one accounted for once{note}")
     return 0
 
 

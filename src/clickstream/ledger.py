@@ -5,26 +5,33 @@ number of runs, appends, replaced versions and re-deliveries: per raw file, the 
 version (from the manifest) against the rows of that version in silver, quarantine and duplicates, and no row
 left there of a version that was replaced. `clickstream verify` prints it, after checking bronze itself against
 the manifest (`bronze_problems`): the ledger counts bronze's rows from the manifest, so a lost bronze file would
-not show in it.
+not show in it. It also counts each file's rows again from its bytes in raw/ now (those of the version ingested),
+so rows bronze holds that the file does not show.
 """
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
+from pathlib import Path
 
 from clickstream import bronze, silver, storage
+from clickstream.config import Source
 from clickstream.context import RunContext
+from clickstream.csv_lines import split_file
+from clickstream.raw_files import header_line, read_header, scan
 from clickstream.schema import Schema
 
 _KINDS = ("silver", "quarantine", "duplicates")
 
 
-def whole_ledger(ctx: RunContext) -> list[dict]:
+def whole_ledger(ctx: RunContext, count_raw_files: bool = False) -> list[dict]:
     """One row per raw file ingested: its current version's rows and where each went.
 
     `pending_rows` are rows of bronze batches no silver run has processed yet (a failed gate keeps them
     there); `stale_rows` are rows still held of a version that was replaced (always 0 when all is well).
     A file balances when bronze rows = silver + quarantine + duplicates + re-delivered + pending, with no
-    stale row.
+    stale row. With `count_raw_files`, `file_rows` are the rows the raw file's bytes of that version hold now
+    (None when the file is gone or changed since: nothing to count them against), and must equal bronze rows.
     """
     manifest = bronze.load_manifest(ctx)
     state = silver.load_state(ctx)
@@ -55,6 +62,10 @@ def whole_ledger(ctx: RunContext) -> list[dict]:
         row["balanced"] = row["stale_rows"] == 0 and row["bronze_rows"] == (
             row["silver_rows"] + row["quarantine_rows"] + row["duplicate_rows"] + row["redelivered_rows"]
             + row["pending_rows"])
+        if count_raw_files:
+            entry = manifest["files"].get(row["source_file"])
+            row["file_rows"] = None if entry is None else _file_rows(ctx, entry, row["bronze_rows"])
+            row["balanced"] = row["balanced"] and row["file_rows"] in (None, row["bronze_rows"])
     return list(files.values())
 
 
@@ -126,3 +137,55 @@ def bronze_problems(ctx: RunContext) -> list[str]:
             problems.append(f"bronze holds {by_batch.get(batch_id, 0):,} row(s) of batch {batch_id}; the manifest "
                             f"records {batch['rows']:,}")
     return problems
+
+
+class _Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _file_rows(ctx: RunContext, entry: dict, bronze_rows: int) -> int | None:
+    """The rows a file's version ingested holds, counted from raw/ now: its first `size` bytes (it may have grown
+    since), if they still hash as then; None if it is gone or they do not.
+
+    The records counted while hashing (bronze's own check) stand when they equal bronze's rows; otherwise, or
+    where they are not counted, the bytes are split by csv_lines as bronze splits a file (records and malformed
+    lines), from a snapshot of those bytes."""
+    path = ctx.layout.raw / entry["path"]
+    source = next((s for s in ctx.config.sources if s.name == entry["source_name"]), None)
+    is_gzip = path.name.lower().endswith(".gz")
+    if source is None:
+        return None
+    try:
+        if is_gzip and path.stat().st_size != entry["size"]:
+            return None  # a gzip file is never appended to: another size is another version
+        facts = scan(path, quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
+                     limit=entry["size"])
+        if facts.sha256 != entry["sha256"]:
+            return None
+        if facts.records == bronze_rows:
+            return facts.records
+        snapshots = storage.staging_path(ctx.layout.data_dir, "verify")
+        snapshots.mkdir()
+        try:
+            snapshot = snapshots / ("raw.csv.gz" if is_gzip else "raw.csv")
+            if scan(path, quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
+                    limit=entry["size"], snapshot=snapshot).sha256 != entry["sha256"]:
+                return None
+            return _split_rows(snapshot, source)
+        finally:
+            shutil.rmtree(snapshots, ignore_errors=True)
+    except OSError:
+        return None
+
+
+def _split_rows(snapshot: Path, source: Source) -> int | None:
+    """Rows as bronze holds them of a file split by csv_lines: its well-formed records and its malformed lines."""
+    header, reason = read_header(snapshot, source)
+    if header is None:
+        return None  # a refused header: such a version is never ingested
+    if not header:
+        return 0
+    skip = len(header_line(snapshot, source.csv)) if source.csv.header else 0
+    split = split_file(snapshot, source.csv, len(header), _Discard(), skip_bytes=skip)
+    return split.records + len(split.malformed)

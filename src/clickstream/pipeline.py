@@ -188,8 +188,8 @@ def _warm_up_charts() -> None:
 
 
 def verify(config: Config, wait_seconds: float = 0.0) -> list[dict]:
-    """The whole ledger of the data directory (ledger.py), read under the writer lock so no run changes it
-    meanwhile."""
+    """The whole ledger of the data directory (ledger.py), each file also counted from raw/, read under the
+    writer lock so no run changes it meanwhile."""
     return verify_all(config, wait_seconds)[0]
 
 
@@ -207,7 +207,7 @@ def verify_all(config: Config, wait_seconds: float = 0.0) -> tuple[list[dict], l
                 bronze.load_committed(ctx)
             except bronze.ManifestLost as exc:  # no ledger without the manifest
                 return [], [str(exc)]
-            return ledger.whole_ledger(ctx), ledger.bronze_problems(ctx)
+            return ledger.whole_ledger(ctx, count_raw_files=True), ledger.bronze_problems(ctx)
         finally:
             engine.close()
 

@@ -216,6 +216,7 @@ def _merge_bronze(previous: dict, run: dict, run_id: str) -> dict:
         files[entry["path"]] = {key: value for key, value in entry.items() if key != "this_run"}
     refused = [{k: v for k, v in entry.items() if k != "this_run"} for entry in run.get("refused", [])]
     merged = {"files": [files[p] for p in sorted(files)], "refused": refused, "unmatched": run.get("unmatched", []),
+              "not_regular": run.get("not_regular", {}),
               "copies": {**previous.get("copies", {}), **run.get("copies", {})},
               "ignored_changes": run.get("ignored_changes", []),
               "batches": sorted({*previous.get("batches", []), *([run["batch_id"]] if run.get("batch_id") else [])})}

@@ -4,17 +4,22 @@ Files are listed by the pipeline and handed to the engines as exact paths, never
 once per change for its SHA-256 and a few facts that decide how it is ingested: whether it is text CSV at all,
 whether it is valid UTF-8 (Spark would replace invalid bytes silently, DuckDB refuses them: such a file is split
 by `csv_lines` for both), how many lines it has and whether it ends with a line break (for appended files).
+Bronze first copies the file into a snapshot and reads only that: the bytes hashed are the bytes counted and
+parsed, whatever is written to the raw file meanwhile.
 """
 from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import gzip
 import hashlib
 import os
+import stat as stat_kind
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -46,17 +51,50 @@ def is_listed(relative: str) -> bool:
     return not any(part.startswith(".") for part in parts) and not relative.lower().endswith(IN_PROGRESS_SUFFIXES)
 
 
-def list_files(raw_dir: Path) -> list[str]:
-    """Every candidate file under raw/ (recursively, symbolic links followed), as sorted relative paths."""
+def list_files(raw_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """Every candidate file under raw/ (recursively, symbolic links followed), as sorted relative paths; and the
+    candidates that are not regular files (a FIFO, a device, a dangling link), each with what it is."""
     found = []
+    special: dict[str, str] = {}
     for root, dirs, files in os.walk(raw_dir, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = Path(root).relative_to(raw_dir)
         for name in files:
             relative = (base / name).as_posix()
-            if is_listed(relative) and (Path(root) / name).is_file():
+            if not is_listed(relative):
+                continue
+            what = not_regular(Path(root) / name)
+            if what is None:
                 found.append(relative)
-    return sorted(found)
+            else:
+                special[relative] = what
+    return sorted(found), dict(sorted(special.items()))
+
+
+def not_regular(path: Path) -> str | None:
+    """What a path is when it is not a regular file (it is never opened: a FIFO would block), or None."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        try:
+            return f"a symbolic link to nothing ({shorten(os.readlink(path))!r} does not exist)"
+        except OSError:
+            return None  # gone since it was listed
+    except OSError as exc:
+        return f"a path that cannot be followed ({exc.strerror})"
+    if stat_kind.S_ISREG(info.st_mode) or stat_kind.S_ISDIR(info.st_mode):
+        return None
+    if stat_kind.S_ISFIFO(info.st_mode):
+        kind = "a named pipe (FIFO)"
+    elif stat_kind.S_ISCHR(info.st_mode) or stat_kind.S_ISBLK(info.st_mode):
+        kind = "a device"
+    elif stat_kind.S_ISSOCK(info.st_mode):
+        kind = "a socket"
+    else:
+        kind = "a special file"
+    if path.is_symlink():
+        kind += f" (through a symbolic link to {shorten(os.readlink(path))!r})"
+    return f"{kind}, not a regular file: never read"
 
 
 def glob_specificity(pattern: str) -> int:
@@ -121,42 +159,89 @@ class Scan:
 
 
 def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: str = '"',
-         header: bool = True) -> Scan:
+         header: bool = True, snapshot: Path | None = None, limit: int | None = None) -> Scan:
     """Read a file once: SHA-256 (and of a prefix), line and record counts, UTF-8 validity, and whether it is
     CSV at all. Records are counted only where the escape is the quote doubled (their parity then tells whether a
-    line break is inside a quoted field); without a `header`, the first line is a record too."""
-    stat = path.stat()
+    line break is inside a quoted field); without a `header`, the first line is a record too.
+
+    `snapshot`: a new file that first receives a copy of the file, as long as it was when opened; the facts are
+    those of the copy, which every later read of this version reads. `limit`: read only the first `limit`
+    bytes. Raises OSError if the file cannot be opened or read, or is not a regular file (it is opened without
+    blocking, so a FIFO put in its place is never waited for)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(descriptor, "rb") as source:
+        # the time of the open file, before its bytes are read: a write during the read makes it read again
+        stat = os.fstat(source.fileno())
+        if not stat_kind.S_ISREG(stat.st_mode):
+            raise IsADirectoryError(f"not a regular file: {path}")
+        if snapshot is None:
+            return _scan_open(source, path, stat.st_mtime_ns, prefix_size, quote, escape, header, limit)
+        _copy(source, snapshot, stat.st_size if limit is None else min(limit, stat.st_size))
+    with snapshot.open("rb") as copied:
+        return _scan_open(copied, snapshot, stat.st_mtime_ns, prefix_size, quote, escape, header, None)
+
+
+def _copy(source: IO[bytes], target: Path, size: int) -> None:
+    """Copy the first `size` bytes of an open file into a new file, in the kernel where it can (a reflink where
+    the file system shares blocks), else block by block."""
+    done = 0
+    with target.open("xb") as copy:
+        try:
+            while done < size:
+                copied = os.copy_file_range(source.fileno(), copy.fileno(), size - done, offset_src=done)
+                if copied == 0:
+                    return  # cut short meanwhile
+                done += copied
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+        source.seek(done)
+        copy.seek(done)
+        while done < size:
+            block = source.read(min(_BLOCK, size - done))
+            if not block:
+                return
+            copy.write(block)
+            done += len(block)
+
+
+def _scan_open(handle: IO[bytes], path: Path, mtime_ns: int, prefix_size: int | None, quote: str, escape: str,
+               header: bool, limit: int | None) -> Scan:
+    """The facts of an open file's bytes (see `scan`); a gzip file's text is read from `path` again."""
     digest = hashlib.sha256()
     prefix_digest = None
     done = 0
     is_gzip = path.name.lower().endswith(".gz")
     text = _TextFacts(quote if escape == quote and len(quote.encode()) == 1 else None)
     text.header_lines = 1 if header else 0
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_BLOCK), b""):
-            if prefix_size is not None and prefix_digest is None and done + len(block) >= prefix_size:
-                cut = prefix_size - done
-                digest.update(block[:cut])
-                prefix_digest = digest.copy().hexdigest()
-                digest.update(block[cut:])
-            else:
-                digest.update(block)
-            done += len(block)
-            if not is_gzip:
-                text.feed(block)
+    while limit is None or done < limit:
+        block = handle.read(_BLOCK if limit is None else min(_BLOCK, limit - done))
+        if not block:
+            break
+        if prefix_size is not None and prefix_digest is None and done + len(block) >= prefix_size:
+            cut = prefix_size - done
+            digest.update(block[:cut])
+            prefix_digest = digest.copy().hexdigest()
+            digest.update(block[cut:])
+        else:
+            digest.update(block)
+        done += len(block)
+        if not is_gzip:
+            text.feed(block)
     if prefix_size is not None and prefix_digest is None and done == prefix_size:
         prefix_digest = digest.hexdigest()
     refusal = None
     if is_gzip:
         try:
-            with gzip.open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(_BLOCK), b""):
+            with gzip.open(path, "rb") as unpacked:
+                for block in iter(lambda: unpacked.read(_BLOCK), b""):
                     text.feed(block)
         except (OSError, EOFError, zlib.error) as exc:
             refusal = f"not a readable gzip file ({exc})"
     text.finish()
     refusal = refusal or _sniff(text.head, path.name)
-    return Scan(stat.st_size, stat.st_mtime_ns, digest.hexdigest(), prefix_digest if prefix_size else None,
+    return Scan(done, mtime_ns, digest.hexdigest(), prefix_digest if prefix_size else None,
                 text.lines, text.ends_with_break, text.is_utf8, refusal, text.records(), text.unit_separator,
                 text.longest_record())
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from clickstream import bronze
 from clickstream.config import Config
 from clickstream.csv_lines import MAX_RECORD_BYTES, SHOWN_BYTES
 from clickstream.pipeline import run_layers, verify
@@ -231,3 +232,44 @@ def test_a_lost_manifest_rebuilt_from_bronze_counts_every_line_once_on_both_engi
         assert {f["source_file"]: f["bronze_rows"] for f in files} == hostile_runs["lines"], engine
         rebuilt[engine] = done.unrecovered  # (a gzip file's bytes differ between the two folders: its header's time)
     assert rebuilt["duckdb"] == rebuilt["spark"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lines_appended_while_bronze_reads_a_file_wait_for_the_next_run_and_are_ingested_once(tmp_path, engine,
+                                                                                               request, monkeypatch):
+    if engine == "spark":
+        request.getfixturevalue("spark_session_owner")
+    config = config_for(tmp_path, engine)
+    raw = tmp_path / engine / "raw"
+    raw.mkdir(parents=True)
+    (raw / "a.csv").write_text(hostile.HEADER + hostile.rows("first", 4))
+    (raw / "b.csv").write_text(hostile.HEADER + hostile.rows("other", 2))
+    scan_all = bronze._scan_all
+
+    def hashed_then_appended(*args):  # a writer appends to a.csv after bronze hashed it, before anything reads it
+        scans = scan_all(*args)
+        with (raw / "a.csv").open("a") as handle:
+            handle.write(hostile.rows("later", 3, day="2024-03-02"))
+        return scans
+
+    monkeypatch.setattr(bronze, "_scan_all", hashed_then_appended)
+    run_layers(config, ("bronze", "silver"))
+    monkeypatch.undo()
+    first = [("a.csv", "first", f"2024-03-01 10:0{i}:00") for i in range(4)] + [
+        ("b.csv", "other", f"2024-03-01 10:0{i}:00") for i in range(2)]
+    assert silver_lines(tmp_path / engine) == sorted(first)
+    assert [(f["source_file"], f["file_rows"], f["bronze_rows"], f["balanced"]) for f in verify(config)] == [
+        ("a.csv", 4, 4, True), ("b.csv", 2, 2, True)]
+    run_layers(config, ("bronze", "silver"))
+    later = [("a.csv", "later", f"2024-03-02 10:0{i}:00") for i in range(3)]
+    assert silver_lines(tmp_path / engine) == sorted(first + later)
+    assert read_table(tmp_path / engine / "quarantine") is None
+    assert read_table(tmp_path / engine / "duplicates") is None
+    assert [(f["source_file"], f["file_rows"], f["bronze_rows"], f["balanced"]) for f in verify(config)] == [
+        ("a.csv", 7, 7, True), ("b.csv", 2, 2, True)]
+
+
+def silver_lines(data: Path) -> list[tuple]:
+    """Each silver event as (file, user, time)."""
+    return sorted((row["source_file"], row["user_id"], str(row["event_ts"])) for row in read_table(data / "silver")
+                  .to_pylist())
