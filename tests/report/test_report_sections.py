@@ -217,19 +217,20 @@ def test_every_conversion_says_which_it_is_and_is_a_percentage(data):
     ordered = sorted(rows("conversion_funnel"), key=lambda r: r["step_number"])
     any_order = max(rows("funnel_any_order"), key=lambda r: r["step_number"])
     days = rows("day_type_behavior")
+    window = Config().analytics.funnel.window
     page_text = html.render(Layout(data), Config(), quality(data))
     page = Page(page_text)
     assert "ordered funnel conversion" in page.text  # the headline card's label
     visits = ", ".join(f"{float(r['session_conversion_rate']):.2%} on {r['day_type']}s" for r in days)
     assert (f"Conversion, each its own question: {float(ordered[-1]['conversion_from_first']):.2%} is the ordered "
             f"funnel's conversion (the headline's): of the users reaching {ordered[0]['event_type']}, the share "
-            f"reaching {ordered[-1]['event_type']} in order within 7d, users still in progress left out; "
+            f"reaching {ordered[-1]['event_type']} in order within {window}, users still in progress left out; "
             f"{float(any_order['overall_conversion']):.2%} is the any-order funnel's (funnel_any_order): the share who "
             "did every step at any time, order and window ignored; visit conversion, the share of visits with a "
             f"purchase, is another measure ({visits}; Weekday vs weekend).") in page.text
     funnel = html.funnel(facts_with(data, []))
     table = funnel.tables[0]
-    assert table["caption"].startswith("conversion_funnel (in order within 7d")
+    assert table["caption"].startswith(f"conversion_funnel (in order within {window}")
     shown = [[row[table["columns"].index(c)] for c in ("conversion_from_previous", "conversion_from_first")]
              for row in table["rows"]]
     assert shown == [[f"{float(r['conversion_from_previous']):.2%}", f"{float(r['conversion_from_first']):.2%}"]
