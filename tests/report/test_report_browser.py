@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -63,6 +64,8 @@ def page_facts(report, tmp_path_factory):
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto((report / "analytics" / "report.html").as_uri(), wait_until="load")
+        # every "Figures" table laid out, as a reader opening them sees it
+        page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
         facts = page.evaluate("""() => ({
             sections: [...document.querySelectorAll('main > section')].map(s => [s.id, s.querySelector('h2').textContent]),
             charts: [...document.querySelectorAll('figure.chart')].map(f => [f.dataset.chart,
@@ -103,6 +106,25 @@ def page_facts(report, tmp_path_factory):
                     }).map(label => [axis.closest('figure').dataset.chart, title.textContent, label.textContent]);
                 });
             }),
+            // a number, name or time in a table broken over lines ("28,238.", "19"); prose alone may wrap
+            brokenCells: [...document.querySelectorAll('td:not(.prose), th')].filter(e => {
+                const range = document.createRange();
+                range.selectNodeContents(e);
+                return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1;
+            }).map(e => e.textContent),
+            // a table running past its card: what is seen of it is its box, or its scrolling box's
+            tablesOut: [...document.querySelectorAll('main table')].filter(t => {
+                const card = t.closest('section').getBoundingClientRect();
+                const scroller = t.parentElement, scrolls = ['auto', 'scroll'].includes(getComputedStyle(scroller).overflowX);
+                const seen = (scrolls ? scroller : t).getBoundingClientRect();
+                return seen.right > card.right - 1 || seen.left < card.left + 1;
+            }).map(t => t.closest('details, section').querySelector('summary, h2').textContent),
+            tablesScrolling: [...document.querySelectorAll('main table')].filter(t =>
+                t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).length,
+            // the share of its card's width each chart takes
+            chartFill: [...document.querySelectorAll('figure.chart')].map(f => [f.dataset.chart,
+                f.querySelector('svg').getBoundingClientRect().width / f.getBoundingClientRect().width]),
+            axisLabels: [...document.querySelectorAll('figure.chart svg .role-axis-label text')].map(t => t.textContent),
             fonts: [...new Set([...document.querySelectorAll('figure.chart svg text')].map(
                 t => getComputedStyle(t).fontFamily))],
         })""")
@@ -124,7 +146,7 @@ def test_every_chart_is_one_svg_with_marks(page_facts):
     charts = page_facts[0]["charts"]
     assert [name for name, _, _ in charts] == [
         "funnel", "cart", "daily", "retention", "products_views", "products_revenue", "revenue", "rfm", "activity",
-        "paths", "visit_paths", "daytype", "ledger", "reasons", "rates"]
+        "paths", "visit_paths", "daytype", "ledger", "reasons"]  # rates over one run: a sentence
     assert [(name, svgs) for name, svgs, _ in charts] == [(name, 1) for name, _, _ in charts]
     assert [name for name, _, marks in charts if marks == 0] == []
 
@@ -132,6 +154,20 @@ def test_every_chart_is_one_svg_with_marks(page_facts):
 def test_no_label_or_figure_runs_out_of_its_box_or_is_broken_over_lines(page_facts):
     assert page_facts[0]["overflowing"] == []
     assert page_facts[0]["wrapped"] == []
+
+
+def test_no_table_breaks_a_value_over_lines_or_runs_past_its_card(page_facts):
+    facts = page_facts[0]
+    assert facts["brokenCells"] == []
+    assert facts["tablesOut"] == []
+    assert facts["tablesScrolling"] > 0  # the wide tables scroll inside their card
+
+
+def test_charts_take_their_cards_width_and_no_tick_reads_0k(page_facts):
+    """Each chart but the weekday/weekend small multiples is as wide as its card (within a tenth)."""
+    fill = dict(page_facts[0]["chartFill"])
+    assert {name: round(share, 2) for name, share in fill.items() if name != "daytype" and share < 0.9} == {}
+    assert [label for label in page_facts[0]["axisLabels"] if re.fullmatch(r"-?0(\.0*)?[kMGT]", label)] == []
 
 
 def test_no_chart_text_is_cut_off_in_a_wider_font_than_it_was_measured_in(page_facts):

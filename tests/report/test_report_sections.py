@@ -125,7 +125,8 @@ def test_the_hostile_folder_gives_a_page_of_text(tmp_path):
     page = Page((data / "analytics" / "report.html").read_text(encoding="utf-8"))
     assert [tag for tag, _ in page.tags if tag in ("script", "img", "iframe", "object", "embed", "foreignobject")] == []
     assert [attrs for _, attrs in page.tags if any(k.startswith("on") for k in attrs)] == []
-    assert len([attrs for tag, attrs in page.tags if tag == "figure"]) == 15  # every chart drawn
+    # every chart drawn, but the rates over runs: one run is said in words
+    assert len([attrs for tag, attrs in page.tags if tag == "figure"]) == 14
 
 
 def test_html_report_false_writes_no_page_and_removes_the_one_a_new_run_would_leave_stale(data, tmp_path):
@@ -194,3 +195,105 @@ def test_the_lineage_sums_the_records_known_and_says_how_many_files_were_not_cou
     text = Page(html.render(Layout(data), Config(), report)).text
     records = text[text.index("records") + 1]
     assert records == f"{known:,} (and 1 file(s) not counted)"
+
+
+def facts_with(data: Path, history: list[dict]) -> html.Facts:
+    return html.Facts(html.Tables(Layout(data)), Config(), quality(data), history, None, None)
+
+
+def test_one_run_of_rates_is_said_in_words_and_two_are_drawn(data):
+    """One run's rates are one dot on an empty chart: they are a sentence until a second run gives a line."""
+    run = quality(data)
+    totals = run["silver"]["totals"]
+    section = html.data_quality(facts_with(data, [run]))
+    assert "rates" not in [name for _, name in section.charts]
+    assert [n for n in section.notes if n.startswith("One run")] == [
+        f"One run has judged rows so far: quarantine rate {totals['quarantine_rows'] / totals['bronze_rows']:.2%}, "
+        f"duplicate rate {totals['duplicate_rows'] / totals['bronze_rows']:.2%} of its bronze rows; the rates are "
+        "drawn over runs from the second one."]
+    section = html.data_quality(facts_with(data, [run, {**run, "started_at": "2099-01-01T00:00:00"}]))
+    assert ("Quarantine and duplicate rates, last 2 runs that judged rows", "rates") in section.charts
+    assert [n for n in section.notes if n.startswith("One run")] == []
+
+
+def test_every_conversion_says_which_it_is_and_is_a_percentage(data):
+    """The headline's, the ordered funnel's table, the any-order funnel's and visit conversion differ by design:
+    each place names its conversion, every one as a percentage."""
+    import pyarrow.parquet as pq
+
+    def rows(name):
+        return pq.read_table(data / "analytics" / name).to_pylist()
+
+    ordered = sorted(rows("conversion_funnel"), key=lambda r: r["step_number"])
+    any_order = max(rows("funnel_any_order"), key=lambda r: r["step_number"])
+    days = rows("day_type_behavior")
+    window = Config().analytics.funnel.window
+    page_text = html.render(Layout(data), Config(), quality(data))
+    page = Page(page_text)
+    assert "ordered funnel conversion" in page.text  # the headline card's label
+    visits = ", ".join(f"{float(r['session_conversion_rate']):.2%} on {r['day_type']}s" for r in days)
+    assert (f"Conversion, each its own question: {float(ordered[-1]['conversion_from_first']):.2%} is the ordered "
+            f"funnel's conversion (the headline's): of the users reaching {ordered[0]['event_type']}, the share "
+            f"reaching {ordered[-1]['event_type']} in order within {window}, users still in progress left out; "
+            f"{float(any_order['overall_conversion']):.2%} is the any-order funnel's (funnel_any_order): the share who "
+            "did every step at any time, order and window ignored; visit conversion, the share of visits with a "
+            f"purchase, is another measure ({visits}; Weekday vs weekend).") in page.text
+    funnel = html.funnel(facts_with(data, []))
+    table = funnel.tables[0]
+    assert table["caption"].startswith(f"conversion_funnel (in order within {window}")
+    shown = [[row[table["columns"].index(c)] for c in ("conversion_from_previous", "conversion_from_first")]
+             for row in table["rows"]]
+    assert shown == [[f"{float(r['conversion_from_previous']):.2%}", f"{float(r['conversion_from_first']):.2%}"]
+                     for r in ordered]
+
+
+def test_an_unknown_abandoned_value_says_why_in_the_page_and_in_report_md(data):
+    from clickstream.analytics import QueryResult
+    from clickstream.report.tables import abandoned_value_note, markdown_report
+
+    why = ("abandoned_value is unknown (-), not 0: no add_to_cart event of this feed carries an amount, so the value "
+           "left in abandoned carts cannot be known.")
+    assert html.cart(facts_with(data, [])).notes == [why]  # the generated feed's carts carry no amount
+    assert abandoned_value_note([{"abandoned_value": None}, {"abandoned_value": 2.5}]) is None
+    result = QueryResult("cart_abandonment", "10b. Cart abandonment", "one row", ["carts", "abandoned_value"],
+                         [(3, None)], 1)
+    assert markdown_report([result], "r1").endswith(
+        "| carts | abandoned_value |\n| --- | --- |\n| 3 | - |\n\n"
+        "abandoned_value is unknown (-), not 0: no add_to_cart event of this feed carries an amount, so the "
+        "value left in abandoned carts cannot be known.\n")
+    priced = QueryResult("cart_abandonment", "10b. Cart abandonment", "one row", ["carts", "abandoned_value"],
+                         [(3, 4.5)], 1)
+    assert markdown_report([priced], "r1").endswith("| 3 | 4.50 |\n")
+
+
+def test_report_md_shows_the_ordered_funnels_conversions_as_percentages_and_names_each_conversion():
+    from decimal import Decimal
+
+    from clickstream.analytics import QueryResult
+    from clickstream.report.tables import CONVERSIONS, markdown_report
+
+    result = QueryResult("conversion_funnel", "2a. Conversion funnel", "one row per step",
+                         ["step_number", "conversion_from_previous", "conversion_from_first"],
+                         [(1, 1.0, Decimal("1")), (2, 0.8527, Decimal("0.5864"))], 2)
+    assert markdown_report([result], "r1").endswith(
+        "| 1 | 100.00% | 100.00% |\n| 2 | 85.27% | 58.64% |\n\n" + CONVERSIONS + "\n")
+
+
+def axis_labels(spec: dict) -> list[str]:
+    import re
+
+    labels = re.findall(r'role-axis-label.*?(?=role-axis-domain|role-axis-title)', charts.to_svg(spec), re.S)
+    return [text for block in labels for text in re.findall(r"<text[^>]*>([^<]*)</text>", block)]
+
+
+@pytest.mark.parametrize("top, expected", [
+    (6_000, ["0", "1,000", "2,000", "3,000", "4,000", "5,000", "6,000"]),
+    (3, ["0", "0.5", "1", "1.5", "2", "2.5", "3"]),
+    (150_000, ["0", "50k", "100k", "150k"]),
+])
+def test_axis_ticks_never_read_0k_and_small_values_are_plain(top, expected):
+    """An SI format gives every tick the largest one's prefix ("0k", "0.5k"): plain numbers below a hundred
+    thousand, and 0 always "0"."""
+    with charts.quick():
+        spec = charts.segments([{"segment": "a", "n": top}, {"segment": "b", "n": top // 2}], "segment", "n", "n")
+    assert [label for label in axis_labels(spec) if label not in ("a", "b")] == expected  # the counts' axis

@@ -17,7 +17,12 @@ from clickstream.report.escape import escape_terminal
 
 Rows = list[dict[str, Any]]
 
-WIDTH = 640
+# A section's card is this wide at the page's widest (main 1000 px less its and the section's padding): a chart's
+# plot is the card less the padding and its y axis, estimated here (Vega-Lite's autosize "fit-x" measures it
+# instead, but lays every chart out twice).
+CARD_WIDTH = 900
+# the daily panels' plot (a facet is not fitted): the card less the padding and the widest axis labels
+DAILY_WIDTH = CARD_WIDTH - 130
 # Text is measured in Liberation Sans, which vl-convert carries itself: the same widths whatever fonts the system
 # has (byte-stable charts), and much faster than a system font, which vl-convert reads from disk per label. The
 # page shows it in Liberation Sans or a font with its metrics (Arimo, Arial; Helvetica is close), see DISPLAY_FONT;
@@ -66,13 +71,41 @@ _CONFIG = {
 }
 
 
-def _finish(chart: Any, rows: Rows) -> dict:
+def _finish(chart: Any, rows: Rows, width: int | None = None) -> dict:
     """The chart's Vega-Lite spec with its rows and the report's look (set on the spec, as the rows are:
-    Altair's configure copies the whole chart once per call)."""
+    Altair's configure copies the whole chart once per call), and its plot's `width` (see `fitted`)."""
     spec = chart.to_dict(validate=False)
     spec["datasets"] = {TABLE: rows}
     spec["config"] = copy.deepcopy(_CONFIG)
+    if width is not None:
+        spec["width"] = width
     return spec
+
+
+def fitted(labels: Iterable[str], limit: int = 260, titled: bool = False) -> int:
+    """The plot width that makes a chart as wide as its card: the card less the padding and the y axis, its
+    labels at 0.55 em a character (about Liberation Sans's; a chart a little wider than its card is scaled to
+    it by the page), at most `limit`, its ticks and its title."""
+    widest = min(limit, max((len(str(label)) for label in labels), default=0) * 11 * 0.55)
+    return int(CARD_WIDTH - PADDING["left"] - PADDING["right"] - widest - 10 - (21 if titled else 0))
+
+
+def _number_labels(values: Iterable[float]) -> list[str]:
+    """The widest label `quantity_axis` gives values up to the largest of these (a tick can be one step above)."""
+    top = max((abs(v) for v in values), default=0)
+    return ["000.0k"] if top >= 100_000 else [f"{top * 1.2:,.0f}"]
+
+
+# a d3 format with an SI prefix gives every tick the largest one's: the zero tick reads "0k"
+_ZERO_AS_ZERO = "datum.value === 0 ? '0' : datum.label"
+
+
+def quantity_axis(values: Iterable[float], **kwargs: Any) -> alt.Axis:
+    """An axis of counts or money: plain numbers with thousands separators ("2,500") below a hundred thousand, SI
+    prefixes from there ("150k", "2M"), and 0 always "0" (never "0k")."""
+    if max((abs(v) for v in values), default=0) >= 100_000:
+        return alt.Axis(format="~s", labelExpr=_ZERO_AS_ZERO, **kwargs)
+    return alt.Axis(format=",~r", **kwargs)
 
 
 def _label(text: Any, limit: int = 48) -> str:
@@ -121,12 +154,12 @@ def funnel(rows: Rows) -> dict | None:
                                       axis=alt.Axis(labelLimit=220)))
     bars = base.mark_bar(color=PALETTE[0], height={"band": 0.7}).encode(
         x=alt.X("users:Q", title="users who did the steps so far in order, within the window",
-                axis=alt.Axis(format="~s", tickCount=5),
+                axis=quantity_axis([max(d["users"] for d in data) * 1.9], tickCount=5),
                 scale=alt.Scale(domainMax=max(d["users"] for d in data) * 1.9 or 1)))
     text = base.mark_text(align="left", dx=4, fontSize=11, color="#333333").encode(x=alt.X("users:Q"),
                                                                                    text=alt.Text("note:N"))
-    chart = alt.layer(bars, text).properties(width=WIDTH - 160, height=36 * len(data))
-    return _finish(chart, data)
+    chart = alt.layer(bars, text).properties(height=36 * len(data))
+    return _finish(chart, data, fitted((d["step"] for d in data), 220))
 
 
 def _duration(seconds: float) -> str:
@@ -154,12 +187,12 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
     base = alt.Chart().encode(
         x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
                                                                  labelOverlap=False)),
-        y=alt.Y("value:Q", title=None, axis=alt.Axis(format="~s")))
+        y=alt.Y("value:Q", title=None, axis=quantity_axis(d["value"] for d in data)))
     line = base.mark_line(color=PALETTE[0], strokeWidth=1.5)
     # only the partial days get a point: a point per day would triple the drawing for nothing
     points = base.mark_point(filled=True, size=60, shape="diamond", color=ACCENT).transform_filter(
         "datum.partial")
-    chart = alt.layer(line, points, data=alt.NamedData(name=TABLE)).properties(width=WIDTH, height=110).facet(
+    chart = alt.layer(line, points, data=alt.NamedData(name=TABLE)).properties(width=DAILY_WIDTH, height=110).facet(
         row=alt.Row("measure:N", title=None, sort=[label for _, label in measures],
                     header=alt.Header(labelAngle=0, labelAlign="left", labelOrient="top", labelFontWeight="bold"))
     ).resolve_scale(y="independent")
@@ -188,11 +221,11 @@ def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
     chart = _base().mark_bar().encode(
         x=alt.X("week:O", title="ISO week (UTC)", axis=alt.Axis(labelAngle=-45, labelOverlap=True,
                                                                 titlePadding=SLANTED_TITLE_PADDING)),
-        y=alt.Y("revenue:Q", title="revenue", axis=alt.Axis(format="~s")),
+        y=alt.Y("revenue:Q", title="revenue", axis=quantity_axis(d["revenue"] for d in data)),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["whole week", "partial week"],
                                                               range=[PALETTE[1], "#b9d7be"])),
-    ).properties(width=WIDTH, height=220)
-    return _finish(chart, data)
+    ).properties(height=220)
+    return _finish(chart, data, fitted(_number_labels(d["revenue"] for d in data), titled=True))
 
 
 RANKED = 15  # bars of a ranking
@@ -210,11 +243,12 @@ def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PA
     base = _base().encode(y=alt.Y("label:N", sort=alt.SortField("rank"), title=None,
                                       axis=alt.Axis(labelLimit=260)))
     bars = base.mark_bar(color=colour).encode(
-        x=alt.X("value:Q", title=title, axis=alt.Axis(format="~s", tickCount=5),
+        x=alt.X("value:Q", title=title, axis=quantity_axis([max(d["value"] for d in data) * 1.15], tickCount=5),
                 scale=alt.Scale(domainMax=max(d["value"] for d in data) * 1.15 or 1)))
     text = base.mark_text(align="left", dx=3, fontSize=10, color="#333333").encode(
         x=alt.X("value:Q"), text=alt.Text("value:Q", format=value_format))
-    return _finish(alt.layer(bars, text).properties(width=WIDTH - 300, height=max(60, 18 * len(data))), data)
+    return _finish(alt.layer(bars, text).properties(height=max(60, 18 * len(data))), data,
+                   fitted((d["label"] for d in data), 260))
 
 
 def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
@@ -225,12 +259,13 @@ def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
     order = list(dict.fromkeys(d["segment"] for d in data))
     base = _base().encode(x=alt.X("segment:N", sort=order, title=None,
                                       axis=alt.Axis(labelAngle=0, labelLimit=120)))
-    bars = base.mark_bar().encode(y=alt.Y("count:Q", title=title, axis=alt.Axis(format="~s")),
+    bars = base.mark_bar().encode(y=alt.Y("count:Q", title=title, axis=quantity_axis(d["count"] for d in data)),
                                   color=alt.Color("segment:N", legend=None, sort=order,
                                                   scale=alt.Scale(range=PALETTE)))
     text = base.mark_text(dy=-6, fontSize=10, color="#333333").encode(y=alt.Y("count:Q"),
                                                                        text=alt.Text("count:Q", format=","))
-    return _finish(alt.layer(bars, text).properties(width=min(WIDTH, 90 * len(data)), height=200), data)
+    return _finish(alt.layer(bars, text).properties(height=200), data,
+                   fitted(_number_labels(d["count"] for d in data), titled=True))
 
 
 def day_types(rows: Rows) -> dict | None:
@@ -267,12 +302,13 @@ def ledger(rows: Rows, limit: int = 25) -> dict | None:
              "stack": k} for i, r in enumerate(files) for k, (column, name) in enumerate(parts)]
     chart = _base().mark_bar().encode(
         y=alt.Y("file:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=240)),
-        x=alt.X("rows:Q", title="rows", stack="zero", axis=alt.Axis(format="~s", tickCount=5)),
+        x=alt.X("rows:Q", title="rows", stack="zero",
+                axis=quantity_axis((int(r.get("bronze_rows") or 0) for r in files), tickCount=5)),
         color=alt.Color("went:N", title=None, sort=list(LEDGER_COLOURS),
                         scale=alt.Scale(domain=list(LEDGER_COLOURS), range=list(LEDGER_COLOURS.values()))),
         order=alt.Order("stack:Q"),
-    ).properties(width=WIDTH - 260, height=max(40, 22 * len(files)))
-    return _finish(chart, data)
+    ).properties(height=max(40, 22 * len(files)))
+    return _finish(chart, data, fitted((d["file"] for d in data), 240))
 
 
 def rates_over_runs(runs: Rows) -> dict | None:
@@ -288,8 +324,8 @@ def rates_over_runs(runs: Rows) -> dict | None:
         y=alt.Y("value:Q", title="share of the run's bronze rows", axis=alt.Axis(format="%")),
         color=alt.Color("rate:N", title=None, scale=alt.Scale(domain=["quarantined", "duplicates"],
                                                               range=[ACCENT, PALETTE[2]])),
-    ).properties(width=WIDTH, height=180)
-    return _finish(chart, data)
+    ).properties(height=180)
+    return _finish(chart, data, fitted(["00.0%"], titled=True))
 
 
 def retention(rows: Rows, period: str = "week") -> dict | None:
@@ -311,8 +347,8 @@ def retention(rows: Rows, period: str = "week") -> dict | None:
     text = base.mark_text(fontSize=9).encode(text=alt.Text("rate:Q", format=".0%"),
                                              color=alt.condition("datum.rate > 0.5", alt.value("white"),
                                                                  alt.value("#333333")))
-    chart = alt.layer(cells, text).properties(width=WIDTH - 100, height=max(60, 18 * len(cohorts)))
-    return _finish(chart, data)
+    chart = alt.layer(cells, text).properties(height=max(60, 18 * len(cohorts)))
+    return _finish(chart, data, fitted(cohorts, titled=True))
 
 
 def cart_daily(rows: Rows) -> dict | None:
@@ -324,15 +360,17 @@ def cart_daily(rows: Rows) -> dict | None:
             for r in rows for k, (kind, _) in enumerate(kinds)]
     days = sorted({d["day"] for d in data})
     step = max(1, len(days) // 12)
+    totals = [sum(int(r[kind] or 0) for kind, _ in kinds) for r in rows]  # a day's stacked bar
     chart = _base().mark_bar().encode(
         x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
                                                              labelOverlap=False)),
-        y=alt.Y("carts:Q", title="carts opened", stack="zero", axis=alt.Axis(format="~s")),
+        y=alt.Y("carts:Q", title="carts opened", stack="zero",
+                axis=quantity_axis(totals)),
         color=alt.Color("ended:N", title=None, sort=[k for k, _ in kinds],
                         scale=alt.Scale(domain=[k for k, _ in kinds], range=[c for _, c in kinds])),
         order=alt.Order("stack:Q"),
-    ).properties(width=WIDTH, height=180)
-    return _finish(chart, data)
+    ).properties(height=180)
+    return _finish(chart, data, fitted(_number_labels(totals), titled=True))
 
 
 _ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}

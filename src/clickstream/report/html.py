@@ -36,7 +36,7 @@ from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.report import REPORT_HTML, charts
 from clickstream.report.escape import escape_terminal
-from clickstream.report.tables import NO_EVENTS, format_value, prices_note
+from clickstream.report.tables import NO_EVENTS, abandoned_value_note, format_value, prices_note
 from clickstream.sql import load_yaml
 
 log = logging.getLogger(__name__)
@@ -227,6 +227,10 @@ def partial_days(first: dt.datetime | None, last: dt.datetime | None) -> list[st
     return days + [last.date().isoformat()] if last.date().isoformat() not in days else days
 
 
+# a card's label where its key alone would not say which figure it is
+LABELS = {"conversion": "ordered funnel conversion"}
+
+
 def headline(facts: Facts) -> Section:
     section = Section("headline", "Headline")
     f = headline_figures(facts.tables.layout, facts.tables)
@@ -242,7 +246,7 @@ def headline(facts: Facts) -> Section:
          else "conversion_funnel not built yet"),
     ]
     section.extra["figures"] = [
-        {"id": key, "label": key, "value": "unknown (no prices)" if key == "revenue" and value is None and f["orders"]
+        {"id": key, "label": LABELS.get(key, key), "value": "unknown (no prices)" if key == "revenue" and value is None and f["orders"]
          else "not available" if value is None else
          f"{value:.2%}" if key == "conversion" else f"{value:,.2f}" if key == "revenue" else f"{value:,}",
          "raw": "" if value is None else repr(value), "detail": detail} for key, value, detail in figures]
@@ -273,11 +277,38 @@ def funnel(facts: Facts) -> Section:
     if rows and "breakdown_value" in rows[0]:
         section.notes.append(f"Broken down by {window.breakdown}: the chart sums every value, the table has each.")
     section.draw(facts, "Users per funnel step, in order", "funnel", charts.funnel(rows))
-    section.tables.append(_table("conversion_funnel", rows))
     any_order = facts.tables.rows("funnel_any_order")
+    conversions = _conversions(facts, rows, any_order)
+    if conversions:
+        section.notes.append(conversions)
+    section.tables.append(_table(f"conversion_funnel (in order within {window.window}, users in progress left "
+                                 "out: the headline's conversion)", rows))
     if any_order is not None:
         section.tables.append(_table("funnel_any_order (order and time ignored, for comparison)", any_order))
     return section
+
+
+def _conversions(facts: Facts, rows: list[dict], any_order: list[dict] | None) -> str:
+    """The report's conversions side by side, each saying which it is: they answer different questions."""
+    steps = charts.funnel_steps(rows) if charts.has(rows, "step_number", "event_type", "users", "dropped") else []
+    ordered = _conversion(steps)
+    parts = [f"{_percent(ordered)} is the ordered funnel's conversion (the headline's): of the users reaching "
+             f"{steps[0]['event_type']}, the share reaching {steps[-1]['event_type']} in order within "
+             f"{facts.config.analytics.funnel.window}, users still in progress left out"] if steps else []
+    if charts.has(any_order, "step_number", "overall_conversion"):
+        last = max(any_order, key=lambda r: int(r["step_number"]))
+        parts.append(f"{_percent(last['overall_conversion'])} is the any-order funnel's (funnel_any_order): the "
+                     "share who did every step at any time, order and window ignored")
+    days = facts.tables.rows("day_type_behavior")
+    if charts.has(days, "day_type", "session_conversion_rate"):
+        rates = ", ".join(f"{_percent(r['session_conversion_rate'])} on {r['day_type']}s" for r in days)
+        parts.append(f"visit conversion, the share of visits with a purchase, is another measure ({rates}; "
+                     "Weekday vs weekend)")
+    return "Conversion, each its own question: " + "; ".join(parts) + "." if parts else ""
+
+
+def _percent(value: Any) -> str:
+    return "not known" if value is None else f"{float(value):.2%}"
 
 
 def cart(facts: Facts) -> Section:
@@ -291,6 +322,9 @@ def cart(facts: Facts) -> Section:
         return section
     section.draw(facts, "Carts per day, by how they ended", "cart", charts.cart_daily(rows))
     total = facts.tables.rows("cart_abandonment")
+    note = abandoned_value_note(total if total is not None else rows)
+    if note:
+        section.notes.append(note)
     if total is not None:
         section.tables.append(_table("cart_abandonment", total))
     section.tables.append(_table("cart_abandonment_daily (last days)", rows[-TABLE_ROWS:]))
@@ -411,8 +445,8 @@ def paths(facts: Facts) -> Section:
 
 def day_types(facts: Facts) -> Section:
     rows = facts.tables.rows("day_type_behavior")
-    section = Section("daytype", "Weekday vs weekend", "Activity per calendar day of each type, and the share of "
-                      "visits with a purchase.")
+    section = Section("daytype", "Weekday vs weekend", "Activity per calendar day of each type, and visit "
+                      "conversion: the share of visits with a purchase (not the funnel's share of users).")
     if rows is None:
         section.missing.append("day_type_behavior")
         return section
@@ -447,8 +481,13 @@ def data_quality(facts: Facts) -> Section:
                               "failed": sum(t["status"] == "fail" for t in tests),
                               "not_passed": [t for t in tests if t["status"] != "pass"], "all": tests}
     runs = _rates(facts.history)
-    section.draw(facts, f"Quarantine and duplicate rates, last {len(runs)} run(s) that judged rows", "rates",
-                 charts.rates_over_runs(runs))
+    if len(runs) > 1:
+        section.draw(facts, f"Quarantine and duplicate rates, last {len(runs)} runs that judged rows", "rates",
+                     charts.rates_over_runs(runs))
+    elif runs:  # one point is no line: said in words until a second run
+        section.notes.append(f"One run has judged rows so far: quarantine rate {runs[0]['quarantine_rate']:.2%}, "
+                             f"duplicate rate {runs[0]['duplicate_rate']:.2%} of its bronze rows; the rates are drawn "
+                             "over runs from the second one.")
     bronze = quality.get("bronze", {})
     section.extra["refused"] = bronze.get("refused") or []
     section.extra["unmatched"] = bronze.get("unmatched") or []

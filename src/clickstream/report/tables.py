@@ -17,14 +17,19 @@ if TYPE_CHECKING:
     from clickstream.analytics import QueryResult
 
 
+def is_rate(column: str) -> bool:
+    """A column holding a share of 1, shown as a percentage wherever it is shown (conversion_from_first too)."""
+    return column.endswith(("_rate", "_conversion")) or column.startswith(("share_", "conversion_"))
+
+
 def format_value(column: str, value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, (float, Decimal)) and is_rate(column):
+        return f"{value:.2%}"
     if isinstance(value, float):
-        if column.endswith(("_rate", "_conversion")) or column.startswith("share_"):
-            return f"{value:.2%}"
         return f"{value:,.2f}"
     if isinstance(value, Decimal):
         return f"{value:,.2f}"
@@ -78,6 +83,33 @@ def prices_note(metrics: dict[str, Any] | None) -> str | None:
     return None
 
 
+# Which conversion each table holds: the three answer different questions and differ by design.
+CONVERSIONS = ("Three conversions, each its own question: conversion_funnel's conversion_from_first is the ordered "
+               "funnel's (users who did the steps in order within the window, over the users decided, those still "
+               "in progress left out; the report's headline figure); funnel_any_order's overall_conversion is the "
+               "share who did every step at any time, order and window ignored; day_type_behavior's "
+               "session_conversion_rate is visit conversion, the share of visits with a purchase.")
+
+
+def abandoned_value_note(rows: list[dict[str, Any]] | None) -> str | None:
+    """Why abandoned_value shows "-" (cart_abandonment's rule: unknown when no add_to_cart carries an amount), or
+    None when it is known."""
+    rows = rows or []
+    if rows and "abandoned_value" in rows[0] and all(r["abandoned_value"] is None for r in rows):
+        return ("abandoned_value is unknown (-), not 0: no add_to_cart event of this feed carries an amount, so the "
+                "value left in abandoned carts cannot be known.")
+    return None
+
+
+def _result_notes(result: QueryResult) -> list[str]:
+    if result.name == "conversion_funnel":
+        return [CONVERSIONS]
+    if result.name.startswith("cart_abandonment"):
+        note = abandoned_value_note([dict(zip(result.columns, row)) for row in result.rows])
+        return [note] if note else []
+    return []
+
+
 def markdown_report(results: list[QueryResult], run_id: str, events: int | None = None) -> str:
     """The answers as Markdown; with `events` 0 (the fact is empty), it says so first."""
     parts = [f"# Clickstream analytics\n\nRun {escape_markdown(run_id)}. Full results are the Parquet tables (and CSV "
@@ -98,6 +130,7 @@ def markdown_report(results: list[QueryResult], run_id: str, events: int | None 
             body = ["| " + " | ".join(escape_markdown(format_value(c, v)) for c, v in zip(result.columns, row))
                     + " |" for row in result.rows]
             parts.append("\n".join([header, rule, *body]) + "\n")
+        parts.extend(f"{escape_markdown(note)}\n" for note in _result_notes(result))
     return "\n".join(parts)
 
 
