@@ -1,8 +1,8 @@
 """Property: whatever mix of defects, names, copies, appends and corrections arrives, every line is accounted for.
 
 Hypothesis builds a few deliveries into raw/ (new files with hostile names, malformed lines, invalid values,
-repeats, late events, gzip; appended lines; files corrected in place; the same content under a new name; lines
-appended to a file while bronze reads it, after it was hashed) and runs the pipeline after each. After every run
+repeats, late events, gzip; appended lines; files corrected in place, or emptied to their header; the same
+content under a new name; lines appended to a file while bronze reads it, after it was hashed) and runs the pipeline after each. After every run
 the whole ledger must balance, each file's current version must count exactly the lines written to it (as it
 was hashed: lines appended during the read wait for the next run), and at the end:
 - gold and analytics equal a --full-refresh build of the same silver;
@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from clickstream import bronze
@@ -107,6 +107,7 @@ operations = st.one_of(
     st.tuples(st.just("correct"), st.integers(0, 10), st.lists(lines, min_size=0, max_size=8)),
     st.tuples(st.just("copy"), st.integers(0, 10), names),
     st.tuples(st.just("append_during_read"), st.integers(0, 10), st.lists(lines, min_size=1, max_size=4)),
+    st.tuples(st.just("empty"), st.integers(0, 10)),  # corrected in place to its header alone: its events leave
 )
 deliveries = st.lists(st.lists(operations, min_size=1, max_size=3), min_size=1, max_size=4)
 
@@ -141,6 +142,9 @@ class Raw:
             file = self.files[name]
             kept = file.lines[: len(file.lines) // 2]
             self.write(name, RawFile(kept + [line.render() for line in operation[2]], b"", file.is_gzip))
+        elif kind == "empty":
+            name = existing[operation[1] % len(existing)]
+            self.write(name, RawFile([], b"", self.files[name].is_gzip))
         elif kind == "copy":
             original = existing[operation[1] % len(existing)]
             source = self.files[original]
@@ -234,6 +238,10 @@ def quarantined(data: Path, leave_out: set[str]) -> Counter:
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(deliveries)
+# always tried: a file emptied to its header in place, beside another that keeps its events
+@example([[("new", "fa.csv", [Line(1, 0, 0, "page_view", None), Line(2, 1, 1, "purchase", None)], False, False),
+           ("new", "fb.csv", [Line(3, 2, 2, "add_to_cart", None)], False, False)],
+          [("empty", 0)]])
 def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
     with tempfile.TemporaryDirectory() as workspace:
         root = Path(workspace)
