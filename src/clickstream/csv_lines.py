@@ -19,7 +19,6 @@ stray quote), it too is refused as its first line alone, and the lines after it 
 """
 from __future__ import annotations
 
-import codecs
 import csv
 import gzip
 from collections import deque
@@ -455,11 +454,6 @@ def _opens_quote(line: str, options: CsvOptions) -> bool:
         elif char == options.quote:
             inside = not inside
     return inside
-
-
-def utf8_checker() -> "codecs.IncrementalDecoder":
-    """A strict incremental UTF-8 decoder: feed it blocks, it raises at the first invalid byte."""
-    return codecs.getincrementaldecoder("utf-8")("strict")
 
 
 def line_count(data: bytes) -> int:
