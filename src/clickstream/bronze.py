@@ -23,6 +23,7 @@ from clickstream.context import PipelineError, RunContext
 from clickstream.report.escape import shorten
 from clickstream.csv_lines import CANONICAL_CSV, Malformed, split_file
 from clickstream.engines.base import Engine, InputError
+from clickstream.profile import Profile
 from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan
 from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, PARTITION_COLUMN
 
@@ -138,10 +139,13 @@ def run(ctx: RunContext) -> dict | None:
     inputs = storage.staging_path(layout.data_dir, "bronze-inputs")
     inputs.mkdir()
     for number, unit in enumerate(found.units, start=1):
-        _stage_input(unit, inputs, number)
-    staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
-    storage.publish_batch(staged, layout.bronze, batch_id)
-    files_record = _commit(ctx, manifest, found.units, profile, batch_id, ingested_at)
+        with ctx.profile.step(f"stage {unit.relative}", "bronze"):
+            _stage_input(unit, inputs, number)
+    with ctx.profile.step("write", "bronze"):
+        staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
+    with ctx.profile.step("publish", "bronze"):
+        storage.publish_batch(staged, layout.bronze, batch_id)
+        files_record = _commit(ctx, manifest, found.units, profile, batch_id, ingested_at)
     total = sum(f["part_rows"] for f in files_record)
     elapsed = time.perf_counter() - started
     log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(found.units), total, elapsed)
@@ -205,7 +209,7 @@ def discover(ctx: RunContext, manifest: dict) -> Discovery:
     current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
     replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
     changed = [(relative, source) for relative, source in owners.items() if not _unchanged(manifest, raw_dir, relative)]
-    scans = _scan_all(manifest, raw_dir, changed)
+    scans = _scan_all(manifest, raw_dir, changed, ctx.profile)
     # Files ingested before come first: a new file holding what one of them now holds is then a copy of it.
     for relative, source in sorted(changed, key=lambda item: (item[0] not in manifest["files"], item[0])):
         unit = _consider(ctx, manifest, found, relative, raw_dir / relative, source, manifest["files"].get(relative),
@@ -233,13 +237,14 @@ def _appendable(entry: dict | None, relative: str) -> bool:
     return bool(entry and entry.get("ends_cleanly") and not relative.lower().endswith(".gz"))
 
 
-def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]]) -> dict[str, Scan]:
+def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]], profile: Profile) -> dict[str, Scan]:
     """Scan the files, several at once (hashing and counting let go of the interpreter for each block)."""
     def one(item: tuple[str, Source]) -> Scan:
         relative, source = item
         entry = manifest["files"].get(relative)
-        return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
-                    quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header)
+        with profile.step(f"scan {relative}", "bronze", own_thread=len(files) >= 2):
+            return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
+                        quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header)
 
     if len(files) < 2:
         return {relative: one((relative, source)) for relative, source in files}
