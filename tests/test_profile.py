@@ -110,3 +110,15 @@ def test_history_profile_of_an_unknown_run_says_so(profiled, capsys):
     data = profiled[0]
     assert main(["history", "--data-dir", str(data), "--profile", "nope"]) == 1
     assert capsys.readouterr().err.startswith("clickstream: error: no profile recorded for run 'nope' under ")
+
+
+def test_a_failed_run_records_its_profile_to_the_end(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / "x.csv").write_text("a,b\n1,2\n")  # refused: the run fails with nothing ingested
+    assert main(["run", "--quiet", "--data-dir", str(data)]) == 1
+    last_run = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
+    assert last_run["outcome"] == "failed"
+    assert [(s["layer"], s["step"]) for s in last_run["profile"]] == [
+        ("bronze", "scan x.csv"), ("run", "quality report"), ("run", "clear staging"), ("run", "close engine"),
+        ("run", "warehouse")]
