@@ -138,8 +138,8 @@ def run(ctx: RunContext) -> dict | None:
     ingested_at = ctx.started_at.strftime("%Y-%m-%d %H:%M:%S.%f")
     inputs = storage.staging_path(layout.data_dir, "bronze-inputs")
     inputs.mkdir()
-    for number, unit in enumerate(found.units, start=1):
-        with ctx.profile.step(f"stage {unit.relative}", "bronze"):
+    with ctx.profile.step("stage inputs", "bronze"):
+        for number, unit in enumerate(found.units, start=1):
             _stage_input(unit, inputs, number)
     with ctx.profile.step("write", "bronze"):
         staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
