@@ -84,10 +84,12 @@ def run(ctx: RunContext) -> list[QueryResult]:
     root = storage.staging_path(ctx.layout.data_dir, "analytics")
     root.mkdir(parents=True)
     built = {query["name"]: _answer(ctx, plan, query, root) for query in plan.selected}
-    results, counts, flags = _results(ctx, plan)
+    with ctx.profile.step("results and flags", "analytics"):
+        results, counts, flags = _results(ctx, plan)
     for name, entry in built.items():
         log.info("analytics: %s rows=%d (%s)", name, counts[name], entry["mode"])
-    _publish(ctx, plan, root, built, results)
+    with ctx.profile.step("publish", "analytics"):
+        _publish(ctx, plan, root, built, results)
     elapsed = time.perf_counter() - started
     ctx.quality["analytics"] = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
                                 "flags": flags, "seconds": round(elapsed, 3)}
@@ -125,9 +127,11 @@ def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> dict:
     if changes is None:
         build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
     else:
-        _build_per_user(ctx, spec, sql["incremental"], changes, root)
+        with ctx.profile.step(name, "analytics"):
+            _build_per_user(ctx, spec, sql["incremental"], changes, root)
     if query["csv"]:
-        write_csv_copy(ctx.engine, name, _order(ctx, query), root / f"{name}.csv")
+        with ctx.profile.step(f"{name}.csv", "analytics"):
+            write_csv_copy(ctx.engine, name, _order(ctx, query), root / f"{name}.csv")
     return {"gold_build_id": plan.gold_build.get("build_id"), "fingerprint": fingerprint,
             "mode": "full" if changes is None else "incremental"}
 

@@ -28,6 +28,7 @@ from clickstream.context import PipelineError, RunContext
 from clickstream.report.escape import shorten
 from clickstream.csv_lines import CANONICAL_CSV, Malformed, line_count, split_file
 from clickstream.engines.base import Engine, InputError
+from clickstream.profile import Profile
 from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan
 from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, PARTITION_COLUMN
 
@@ -203,13 +204,16 @@ def run(ctx: RunContext) -> dict | None:
 
     batch_id = ctx.run_id
     ingested_at = ctx.started_at.strftime("%Y-%m-%d %H:%M:%S.%f")
-    for number, unit in enumerate(found.units, start=1):
-        _stage_input(unit, inputs, number)
-    staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
-    manifest["publishing"] = batch_id  # recorded before a file moves: a later run deletes only what is named so
-    storage.write_json(manifest_path(ctx), manifest)
-    published = storage.publish_batch(staged, layout.bronze, batch_id)
-    files_record = _commit(ctx, manifest, found.units, profile, batch_id, ingested_at, published)
+    with ctx.profile.step("stage inputs", "bronze"):
+        for number, unit in enumerate(found.units, start=1):
+            _stage_input(unit, inputs, number)
+    with ctx.profile.step("write", "bronze"):
+        staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
+    with ctx.profile.step("publish", "bronze"):
+        manifest["publishing"] = batch_id  # recorded before a file moves: a later run deletes only what is named so
+        storage.write_json(manifest_path(ctx), manifest)
+        published = storage.publish_batch(staged, layout.bronze, batch_id)
+        files_record = _commit(ctx, manifest, found.units, profile, batch_id, ingested_at, published)
     total = sum(f["part_rows"] for f in files_record)
     elapsed = time.perf_counter() - started
     log.info("bronze: batch %s, %d file(s), %d rows in %.2f s", batch_id, len(found.units), total, elapsed)
@@ -278,7 +282,7 @@ def discover(ctx: RunContext, manifest: dict, snapshots: Path) -> Discovery:
     current = {entry["sha256"]: path for path, entry in manifest["files"].items()}
     replaced: dict[str, str] = {}  # files this batch replaces: path -> new sha256
     changed = [(relative, source) for relative, source in owners.items() if not _unchanged(manifest, raw_dir, relative)]
-    scans = _scan_all(manifest, raw_dir, changed, snapshots)
+    scans = _scan_all(manifest, raw_dir, changed, snapshots, ctx.profile)
     # Files ingested before come first: a new file holding what one of them now holds is then a copy of it.
     for relative, source in sorted(changed, key=lambda item: (item[0] not in manifest["files"], item[0])):
         facts, snapshot = scans[relative]
@@ -315,21 +319,22 @@ def _appendable(entry: dict | None, relative: str) -> bool:
     return bool(entry and entry.get("ends_cleanly") and not relative.lower().endswith(".gz"))
 
 
-def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]],
-              snapshots: Path) -> dict[str, tuple[Scan | str, Path]]:
+def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]], snapshots: Path,
+              profile: Profile) -> dict[str, tuple[Scan | str, Path]]:
     """Scan the files, several at once (hashing and counting let go of the interpreter for each block), each
     into its snapshot; a file that cannot be read gets why instead of its scan."""
     def one(numbered: tuple[int, tuple[str, Source]]) -> tuple[Scan | str, Path]:
         number, (relative, source) = numbered
         entry = manifest["files"].get(relative)
         snapshot = _snapshot_path(snapshots, relative, number)
-        try:
-            return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
-                        quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
-                        snapshot=snapshot), snapshot
-        except OSError as exc:
-            snapshot.unlink(missing_ok=True)
-            return _unreadable(exc), snapshot
+        with profile.step(f"scan {relative}", "bronze", own_thread=len(files) >= 2):
+            try:
+                return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
+                            quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
+                            snapshot=snapshot), snapshot
+            except OSError as exc:
+                snapshot.unlink(missing_ok=True)
+                return _unreadable(exc), snapshot
 
     numbered = list(enumerate(files, start=1))
     if len(files) < 2:

@@ -22,11 +22,12 @@ def build_model(ctx: RunContext, layer: str, name: str, sql: str, root: Path,
     started = time.perf_counter()
     engine = ctx.engine
     pending = f"{name}__pending"
-    engine.create_view(pending, sql)
     staged = root / name
-    write_table(engine, pending, staged, partition_by_week)
-    engine.drop(pending)
-    engine.read_parquet(name, storage.parquet_files(staged), schema=None)
+    with ctx.profile.step(name, layer):
+        engine.create_view(pending, sql)
+        write_table(engine, pending, staged, partition_by_week)
+        engine.drop(pending)
+        engine.read_parquet(name, storage.parquet_files(staged), schema=None)
     log.debug("%s: built %s in %.2f s", layer, name, time.perf_counter() - started)
     return staged
 

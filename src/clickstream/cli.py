@@ -163,6 +163,9 @@ def _query_commands(sub: argparse._SubParsersAction) -> None:
     history.add_argument("--last", type=int, default=None, metavar="N", help="only the N latest runs")
     history.add_argument("--format", choices=["table", "csv", "json"], default="table",
                          help="table (default), csv or json (one object per line)")
+    history.add_argument("--profile", nargs="?", const="", default=None, metavar="RUN_ID",
+                         help="instead, the steps of run RUN_ID (default: the latest run) that took the longest, "
+                              "with their wall and CPU seconds (--last N: the N longest, default 10)")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -339,10 +342,33 @@ def _history(args: argparse.Namespace, config: Config) -> int:
     from clickstream.report.history import COLUMNS, rows
     from clickstream.report.tables import formatted
 
+    if args.profile is not None:
+        return _profile(args, config)
     runs = rows(Path(config.paths.data_dir), args.last)
     if not runs:
         raise PipelineError(f"no run recorded yet under {shorten(str(Path(config.paths.data_dir) / 'reports' / 'history'))}")
     print(formatted(COLUMNS, [tuple(run[c] for c in COLUMNS) for run in runs], args.format), end="")
+    return 0
+
+
+def _profile(args: argparse.Namespace, config: Config) -> int:
+    """One run's longest steps, longest first."""
+    from clickstream.profile import top_steps
+    from clickstream.report.history import PROFILE_COLUMNS, profile
+    from clickstream.report.tables import formatted
+
+    found = profile(Path(config.paths.data_dir), args.profile or None)
+    if found is None:
+        what = f"run {args.profile!r}" if args.profile else "any run"
+        raise PipelineError(f"no profile recorded for {what} under "
+                            f"{shorten(str(Path(config.paths.data_dir) / 'reports' / 'history'))} (see "
+                            f"`clickstream history` for the runs)")
+    run_id, steps = found
+    top = top_steps(steps, args.last or 10)
+    if args.format == "table":
+        print(f"run {escape_terminal(run_id)}: {len(steps)} steps, {sum(s['wall_seconds'] for s in steps):.3f} s "
+              f"wall, {sum(s['cpu_seconds'] for s in steps):.3f} s CPU; the {len(top)} longest:")
+    print(formatted(PROFILE_COLUMNS, [tuple(step[c] for c in PROFILE_COLUMNS) for step in top], args.format), end="")
     return 0
 
 

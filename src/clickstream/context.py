@@ -11,6 +11,7 @@ from typing import Any
 
 from clickstream.config import Config, duckdb_memory_bytes, duckdb_memory_size
 from clickstream.engines.base import Engine
+from clickstream.profile import Profile
 from clickstream.report.escape import shorten
 
 
@@ -136,7 +137,9 @@ class RunContext:
     analytics_group: str = "all"  # basic | advanced | all: which analytics queries to run
     full_refresh: bool = False  # rebuild gold and analytics from all of silver, even where nothing changed
     show_results: bool = False  # the caller shows every analytics result's first rows, also of results that stand
+    profile: Profile = field(default_factory=Profile)  # each step's wall and CPU seconds (profile.py)
 
     def __post_init__(self) -> None:
         if not self.run_id:
             self.run_id = new_run_id(self.started_at)
+        self.profile.outside_cpu = self.engine.outside_cpu_seconds

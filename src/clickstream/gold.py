@@ -113,8 +113,10 @@ def run(ctx: RunContext) -> dict[str, int]:
     else:
         built = _build_incremental(ctx, declared, sql, root, plan.new_runs, silver_state)
     published = [m for m in declared if m.get("publish", True)]
-    results = built.results + _test(ctx, declared, built, root, previous)
-    counts = ctx.engine.row_counts(["silver_events", *(m["name"] for m in published)])
+    with ctx.profile.step("data tests", "gold"):
+        results = built.results + _test(ctx, declared, built, root, previous)
+    with ctx.profile.step("row counts", "gold"):
+        counts = ctx.engine.row_counts(["silver_events", *(m["name"] for m in published)])
     for table, count in counts.items():
         log.info("gold cardinality: %s rows=%d", table, count)
     ctx.quality["gold"] = {"mode": plan.mode.value, "reason": plan.reason, "new_silver_batches": plan.new_runs,
@@ -124,9 +126,11 @@ def run(ctx: RunContext) -> dict[str, int]:
     if failed:
         storage.clear_staging(ctx.layout.data_dir)
         raise QualityGateError(f"gold: {len(failed)} data test(s) failed: {', '.join(failed)} (nothing published)")
-    _publish(ctx, root, previous, {"mode": plan.mode.value, "silver_runs": silver_runs, "fingerprint": fingerprint,
-                                   "removals": built.removals, "is_empty": counts.get("silver_events", 0) == 0,
-                                   "tests_passed": all(r["status"] == "pass" for r in results)})
+    with ctx.profile.step("publish", "gold"):
+        _publish(ctx, root, previous, {"mode": plan.mode.value, "silver_runs": silver_runs,
+                                       "fingerprint": fingerprint, "removals": built.removals,
+                                       "is_empty": counts.get("silver_events", 0) == 0,
+                                       "tests_passed": all(r["status"] == "pass" for r in results)})
     elapsed = time.perf_counter() - started
     ctx.quality["gold"]["seconds"] = round(elapsed, 3)
     log.info("gold: %s build of %d tables, %d events in the fact, in %.2f s", plan.mode.value, len(published),
@@ -148,7 +152,8 @@ def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root
     steps = []
     for model in declared:
         if not model.get("publish", True):
-            ctx.engine.materialize(model["name"], sql[model["name"]])
+            with ctx.profile.step(model["name"], "gold"):
+                ctx.engine.materialize(model["name"], sql[model["name"]])
             steps.append(model)
         else:
             build_model(ctx, "gold", model["name"], sql[model["name"]], root,
@@ -274,13 +279,14 @@ def _merge_per_user_models(ctx: RunContext, declared: list[dict], sql: dict[str,
         spec = incremental.per_user_model(model)
         if spec is None:
             continue
-        engine.materialize(spec.name, sql[spec.name])
-        if not model.get("publish", True):  # checked now, while its input is still the cut-down one
-            built.results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
-                                       ctx.config.quality.gold_tests)
-            continue
-        built.merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name,
-                                                    scratch, built.removals)
+        with ctx.profile.step(spec.name, "gold"):
+            engine.materialize(spec.name, sql[spec.name])
+            if not model.get("publish", True):  # checked now, while its input is still the cut-down one
+                built.results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
+                                           ctx.config.quality.gold_tests)
+                continue
+            built.merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name,
+                                                        scratch, built.removals)
         engine.drop(spec.name)
         engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
         incremental.register_affected_rows(engine, spec.name, f"{spec.name}__merged", spec.user_column)

@@ -14,7 +14,7 @@ from clickstream.context import Layout, RunContext
 from clickstream.engines import InputError, create_engine
 from clickstream.lock import WriterLock
 from clickstream.logs import job_log
-from clickstream.quality import changed_nothing, write_report
+from clickstream.quality import changed_nothing, record_profile, write_report
 from clickstream.report import REPORT_HTML
 from clickstream.report.escape import shorten
 
@@ -74,12 +74,15 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
 
         with contextlib.ExitStack() as cleanups:
             # Each runs whatever the others do, in this order (the report reads through the engine); the first
-            # error stands, whether the layers' own or a cleanup's, and a later one is logged.
-            for step, what in reversed([(report, "writing the quality report"),
-                                        (lambda: storage.clear_staging(layout.data_dir), "clearing staging"),
-                                        (engine.close, "closing the engine"),
-                                        (warehouse_views, "rebuilding the warehouse")]):
-                cleanups.push(_cleanup(step, what))
+            # error stands, whether the layers' own or a cleanup's, and a later one is logged. The profile last,
+            # after a failure (else once the page is written too).
+            cleanups.push(lambda failed, exc, traceback: bool(failed is not None and _record_profile(ctx)))
+            for step, what, name in reversed([
+                    (report, "writing the quality report", "quality report"),
+                    (lambda: storage.clear_staging(layout.data_dir), "clearing staging", "clear staging"),
+                    (engine.close, "closing the engine", "close engine"),
+                    (warehouse_views, "rebuilding the warehouse", "warehouse")]):
+                cleanups.push(_cleanup(step, what, lambda name=name: ctx.profile.step(name, "run")))
             try:
                 for layer in layers:
                     with job_log(config.logs_dir, layer, config.logs.format):
@@ -107,9 +110,11 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
                 with job_log(config.logs_dir, "report", config.logs.format):
                     tell("report", "start")
                     started = time.perf_counter()
-                    results["report"] = html.write(layout, config, results["quality"])
+                    with ctx.profile.step("html report", "report"):
+                        results["report"] = html.write(layout, config, results["quality"])
                     timings["report"] = round(time.perf_counter() - started, 3)
                     tell("report", "done")
+        _record_profile(ctx)
     results["timings"] = timings
     results["layout"] = layout
     return results
@@ -141,13 +146,16 @@ def refused_files(config: Config) -> list[dict]:
     return [{"path": path, "reason": entry["reason"]} for path, entry in sorted(manifest.get("refused", {}).items())]
 
 
-def _cleanup(step: Callable[[], None], what: str) -> Callable[..., bool]:
-    """An exit callback running `step`: its error is raised when none is on its way already, else logged (the
-    error on its way, the run's own or an earlier cleanup's, is the one to report)."""
+def _cleanup(step: Callable[[], None], what: str,
+             timed: Callable[[], contextlib.AbstractContextManager[None]]) -> Callable[..., bool]:
+    """An exit callback running `step` (within `timed()`, its profile step): its error is raised when none is on
+    its way already, else logged (the error on its way, the run's own or an earlier cleanup's, is the one to
+    report)."""
 
     def run(exc_type: type[BaseException] | None, exc: BaseException | None, traceback: Any) -> bool:
         try:
-            step()
+            with timed():
+                step()
         except Exception as failure:
             if exc is None:
                 raise
@@ -156,6 +164,16 @@ def _cleanup(step: Callable[[], None], what: str) -> Callable[..., bool]:
         return False
 
     return run
+
+
+def _record_profile(ctx: RunContext) -> None:
+    """The run's whole profile into its record, with the steps that ran after the quality report was written
+    (the report itself, the warehouse, the page); a failure to write it is logged, the run stands."""
+    try:
+        record_profile(ctx)
+    except Exception as exc:  # noqa: BLE001 - the profile describes the run; it is not its outcome
+        log.warning("the run's profile was not recorded in the quality report: %s", shorten(str(exc)) or
+                    type(exc).__name__)
 
 
 def _rebuild_warehouse(layout: Layout, failed: bool) -> Path | None:

@@ -161,7 +161,7 @@ def write_report(ctx: RunContext, whole_ledger: Callable[[RunContext], list[dict
     finished = list(ctx.quality.get("layers", [])) if finished is None else finished
     last_run = {"run_id": ctx.run_id, "engine": ctx.engine.name, "started_at": ctx.started_at.isoformat(),
                 "outcome": "failed" if error else "no new data" if changed_nothing(ctx.quality) else "succeeded",
-                **({"error": error} if error else {}), **ctx.quality}
+                **({"error": error} if error else {}), **ctx.quality, "profile": ctx.profile.record()}
     path = ctx.layout.reports / REPORT
     previous = storage.read_json(path, {})
     if previous.get("format") != REPORT_FORMAT:  # a report of the former shape described only its own run
@@ -175,6 +175,18 @@ def write_report(ctx: RunContext, whole_ledger: Callable[[RunContext], list[dict
 
 REPORT_FORMAT = 2
 HISTORY = "history"
+
+
+def record_profile(ctx: RunContext) -> None:
+    """Put the run's whole profile into `last_run` of the report and of the run's history record: written with
+    the report, the profile lacks the steps that come after it (the report itself, the warehouse, the page)."""
+    steps = ctx.profile.record()
+    for path, run in ((ctx.layout.reports / REPORT, lambda report: report.get("last_run") or {}),
+                      (ctx.layout.reports / HISTORY / f"quality_{ctx.run_id}.json", lambda record: record)):
+        written = storage.read_json(path, None)
+        if written is not None and run(written).get("run_id") == ctx.run_id:
+            run(written)["profile"] = steps
+            storage.write_json(path, written)
 
 
 def changed_nothing(run: dict[str, Any]) -> bool:

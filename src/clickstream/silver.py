@@ -90,9 +90,12 @@ def run(ctx: RunContext) -> dict | None:
         ctx.quality["silver"] = {"bronze_batches": [], "ledger": []}
         return None
     parts = _replaced_parts(manifest, pending)
-    retraction = _read_inputs(ctx, pending, parts, processed_bronze_batches(state))
-    staged = _classify_and_write(ctx, manifest, pending, retraction)
-    record = _prove(ctx, manifest, pending, parts, retraction, staged)
+    with ctx.profile.step("read inputs", "silver"):
+        retraction = _read_inputs(ctx, pending, parts, processed_bronze_batches(state))
+    with ctx.profile.step("classify and write", "silver"):
+        staged = _classify_and_write(ctx, manifest, pending, retraction)
+    with ctx.profile.step("ledger and gates", "silver"):
+        record = _prove(ctx, manifest, pending, parts, retraction, staged)
     failed = [c for c in record["checks"] if c["status"] == "fail"]
     if failed:
         storage.clear_staging(ctx.layout.data_dir)
@@ -100,7 +103,8 @@ def run(ctx: RunContext) -> dict | None:
             "silver: " + "; ".join(f"{c['name']} {c['value']:.2%} is above the fail threshold {c['fail']:.2%}"
                                    for c in failed) + " (nothing published; see the quality report)"
         )
-    run_record = _commit(ctx, state, pending, staged, record, retraction)
+    with ctx.profile.step("publish", "silver"):
+        run_record = _commit(ctx, state, pending, staged, record, retraction)
     elapsed = time.perf_counter() - started
     ctx.quality["silver"]["seconds"] = round(elapsed, 3)
     totals = record["totals"]

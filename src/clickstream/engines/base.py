@@ -235,6 +235,11 @@ class Engine(abc.ABC):
     def close(self) -> None:
         """Release the engine's resources."""
 
+    def outside_cpu_seconds(self) -> float:
+        """CPU seconds used so far by processes the engine runs beside this one that are not its waited-for
+        children (getrusage counts those): none for an engine inside the process."""
+        return 0.0
+
     # ---- helpers shared by the engines
     @staticmethod
     def empty_select(schema: Schema) -> str:

@@ -346,6 +346,11 @@ class SparkEngine(Engine):
             self._files.clear()
             self._csv_inputs.clear()
 
+    def outside_cpu_seconds(self) -> float:
+        """The CPU seconds of Spark's Java process (and of the processes it waited for): it runs beside this one
+        for the whole run and is never waited for meanwhile, so getrusage does not count it."""
+        return spark_session.jvm_cpu_seconds()
+
     # ---- helpers
     def _written_schema(self, files: list[Path]) -> StructType | None:
         """The schema of `files` if they are one table this engine wrote, else None (Spark reads the footers)."""

@@ -86,6 +86,27 @@ def start_session(settings: SparkSettings) -> SparkSession:
     return SparkSession.builder.config(conf=conf).getOrCreate()
 
 
+def jvm_cpu_seconds() -> float:
+    """User and system CPU seconds of the Java process this process talks to, so far, read from /proc: the
+    child PySpark launched (its `gateway.proc`), or spark-submit's, which started this process. 0 where it
+    cannot be read (no /proc, the process gone: a child that ended and was waited for is in getrusage's
+    RUSAGE_CHILDREN instead)."""
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return 0.0
+    proc = getattr(gateway, "proc", None)
+    pid = proc.pid if proc is not None else os.getppid() if "PYSPARK_GATEWAY_PORT" in os.environ else None
+    if pid is None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    # after the name in parentheses (which may hold spaces): state, ... utime stime cutime cstime (fields 14-17)
+    fields = stat[stat.rindex(")") + 2:].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _java_executable() -> str:
     """The `java` Spark's launcher will run (JAVA_HOME first, as spark-class does), or a plain error."""
     home = os.environ.get("JAVA_HOME")

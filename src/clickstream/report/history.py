@@ -59,3 +59,15 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
 def rows(data_dir: Path, last: int | None = None) -> list[dict[str, Any]]:
     found = [row(r) for r in records(Layout(Path(data_dir)))]
     return found[-last:] if last else found
+
+
+PROFILE_COLUMNS = ["layer", "step", "wall_seconds", "cpu_seconds"]
+
+
+def profile(data_dir: Path, run_id: str | None = None) -> tuple[str, list[dict[str, Any]]] | None:
+    """The profile of run `run_id` (default: the latest run that recorded one): its id and its steps; None if
+    there is none."""
+    for record in reversed(records(Layout(Path(data_dir)))):
+        if (run_id is None or record.get("run_id") == run_id) and "profile" in record:
+            return record["run_id"], record["profile"]
+    return None
