@@ -294,8 +294,8 @@ def test_a_file_replaced_by_its_header_alone_empties_the_star_and_the_answers(tm
         assert (report["gold"]["mode"], report["gold"]["reason"]) == (
             "full", "full refresh requested" if refresh else "silver holds no events")
         assert read_table(step / "analytics" / "revenue_metrics").to_pylist() == [
-            {"total_revenue": Decimal("0.00"), "total_orders": 0, "users": 0, "purchasers": 0, "repeat_purchasers": 0,
-             "repeat_purchaser_rate": None, "average_order_value": None, "revenue_per_user": None,
+            {"total_revenue": Decimal("0.00"), "total_orders": 0, "orders_without_amount": 0, "users": 0,
+             "purchasers": 0, "repeat_purchasers": 0, "repeat_purchaser_rate": None, "average_order_value": None, "revenue_per_user": None,
              "revenue_per_purchaser": None}]
         for table in TABLES:
             assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
