@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from clickstream import analytics, bronze, gold, ledger, repair, silver, storage, warehouse
 from clickstream.config import Config
@@ -43,81 +44,116 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
         recovered = storage.recover(layout.data_dir)
         for action in recovered:
             log.info("recovery: %s", action)
-        engine = create_engine(config)
-        ctx = RunContext(config=config, engine=engine, layout=layout, analytics_group=analytics_group,
+        ctx = RunContext(config=config, engine=create_engine(config), layout=layout, analytics_group=analytics_group,
                          full_refresh=full_refresh, show_results=show_results)
         ctx.quality["layers"] = list(layers)
         ctx.quality["recovery"] = ([lock.takeover_note] if lock.takeover_note else []) + recovered
-        results: dict[str, Any] = {}
-        timings: dict[str, float] = {}
-        error: str | None = None
-        tell = progress or (lambda layer, event: None)
-        layer = layers[0]
-        html_report = "analytics" in layers and config.analytics.html_report
+        run = _Run(ctx, layers, progress or (lambda layer, event: None), report_extra)
+        with run.ending():
+            run.layers_in_order()
+        if run.answered():
+            run.page()
+        _record_profile(ctx)
+    run.results["timings"] = run.timings
+    run.results["layout"] = layout
+    return run.results
+
+
+@dataclass
+class _Run:
+    """One run of layers under the writer lock: what they returned, their times, and the failure that stopped them."""
+    ctx: RunContext
+    layers: tuple[str, ...]
+    tell: Callable[[str, str], None]
+    report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None
+    results: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def html_report(self) -> bool:
+        return "analytics" in self.layers and self.ctx.config.analytics.html_report
+
+    def layers_in_order(self) -> None:
+        config = self.ctx.config
         # The report's chart renderer starts while the layers run, with gold (or analytics): its start holds
         # Python's lock, which stalls bronze's Python work but hardly the engine's queries that follow
-        warm_up_with = next((name for name in ("gold", "analytics") if name in layers), None) if html_report else None
+        warm_up_with = next((name for name in ("gold", "analytics") if name in self.layers), None) \
+            if self.html_report else None
+        # a run whose raw files were all refused fails once silver (or bronze, run alone) shows no event, before
+        # an empty star is built from nothing
+        stranded_after = "silver" if "silver" in self.layers else "bronze"
+        layer = self.layers[0]
+        try:
+            for layer in self.layers:
+                with job_log(config.logs_dir, layer, config.logs.format):
+                    if layer == warm_up_with:
+                        threading.Thread(target=_warm_up_charts, name="report-warm-up", daemon=True).start()
+                    self.tell(layer, "start")
+                    started = time.perf_counter()
+                    self.results[layer] = _JOBS[layer](self.ctx)
+                    self.timings[layer] = round(time.perf_counter() - started, 3)
+                    self.tell(layer, "done")
+                if layer == stranded_after:
+                    _fail_if_stranded(self.ctx, self.layers)
+        except BaseException as exc:
+            self.error = "interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else (
+                shorten(str(exc)) or type(exc).__name__)
+            if layer not in self.timings:
+                self.tell(layer, "failed")
+            raise
 
-        def report() -> None:
-            ctx.quality["timings_seconds"] = timings
-            if report_extra is not None:
-                ctx.quality.update(report_extra(results))
-            results["quality"] = write_report(ctx, ledger.whole_ledger, finished=list(timings), error=error)
-
-        def warehouse_views() -> None:
-            standing = layout.data_dir / warehouse.WAREHOUSE
-            if (error is None and changed_nothing(ctx.quality) and standing.is_file()
-                    and not standing.with_name(standing.name + ".wal").exists()):
-                results["warehouse"] = standing  # its views read the tables as they stand
-                return
-            results["warehouse"] = _rebuild_warehouse(layout, failed=error is not None)
-
+    @contextlib.contextmanager
+    def ending(self) -> Iterator[None]:
+        """The end of a run: each step runs whatever the others do, in this order (the report reads through the
+        engine); the first error stands, whether the layers' own or a cleanup's, and a later one is logged. The
+        profile is recorded last after a failure (else once the page is written too)."""
+        ctx = self.ctx
         with contextlib.ExitStack() as cleanups:
-            # Each runs whatever the others do, in this order (the report reads through the engine); the first
-            # error stands, whether the layers' own or a cleanup's, and a later one is logged. The profile last,
-            # after a failure (else once the page is written too).
             cleanups.push(lambda failed, exc, traceback: bool(failed is not None and _record_profile(ctx)))
             for step, what, name in reversed([
-                    (report, "writing the quality report", "quality report"),
-                    (lambda: storage.clear_staging(layout.data_dir), "clearing staging", "clear staging"),
-                    (engine.close, "closing the engine", "close engine"),
-                    (warehouse_views, "rebuilding the warehouse", "warehouse")]):
+                    (self.quality_report, "writing the quality report", "quality report"),
+                    (lambda: storage.clear_staging(ctx.layout.data_dir), "clearing staging", "clear staging"),
+                    (ctx.engine.close, "closing the engine", "close engine"),
+                    (self.warehouse_views, "rebuilding the warehouse", "warehouse")]):
                 cleanups.push(_cleanup(step, what, lambda name=name: ctx.profile.step(name, "run")))
-            try:
-                for layer in layers:
-                    with job_log(config.logs_dir, layer, config.logs.format):
-                        if layer == warm_up_with:
-                            threading.Thread(target=_warm_up_charts, name="report-warm-up", daemon=True).start()
-                        tell(layer, "start")
-                        started = time.perf_counter()
-                        results[layer] = _JOBS[layer](ctx)
-                        timings[layer] = round(time.perf_counter() - started, 3)
-                        tell(layer, "done")
-                _fail_if_stranded(ctx, layers)
-            except BaseException as exc:
-                error = "interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else (
-                    shorten(str(exc)) or type(exc).__name__)
-                if layer not in timings:
-                    tell(layer, "failed")
-                raise
-        answered = results.get("analytics") and ctx.quality["analytics"].get("mode") != "current"
-        if "analytics" in timings and answered:  # the page of what analytics just answered
-            if not html_report:
-                _remove_stale_report(layout)
-            else:
-                from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
+            yield
 
-                with job_log(config.logs_dir, "report", config.logs.format):
-                    tell("report", "start")
-                    started = time.perf_counter()
-                    with ctx.profile.step("html report", "report"):
-                        results["report"] = html.write(layout, config, results["quality"])
-                    timings["report"] = round(time.perf_counter() - started, 3)
-                    tell("report", "done")
-        _record_profile(ctx)
-    results["timings"] = timings
-    results["layout"] = layout
-    return results
+    def quality_report(self) -> None:
+        self.ctx.quality["timings_seconds"] = self.timings
+        if self.report_extra is not None:
+            self.ctx.quality.update(self.report_extra(self.results))
+        self.results["quality"] = write_report(self.ctx, ledger.whole_ledger, finished=list(self.timings),
+                                               error=self.error)
+
+    def warehouse_views(self) -> None:
+        standing = self.ctx.layout.data_dir / warehouse.WAREHOUSE
+        if (self.error is None and changed_nothing(self.ctx.quality) and standing.is_file()
+                and not standing.with_name(standing.name + ".wal").exists()):
+            self.results["warehouse"] = standing  # its views read the tables as they stand
+            return
+        self.results["warehouse"] = _rebuild_warehouse(self.ctx.layout, failed=self.error is not None)
+
+    def answered(self) -> bool:
+        """Whether analytics answered anew in this run (not a run that found its results standing)."""
+        return ("analytics" in self.timings and bool(self.results.get("analytics"))
+                and self.ctx.quality["analytics"].get("mode") != "current")
+
+    def page(self) -> None:
+        """The page of what analytics just answered (or, with analytics.html_report false, no page)."""
+        ctx = self.ctx
+        if not self.html_report:
+            _remove_stale_report(ctx.layout)
+            return
+        from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
+
+        with job_log(ctx.config.logs_dir, "report", ctx.config.logs.format):
+            self.tell("report", "start")
+            started = time.perf_counter()
+            with ctx.profile.step("html report", "report"):
+                self.results["report"] = html.write(ctx.layout, ctx.config, self.results["quality"])
+            self.timings["report"] = round(time.perf_counter() - started, 3)
+            self.tell("report", "done")
 
 
 _NAMED = 3  # refused files named in the one line of a run that ingested nothing
