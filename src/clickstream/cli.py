@@ -48,11 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("analytics", "answer the business queries")]:
         command = sub.add_parser(name, help=text, description=text)
         _common(command)
-        command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
-                             help="engine (default from config: duckdb)")
-        command.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
-                             help="if another run is writing the data directory, wait up to SECONDS for it to "
-                                  "finish (default: fail at once)")
+        _engine_and_wait(command)
         if name in ("run", "gold", "analytics"):
             command.add_argument("--full-refresh", action="store_true",
                                  help="rebuild gold and analytics from all of silver instead of only what new "
@@ -66,19 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
                                         "against silver, quarantine and duplicates, and against the rows its bytes "
                                         "in raw/ hold (exit 1 if any does not add up)")
     _common(verify)
-    verify.add_argument("--engine", choices=["duckdb", "spark"], default=None,
-                        help="engine (default from config: duckdb)")
-    verify.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
-                        help="if a run is writing the data directory, wait up to SECONDS for it to finish")
+    _engine_and_wait(verify)
     text = "rebuild bronze's manifest (_state/bronze_manifest.json) from bronze's own Parquet files"
     repair = sub.add_parser("repair-manifest", help=text, description=text + ", when it is lost or unreadable "
                             "(raw file facts bronze does not hold are taken from raw/ where the file there still "
                             "holds what bronze holds)")
     _common(repair)
-    repair.add_argument("--engine", choices=["duckdb", "spark"], default=None,
-                        help="engine (default from config: duckdb)")
-    repair.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
-                        help="if a run is writing the data directory, wait up to SECONDS for it to finish")
+    _engine_and_wait(repair)
     generate = sub.add_parser("generate", help="write seeded sample clickstream CSV into DIR/raw",
                               description="write seeded sample clickstream CSV into DIR/raw")
     _common(generate)
@@ -113,13 +103,25 @@ def _positive_count(text: str) -> int:
     return value
 
 
+def _engine(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
+                         help="engine (default from config: duckdb)")
+
+
+def _engine_and_wait(command: argparse.ArgumentParser) -> None:
+    """The options of a command that takes the data directory's writer lock: the engine, and how long to wait."""
+    _engine(command)
+    command.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                         help="if another run is writing the data directory, wait up to SECONDS for it to finish "
+                              "(default: fail at once)")
+
+
 def _add_watch(sub: argparse._SubParsersAction) -> None:
     text = "watch raw/ and run every layer whenever new or changed files are complete"
     command = sub.add_parser("watch", help=text, description=text + " (micro-batches; Ctrl-C or SIGTERM stops "
                              "after the current batch)")
     _common(command)
-    command.add_argument("--engine", choices=["duckdb", "spark"], default=None,
-                         help="engine (default from config: duckdb)")
+    _engine(command)
     command.add_argument("--interval", type=_positive_seconds, default=None, metavar="SECONDS",
                          help="how often to look at raw/; a file written in place is complete once unchanged "
                               "this long (default 2)")
