@@ -185,6 +185,9 @@ def test_the_headline_names_the_partial_days_daily_activity_flags(data):
     flagged = sorted(str(row["activity_date"]) for row in daily if row["is_partial_day"])
     assert len(flagged) == 2  # the generated data starts after midnight and ends before the last midnight
     assert html.headline_figures(Layout(data))["partial_days"] == flagged
+    text = " ".join(Page(html.render(Layout(data), Config(), quality(data))).text)
+    assert (f"Partial days: {', '.join(flagged)} (UTC days the data covers only in part: it starts after midnight or "
+            f"ends before the next); marked in the charts.") in text
 
 
 def test_the_lineage_sums_the_records_known_and_says_how_many_files_were_not_counted(data):

@@ -258,8 +258,8 @@ def headline(facts: Facts) -> Section:
         section.extra["range"] = f["range"]
     if f["partial_days"]:
         days = f["partial_days"]
-        section.notes.append(f"Partial day{'s' if len(days) > 1 else ''}: {', '.join(days)} (the data starts after "
-                             "01:00 or ends before 23:00 UTC that day); marked in the charts.")
+        section.notes.append(f"Partial day{'s' if len(days) > 1 else ''}: {', '.join(days)} (UTC days the data covers "
+                             "only in part: it starts after midnight or ends before the next); marked in the charts.")
     return section
 
 
