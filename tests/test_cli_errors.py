@@ -270,9 +270,40 @@ def test_ctrl_c_reported_in_an_engines_own_words_is_still_an_interruption(tmp_pa
             raise RuntimeError("reading the table failed: KeyboardInterrupt") from None
 
     monkeypatch.setattr(cli, "_verify", verify_interrupted_inside_a_library)
+    before = signal.getsignal(signal.SIGINT)  # Python's own, or a Spark session's that an earlier test started
+    assert callable(before)
     assert cli.main(["verify", "--data-dir", str(tmp_path / "data")]) == 130
     assert capsys.readouterr().err == "clickstream: interrupted; the next run recovers\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own handler is back
+    assert signal.getsignal(signal.SIGINT) is before  # the handler in place before is back
+
+
+def test_ctrl_c_is_still_noted_under_a_handler_a_spark_session_put_in_place(tmp_path, monkeypatch, capsys):
+    # PySpark's SparkContext puts its own SIGINT handler in place (it cancels the jobs, then raises
+    # KeyboardInterrupt): the note must not depend on Python's own handler being the one in place
+    from clickstream import cli
+
+    cancelled = []
+
+    def sparks_handler(signum, frame):
+        cancelled.append(signum)
+        raise KeyboardInterrupt
+
+    def verify_interrupted_inside_a_library(config, wait_seconds):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise RuntimeError("An error occurred while calling o123.parquet") from None
+
+    monkeypatch.setattr(cli, "_verify", verify_interrupted_inside_a_library)
+    previous = signal.signal(signal.SIGINT, sparks_handler)
+    try:
+        assert cli.main(["verify", "--data-dir", str(tmp_path / "data")]) == 130
+        assert signal.getsignal(signal.SIGINT) is sparks_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert capsys.readouterr().err == "clickstream: interrupted; the next run recovers\n"
+    assert cancelled == [signal.SIGINT]  # the handler in place still did its part
 
 
 # ---- published data the state cannot account for: refused, nothing changed, the command that repairs it named

@@ -380,19 +380,17 @@ INTERRUPTED_STATUS = 130
 
 
 class _SigintSeen:
-    """While a command runs, SIGINT is noted before it raises KeyboardInterrupt as Python's own handler does: an
-    engine may report the query it stopped in its own words (an error about reading a table, say), and the note
-    lets the command still say it was interrupted."""
+    """While a command runs, SIGINT is noted before the handler in place handles it (Python's own raises
+    KeyboardInterrupt; a Spark session's cancels its jobs first): an engine may report the query it stopped in its
+    own words (an error about reading a table, say), and the note lets the command still say it was interrupted."""
 
     def __init__(self) -> None:
         self.seen = False
         self._previous: Any = None
 
     def __enter__(self) -> _SigintSeen:
-        # only where Python's own handler is in place: a SIGINT ignored (a job started in the background by a
-        # script) stays ignored
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        # not where SIGINT is ignored (a job started in the background by a script): it stays ignored
+        if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -402,7 +400,8 @@ class _SigintSeen:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.seen = True
-        raise KeyboardInterrupt
+        self._previous(signum, frame)
+        raise KeyboardInterrupt  # a handler in place that returned: the command stops all the same
 
 
 def main(argv: Sequence[str] | None = None) -> int:
