@@ -1,6 +1,7 @@
 """Analytics: the business questions answered from the gold star schema, written as tables and shown."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -45,11 +46,10 @@ def natural_order(query: dict, columns: list[str]) -> str:
     return f" order by {', '.join(terms)}" if terms else ""
 
 
-def write_csv_copy(engine: Engine, name: str, order: str, path: Path) -> None:
-    """The CSV copy of table `name`, for people: in its natural order, each text cell a spreadsheet would read
-    as a formula neutralised (sql.spreadsheet_safe); numbers stay numbers."""
+def write_csv_copy(engine: Engine, name: str, columns: list[str], order: str, path: Path) -> None:
+    """The CSV copy of table `name` (of `columns`), for people: in its natural order, each text cell a spreadsheet
+    would read as a formula neutralised (sql.spreadsheet_safe); numbers stay numbers."""
     text = set(engine.text_columns(name))
-    columns, _ = engine.fetch(f"select * from {name} limit 0")
     cells = ", ".join(f"{spreadsheet_safe(engine.quote_identifier(c), engine)} as {engine.quote_identifier(c)}"
                       if c in text else engine.quote_identifier(c) for c in columns)
     ordered = f"{name}__ordered"
@@ -83,9 +83,11 @@ def run(ctx: RunContext) -> list[QueryResult]:
     # Staged and published as one directory, like gold; a partial run carries the other results over.
     root = storage.staging_path(ctx.layout.data_dir, "analytics")
     root.mkdir(parents=True)
-    built = {query["name"]: _answer(ctx, plan, query, root) for query in plan.selected}
+    built, orders = {}, {}
+    for query in plan.selected:
+        built[query["name"]], orders[query["name"]] = _answer(ctx, plan, query, root)
     with ctx.profile.step("results and flags", "analytics"):
-        results, counts, flags = _results(ctx, plan)
+        results, counts, flags = _results(ctx, plan, orders)
     for name, entry in built.items():
         log.info("analytics: %s rows=%d (%s)", name, counts[name], entry["mode"])
     with ctx.profile.step("publish", "analytics"):
@@ -117,8 +119,9 @@ def _read_gold(ctx: RunContext) -> None:
             ctx.engine.read_parquet(model["name"], files, schema=None)
 
 
-def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> dict:
-    """Build one query's result into `root` (whole, or merged for the users gold changed), with its CSV copy."""
+def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> tuple[dict, str]:
+    """Build one query's result into `root` (whole, or merged for the users gold changed), with its CSV copy;
+    returns its manifest entry and its natural order."""
     name = query["name"]
     sql, fingerprint = plan.rendered[name], plan.fingerprints[name]
     spec = incremental.per_user_model(query)
@@ -129,21 +132,24 @@ def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> dict:
     else:
         with ctx.profile.step(name, "analytics"):
             _build_per_user(ctx, spec, sql["incremental"], changes, root)
+    columns, order = _columns_and_order(ctx, query)
     if query["csv"]:
         with ctx.profile.step(f"{name}.csv", "analytics"):
-            write_csv_copy(ctx.engine, name, _order(ctx, query), root / f"{name}.csv")
+            write_csv_copy(ctx.engine, name, columns, order, root / f"{name}.csv")
     return {"gold_build_id": plan.gold_build.get("build_id"), "fingerprint": fingerprint,
-            "mode": "full" if changes is None else "incremental"}
+            "mode": "full" if changes is None else "incremental"}, order
 
 
-def _order(ctx: RunContext, query: dict) -> str:
+def _columns_and_order(ctx: RunContext, query: dict) -> tuple[list[str], str]:
+    """A built result's columns, and the ORDER BY of its natural order."""
     columns, _ = ctx.engine.fetch(f"select * from {query['name']} limit 0")
-    return natural_order(query, columns)
+    return columns, natural_order(query, columns)
 
 
-def _results(ctx: RunContext, plan: Plan) -> tuple[list[QueryResult], dict[str, int], list[dict]]:
-    """Each result's first rows in its natural order (the same rows on every engine), its row count and the
-    cautions of `quality.analytics_flags`, for people."""
+def _results(ctx: RunContext, plan: Plan, orders: dict[str, str]) -> tuple[list[QueryResult], dict[str, int],
+                                                                          list[dict]]:
+    """Each result's first rows in its natural order (`orders`: the same rows on every engine), its row count and
+    the cautions of `quality.analytics_flags`, for people."""
     engine, show = ctx.engine, ctx.config.analytics.show_rows
     names = [q["name"] for q in plan.selected]
     counts = engine.row_counts(names)
@@ -152,7 +158,7 @@ def _results(ctx: RunContext, plan: Plan) -> tuple[list[QueryResult], dict[str, 
     results = []
     for query in plan.selected:
         name = query["name"]
-        columns, rows = engine.fetch(f"select * from {name}{_order(ctx, query)} limit {show}") if show else ([], [])
+        columns, rows = engine.fetch(f"select * from {name}{orders[name]} limit {show}") if show else ([], [])
         description = first_comment_line(f"analytics/{name}") + (f". Caution: {cautions[name]}" if name in cautions
                                                                   else "")
         results.append(QueryResult(name, query["title"], description, columns, rows, counts[name]))
@@ -165,7 +171,7 @@ def _standing_results(ctx: RunContext, plan: Plan) -> list[QueryResult]:
     for query in plan.selected:
         ctx.engine.read_parquet(query["name"], storage.parquet_files(ctx.layout.analytics / query["name"]),
                                 schema=None)
-    return _results(ctx, plan)[0]
+    return _results(ctx, plan, {q["name"]: _columns_and_order(ctx, q)[1] for q in plan.selected})[0]
 
 
 def _publish(ctx: RunContext, plan: Plan, root: Path, built: dict[str, dict], results: list[QueryResult]) -> None:
@@ -183,8 +189,6 @@ def _publish(ctx: RunContext, plan: Plan, root: Path, built: dict[str, dict], re
 def _settings_fingerprint(ctx: RunContext) -> str:
     """What decides the published results besides gold and each query's SQL: the analytics settings (rows shown,
     the cautions' thresholds, the page) and the engine."""
-    import hashlib
-
     return hashlib.sha256(f"{ctx.engine.name}\0{ctx.config.analytics.model_dump_json()}".encode()).hexdigest()
 
 
