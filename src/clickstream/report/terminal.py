@@ -113,12 +113,11 @@ def _number(value: Any, money: bool = False) -> str:
     return f"{value:,.2f}" if money else f"{value:,}"
 
 
-def command_name(argv0: str | None = None) -> str:
+def command_name() -> str:
     """How to call clickstream again from where the user stands: its bare name when the shell finds this same
     program on PATH, else the path of the one running (relative to the working directory when under it), so a
     printed hint works as printed, also straight after `make run` without an activated virtual environment."""
-    argv0 = argv0 if argv0 is not None else sys.argv[0]
-    running = Path(argv0)
+    running = Path(sys.argv[0])
     if running.name != "clickstream" or not running.is_file():
         running = Path(sys.executable).with_name("clickstream")
         if not running.is_file():
