@@ -570,6 +570,77 @@ class Quality(_Strict):
     gold_tests: Literal["warn", "fail"] = "fail"
 
 
+# An Apprise URL: a scheme, then what the service needs; `${NAME}` is replaced by environment variable NAME when
+# a message is sent (never at load, never written anywhere).
+_ALERT_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ALERT_KINDS = ("fail", "warn", "anomaly", "recovered")
+
+
+class Volume(_Strict):
+    # rows a run ingests per source, against the median of the last `runs` runs that ingested files of it
+    low: float = Field(default=0.2, ge=0, allow_inf_nan=False)
+    high: float = Field(default=5.0, gt=0, allow_inf_nan=False)
+    runs: int = Field(default=7, ge=1)
+    min_runs: int = Field(default=3, ge=1)  # judged only once this many earlier runs ingested the source
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Volume":
+        if self.low >= self.high:
+            raise ValueError("low must be below high")
+        if self.min_runs > self.runs:
+            raise ValueError("min_runs must not exceed runs")
+        return self
+
+
+class Rates(_Strict):
+    # quarantine and duplicate rates against `factor` times their median over the last `runs` runs that judged rows
+    factor: float = Field(default=3.0, gt=1, allow_inf_nan=False)
+    runs: int = Field(default=7, ge=1)
+    min_runs: int = Field(default=3, ge=1)
+
+
+class Alerts(_Strict):
+    urls: list[str] = Field(default_factory=list)
+    on: list[Literal["fail", "warn", "anomaly", "recovered"]] = list(ALERT_KINDS)
+    repeat_after: str = "24h"
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
+    retries: int = Field(default=2, ge=0, le=5)
+    freshness: str | None = None
+    silence: str | None = None
+    volume: Volume = Volume()
+    rates: Rates = Rates()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_key(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true
+        if isinstance(value, dict) and True in value and "on" not in value:
+            value = {("on" if key is True else key): item for key, item in value.items()}
+        return value
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not _ALERT_URL.fullmatch(url):
+                # the URL may hold a secret: only its length is named
+                raise ValueError(f"an entry ({len(url)} characters) is not an Apprise URL: a scheme such as "
+                                 f"'json://', 'slack://' or 'mailto://' and what follows it, without spaces")
+        return value
+
+    @field_validator("repeat_after", "freshness", "silence", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return value if value is None else _duration(value)
+
+
+class Cost(_Strict):
+    # prices to estimate what a run and the data directory's storage cost; null: no estimate
+    core_hour: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    gb_month: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
 class DuckDBSettings(_Strict):
     threads: int | None = Field(default=None, ge=1, le=256)
     memory_limit: str | None = None
@@ -608,6 +679,8 @@ class Config(_Strict):
     gold: Gold = Gold()
     analytics: Analytics = Analytics()
     quality: Quality = Quality()
+    alerts: Alerts = Alerts()
+    cost: Cost = Cost()
     duckdb: DuckDBSettings = DuckDBSettings()
     spark: SparkSettings = SparkSettings()
 

@@ -5,17 +5,18 @@ import contextlib
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from clickstream import analytics, bronze, gold, ledger, repair, silver, storage, warehouse
+from clickstream import alerts, analytics, anomalies, bronze, cost, gold, ledger, repair, silver, storage, warehouse
 from clickstream.config import Config
 from clickstream.context import Layout, RunContext
 from clickstream.engines import InputError, create_engine
 from clickstream.lock import WriterLock
 from clickstream.logs import job_log
-from clickstream.quality import changed_nothing, record_profile, write_report
+from clickstream.quality import changed_nothing, record_end, write_report
 from clickstream.report import REPORT_HTML
 from clickstream.report.escape import shorten
 
@@ -44,16 +45,18 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
         recovered = storage.recover(layout.data_dir)
         for action in recovered:
             log.info("recovery: %s", action)
+        meter = cost.Meter()
         ctx = RunContext(config=config, engine=create_engine(config), layout=layout, analytics_group=analytics_group,
                          full_refresh=full_refresh, show_results=show_results)
+        meter.engine_started(ctx.engine)
         ctx.quality["layers"] = list(layers)
         ctx.quality["recovery"] = ([lock.takeover_note] if lock.takeover_note else []) + recovered
-        run = _Run(ctx, layers, progress or (lambda layer, event: None), report_extra)
+        run = _Run(ctx, layers, progress or (lambda layer, event: None), report_extra, meter)
         with run.ending():
             run.layers_in_order()
         if run.answered():
             run.page()
-        _record_profile(ctx)
+        run.finish()
     run.results["timings"] = run.timings
     run.results["layout"] = layout
     return run.results
@@ -66,6 +69,7 @@ class _Run:
     layers: tuple[str, ...]
     tell: Callable[[str, str], None]
     report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None
+    meter: cost.Meter
     results: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
@@ -107,10 +111,10 @@ class _Run:
     def ending(self) -> Iterator[None]:
         """The end of a run: each step runs whatever the others do, in this order (the report reads through the
         engine); the first error stands, whether the layers' own or a cleanup's, and a later one is logged. The
-        profile is recorded last after a failure (else once the page is written too)."""
+        cost, alerts and profile are recorded last after a failure (else once the page is written too)."""
         ctx = self.ctx
         with contextlib.ExitStack() as cleanups:
-            cleanups.push(lambda failed, exc, traceback: bool(failed is not None and _record_profile(ctx)))
+            cleanups.push(lambda failed, exc, traceback: bool(failed is not None and self.finish()))
             for step, what, name in reversed([
                     (self.quality_report, "writing the quality report", "quality report"),
                     (lambda: storage.clear_staging(ctx.layout.data_dir), "clearing staging", "clear staging"),
@@ -123,8 +127,33 @@ class _Run:
         self.ctx.quality["timings_seconds"] = self.timings
         if self.report_extra is not None:
             self.ctx.quality.update(self.report_extra(self.results))
+        self.meter.engine_done(self.ctx.engine)
+        _check_anomalies(self.ctx)
         self.results["quality"] = write_report(self.ctx, ledger.whole_ledger, finished=list(self.timings),
                                                error=self.error)
+
+    def finish(self) -> None:
+        """The run's cost, its alert, and its whole profile into its record; a failure of any is logged, the run
+        stands (they describe the run, they are not its outcome)."""
+        ctx = self.ctx
+        extra: dict[str, Any] = {}
+        try:
+            extra["cost"] = self.meter.record({**self.timings}, ctx.layout.data_dir, ctx.config.cost, ctx.engine)
+        except Exception as exc:  # noqa: BLE001
+            _not_recorded("cost", exc)
+        run = (self.results.get("quality") or {}).get("last_run")
+        if run is not None:
+            try:
+                sent = alerts.alert_run({**run, **extra}, ctx.config, ctx.layout, _utc_now())
+                if sent is not None:
+                    extra["alerts"] = sent
+            except Exception as exc:  # noqa: BLE001
+                _not_recorded("alert", exc)
+            run.update(extra)
+        try:
+            record_end(ctx, extra)
+        except Exception as exc:  # noqa: BLE001
+            _not_recorded("profile", exc)
 
     def warehouse_views(self) -> None:
         standing = self.ctx.layout.data_dir / warehouse.WAREHOUSE
@@ -202,14 +231,26 @@ def _cleanup(step: Callable[[], None], what: str,
     return run
 
 
-def _record_profile(ctx: RunContext) -> None:
-    """The run's whole profile into its record, with the steps that ran after the quality report was written
-    (the report itself, the warehouse, the page); a failure to write it is logged, the run stands."""
+def _not_recorded(what: str, exc: Exception) -> None:
+    log.warning("the run's %s was not recorded in the quality report: %s", what, shorten(str(exc)) or
+                type(exc).__name__)
+    log.debug("%s not recorded", what, exc_info=exc)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _check_anomalies(ctx: RunContext) -> None:
+    """The anomaly checks of the run into its record (`anomalies`, and `anomaly_checks` judged); a failure to
+    check is logged, the run stands."""
     try:
-        record_profile(ctx)
-    except Exception as exc:  # noqa: BLE001 - the profile describes the run; it is not its outcome
-        log.warning("the run's profile was not recorded in the quality report: %s", shorten(str(exc)) or
-                    type(exc).__name__)
+        checked = anomalies.run_checks(ctx.quality, ctx.layout, ctx.config.alerts, _utc_now())
+    except Exception as exc:  # noqa: BLE001 - anomalies describe the run; they are not its outcome
+        _not_recorded("anomaly checks", exc)
+        return
+    ctx.quality["anomalies"] = checked.found
+    ctx.quality["anomaly_checks"] = checked.judged
 
 
 def _rebuild_warehouse(layout: Layout, failed: bool) -> Path | None:

@@ -177,15 +177,16 @@ REPORT_FORMAT = 2
 HISTORY = "history"
 
 
-def record_profile(ctx: RunContext) -> None:
-    """Put the run's whole profile into `last_run` of the report and of the run's history record: written with
-    the report, the profile lacks the steps that come after it (the report itself, the warehouse, the page)."""
+def record_end(ctx: RunContext, extra: dict[str, Any]) -> None:
+    """Put the run's whole profile, and `extra` (its cost, its alert), into `last_run` of the report and of the
+    run's history record: written with the report, the profile lacks the steps that come after it (the report
+    itself, the warehouse, the page)."""
     steps = ctx.profile.record()
     for path, run in ((ctx.layout.reports / REPORT, lambda report: report.get("last_run") or {}),
                       (ctx.layout.reports / HISTORY / f"quality_{ctx.run_id}.json", lambda record: record)):
         written = storage.read_json(path, None)
         if written is not None and run(written).get("run_id") == ctx.run_id:
-            run(written)["profile"] = steps
+            run(written).update(profile=steps, **extra)
             storage.write_json(path, written)
 
 

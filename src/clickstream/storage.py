@@ -213,6 +213,24 @@ def parquet_files(dest: Path) -> list[Path]:
     return sorted(dest.rglob("*.parquet")) if dest.exists() else []
 
 
+def column_range(folder: Path, column: str) -> tuple[Any, Any]:
+    """The least and greatest value of `column` in the Parquet files under `folder`, from their statistics (no
+    data is read); (None, None) when none has any."""
+    import pyarrow.parquet as pq
+
+    low = high = None
+    for file in parquet_files(folder):
+        metadata = pq.ParquetFile(file).metadata
+        index = metadata.schema.to_arrow_schema().get_field_index(column)
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(index).statistics
+            if stats is None or not stats.has_min_max:
+                continue
+            low = stats.min if low is None else min(low, stats.min)
+            high = stats.max if high is None else max(high, stats.max)
+    return low, high
+
+
 def read_json(path: Path, default: Any) -> Any:
     if not path.exists():
         return default

@@ -240,6 +240,16 @@ class Engine(abc.ABC):
         children (getrusage counts those): none for an engine inside the process."""
         return 0.0
 
+    def outside_pids(self) -> list[int]:
+        """The processes the engine runs beside this one that are not its waited-for children (their CPU,
+        memory and I/O are part of a run's cost): none for an engine inside the process."""
+        return []
+
+    def stage_metrics(self) -> dict[str, tuple[int, ...]] | None:
+        """The engine's own task metrics per finished stage (key -> executor run ms, executor CPU ns, shuffle
+        bytes read, shuffle bytes written), or None for an engine that keeps none."""
+        return None
+
     # ---- helpers shared by the engines
     @staticmethod
     def empty_select(schema: Schema) -> str:

@@ -351,6 +351,18 @@ class SparkEngine(Engine):
         for the whole run and is never waited for meanwhile, so getrusage does not count it."""
         return spark_session.jvm_cpu_seconds()
 
+    def outside_pids(self) -> list[int]:
+        pid = spark_session.jvm_pid()
+        return [] if pid is None else [pid]
+
+    def stage_metrics(self) -> dict[str, tuple[int, ...]] | None:
+        """Per completed or failed stage kept by Spark's status store (which exists with the UI off)."""
+        try:
+            return spark_session.stage_metrics(self.spark.sparkContext)
+        except (Py4JError, PySparkException, ConnectionError) as exc:  # a dead JVM: no metrics
+            log.debug("spark: stage metrics: %s", exc)
+            return {}
+
     # ---- helpers
     def _written_schema(self, files: list[Path]) -> StructType | None:
         """The schema of `files` if they are one table this engine wrote, else None (Spark reads the footers)."""

@@ -91,11 +91,7 @@ def jvm_cpu_seconds() -> float:
     child PySpark launched (its `gateway.proc`), or spark-submit's, which started this process. 0 where it
     cannot be read (no /proc, the process gone: a child that ended and was waited for is in getrusage's
     RUSAGE_CHILDREN instead)."""
-    gateway = SparkContext._gateway
-    if gateway is None:
-        return 0.0
-    proc = getattr(gateway, "proc", None)
-    pid = proc.pid if proc is not None else os.getppid() if "PYSPARK_GATEWAY_PORT" in os.environ else None
+    pid = jvm_pid()
     if pid is None:
         return 0.0
     try:
@@ -105,6 +101,36 @@ def jvm_cpu_seconds() -> float:
     # after the name in parentheses (which may hold spaces): state, ... utime stime cutime cstime (fields 14-17)
     fields = stat[stat.rindex(")") + 2:].split()
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def jvm_pid() -> int | None:
+    """The Java process this process talks to: the child PySpark launched (its `gateway.proc`), or
+    spark-submit's, which started this process; None before a session started."""
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return None
+    proc = getattr(gateway, "proc", None)
+    return proc.pid if proc is not None else os.getppid() if "PYSPARK_GATEWAY_PORT" in os.environ else None
+
+
+_FINISHED_STAGES = ("COMPLETE", "FAILED")
+
+
+def stage_metrics(context: SparkContext) -> dict[str, tuple[int, ...]]:
+    """Each finished stage the status store keeps ("<stage>.<attempt>"): executor run time (ms), executor CPU
+    time (ns), shuffle bytes read and written."""
+    gateway = context._gateway
+    store = context._jsc.sc().statusStore()
+    stages = store.stageList(None, False, False, gateway.new_array(gateway.jvm.double, 0),
+                             gateway.jvm.java.util.ArrayList())
+    found = {}
+    for index in range(stages.size()):
+        stage = stages.apply(index)
+        if stage.status().toString() in _FINISHED_STAGES:
+            found[f"{stage.stageId()}.{stage.attemptId()}"] = (
+                int(stage.executorRunTime()), int(stage.executorCpuTime()), int(stage.shuffleReadBytes()),
+                int(stage.shuffleWriteBytes()))
+    return found
 
 
 def _java_executable() -> str:

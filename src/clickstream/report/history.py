@@ -13,11 +13,12 @@ log = logging.getLogger(__name__)
 COLUMNS = ["run_id", "started_at", "seconds", "engine", "layers", "rows_in", "rows_out", "outcome", "gates"]
 
 
-def records(layout: Layout) -> list[dict[str, Any]]:
-    """Every run's record, oldest first (run ids sort by start time)."""
+def records(layout: Layout, last: int | None = None) -> list[dict[str, Any]]:
+    """Every run's record (or the `last` ones), oldest first (run ids sort by start time)."""
     folder = layout.reports / "history"
     found = []
-    for path in sorted(folder.glob("quality_*.json")) if folder.is_dir() else []:
+    paths = sorted(folder.glob("quality_*.json")) if folder.is_dir() else []
+    for path in paths[-last:] if last else paths:
         try:
             found.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as exc:

@@ -173,17 +173,7 @@ class Facts:
 
 def _event_range(folder: Path) -> tuple[dt.datetime | None, dt.datetime | None]:
     """The first and last event_ts of the fact, from the Parquet files' statistics (no data is read)."""
-    low = high = None
-    for file in storage.parquet_files(folder):
-        metadata = pq.ParquetFile(file).metadata
-        index = metadata.schema.to_arrow_schema().get_field_index("event_ts")
-        for group in range(metadata.num_row_groups):
-            stats = metadata.row_group(group).column(index).statistics
-            if stats is None or not stats.has_min_max:
-                continue
-            low = stats.min if low is None else min(low, stats.min)
-            high = stats.max if high is None else max(high, stats.max)
-    return low, high
+    return storage.column_range(folder, "event_ts")
 
 
 # ---- the sections, in page order
