@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "analytics":
             command.add_argument("--group", choices=["basic", "advanced", "all"], default="all",
                                  help="basic: queries 1-5 and 7; advanced: journeys, purchase paths, RFM")
+        command.add_argument("--strict", action="store_true",
+                             help=f"exit {STRICT_STATUS} when the run succeeded with warnings or anomalies")
         _terminal_options(command)
     verify = sub.add_parser("verify", help="prove the whole ledger: every line of every raw file accounted for",
                             description="prove the whole ledger: per raw file, the rows of its current version "
@@ -79,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--if-empty", action="store_true", help="do nothing if DIR/raw already holds CSV files")
     _add_watch(sub)
     _query_commands(sub)
+    text = "send a test message to every target of alerts.urls and say which took it"
+    alert_test = sub.add_parser("alert-test", help=text, description=text + " (exit 1 if any did not)")
+    _common(alert_test)
     return parser
 
 
@@ -160,7 +165,8 @@ def _query_commands(sub: argparse._SubParsersAction) -> None:
                      help="print at most N rows (default: all; a table says how many it left out)")
     history = sub.add_parser("history", help="list the runs recorded under reports/history/",
                              description="list the runs recorded under <data_dir>/reports/history/: id, start, "
-                                         "duration, rows in and out, outcome and gates, oldest first")
+                                         "duration, rows in and out, CPU, peak memory, bytes read and written, "
+                                         "estimated cost, outcome and gates, oldest first")
     _common(history)
     history.add_argument("--last", type=int, default=None, metavar="N", help="only the N latest runs")
     history.add_argument("--format", choices=["table", "csv", "json"], default="table",
@@ -200,11 +206,46 @@ def _run(args: argparse.Namespace, config: Config, quiet: bool) -> int:
         results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"),
                              full_refresh=getattr(args, "full_refresh", False), wait_seconds=args.wait,
                              show_results=args.show_results, progress=progress)
+    status = _strict_status(results) if args.strict else 0
     if quiet:
-        return 0
+        return status
     if args.show_results and results.get("analytics"):
         print(render_results(results["analytics"]))
     print(summary(results, config.logs_dir, config.analytics.funnel.window))
+    return status
+
+
+# A run that succeeded with warnings or anomalies, under --strict.
+STRICT_STATUS = 3
+
+
+def _strict_status(results: dict[str, Any]) -> int:
+    from clickstream.alerts import strict_problems
+
+    problems = strict_problems((results.get("quality") or {}).get("last_run") or {})
+    if not problems:
+        return 0
+    print(f"clickstream: {len(problems)} warning(s) or anomaly(ies) under --strict (exit {STRICT_STATUS}): "
+          f"{escape_terminal(shorten(problems[0].text))}", file=sys.stderr)
+    return STRICT_STATUS
+
+
+def _alert_test(config: Config) -> int:
+    """A test message to every target: which took it, which did not and why."""
+    from clickstream.notify import send
+
+    urls = config.alerts.urls
+    if not urls:
+        raise PipelineError("alerts.urls is empty: no target to test (list Apprise URLs under alerts.urls in the "
+                            "config)")
+    body = f"A test message from clickstream for the data directory {Path(config.paths.data_dir).absolute()}."
+    deliveries = send(urls, "clickstream: test message", body, "test", config.alerts)
+    for delivery in deliveries:
+        how = f"sent ({delivery.attempts} attempt(s))" if delivery.ok else f"FAILED: {delivery.error}"
+        print(f"{delivery.target}: {escape_terminal(how)}")
+    failed = sum(not delivery.ok for delivery in deliveries)
+    if failed:
+        raise PipelineError(f"{failed} of {len(deliveries)} alert target(s) did not take the test message")
     return 0
 
 
@@ -431,6 +472,8 @@ def _main(args: argparse.Namespace, quiet: bool, sigint: _SigintSeen) -> int:
             return _sql(args, config)
         if args.command == "history":
             return _history(args, config)
+        if args.command == "alert-test":
+            return _alert_test(config)
         _check_directory(config.logs_dir, "logs directory", "paths.logs_dir")
         if args.command == "watch":
             return _watch(args, config)

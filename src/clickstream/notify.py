@@ -88,6 +88,14 @@ def _mask(text: str, secrets: list[str]) -> str:
     return text
 
 
+def _timed(url: str, title: str, body: str, kind: str, settings: Alerts, out: dict[str, Any]) -> None:
+    started = time.monotonic()
+    try:
+        _attempts(url, title, body, kind, settings, out)
+    finally:
+        out["seconds"] = round(time.monotonic() - started, 3)
+
+
 def _attempts(url: str, title: str, body: str, kind: str, settings: Alerts, out: dict[str, Any]) -> None:
     """Try one target until it takes the message, the retries are spent or the time is up; results in `out`."""
     import apprise
@@ -123,7 +131,7 @@ def send(urls: list[str], title: str, body: str, kind: str, settings: Alerts) ->
     _quiet_apprise()
     started = time.monotonic()
     outcomes: list[dict[str, Any]] = [{"ok": False, "attempts": 0, "error": None, "secrets": []} for _ in urls]
-    threads = [threading.Thread(target=_attempts, args=(url, title, body, kind, settings, out), daemon=True,
+    threads = [threading.Thread(target=_timed, args=(url, title, body, kind, settings, out), daemon=True,
                                 name=f"alert-{index + 1}") for index, (url, out) in enumerate(zip(urls, outcomes))]
     for thread in threads:
         thread.start()
@@ -134,7 +142,7 @@ def send(urls: list[str], title: str, body: str, kind: str, settings: Alerts) ->
             out.update(ok=False, error=f"no answer within {settings.timeout_seconds:g} s (alerts.timeout_seconds)")
         error = shorten(_mask(str(out["error"]), out["secrets"]), 300) if out["error"] and not out["ok"] else None
         delivery = Delivery(target_name(index, url), bool(out["ok"]), out["attempts"],
-                            round(time.monotonic() - started, 3), error)
+                            out.get("seconds", round(time.monotonic() - started, 3)), error)
         if delivery.ok:
             log.info("alert: %s: sent (%d attempt(s))", delivery.target, delivery.attempts)
         else:

@@ -328,6 +328,22 @@ def rates_over_runs(runs: Rows) -> dict | None:
     return _finish(chart, data, fitted(["00.0%"], titled=True))
 
 
+def runs_cost(runs: Rows) -> dict | None:
+    """Each recorded run's wall and CPU seconds, oldest first."""
+    if not has(runs, "run", "wall_seconds", "cpu_seconds"):
+        return None
+    data = [{"run": r["run"], "order": i, "measure": name, "seconds": float(r[column])}
+            for i, r in enumerate(runs) for column, name in (("wall_seconds", "duration"), ("cpu_seconds", "CPU"))]
+    chart = _base().mark_line(point=True).encode(
+        x=alt.X("run:O", sort=alt.SortField("order"), title="run (UTC start)",
+                axis=alt.Axis(labelAngle=-45, labelOverlap=True, titlePadding=SLANTED_TITLE_PADDING)),
+        y=alt.Y("seconds:Q", title="seconds"),
+        color=alt.Color("measure:N", title=None, scale=alt.Scale(domain=["duration", "CPU"],
+                                                                 range=[PALETTE[0], ACCENT])),
+    ).properties(height=180)
+    return _finish(chart, data, fitted(["0000.0"], titled=True))
+
+
 def retention(rows: Rows, period: str = "week") -> dict | None:
     """Cohort by period heatmap: the share of each cohort back in each later period; a period not over yet at the
     data's last event (NULL rate) is left blank."""

@@ -10,7 +10,9 @@ from clickstream.context import Layout
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["run_id", "started_at", "seconds", "engine", "layers", "rows_in", "rows_out", "outcome", "gates"]
+COST_COLUMNS = ["cpu_seconds", "peak_rss_bytes", "bytes_read", "bytes_written", "estimated_run_cost"]
+COLUMNS = ["run_id", "started_at", "seconds", "engine", "layers", "rows_in", "rows_out", *COST_COLUMNS, "outcome",
+           "gates"]
 
 
 def records(layout: Layout, last: int | None = None) -> list[dict[str, Any]]:
@@ -45,7 +47,8 @@ def _outcome(record: dict[str, Any]) -> str:
 
 
 def row(record: dict[str, Any]) -> dict[str, Any]:
-    """One run: rows in are the raw rows bronze ingested, rows out the events silver added."""
+    """One run: rows in are the raw rows bronze ingested, rows out the events silver added; its cost (none for a
+    run recorded before costs were)."""
     timings = record.get("timings_seconds") or {}
     bronze = record.get("bronze") or {}
     silver_totals = (record.get("silver") or {}).get("totals") or {}
@@ -53,6 +56,7 @@ def row(record: dict[str, Any]) -> dict[str, Any]:
             "seconds": round(sum(timings.values()), 2), "engine": record.get("engine", ""),
             "layers": ",".join(record.get("layers", [])), "rows_in": bronze.get("rows", 0) if bronze else None,
             "rows_out": silver_totals.get("silver_rows") if silver_totals else (0 if "silver" in record else None),
+            **{column: (record.get("cost") or {}).get(column) for column in COST_COLUMNS},
             "outcome": _outcome(record) + (f": {record['error']}" if record.get("error") else ""),
             "gates": _gates(record)}
 

@@ -478,6 +478,8 @@ def data_quality(facts: Facts) -> Section:
         section.notes.append(f"One run has judged rows so far: quarantine rate {runs[0]['quarantine_rate']:.2%}, "
                              f"duplicate rate {runs[0]['duplicate_rate']:.2%} of its bronze rows; the rates are drawn "
                              "over runs from the second one.")
+    for anomaly in (quality.get("last_run") or {}).get("anomalies") or []:
+        section.notes.append(f"Anomaly in the last run: {anomaly['message']}.")
     bronze = quality.get("bronze", {})
     section.extra["refused"] = bronze.get("refused") or []
     section.extra["unmatched"] = bronze.get("unmatched") or []
@@ -550,12 +552,36 @@ def lineage(facts: Facts) -> Section:
     return section
 
 
+def runs(facts: Facts) -> Section:
+    """What the recorded runs cost: duration, CPU and rows per second over the last HISTORY_RUNS runs."""
+    section = Section("runs", "Runs", f"Duration, CPU and rows ingested per second of the last {HISTORY_RUNS} runs "
+                      "that recorded their cost (`clickstream history` lists every run).")
+    shown = []
+    for run in facts.history:
+        cost = run.get("cost") or {}
+        if "cpu_seconds" not in cost:
+            continue
+        rows = (run.get("bronze") or {}).get("rows") or 0
+        wall = cost.get("wall_seconds") or 0.0
+        shown.append({"run": str(run.get("started_at", ""))[:16].replace("T", " "), "outcome": run.get("outcome"),
+                      "wall_seconds": wall, "cpu_seconds": cost["cpu_seconds"], "rows_in": rows,
+                      "rows_per_second": round(rows / wall, 1) if wall else None,
+                      "peak_rss_mb": round(cost.get("peak_rss_bytes", 0) / 1e6, 1)})
+    shown = shown[-HISTORY_RUNS:]
+    if not shown:
+        section.notes.append("No run has recorded its cost yet.")
+        return section
+    section.draw(facts, f"Duration and CPU seconds, last {len(shown)} runs", "runs", charts.runs_cost(shown))
+    section.tables.append(_table("runs", list(reversed(shown)), limit=HISTORY_RUNS))
+    return section
+
+
 def _count_text(count: int | None) -> str:
     return "not built" if count is None else f"{count:,}"
 
 
 SECTIONS: list[Callable[[Facts], Section]] = [headline, funnel, cart, daily, retention, products, revenue,
-                                              segments, paths, day_types, data_quality, lineage]
+                                              segments, paths, day_types, data_quality, runs, lineage]
 
 
 # ---- the page

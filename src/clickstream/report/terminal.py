@@ -134,6 +134,27 @@ def command_name() -> str:
     return shlex.quote(shown)
 
 
+_ANOMALIES_SHOWN = 5
+
+
+def _attention_lines(run: dict[str, Any]) -> list[str]:
+    """The run's anomalies and its alert, if any: what looked wrong, and who was told."""
+    lines = []
+    found = run.get("anomalies") or []
+    if found:
+        lines.append(f"Anomalies ({len(found)}):")
+        lines += [f"  {escape_terminal(shorten(a['message']))}" for a in found[:_ANOMALIES_SHOWN]]
+        if len(found) > _ANOMALIES_SHOWN:
+            lines.append(f"  and {len(found) - _ANOMALIES_SHOWN} more (reports/quality_report.json, anomalies)")
+    sent = run.get("alerts") or {}
+    if sent.get("targets"):
+        took = [t["target"] for t in sent["targets"] if t["ok"]]
+        missed = [f"{t['target']}: {t['error']}" for t in sent["targets"] if not t["ok"]]
+        lines.append(f"Alert: {escape_terminal(sent['title'])}: sent to {len(took)} of {len(sent['targets'])} "
+                     f"target(s)" + (f"; not sent to {escape_terminal(shorten('; '.join(missed)))}" if missed else ""))
+    return lines
+
+
 def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
     """The end of a run: the headline answers, the quality headline, where the report and the outputs are.
     `funnel_window` is the ordered funnel's conversion window, as configured (`analytics.funnel.window`)."""
@@ -176,6 +197,7 @@ def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
             failed = sum(t["status"] == "fail" for t in tests)
             lines.append(f"  gold tests  {passed} passed, {failed} failed"
                          + (f", {len(tests) - passed - failed} warned" if len(tests) - passed - failed else ""))
+    lines += _attention_lines((quality.get("last_run") or {}))
     lines.append("Outputs:")
     entries = [("bronze", layout.bronze), ("silver", layout.silver), ("quarantine", layout.quarantine),
                ("gold", layout.gold), ("analytics", layout.analytics)]
