@@ -7,11 +7,12 @@ import json
 import time
 from pathlib import Path
 
+import apprise
 import pytest
 import yaml
 
 from alert_server import alert_server, closed_port
-from clickstream import storage
+from clickstream import bronze, storage
 from clickstream.alerts import findings, plan
 from clickstream.cli import STRICT_STATUS, main
 from clickstream.config import Alerts, Config
@@ -19,6 +20,7 @@ from clickstream.context import QualityGateError
 from clickstream.generate import DefectRates, generate
 from clickstream.notify import send
 from clickstream.pipeline import run_layers
+from clickstream.watch import watch
 
 HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome"
 NOW = dt.datetime(2024, 3, 1, 12, 0)
@@ -68,6 +70,7 @@ def test_alerts_on_leaves_out_the_kinds_not_listed():
 
 def test_an_unreachable_target_costs_at_most_the_timeout_and_the_others_still_get_the_message():
     settings = Alerts(urls=[], timeout_seconds=2, retries=5)
+    apprise.Apprise.instantiate("json://127.0.0.1:1/warm-up")  # Apprise loads its plugins once per process
     with alert_server() as server:
         started = time.monotonic()
         deliveries = send([f"json://127.0.0.1:{closed_port()}/hook", server.url()], "t", "b", "fail", settings)
@@ -75,6 +78,7 @@ def test_an_unreachable_target_costs_at_most_the_timeout_and_the_others_still_ge
     assert took <= 2 + 1.0, took
     assert [(d.target, d.ok) for d in deliveries] == [("target 1 (json)", False), ("target 2 (json)", True)]
     assert deliveries[0].attempts >= 2 and "Connection" in deliveries[0].error, deliveries[0]
+    assert deliveries[0].seconds <= 2, deliveries[0]
     assert [post.body["title"] for post in server.posts] == ["t"]
 
 
@@ -187,3 +191,27 @@ def test_history_lists_the_cost_of_each_run(tmp_path, capsys):
         k: cost[k] for k in ("cpu_seconds", "peak_rss_bytes", "bytes_read", "bytes_written")}
     assert cost["cpu_seconds"] > 0 and cost["peak_rss_bytes"] > 10_000_000 and cost["bytes_written"] > 0, cost
     assert set(cost["layer_seconds"]) == {"bronze", "silver", "gold", "analytics"}
+
+
+def test_watch_alerts_per_batch_with_the_same_rules(tmp_path, monkeypatch):
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    _csv(raw / "a.csv", _events(1, 30))
+    _csv(raw / "gone.csv", _events(2, 30))
+    match_sources = bronze.match_sources
+
+    def listed_then_removed(*args):  # in batch 1: gone.csv is removed after the listing (refused), later.csv comes
+        found = match_sources(*args)
+        if (raw / "gone.csv").exists():
+            (raw / "gone.csv").unlink()
+            _csv(raw / "later.csv.tmp", _events(3, 30))
+            (raw / "later.csv.tmp").rename(raw / "later.csv")
+        return found
+
+    monkeypatch.setattr(bronze, "match_sources", listed_then_removed)
+    with alert_server() as server:
+        config = _config(tmp_path, [server.url()])
+        assert watch(config, interval=0.2, max_batches=2) is None
+    assert [(post.body["type"], post.body["title"]) for post in server.posts] == [
+        ("warning", "clickstream warning (data): gone.csv"), ("success", "clickstream recovered (data): gone.csv")]
+    assert "raw file gone.csv refused: removed from raw/ while the run read it" in server.posts[0].body["message"]

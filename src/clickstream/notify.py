@@ -88,61 +88,74 @@ def _mask(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _timed(url: str, title: str, body: str, kind: str, settings: Alerts, out: dict[str, Any]) -> None:
-    started = time.monotonic()
-    try:
-        _attempts(url, title, body, kind, settings, out)
-    finally:
-        out["seconds"] = round(time.monotonic() - started, 3)
-
-
-def _attempts(url: str, title: str, body: str, kind: str, settings: Alerts, out: dict[str, Any]) -> None:
-    """Try one target until it takes the message, the retries are spent or the time is up; results in `out`."""
+def _prepared(url: str, out: dict[str, Any]) -> Any:
+    """The Apprise plugin of a target's URL with its secrets put in (noted in `out`, to be masked), or None with
+    the reason in `out`. Done before the target's time starts: Apprise loads its plugins on first use."""
     import apprise
 
-    deadline = time.monotonic() + settings.timeout_seconds
     try:
         expanded, secrets = expand(url)
     except MissingVariable as exc:
-        out.update(attempts=0, error=str(exc))
-        return
+        out["error"] = str(exc)
+        return None
     out["secrets"] = secrets + [expanded]
-    plugin = apprise.Apprise.instantiate(expanded)
+    try:
+        plugin = apprise.Apprise.instantiate(expanded)
+    except Exception as exc:  # noqa: BLE001 - a target's failure is its delivery's, never the run's
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        return None
     if plugin is None:
-        out.update(attempts=0, error="not a URL Apprise can send to (see `clickstream alert-test`)")
-        return
-    for attempt in range(1, settings.retries + 2):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        plugin.socket_connect_timeout = plugin.socket_read_timeout = max(left, 0.1)
-        out["attempts"] = attempt
-        if plugin.notify(body=body, title=title, notify_type=_KIND_TYPES.get(kind, "info")):
-            out.update(ok=True, error=None)
-            return
-        lines = _COLLECTED.lines.pop(threading.get_ident(), [])
-        out["error"] = lines[-1] if lines else "the service refused the message"
-        if deadline - time.monotonic() > _PAUSE_SECONDS:
-            time.sleep(_PAUSE_SECONDS)
+        out["error"] = "not a URL Apprise can send to (see `clickstream alert-test`)"
+    return plugin
+
+
+def _attempts(plugin: Any, title: str, body: str, kind: str, settings: Alerts, out: dict[str, Any]) -> None:
+    """Try one target until it takes the message, the retries are spent or the time is up; results in `out`."""
+    started = time.monotonic()
+    deadline = started + settings.timeout_seconds
+    try:
+        for attempt in range(1, settings.retries + 2):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            plugin.socket_connect_timeout = plugin.socket_read_timeout = max(left, 0.1)
+            out["attempts"] = attempt
+            if plugin.notify(body=body, title=title, notify_type=_KIND_TYPES.get(kind, "info")):
+                out.update(ok=True, error=None)
+                return
+            lines = _COLLECTED.lines.pop(threading.get_ident(), [])
+            out["error"] = lines[-1] if lines else "the service refused the message"
+            if deadline - time.monotonic() > _PAUSE_SECONDS:
+                time.sleep(_PAUSE_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - a target's failure is its delivery's, never the run's
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        out["seconds"] = round(time.monotonic() - started, 3)
 
 
 def send(urls: list[str], title: str, body: str, kind: str, settings: Alerts) -> list[Delivery]:
     """Send the message to every target at once; each target's delivery, in the order of `urls`."""
     _quiet_apprise()
-    started = time.monotonic()
     outcomes: list[dict[str, Any]] = [{"ok": False, "attempts": 0, "error": None, "secrets": []} for _ in urls]
-    threads = [threading.Thread(target=_timed, args=(url, title, body, kind, settings, out), daemon=True,
-                                name=f"alert-{index + 1}") for index, (url, out) in enumerate(zip(urls, outcomes))]
+    plugins = [_prepared(url, out) for url, out in zip(urls, outcomes)]
+    threads = [threading.Thread(target=_attempts, args=(plugin, title, body, kind, settings, out), daemon=True,
+                                name=f"alert-{index + 1}")
+               for index, (plugin, out) in enumerate(zip(plugins, outcomes)) if plugin is not None]
+    started = time.monotonic()
     for thread in threads:
         thread.start()
     deliveries = []
-    for index, (url, thread, out) in enumerate(zip(urls, threads, outcomes)):
-        thread.join(max(settings.timeout_seconds + 1.0 - (time.monotonic() - started), 0.0))
-        if thread.is_alive():
-            out.update(ok=False, error=f"no answer within {settings.timeout_seconds:g} s (alerts.timeout_seconds)")
+    running = iter(threads)
+    for index, (url, plugin, out) in enumerate(zip(urls, plugins, outcomes)):
+        thread = next(running) if plugin is not None else None
+        if thread is not None:
+            thread.join(max(settings.timeout_seconds + 1.0 - (time.monotonic() - started), 0.0))
+        if thread is not None and thread.is_alive():
+            out.update(ok=False, error=f"no answer within {settings.timeout_seconds:g} s (alerts.timeout_seconds)",
+                       seconds=round(time.monotonic() - started, 3))
         error = shorten(_mask(str(out["error"]), out["secrets"]), 300) if out["error"] and not out["ok"] else None
         delivery = Delivery(target_name(index, url), bool(out["ok"]), out["attempts"],
-                            out.get("seconds", round(time.monotonic() - started, 3)), error)
+                            out.get("seconds", 0.0), error)
         if delivery.ok:
             log.info("alert: %s: sent (%d attempt(s))", delivery.target, delivery.attempts)
         else:
