@@ -137,7 +137,7 @@ def test_every_section_is_on_the_page_in_order(page_facts):
     facts = page_facts[0]
     assert [section_id for section_id, _ in facts["sections"]] == [
         "headline", "funnel", "cart", "daily", "retention", "products", "revenue", "segments", "paths", "daytype",
-        "quality", "lineage"]
+        "quality", "runs", "lineage"]
     assert len(SECTIONS) == len(facts["sections"])
     assert facts["missing"] == []  # every table a section needs is built
 

@@ -219,6 +219,29 @@ def test_one_run_of_rates_is_said_in_words_and_two_are_drawn(data):
     assert [n for n in section.notes if n.startswith("One run")] == []
 
 
+def test_the_runs_section_shows_the_runs_that_recorded_their_cost_and_their_rows_per_second(data):
+    def recorded(start: str, rows: int, wall: float, cpu: float) -> dict:
+        return {"started_at": start, "outcome": "succeeded", "bronze": {"rows": rows},
+                "cost": {"wall_seconds": wall, "cpu_seconds": cpu, "peak_rss_bytes": 2_500_000}}
+
+    assert html.runs(facts_with(data, [{"started_at": "2024-01-01T00:00:00"}])).notes == [
+        "No run has recorded its cost yet."]
+    history = [{"started_at": "2024-01-01T00:00:00"}, recorded("2024-01-02T00:00:00", 1000, 4.0, 3.0),
+               recorded("2024-01-03T00:00:00", 0, 2.0, 1.5)]
+    section = html.runs(facts_with(data, history))
+    assert [name for _, name in section.charts] == ["runs_seconds", "runs_rows"]
+    (table,) = section.tables
+    assert table["rows"] == [["2024-01-03 00:00:00", "succeeded", "2.00", "1.50", "0", "0.00", "2.50"],
+                             ["2024-01-02 00:00:00", "succeeded", "4.00", "3.00", "1,000", "250.00", "2.50"]]
+
+
+def test_the_last_runs_anomalies_are_notes_of_the_data_quality_section(data):
+    run = quality(data)
+    run["last_run"]["anomalies"] = [{"check": "volume", "subject": "shop", "message": "source shop: 9 rows <b>"}]
+    section = html.data_quality(html.Facts(html.Tables(Layout(data)), Config(), run, [], None, None))
+    assert "Anomaly in the last run: source shop: 9 rows <b>." in section.notes
+
+
 def test_every_conversion_says_which_it_is_and_is_a_percentage(data):
     """The headline's, the ordered funnel's table, the any-order funnel's and visit conversion differ by design:
     each place names its conversion, every one as a percentage."""

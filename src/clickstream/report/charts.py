@@ -328,20 +328,20 @@ def rates_over_runs(runs: Rows) -> dict | None:
     return _finish(chart, data, fitted(["00.0%"], titled=True))
 
 
-def runs_cost(runs: Rows) -> dict | None:
-    """Each recorded run's wall and CPU seconds, oldest first."""
-    if not has(runs, "run", "wall_seconds", "cpu_seconds"):
+def runs_over_time(runs: Rows, series: dict[str, str], axis_title: str) -> dict | None:
+    """Figures of each recorded run, oldest first: one line per column of `series` (column -> name)."""
+    if not runs or not has(runs, "run", *series):
         return None
-    data = [{"run": r["run"], "order": i, "measure": name, "seconds": float(r[column])}
-            for i, r in enumerate(runs) for column, name in (("wall_seconds", "duration"), ("cpu_seconds", "CPU"))]
+    data = [{"run": r["run"], "order": i, "measure": name, "value": float(r[column])}
+            for i, r in enumerate(runs) for column, name in series.items() if r[column] is not None]
     chart = _base().mark_line(point=True).encode(
         x=alt.X("run:O", sort=alt.SortField("order"), title="run (UTC start)",
                 axis=alt.Axis(labelAngle=-45, labelOverlap=True, titlePadding=SLANTED_TITLE_PADDING)),
-        y=alt.Y("seconds:Q", title="seconds"),
-        color=alt.Color("measure:N", title=None, scale=alt.Scale(domain=["duration", "CPU"],
-                                                                 range=[PALETTE[0], ACCENT])),
-    ).properties(height=180)
-    return _finish(chart, data, fitted(["0000.0"], titled=True))
+        y=alt.Y("value:Q", title=axis_title),
+        color=alt.Color("measure:N", title=None, scale=alt.Scale(domain=list(series.values()),
+                                                                 range=[PALETTE[0], ACCENT][:len(series)])),
+    ).properties(height=160)
+    return _finish(chart, data, fitted(["0000000.0"], titled=True))
 
 
 def retention(rows: Rows, period: str = "week") -> dict | None:

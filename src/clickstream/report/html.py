@@ -555,7 +555,7 @@ def lineage(facts: Facts) -> Section:
 def runs(facts: Facts) -> Section:
     """What the recorded runs cost: duration, CPU and rows per second over the last HISTORY_RUNS runs."""
     section = Section("runs", "Runs", f"Duration, CPU and rows ingested per second of the last {HISTORY_RUNS} runs "
-                      "that recorded their cost (`clickstream history` lists every run).")
+                      "that recorded their cost (clickstream history lists every run).")
     shown = []
     for run in facts.history:
         cost = run.get("cost") or {}
@@ -563,7 +563,7 @@ def runs(facts: Facts) -> Section:
             continue
         rows = (run.get("bronze") or {}).get("rows") or 0
         wall = cost.get("wall_seconds") or 0.0
-        shown.append({"run": str(run.get("started_at", ""))[:16].replace("T", " "), "outcome": run.get("outcome"),
+        shown.append({"run": str(run.get("started_at", ""))[:19].replace("T", " "), "outcome": run.get("outcome"),
                       "wall_seconds": wall, "cpu_seconds": cost["cpu_seconds"], "rows_in": rows,
                       "rows_per_second": round(rows / wall, 1) if wall else None,
                       "peak_rss_mb": round(cost.get("peak_rss_bytes", 0) / 1e6, 1)})
@@ -571,7 +571,10 @@ def runs(facts: Facts) -> Section:
     if not shown:
         section.notes.append("No run has recorded its cost yet.")
         return section
-    section.draw(facts, f"Duration and CPU seconds, last {len(shown)} runs", "runs", charts.runs_cost(shown))
+    section.draw(facts, f"Duration and CPU, last {len(shown)} runs", "runs_seconds", charts.runs_over_time(
+        shown, {"wall_seconds": "duration", "cpu_seconds": "CPU"}, "seconds"))
+    section.draw(facts, "Raw rows ingested per second of the run (0: nothing new)", "runs_rows", charts.runs_over_time(
+        shown, {"rows_per_second": "rows per second"}, "rows per second"))
     section.tables.append(_table("runs", list(reversed(shown)), limit=HISTORY_RUNS))
     return section
 

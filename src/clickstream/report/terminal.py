@@ -213,6 +213,5 @@ def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
         lines.append(f'Query the tables: {escape_terminal(command_name())} sql "select * from daily_activity"'
                      + (f" --data-dir {escape_terminal(shlex.quote(str(layout.data_dir)))}"
                         if str(layout.data_dir) != "data" else ""))
-    timings = ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items())
-    lines.append(f"Layer times: {timings}")
+    lines.append("Layer times: " + ", ".join(f"{k} {v:.2f} s" for k, v in results["timings"].items()))
     return "\n".join(lines)
