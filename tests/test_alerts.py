@@ -45,12 +45,12 @@ def planned(run: dict, state: dict, now: dt.datetime = NOW, **alerts) -> tuple[l
 def test_a_finding_is_sent_once_until_repeat_after_then_again_and_its_recovery_once():
     failing = judged_run(gate("fail"), outcome="failed") | {"error": "quarantine_rate above its fail level"}
     sent, recovered, state = planned(failing, {})
-    assert (sent, recovered) == (["run", "gate:quarantine_rate"], [])
+    assert (sent, recovered) == (["gate:quarantine_rate", "run"], [])
     assert planned(failing, state, NOW + dt.timedelta(hours=23))[:2] == ([], [])
-    assert planned(failing, state, NOW + dt.timedelta(hours=24))[:2] == (["run", "gate:quarantine_rate"], [])
+    assert planned(failing, state, NOW + dt.timedelta(hours=24))[:2] == (["gate:quarantine_rate", "run"], [])
     passing = judged_run(gate("ok", 0.001))
     sent, recovered, after = planned(passing, state, NOW + dt.timedelta(hours=1))
-    assert (sent, recovered, after) == ([], ["run", "gate:quarantine_rate"], {"open": {}})
+    assert (sent, recovered, after) == ([], ["gate:quarantine_rate", "run"], {"open": {}})
 
 
 def test_a_check_not_judged_neither_recovers_nor_is_sent_and_a_new_kind_is_sent_at_once():
@@ -131,7 +131,7 @@ def test_a_failing_gate_alerts_once_the_repeat_stays_quiet_the_recovery_is_said_
         run_layers(relaxed)
         assert len(server.posts) == 2
     assert (failed.body["type"], failed.headers.get("X-Token")) == ("failure", secret)
-    assert failed.body["title"].startswith("clickstream FAILED (data): ") and len(failed.body["title"]) <= 60
+    assert failed.body["title"] == "clickstream FAILED (data): quarantine_rate +1"
     message = failed.body["message"]
     assert "quarantine_rate 40.00% (40 of 100 rows), above the fail level 5.00%" in message, message
     assert str((tmp_path / "data" / "reports" / "quality_report.json").absolute()) in message

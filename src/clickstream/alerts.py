@@ -58,7 +58,8 @@ def findings(run: dict[str, Any]) -> list[Finding]:
     for anomaly in run.get("anomalies") or []:
         found.append(Finding(f"anomaly:{anomaly['check']}:{anomaly['subject']}", "anomaly", anomaly["message"]))
     order = {"fail": 0, "warn": 1, "anomaly": 2}
-    return sorted(found, key=lambda finding: order[finding.kind])
+    # the run's failure after the checks that name its cause
+    return sorted(found, key=lambda finding: (order[finding.kind], finding.key == "run"))
 
 
 def judged(key: str, run: dict[str, Any]) -> bool:
