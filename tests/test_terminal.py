@@ -99,11 +99,17 @@ def test_history_lists_every_run(twice, capsys):
     data = twice[0]
     assert main(["history", "--data-dir", str(data), "--format", "csv"]) == 0
     header, first, second = csv.reader(io.StringIO(capsys.readouterr().out))
-    assert header == ["run_id", "started_at", "seconds", "engine", "layers", "rows_in", "rows_out", "outcome", "gates"]
+    costs = ["cpu_seconds", "peak_rss_bytes", "bytes_read", "bytes_written"]
+    assert header == ["run_id", "started_at", "seconds", "engine", "layers", "rows_in", "rows_out", *costs,
+                      "estimated_run_cost", "outcome", "gates"]
     silver_rows = twice[1]["silver"]["totals"]["silver_rows"]
-    assert first[3:] == ["duckdb", "bronze,silver,gold,analytics", "2000", str(silver_rows), "succeeded",
-                         "quarantine_rate ok; duplicate_rate ok; redelivered_rate ok; gold tests 45/45 passed"]
-    assert second[3:] == ["duckdb", "bronze,silver,gold,analytics", "0", "0", "no new data", "-"]  # nothing new
+    for listed, report in ((first, twice[1]), (second, twice[2])):
+        assert listed[7:12] == [str(report["last_run"]["cost"][c]) for c in costs] + [""]  # no price, no estimate
+    assert first[3:7] + first[12:] == [
+        "duckdb", "bronze,silver,gold,analytics", "2000", str(silver_rows), "succeeded",
+        "quarantine_rate ok; duplicate_rate ok; redelivered_rate ok; gold tests 45/45 passed"]
+    assert second[3:7] + second[12:] == ["duckdb", "bronze,silver,gold,analytics", "0", "0", "no new data",
+                                         "-"]  # nothing new
     assert first[0] < second[0] and first[0] == twice[1]["last_run"]["run_id"]
 
 
