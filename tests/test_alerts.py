@@ -13,7 +13,7 @@ import yaml
 
 from alert_server import alert_server, closed_port
 from clickstream import bronze, storage
-from clickstream.alerts import findings, plan
+from clickstream.alerts import findings, plan, title
 from clickstream.cli import STRICT_STATUS, main
 from clickstream.config import Alerts, Config
 from clickstream.context import QualityGateError
@@ -215,3 +215,34 @@ def test_watch_alerts_per_batch_with_the_same_rules(tmp_path, monkeypatch):
     assert [(post.body["type"], post.body["title"]) for post in server.posts] == [
         ("warning", "clickstream warning (data): gone.csv"), ("success", "clickstream recovered (data): gone.csv")]
     assert "raw file gone.csv refused: removed from raw/ while the run read it" in server.posts[0].body["message"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('alerts:\n  urls: ["hooks.example.com/T0k3nValue"]\n',
+     "key 'alerts.urls': an entry (28 characters) is not an Apprise URL"),
+    ("alerts:\n  on: [fail, recover]\n", "key 'alerts.on.1': Input should be 'fail', 'warn', 'anomaly' or 'recovered'"),
+    ("alerts:\n  repeat_after: 1 day\n", "key 'alerts.repeat_after': '1 day' is not a duration"),
+    ("alerts:\n  volume: {low: 2, high: 1}\n", "key 'alerts.volume': low must be below high"),
+])
+def test_a_bad_alerts_key_is_one_line_naming_it_and_never_the_url(tmp_path, capsys, text, message):
+    (tmp_path / "config.yaml").write_text(text)
+    assert main(["alert-test", "--config", str(tmp_path / "config.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "T0k3nValue" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_yaml_reads_a_bare_on_key_as_alerts_on(tmp_path):
+    (tmp_path / "config.yaml").write_text("alerts:\n  on: [fail]\n")
+    from clickstream.config import load_config
+
+    assert load_config(tmp_path / "config.yaml").alerts.on == ["fail"]
+
+
+def test_a_title_fits_a_phone_notification(tmp_path):
+    run = judged_run(gate("warn", 0.02)) | {"anomalies": [
+        {"check": "volume", "subject": "a-source-with-a-very-long-name-indeed", "message": "m"}]}
+    found = plan(run, {}, Config(alerts=Alerts(urls=["json://127.0.0.1:1/x"])), NOW)
+    assert title(found, tmp_path / "data") == "clickstream warning (data): quarantine_rate +1"
+    found.send.reverse()
+    long = title(found, tmp_path / "a-data-directory")
+    assert len(long) == 60 and long.endswith("\u2026"), long
