@@ -4,8 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE_ROWS ?= 200000
 DATA_DIR ?= data
-# `make bench`: 2M rows, the five variants, 3 runs each: under 30 minutes on 2 cores. 10M and 100M are opt-in
-# (SIZES=2m,10m or SIZES=100m), and so is the incremental run (BENCH_ARGS=--incremental).
+# `make bench`: 2M rows, the six variants, 3 runs each, and per project variant an incremental run, a run with
+# nothing new and a watch batch's latency. 10M and 100M are opt-in (SIZES=2m,10m or SIZES=100m); full runs only:
+# BENCH_ARGS=--no-incremental.
 SIZES ?= 2m
 RUNS ?= 3
 # The oldest PySpark the `spark` extra allows (pyproject.toml): `make test-spark-oldest` runs the engine tests on it.

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 log = logging.getLogger("bench.datasets")
@@ -137,13 +138,16 @@ def base_dataset(cache_dir: Path, rows: int, seed: int, files: int | None = None
     return _cached(cache_dir, key, rows, seed, files, BASE_START, BASE_DAYS, "clickstream")
 
 
-def increment_dataset(cache_dir: Path, base_rows: int, seed: int) -> Dataset:
-    """One new file with 1% of the base rows: the next day's events, from another seed."""
+def increment_dataset(cache_dir: Path, base_rows: int, seed: int, day: int = 0) -> Dataset:
+    """One new file with 1% of the base rows: the events of the `day`-th day after the base's, from another seed
+    (day 0 for the incremental run, day 1 for the file dropped into a watched folder)."""
     rows = max(1, math.ceil(base_rows * INCREMENT_SHARE))
-    stem = f"inc{rows}-s{seed + 1}"
+    day_seed = seed + 1 + day
+    stem = f"inc{rows}-s{day_seed}" + (f"-d{day}" if day else "")
     key = f"{stem}-g{generator_hash()}"
     _prune(cache_dir, stem, key)
-    return _cached(cache_dir, key, rows, seed + 1, 1, INCREMENT_START, 1, "increment")
+    start = (date.fromisoformat(INCREMENT_START) + timedelta(days=day)).isoformat()
+    return _cached(cache_dir, key, rows, day_seed, 1, start, 1, "increment" if not day else f"increment-day{day}")
 
 
 def link_files(files: list[Path], raw_dir: Path) -> str:

@@ -1,16 +1,18 @@
 """The clickstream benchmark: the project against hand-written baselines, on cached generated datasets.
 
-    make bench                                   # sizes 2m,10m, 3 runs each
+    make bench                                   # 2m, 3 runs each, incremental/no-op/watch included
     make bench SIZES=100m RUNS=3
-    .venv/bin/python benchmarks/run.py --sizes 200k --runs 1 [--incremental] [--check]
+    .venv/bin/python benchmarks/run.py --sizes 200k --runs 1 [--no-incremental] [--check]
         [--variants project-duckdb,project-spark,plain-duckdb,plain-pyspark] [--cache-dir DIR]
 
 For each size the dataset is generated once by the project's seeded generator and cached. The variants
 then run back to back, interleaved A B C D A B C D ..., so that drift of a shared machine falls on all of
 them alike; each run is a separate process in a fresh output directory (raw/ hard-linked from the cache),
 measured as a whole: wall time, peak memory of its process tree, and the per-layer times it reports.
-With --incremental, each project variant also runs: a full run, then one new file with 1% more rows
-(timed: "incremental"), against a full run from scratch on the same files ("full_with_increment").
+Unless --no-incremental, each project variant also runs: a full run, then one new file with 1% more rows
+(timed: "incremental"), then the same again with nothing new ("noop"), then `clickstream watch` for one batch
+while the next day's file is dropped in ("watch": its latency from arrival to analytics updated); and a full run
+from scratch on the base and +1% files ("full_with_increment") to compare with.
 With --check, the baselines' outputs are first compared with the project's on a small dataset.
 Medians (min-max), the target ratios and every raw measurement are printed and written to
 benchmarks/results/ (latest.json, latest.md and a dated copy). Nothing here asserts a time.
@@ -21,6 +23,7 @@ import argparse
 import logging
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,8 @@ from benchmarks import datasets, report, variants  # noqa: E402
 from benchmarks.measure import run_measured  # noqa: E402
 
 log = logging.getLogger("bench")
+WATCH_TIMEOUT_SECONDS = 600
+WATCH_SETTLE_SECONDS = 3.0  # after the watch starts, as a file would come at any moment of its interval
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,8 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="runs per variant and size (default 3)")
     parser.add_argument("--variants", default=",".join(variants.VARIANTS),
                         help=f"comma-separated subset of {', '.join(variants.VARIANTS)} (default: all of them)")
-    parser.add_argument("--incremental", action="store_true",
-                        help="also time an incremental run (+1%% rows in one new file) against a full run")
+    parser.add_argument("--incremental", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time, per project variant: a run with one new file of +1%% rows against a full "
+                             "run, a run with nothing new, and a watched folder's latency for a next-day file "
+                             "(default on; --no-incremental: full runs only)")
     parser.add_argument("--check", action="store_true",
                         help="first compare the baselines' outputs with the project's on a small dataset")
     parser.add_argument("--check-rows", type=int, default=20_000, help="rows of the check's dataset (default 20000)")
@@ -171,6 +178,42 @@ class Bench:
             self.failed.add((size, variant))
         return run
 
+    def measure_watch(self, size: str, rows: int, variant: str, index: int, data_dir: Path,
+                      files: list[Path]) -> dict[str, Any]:
+        """`clickstream watch --max-batches 1` on `data_dir` (everything in it already ingested): once it watches,
+        the next day's file is hard-linked into raw/; the measure is the batch's own latency, from the file's
+        arrival to analytics updated, as the watch records it in the quality report (the process's wall time,
+        start-up and the wait for the file included, is kept beside it)."""
+        self.sequence += 1
+        stem = f"{self.sequence:03d}-{size}-{variant}-watch-{index + 1}"
+        stdout, stderr = self.logs_dir / f"{stem}.out", self.logs_dir / f"{stem}.err"
+        cmd = variants.watch_command(variant, data_dir, self.args.config)
+        dropper = threading.Thread(target=_drop_when_watching, args=(stderr, files, data_dir / "raw"), daemon=True)
+        load_before = report.load_average()
+        started_at = report.now_utc()
+        dropper.start()
+        measured = run_measured(cmd, cwd=data_dir, stdout=stdout, stderr=stderr, timeout=WATCH_TIMEOUT_SECONDS)
+        dropper.join(timeout=1)
+        latency = variants.read_watch_latency(data_dir)
+        ok = measured.returncode == 0 and not measured.timed_out and latency is not None
+        error = None if ok else (f"exit status {measured.returncode}, timed out {measured.timed_out}, latency "
+                                 f"{latency}: {_last_error_line(stderr)}")
+        run = {
+            "sequence": self.sequence, "size": size, "rows": rows, "variant": variant, "kind": "watch",
+            "run_index": index, "started_at": started_at, "ok": ok, "error": error,
+            **measured.as_dict(), "process_wall_seconds": measured.wall_seconds,
+            "wall_seconds": latency if latency is not None else measured.wall_seconds,
+            "layers": {}, "rows_reported": {}, "load_average_before": load_before, "command": cmd,
+            "stdout_file": str(stdout), "stderr_file": str(stderr), "stderr_tail": None if ok else _tail(stderr),
+        }
+        self.results["runs"].append(run)
+        if ok:
+            log.info("%s %-14s %-20s #%d: latency %6.2f s from arrival to analytics updated (process %.2f s)", size,
+                     variant, "watch", index + 1, latency, measured.wall_seconds)
+        else:
+            log.error("%s %-14s %-20s #%d: FAILED: %s (log: %s)", size, variant, "watch", index + 1, error, stderr)
+        return run
+
     def fresh_dir(self, name: str, files: list[Path]) -> Path:
         data_dir = self.runs_dir / name
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -198,7 +241,9 @@ class Bench:
         if not self.args.incremental:
             return
         increment = datasets.increment_dataset(self.args.cache_dir, rows, self.args.seed)
+        watched = datasets.increment_dataset(self.args.cache_dir, rows, self.args.seed, day=1)
         self.results["datasets"][size]["increment"] = increment.as_dict()
+        self.results["datasets"][size]["watched_file"] = watched.as_dict()
         project = [v for v in self.args.variant_names
                    if variants.VARIANTS[v].is_project and variants.VARIANTS[v].incremental]
         for index in range(self.args.runs):
@@ -210,7 +255,9 @@ class Bench:
                 first = self.measure(size, rows, variant, "incremental_base", index, data_dir)
                 if first["ok"]:
                     datasets.link_files(increment.files, data_dir / "raw")
-                    self.measure(size, rows, variant, "incremental", index, data_dir)
+                    if self.measure(size, rows, variant, "incremental", index, data_dir)["ok"]:
+                        self.measure(size, rows, variant, "noop", index, data_dir)
+                        self.measure_watch(size, rows, variant, index, data_dir, watched.files)
                 self.cleanup(data_dir)
                 if (size, variant) in self.failed:
                     continue
@@ -276,6 +323,18 @@ def consistency(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "agree": all(len(v) == 1 for v in facts.values()),
                         "fct_events": {v: sorted(s, key=str) for v, s in facts.items()}})
     return out
+
+
+def _drop_when_watching(stderr: Path, files: list[Path], raw_dir: Path) -> None:
+    """Hard-link `files` into raw/ once the watch says it is watching (its first look has been taken)."""
+    deadline = time.monotonic() + WATCH_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        text = stderr.read_text(encoding="utf-8", errors="replace") if stderr.is_file() else ""
+        if "watch: watching" in text:
+            time.sleep(WATCH_SETTLE_SECONDS)
+            datasets.link_files(files, raw_dir)
+            return
+        time.sleep(0.05)
 
 
 def _tail(path: Path, lines: int = 30) -> str:

@@ -127,3 +127,21 @@ def read_layers(variant: str, data_dir: Path) -> tuple[dict[str, float], dict[st
     if "fct_events" in gold_counts:
         rows["fct_events"] = gold_counts["fct_events"]
     return timings, {k: int(v) for k, v in rows.items()}
+
+
+def watch_command(variant: str, data_dir: Path, config_path: Path) -> list[str]:
+    """`clickstream watch` for one batch on the variant's engine (project variants only)."""
+    engine = variant.split("-")[1]
+    return [sys.executable, "-m", "clickstream", "watch", "--data-dir", str(data_dir), "--engine", engine,
+            "--config", str(config_path), "--max-batches", "1"]
+
+
+def read_watch_latency(data_dir: Path) -> float | None:
+    """The last watch batch's latency (its file's arrival to analytics updated), from its quality report."""
+    path = data_dir / "reports" / "quality_report.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text(encoding="utf-8"))
+    batch = report.get("last_run", report).get("watch") or report.get("watch") or {}
+    latency = batch.get("latency_seconds")
+    return float(latency) if latency is not None else None

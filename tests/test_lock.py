@@ -186,7 +186,7 @@ def test_the_lock_file_names_its_holder_while_held_and_is_emptied_on_release(tmp
     ("elsewhere", 4242, "taking over the lock of pid 4242 on host elsewhere (it did not release it; whether it "
                         f"still runs cannot be checked from host {HOST})"),
     (HOST, os.getpid(), f"taking over the lock of pid {os.getpid()} (it ended without releasing it; the pid now "
-                        "belongs to another process)")])
+                        "belongs to another process)")], ids=["another host", "this host, pid reused"])
 def test_a_lock_left_by_a_holder_that_cannot_be_checked_is_taken_over_with_a_note(tmp_path, host, pid, note):
     (tmp_path / "_state").mkdir()
     (tmp_path / "_state" / "writer.lock").write_text(json.dumps(

@@ -142,7 +142,7 @@ def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> tuple[dict,
 
 def _columns_and_order(ctx: RunContext, query: dict) -> tuple[list[str], str]:
     """A built result's columns, and the ORDER BY of its natural order."""
-    columns, _ = ctx.engine.fetch(f"select * from {query['name']} limit 0")
+    columns = ctx.engine.columns_of(query["name"])
     return columns, natural_order(query, columns)
 
 
@@ -158,7 +158,7 @@ def _results(ctx: RunContext, plan: Plan, orders: dict[str, str]) -> tuple[list[
     results = []
     for query in plan.selected:
         name = query["name"]
-        columns, rows = engine.fetch(f"select * from {name}{orders[name]} limit {show}") if show else ([], [])
+        columns, rows = engine.first_rows(name, orders[name], show) if show else ([], [])
         description = first_comment_line(f"analytics/{name}") + (f". Caution: {cautions[name]}" if name in cautions
                                                                   else "")
         results.append(QueryResult(name, query["title"], description, columns, rows, counts[name]))

@@ -251,8 +251,7 @@ def _replay(ctx: RunContext, declared: list[dict], sql: dict[str, str], new_runs
     engine.read_parquet("published_sessions", storage.parquet_files(ctx.layout.gold / visits), schema=None)
     engine.materialize(incremental.REPLAY_TABLE, sql[incremental.REPLAY_TABLE])
     engine.drop("published_sessions")
-    _, rows = engine.fetch(f"select count(*), count(case when reads_published then 1 end) "
-                           f"from {incremental.REPLAY_TABLE}")
+    _, rows = engine.fetch(render("incremental/replay_counts", engine, replay_table=incremental.REPLAY_TABLE))
     replayed, reading_published = rows[0]
     users = engine.row_counts([incremental.AFFECTED_USERS])[incremental.AFFECTED_USERS]
     log.info("gold: %d user(s) in %d new silver batch(es) to rebuild; %d supplied session(s) to sessionize again, "
@@ -267,8 +266,7 @@ def _register_published_events(ctx: RunContext, batch_files: list[Path], removal
         ctx.engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
         return
     ctx.engine.read_parquet("silver_earlier_files", earlier, SILVER, partitioned=True)
-    ctx.engine.create_view("silver_earlier", "select * from silver_earlier_files union all "
-                                             "select * from silver_rewritten")
+    ctx.engine.create_union_view("silver_earlier", ["silver_earlier_files", "silver_rewritten"])
 
 
 def _merge_per_user_models(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
@@ -322,7 +320,7 @@ def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root:
             if files:
                 engine.read_parquet(view, files, schema=None)
             else:
-                engine.create_view(view, f"select * from {parent} where 1 = 0")
+                engine.create_empty_like(view, parent)
             published[parent] = view
         deltas[model["name"]] = Delta(*views[model["name"]], published, current)
     if deltas:

@@ -197,7 +197,7 @@ def register_delta(engine: Engine, name: str, staged: Path, published: Path) -> 
         if parts:
             engine.read_parquet(view, parts, schema=None)
         else:
-            engine.create_view(view, f"select * from {name} where 1 = 0")
+            engine.create_empty_like(view, name)
     return views[0][0], views[1][0]
 
 

@@ -20,6 +20,7 @@ from clickstream.context import RunContext
 from clickstream.csv_lines import split_file
 from clickstream.raw_files import header_line, read_header, scan
 from clickstream.schema import Schema
+from clickstream.sql import render
 
 _KINDS = ("silver", "quarantine", "duplicates")
 
@@ -93,8 +94,7 @@ def bronze_rows(ctx: RunContext) -> dict[tuple[str, str], tuple[str, int]]:
     """Per (raw file, batch): the rows bronze's Parquet files hold, and the source they were read as."""
     engine = ctx.engine
     engine.read_parquet("ledger_bronze", storage.parquet_files(ctx.layout.bronze), BRONZE_KEYS, partitioned=True)
-    _, rows = engine.fetch("select source_file, batch_id, source_name, count(*) from ledger_bronze "
-                           "group by source_file, batch_id, source_name")
+    _, rows = engine.fetch(render("quality/bronze_rows_per_file", engine))
     engine.drop("ledger_bronze")
     return {(source_file, batch_id): (source_name, int(count)) for source_file, batch_id, source_name, count in rows}
 

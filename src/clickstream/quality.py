@@ -127,7 +127,7 @@ def analytics_flags(engine: Engine, config: Analytics, tables: set[str]) -> list
     """
     flags = []
     if "user_segments" in tables:
-        _, rows = engine.fetch("select segment, users from user_segments")
+        rows = engine.select_columns("user_segments", ["segment", "users"])
         if len(rows) == 1 and rows[0][1] > 0:
             (segment, users), = rows
             flags.append({"flag": "single_segment", "tables": ["user_segments"], "status": "warn",

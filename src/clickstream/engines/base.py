@@ -232,6 +232,31 @@ class Engine(abc.ABC):
         _, rows = self.fetch(union)
         return {table: int(count) for table, count in rows}
 
+    def columns_of(self, name: str) -> list[str]:
+        """The column names of table or view `name`, in order (no row is read)."""
+        columns, _ = self.fetch(f"select * from {name} limit 0")
+        return columns
+
+    def first_rows(self, name: str, order_by: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The first `limit` rows of `name` in the order of `order_by` (an ORDER BY clause, or '' for none)."""
+        return self.fetch(f"select * from {name}{order_by} limit {int(limit)}")
+
+    def select_columns(self, name: str, columns: list[str]) -> list[tuple[Any, ...]]:
+        """Every row of a small table `name`, as the values of `columns`."""
+        return self.fetch(f"select {', '.join(columns)} from {name}")[1]
+
+    def describe(self, name: str) -> list[tuple[str, str]]:
+        """(column, engine type name) of `name`, in order."""
+        return [(row[0], row[1]) for row in self.fetch(f"describe select * from {name}")[1]]
+
+    def create_empty_like(self, name: str, parent: str) -> None:
+        """Register `name` as a view with `parent`'s columns and no rows."""
+        self.create_view(name, f"select * from {parent} where 1 = 0")
+
+    def create_union_view(self, name: str, parents: list[str]) -> None:
+        """Register `name` as every row of `parents` (the same columns in the same order), duplicates kept."""
+        self.create_view(name, " union all ".join(f"select * from {parent}" for parent in parents))
+
     def close(self) -> None:
         """Release the engine's resources."""
 

@@ -56,8 +56,7 @@ def model_columns() -> dict[str, Schema]:
             steps += [("analytics", q["name"]) for q in queries("all")]
             for layer, name in steps:
                 engine.create_view(name, render(f"{layer}/{name}", engine, **context))
-                _, described = engine.fetch(f"describe select * from {name}")
-                found[f"{layer}.{name}"] = [(row[0], _type_name(row[1])) for row in described]
+                found[f"{layer}.{name}"] = [(column, _type_name(kind)) for column, kind in engine.describe(name)]
             return found
         finally:
             engine.close()
