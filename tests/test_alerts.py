@@ -246,3 +246,18 @@ def test_a_title_fits_a_phone_notification(tmp_path):
     found.send.reverse()
     long = title(found, tmp_path / "a-data-directory")
     assert len(long) == 60 and long.endswith("\u2026"), long
+
+
+def test_the_terminal_summary_names_the_anomalies_and_who_took_the_alert():
+    from clickstream.report.terminal import _attention_lines
+
+    run = {"anomalies": [{"message": f"source s{i}: few rows"} for i in range(6)],
+           "alerts": {"title": "clickstream anomaly (data): volume +5", "targets": [
+               {"target": "target 1 (json)", "ok": True, "error": None},
+               {"target": "target 2 (slack)", "ok": False, "error": "no answer within 10 s"}]}}
+    assert _attention_lines(run) == [
+        "Anomalies (6):", *(f"  source s{i}: few rows" for i in range(5)),
+        "  and 1 more (reports/quality_report.json, anomalies)",
+        "Alert: clickstream anomaly (data): volume +5: sent to 1 of 2 target(s); not sent to target 2 (slack): no "
+        "answer within 10 s"]
+    assert _attention_lines({}) == []

@@ -98,15 +98,22 @@ class Meter:
         self.spark: dict[str, int] | None = None
 
     def engine_started(self, engine: Engine) -> None:
-        """Note the engine's outside processes as they are now (one started since the meter did counts whole)."""
-        for pid in engine.outside_pids():
-            seen = Outside.read(pid)
-            if seen is not None:
-                self.baselines[pid] = Outside() if seen.started_seconds >= self.started_uptime else seen
-        self.spark_before = engine.stage_metrics()
+        """Note the engine's outside processes and stages as they are now (a process started since the meter did
+        counts whole). Never raises: the cost describes the run, it is not its outcome."""
+        try:
+            self._read_outside(engine.outside_pids())
+            self.spark_before = engine.stage_metrics()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("cost: the engine's processes not read at its start: %s", exc)
 
     def engine_done(self, engine: Engine) -> None:
-        """Read what the engine's processes and stages did, while the engine is still open."""
+        """Read what the engine's processes and stages did, while the engine is still open. Never raises."""
+        try:
+            self._engine_done(engine)
+        except Exception as exc:  # noqa: BLE001
+            log.debug("cost: the engine's processes not read at its end: %s", exc)
+
+    def _engine_done(self, engine: Engine) -> None:
         self._read_outside(engine.outside_pids())
         if self.spark_before is not None:
             after = engine.stage_metrics() or {}
