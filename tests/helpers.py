@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clickstream.config import Config
 from clickstream.engines.base import Engine
-from clickstream.schema import Schema
+from clickstream.schema import BRONZE, Schema
 from clickstream.sql import render
 
 
@@ -37,6 +37,18 @@ def inline_table(engine: Engine, name: str, schema: Schema, rows: list[tuple]) -
         assert len(row) == len(schema), f"row {row} does not match schema {schema}"
         selects.append("select " + ", ".join(f"{_sql_value(v, t)} as {c}" for v, (c, t) in zip(row, schema)))
     engine.create_view(name, " union all ".join(selects))
+
+
+# Bronze with its column of unmapped values (`extra`, a flat JSON object of text), as silver reads it.
+BRONZE_WITH_EXTRA: Schema = BRONZE if any(c == "extra" for c, _ in BRONZE) else BRONZE + [("extra", "string")]
+
+
+def bronze_values(schema: Schema = BRONZE, **values: Any) -> tuple:
+    """A bronze row in `schema`'s column order, from its values by column name (every other column NULL)."""
+    names = [c for c, _ in schema]
+    unknown = set(values) - set(names)
+    assert not unknown, f"not bronze columns: {unknown}"
+    return tuple(values.get(name) for name in names)
 
 
 def run_model(engine: Engine, model: str, columns: list[str] | None = None, ordered: bool = False,

@@ -11,7 +11,6 @@ from clickstream import bronze, declarations, incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
-from clickstream.schema import SILVER
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ def _render(ctx: RunContext, declared: list[dict]) -> dict[str, str]:
 
 def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path) -> Built:
     """Every model from all of silver; the intermediate steps kept by the engine, never written."""
-    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
+    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), silver.silver_schema(ctx), partitioned=True)
     steps = []
     for model in declared:
         if not model.get("publish", True):
@@ -211,7 +210,7 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
                                                    reads_published=reads_published))
     built = Built(removals=removals)
     _merge_per_user_models(ctx, declared, sql, root, built)
-    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
+    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), silver.silver_schema(ctx), partitioned=True)
     for name in built.merged:  # the whole tables again, for the other models and the tests
         ctx.engine.drop(name)
         ctx.engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
@@ -229,11 +228,11 @@ def _register_new_events(ctx: RunContext, new_runs: list[str], silver_state: dic
     engine = ctx.engine
     batch_files = storage.batch_files(ctx.layout.silver, set(new_runs))
     if not removals:
-        engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
+        engine.read_parquet("silver_batch", batch_files, silver.silver_schema(ctx), partitioned=True)
         incremental.register_affected_users(engine, "silver")
         return batch_files
     new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
-    engine.read_parquet("silver_new_runs", batch_files, SILVER, partitioned=True)
+    engine.read_parquet("silver_new_runs", batch_files, silver.silver_schema(ctx), partitioned=True)
     engine.read_parquet("silver_run_changes", storage.batch_files(silver.changes_dir(ctx), set(new_runs)),
                         silver.CHANGES_SCHEMA)
     engine.create_view("silver_batch", render("gold/new_silver_events", engine, new=True, new_batches=new_batches))
@@ -264,9 +263,9 @@ def _register_published_events(ctx: RunContext, batch_files: list[Path], removal
     """`silver_earlier`: the events published before, for the replayed sessions that hold some."""
     earlier = sorted(set(silver.current_files(ctx)) - set(batch_files))
     if not removals:
-        ctx.engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
+        ctx.engine.read_parquet("silver_earlier", earlier, silver.silver_schema(ctx), partitioned=True)
         return
-    ctx.engine.read_parquet("silver_earlier_files", earlier, SILVER, partitioned=True)
+    ctx.engine.read_parquet("silver_earlier_files", earlier, silver.silver_schema(ctx), partitioned=True)
     ctx.engine.create_view("silver_earlier", "select * from silver_earlier_files union all "
                                              "select * from silver_rewritten")
 
