@@ -39,6 +39,8 @@ def model_context(ctx: RunContext) -> dict:
         "funnel_window_us": analytics.funnel.window_seconds * 1_000_000,
         "funnel_scope": analytics.funnel.scope,
         "funnel_breakdown": analytics.funnel.breakdown,
+        "product_attributes": ctx.config.gold.product_attributes,
+        "visit_attributes": ctx.config.gold.visit_attributes,
         "retention": analytics.retention,
         "path_steps": analytics.paths.steps,
         "cart_window_us": analytics.cart.window_seconds * 1_000_000,
