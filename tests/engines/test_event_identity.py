@@ -211,6 +211,10 @@ def test_supplied_ids_a_batch_at_a_time_give_what_one_run_gives_and_the_ledger_b
     products = read_table(step / "gold/dim_products")
     assert sorted(zip(products.column("product_key").to_pylist(), products.column("brand").to_pylist()),
                   key=str) == [("", None), ("p1", "Acme Corp")]
+    report = (step / "analytics" / "REPORT.md").read_text(encoding="utf-8")
+    # one product of brand Acme Corp: p1, viewed once (m2; its retry is a duplicate), not bought
+    assert "| brand | Acme Corp | 1 | 1 | 0 | 0.00 |" in report
+    assert "revenue_by_attribute" in (step / "analytics" / "report.html").read_text(encoding="utf-8")
     sessions = read_table(step / "gold/dim_sessions")
     assert sorted(zip(sessions.column("user_key").to_pylist(), sessions.column("channel").to_pylist())) == [
         ("u1", "mail"), ("u2", "seo")]
