@@ -152,6 +152,8 @@ def mapping_digests(ctx: RunContext) -> dict[str, str]:
     digests = {}
     for source in ctx.config.sources:
         settings = source.model_dump(mode="json")
+        # a canonical column left unmapped is as one the config does not know (EventID, added later, rebuilds nothing)
+        settings["columns"] = {key: value for key, value in settings["columns"].items() if value is not None}
         text = json.dumps({key: settings[key] for key in MAPPING_KEYS if settings.get(key)}, sort_keys=True)
         digests[source.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return digests
