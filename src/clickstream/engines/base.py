@@ -66,8 +66,19 @@ class Engine(abc.ABC):
         """Text with every WHITESPACE character removed from both ends (NULL stays NULL)."""
 
     @abc.abstractmethod
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        """A JSON object as text, `{"key":value,...}` without spaces, of (quoted key literal, text expression)
+        pairs in order; a NULL value is JSON null. Written alike by both engines (and by Python's
+        json.dumps(ensure_ascii=False, separators=(",", ":")))."""
+
+    @abc.abstractmethod
     def iso_day_of_week(self, expr: str) -> str:
         """1 = Monday ... 7 = Sunday."""
+
+    @abc.abstractmethod
+    def extra_value(self, expr: str, key: str) -> str:
+        """The text under exactly `key` in a flat JSON object of text values (bronze's `extra`): NULL when the
+        object is NULL, lacks the key or holds null there."""
 
     def parse_timestamp(self, expr: str, formats: list[str]) -> str:
         """Text to the wall-clock time it writes, by the first of `formats` that parses it: NULL (never an error)
@@ -161,6 +172,7 @@ class Engine(abc.ABC):
             "from_utc": self.from_utc,
             "trim_whitespace": self.trim_whitespace,
             "iso_day_of_week": self.iso_day_of_week,
+            "extra_value": self.extra_value,
             "date_series": self.date_series,
         }
 
