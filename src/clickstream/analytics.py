@@ -165,30 +165,18 @@ def _results(ctx: RunContext, plan: Plan, orders: dict[str, str]) -> tuple[list[
     counts = engine.row_counts(names)
     flags = quality.analytics_flags(engine, ctx.config.analytics, set(names))
     cautions = {table: flag["message"] for flag in flags for table in flag["tables"]}
+    shown = [(q["name"], q["title"], q["name"], first_comment_line(f"analytics/{q['name']}")
+              + (f". Caution: {cautions[q['name']]}" if q["name"] in cautions else "")) for q in plan.selected]
+    # churn_scores is shown with each user's value and last event (its model in sql/predictive/)
+    shown += [(o.name, o.title, f"({render(f'predictive/{o.shown_by}', engine)}) shown" if o.shown_by else o.name,
+               o.description) for o in plan.fitted]
     results = []
-    for query in plan.selected:
-        name = query["name"]
-        columns, rows = engine.fetch(f"select * from {name}{orders[name]} limit {show}") if show else ([], [])
-        description = first_comment_line(f"analytics/{name}") + (f". Caution: {cautions[name]}" if name in cautions
-                                                                  else "")
-        results.append(QueryResult(name, query["title"], description, columns, rows, counts[name]))
-    results += [_fitted_result(engine, output, orders[output.name], show, counts[output.name])
-                for output in plan.fitted]
+    for name, title, source, description in shown:
+        columns, rows = engine.fetch(f"select * from {source}{orders[name]} limit {show}") if show else ([], [])
+        if name == "churn_model" and rows:
+            description += ". " + churn.verdict(dict(zip(columns, rows[0])))
+        results.append(QueryResult(name, title, description, columns, rows, counts[name]))
     return results, counts, flags
-
-
-def _fitted_result(engine: Engine, output: predictive.Output, order: str, show: int, total: int) -> QueryResult:
-    """A predictive result's first rows: churn_scores with each user's value and last event, churn_model's
-    description its verdict in words."""
-    source = output.name
-    if output.shown_by:
-        source = f"({render(f'predictive/{output.shown_by}', engine)}) shown"
-    columns, rows = engine.fetch(f"select * from {source}{order} limit {show}") if show else ([], [])
-    description = output.description
-    if output.name == "churn_model":
-        model_columns, model_rows = engine.fetch("select * from churn_model")
-        description += ". " + churn.verdict(dict(zip(model_columns, model_rows[0])))
-    return QueryResult(output.name, output.title, description, columns, rows, total)
 
 
 def _output_order(output: predictive.Output) -> str:

@@ -69,21 +69,27 @@ def _kmeans(points: np.ndarray, k: int) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=STARTS, random_state=SEED).fit_predict(points)
 
 
-def _choose_k(points: np.ndarray, k: int | str, distinct: int) -> int:
-    """k as configured, or for `auto` the k of AUTO_K with the best silhouette (the smaller k on a tie)."""
-    if k != "auto":
-        return min(int(k), distinct)
-    best, best_score = 1, -2.0
-    size = min(SILHOUETTE_SAMPLE, len(points))
-    for candidate in [c for c in AUTO_K if c < distinct]:
-        score = silhouette_score(points, _kmeans(points, candidate), sample_size=size, random_state=SEED)
-        if score > best_score + 1e-9:
-            best, best_score = candidate, score
+def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
+    """How well the clusters separate, from -1 to 1 (on a fixed-seed sample of SILHOUETTE_SAMPLE users)."""
+    return float(silhouette_score(points, labels, sample_size=min(SILHOUETTE_SAMPLE, len(points)),
+                                  random_state=SEED))
+
+
+def _clustered(points: np.ndarray, k: int | str, distinct: int) -> tuple[np.ndarray, float | None]:
+    """The cluster of each point and the silhouette: k as configured (at most the distinct points), or for
+    `auto` the k of AUTO_K with the best silhouette (the smaller k on a tie). One cluster has no silhouette."""
+    candidates = [min(int(k), distinct)] if k != "auto" else [c for c in AUTO_K if c < distinct]
+    best: tuple[np.ndarray, float | None] = (np.zeros(len(points), dtype=np.int32), None)
+    for candidate in [c for c in candidates if c >= 2]:
+        labels = _kmeans(points, candidate)
+        score = _silhouette(points, labels) if len(set(labels.tolist())) > 1 else -1.0
+        if best[1] is None or score > best[1] + 1e-9:
+            best = (labels, round(score, 6))
     return best
 
 
-def _numbered(labels: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
-    """Cluster numbers 1..k by size, largest first; equal sizes by their centres, so the order never depends on
+def _numbered(labels: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Cluster numbers 1, 2 ... by size, largest first; equal sizes by their centres, so the order never depends on
     which start found a cluster first."""
     found = sorted(set(labels.tolist()),
                    key=lambda c: (-int((labels == c).sum()), tuple(points[labels == c].mean(axis=0).round(9))))
@@ -97,19 +103,31 @@ def fit(features: pa.Table, k: int | str) -> Clusters:
     """Cluster the users of `features` (one row per user) into k clusters, or as many as `auto` finds best."""
     features = features.take(pc.sort_indices(features, sort_keys=[("user_key", "ascending")]))
     if features.num_rows == 0:
-        return Clusters(_users(features, np.empty(0, dtype=np.int32)), _profiles(features, np.empty(0), np.empty(0)))
+        return Clusters(_users(features, np.empty(0, dtype=np.int32)),
+                        _profiles(features, np.empty(0), np.empty(0), None))
     points = StandardScaler().fit_transform(inputs(features))
-    distinct = len(np.unique(points.round(12), axis=0))
-    chosen = _choose_k(points, k, distinct)
-    labels = np.zeros(len(points), dtype=np.int32) if chosen < 2 else _kmeans(points, chosen)
-    numbers = _numbered(labels, points, max(chosen, 1))
-    return Clusters(_users(features, numbers), _profiles(features, numbers, points))
+    labels, silhouette = _clustered(points, k, len(np.unique(points.round(12), axis=0)))
+    numbers = _numbered(labels, points)
+    return Clusters(_users(features, numbers), _profiles(features, numbers, points, silhouette))
 
 
 def _users(features: pa.Table, numbers: np.ndarray) -> pa.Table:
     return pa.table({"user_id": pc.cast(features["user_id"], pa.string()),
                      "user_key": pc.cast(features["user_key"], pa.string()),
                      "cluster": pa.array(numbers, pa.int32())})
+
+
+WEAK_SILHOUETTE = 0.25  # below: the clusters are slices of one cloud of users, not groups
+
+
+def verdict(silhouette: float | None, clusters: int) -> str:
+    """How far the clusters are groups that exist in the data, in words."""
+    if silhouette is None:
+        return "One cluster: the users' features do not split."
+    if silhouette < WEAK_SILHOUETTE:
+        return (f"{clusters} clusters with silhouette {silhouette:.2f}: they barely separate; read them as slices of "
+                "one population, not as distinct groups.")
+    return f"{clusters} clusters with silhouette {silhouette:.2f}: groups of users that behave differently."
 
 
 def label(centre: np.ndarray) -> str:
@@ -119,7 +137,7 @@ def label(centre: np.ndarray) -> str:
     return ", ".join(words) or "typical"
 
 
-def _profiles(features: pa.Table, numbers: np.ndarray, points: np.ndarray) -> pa.Table:
+def _profiles(features: pa.Table, numbers: np.ndarray, points: np.ndarray, silhouette: float | None) -> pa.Table:
     clusters = sorted(set(numbers.tolist()))
     rows: dict[str, list] = {column: [] for column, _ in CLUSTER_PROFILES}
     for cluster in clusters:
@@ -134,5 +152,6 @@ def _profiles(features: pa.Table, numbers: np.ndarray, points: np.ndarray) -> pa
         for kind in EVENT_MIX:
             rows[f"share_{kind}"].append(round(float(_column(features, f"share_{kind}")[members].mean()), 6))
         rows["label"].append(label(points[members].mean(axis=0)))
+        rows["silhouette"].append(silhouette)
     types = {"integer": pa.int32(), "bigint": pa.int64(), "double": pa.float64(), "string": pa.string()}
     return pa.table({column: pa.array(rows[column], types[kind]) for column, kind in CLUSTER_PROFILES})

@@ -96,4 +96,5 @@ CLUSTER_PROFILES: Schema = [
                                              "abandoned_carts")],
     *[(f"share_{kind}", "double") for kind in EVENT_MIX],
     ("label", "string"),
+    ("silhouette", "double"),
 ]
