@@ -21,6 +21,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from clickstream.schema import CHURN_MODEL, EVENT_MIX
 
@@ -90,6 +91,9 @@ def _too_small(*label_sets: np.ndarray) -> bool:
     return any(min(int(labels.sum()), int(len(labels) - labels.sum())) < MIN_CLASS_ROWS for labels in label_sets)
 
 
+# One thread: the same sums in the same order on every machine, and no idle OpenMP threads spinning against the
+# engine's for the cores.
+@threadpool_limits.wrap(limits=1)
 def fit(features: pa.Table, cutoffs: list[dt.datetime], horizon_days: int) -> Churn:
     """Evaluate and score (see the module's doc). `cutoffs[i]` is the time of cutoff number i."""
     features = _ordered(features)

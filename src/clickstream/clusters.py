@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from clickstream.schema import CLUSTER_PROFILES, EVENT_MIX
 
@@ -78,9 +79,9 @@ def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
 def _clustered(points: np.ndarray, k: int | str, distinct: int) -> tuple[np.ndarray, float | None]:
     """The cluster of each point and the silhouette: k as configured (at most the distinct points), or for
     `auto` the k of AUTO_K with the best silhouette (the smaller k on a tie). One cluster has no silhouette."""
-    candidates = [min(int(k), distinct)] if k != "auto" else [c for c in AUTO_K if c < distinct]
+    candidates = [min(int(k), distinct)] if k != "auto" else [c for c in AUTO_K if c <= distinct]
     best: tuple[np.ndarray, float | None] = (np.zeros(len(points), dtype=np.int32), None)
-    for candidate in [c for c in candidates if c >= 2]:
+    for candidate in [c for c in candidates if 2 <= c < len(points)]:
         labels = _kmeans(points, candidate)
         score = _silhouette(points, labels) if len(set(labels.tolist())) > 1 else -1.0
         if best[1] is None or score > best[1] + 1e-9:
@@ -99,6 +100,9 @@ def _numbered(labels: np.ndarray, points: np.ndarray) -> np.ndarray:
     return renumber[labels]
 
 
+# One thread: the same sums in the same order on every machine, and no idle OpenMP threads spinning against the
+# engine's for the cores.
+@threadpool_limits.wrap(limits=1)
 def fit(features: pa.Table, k: int | str) -> Clusters:
     """Cluster the users of `features` (one row per user) into k clusters, or as many as `auto` finds best."""
     features = features.take(pc.sort_indices(features, sort_keys=[("user_key", "ascending")]))

@@ -16,7 +16,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sklearn
-from threadpoolctl import threadpool_limits
 
 from clickstream import churn, clusters
 from clickstream.config import Analytics
@@ -66,7 +65,7 @@ def enabled(settings: Analytics) -> list[Output]:
 def fingerprint(engine: Engine, context: dict[str, Any]) -> str:
     """What decides the predictive results besides gold and the analytics settings: the feature SQL and the
     library that fits the models."""
-    sql = render("predictive/user_features", engine, **_feature_context(context, 1))
+    sql = render("predictive/user_features", engine, **feature_context(context, 1))
     return hashlib.sha256(f"{sql}\0{sklearn.__version__}".encode()).hexdigest()
 
 
@@ -82,7 +81,7 @@ def cutoffs(first: dt.datetime | None, last: dt.datetime | None, horizon_days: i
     return found
 
 
-def _feature_context(context: dict[str, Any], horizon_days: int) -> dict[str, Any]:
+def feature_context(context: dict[str, Any], horizon_days: int) -> dict[str, Any]:
     return {**context, "horizon_us": horizon_days * 86_400_000_000, "trend_window_days": TREND_WINDOW_DAYS}
 
 
@@ -91,7 +90,7 @@ def features(engine: Engine, context: dict[str, Any], times: list[dt.datetime], 
     double, in (cutoff, user) order."""
     engine.register_rows("feature_cutoffs", CUTOFFS, [(i, t, i > 0) for i, t in enumerate(times)])
     engine.materialize("user_features", render("predictive/user_features", engine,
-                                               **_feature_context(context, horizon_days)))
+                                               **feature_context(context, horizon_days)))
     table = engine.fetch_arrow(render("predictive/feature_rows", engine))
     engine.drop("user_features")
     engine.drop("feature_cutoffs")
@@ -109,16 +108,6 @@ def fit(engine: Engine, context: dict[str, Any], settings: Analytics) -> dict[st
     times = cutoffs(first, last, horizon, "churn" in wanted)
     table = features(engine, context, times, horizon) if times else None
     fitted: dict[str, pa.Table] = {}
-    # one thread: the same sums in the same order on every machine, and no idle OpenMP threads spinning against
-    # the engine's for the cores
-    with threadpool_limits(limits=1):
-        _fit_models(fitted, wanted, table, times, settings)
-    return fitted
-
-
-def _fit_models(fitted: dict[str, pa.Table], wanted: set[str], table: pa.Table | None, times: list[dt.datetime],
-                settings: Analytics) -> None:
-    horizon = settings.churn.horizon_days
     if "churn" in wanted:
         result = churn.fit(table if table is not None else _empty_features(), times, horizon)
         fitted.update(churn_model=result.model, churn_scores=result.scores)
@@ -127,6 +116,7 @@ def _fit_models(fitted: dict[str, pa.Table], wanted: set[str], table: pa.Table |
         now = table.filter(pc.equal(table["cutoff_number"], 0)) if table is not None else _empty_features()
         result = clusters.fit(now, settings.clusters.k)
         fitted.update(user_clusters=result.users, cluster_profiles=result.profiles)
+    return fitted
 
 
 def _empty_features() -> pa.Table:
