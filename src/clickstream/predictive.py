@@ -89,7 +89,7 @@ def features(engine: Engine, context: dict[str, Any], times: list[dt.datetime], 
     """user_features for each cutoff of `times` (number i for times[i]; 0 unlabelled), as Arrow, monetary as
     double, in (cutoff, user) order."""
     engine.register_rows("feature_cutoffs", CUTOFFS, [(i, t, i > 0) for i, t in enumerate(times)])
-    engine.materialize("user_features", render("predictive/user_features", engine,
+    engine.create_view("user_features", render("predictive/user_features", engine,
                                                **feature_context(context, horizon_days)))
     table = engine.fetch_arrow(render("predictive/feature_rows", engine))
     engine.drop("user_features")
