@@ -230,6 +230,22 @@ def test_real_dataset_lands_whole_in_bronze_and_silver(real):
     assert (count(data, "bronze"), count(data, "silver"), count(data, "quarantine")) == (74_817, 74_817, 0)
 
 
+def test_real_dataset_carries_no_churn_signal_and_the_model_is_not_ok(real):
+    data, rows = real
+    # every user is back within every 28 days, so no cutoff has churned users to learn from
+    last = {}
+    for r in rows:
+        last[r["UserID"]] = max(last.get(r["UserID"], ""), r["Timestamp"])
+    model = table(data, "analytics/churn_model").fetchall()
+    assert len(model) == 1 and model[0][0] != "ok"
+    status, horizon, train, test, churn_rate = (model[0][0], model[0][1], model[0][3], model[0][4], model[0][5])
+    assert (status, horizon, test) == ("insufficient_history", 28, len(last)) and train > 0 and churn_rate < 0.01
+    assert table(data, "analytics/churn_scores").fetchall() == []
+    # the clusters still cover every user once
+    assert table(data, "analytics/user_clusters").aggregate("count(*), count(distinct user_key)").fetchall() == [
+        (len(last), len(last))]
+
+
 def test_real_dataset_revenue_matches_an_independent_computation(real):
     data, rows = real
     cents = [Decimal(r["Amount"]).quantize(Decimal("0.01"), ROUND_HALF_UP)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clickstream import declarations, gold, incremental, quality, storage
+from clickstream import churn, declarations, gold, incremental, predictive, quality, storage
 from clickstream.build import build_model
 from clickstream.config import Config
 from clickstream.context import PipelineError, RunContext
@@ -65,6 +65,7 @@ def write_csv_copy(engine: Engine, name: str, columns: list[str], order: str, pa
 class Plan:
     """What a run of analytics would answer, and what it would answer it from."""
     selected: list[dict]  # the queries, in their declared order
+    fitted: list[predictive.Output]  # the predictive results, after the queries
     rendered: dict[str, dict[str, str]]  # per query: its SQL (and, per user, the SQL rebuilding affected users)
     fingerprints: dict[str, str]  # per query: what decides its output apart from gold
     settings: str  # what decides every output apart from gold and the SQL: the analytics settings, the engine
@@ -89,6 +90,11 @@ def run(ctx: RunContext) -> list[QueryResult]:
     built, orders = {}, {}
     for query in plan.selected:
         built[query["name"]], orders[query["name"]] = _answer(ctx, plan, query, root)
+    if plan.fitted:
+        with ctx.profile.step("predictive models", "analytics"):
+            fitted = _fit(ctx, plan, root)
+            for output in plan.fitted:
+                built[output.name], orders[output.name] = fitted[output.name], _output_order(output)
     with ctx.profile.step("results and flags", "analytics"):
         results, counts, flags = _results(ctx, plan, orders)
     for name, entry in built.items():
@@ -98,7 +104,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
     elapsed = time.perf_counter() - started
     ctx.quality["analytics"] = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
                                 "flags": flags, "seconds": round(elapsed, 3)}
-    log.info("analytics: %d queries in %.2f s", len(plan.selected), elapsed)
+    log.info("analytics: %d queries and %d fitted results in %.2f s", len(plan.selected), len(plan.fitted), elapsed)
     return results
 
 
@@ -106,9 +112,13 @@ def _plan(ctx: RunContext) -> Plan:
     engine = ctx.engine
     context = gold.model_context(ctx)
     selected = queries(ctx.analytics_group, ctx.config)
+    fitted = predictive.enabled(ctx.config.analytics) if ctx.analytics_group in ("all", "advanced") else []
     rendered = {q["name"]: _rendered(engine, q, context) for q in selected}
-    return Plan(selected, rendered, {q["name"]: incremental.fingerprint(engine, rendered[q["name"]], q)
-                                     for q in selected}, _settings_fingerprint(ctx),
+    fingerprints = {q["name"]: incremental.fingerprint(engine, rendered[q["name"]], q) for q in selected}
+    if fitted:
+        features = predictive.fingerprint(engine, context)
+        fingerprints.update({output.name: features for output in fitted})
+    return Plan(selected, fitted, rendered, fingerprints, _settings_fingerprint(ctx),
                 incremental.read_manifest(ctx.layout.gold) or {}, incremental.read_manifest(ctx.layout.analytics) or {})
 
 
@@ -154,37 +164,68 @@ def _results(ctx: RunContext, plan: Plan, orders: dict[str, str]) -> tuple[list[
     """Each result's first rows in its natural order (`orders`: the same rows on every engine), its row count and
     the cautions of `quality.analytics_flags`, for people."""
     engine, show = ctx.engine, ctx.config.analytics.show_rows
-    names = [q["name"] for q in plan.selected]
+    names = [q["name"] for q in plan.selected] + [output.name for output in plan.fitted]
     counts = engine.row_counts(names)
     flags = quality.analytics_flags(engine, ctx.config.analytics, set(names))
     cautions = {table: flag["message"] for flag in flags for table in flag["tables"]}
+    shown = [(q["name"], q["title"], q["name"], first_comment_line(f"analytics/{q['name']}")
+              + (f". Caution: {cautions[q['name']]}" if q["name"] in cautions else "")) for q in plan.selected]
+    # churn_scores is shown with each user's value and last event (its model in sql/predictive/)
+    shown += [(o.name, o.title, f"({render(f'predictive/{o.shown_by}', engine)}) shown" if o.shown_by else o.name,
+               o.description) for o in plan.fitted]
     results = []
-    for query in plan.selected:
-        name = query["name"]
-        columns, rows = engine.first_rows(name, orders[name], show) if show else ([], [])
-        description = first_comment_line(f"analytics/{name}") + (f". Caution: {cautions[name]}" if name in cautions
-                                                                  else "")
-        results.append(QueryResult(name, query["title"], description, columns, rows, counts[name]))
+    for name, title, source, description in shown:
+        columns, rows = engine.first_rows(source, orders[name], show) if show else ([], [])
+        if name == "churn_model" and rows:
+            description += ". " + churn.verdict(dict(zip(columns, rows[0])))
+        results.append(QueryResult(name, title, description, columns, rows, counts[name]))
     return results, counts, flags
+
+
+def _output_order(output: predictive.Output) -> str:
+    return natural_order({"order_by": output.order_by}, [c for c, _ in output.schema])
+
+
+def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
+    """Fit the predictive models on the published star; write their tables into `root` with their CSV copies;
+    returns each one's manifest entry."""
+    engine = ctx.engine
+    tables = predictive.fit(engine, gold.model_context(ctx), ctx.config.analytics)
+    entries = {}
+    for output in plan.fitted:
+        table, columns = tables[output.name], [column for column, _ in output.schema]
+        engine.register_rows(output.name, output.schema, list(zip(*(table[c].to_pylist() for c in columns))))
+        engine.write_parquet(output.name, root / output.name)
+        engine.drop(output.name)
+        engine.read_parquet(output.name, storage.parquet_files(root / output.name), schema=None)
+        write_csv_copy(engine, output.name, columns, _output_order(output), root / f"{output.name}.csv")
+        entries[output.name] = {"gold_build_id": plan.gold_build.get("build_id"),
+                           "fingerprint": plan.fingerprints[output.name], "mode": "full"}
+        log.info("analytics: %s fitted", output.name)
+    return entries
 
 
 def _standing_results(ctx: RunContext, plan: Plan) -> list[QueryResult]:
     """The published results' first rows, read back (a run with nothing new that was asked to show them)."""
     _read_gold(ctx)  # for the cautions
-    for query in plan.selected:
-        ctx.engine.read_parquet(query["name"], storage.parquet_files(ctx.layout.analytics / query["name"]),
-                                schema=None)
-    return _results(ctx, plan, {q["name"]: _columns_and_order(ctx, q)[1] for q in plan.selected})[0]
+    for name in [q["name"] for q in plan.selected] + [output.name for output in plan.fitted]:
+        ctx.engine.read_parquet(name, storage.parquet_files(ctx.layout.analytics / name), schema=None)
+    orders = {q["name"]: _columns_and_order(ctx, q)[1] for q in plan.selected}
+    return _results(ctx, plan, {**orders, **{output.name: _output_order(output) for output in plan.fitted}})[0]
 
 
 def _publish(ctx: RunContext, plan: Plan, root: Path, built: dict[str, dict], results: list[QueryResult]) -> None:
     """REPORT.md and the manifest beside the results; the other queries' results carried over; one rename."""
     layout = ctx.layout
-    storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in built
+    # a predictive result switched off is not carried over: it would stand stale beside the others
+    switched_off = {output.name for output in predictive.OUTPUTS if output not in predictive.enabled(
+        ctx.config.analytics)}
+    gone = set(built) | switched_off
+    storage.carry_over(layout.analytics, root, keep=lambda path: path.name.split(".")[0] not in gone
                        and path.name not in (REPORT, incremental.MANIFEST))
     events = ctx.engine.row_counts(["fct_events"])["fct_events"]
     (root / REPORT).write_text(markdown_report(results, ctx.run_id, events), encoding="utf-8")
-    carried = {name: entry for name, entry in plan.published.get("queries", {}).items() if name not in built}
+    carried = {name: entry for name, entry in plan.published.get("queries", {}).items() if name not in gone}
     incremental.write_manifest(root, {"queries": {**carried, **built}, "settings": plan.settings})
     storage.publish_table(root, layout.analytics)
 

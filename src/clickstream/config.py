@@ -634,6 +634,37 @@ class Rfm(_Strict):
     min_days: float = Field(default=28, ge=0, allow_inf_nan=False)
 
 
+class Churn(_Strict):
+    enabled: bool = True
+    # a user churned at a cutoff when they have no event in the horizon after it; whole days
+    horizon: str = "28d"
+
+    @field_validator("horizon", mode="before")
+    @classmethod
+    def _horizon(cls, value: Any) -> str:
+        value = _duration(value)
+        if duration_seconds(value) % 86400:
+            raise ValueError(f"{_quote(value)} is not a whole number of days, e.g. '28d'")
+        return value
+
+    @property
+    def horizon_days(self) -> int:
+        return duration_seconds(self.horizon) // 86400
+
+
+class Clusters(_Strict):
+    enabled: bool = True
+    # the number of k-means clusters, or auto: the k of 2 to 8 with the best silhouette
+    k: Literal["auto"] | int = "auto"
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k(cls, value: Any) -> Any:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 2 <= value <= 12):
+            return value
+        raise ValueError(f"{_quote(value)} is not a number of clusters: auto, or a whole number from 2 to 12")
+
+
 class Analytics(_Strict):
     top_n: int = Field(default=20, ge=1)
     funnel: Funnel = Funnel()
@@ -643,6 +674,8 @@ class Analytics(_Strict):
     top_products: TopProducts = TopProducts()
     segments: Segments = Segments()
     rfm: Rfm = Rfm()
+    churn: Churn = Churn()
+    clusters: Clusters = Clusters()
     path_length: int = Field(default=3, ge=2, le=6)
     show_rows: int = Field(default=10, ge=0)
     # analytics/report.html after every run that ran analytics; false skips it (and starting its chart renderer)

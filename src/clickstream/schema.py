@@ -82,3 +82,40 @@ def with_attributes(schema: Schema, attribute_names: list[str]) -> Schema:
 # reads them as NULL.
 ADDED_LATER = frozenset({EXTRA, "EventID"})
 
+
+# The results of the models fitted in Python on the gold features (churn.py, clusters.py), written like the
+# analytics queries' results.
+CHURN_SCORES: Schema = [
+    ("user_id", "string"),
+    ("user_key", "string"),
+    ("churn_probability", "double"),
+    ("risk_band", "string"),
+    ("scored_at", "timestamp"),
+]
+CHURN_MODEL: Schema = [
+    ("status", "string"),
+    ("horizon_days", "integer"),
+    ("cutoff", "timestamp"),
+    ("train_users", "bigint"),
+    ("test_users", "bigint"),
+    ("churn_rate", "double"),
+    ("auc", "double"),
+    ("baseline_auc", "double"),
+    ("pr_auc", "double"),
+    ("brier", "double"),
+    ("top_decile_lift", "double"),
+    ("features", "string"),
+]
+USER_CLUSTERS: Schema = [("user_id", "string"), ("user_key", "string"), ("cluster", "integer")]
+# The event mix of user_features (sql/predictive/user_features.sql): the share of a user's events of each kind.
+EVENT_MIX = ["page_view", "product_view", "cart_add", "purchase", "click", "login", "logout"]
+CLUSTER_PROFILES: Schema = [
+    ("cluster", "integer"),
+    ("users", "bigint"),
+    ("share_of_users", "double"),
+    *[(f"avg_{name}", "double") for name in ("events", "visits", "active_days", "orders", "monetary", "cart_adds",
+                                             "abandoned_carts")],
+    *[(f"share_{kind}", "double") for kind in EVENT_MIX],
+    ("label", "string"),
+    ("silhouette", "double"),
+]

@@ -125,8 +125,10 @@ def test_the_hostile_folder_gives_a_page_of_text(tmp_path):
     page = Page((data / "analytics" / "report.html").read_text(encoding="utf-8"))
     assert [tag for tag, _ in page.tags if tag in ("script", "img", "iframe", "object", "embed", "foreignobject")] == []
     assert [attrs for _, attrs in page.tags if any(k.startswith("on") for k in attrs)] == []
-    # every chart drawn, but the rates over runs: one run is said in words
-    assert len([attrs for tag, attrs in page.tags if tag == "figure"]) == 14
+    # every chart drawn, but the rates over runs (one run) and the churn scores' (a few hours of data: no churn
+    # model), each said in words
+    assert len([attrs for tag, attrs in page.tags if tag == "figure"]) == 15
+    assert any(text.startswith("Not enough history to judge a churn model") for text in page.text)
 
 
 def test_html_report_false_writes_no_page_and_removes_the_one_a_new_run_would_leave_stale(data, tmp_path):

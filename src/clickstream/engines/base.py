@@ -5,6 +5,8 @@ import abc
 from pathlib import Path
 from typing import Any, Callable
 
+import pyarrow as pa
+
 from clickstream.config import EPOCH_UNITS, ISO8601, CsvOptions
 from clickstream.schema import Schema
 
@@ -219,6 +221,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a query whose result is small and return (column names, rows)."""
+
+    @abc.abstractmethod
+    def fetch_arrow(self, sql: str) -> pa.Table:
+        """Run a query and return its whole result as an Arrow table, in the query's order (for the models
+        fitted in Python: a table of one row per user, not a million Python tuples)."""
 
     # ---- writing
     @abc.abstractmethod

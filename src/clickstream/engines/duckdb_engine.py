@@ -206,6 +206,11 @@ class DuckDBEngine(Engine):
         cursor = self._run(sql)
         return [d[0] for d in cursor.description], self._translated(cursor.fetchall)
 
+    def fetch_arrow(self, sql: str) -> pa.Table:
+        relation = self._translated(lambda: self.con.sql(sql))
+        # DuckDB 2 names it to_arrow_table; 1.x arrow
+        return self._translated(getattr(relation, "to_arrow_table", None) or relation.arrow)
+
     # ---- writing
     def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None,
                       metrics: dict[str, str] | None = None) -> dict[str, Any]:

@@ -286,6 +286,16 @@ class SparkEngine(Engine):
         rows = self._action(frame.collect)
         return list(frame.columns), [tuple(row) for row in rows]
 
+    def fetch_arrow(self, sql: str) -> pa.Table:
+        frame = self.spark.sql(sql)
+        if hasattr(frame, "toArrow"):  # PySpark 4
+            return self._action(frame.toArrow)
+        batches = self._action(frame._collect_as_arrow)  # PySpark 3.5: the same collection, as record batches
+        if batches:
+            return pa.Table.from_batches(batches)
+        columns, _ = self.fetch(f"{sql} limit 0")
+        return pa.table({column: pa.array([]) for column in columns})
+
     # ---- writing
     def write_parquet(self, name: str, path: Path, partition_by: list[str] | None = None,
                       metrics: dict[str, str] | None = None) -> dict[str, Any]:

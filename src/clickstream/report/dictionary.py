@@ -18,14 +18,19 @@ import tempfile
 from pathlib import Path
 
 from clickstream.config import Config
-from clickstream.schema import BRONZE, DUPLICATES, QUARANTINE, SILVER, Schema
+from clickstream.schema import (BRONZE, CHURN_MODEL, CHURN_SCORES, CLUSTER_PROFILES, DUPLICATES, QUARANTINE, SILVER,
+                                USER_CLUSTERS, Schema)
 from clickstream.sql import load_yaml, render
 
 MARKER = re.compile(r"^<!-- columns: (\w+)\.(\w+) -->$")
 TO_DESCRIBE = "(to describe)"
 _DECLARED: dict[str, Schema] = {"bronze.bronze": BRONZE, "silver.silver": SILVER, "silver.quarantine": QUARANTINE,
                                  # the duplicates table is silver's columns plus these
-                                 "silver.duplicates": [c for c in DUPLICATES if c not in SILVER]}
+                                 "silver.duplicates": [c for c in DUPLICATES if c not in SILVER],
+                                 # fitted in Python (churn.py, clusters.py), not a SQL model
+                                 "analytics.churn_scores": CHURN_SCORES, "analytics.churn_model": CHURN_MODEL,
+                                 "analytics.user_clusters": USER_CLUSTERS,
+                                 "analytics.cluster_profiles": CLUSTER_PROFILES}
 # DuckDB's type names as the doc writes them (the names both engines read back from Parquet)
 _TYPES = {"VARCHAR": "string", "INTEGER": "integer", "BIGINT": "bigint", "DOUBLE": "double", "BOOLEAN": "boolean",
           "DATE": "date", "TIMESTAMP": "timestamp", "DECIMAL(18,2)": "decimal(18,2)"}
@@ -39,7 +44,7 @@ def _type_name(duckdb_type: str) -> str:
 
 def model_columns() -> dict[str, Schema]:
     """Every gold model and analytics query's columns and types, from running it on empty inputs."""
-    from clickstream import gold
+    from clickstream import gold, predictive
     from clickstream.analytics import queries
     from clickstream.context import Layout, RunContext
     from clickstream.engines import create_engine
@@ -51,9 +56,11 @@ def model_columns() -> dict[str, Schema]:
             ctx = RunContext(config=config, engine=engine, layout=Layout(Path(scratch)))
             context = gold.model_context(ctx)
             engine.create_view("silver_events", engine.empty_select(SILVER))
+            engine.create_view("feature_cutoffs", engine.empty_select(predictive.CUTOFFS))
+            context = predictive.feature_context(context, 1)
             found: dict[str, Schema] = {}
             steps = [("gold", m["name"]) for m in load_yaml("gold/models.yml")["models"]]
-            steps += [("analytics", q["name"]) for q in queries("all")]
+            steps += [("analytics", q["name"]) for q in queries("all")] + [("predictive", "user_features")]
             for layer, name in steps:
                 engine.create_view(name, render(f"{layer}/{name}", engine, **context))
                 found[f"{layer}.{name}"] = [(column, _type_name(kind)) for column, kind in engine.describe(name)]

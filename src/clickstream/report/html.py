@@ -31,7 +31,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from markupsafe import Markup
 
-from clickstream import storage
+from clickstream import churn, clusters, storage
 from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.report import REPORT_HTML, charts
@@ -82,7 +82,7 @@ class Tables:
     def rows(self, name: str, layer: str = "analytics", columns: list[str] | None = None) -> list[dict] | None:
         key = (layer, name + repr(columns))
         if key not in self._cache:
-            table = self._read(name, layer, columns)
+            table = self.read(name, layer, columns)
             self._cache[key] = None if table is None else _python(table)
         return self._cache[key]
 
@@ -90,7 +90,7 @@ class Tables:
         """The products (or other rows) with the `limit` largest positive `by`, largest first, ties in the
         table's order; the not-applicable row left out. Chosen in Arrow: a dimension of millions of rows never
         becomes Python objects."""
-        table = self._read(name, layer, list(dict.fromkeys(columns + [by, "is_not_applicable"])))
+        table = self.read(name, layer, list(dict.fromkeys(columns + [by, "is_not_applicable"])))
         if table is None:
             return None
         shown = [c for c in columns if c in table.column_names]
@@ -103,7 +103,7 @@ class Tables:
         table = table.take(pc.sort_indices(table, sort_keys=[(by, "descending")])[:limit])  # a stable sort
         return _python(table.select(shown))
 
-    def _read(self, name: str, layer: str, columns: list[str] | None) -> pa.Table | None:
+    def read(self, name: str, layer: str, columns: list[str] | None) -> pa.Table | None:
         """The table's columns that exist (all with None), or None when the table is not built."""
         files = storage.parquet_files(self.folder(layer, name))
         if not files:
@@ -414,6 +414,62 @@ def segments(facts: Facts) -> Section:
     return section
 
 
+def predictions(facts: Facts) -> Section:
+    section = Section("predictions", "Churn risk and behavioural clusters", "Each user's risk of no event in the "
+                      "churn horizon after the last one, from a model evaluated out of time against recency alone; "
+                      "and clusters of users who behave alike (docs/METRICS.md).")
+    model = facts.tables.rows("churn_model")
+    if model is None:
+        section.missing.append("churn_model")
+    elif model:
+        section.notes.append(churn.verdict(model[0]))
+        section.tables.append(_table("churn_model", model))
+        if model[0]["status"] == "ok":
+            _churn_scores(facts, section)
+    profiles = facts.tables.rows("cluster_profiles")
+    if profiles is None:
+        section.missing.append("cluster_profiles")
+    elif profiles:
+        section.draw(facts, "Users per behavioural cluster", "clusters", charts.segments(
+            [{"cluster": f"{p['cluster']}. {p['label']}", "users": p["users"]} for p in profiles],
+            "cluster", "users", "users"))
+        section.notes.append(clusters.verdict(profiles[0]["silhouette"], len(profiles)))
+        section.tables.append(_table("cluster_profiles", profiles))
+    return section
+
+
+def prediction_notes(layout: Layout) -> list[str]:
+    """The churn model's verdict and how far the clusters separate, in words (for the end of a run)."""
+    tables, notes = Tables(layout), []
+    model, profiles = tables.rows("churn_model"), tables.rows("cluster_profiles")
+    if model:
+        notes.append(churn.verdict(model[0]))
+    if profiles:
+        notes.append(clusters.verdict(profiles[0]["silhouette"], len(profiles)) + " "
+                     + "; ".join(f"{p['cluster']}: {p['label']} ({p['users']:,} users)" for p in profiles) + ".")
+    return notes
+
+
+def _churn_scores(facts: Facts, section: Section) -> None:
+    """The scores' distribution (users per tenth of probability) and the riskiest users with their value."""
+    scores = facts.tables.read("churn_scores", "analytics", ["user_key", "user_id", "churn_probability", "risk_band"])
+    if scores is None or scores.num_rows == 0:
+        return
+    tenths = pc.min_element_wise(pc.floor(pc.multiply(scores["churn_probability"], 10)), 9).to_pylist()
+    counts = [{"probability": f"{10 * t}-{10 * t + 10}%", "users": tenths.count(t)} for t in range(10)]
+    section.draw(facts, "Users by churn probability", "churn_scores", charts.segments(
+        counts, "probability", "users", "users"))
+    riskiest = scores.take(pc.sort_indices(scores, sort_keys=[("churn_probability", "descending"),
+                                                              ("user_id", "ascending")])[:TABLE_ROWS])
+    users = facts.tables.read("dim_users", "gold", ["user_key", "total_spent", "total_purchases", "last_seen_ts"])
+    value = {} if users is None else {row["user_key"]: row for row in _python(users.filter(
+        pc.is_in(users["user_key"], riskiest["user_key"])))}
+    rows = [{**{k: v for k, v in row.items() if k != "user_key"},
+             **{k: v for k, v in value.get(row["user_key"], {}).items() if k != "user_key"}}
+            for row in _python(riskiest)]
+    section.tables.append(_table("riskiest users, with their spend", rows))
+
+
 def paths(facts: Facts) -> Section:
     rows = facts.tables.rows("purchase_paths")
     section = Section("paths", "Paths", "The event types just before each purchase within its visit, most "
@@ -587,7 +643,8 @@ def _count_text(count: int | None) -> str:
 
 
 SECTIONS: list[Callable[[Facts], Section]] = [headline, funnel, cart, daily, retention, products, revenue,
-                                              segments, paths, day_types, data_quality, runs, lineage]
+                                              segments, predictions, paths, day_types, data_quality, runs,
+                                              lineage]
 
 
 # ---- the page

@@ -155,14 +155,21 @@ def _attention_lines(run: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _predictions(layout: Any) -> list[str]:
+    """The churn model's verdict and the clusters, in words."""
+    from clickstream.report.html import prediction_notes
+
+    notes = prediction_notes(layout) if layout.analytics.is_dir() else []
+    return ["Predictions:", *[f"  {escape_terminal(note)}" for note in notes]] if notes else []
+
+
 def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
     """The end of a run: the headline answers, the quality headline, where the report and the outputs are.
     `funnel_window` is the ordered funnel's conversion window, as configured (`analytics.funnel.window`)."""
     from clickstream.report.html import headline_figures
 
     layout = results["layout"]
-    quality = results.get("quality") or {}
-    lines = [""]
+    quality, lines = results.get("quality") or {}, [""]
     figures = headline_figures(layout) if (layout.gold / "fct_events").is_dir() else None
     if figures:
         lines.append("Answers" + (f" ({escape_terminal(figures['range'])})" if figures.get("range") else "") + ":")
@@ -181,6 +188,7 @@ def summary(results: dict[str, Any], logs_dir: Path, funnel_window: str) -> str:
                          f"order within {escape_terminal(funnel_window)} (users still in progress left out)")
         if figures.get("partial_days"):
             lines.append(f"  partial     {', '.join(figures['partial_days'])} (UTC days the data covers in part)")
+    lines += _predictions(layout)
     totals = (quality.get("silver") or {}).get("totals")
     tests = (quality.get("gold") or {}).get("tests")
     if totals or tests:
