@@ -32,7 +32,12 @@ from clickstream.lock import WriterLock
 
 with WriterLock(Path(sys.argv[1])):
     print("holding", flush=True)
-    time.sleep(float(sys.argv[2]))
+    if sys.argv[2] == "until-released":  # until the file `released` exists (at most 5 minutes)
+        deadline = time.monotonic() + 300
+        while not Path("released").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        time.sleep(float(sys.argv[2]))
 '''
 
 
@@ -50,7 +55,7 @@ def holders():
     """Start processes that hold the lock of `data`; any still running at the end of the test is killed."""
     started = []
 
-    def hold(seconds: float) -> subprocess.Popen:
+    def hold(seconds: float | str) -> subprocess.Popen:
         holder = subprocess.Popen([sys.executable, "holder.py", "data", str(seconds)], stdout=subprocess.PIPE,
                                   text=True)
         started.append(holder)
@@ -98,13 +103,21 @@ def test_a_second_run_fails_at_once_naming_the_holder_and_writes_nothing(workdir
 
 
 def test_wait_takes_the_lock_once_the_holder_releases_it(workdir, holders):
-    holder = holders(3)
+    holder = holders("until-released")
     started_at = json.loads(Path("data/_state/writer.lock").read_text())["started_at"]
-    second = clickstream("run", "--wait", "30")
-    assert (second.returncode, holder.wait(timeout=10)) == (0, 0), second.stderr
-    assert [re.sub(r"^\S+ INFO +", "", line) for line in second.stderr.splitlines() if "waiting" in line] == [
+    with open("second.err", "w+") as err:
+        second = subprocess.Popen([CLICKSTREAM, "run", "--wait", "120", "--data-dir", "data"],
+                                  stdout=subprocess.DEVNULL, stderr=err, text=True)
+        deadline = time.monotonic() + 120
+        while "waiting up to" not in Path("second.err").read_text() and second.poll() is None:
+            assert time.monotonic() < deadline, "the second run never said it was waiting"
+            time.sleep(0.05)
+        Path("released").touch()  # the holder ends only once the second run is waiting for it
+        assert (second.wait(timeout=300), holder.wait(timeout=30)) == (0, 0), Path("second.err").read_text()
+    stderr = Path("second.err").read_text()
+    assert [re.sub(r"^\S+ INFO +", "", line) for line in stderr.splitlines() if "waiting" in line] == [
         f"data directory data is in use by another clickstream run "
-        f"({holder_line(holder.pid, started_at, 'holder.py data 3')}); waiting up to 30 s"]
+        f"({holder_line(holder.pid, started_at, 'holder.py data until-released')}); waiting up to 120 s"]
     assert Path("data/reports/quality_report.json").exists()
     assert Path("data/_state/writer.lock").read_text() == ""  # released cleanly
 
