@@ -29,8 +29,9 @@ from clickstream.report.escape import shorten
 from clickstream.csv_lines import CANONICAL_CSV, Malformed, line_count, split_file
 from clickstream.engines.base import Engine, InputError
 from clickstream.profile import Profile
-from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan
-from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, PARTITION_COLUMN
+from clickstream.json_lines import canonical_header, split_json_file
+from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan, scan_options
+from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, EXTRA, PARTITION_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,17 @@ class Unit:
     input_path: Path | None = None
     earlier_records: int | None = None  # an appended file's records before (its manifest entry)
     split_records: int | None = None  # records of the part read as csv_lines counted them, malformed ones included
+    unit_separator: bool = False  # a value read holds chr(31) that the raw bytes do not (a JSON escape)
 
     def __post_init__(self) -> None:
-        if not self.source.csv.header and not self.is_tail:  # no header line: the first line is data
+        if self.is_json:
+            self.is_split = True  # every JSON line is read by json_lines
+        if (self.is_json or not self.source.csv.header) and not self.is_tail:  # no header: the first line is data
             self.first_line = 1
+
+    @property
+    def is_json(self) -> bool:
+        return self.source.format_of(self.relative) == "ndjson"
 
     @property
     def is_tail(self) -> bool:
@@ -330,8 +338,7 @@ def _scan_all(manifest: dict, raw_dir: Path, files: list[tuple[str, Source]], sn
         with profile.step(f"scan {relative}", "bronze", own_thread=len(files) >= 2):
             try:
                 return scan(raw_dir / relative, prefix_size=entry["size"] if _appendable(entry, relative) else None,
-                            quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
-                            snapshot=snapshot), snapshot
+                            snapshot=snapshot, **scan_options(source, relative)), snapshot
             except OSError as exc:
                 snapshot.unlink(missing_ok=True)
                 return _unreadable(exc), snapshot
@@ -419,14 +426,25 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
 
 
 def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
-    """The file's header (or why it is refused); columns the source does not map are named, then dropped."""
-    header, reason = read_header(path, source)
-    mapped = {str(column) for column in source.columns.values() if column is not None}
-    unmapped = [column for column in header or [] if column not in mapped]
-    if unmapped:
-        log.warning("bronze: %s: %s %s are not mapped by source '%s' and are not kept", relative,
-                    "column(s)" if source.csv.header else "field position(s)", shorten(str(unmapped)), source.name)
+    """The file's header (or why it is refused); columns the source does not map are named, kept in `extra`."""
+    header, reason = _fields(relative, path, source)
+    unmapped = [column for column in header or [] if column not in _mapped(source)]
+    if unmapped and source.format_of(relative) == "csv":
+        log.info("bronze: %s: %s %s not mapped by source '%s' are kept as text in `extra`", relative,
+                 "column(s)" if source.csv.header else "field position(s)", shorten(str(unmapped)), source.name)
     return header, reason
+
+
+def _fields(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
+    """A CSV file's header (headerless: its positions), or the fields json_lines writes of a JSON-lines file; or
+    None and why the file is refused."""
+    if source.format_of(relative) == "csv":
+        return read_header(path, source)
+    positions = sorted(key for key, column in source.columns.items() if isinstance(column, int))
+    if positions:
+        return None, (f"a JSON-lines file (by its name), but source '{source.name}' maps {positions} to positions "
+                      f"(csv.header: false); set sources[].format, or map dotted paths")
+    return canonical_header([str(column) for column in source.columns.values() if column is not None]), None
 
 
 def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, owners: dict[str, Source],
@@ -434,14 +452,12 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
     """A file skipped as a copy of one this batch replaces holds content no other file holds any more."""
     for number, (relative, copy) in enumerate(list(manifest["copies"].items()), start=1):
         if copy["same_as"] in replaced and replaced[copy["same_as"]] != copy["sha256"] and relative in owners:
-            options = owners[relative].csv
             path = snapshots / f"copy-{_snapshot_path(snapshots, relative, number).name}"
             try:
-                facts = scan(ctx.layout.raw / relative, quote=options.quote, escape=options.escape, header=options.header,
-                             snapshot=path)
+                facts = scan(ctx.layout.raw / relative, snapshot=path, **scan_options(owners[relative], relative))
             except OSError:
                 continue  # gone or unreadable: it stays a copy, and its next change is read again
-            header, reason = read_header(path, owners[relative])
+            header, reason = _fields(relative, path, owners[relative])
             if facts.refusal or reason:
                 continue
             log.info("bronze: ingesting %s: the file it copied (%s) changed", relative, copy["same_as"])
@@ -531,12 +547,17 @@ def _split_input(unit: Unit) -> None:
     # A new name: the staged input may be the snapshot the split reads.
     unit.input_file = unit.input_file.split(".", 1)[0] + "-split.csv"
     unit.input_path = unit.input_path.with_name(unit.input_file)
-    header = header_line(unit.path, unit.source.csv) if unit.source.csv.header else b""
-    skip = unit.offset or len(header)
     with unit.input_path.open("x", encoding="utf-8", newline="") as canonical:
         canonical.write(",".join(f"c{index}" for index in range(len(unit.header))) + "\n")
-        split = split_file(unit.path, unit.source.csv, len(unit.header), canonical, skip_bytes=skip,
-                           first_line=unit.first_line if unit.offset else 1 + line_count(header))
+        if unit.is_json:
+            split = split_json_file(unit.path, unit.header[:-1], canonical, skip_bytes=unit.offset,
+                                    first_line=unit.first_line)
+        else:
+            header = header_line(unit.path, unit.source.csv) if unit.source.csv.header else b""
+            split = split_file(unit.path, unit.source.csv, len(unit.header), canonical,
+                               skip_bytes=unit.offset or len(header),
+                               first_line=unit.first_line if unit.offset else 1 + line_count(header))
+    unit.unit_separator = split.unit_separator
     unit.malformed = split.malformed
     unit.ends_cleanly = split.ends_cleanly
     unit.split_records = split.records + len(split.malformed)
@@ -583,6 +604,7 @@ def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at:
             unexpected = sorted(set(profile) - {unit.relative for unit in units})
             if unexpected:
                 raise PipelineError(f"bronze: rows attributed to unexpected source files {unexpected}")
+        _check_split_rows(units, profile)
         miscounted = [unit for unit in direct if unit.expected_rows is not None
                       and profile.get(unit.relative, {}).get("rows", 0) != unit.expected_rows]
         if not miscounted:
@@ -591,6 +613,15 @@ def _write_batch(ctx: RunContext, units: list[Unit], batch_id: str, ingested_at:
             log.warning("bronze: the engine read %d row(s) of %s, which holds %d record(s): splitting it line by line "
                         "instead", profile.get(unit.relative, {}).get("rows", 0), unit.relative, unit.expected_rows)
             _split_input(unit)
+
+
+def _check_split_rows(units: list[Unit], profile: dict) -> None:
+    """The rows of a part read line by line must be the records counted there (malformed ones included)."""
+    for unit in units:
+        rows = profile.get(unit.relative, {}).get("rows", 0)
+        if unit.is_split and unit.split_records is not None and rows != unit.split_records:
+            raise PipelineError(f"bronze: the engine read {rows} row(s) of {unit.relative}, which holds "
+                                f"{unit.split_records} record(s) read line by line; nothing was ingested")
 
 
 # A group of up to this many files names each row's file with a CASE over their names (literals, quoted by the
@@ -602,14 +633,14 @@ def _register_batch(engine: Engine, units: list[Unit], batch_id: str, ingested_a
     engine.register_rows(INPUTS, _INPUTS_SCHEMA, [(u.input_file, u.source.name, u.relative) for u in units])
     engine.register_rows(MALFORMED, _MALFORMED_SCHEMA, [(u.input_file, m.line, m.reason, m.raw_text)
                                                         for u in units for m in u.malformed])
-    groups: dict[tuple[str, tuple[str, ...], bool], list[Unit]] = {}
+    groups: dict[tuple[str, tuple[str, ...], bool, bool], list[Unit]] = {}
     for unit in units:
         if unit.header:  # an empty file has nothing to read
-            groups.setdefault((unit.source.name, tuple(unit.header), unit.is_split), []).append(unit)
+            groups.setdefault((unit.source.name, tuple(unit.header), unit.is_split, unit.is_json), []).append(unit)
     batch = (f"{engine.quote_literal(batch_id)} as batch_id, timestamp '{ingested_at}' as ingestion_timestamp, "
              f"cast(timestamp '{ingested_at}' as date) as {PARTITION_COLUMN}")
     selects = []
-    for index, ((source_name, header, is_split), members) in enumerate(groups.items()):
+    for index, ((source_name, header, is_split, _), members) in enumerate(groups.items()):
         view = f"raw_csv_{index}"
         options: CsvOptions = CANONICAL_CSV if is_split else members[0].source.csv
         engine.read_csv(view, [u.input_path for u in members], len(header), options)
@@ -620,25 +651,38 @@ def _register_batch(engine: Engine, units: list[Unit], batch_id: str, ingested_a
         if len(members) > _CASE_AT_MOST:
             lineage = "inputs.source_name, inputs.source_file"
             source = f"{view} raw join {INPUTS} inputs on raw.input_file = inputs.input_file"
-        selects.append(f"select {_canonical_columns(members[0].source, list(header))}, "
+        selects.append(f"select {_canonical_columns(engine, members[0], list(header))}, "
                        f"cast(null as bigint) as source_line, cast(null as string) as raw_line, "
                        f"cast(null as string) as parse_error, {lineage}, {batch} from {source}")
-    nulls = ", ".join(f"cast(null as string) as {c}" for c in CANONICAL_RAW_COLUMNS)
+    nulls = ", ".join(f"cast(null as string) as {c}" for c in [*CANONICAL_RAW_COLUMNS, EXTRA])
     selects.append(f"select {nulls}, malformed.source_line, malformed.raw_line, malformed.parse_error, "
                    f"inputs.source_name, inputs.source_file, {batch} "
                    f"from {MALFORMED} malformed join {INPUTS} inputs on malformed.input_file = inputs.input_file")
     engine.create_view("bronze_batch", " union all ".join(selects))
 
 
-def _canonical_columns(source: Source, header: list[str]) -> str:
-    """The canonical raw columns of a file, taken by position (`c3`) from its header's names."""
+def _canonical_columns(engine: Engine, unit: Unit, header: list[str]) -> str:
+    """The canonical raw columns of a file, taken by position (`c3`) from its header's names, and `extra`: the
+    fields no canonical column maps, as a JSON object of their names (JSON lines: the object csv_lines' JSON
+    counterpart wrote as the last field)."""
     columns = []
     for canonical in CANONICAL_RAW_COLUMNS:
-        file_column = source.columns[canonical]
+        file_column = unit.source.columns[canonical]
         # a name is found in the header; a position (csv.header: false) is its own index there ('0', '1', ...)
         columns.append(f"raw.c{header.index(str(file_column))} as {canonical}" if file_column is not None
                        else f"cast(null as string) as {canonical}")
+    if unit.is_json:
+        columns.append(f"raw.c{len(header) - 1} as {EXTRA}")
+    else:
+        unmapped = [(engine.quote_literal(name), f"raw.c{index}") for index, name in enumerate(header)
+                    if name not in _mapped(unit.source)]
+        columns.append(f"{engine.json_object(unmapped) if unmapped else 'cast(null as string)'} as {EXTRA}")
     return ", ".join(columns)
+
+
+def _mapped(source: Source) -> set[str]:
+    """The file's names (or positions, as text) a canonical column maps."""
+    return {str(column) for column in source.columns.values() if column is not None}
 
 
 # ---- what was written
@@ -649,7 +693,7 @@ def _record(manifest: dict, unit: Unit, stats: dict, batch_id: str, ingested_at:
     part = {"batch_id": batch_id, "rows": stats["rows"], "offset": unit.offset}
     record = {"path": unit.relative, "source_name": unit.source.name, "size": unit.scan.size,
               "mtime_ns": unit.scan.mtime_ns, "sha256": unit.scan.sha256, "lines": unit.scan.lines,
-              "records": unit.records, "unit_separator": unit.scan.unit_separator,
+              "records": unit.records, "unit_separator": unit.scan.unit_separator or unit.unit_separator,
               "ends_cleanly": unit.ends_cleanly, "batch_id": batch_id, "ingested_at": ingested_at}
     if earlier and unit.is_tail:
         parts = parts_of(earlier) + [part]

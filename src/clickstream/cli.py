@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--full-refresh", action="store_true",
                                  help="rebuild gold and analytics from all of silver instead of only what new "
                                       "silver batches changed")
+        if name in ("run", "silver"):
+            command.add_argument("--rebuild-silver", action="store_true",
+                                 help="rebuild silver, quarantine and duplicates from all of bronze (the raw files "
+                                      "are not read); also done when a source's columns, attributes, event_types "
+                                      "or identity_columns changed since silver was built")
         if name == "analytics":
             command.add_argument("--group", choices=["basic", "advanced", "all"], default="all",
                                  help="basic: queries 1-5 and 7; advanced: journeys, purchase paths, RFM")
@@ -199,7 +204,8 @@ def _run(args: argparse.Namespace, config: Config, quiet: bool) -> int:
     with LayerProgress(enabled=False if quiet or args.verbose else None) as progress:
         results = run_layers(config, layers, analytics_group=getattr(args, "group", "all"),
                              full_refresh=getattr(args, "full_refresh", False), wait_seconds=args.wait,
-                             show_results=args.show_results, progress=progress)
+                             show_results=args.show_results, rebuild_silver=getattr(args, "rebuild_silver", False),
+                             progress=progress)
     if quiet:
         return 0
     if args.show_results and results.get("analytics"):

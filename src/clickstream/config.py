@@ -229,6 +229,11 @@ class CsvOptions(_Strict):
         return self
 
 
+# File names read as JSON lines when a source names no `format` (their `.gz` forms too); any other is CSV.
+NDJSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+FORMATS = ["csv", "ndjson"]
+
+
 def _preset_named(name: Any) -> Any:
     """The preset a source names (clickstream.presets), or a one-line error with the closest name."""
     if not isinstance(name, str) or name not in PRESETS:
@@ -243,9 +248,11 @@ class Source(_Strict):
     preset: str | None = None
     name: str = "clickstream"
     glob: str = "*.csv"
+    # csv | ndjson (one JSON object a line); null: from each file's name (NDJSON_SUFFIXES are JSON lines)
+    format: str | None = None
     csv: CsvOptions = CsvOptions()
-    # canonical raw column -> column name in the file, or its 0-based position with csv.header false (null: the
-    # file has no such column)
+    # canonical raw column -> column name in the file, or its 0-based position with csv.header false, or the
+    # dotted path of a JSON-lines value (`properties.price`) (null: the file has no such column)
     columns: dict[str, str | int | None] = Field(default_factory=lambda: {c: c for c in CANONICAL_RAW_COLUMNS})
     # value in the file -> canonical event type; values not listed are kept as they are
     event_types: dict[str, str] = Field(default_factory=dict)
@@ -294,6 +301,20 @@ class Source(_Strict):
         raise ValueError(f"{_quote(value)} is not a time zone of the tz database{_did_you_mean(value, zones)} "
                          "(e.g. 'UTC', 'Europe/Paris', 'America/New_York')")
 
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        if value is not None and value not in FORMATS:
+            raise ValueError(f"{_quote(value)} is not a format{_did_you_mean(value, FORMATS)} (csv | ndjson; null: "
+                             "from each file's name)")
+        return value
+
+    def format_of(self, relative: str) -> str:
+        """How a file of this source is read: its `format`, else by its name (`.gz` aside)."""
+        if self.format is not None:
+            return self.format
+        return "ndjson" if relative.lower().removesuffix(".gz").endswith(NDJSON_SUFFIXES) else "csv"
+
     @field_validator("columns", mode="before")
     @classmethod
     def _names_or_positions(cls, value: Any) -> Any:
@@ -320,7 +341,9 @@ class Source(_Strict):
     @model_validator(mode="after")
     def _columns_fit_the_header(self) -> "Source":
         # with a header, columns are named; without one, they are 0-based positions in the row
-        if self.csv.header:
+        if self.format == "ndjson":
+            problems = _json_paths_problems(self)
+        elif self.csv.header:
             problems = [(("columns", key), f"{column} is a position, but csv.header is true: name the header's "
                          "column, or set csv.header: false")
                         for key, column in self.columns.items() if isinstance(column, int)]
@@ -343,6 +366,21 @@ class Source(_Strict):
         if problems:
             raise _KeyedErrors(problems)
         return value
+
+
+def _json_paths_problems(source: Source) -> list[tuple[tuple[str | int, ...], str]]:
+    """Why a JSON-lines source's columns or CSV options cannot be read: positions, empty path segments."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if "csv" in source.model_fields_set:
+        problems.append((("csv",), "CSV options do not apply to format ndjson: remove them"))
+    for key, column in source.columns.items():
+        if isinstance(column, int):
+            problems.append((("columns", key), f"{column} is a position, but format is ndjson: map the value's "
+                             "dotted path, e.g. properties.price"))
+        elif column is not None and "" in column.split("."):
+            problems.append((("columns", key), f"{_quote(column)} has an empty segment: a dotted path names one "
+                             "key at each level, e.g. context.page.url"))
+    return problems
 
 
 class Paths(_Strict):

@@ -136,6 +136,7 @@ class RunContext:
     quality: dict[str, Any] = field(default_factory=dict)
     analytics_group: str = "all"  # basic | advanced | all: which analytics queries to run
     full_refresh: bool = False  # rebuild gold and analytics from all of silver, even where nothing changed
+    rebuild_silver: bool = False  # rebuild silver, quarantine and duplicates from all of bronze
     show_results: bool = False  # the caller shows every analytics result's first rows, also of results that stand
     profile: Profile = field(default_factory=Profile)  # each step's wall and CPU seconds (profile.py)
 

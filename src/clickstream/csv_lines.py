@@ -69,6 +69,7 @@ class Split:
     records: int = 0  # well-formed data records written to the canonical file
     malformed: list[Malformed] = field(default_factory=list)
     ends_cleanly: bool = True  # the part read ends with a line break, outside any quoted field
+    unit_separator: bool = False  # a value written holds chr(31) the raw bytes did not (a JSON \u001f escape)
 
 
 def open_raw(path: Path) -> IO[bytes]:
@@ -216,7 +217,7 @@ class _Lines:
         """Read the file from line `at` (its offset and number) on."""
         self.close()
         self._handle = open_raw(self._path)
-        _skip(self._handle, self._skip + at.offset)
+        skip_ahead(self._handle, self._skip + at.offset)
         self._source = _physical(self._handle, MAX_RECORD_BYTES + 2, self._count_quotes)
         self._pending.clear()
         self._base, self._next_number = at.offset, at.number
@@ -414,7 +415,8 @@ def _closes(line: _Line, options: CsvOptions) -> bool:
     return True
 
 
-def _skip(handle: IO[bytes], count: int) -> None:
+def skip_ahead(handle: IO[bytes], count: int) -> None:
+    """Read past the next `count` bytes (a gzip stream cannot seek)."""
     while count > 0:
         block = handle.read(min(count, 1 << 20))
         if not block:

@@ -18,7 +18,8 @@ from clickstream import bronze, silver, storage
 from clickstream.config import Source
 from clickstream.context import RunContext
 from clickstream.csv_lines import split_file
-from clickstream.raw_files import header_line, read_header, scan
+from clickstream.json_lines import split_json_file
+from clickstream.raw_files import header_line, read_header, scan, scan_options
 from clickstream.schema import Schema
 
 _KINDS = ("silver", "quarantine", "duplicates")
@@ -159,8 +160,7 @@ def _file_rows(ctx: RunContext, entry: dict, bronze_rows: int) -> int | None:
     try:
         if is_gzip and path.stat().st_size != entry["size"]:
             return None  # a gzip file is never appended to: another size is another version
-        facts = scan(path, quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
-                     limit=entry["size"])
+        facts = scan(path, limit=entry["size"], **scan_options(source, entry["path"]))
         if facts.sha256 != entry["sha256"]:
             return None
         if facts.records == bronze_rows:
@@ -169,18 +169,22 @@ def _file_rows(ctx: RunContext, entry: dict, bronze_rows: int) -> int | None:
         snapshots.mkdir()
         try:
             snapshot = snapshots / ("raw.csv.gz" if is_gzip else "raw.csv")
-            if scan(path, quote=source.csv.quote, escape=source.csv.escape, header=source.csv.header,
-                    limit=entry["size"], snapshot=snapshot).sha256 != entry["sha256"]:
+            if scan(path, limit=entry["size"], snapshot=snapshot,
+                    **scan_options(source, entry["path"])).sha256 != entry["sha256"]:
                 return None
-            return _split_rows(snapshot, source)
+            return _split_rows(snapshot, source, entry["path"])
         finally:
             shutil.rmtree(snapshots, ignore_errors=True)
     except OSError:
         return None
 
 
-def _split_rows(snapshot: Path, source: Source) -> int | None:
-    """Rows as bronze holds them of a file split by csv_lines: its well-formed records and its malformed lines."""
+def _split_rows(snapshot: Path, source: Source, relative: str) -> int | None:
+    """Rows as bronze holds them of a file split by csv_lines (or json_lines): its well-formed records and its
+    malformed lines."""
+    if source.format_of(relative) == "ndjson":
+        split = split_json_file(snapshot, [str(c) for c in source.columns.values() if c is not None], _Discard())
+        return split.records + len(split.malformed)
     header, reason = read_header(snapshot, source)
     if header is None:
         return None  # a refused header: such a version is never ingested

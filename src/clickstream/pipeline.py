@@ -27,7 +27,7 @@ _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytic
 
 def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
                full_refresh: bool = False, wait_seconds: float = 0.0, show_results: bool = False,
-               progress: Callable[[str, str], None] | None = None,
+               rebuild_silver: bool = False, progress: Callable[[str, str], None] | None = None,
                report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Run the given layers in order and return each layer's result; the quality report is written either way.
 
@@ -45,7 +45,7 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
         for action in recovered:
             log.info("recovery: %s", action)
         ctx = RunContext(config=config, engine=create_engine(config), layout=layout, analytics_group=analytics_group,
-                         full_refresh=full_refresh, show_results=show_results)
+                         full_refresh=full_refresh, show_results=show_results, rebuild_silver=rebuild_silver)
         ctx.quality["layers"] = list(layers)
         ctx.quality["recovery"] = ([lock.takeover_note] if lock.takeover_note else []) + recovered
         run = _Run(ctx, layers, progress or (lambda layer, event: None), report_extra)

@@ -19,7 +19,7 @@ import stat as stat_kind
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -158,7 +158,7 @@ class Scan:
         return not self.is_utf8 or self.longest_record > MAX_RECORD_BYTES
 
 
-def scan(path: Path, prefix_size: int | None = None, quote: str = '"', escape: str = '"',
+def scan(path: Path, prefix_size: int | None = None, quote: str | None = '"', escape: str | None = '"',
          header: bool = True, snapshot: Path | None = None, limit: int | None = None) -> Scan:
     """Read a file once: SHA-256 (and of a prefix), line and record counts, UTF-8 validity, and whether it is
     CSV at all. Records are counted only where the escape is the quote doubled (their parity then tells whether a
@@ -206,14 +206,15 @@ def _copy(source: IO[bytes], target: Path, size: int) -> None:
             done += len(block)
 
 
-def _scan_open(handle: IO[bytes], path: Path, mtime_ns: int, prefix_size: int | None, quote: str, escape: str,
+def _scan_open(handle: IO[bytes], path: Path, mtime_ns: int, prefix_size: int | None, quote: str | None,
+               escape: str | None,
                header: bool, limit: int | None) -> Scan:
     """The facts of an open file's bytes (see `scan`); a gzip file's text is read from `path` again."""
     digest = hashlib.sha256()
     prefix_digest = None
     done = 0
     is_gzip = path.name.lower().endswith(".gz")
-    text = _TextFacts(quote if escape == quote and len(quote.encode()) == 1 else None)
+    text = _TextFacts(quote if quote is not None and escape == quote and len(quote.encode()) == 1 else None)
     text.header_lines = 1 if header else 0
     while limit is None or done < limit:
         block = handle.read(_BLOCK if limit is None else min(_BLOCK, limit - done))
@@ -369,6 +370,14 @@ def _sniff(head: bytes, name: str) -> str | None:
         if len(first) < len(head) or len(head) < _HEAD_BYTES:
             return "the header line is not UTF-8 text (save the file as UTF-8)"
     return None
+
+
+def scan_options(source: Source, relative: str) -> dict[str, Any]:
+    """How `scan` reads a source's file: its CSV quoting and header; a JSON-lines file's records are counted
+    by json_lines instead (a line is a record there, and quotes are escaped with a backslash)."""
+    if source.format_of(relative) == "ndjson":
+        return {"quote": None, "escape": None, "header": False}
+    return {"quote": source.csv.quote, "escape": source.csv.escape, "header": source.csv.header}
 
 
 def header_line(path: Path, options: CsvOptions = CsvOptions()) -> bytes:

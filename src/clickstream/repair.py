@@ -19,7 +19,7 @@ from pathlib import Path
 
 from clickstream import bronze, ledger, silver, storage
 from clickstream.context import RunContext
-from clickstream.raw_files import Scan, match_sources, scan
+from clickstream.raw_files import Scan, match_sources, scan, scan_options
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,10 @@ def _raw_facts(raw_dir: Path, owners: dict, source_file: str,
     source = owners.get(source_file)
     if source is None:
         return None, "it is no longer in raw/ (or no source's glob matches it)"
-    facts = scan(raw_dir / source_file, quote=source.csv.quote, escape=source.csv.escape)
+    facts = scan(raw_dir / source_file, **scan_options(source, source_file))
     rows = sum(rows for _, _, rows in parts)
     if facts.records is None:
-        return None, "its records cannot be counted apart from the engine (sources' csv.escape)"
+        return None, "its records are not counted while it is hashed (sources' csv.escape, or JSON lines)"
     if facts.records != rows:
         return None, f"raw/ holds {facts.records:,} record(s) of it, bronze {rows:,} row(s)"
     ingested = datetime.strptime(_ingested_at(parts[-1][0]), _INGESTED_AT).replace(tzinfo=timezone.utc)

@@ -18,8 +18,11 @@ Schema = list[tuple[str, str]]
 # (the header is line 1), its raw text, and why it is malformed (csv_lines.py). NULL for every other row.
 MALFORMED_LINE: Schema = [("source_line", "bigint"), ("raw_line", "string")]
 
-# Bronze keeps every raw value as text, so nothing is lost at the door.
-BRONZE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + MALFORMED_LINE + [
+# Bronze keeps every raw value as text, so nothing is lost at the door: the mapped columns under their canonical
+# names, and every other field of the record in `extra`, a JSON object of the file's key (a CSV header name, a
+# headerless field's position as "5", a JSON-lines leaf's dotted path) to its text as written (NULL: none).
+EXTRA = "extra"
+BRONZE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + [(EXTRA, "string")] + MALFORMED_LINE + [
     ("parse_error", "string"),
     ("source_name", "string"),
     ("source_file", "string"),
@@ -60,4 +63,8 @@ QUARANTINE: Schema = [(c, "string") for c in CANONICAL_RAW_COLUMNS] + [
 DUPLICATES: Schema = SILVER + [("duplicate_kind", "string")]
 
 PARTITION_COLUMN = "ingestion_date"
+
+# Columns added to a table after data was first written: a Parquet file written before holds none of them, and
+# reads them as NULL.
+ADDED_LATER = frozenset({EXTRA})
 

@@ -8,6 +8,8 @@ the duplicates takes its place, so no event that another file still holds is los
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -29,6 +31,8 @@ CHANGES_SCHEMA: Schema = [("user_id", "string"), ("event_ts", "timestamp"), ("ev
                            ("change", "string")]
 _PARTS_SCHEMA: Schema = [("source_file", "string"), ("batch_id", "string")]
 _FILES_SCHEMA: Schema = [("file_path", "string")]
+# The keys of a source that decide what its bronze rows become in silver: a change rebuilds silver from bronze.
+MAPPING_KEYS = ("columns", "attributes", "event_types", "identity_columns")
 
 
 class LedgerError(PipelineError):
@@ -84,18 +88,28 @@ def run(ctx: RunContext) -> dict | None:
     state = load_state(ctx)
     recover(ctx, state)
     manifest = bronze.load_manifest(ctx)
-    pending = sorted(set(manifest["batches"]) - processed_bronze_batches(state))
+    rebuild = _rebuild_reason(ctx, state) if manifest["batches"] else None
+    processed = set() if rebuild else processed_bronze_batches(state)
+    pending = sorted(set(manifest["batches"]) - processed)
     if not pending:
         log.info("silver: no new bronze batches")
         ctx.quality["silver"] = {"bronze_batches": [], "ledger": []}
+        if state["runs"] and "mappings" not in state:  # written before mappings were recorded: they are now
+            state["mappings"] = mapping_digests(ctx)
+            storage.write_json(state_path(ctx), state)
         return None
+    if rebuild:
+        log.warning("silver: rebuilding silver, quarantine and duplicates from bronze's %d batch(es): %s",
+                    len(pending), rebuild)
+        ctx.full_refresh = True  # gold and analytics are built again from the new silver
     parts = _replaced_parts(manifest, pending)
     with ctx.profile.step("read inputs", "silver"):
-        retraction = _read_inputs(ctx, pending, parts, processed_bronze_batches(state))
+        retraction = _read_inputs(ctx, pending, parts, processed, rebuild is not None)
     with ctx.profile.step("classify and write", "silver"):
         staged = _classify_and_write(ctx, manifest, pending, retraction)
     with ctx.profile.step("ledger and gates", "silver"):
         record = _prove(ctx, manifest, pending, parts, retraction, staged)
+        record["rebuilt"] = rebuild
     failed = [c for c in record["checks"] if c["status"] == "fail"]
     if failed:
         storage.clear_staging(ctx.layout.data_dir)
@@ -104,7 +118,7 @@ def run(ctx: RunContext) -> dict | None:
                                    for c in failed) + " (nothing published; see the quality report)"
         )
     with ctx.profile.step("publish", "silver"):
-        run_record = _commit(ctx, state, pending, staged, record, retraction)
+        run_record = _commit(ctx, {"runs": {}} if rebuild else state, pending, staged, record, retraction)
     elapsed = time.perf_counter() - started
     ctx.quality["silver"]["seconds"] = round(elapsed, 3)
     totals = record["totals"]
@@ -112,6 +126,30 @@ def run(ctx: RunContext) -> dict | None:
              totals["bronze_rows"], totals["silver_rows"], totals["quarantine_rows"], totals["duplicate_rows"],
              totals["redelivered_rows"], elapsed)
     return run_record
+
+
+def mapping_digests(ctx: RunContext) -> dict[str, str]:
+    """Per source, a digest of its MAPPING_KEYS (those its config has)."""
+    digests = {}
+    for source in ctx.config.sources:
+        settings = source.model_dump(mode="json")
+        text = json.dumps({key: settings[key] for key in MAPPING_KEYS if key in settings}, sort_keys=True)
+        digests[source.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digests
+
+
+def _rebuild_reason(ctx: RunContext, state: dict) -> str | None:
+    """Why silver is built again from all of bronze, or None: asked for, or a source's mapping changed since."""
+    if ctx.rebuild_silver:
+        return "asked for (--rebuild-silver)"
+    recorded = state.get("mappings")
+    if not state["runs"] or recorded is None:
+        return None
+    changed = sorted(name for name, digest in mapping_digests(ctx).items() if recorded.get(name, digest) != digest)
+    if not changed:
+        return None
+    return (f"the {', '.join(MAPPING_KEYS)} mapping of source(s) {', '.join(repr(n) for n in changed)} changed since "
+            f"silver was built")
 
 
 def _replaced_parts(manifest: dict, pending: list[str]) -> list[tuple[str, str]]:
@@ -122,16 +160,17 @@ def _replaced_parts(manifest: dict, pending: list[str]) -> list[tuple[str, str]]
 
 
 def _read_inputs(ctx: RunContext, pending: list[str], parts: list[tuple[str, str]],
-                 processed: set[str]) -> dict | None:
+                 processed: set[str], rebuild: bool) -> dict | None:
     """`bronze_batch` (the pending rows silver takes in) and `silver_existing` (what they are de-duplicated
-    against); with replaced versions already in silver, the retraction's views. Returns the retraction."""
+    against: nothing when silver is rebuilt); with replaced versions already in silver, the retraction's views.
+    Returns the retraction."""
     engine, layout = ctx.engine, ctx.layout
     engine.register_rows("retracted_parts", _PARTS_SCHEMA, parts)
     engine.read_parquet("bronze_pending", storage.batch_files(layout.bronze, set(pending)), BRONZE, partitioned=True)
     engine.create_view("bronze_batch", render("silver/pending_rows", engine, replaced_parts=bool(parts)))
     retraction = _retract(ctx, parts, processed) if parts else None
     if retraction is None:
-        engine.read_parquet("silver_existing", current_files(ctx), SILVER, partitioned=True)
+        engine.read_parquet("silver_existing", [] if rebuild else current_files(ctx), SILVER, partitioned=True)
     return retraction
 
 
@@ -191,7 +230,10 @@ def _commit(ctx: RunContext, state: dict, pending: list[str], staged: dict[str, 
         run_record.update(superseded=retraction["superseded"], retraction=record["retraction"])
     state["format"] = STATE_FORMAT
     state["runs"][ctx.run_id] = run_record
+    state["mappings"] = mapping_digests(ctx)
     storage.write_json(state_path(ctx), state)  # the commit: from here on, this run's files are silver
+    for folder in [*(folder for folder, _ in tables(ctx).values()), changes_dir(ctx)]:
+        storage.remove_orphan_batches(folder, set(state["runs"]))  # a rebuild's: the runs before it
     for relative in run_record.get("superseded", []):
         (ctx.layout.data_dir / relative).unlink(missing_ok=True)
     _drop_retraction_views(ctx)

@@ -66,6 +66,12 @@ class Engine(abc.ABC):
         """Text with every WHITESPACE character removed from both ends (NULL stays NULL)."""
 
     @abc.abstractmethod
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        """A JSON object as text, `{"key":value,...}` without spaces, of (quoted key literal, text expression)
+        pairs in order; a NULL value is JSON null. Written alike by both engines (and by Python's
+        json.dumps(ensure_ascii=False, separators=(",", ":")))."""
+
+    @abc.abstractmethod
     def iso_day_of_week(self, expr: str) -> str:
         """1 = Monday ... 7 = Sunday."""
 

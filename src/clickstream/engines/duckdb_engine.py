@@ -16,7 +16,7 @@ from clickstream.context import ResourceError
 from clickstream.csv_lines import ENGINE_MAX_RECORD_BYTES
 from clickstream.engines.base import WHITESPACE, Engine, InputError, QueryInterrupted
 from clickstream.report.escape import shorten
-from clickstream.schema import PARTITION_COLUMN, Schema
+from clickstream.schema import ADDED_LATER, PARTITION_COLUMN, Schema
 
 
 T = TypeVar("T")
@@ -116,6 +116,9 @@ class DuckDBEngine(Engine):
     def iso_day_of_week(self, expr: str) -> str:
         return f"isodow({expr})"
 
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        return f"cast(json_object({', '.join(f'{key}, {value}' for key, value in pairs)}) as varchar)"
+
     def date_series(self, start: str, end: str) -> str:
         return (
             f"(select cast(unnest(generate_series(cast({start} as timestamp), cast({end} as timestamp), "
@@ -151,10 +154,20 @@ class DuckDBEngine(Engine):
         hive = (f", hive_partitioning = true, hive_types = {{'{PARTITION_COLUMN}': 'DATE'}}" if partitioned
                 else ", hive_partitioning = false")
         cols = ", ".join(c for c, _ in schema) if schema else "*"
+        if schema and ADDED_LATER & {c for c, _ in schema}:
+            cols = self._with_added_later(files, schema, hive)
+            hive += ", union_by_name = true"  # a column some files lack is NULL in their rows
         if file_column:
             cols += f", filename as {file_column}"
             hive += ", filename = true"
         self._run(f"create or replace temp view {name} as select {cols} from read_parquet({_path_list(files)}{hive})")
+
+    def _with_added_later(self, files: list[Path], schema: Schema, hive: str) -> str:
+        """The schema's columns, those added later that no file holds as NULL (DuckDB refuses to select them)."""
+        _, rows = self.fetch(f"select name from parquet_schema({_path_list(files)})")
+        held = {row[0] for row in rows}
+        return ", ".join(column if column in held or column not in ADDED_LATER
+                         else f"cast(null as {sql_type}) as {column}" for column, sql_type in schema)
 
     def register_rows(self, name: str, schema: Schema, rows: list[tuple[Any, ...]]) -> None:
         columns = {column: [row[index] for row in rows] for index, (column, _) in enumerate(schema)}

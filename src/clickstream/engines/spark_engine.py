@@ -182,6 +182,10 @@ class SparkEngine(Engine):
     def iso_day_of_week(self, expr: str) -> str:
         return f"(weekday({expr}) + 1)"
 
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        # a map keeps its keys' order and writes a NULL value as null (a struct would leave the field out)
+        return f"to_json(map({', '.join(f'{key}, cast({value} as string)' for key, value in pairs)}))"
+
     def date_series(self, start: str, end: str) -> str:
         return (f"(select explode(sequence(cast({start} as date), cast({end} as date), interval 1 day)) "
                 f"as date_day)")
