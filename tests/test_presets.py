@@ -82,3 +82,13 @@ def test_every_preset_names_the_documentation_it_follows_and_maps_the_required_c
     for name, preset in PRESETS.items():
         assert preset.documentation and all(d.startswith("https://") for d in preset.documentation), name
         assert all(preset.source["columns"].get(c) not in (None, "") for c in ("UserID", "Timestamp", "EventType"))
+
+
+def test_a_json_lines_source_keeps_its_keys_through_the_command_lines_overrides():
+    config = Config.model_validate({"sources": [{"name": "r", "preset": "retailrocket"},
+                                                {"name": "j", "format": "ndjson", "glob": "*.jsonl",
+                                                 "columns": {"UserID": "user.id", "Timestamp": "ts",
+                                                             "EventType": "type"}}]})
+    changed = config.with_overrides(engine="spark", data_dir="elsewhere")
+    assert (changed.engine, str(changed.paths.data_dir)) == ("spark", "elsewhere")
+    assert changed.sources == config.sources

@@ -736,8 +736,10 @@ class Config(_Strict):
         return self.paths.logs_dir if self.paths.logs_dir is not None else self.paths.data_dir / "logs"
 
     def with_overrides(self, **overrides: Any) -> "Config":
-        """A copy with top-level or paths overrides (from the command line), validated again."""
-        data = self.model_dump()
+        """A copy with top-level or paths overrides (from the command line), validated again (from the keys the
+        config gave, so a default is not taken for a key given: a JSON-lines source's default `csv`)."""
+        data = self.model_dump(exclude_unset=True)
+        data.setdefault("paths", {})
         for key, value in overrides.items():
             if value is None:
                 continue
