@@ -9,7 +9,7 @@ from pathlib import Path
 
 from clickstream.config import Config
 from clickstream.engines.base import Engine
-from clickstream.schema import Schema
+from clickstream.schema import BRONZE, Schema
 from clickstream.sql import render
 
 
@@ -37,6 +37,18 @@ def inline_table(engine: Engine, name: str, schema: Schema, rows: list[tuple]) -
         assert len(row) == len(schema), f"row {row} does not match schema {schema}"
         selects.append("select " + ", ".join(f"{_sql_value(v, t)} as {c}" for v, (c, t) in zip(row, schema)))
     engine.create_view(name, " union all ".join(selects))
+
+
+# Bronze with its column of unmapped values (`extra`, a flat JSON object of text), as silver reads it.
+BRONZE_WITH_EXTRA: Schema = BRONZE if any(c == "extra" for c, _ in BRONZE) else BRONZE + [("extra", "string")]
+
+
+def bronze_values(schema: Schema = BRONZE, **values: Any) -> tuple:
+    """A bronze row in `schema`'s column order, from its values by column name (every other column NULL)."""
+    names = [c for c, _ in schema]
+    unknown = set(values) - set(names)
+    assert not unknown, f"not bronze columns: {unknown}"
+    return tuple(values.get(name) for name in names)
 
 
 def run_model(engine: Engine, model: str, columns: list[str] | None = None, ordered: bool = False,
@@ -95,7 +107,7 @@ def analytics_context(**overrides: Any) -> dict:
                    funnel_breakdown=analytics.funnel.breakdown, retention=analytics.retention,
                    path_steps=analytics.paths.steps, cart_window_us=analytics.cart.window_seconds * 1_000_000,
                    rank_by=analytics.top_products.rank_by, top_n=analytics.top_n, segments=analytics.segments,
-                   path_length=analytics.path_length)
+                   path_length=analytics.path_length, visit_attributes=gold.visit_attributes)
     unknown = set(overrides) - set(context)
     assert not unknown, f"not a parameter of the analytics models: {unknown}"
     return {**context, **overrides}

@@ -153,8 +153,9 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
         ("analytics:\n  cart: {window: 24 h}\n", "key 'analytics.cart.window': '24 h' is not a duration"),
         ("analytics:\n  cart: {window: 2w}\n", "key 'analytics.cart.window': '2w' is not a duration"),
         ("analytics:\n  funnel: {scope: session}\n", "key 'analytics.funnel.scope': Input should be 'user' or 'visit'"),
-        ("analytics:\n  funnel: {breakdown: is_buyer}\n", "key 'analytics.funnel.breakdown': 'is_buyer' is not a "
-         "column of dim_users; did you mean 'is_purchaser'? (columns: user_key, user_id, first_seen_ts"),
+        ("analytics:\n  funnel: {breakdown: is_buyer}\n", "key 'analytics.funnel.breakdown': 'is_buyer' is neither a "
+         "column of dim_users nor one of gold.visit_attributes; did you mean 'is_purchaser'? (choices: user_key, "
+         "user_id, first_seen_ts"),
         ("analytics:\n  retention: {period: month}\n",
          "key 'analytics.retention.period': Input should be 'day' or 'week'"),
         ("analytics:\n  paths: {steps: 0}\n", "key 'analytics.paths.steps': Input should be greater than or equal"),
@@ -365,7 +366,7 @@ def test_a_headerless_source_maps_columns_to_positions(tmp_path):
                                                       "ProductID: 1, SessionID: null}\n"))
     assert (config.sources[0].csv.header, config.sources[0].columns) == (False, {
         "UserID": 0, "SessionID": None, "Timestamp": 4, "EventType": 3, "ProductID": 1, "Amount": None,
-        "Outcome": None})
+        "Outcome": None, "EventID": None})
 
 
 def test_the_readme_source_example_is_a_valid_config(tmp_path):
@@ -460,3 +461,48 @@ def test_command_line_overrides_are_validated_too(tmp_path):
     assert (config.paths.data_dir, config.engine) == (tmp_path, "spark")
     with pytest.raises(Exception, match="engine"):
         Config().with_overrides(engine="oracle")
+
+
+SEGMENT = SOURCE + "    columns: {UserID: userId, Timestamp: timestamp, EventType: event, EventID: messageId}\n"
+BRANDED = SOURCE + "    attributes: {brand: brand_name, channel: utm_source}\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (SEGMENT + "    identity_columns: [model_id]\n",
+     "key 'sources.0.identity_columns': must be empty when columns.EventID is mapped"),
+    (SOURCE + "    identity_columns: [model_id, model_id]\n",
+     "key 'sources.0.identity_columns.1': 'model_id' is listed twice"),
+    (SOURCE + "    identity_columns: [UserID]\n",
+     "key 'sources.0.identity_columns.0': 'UserID' is mapped as columns.UserID: name an unmapped column"),
+    (SOURCE + "    identity_columns: ['  ']\n", "key 'sources.0.identity_columns.0': is empty"),
+    (HEADERLESS + "    columns: {UserID: 0, Timestamp: 1, EventType: 2}\n    identity_columns: [model_id]\n",
+     "key 'sources.0.identity_columns.0': 'model_id' is not a position"),
+    (HEADERLESS + "    columns: {UserID: 0, Timestamp: 1, EventType: 2}\n    attributes: {brand: 1}\n",
+     "key 'sources.0.attributes.brand': '1' is mapped as columns.Timestamp"),
+    (SOURCE + "    attributes: {user_id: uid}\n",
+     "key 'sources.0.attributes.user_id': 'user_id' is already a column name (of bronze or silver)"),
+    (SOURCE + "    attributes: {eventid: x}\n", "key 'sources.0.attributes.eventid': 'eventid' is already a column"),
+    (SOURCE + "    attributes: {Brand: brand}\n", "key 'sources.0.attributes.Brand': 'Brand' is not an attribute name"),
+    (SOURCE + "    attributes: {brand: ProductID}\n",
+     "key 'sources.0.attributes.brand': 'ProductID' is mapped as columns.ProductID"),
+    (BRANDED + "gold: {product_attributes: [brnd]}\n",
+     "key 'gold.product_attributes.0': 'brnd' is not an attribute of any source; did you mean 'brand'? "
+     "(sources[].attributes names: brand, channel)"),
+    (SOURCE + "    attributes: {views: v}\ngold: {product_attributes: [views]}\n",
+     "key 'gold.product_attributes.0': 'views' is already a column of dim_products: rename the attribute"),
+    (BRANDED + "gold: {visit_attributes: [channel, channel]}\n",
+     "key 'gold.visit_attributes.1': 'channel' is listed twice"),
+    (BRANDED + "analytics: {funnel: {breakdown: chanel}}\n",
+     "key 'analytics.funnel.breakdown': 'chanel' is neither a column of dim_users nor one of gold.visit_attributes"),
+])
+def test_identity_columns_and_attributes_are_checked_at_load(tmp_path, text, message):
+    assert message in refused(tmp_path, text)
+
+
+def test_attributes_identity_columns_and_a_visit_attribute_breakdown_load(tmp_path):
+    config = load_config(write(tmp_path, BRANDED + "    identity_columns: [model_id, 7]\n"
+                                         "gold: {product_attributes: [brand], visit_attributes: [channel]}\n"
+                                         "analytics: {funnel: {breakdown: channel}}\n"))
+    source = config.sources[0]
+    assert (source.attributes, source.identity_columns, config.attribute_names, config.analytics.funnel.breakdown) \
+        == ({"brand": "brand_name", "channel": "utm_source"}, ["model_id", "7"], ["brand", "channel"], "channel")

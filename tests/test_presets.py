@@ -13,7 +13,7 @@ def test_a_preset_fills_the_source():
     source = Source.model_validate(RETAILROCKET)
     assert (source.columns, source.event_types, source.timestamp_formats, source.timezone) == (
         {"UserID": "visitorid", "SessionID": None, "Timestamp": "timestamp", "EventType": "event",
-         "ProductID": "itemid", "Amount": None, "Outcome": None},
+         "ProductID": "itemid", "Amount": None, "Outcome": None, "EventID": None},
         {"view": "product_view", "addtocart": "add_to_cart", "transaction": "purchase"}, ["epoch_ms"], "UTC")
     assert (source.name, source.glob, source.preset) == ("rr", "events*.csv", "retailrocket")
 
@@ -24,7 +24,8 @@ def test_keys_beside_a_preset_override_it_merged_or_whole():
                                     "timestamp_formats": ["epoch_s"], "csv": {"delimiter": ";"}})
     # columns and event_types merged key by key: the preset's others stay
     assert source.columns == {"UserID": "visitorid", "SessionID": "session", "Timestamp": "timestamp",
-                              "EventType": "event", "ProductID": "itemid", "Amount": "price", "Outcome": None}
+                              "EventType": "event", "ProductID": "itemid", "Amount": "price", "Outcome": None,
+                              "EventID": None}
     assert source.event_types == {"view": "product_view", "addtocart": "add_to_cart", "transaction": "click",
                                   "refund": "logout"}
     assert source.timestamp_formats == ["epoch_s"]  # a list replaces the preset's whole

@@ -31,7 +31,7 @@ from clickstream.engines.base import Engine, InputError
 from clickstream.profile import Profile
 from clickstream.json_lines import canonical_header, split_json_file
 from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan, scan_options
-from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, EXTRA, PARTITION_COLUMN
+from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, EXTRA, PARTITION_COLUMN, PROFILED_RAW_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def _commit(ctx: RunContext, manifest: dict, units: list[Unit], profile: dict, b
     retracts = []
     for unit in units:
         stats = profile.get(unit.relative) or {"rows": 0, "malformed_rows": 0,
-                                               "null_counts": {c: 0 for c in CANONICAL_RAW_COLUMNS}}
+                                               "null_counts": {c: 0 for c in PROFILED_RAW_COLUMNS}}
         record = _record(manifest, unit, stats, batch_id, ingested_at)
         if unit.retracts:
             retracts.append({"source_file": unit.relative, "batch_ids": unit.retracts})
@@ -721,7 +721,7 @@ def _profile_metrics(engine: Engine, units: list[Unit]) -> dict[str, str] | None
         of_file = f"source_file = {engine.quote_literal(unit.relative)}"
         metrics[f"rows_{index}"] = f"count(case when {of_file} then 1 end)"
         metrics[f"malformed_{index}"] = f"count(case when {of_file} and parse_error is not null then 1 end)"
-        for position, column in enumerate(CANONICAL_RAW_COLUMNS):
+        for position, column in enumerate(PROFILED_RAW_COLUMNS):
             metrics[f"null_{index}_{position}"] = (f"count(case when {of_file} and parse_error is null and {column} "
                                                    f"is null then 1 end)")
     return metrics
@@ -734,7 +734,7 @@ def _profile_from_metrics(units: list[Unit], measured: dict) -> dict[str, dict]:
             profile[unit.relative] = {
                 "rows": int(measured[f"rows_{index}"]), "malformed_rows": int(measured[f"malformed_{index}"]),
                 "null_counts": {column: int(measured[f"null_{index}_{position}"])
-                                for position, column in enumerate(CANONICAL_RAW_COLUMNS)}}
+                                for position, column in enumerate(PROFILED_RAW_COLUMNS)}}
     if sum(entry["rows"] for entry in profile.values()) != measured["all_rows"]:
         raise PipelineError(f"bronze: {measured['all_rows']} rows written, of which only "
                             f"{sum(entry['rows'] for entry in profile.values())} belong to the batch's files")
@@ -743,7 +743,7 @@ def _profile_from_metrics(units: list[Unit], measured: dict) -> dict[str, dict]:
 
 def _profile(ctx: RunContext, view: str) -> dict[str, dict]:
     parsed = "case when parse_error is null then 1 end"
-    nulls = ", ".join(f"count({parsed}) - count({c}) as {c}" for c in CANONICAL_RAW_COLUMNS)
+    nulls = ", ".join(f"count({parsed}) - count({c}) as {c}" for c in PROFILED_RAW_COLUMNS)
     columns, rows = ctx.engine.fetch(f"select source_file, count(*) as n_rows, count(parse_error) as n_malformed, "
                                      f"{nulls} from {view} group by source_file")
     profile = {}
@@ -752,12 +752,12 @@ def _profile(ctx: RunContext, view: str) -> dict[str, dict]:
         profile[values["source_file"]] = {
             "rows": int(values["n_rows"]),
             "malformed_rows": int(values["n_malformed"]),
-            "null_counts": {c: int(values[c]) for c in CANONICAL_RAW_COLUMNS},
+            "null_counts": {c: int(values[c]) for c in PROFILED_RAW_COLUMNS},
         }
     return profile
 
 
 def _completeness(stats: dict) -> float:
-    cells = (stats["rows"] - stats["malformed_rows"]) * len(CANONICAL_RAW_COLUMNS)
+    cells = (stats["rows"] - stats["malformed_rows"]) * len(PROFILED_RAW_COLUMNS)
     return 1.0 if cells == 0 else 1 - sum(stats["null_counts"].values()) / cells
 

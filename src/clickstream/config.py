@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clickstream.presets import PRESETS, with_preset
-from clickstream.schema import BASE_EVENT_TYPES, CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS
+from clickstream.schema import BASE_EVENT_TYPES, CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS, SILVER
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 
@@ -156,6 +156,21 @@ def _format_problem(fmt: str) -> str | None:
     return None
 
 
+# What an attribute may be called: a lowercase SQL name, none of the columns of silver (and gold's dimensions, below).
+_ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}", re.ASCII)
+
+
+def _attribute_name_problem(name: str) -> str | None:
+    """Why `name` cannot be an attribute (a column of silver, dim_products and dim_sessions), or None."""
+    if not _ATTRIBUTE_NAME.fullmatch(name):
+        return (f"{_quote(name)} is not an attribute name: lowercase letters, digits and underscores, starting with "
+                "a letter (at most 63)")
+    taken = {c.lower() for c in CANONICAL_RAW_COLUMNS} | {c for c, _ in SILVER}
+    if name in taken:
+        return f"{_quote(name)} is already a column name (of bronze or silver): choose another name"
+    return None
+
+
 def duckdb_memory_bytes(value: str) -> float | None:
     """The bytes in a memory size as DuckDB reads it ('64MB' -> 64e6), or None if DuckDB cannot read it."""
     match = _DUCKDB_SIZE.fullmatch(value)
@@ -252,8 +267,14 @@ class Source(_Strict):
     format: str | None = None
     csv: CsvOptions = CsvOptions()
     # canonical raw column -> column name in the file, or its 0-based position with csv.header false, or the
-    # dotted path of a JSON-lines value (`properties.price`) (null: the file has no such column)
-    columns: dict[str, str | int | None] = Field(default_factory=lambda: {c: c for c in CANONICAL_RAW_COLUMNS})
+    # dotted path of a JSON-lines value (`properties.price`) (null: the file has no such column; EventID, the
+    # feed's own event id, is not mapped unless named)
+    columns: dict[str, str | int | None] = Field(
+        default_factory=lambda: {c: None if c == "EventID" else c for c in CANONICAL_RAW_COLUMNS})
+    # unmapped columns whose values are part of an event's identity besides the mapped ones (not with EventID)
+    identity_columns: list[str] = Field(default_factory=list)
+    # attribute name -> unmapped column kept in silver as text (by name, as `identity_columns`)
+    attributes: dict[str, str] = Field(default_factory=dict)
     # value in the file -> canonical event type; values not listed are kept as they are
     event_types: dict[str, str] = Field(default_factory=dict)
     # strftime-style formats tried in order; the first that parses wins
@@ -357,6 +378,50 @@ class Source(_Strict):
             raise _KeyedErrors(problems)
         return self
 
+    @field_validator("identity_columns", "attributes", mode="before")
+    @classmethod
+    def _unmapped_keys(cls, value: Any) -> Any:
+        # a headerless file's position may be written as a number (5) or as text ("5")
+        def as_key(key: Any) -> Any:
+            return str(key) if isinstance(key, int) and not isinstance(key, bool) else key
+        if isinstance(value, list):
+            return [as_key(key) for key in value]
+        if isinstance(value, dict):
+            return {name: as_key(key) for name, key in value.items()}
+        return value
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_names(cls, value: dict[str, str]) -> dict[str, str]:
+        problems = [((name,), _attribute_name_problem(name)) for name in value if _attribute_name_problem(name)]
+        if problems:
+            raise _KeyedErrors(problems)
+        return value
+
+    @model_validator(mode="after")
+    def _identity_and_attributes(self) -> "Source":
+        # the keys name columns bronze keeps apart (sources[].columns does not map them), once each
+        mapped = {str(column): canonical for canonical, column in self.columns.items() if column is not None}
+        keys = [(("identity_columns", i), key) for i, key in enumerate(self.identity_columns)]
+        keys += [(("attributes", name), key) for name, key in self.attributes.items()]
+        problems = []
+        if self.identity_columns and self.columns.get("EventID") is not None:
+            problems.append((("identity_columns",), "must be empty when columns.EventID is mapped: the feed's own "
+                             "id alone identifies an event"))
+        for where, key in keys:
+            if not key.strip():
+                problems.append((where, "is empty: name a column of the file"))
+            elif key in mapped:
+                problems.append((where, f"{_quote(key)} is mapped as columns.{mapped[key]}: name an unmapped column"))
+            elif not self.csv.header and not key.isdigit():
+                problems.append((where, f"{_quote(key)} is not a position: with csv.header false, name the column "
+                                 "by its 0-based position in the row, e.g. '5'"))
+        problems += [(("identity_columns", i), f"{_quote(key)} is listed twice")
+                     for i, key in enumerate(self.identity_columns) if key in self.identity_columns[:i]]
+        if problems:
+            raise _KeyedErrors(problems)
+        return self
+
     @field_validator("timestamp_formats")
     @classmethod
     def _formats(cls, value: list[str]) -> list[str]:
@@ -454,6 +519,10 @@ class Gold(_Strict):
     # top_products' viewers) and as one put in the cart (the cart_adds columns, carters, cart abandonment)
     product_view_event_types: list[str] = ["product_view"]
     cart_add_event_types: list[str] = ["add_to_cart"]
+    # attributes (sources[].attributes) put on dim_products (the latest non-empty value of each product) and on
+    # dim_sessions (the value on the visit's first event)
+    product_attributes: list[str] = []
+    visit_attributes: list[str] = []
 
 
 # A duration as config writes it: a whole number and a unit (s, m, h or d), e.g. '30m', '24h', '7d'.
@@ -462,6 +531,12 @@ _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The columns of gold's dim_users (sql/gold/dim_users.sql): what a funnel can be broken down by.
 DIM_USERS_COLUMNS = ("user_key", "user_id", "first_seen_ts", "last_seen_ts", "total_events", "total_sessions",
                      "total_purchases", "total_spent", "first_purchase_ts", "last_purchase_ts", "is_purchaser")
+# The columns of dim_products and dim_sessions before any attribute: names an attribute put there cannot take.
+DIM_PRODUCTS_COLUMNS = ("product_key", "product_id", "views", "cart_adds", "purchases", "revenue", "unique_users",
+                        "first_seen_ts", "last_seen_ts", "is_not_applicable")
+DIM_SESSIONS_COLUMNS = ("session_key", "user_key", "source_session_id", "session_start_ts", "session_end_ts",
+                        "duration_seconds", "start_date_key", "total_events", "page_views", "product_views",
+                        "cart_adds", "purchases", "revenue", "is_bounce", "has_purchase")
 
 
 def duration_seconds(value: str) -> int:
@@ -489,7 +564,7 @@ class Funnel(_Strict):
     window: str = "7d"
     # user: an attempt may span visits; visit: every step in the visit of the first
     scope: Literal["user", "visit"] = "user"
-    # a dim_users column: one funnel per value of it
+    # a dim_users column or one of gold.visit_attributes (the user's first visit's value): one funnel per value
     breakdown: str | None = None
 
     @field_validator("steps")
@@ -511,15 +586,6 @@ class Funnel(_Strict):
     @classmethod
     def _window(cls, value: Any) -> str:
         return _duration(value)
-
-    @field_validator("breakdown")
-    @classmethod
-    def _breakdown(cls, value: str | None) -> str | None:
-        if value is not None and value not in DIM_USERS_COLUMNS:
-            columns = list(DIM_USERS_COLUMNS)
-            raise ValueError(f"{_quote(value)} is not a column of dim_users{_did_you_mean(value, columns)} "
-                             f"(columns: {', '.join(columns)})")
-        return value
 
     @property
     def window_seconds(self) -> int:
@@ -729,6 +795,38 @@ class Config(_Strict):
         if problems:
             raise _KeyedErrors(problems)
         return self
+
+    @model_validator(mode="after")
+    def _attributes_named(self) -> "Config":
+        # gold and the funnel name attributes the sources keep; a name on a dimension must not be one of its columns
+        named = sorted({name for source in self.sources for name in source.attributes})
+        problems = []
+        for key, taken, table in (("product_attributes", DIM_PRODUCTS_COLUMNS, "dim_products"),
+                                  ("visit_attributes", DIM_SESSIONS_COLUMNS, "dim_sessions")):
+            for i, name in enumerate(getattr(self.gold, key)):
+                if name not in named:
+                    problems.append((("gold", key, i), f"{_quote(name)} is not an attribute of any source"
+                                     f"{_did_you_mean(name, named)} (sources[].attributes names: "
+                                     f"{', '.join(named) or 'none'})"))
+                elif name in taken:
+                    problems.append((("gold", key, i), f"{_quote(name)} is already a column of {table}: rename the "
+                                     "attribute"))
+                elif name in getattr(self.gold, key)[:i]:
+                    problems.append((("gold", key, i), f"{_quote(name)} is listed twice"))
+        breakdown = self.analytics.funnel.breakdown
+        if breakdown is not None and breakdown not in DIM_USERS_COLUMNS + tuple(self.gold.visit_attributes):
+            choices = [*DIM_USERS_COLUMNS, *self.gold.visit_attributes]
+            problems.append((("analytics", "funnel", "breakdown"), f"{_quote(breakdown)} is neither a column of "
+                             f"dim_users nor one of gold.visit_attributes{_did_you_mean(breakdown, choices)} "
+                             f"(choices: {', '.join(choices)})"))
+        if problems:
+            raise _KeyedErrors(problems)
+        return self
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """Every attribute some source keeps, in name order: silver's columns after its own."""
+        return sorted({name for source in self.sources for name in source.attributes})
 
     @property
     def logs_dir(self) -> Path:

@@ -11,7 +11,6 @@ from clickstream import bronze, declarations, incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
-from clickstream.schema import SILVER
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
@@ -40,6 +39,8 @@ def model_context(ctx: RunContext) -> dict:
         "funnel_window_us": analytics.funnel.window_seconds * 1_000_000,
         "funnel_scope": analytics.funnel.scope,
         "funnel_breakdown": analytics.funnel.breakdown,
+        "product_attributes": ctx.config.gold.product_attributes,
+        "visit_attributes": ctx.config.gold.visit_attributes,
         "retention": analytics.retention,
         "path_steps": analytics.paths.steps,
         "cart_window_us": analytics.cart.window_seconds * 1_000_000,
@@ -148,7 +149,7 @@ def _render(ctx: RunContext, declared: list[dict]) -> dict[str, str]:
 
 def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path) -> Built:
     """Every model from all of silver; the intermediate steps kept by the engine, never written."""
-    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
+    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), silver.silver_schema(ctx), partitioned=True)
     steps = []
     for model in declared:
         if not model.get("publish", True):
@@ -211,7 +212,7 @@ def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str
                                                    reads_published=reads_published))
     built = Built(removals=removals)
     _merge_per_user_models(ctx, declared, sql, root, built)
-    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), SILVER, partitioned=True)
+    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), silver.silver_schema(ctx), partitioned=True)
     for name in built.merged:  # the whole tables again, for the other models and the tests
         ctx.engine.drop(name)
         ctx.engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
@@ -229,11 +230,11 @@ def _register_new_events(ctx: RunContext, new_runs: list[str], silver_state: dic
     engine = ctx.engine
     batch_files = storage.batch_files(ctx.layout.silver, set(new_runs))
     if not removals:
-        engine.read_parquet("silver_batch", batch_files, SILVER, partitioned=True)
+        engine.read_parquet("silver_batch", batch_files, silver.silver_schema(ctx), partitioned=True)
         incremental.register_affected_users(engine, "silver")
         return batch_files
     new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
-    engine.read_parquet("silver_new_runs", batch_files, SILVER, partitioned=True)
+    engine.read_parquet("silver_new_runs", batch_files, silver.silver_schema(ctx), partitioned=True)
     engine.read_parquet("silver_run_changes", storage.batch_files(silver.changes_dir(ctx), set(new_runs)),
                         silver.CHANGES_SCHEMA)
     engine.create_view("silver_batch", render("gold/new_silver_events", engine, new=True, new_batches=new_batches))
@@ -264,9 +265,9 @@ def _register_published_events(ctx: RunContext, batch_files: list[Path], removal
     """`silver_earlier`: the events published before, for the replayed sessions that hold some."""
     earlier = sorted(set(silver.current_files(ctx)) - set(batch_files))
     if not removals:
-        ctx.engine.read_parquet("silver_earlier", earlier, SILVER, partitioned=True)
+        ctx.engine.read_parquet("silver_earlier", earlier, silver.silver_schema(ctx), partitioned=True)
         return
-    ctx.engine.read_parquet("silver_earlier_files", earlier, SILVER, partitioned=True)
+    ctx.engine.read_parquet("silver_earlier_files", earlier, silver.silver_schema(ctx), partitioned=True)
     ctx.engine.create_view("silver_earlier", "select * from silver_earlier_files union all "
                                              "select * from silver_rewritten")
 

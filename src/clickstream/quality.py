@@ -261,4 +261,5 @@ def _merge_silver(previous: dict, run: dict, run_id: str, ledger: list[dict]) ->
             "rejection_reasons": {"overall": dict(sorted(overall.items())),
                                   "per_file": {name: dict(sorted(r.items())) for name, r in sorted(per_file.items())}},
             "local_time_adjustments": [local_times[name] for name in sorted(local_times)],
-            "checks": run.get("checks", []), "checked_by": run_id}
+            "checks": run.get("checks", []), "checked_by": run_id,
+            **({"conflicting_event_ids": run["conflicting_event_ids"]} if "conflicting_event_ids" in run else {})}

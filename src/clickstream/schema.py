@@ -1,8 +1,12 @@
 """Table schemas, declared once and used by every engine. Types are SQL names both engines accept."""
 from __future__ import annotations
 
-# The raw columns every source is mapped onto, in file order of the reference feed.
-CANONICAL_RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome"]
+# The raw columns every source is mapped onto, in file order of the reference feed, then the optional id a feed
+# gives each event (EventID: most feeds have none, so it is not mapped by default).
+CANONICAL_RAW_COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome", "EventID"]
+# The columns of an event a bronze file's profile counts NULLs of (the supplied id, absent from most feeds, is not
+# one of them).
+PROFILED_RAW_COLUMNS = [c for c in CANONICAL_RAW_COLUMNS if c != "EventID"]
 # Without these a row cannot become an event at all; a source must map them.
 REQUIRED_RAW_COLUMNS = ["UserID", "Timestamp", "EventType"]
 
@@ -64,7 +68,17 @@ DUPLICATES: Schema = SILVER + [("duplicate_kind", "string")]
 
 PARTITION_COLUMN = "ingestion_date"
 
+
+def with_attributes(schema: Schema, attribute_names: list[str]) -> Schema:
+    """A silver table's schema with the attributes config keeps (`sources[].attributes`): one text column each,
+    after silver's own columns (and before `duplicate_kind`)."""
+    attributes = [(name, "string") for name in attribute_names]
+    if schema and schema[-1][0] == "duplicate_kind":
+        return schema[:-1] + attributes + schema[-1:]
+    return schema + attributes
+
+
 # Columns added to a table after data was first written: a Parquet file written before holds none of them, and
 # reads them as NULL.
-ADDED_LATER = frozenset({EXTRA})
+ADDED_LATER = frozenset({EXTRA, "EventID"})
 

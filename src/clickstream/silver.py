@@ -19,7 +19,7 @@ from pathlib import Path
 from clickstream import bronze, storage
 from clickstream.context import PipelineError, QualityGateError, RunContext
 from clickstream.quality import check_threshold
-from clickstream.schema import BRONZE, DUPLICATES, PARTITION_COLUMN, QUARANTINE, SILVER, Schema
+from clickstream.schema import BRONZE, DUPLICATES, PARTITION_COLUMN, QUARANTINE, SILVER, Schema, with_attributes
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ CHANGES_SCHEMA: Schema = [("user_id", "string"), ("event_ts", "timestamp"), ("ev
                            ("change", "string")]
 _PARTS_SCHEMA: Schema = [("source_file", "string"), ("batch_id", "string")]
 _FILES_SCHEMA: Schema = [("file_path", "string")]
+CONFLICT_EXAMPLES = 5  # copies of conflicting supplied event ids listed in the quality report
 # The keys of a source that decide what its bronze rows become in silver: a change rebuilds silver from bronze.
 MAPPING_KEYS = ("columns", "attributes", "event_types", "identity_columns")
 
@@ -45,9 +46,27 @@ def state_path(ctx: RunContext) -> Path:
 
 def tables(ctx: RunContext) -> dict[str, tuple[Path, Schema]]:
     """The tables silver writes, each with its folder and schema."""
-    layout = ctx.layout
-    return {"silver": (layout.silver, SILVER), "quarantine": (layout.quarantine, QUARANTINE),
-            "duplicates": (layout.data_dir / "duplicates", DUPLICATES)}
+    layout, names = ctx.layout, ctx.config.attribute_names
+    return {"silver": (layout.silver, with_attributes(SILVER, names)), "quarantine": (layout.quarantine, QUARANTINE),
+            "duplicates": (layout.data_dir / "duplicates", with_attributes(DUPLICATES, names))}
+
+
+def silver_schema(ctx: RunContext) -> Schema:
+    """Silver's columns under this config: its own, then one per attribute the sources keep."""
+    return with_attributes(SILVER, ctx.config.attribute_names)
+
+
+def identity_context(ctx: RunContext) -> dict:
+    """What the silver models need to know of event identity and attributes (sql/silver/_identity.sql)."""
+    names = ctx.config.attribute_names
+    identified = any(source.columns["EventID"] is not None for source in ctx.config.sources)
+    return {"attribute_names": names, "identified": identified, "with_content": identified or bool(names),
+            "columns": column_list(ctx.engine, silver_schema(ctx), names)}
+
+
+def column_list(engine, schema: Schema, attribute_names: list[str]) -> list[str]:
+    """A schema's columns as SQL names them: an attribute's name quoted (it may be a keyword of SQL)."""
+    return [engine.quote_identifier(c) if c in attribute_names else c for c, _ in schema]
 
 
 def changes_dir(ctx: RunContext) -> Path:
@@ -170,7 +189,8 @@ def _read_inputs(ctx: RunContext, pending: list[str], parts: list[tuple[str, str
     engine.create_view("bronze_batch", render("silver/pending_rows", engine, replaced_parts=bool(parts)))
     retraction = _retract(ctx, parts, processed) if parts else None
     if retraction is None:
-        engine.read_parquet("silver_existing", [] if rebuild else current_files(ctx), SILVER, partitioned=True)
+        engine.read_parquet("silver_existing", [] if rebuild else current_files(ctx), silver_schema(ctx),
+                            partitioned=True)
     return retraction
 
 
@@ -179,18 +199,21 @@ def _classify_and_write(ctx: RunContext, manifest: dict, pending: list[str], ret
     engine = ctx.engine
     # Parsed once, read three times (repeats, silver, quarantine). Only the rows whose event repeats are
     # ranked; every other clean row goes straight from the typed table to the silver write.
+    identity = identity_context(ctx)
     engine.materialize("silver_typed", render(
         "silver/silver_typed", engine, sources=ctx.config.sources, rules=ctx.config.silver,
+        attribute_names=identity["attribute_names"],
         may_hold_unit_separator=bronze.may_hold_unit_separator(manifest, set(pending))))
-    engine.create_view("silver_clean", render("silver/silver_clean", engine))
-    engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
+    engine.create_view("silver_clean", render("silver/silver_clean", engine, **identity))
+    engine.materialize("silver_repeats", render("silver/silver_repeats", engine, **identity))
     models = {"silver": "silver/silver_events", "quarantine": "silver/quarantine_events",
               "duplicates": "silver/duplicate_events"}
     staged: dict[str, Path] = {}
     for table, (_, schema) in tables(ctx).items():
-        engine.create_view(f"{table}_new", render(models[table], engine))
+        engine.create_view(f"{table}_new", render(models[table], engine, **identity))
         engine.create_view(f"{table}_out", render("silver/output_rows", engine, table=table,
-                                                  columns=[c for c, _ in schema], retraction=retraction is not None))
+                                                  columns=column_list(engine, schema, identity["attribute_names"]),
+                                                  retraction=retraction is not None))
         staged[table] = storage.staging_path(ctx.layout.data_dir, table)
         engine.write_parquet(f"{table}_out", staged[table], partition_by=[PARTITION_COLUMN])
     return staged
@@ -211,6 +234,8 @@ def _prove(ctx: RunContext, manifest: dict, pending: list[str], parts: list[tupl
               "rejection_reasons": _reasons(ctx, pending), "local_time_adjustments": _local_time_adjustments(ctx),
               "retraction": _check_retraction(ctx, retraction, manifest, parts) if parts else None,
               "checks": _gates(ctx, totals)}
+    if identity_context(ctx)["identified"]:
+        record["conflicting_event_ids"] = _conflicting_ids(ctx)
     ctx.quality["silver"] = record
     for name in ("silver_typed", "silver_clean", "silver_repeats", *(f"{t}_{s}" for t in tables(ctx)
                                                                      for s in ("new", "out", "written"))):
@@ -255,7 +280,8 @@ def _retract(ctx: RunContext, parts: list[tuple[str, str]], in_silver: set[str])
     for table, (folder, schema) in tables(ctx).items():
         engine.read_parquet(f"{table}_current", storage.parquet_files(folder), schema, partitioned=True,
                             file_column="file_path")
-    engine.materialize("promoted_copies", render("silver/promoted_copies", engine))
+    identity = identity_context(ctx)
+    engine.materialize("promoted_copies", render("silver/promoted_copies", engine, **identity))
     for table, (folder, schema) in tables(ctx).items():
         holding = (f"select distinct rows.file_path from {table}_current rows join retracted_parts parts "
                    f"on rows.source_file = parts.source_file and rows.batch_id = parts.batch_id")
@@ -268,10 +294,10 @@ def _retract(ctx: RunContext, parts: list[tuple[str, str]], in_silver: set[str])
         superseded += [Path(os.path.relpath(os.path.abspath(f), os.path.abspath(layout.data_dir))).as_posix()
                        for f in files]
         engine.create_view(f"{table}_rewritten_rows", render(
-            "silver/rewritten_rows", engine, table=table, columns=[c for c, _ in schema],
-            promotes=table == "duplicates"))
+            "silver/rewritten_rows", engine, **{**identity, "columns": column_list(
+                engine, schema, identity["attribute_names"])}, table=table, promotes=table == "duplicates"))
     # what the new batch is de-duplicated against: silver without the rows that leave, with the promoted copies
-    columns = ", ".join(c for c, _ in SILVER)
+    columns = ", ".join(identity["columns"])
     engine.create_view("silver_existing", f"select {columns} from silver_current rows where not exists (select 1 "
                                           f"from retracted_parts parts where parts.source_file = rows.source_file "
                                           f"and parts.batch_id = rows.batch_id) union all "
@@ -381,6 +407,19 @@ def _reasons(ctx: RunContext, batches: list[str]) -> dict:
     for reason, count in sorted(overall.items()):
         log.info("silver quarantine: %s rows=%d", reason, count)
     return {"overall": dict(sorted(overall.items())), "per_file": {f: dict(c) for f, c in sorted(per_file.items())}}
+
+
+def _conflicting_ids(ctx: RunContext) -> dict:
+    """Supplied event ids whose copies hold other content than the copy kept: how many such copies, a few of them."""
+    columns, rows = ctx.engine.fetch(render("silver/conflicting_ids", ctx.engine, examples=CONFLICT_EXAMPLES))
+    examples = [dict(zip(columns, row)) for row in rows]
+    count = int(examples[0]["conflicting_rows"]) if examples else 0
+    if count:
+        log.warning("silver: %d row(s) share a supplied event id with another copy but hold other content; the "
+                    "first by file and content is kept (e.g. %s, id %r)", count, examples[0]["source_file"],
+                    examples[0]["supplied_event_id"])
+    return {"rows": count, "examples": [{key: row[key] for key in ("source_file", "supplied_event_id", "disposition")}
+                                        for row in examples]}
 
 
 def _local_time_adjustments(ctx: RunContext) -> list[dict]:

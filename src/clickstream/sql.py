@@ -105,7 +105,7 @@ def render(model_path: str, engine: Engine, **context: Any) -> str:
         literal=partial(literal, engine=engine), in_list=partial(in_list, engine=engine), safe_divide=safe_divide,
         mean_seconds=mean_seconds,
         key_of=partial(key_of, engine=engine), timestamp_literal=partial(timestamp_literal, engine=engine),
-        week_of=week_of, date_key=date_key, **engine.macros(), **context
+        week_of=week_of, date_key=date_key, identifier=engine.quote_identifier, **engine.macros(), **context
     ).strip().rstrip(";")
 
 

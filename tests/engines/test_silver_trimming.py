@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from helpers import bronze_values
 
 from clickstream.config import SilverRules, Source
 from clickstream.schema import BRONZE
@@ -21,8 +22,9 @@ def engine(request):
 
 
 def bronze_row(line, user, event, timestamp="2024-01-01 10:00:00", product=None, amount=None, session="s"):
-    return (user, session, timestamp, event, product, amount, None, line, None, None, "clickstream", "a.csv", "b1",
-            INGESTED, INGESTED.date())
+    return bronze_values(UserID=user, SessionID=session, Timestamp=timestamp, EventType=event, ProductID=product,
+                         Amount=amount, source_line=line, source_name="clickstream", source_file="a.csv",
+                         batch_id="b1", ingestion_timestamp=INGESTED, ingestion_date=INGESTED.date())
 
 
 ROWS = [

@@ -259,7 +259,8 @@ def test_partitioned_parquet_round_trip_types_the_partition_as_a_date(spark, tmp
     spark.create_view("batch", "select 'a' as UserID, cast(null as string) as SessionID, "
                                "'2024-01-01 10:00:00' as Timestamp, 'click' as EventType, "
                                "cast(null as string) as ProductID, cast(null as string) as Amount, "
-                               "cast(null as string) as Outcome, cast(null as bigint) as source_line, "
+                               "cast(null as string) as Outcome, cast(null as string) as EventID, "
+                               "cast(null as bigint) as source_line, "
                                "cast(null as string) as raw_line, cast(null as string) as parse_error, "
                                "'clickstream' as source_name, 'f.csv' as source_file, "
                                "'b1' as batch_id, timestamp '2024-05-06 07:08:09.123456' as ingestion_timestamp, "
@@ -272,7 +273,8 @@ def test_partitioned_parquet_round_trip_types_the_partition_as_a_date(spark, tmp
     spark.read_parquet("bronze_back", [f for f in files if f.is_file()], BRONZE, partitioned=True)
     assert spark.fetch("select * from bronze_back") == (
         [name for name, _ in BRONZE],
-        [("a", None, "2024-01-01 10:00:00", "click", None, None, None, None, None, None, "clickstream", "f.csv", "b1",
+        [("a", None, "2024-01-01 10:00:00", "click", None, None, None, None, None, None, None, "clickstream", "f.csv",
+          "b1",
           datetime(2024, 5, 6, 7, 8, 9, 123456), date(2024, 5, 6))])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from helpers import inline_table
+from helpers import bronze_values, inline_table
 
 from clickstream.config import SilverRules, Source
 from clickstream.engines.base import Engine
@@ -118,8 +118,9 @@ def test_strftime_formats_alone_read_no_instant(duckdb_engine):
 # ---- silver_typed: instants ignore the source's zone; wall-clock times are in it; the range applies to both
 
 def bronze(source: str, timestamp: str, user: str) -> tuple:
-    return (user, "s", timestamp, "page_view", None, None, None, None, None, None, source, "a.csv", "b1", INGESTED,
-            INGESTED.date())
+    return bronze_values(UserID=user, SessionID="s", Timestamp=timestamp, EventType="page_view", source_name=source,
+                         source_file="a.csv", batch_id="b1", ingestion_timestamp=INGESTED,
+                         ingestion_date=INGESTED.date())
 
 
 SOURCES = [Source(name="ga4", timestamp_formats=["epoch_us"]),

@@ -5,7 +5,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from helpers import inline_table
+from helpers import bronze_values, inline_table
 
 from clickstream.config import SilverRules, Source
 from clickstream.schema import BRONZE, SILVER
@@ -17,8 +17,9 @@ META = ("clickstream", "a.csv", "b1", INGESTED, INGESTED.date())
 
 def bronze_row(user="1", session="1", timestamp="2024-01-01 10:00:00.000000", event="page_view", product=None,
                amount=None, outcome=None, source_file="a.csv"):
-    return (user, session, timestamp, event, product, amount, outcome, None, None, None, "clickstream", source_file,
-            "b1", INGESTED, INGESTED.date())
+    return bronze_values(UserID=user, SessionID=session, Timestamp=timestamp, EventType=event, ProductID=product,
+                         Amount=amount, Outcome=outcome, source_name="clickstream", source_file=source_file,
+                         batch_id="b1", ingestion_timestamp=INGESTED, ingestion_date=INGESTED.date())
 
 
 def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)):
@@ -27,9 +28,10 @@ def classify(engine, rows, existing=(), rules=SilverRules(), sources=(Source(),)
     inline_table(engine, "bronze_batch", BRONZE, rows)
     inline_table(engine, "silver_existing", SILVER, list(existing))
     engine.materialize("silver_typed", render("silver/silver_typed", engine, sources=list(sources), rules=rules))
-    engine.create_view("silver_clean", render("silver/silver_clean", engine))
-    engine.materialize("silver_repeats", render("silver/silver_repeats", engine))
-    engine.create_view("silver_new", render("silver/silver_events", engine))
+    identity = {"columns": [c for c, _ in SILVER], "identified": False, "with_content": False, "attribute_names": []}
+    engine.create_view("silver_clean", render("silver/silver_clean", engine, **identity))
+    engine.materialize("silver_repeats", render("silver/silver_repeats", engine, **identity))
+    engine.create_view("silver_new", render("silver/silver_events", engine, **identity))
     _, result = engine.fetch(
         "select user_id, event_type, event_ts, product_id, amount, rejection_reasons, 'quarantine' as disposition "
         "from silver_typed where rejection_reasons <> '' union all "
@@ -145,7 +147,8 @@ def test_event_id_is_the_event_content(duck):
 
 
 def from_source(row: tuple, name: str) -> tuple:
-    return row[:10] + (name,) + row[11:]
+    position = [c for c, _ in BRONZE].index("source_name")
+    return row[:position] + (name,) + row[position + 1:]
 
 
 NO_PRICES = Source(name="feed", columns={**Source().columns, "Amount": None})

@@ -75,6 +75,11 @@ class Engine(abc.ABC):
     def iso_day_of_week(self, expr: str) -> str:
         """1 = Monday ... 7 = Sunday."""
 
+    @abc.abstractmethod
+    def extra_value(self, expr: str, key: str) -> str:
+        """The text under exactly `key` in a flat JSON object of text values (bronze's `extra`): NULL when the
+        object is NULL, lacks the key or holds null there."""
+
     def parse_timestamp(self, expr: str, formats: list[str]) -> str:
         """Text to the wall-clock time it writes, by the first of `formats` that parses it: NULL (never an error)
         when none does, or when that one reads an instant (an epoch, an ISO 8601 time with an offset)."""
@@ -167,6 +172,7 @@ class Engine(abc.ABC):
             "from_utc": self.from_utc,
             "trim_whitespace": self.trim_whitespace,
             "iso_day_of_week": self.iso_day_of_week,
+            "extra_value": self.extra_value,
             "date_series": self.date_series,
         }
 

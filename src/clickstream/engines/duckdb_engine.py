@@ -113,6 +113,11 @@ class DuckDBEngine(Engine):
     def trim_whitespace(self, expr: str) -> str:
         return f"trim({expr}, {self.quote_literal(WHITESPACE)})"  # plain trim() keeps tab, CR and LF
 
+    def extra_value(self, expr: str, key: str) -> str:
+        # a JSON pointer names one key exactly, whatever it holds ('~' and '/' escaped as RFC 6901 says)
+        pointer = "/" + key.replace("~", "~0").replace("/", "~1")
+        return f"json_extract_string({expr}, {self.quote_literal(pointer)})"
+
     def iso_day_of_week(self, expr: str) -> str:
         return f"isodow({expr})"
 

@@ -179,6 +179,10 @@ class SparkEngine(Engine):
     def trim_whitespace(self, expr: str) -> str:
         return f"trim(BOTH {_literal(WHITESPACE)} FROM {expr})"  # plain trim() removes the space alone
 
+    def extra_value(self, expr: str, key: str) -> str:
+        # read as a map, so a key is looked up exactly (a JSON path would read dots and brackets in it)
+        return f"from_json({expr}, 'map<string,string>')[{_literal(key)}]"
+
     def iso_day_of_week(self, expr: str) -> str:
         return f"(weekday({expr}) + 1)"
 

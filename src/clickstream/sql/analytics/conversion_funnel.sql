@@ -86,7 +86,9 @@ user_funnel as (
     -- one row per user who started: the furthest step, and the earliest attempt that reached it
     select
         ranked.user_key,
-{% if funnel_breakdown %}
+{% if funnel_breakdown in visit_attributes | default([]) %}
+        first_visits.breakdown_value,
+{% elif funnel_breakdown %}
         cast(dim_users.{{ funnel_breakdown }} as string) as breakdown_value,
 {% else %}
         cast(null as string) as breakdown_value,
@@ -98,7 +100,20 @@ user_funnel as (
         ranked.step_{{ k }}_us{{ "," if not loop.last }}
 {% endfor %}
     from ranked
-{% if funnel_breakdown %}
+{% if funnel_breakdown in visit_attributes | default([]) %}
+    left join (
+        -- the attribute's value on the user's first visit
+        select user_key, breakdown_value
+        from (
+            select
+                user_key,
+                {{ identifier(funnel_breakdown) }} as breakdown_value,
+                row_number() over (partition by user_key order by session_start_ts, session_key) as visit_number
+            from dim_sessions
+        ) visits
+        where visit_number = 1
+    ) first_visits on ranked.user_key = first_visits.user_key
+{% elif funnel_breakdown %}
     left join dim_users on ranked.user_key = dim_users.user_key
 {% endif %}
     where ranked.attempt_rank = 1

@@ -1,7 +1,25 @@
 -- one row per product (grain: product_key), plus one 'not applicable' member for events without a product
+{% set product_attributes = product_attributes | default([]) %}
 with events as (
     select * from fct_events
 ),
+{% for name in product_attributes %}
+
+latest_{{ loop.index }} as (
+    -- each product's latest non-empty value of the attribute (at one time, the greatest value)
+    select product_id, value
+    from (
+        select
+            product_id,
+            {{ identifier(name) }} as value,
+            row_number() over (partition by product_id order by event_ts desc, {{ identifier(name) }} desc)
+                as recency
+        from silver_events
+        where product_id is not null and {{ identifier(name) }} is not null
+    ) valued
+    where recency = 1
+),
+{% endfor %}
 
 products as (
     select
@@ -21,6 +39,19 @@ products as (
     where product_key <> {{ literal(no_product_key) }}
     group by product_key
 ),
+{% if product_attributes %}
+
+with_attributes as (
+    select
+        products.*{% for name in product_attributes %},
+        latest_{{ loop.index }}.value as {{ identifier(name) }}{% endfor %}
+
+    from products
+{% for name in product_attributes %}
+    left join latest_{{ loop.index }} on products.product_id = latest_{{ loop.index }}.product_id
+{% endfor %}
+),
+{% endif %}
 
 not_applicable as (
     select
@@ -33,11 +64,13 @@ not_applicable as (
         cast(0 as bigint) as unique_users,
         cast(null as timestamp) as first_seen_ts,
         cast(null as timestamp) as last_seen_ts,
-        true as is_not_applicable
+        true as is_not_applicable{% for name in product_attributes %},
+        cast(null as string) as {{ identifier(name) }}{% endfor %}
+
 ),
 
 final as (
-    select * from products
+    select * from {{ 'with_attributes' if product_attributes else 'products' }}
     union all
     select * from not_applicable
 )

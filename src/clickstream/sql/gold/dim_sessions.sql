@@ -1,4 +1,5 @@
 -- one row per visit (grain: session_key): a supplied session split wherever the user was inactive too long
+{% set visit_attributes = visit_attributes | default([]) %}
 with events as (
     select * from int_events_sessionized
 ),
@@ -23,7 +24,11 @@ final as (
              then cast(coalesce(sum(case when event_type in {{ in_list(purchase_event_types) }} then amount end), 0)
                        as decimal(18,2)) end as revenue,
         count(*) = 1 as is_bounce,
-        count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) > 0 as has_purchase
+        count(case when event_type in {{ in_list(purchase_event_types) }} then 1 end) > 0 as has_purchase{{ ',' if visit_attributes }}
+{% for name in visit_attributes %}
+        -- the value on the visit's first event (one event starts it)
+        max(case when is_session_start then {{ identifier(name) }} end) as {{ identifier(name) }}{{ ',' if not loop.last }}
+{% endfor %}
     from events
     group by session_key
 )

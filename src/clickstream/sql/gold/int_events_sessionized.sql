@@ -1,6 +1,8 @@
 -- one row per silver event, with the visit (derived session) it belongs to
+{% set visit_attributes = visit_attributes | default([]) %}
 with events as (
-    select event_id, user_id, session_id, event_ts, event_type, product_id, amount, outcome
+    select event_id, user_id, session_id, event_ts, event_type, product_id, amount, outcome{% for name in visit_attributes %}, {{ identifier(name) }}{% endfor %}
+
     from silver_events
 ),
 
@@ -49,6 +51,9 @@ final as (
         product_id,
         amount,
         outcome,
+{% for name in visit_attributes %}
+        {{ identifier(name) }},
+{% endfor %}
         is_session_start = 1 as is_session_start
     from numbered
 )

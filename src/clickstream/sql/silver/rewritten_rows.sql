@@ -1,6 +1,8 @@
 -- one row per row of {{ table }} that stays in a file this run writes again: every row of those files but the
 -- replaced file versions' rows{% if promotes %} and the copy of each promoted event (it moves to silver){% endif %}
 
+{% import 'silver/_identity.sql' as identity with context %}
+{% set free = ['user_id', 'session_id', 'event_type', 'product_id', 'outcome'] %}
 with in_rewritten_files as (
     select current_rows.*
     from {{ table }}_current current_rows
@@ -15,7 +17,7 @@ ranked as (
     select
         *,
         row_number() over (partition by event_id
-                           order by source_file, batch_id, duplicate_kind, file_path) as copy_number
+                           order by source_file, batch_id, duplicate_kind, file_path{{ ', ' ~ identity.content_id(attribute_names, free) if with_content }}) as copy_number
     from in_rewritten_files
 ),
 

@@ -7,6 +7,12 @@
 {# no file of the batch holds the unit separator: no value can, and key_of needs no check for it #}
 {% set may_hold_unit_separator = may_hold_unit_separator | default(true) %}
 {% set local_times = sources | rejectattr('timezone', 'in', ['UTC', 'utc']) | list | length > 0 %}
+{% import 'silver/_identity.sql' as identity with context %}
+{# some source maps EventID: its events are identified by it; some source lists identity_columns #}
+{% set identified = sources | selectattr('columns.EventID') | list | length > 0 %}
+{% set with_identity_columns = sources | selectattr('identity_columns') | list | length > 0 %}
+{% set attribute_names = attribute_names | default([]) %}
+{% set free = ['user_id', 'session_id', 'event_type', 'product_id', 'outcome'] if may_hold_unit_separator else [] %}
 with typed as (
 {% for source in sources %}
 {% set is_utc = source.timezone | upper == 'UTC' %}
@@ -40,6 +46,15 @@ with typed as (
                   = nullif({{ trim_whitespace('Amount') }}, '')
              then try_cast(nullif({{ trim_whitespace('Amount') }}, '') as decimal(18,2)) end as amount,
         nullif({{ trim_whitespace('Outcome') }}, '') as outcome,
+{% if identified %}
+        {{ "nullif(" ~ trim_whitespace('EventID') ~ ", '')" if source.columns.EventID is not none else 'cast(null as string)' }} as supplied_event_id,
+{% endif %}
+{% if with_identity_columns %}
+        {{ identity.identity_columns(source) }} as identity_values,
+{% endif %}
+{% for name in attribute_names %}
+        {{ identity.extra_text(source.attributes[name]) if name in source.attributes else 'cast(null as string)' }} as {{ identifier(name) }},
+{% endfor %}
 {% if not is_utc %}
         -- a wall time the clocks skip (set forward) reads as one with the offset before the change; one they
         -- pass twice (set back) as the later instant (engines/*.to_utc): both counted in the quality report
@@ -56,6 +71,7 @@ with typed as (
         -- the raw text, for quarantine; renamed, as SQL names ignore case and `amount` is taken
         UserID as raw_user_id, SessionID as raw_session_id, Timestamp as raw_timestamp,
         EventType as raw_event_type, ProductID as raw_product_id, Amount as raw_amount, Outcome as raw_outcome,
+        EventID as raw_event_id,
         source_line, raw_line, parse_error,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
 {% if is_utc %}
@@ -107,7 +123,7 @@ final as (
         user_id, session_id, event_ts, event_type, product_id, amount, outcome,
         -- the raw text travels on only with rejected rows: quarantine keeps them as they arrived
 {% for raw in ['raw_user_id', 'raw_session_id', 'raw_timestamp', 'raw_event_type', 'raw_product_id', 'raw_amount',
-               'raw_outcome'] %}
+               'raw_outcome', 'raw_event_id'] %}
         case when rejection_reasons <> '' then {{ raw }} end as {{ raw }},
 {% endfor %}
         source_line, raw_line,
@@ -116,12 +132,30 @@ final as (
 {% if local_times %}
         is_nonexistent_local_time, is_ambiguous_local_time,
 {% endif %}
-        -- an event is its canonical values: equal values, same event, same id on every engine; distinct values,
-        -- distinct ids (key_of escapes each value, so no two tuples join into the same text)
-        case when rejection_reasons = '' then md5({{ key_of(['user_id', 'session_id',
-            'cast(' ~ epoch_us('event_ts') ~ ' as string)', 'event_type', 'product_id', 'cast(amount as string)',
-            'outcome'], free_text=['user_id', 'session_id', 'event_type', 'product_id', 'outcome']
-            if may_hold_unit_separator else []) }}) end as event_id
+{% if identified %}
+        supplied_event_id,
+{% endif %}
+{% for name in attribute_names %}
+        {{ identifier(name) }},
+{% endfor %}
+        -- an event is its canonical values (and its source's identity_columns), or where the source supplies an id,
+        -- the source and that id: equal values, same event, same id on every engine; distinct values, distinct
+        -- ids (key_of escapes each value, so no two tuples join into the same text; the three forms join
+        -- different numbers of values, so they never meet)
+        case when rejection_reasons = '' then
+{% if identified %}
+            case when supplied_event_id is not null
+                 then md5({{ key_of(['source_name', 'supplied_event_id'],
+                                    free_text=['source_name', 'supplied_event_id'] if may_hold_unit_separator else []) }})
+                 else {{ identity.content_identity(with_identity_columns, free) }} end
+{% else %}
+            {{ identity.content_identity(with_identity_columns, free) }}
+{% endif %}
+        end as event_id{{ ',' if identified or attribute_names }}
+{% if identified or attribute_names %}
+        -- what a copy holds: two copies of one event that differ here conflict (and the kept one is the first by it)
+        case when rejection_reasons = '' then {{ identity.content_id(attribute_names, free) }} end as content_id
+{% endif %}
     from checked
 )
 
