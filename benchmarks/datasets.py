@@ -9,6 +9,7 @@ changed by a run because nothing writes to raw/.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -144,6 +145,48 @@ def increment_dataset(cache_dir: Path, base_rows: int, seed: int) -> Dataset:
     key = f"{stem}-g{generator_hash()}"
     _prune(cache_dir, stem, key)
     return _cached(cache_dir, key, rows, seed + 1, 1, INCREMENT_START, 1, "increment")
+
+
+def ndjson_dataset(cache_dir: Path, base: Dataset) -> Dataset:
+    """The base dataset's files written as JSON lines (cached beside it): each record an object of the header's
+    names to its values as JSON strings (an empty field left out, as CSV reads it NULL); a line that is not one
+    record of the header's fields is written as it is, which is no JSON object either (both are quarantined)."""
+    final = cache_dir / "datasets" / f"{base.key}-ndjson"
+    meta = final / "dataset.json"
+    names = [p.name.removesuffix(".csv") + ".jsonl" for p in base.files]
+    if meta.is_file() and all((final / "raw" / n).is_file() for n in names):
+        log.info("dataset %s: cached (%s)", final.name, final)
+        paths = [final / "raw" / n for n in names]
+        return Dataset(final.name, base.rows, base.seed, paths, sum(p.stat().st_size for p in paths), None)
+    shutil.rmtree(final, ignore_errors=True)
+    staging = final.with_name(f".{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "raw").mkdir(parents=True)
+    started = time.perf_counter()
+    for source, name in zip(base.files, names):
+        _to_ndjson(source, staging / "raw" / name)
+    seconds = round(time.perf_counter() - started, 3)
+    (staging / "dataset.json").write_text(json.dumps({"key": final.name, "from": base.key, "files": names,
+                                                      "convert_seconds": seconds}, indent=2) + "\n", encoding="utf-8")
+    os.replace(staging, final)
+    paths = [final / "raw" / n for n in names]
+    log.info("dataset %s: written as JSON lines in %.1f s", final.name, seconds)
+    return Dataset(final.name, base.rows, base.seed, paths, sum(p.stat().st_size for p in paths), seconds)
+
+
+def _to_ndjson(source: Path, target: Path) -> None:
+    with source.open(encoding="utf-8", errors="surrogateescape", newline="") as lines, \
+            target.open("w", encoding="utf-8", errors="surrogateescape", newline="\n") as out:
+        header = next(csv.reader([next(lines)]))
+        for line in lines:
+            try:
+                fields = next(csv.reader([line]), [])
+            except csv.Error:
+                fields = []
+            if len(fields) == len(header):
+                out.write(json.dumps({k: v for k, v in zip(header, fields) if v}, ensure_ascii=False) + "\n")
+            elif line.strip():
+                out.write(line if line.endswith("\n") else line + "\n")
 
 
 def link_files(files: list[Path], raw_dir: Path) -> str:

@@ -173,6 +173,8 @@ TARGETS = [
      ("project-spark", "full_with_increment"), "<=", 0.35, BENCH_SIZES),
     ("project-duckdb / project-duckdb-no-report (wall): the HTML report's cost", ("project-duckdb", "full"),
      ("project-duckdb-no-report", "full"), "<=", 1.05, (2_000_000,)),
+    ("project-duckdb-ndjson / project-duckdb (wall): the same events as JSON lines", ("project-duckdb-ndjson", "full"),
+     ("project-duckdb", "full"), "<=", 1.5, (2_000_000,)),
 ]
 RSS_TARGET_BYTES = 8 * GIB
 RSS_TARGET_ROWS = 100_000_000

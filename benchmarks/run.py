@@ -187,12 +187,17 @@ class Bench:
         size = datasets.size_label(rows)
         base = datasets.base_dataset(self.args.cache_dir, rows, self.args.seed, self.args.files)
         self.results["datasets"][size] = base.as_dict()
+        ndjson = None
+        if any(variants.VARIANTS[v].reads_ndjson for v in self.args.variant_names):
+            ndjson = datasets.ndjson_dataset(self.args.cache_dir, base)
+            self.results["datasets"][size]["ndjson"] = ndjson.as_dict()
         for index in range(self.args.runs):
             for variant in self.args.variant_names:
                 if (size, variant) in self.failed:
                     log.warning("%s %s: skipped (failed earlier at this size)", size, variant)
                     continue
-                data_dir = self.fresh_dir(f"{size}-{variant}", base.files)
+                files = ndjson.files if ndjson and variants.VARIANTS[variant].reads_ndjson else base.files
+                data_dir = self.fresh_dir(f"{size}-{variant}", files)
                 self.measure(size, rows, variant, "full", index, data_dir)
                 self.cleanup(data_dir)
         if not self.args.incremental:

@@ -6,6 +6,7 @@
   plain-pyspark   benchmarks/baselines/plain_pyspark.py       hand-written, same work
   minimal-duckdb  benchmarks/baselines/minimal_duckdb.py      hand-written, same rules, the least work
   project-duckdb-no-report   the project on DuckDB with analytics.html_report false: what the HTML report costs
+  project-duckdb-ndjson      the project on DuckDB reading the same events written as JSON lines
 
 The plain scripts get the same engine settings as the project's config (DuckDB threads and memory limit;
 Spark master, driver memory, shuffle partitions and extra settings), so engine tuning is not what differs.
@@ -31,6 +32,7 @@ class Variant:
     uses_spark: bool
     is_project: bool
     incremental: bool = True  # also timed with --incremental (project variants only)
+    reads_ndjson: bool = False  # reads the dataset written as JSON lines (datasets.ndjson_dataset)
 
 
 VARIANTS = {
@@ -41,8 +43,11 @@ VARIANTS = {
     "minimal-duckdb": Variant("minimal-duckdb", "E", uses_spark=False, is_project=False),
     "project-duckdb-no-report": Variant("project-duckdb-no-report", "F", uses_spark=False, is_project=True,
                                         incremental=False),
+    "project-duckdb-ndjson": Variant("project-duckdb-ndjson", "G", uses_spark=False, is_project=True,
+                                     incremental=False, reads_ndjson=True),
 }
 NO_REPORT_CONFIG = "config-no-report.yaml"
+NDJSON_CONFIG = "config-ndjson.yaml"
 
 
 def parse_variants(text: str) -> list[str]:
@@ -69,6 +74,8 @@ def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str,
     python = sys.executable
     if variant == "project-duckdb-no-report":
         return command("project-duckdb", data_dir, no_report_config(config_path, data_dir.parent), settings)
+    if variant == "project-duckdb-ndjson":
+        return command("project-duckdb", data_dir, ndjson_config(config_path, data_dir.parent), settings)
     if variant in ("project-duckdb", "project-spark"):
         engine = variant.split("-", 1)[1]
         return [python, "-m", "clickstream", "run", "--data-dir", str(data_dir), "--engine", engine,
@@ -102,6 +109,21 @@ def no_report_config(config_path: Path, folder: Path) -> Path:
     path = folder / NO_REPORT_CONFIG
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# {config_path} without analytics/report.html (benchmarks/variants.py)\n"
+                    + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def ndjson_config(config_path: Path, folder: Path) -> Path:
+    """A copy of the config whose sources read `*.jsonl` (JSON lines, by the name), keys as the CSV header's."""
+    import yaml
+
+    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    raw["sources"] = [{**source, "glob": "*.jsonl"} for source in raw.get("sources") or [{"name": "clickstream"}]]
+    for source in raw["sources"]:
+        source.pop("csv", None)
+    path = folder / NDJSON_CONFIG
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {config_path} reading JSON lines (benchmarks/variants.py)\n"
                     + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
 

@@ -1,6 +1,7 @@
 """Property: whatever mix of defects, names, copies, appends and corrections arrives, every line is accounted for.
 
-Hypothesis builds a few deliveries into raw/ (new files with hostile names, malformed lines, invalid values,
+Hypothesis builds a few deliveries into raw/ (new files with hostile names, as CSV with a header, CSV without
+one and JSON lines, with malformed lines (for JSON lines: broken, cut short, an array, a string), invalid values,
 repeats, late events, gzip; appended lines; files corrected in place, or emptied to their header; the same
 content under a new name; lines appended to a file while bronze reads it, after it was hashed) and runs the pipeline after each. After every run
 the whole ledger must balance, each file's current version must count exactly the lines written to it (as it
@@ -14,6 +15,7 @@ CI runs a few examples with a fixed seed; `make test-deep` runs many more (HYPOT
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from unittest import mock
 import sys
@@ -39,6 +41,8 @@ EVENTS = ["page_view", "product_view", "add_to_cart", "purchase", "click"]
 DEFECTS = ["short", "long", "open_quote", "stray_quote", "bad_utf8", "missing_user", "bad_timestamp", "negative",
            "out_of_range", "late"]
 NAME_CHARACTERS = list("ab[]*?'\"; é日-_") + ["\n"]
+# how a file is written -> its name's suffix (each read by its own source: see config_for)
+KINDS = {"csv": ".csv", "headerless": ".txt", "jsonl": ".jsonl"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,39 @@ class Line:
     event: str
     defect: str | None
 
-    def render(self) -> bytes:
+    def render(self, kind: str = "csv") -> bytes:
+        if kind == "jsonl":
+            return self.render_json()
+        fields = self.fields()
+        text = ",".join(fields)
+        if self.defect == "short":
+            text = ",".join(fields[:3])
+        elif self.defect == "long":
+            text += ",extra"
+        elif self.defect == "open_quote":
+            text = ",".join(fields[:4]) + ',"never closed,,'
+        elif self.defect == "stray_quote":
+            text = ",".join(fields[:4]) + ',"x"y,,'
+        return _with_bad_byte(text.encode(), self.defect) + b"\n"
+
+    def render_json(self) -> bytes:
+        """The line as a JSON object, nested as trackers write them; the CSV defects as their JSON kin: an array
+        (short), a key not mapped (long), broken JSON (open quote), a string (stray quote), an invalid byte."""
+        fields = self.fields()
+        record = {"user": fields[0] or None, "session": fields[1], "ts": fields[2], "event": fields[3],
+                  "item": {"id": fields[4] or None, "price": float(fields[5]) if fields[5] else None}}
+        if self.defect == "long":
+            record["ref"] = {"campaign": "extra"}
+        text = json.dumps(record)
+        if self.defect == "short":
+            text = json.dumps(fields[:3])
+        elif self.defect == "open_quote":
+            text = text[:-9]
+        elif self.defect == "stray_quote":
+            text = json.dumps(text)
+        return _with_bad_byte(text.encode(), self.defect) + b"\n"
+
+    def fields(self) -> list[str]:
         day = 1 if self.defect == "late" else self.day + 10  # a late line lands in an earlier week
         timestamp = f"2024-02-{day:02d} 10:{self.minute:02d}:00"
         product = "p1" if self.event in ("product_view", "add_to_cart", "purchase") else ""
@@ -63,24 +99,19 @@ class Line:
             fields[2] = "1900-01-01 00:00:00"
         elif self.defect == "negative":
             fields[3:6] = ["purchase", "p1", "-1.00"]
-        text = ",".join(fields)
-        if self.defect == "short":
-            text = ",".join(fields[:3])
-        elif self.defect == "long":
-            text += ",extra"
-        elif self.defect == "open_quote":
-            text = ",".join(fields[:4]) + ',"never closed,,'
-        elif self.defect == "stray_quote":
-            text = ",".join(fields[:4]) + ',"x"y,,'
-        data = text.encode()
-        if self.defect == "bad_utf8":
-            data = data.replace(b"_", b"\xff_", 1) if b"_" in data else data + b"\xff"
-        return data + b"\n"
+        return fields
+
+
+def _with_bad_byte(data: bytes, defect: str | None) -> bytes:
+    if defect == "bad_utf8":
+        return data.replace(b"_", b"\xff_", 1) if b"_" in data else data + b"\xff"
+    return data
 
 
 lines = st.builds(Line, user=st.integers(0, 4), minute=st.integers(0, 20), day=st.integers(0, 3),
                   event=st.sampled_from(EVENTS), defect=st.one_of(st.none(), st.none(), st.sampled_from(DEFECTS)))
-names = st.text(st.sampled_from(NAME_CHARACTERS), min_size=1, max_size=6).map(lambda text: f"f{text}.csv")
+names = st.text(st.sampled_from(NAME_CHARACTERS), min_size=1, max_size=6).map(lambda text: f"f{text}")
+kinds = st.sampled_from(["csv", "csv", "headerless", "jsonl"])
 
 
 @dataclass
@@ -88,9 +119,10 @@ class RawFile:
     lines: list[bytes]
     truncated: bytes = b""  # a last line cut short, with no line break after it
     is_gzip: bool = False
+    kind: str = "csv"
 
     def content(self) -> bytes:
-        data = HEADER.encode() + b"".join(self.lines) + self.truncated
+        data = (HEADER.encode() if self.kind == "csv" else b"") + b"".join(self.lines) + self.truncated
         return gzip.compress(data, mtime=0) if self.is_gzip else data
 
     @property
@@ -98,11 +130,11 @@ class RawFile:
         return len(self.lines) + (1 if self.truncated else 0)
 
 
-# one delivery: ("new", name, lines, truncated, gzip) | ("append", i, lines) | ("correct", i, lines) | ("copy", i, name)
+# one delivery: ("new", name, lines, truncated, gzip, kind) | ("append", i, lines) | ("correct", i, lines) | ("copy", i, name)
 # | ("append_during_read", i, lines): appended by a writer while the next run's bronze reads raw/
 operations = st.one_of(
     st.tuples(st.just("new"), names, st.lists(lines, min_size=1, max_size=12), st.booleans(),
-              st.booleans()),
+              st.booleans(), kinds),
     st.tuples(st.just("append"), st.integers(0, 10), st.lists(lines, min_size=1, max_size=6)),
     st.tuples(st.just("correct"), st.integers(0, 10), st.lists(lines, min_size=0, max_size=8)),
     st.tuples(st.just("copy"), st.integers(0, 10), names),
@@ -117,39 +149,40 @@ class Raw:
     folder: Path
     files: dict[str, RawFile] = field(default_factory=dict)
     copied: set[str] = field(default_factory=set)  # files that held another's content at some time
-    during_read: list[tuple[int, list[bytes]]] = field(default_factory=list)  # to append while bronze reads
+    during_read: list[tuple[int, list[Line]]] = field(default_factory=list)  # to append while bronze reads
     appended: dict[str, list[bytes]] = field(default_factory=dict)  # appended during the last read
 
     def apply(self, operation: tuple) -> None:
         kind = operation[0]
         existing = sorted(self.files)
         if kind == "append_during_read":
-            self.during_read.append((operation[1], [line.render() for line in operation[2]]))
+            self.during_read.append((operation[1], operation[2]))
         elif kind == "new":
-            _, name, body, truncated, is_gzip = operation
-            name = name + ".gz" if is_gzip else name
-            cut = body[-1].render().rstrip(b"\n")[:12] if truncated and not is_gzip else b""
-            self.write(name, RawFile([line.render() for line in body], cut, is_gzip))
+            _, name, body, truncated, is_gzip, written = operation
+            name = name + KINDS[written] + (".gz" if is_gzip else "")
+            cut = body[-1].render(written).rstrip(b"\n")[:12] if truncated and not is_gzip else b""
+            self.write(name, RawFile([line.render(written) for line in body], cut, is_gzip, written))
         elif not existing:
             return
         elif kind == "append":
             name = existing[operation[1] % len(existing)]
             file = self.files[name]
-            self.write(name, RawFile(file.lines + [line.render() for line in operation[2]], file.truncated,
-                                     file.is_gzip))
+            self.write(name, RawFile(file.lines + [line.render(file.kind) for line in operation[2]], file.truncated,
+                                     file.is_gzip, file.kind))
         elif kind == "correct":
             name = existing[operation[1] % len(existing)]
             file = self.files[name]
             kept = file.lines[: len(file.lines) // 2]
-            self.write(name, RawFile(kept + [line.render() for line in operation[2]], b"", file.is_gzip))
+            self.write(name, RawFile(kept + [line.render(file.kind) for line in operation[2]], b"", file.is_gzip,
+                                     file.kind))
         elif kind == "empty":
             name = existing[operation[1] % len(existing)]
-            self.write(name, RawFile([], b"", self.files[name].is_gzip))
+            self.write(name, RawFile([], b"", self.files[name].is_gzip, self.files[name].kind))
         elif kind == "copy":
             original = existing[operation[1] % len(existing)]
             source = self.files[original]
-            name = operation[2] + (".gz" if source.is_gzip else "")
-            self.write(name, RawFile(list(source.lines), source.truncated, source.is_gzip))
+            name = operation[2] + KINDS[source.kind] + (".gz" if source.is_gzip else "")
+            self.write(name, RawFile(list(source.lines), source.truncated, source.is_gzip, source.kind))
             self.copied |= {original, name}
 
     def write(self, name: str, file: RawFile, on_disk: bool = True) -> None:
@@ -167,6 +200,7 @@ class Raw:
             plain = sorted(n for n, f in self.files.items() if not f.is_gzip and not f.truncated)
             if plain:
                 name = plain[index % len(plain)]
+                body = [line.render(self.files[name].kind) for line in body]
                 with (self.folder / name).open("ab") as handle:
                     handle.write(b"".join(body))
                 self.appended.setdefault(name, []).extend(body)
@@ -179,8 +213,18 @@ class Raw:
         self.appended = {}
 
 
+COLUMNS = ["UserID", "SessionID", "Timestamp", "EventType", "ProductID", "Amount", "Outcome"]
+SOURCES = [{"name": "clickstream"},
+           {"name": "headerless", "glob": "*.txt", "csv": {"header": False},
+            "columns": {column: position for position, column in enumerate(COLUMNS)}},
+           {"name": "tracker", "glob": "*.jsonl",
+            "columns": {"UserID": "user", "SessionID": "session", "Timestamp": "ts", "EventType": "event",
+                        "ProductID": "item.id", "Amount": "item.price", "Outcome": None}}]
+
+
 def config_for(data: Path) -> Config:
-    return Config().with_overrides(data_dir=data, logs_dir=data.parent / f"logs-{data.name}")
+    return Config.model_validate({"sources": SOURCES, "paths": {"data_dir": str(data),
+                                                                "logs_dir": str(data.parent / f"logs-{data.name}")}})
 
 
 def run_and_check(config: Config, raw: Raw) -> bool:
@@ -239,9 +283,16 @@ def quarantined(data: Path, leave_out: set[str]) -> Counter:
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(deliveries)
 # always tried: a file emptied to its header in place, beside another that keeps its events
-@example([[("new", "fa.csv", [Line(1, 0, 0, "page_view", None), Line(2, 1, 1, "purchase", None)], False, False),
-           ("new", "fb.csv", [Line(3, 2, 2, "add_to_cart", None)], False, False)],
+@example([[("new", "fa", [Line(1, 0, 0, "page_view", None), Line(2, 1, 1, "purchase", None)], False, False, "csv"),
+           ("new", "fb", [Line(3, 2, 2, "add_to_cart", None)], False, False, "csv")],
           [("empty", 0)]])
+# and JSON lines and a headerless file with their defects, the last lines cut short
+@example([[("new", "fj", [Line(1, 0, 0, "purchase", None), Line(2, 1, 1, "page_view", "short"),
+                          Line(2, 2, 1, "click", "stray_quote"), Line(3, 3, 2, "page_view", "long"),
+                          Line(3, 4, 2, "page_view", "open_quote")], True, False, "jsonl"),
+           ("new", "fh", [Line(4, 0, 0, "purchase", None), Line(4, 1, 0, "click", "short")], True, False,
+            "headerless")],
+          [("append", 0, [Line(5, 5, 3, "page_view", None)])]])
 def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
     with tempfile.TemporaryDirectory() as workspace:
         root = Path(workspace)
