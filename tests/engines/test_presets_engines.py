@@ -1,9 +1,6 @@
 """Each preset loads its fixture (tests/fixtures/presets/<name>/, written from the export's public documentation) by
 config alone: `clickstream run` on DuckDB and on Spark, equal tables, a balanced ledger, and facts read from the
 fixture with Python's csv and json modules.
-
-A preset whose keys the config does not know yet (JSON lines, EventID, attributes) is data only: its tests skip,
-naming the keys, until the config takes them.
 """
 from __future__ import annotations
 
@@ -18,10 +15,9 @@ import pytest
 import yaml
 
 from clickstream.cli import main
-from clickstream.config import Source, load_config
+from clickstream.config import load_config
 from clickstream.pipeline import verify
 from clickstream.presets import PRESETS
-from clickstream.schema import CANONICAL_RAW_COLUMNS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_support import TEST_SPARK, read_table, table_differences  # noqa: E402
@@ -36,14 +32,6 @@ EXTRA_CONFIG = {"segment": NO_PRODUCT_ON_ORDERS, "posthog": NO_PRODUCT_ON_ORDERS
 TABLES = ["bronze", "silver", "quarantine", "duplicates", "gold/fct_events", "gold/dim_users", "gold/dim_sessions",
           "gold/dim_products", "analytics/conversion_funnel"]
 RUN_COLUMNS = ("batch_id", "ingestion_timestamp", "ingestion_date")
-
-
-def unsupported(name: str) -> str | None:
-    """Why the config cannot take this preset yet (keys it does not know), or None."""
-    source = PRESETS[name].source
-    missing = [key for key in source if key not in Source.model_fields]
-    missing += [f"columns.{column}" for column in source["columns"] if column not in CANONICAL_RAW_COLUMNS]
-    return f"preset {name!r} needs config keys not there yet: {', '.join(missing)}" if missing else None
 
 
 def run_preset(root: Path, name: str, engine: str) -> tuple[int, Path, Path]:
@@ -110,6 +98,24 @@ def expected_facts(name: str) -> tuple[int, int, int, Decimal | None]:
             sum((Decimal(str(amount(e))) for e in bought), Decimal("0")))
 
 
+def expected_attribute(name: str) -> tuple[str, set[str]] | None:
+    """(one attribute the preset keeps, its non-empty values) read from the fixture; None where it keeps none."""
+    if name in ("rees46", "taobao"):
+        column = "brand" if name == "rees46" else 2
+        return ("brand" if name == "rees46" else "category_id",
+                {r[column] for r in _csv_rows(name, header=name == "rees46") if r[column]})
+    if name == "retailrocket":
+        return None
+    attribute, value, kept = {
+        "segment": ("page_url", lambda e: e.get("context", {}).get("page", {}).get("url"),
+                    lambda e: e.get("anonymousId") is not None),
+        "mixpanel": ("country", lambda e: e["properties"].get("mp_country_code"), lambda e: True),
+        "amplitude": ("country", lambda e: e["country"], lambda e: True),
+        "posthog": ("page_url", lambda e: e["properties"].get("$current_url"), lambda e: True),
+    }[name]
+    return attribute, {value(e) for e in _json_lines(name) if kept(e) and value(e)}
+
+
 def actual_facts(data: Path) -> tuple[int, int, int, Decimal | None]:
     bronze, silver = read_table(data / "bronze").to_pylist(), read_table(data / "silver").to_pylist()
     bought = [r for r in silver if r["event_type"] == "purchase"]
@@ -119,11 +125,12 @@ def actual_facts(data: Path) -> tuple[int, int, int, Decimal | None]:
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_a_preset_loads_its_fixture_by_config_alone(tmp_path, name):
-    if reason := unsupported(name):
-        pytest.skip(reason)
     status, data, config = run_preset(tmp_path, name, "duckdb")
     assert status == 0
     assert actual_facts(data) == expected_facts(name)
+    if attribute := expected_attribute(name):
+        silver = read_table(data / "silver").to_pylist()
+        assert {r[attribute[0]] for r in silver if r[attribute[0]]} == attribute[1]
     files = verify(load_config(config))
     assert [(f["source_file"], f["balanced"]) for f in files] == [(p.name, True) for p in (data / "raw").iterdir()]
 
@@ -131,8 +138,6 @@ def test_a_preset_loads_its_fixture_by_config_alone(tmp_path, name):
 @pytest.mark.spark
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_a_preset_gives_equal_tables_on_both_engines(tmp_path, name, request):
-    if reason := unsupported(name):
-        pytest.skip(reason)
     request.getfixturevalue("spark_session_owner")
     runs = {engine: run_preset(tmp_path, name, engine) for engine in ("duckdb", "spark")}
     assert [status for status, _, _ in runs.values()] == [0, 0]
