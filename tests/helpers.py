@@ -107,7 +107,8 @@ def analytics_context(**overrides: Any) -> dict:
                    funnel_breakdown=analytics.funnel.breakdown, retention=analytics.retention,
                    path_steps=analytics.paths.steps, cart_window_us=analytics.cart.window_seconds * 1_000_000,
                    rank_by=analytics.top_products.rank_by, top_n=analytics.top_n, segments=analytics.segments,
-                   path_length=analytics.path_length, visit_attributes=gold.visit_attributes)
+                   path_length=analytics.path_length, product_attributes=gold.product_attributes,
+                   visit_attributes=gold.visit_attributes)
     unknown = set(overrides) - set(context)
     assert not unknown, f"not a parameter of the analytics models: {unknown}"
     return {**context, **overrides}

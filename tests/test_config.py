@@ -482,6 +482,8 @@ BRANDED = SOURCE + "    attributes: {brand: brand_name, channel: utm_source}\n"
     (SOURCE + "    attributes: {user_id: uid}\n",
      "key 'sources.0.attributes.user_id': 'user_id' is already a column name (of bronze or silver)"),
     (SOURCE + "    attributes: {eventid: x}\n", "key 'sources.0.attributes.eventid': 'eventid' is already a column"),
+    (SOURCE + "    attributes: {extra: x}\n", "key 'sources.0.attributes.extra': 'extra' is already a column"),
+    (SOURCE + "    attributes: {amount_text: x}\n", "key 'sources.0.attributes.amount_text': 'amount_text' is already"),
     (SOURCE + "    attributes: {Brand: brand}\n", "key 'sources.0.attributes.Brand': 'Brand' is not an attribute name"),
     (SOURCE + "    attributes: {brand: ProductID}\n",
      "key 'sources.0.attributes.brand': 'ProductID' is mapped as columns.ProductID"),

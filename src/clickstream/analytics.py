@@ -11,6 +11,7 @@ from typing import Any
 
 from clickstream import declarations, gold, incremental, quality, storage
 from clickstream.build import build_model
+from clickstream.config import Config
 from clickstream.context import PipelineError, RunContext
 from clickstream.engines.base import Engine
 from clickstream.report.tables import markdown_report
@@ -31,9 +32,11 @@ class QueryResult:
     total_rows: int
 
 
-def queries(group: str = "all") -> list[dict]:
-    """The queries of one group (basic, advanced) or all of them, in their declared order."""
-    return [q for q in declarations.analytics_queries() if group == "all" or q["group"] == group]
+def queries(group: str = "all", config: Config | None = None) -> list[dict]:
+    """The queries of one group (basic, advanced) or all of them, in their declared order; with `config`, only
+    those whose needs it meets (revenue_by_attribute needs gold.product_attributes)."""
+    return [q for q in declarations.analytics_queries() if (group == "all" or q["group"] == group)
+            and (config is None or not q.get("needs") or getattr(config.gold, q["needs"]))]
 
 
 def natural_order(query: dict, columns: list[str]) -> str:
@@ -102,7 +105,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
 def _plan(ctx: RunContext) -> Plan:
     engine = ctx.engine
     context = gold.model_context(ctx)
-    selected = queries(ctx.analytics_group)
+    selected = queries(ctx.analytics_group, ctx.config)
     rendered = {q["name"]: _rendered(engine, q, context) for q in selected}
     return Plan(selected, rendered, {q["name"]: incremental.fingerprint(engine, rendered[q["name"]], q)
                                      for q in selected}, _settings_fingerprint(ctx),

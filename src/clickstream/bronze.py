@@ -1,4 +1,5 @@
-"""Bronze: land new raw CSV files unchanged (every value as text) with ingestion metadata, as Parquet.
+"""Bronze: land new raw files (CSV, JSON lines) unchanged (every value as text, the fields no canonical column
+maps in `extra`) with ingestion metadata, as Parquet.
 
 Each file is read once per version, as an exact path: the pipeline lists raw/ itself and copies each file it
 reads into a snapshot with a plain name, which is all that is hashed, counted, and read by the engines and
@@ -7,7 +8,8 @@ and parsed, whatever is appended to or rewritten in the raw file meanwhile. A fi
 header does not fit its source, or that cannot be read (removed meanwhile, permission denied) is refused alone;
 the others proceed. What is not a regular file (a FIFO, a device, a dangling link) is named and never opened.
 A line that cannot be split into the header's fields is kept with its line number and raw text (`csv_lines`)
-and goes to quarantine in silver. A file changed since it was ingested follows its source's `on_change`.
+and goes to quarantine in silver; so is a JSON-lines line that is no JSON object (`json_lines`, which reads every
+JSON-lines file for both engines). A file changed since it was ingested follows its source's `on_change`.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clickstream.presets import PRESETS, with_preset
-from clickstream.schema import BASE_EVENT_TYPES, CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS, SILVER
+from clickstream.schema import BASE_EVENT_TYPES, BRONZE, CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS, SILVER
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 
@@ -156,6 +156,13 @@ def _format_problem(fmt: str) -> str | None:
     return None
 
 
+# The columns silver's models compute on the way (sql/silver/*.sql): no attribute may take one of their names.
+_SILVER_WORKING_COLUMNS = frozenset({
+    "timestamp_text", "amount_text", "local_ts", "instant_ts", "is_nonexistent_local_time", "is_ambiguous_local_time",
+    "rejection_reasons", "supplied_event_id", "identity_values", "content_id", "held_content_id", "kept_content_id",
+    "is_already_in_silver", "copy_number", "disposition", "is_conflicting", "duplicate_kind", "file_path",
+    *(f"raw_{c}" for c in ("user_id", "session_id", "timestamp", "event_type", "product_id", "amount", "outcome",
+                           "event_id"))})
 # What an attribute may be called: a lowercase SQL name, none of the columns of silver (and gold's dimensions, below).
 _ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}", re.ASCII)
 
@@ -165,7 +172,7 @@ def _attribute_name_problem(name: str) -> str | None:
     if not _ATTRIBUTE_NAME.fullmatch(name):
         return (f"{_quote(name)} is not an attribute name: lowercase letters, digits and underscores, starting with "
                 "a letter (at most 63)")
-    taken = {c.lower() for c in CANONICAL_RAW_COLUMNS} | {c for c, _ in SILVER}
+    taken = {c.lower() for c in CANONICAL_RAW_COLUMNS} | {c for c, _ in BRONZE + SILVER} | _SILVER_WORKING_COLUMNS
     if name in taken:
         return f"{_quote(name)} is already a column name (of bronze or silver): choose another name"
     return None

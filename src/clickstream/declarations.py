@@ -91,6 +91,8 @@ class AnalyticsQuery(_PerUser):
     csv: bool = True  # also a CSV beside the Parquet
     group: Literal["basic", "advanced"]
     order_by: list[str]  # the table's natural order: columns or expressions
+    # answered only when this key of config's gold section names something (product attributes)
+    needs: Literal["product_attributes"] | None = None
 
 
 class AnalyticsQueries(_Strict):

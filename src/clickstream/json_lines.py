@@ -37,8 +37,8 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _load(text: str) -> Any:
-    return json.loads(text, parse_int=_Literal, parse_float=_Literal, parse_constant=_no_constant)
+_DECODER = json.JSONDecoder(parse_int=_Literal, parse_float=_Literal, parse_constant=_no_constant)
+_ABSENT = object()
 
 
 def json_text(value: Any) -> str:
@@ -86,8 +86,21 @@ def _leaves(record: dict, prefix: str, mapped: set[str], out: dict[str, str | No
             out[path] = value_text(value)
 
 
+def _values(record: dict, paths: list[str]) -> list[str | None]:
+    """The text at each path (a key of the record itself, else followed level by level)."""
+    values = []
+    for path in paths:
+        value = record.get(path, _ABSENT)
+        if value is _ABSENT:
+            value = lookup(record, path)
+        values.append(value if type(value) is str else value_text(value))
+    return values
+
+
 def extra_text(record: dict, mapped: set[str]) -> str | None:
     """The leaves no mapped path takes, as a flat JSON object of text (None when there is none)."""
+    if mapped.issuperset(record):
+        return None
     leaves: dict[str, str | None] = {}
     _leaves(record, "", mapped, leaves)
     return json.dumps(leaves, ensure_ascii=False, separators=(",", ":")) if leaves else None
@@ -107,6 +120,7 @@ def split_json_file(path: Path, paths: list[str], canonical: IO[str], skip_bytes
     writer = csv.writer(canonical, delimiter=",", quotechar='"', doublequote=True, lineterminator="\n",
                         quoting=csv.QUOTE_MINIMAL)
     mapped = set(paths)
+    paths = list(dict.fromkeys(paths))
     number = first_line - 1
     with open_raw(path) as handle:
         skip_ahead(handle, skip_bytes)
@@ -139,16 +153,17 @@ def _row(line: bytes, paths: list[str], mapped: set[str], strip_bom: bool) -> tu
         return None, INVALID_UTF8
     if strip_bom:
         text = text.removeprefix("\ufeff")
-    if not text.strip():
+    if not text or text.isspace():
         return None, None
     try:
-        record = _load(text)
+        record = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return None, NOT_JSON
     if not isinstance(record, dict):
         return None, NOT_OBJECT
     try:
-        row = [*(value_text(lookup(record, p)) for p in dict.fromkeys(paths)), extra_text(record, mapped)]
+        row = _values(record, paths)
+        row.append(extra_text(record, mapped))
     except RecursionError:
         return None, NOT_JSON
     if "\\u" in text:  # an escaped lone surrogate is no UTF-8 text

@@ -416,8 +416,10 @@ def read_header(path: Path, source: Source) -> tuple[list[str] | None, str | Non
         return None, f"duplicate column names in the header: {shorten(str(duplicated))}"
     missing = sorted(set(expected) - set(header))
     if missing:
+        hint = "; dotted paths name the values of JSON lines: set sources[].format: ndjson?" if any(
+            "." in str(column) for column in missing) else ""
         return None, (f"missing column(s) {shorten(str(missing))} required by source '{source.name}' "
-                      f"(header has {shorten(str(header))})")
+                      f"(header has {shorten(str(header))}){hint}")
     return header, None
 
 

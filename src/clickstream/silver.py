@@ -148,11 +148,13 @@ def run(ctx: RunContext) -> dict | None:
 
 
 def mapping_digests(ctx: RunContext) -> dict[str, str]:
-    """Per source, a digest of its MAPPING_KEYS (those its config has)."""
+    """Per source, a digest of its MAPPING_KEYS (an empty one left out, as a key its config does not have)."""
     digests = {}
     for source in ctx.config.sources:
         settings = source.model_dump(mode="json")
-        text = json.dumps({key: settings[key] for key in MAPPING_KEYS if key in settings}, sort_keys=True)
+        # a canonical column left unmapped is as one the config does not know (EventID, added later, rebuilds nothing)
+        settings["columns"] = {key: value for key, value in settings["columns"].items() if value is not None}
+        text = json.dumps({key: settings[key] for key in MAPPING_KEYS if settings.get(key)}, sort_keys=True)
         digests[source.name] = hashlib.sha256(text.encode()).hexdigest()[:16]
     return digests
 

@@ -114,3 +114,27 @@ def test_a_funnel_broken_down_by_a_visit_attribute_counts_each_user_under_their_
         ("seo", 2, "add_to_cart", 0, 0, 0, None, None, None, None),
         ("seo", 3, "purchase", 0, 0, 0, None, None, None, None),
     ]
+
+
+PRODUCTS = [("product_key", "string"), ("product_id", "string"), ("views", "bigint"), ("purchases", "bigint"),
+            ("revenue", "decimal(18,2)"), ("is_not_applicable", "boolean"), ("brand", "string")]
+
+
+def test_revenue_by_the_first_product_attribute_sums_its_products_and_is_skipped_without_one(engine):
+    from decimal import Decimal
+
+    from clickstream.analytics import queries
+
+    inline_table(engine, "dim_products", PRODUCTS, [
+        ("p1", "p1", 3, 1, Decimal("10.00"), False, "Acme"), ("p2", "p2", 1, 2, Decimal("5.50"), False, "Acme"),
+        ("p3", "p3", 2, 0, Decimal("0"), False, "Zeta"), ("p4", "p4", 1, 1, Decimal("20.00"), False, None),
+        ("", None, 0, 0, Decimal("0"), True, None)])
+    assert run_model(engine, "analytics/revenue_by_attribute",
+                     **analytics_context(product_attributes=["brand", "other"])) == [
+        ("brand", "Acme", 2, 4, 3, Decimal("15.50")), ("brand", "Zeta", 1, 2, 0, Decimal("0.00")),
+        ("brand", None, 1, 1, 1, Decimal("20.00"))]
+    names = [q["name"] for q in queries("all", Config())]
+    with_attributes = [q["name"] for q in queries("all", Config.model_validate(
+        {"sources": [{"attributes": {"brand": "b"}}], "gold": {"product_attributes": ["brand"]}}))]
+    assert (("revenue_by_attribute" in names), sorted(set(with_attributes) - set(names))) == (
+        False, ["revenue_by_attribute"])

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from clickstream.config import Config
+from clickstream.engines import InputError
 from clickstream.pipeline import run_layers, verify
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -186,3 +187,12 @@ def test_bronze_and_silver_of_csv_and_json_lines_are_equal_on_both_engines(tmp_p
     for name in ("bronze", "silver", "quarantine"):
         assert table_differences(tables["duckdb"][name], tables["spark"][name],
                                  exclude=("batch_id", "ingestion_timestamp", "ingestion_date")) == [], name
+
+
+def test_a_csv_file_under_dotted_paths_is_refused_with_a_hint(tmp_path):
+    write_raw(tmp_path, {"events.csv": "user,ts,event\nu1,2024-01-01 10:00:00,page_view\n"})
+    source = {"name": "app", "columns": {"UserID": "user", "Timestamp": "ts", "EventType": "event.name", **NO_COLUMNS}}
+    with pytest.raises(InputError) as error:
+        run_layers(config_for(tmp_path, "duckdb", source), ("bronze",))
+    assert "events.csv: missing column(s) ['event.name'] required by source 'app' (header has ['user', 'ts', " \
+           "'event']); dotted paths name the values of JSON lines: set sources[].format: ndjson?" in str(error.value)

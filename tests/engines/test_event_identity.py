@@ -149,16 +149,17 @@ def test_without_identity_columns_or_an_id_the_event_id_is_the_canonical_values_
 
 # ---- whole runs: a feed with its own event ids, one batch at a time or all at once
 
-FEED_HEADER = "userId,sessionId,timestamp,event,productId,price,messageId\n"
-FEED_FIRST = ["u1,s1,2024-01-01 10:00:00,page_view,,,m1",
-              "u1,s1,2024-01-01 10:05:00,product_view,p1,,m2",
-              "u1,s1,2024-01-01 10:05:00,product_view,p1,,m2",  # a retry
-              "u2,s1,2024-01-01 11:00:00,page_view,,,m3"]
-FEED_SECOND = ["u1,s1,2024-01-01 10:05:00,product_view,p9,,m2",  # m2 again, with other content
-               "u1,s1,2024-01-01 10:20:00,add_to_cart,p1,,m4",
-               "u2,s1,2024-01-01 11:00:00,page_view,,,m5"]  # m3's content under another id: another event
+FEED_HEADER = "userId,sessionId,timestamp,event,productId,price,messageId,brand,utm_source\n"
+FEED_FIRST = ["u1,s1,2024-01-01 10:00:00,page_view,,,m1,,ads",
+              "u1,s1,2024-01-01 10:05:00,product_view,p1,,m2,Acme,",
+              "u1,s1,2024-01-01 10:05:00,product_view,p1,,m2,Acme,",  # a retry
+              "u2,s1,2024-01-01 11:00:00,page_view,,,m3,,seo"]
+FEED_SECOND = ["u1,s1,2024-01-01 10:05:00,product_view,p9,,m2,Other,",  # m2 again, with other content
+               "u1,s1,2024-01-01 10:20:00,add_to_cart,p1,,m4,Acme Corp,",  # p1's brand from now on
+               "u1,s1,2024-01-01 09:50:00,page_view,,,m6,,mail",  # late: u1's visit now starts from mail
+               "u2,s1,2024-01-01 11:00:00,page_view,,,m5,,seo"]  # m3's content under another id: another event
 FEED_TABLES = ["gold/fct_events", "gold/dim_users", "gold/dim_sessions", "gold/dim_products",
-               "analytics/conversion_funnel", "analytics/user_journey"]
+               "analytics/conversion_funnel", "analytics/user_journey", "analytics/top_products"]
 
 
 def feed_config(data_dir, engine_name: str) -> Config:
@@ -167,7 +168,10 @@ def feed_config(data_dir, engine_name: str) -> Config:
         "sources": [{"name": "feed", "columns": {"UserID": "userId", "SessionID": "sessionId",
                                                  "Timestamp": "timestamp", "EventType": "event",
                                                  "ProductID": "productId", "Amount": "price", "Outcome": None,
-                                                 "EventID": "messageId"}}],
+                                                 "EventID": "messageId"},
+                     "attributes": {"brand": "brand", "channel": "utm_source"}}],
+        "gold": {"product_attributes": ["brand"], "visit_attributes": ["channel"]},
+        "analytics": {"funnel": {"breakdown": "channel"}},
         "quality": {"duplicate_rate": {"warn": 0.5, "fail": 0.5}}})
 
 
@@ -196,12 +200,41 @@ def test_supplied_ids_a_batch_at_a_time_give_what_one_run_gives_and_the_ledger_b
     whole = feed_run(scratch, "duckdb", [("a.csv", FEED_FIRST), ("b.csv", FEED_SECOND)])
     for table in FEED_TABLES:
         assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
-    # 7 rows: m1, m2, m3, m4, m5 in silver; the retry a duplicate; m2's other content a repeat that conflicts
+    # 8 rows: m1 to m6 in silver; the retry a duplicate; m2's other content a repeat that conflicts
     assert {k: second["silver"]["totals"][k] for k in ("bronze_rows", "silver_rows", "duplicate_rows",
                                                        "redelivered_rows", "quarantine_rows")} == {
-        "bronze_rows": 7, "silver_rows": 5, "duplicate_rows": 1, "redelivered_rows": 1, "quarantine_rows": 0}
+        "bronze_rows": 8, "silver_rows": 6, "duplicate_rows": 1, "redelivered_rows": 1, "quarantine_rows": 0}
     assert second["silver"]["conflicting_event_ids"] == {"rows": 1, "examples": [
         {"source_file": "b.csv", "supplied_event_id": "m2", "disposition": "redelivered"}]}
     assert whole["silver"]["conflicting_event_ids"] == {"rows": 1, "examples": [
         {"source_file": "b.csv", "supplied_event_id": "m2", "disposition": "duplicate"}]}
-    assert read_table(step / "gold/dim_products").column("product_id").to_pylist().count("p9") == 0
+    products = read_table(step / "gold/dim_products")
+    assert sorted(zip(products.column("product_key").to_pylist(), products.column("brand").to_pylist()),
+                  key=str) == [("", None), ("p1", "Acme Corp")]
+    report = (step / "analytics" / "REPORT.md").read_text(encoding="utf-8")
+    # one product of brand Acme Corp: p1, viewed once (m2; its retry is a duplicate), not bought
+    assert "| brand | Acme Corp | 1 | 1 | 0 | 0.00 |" in report
+    assert "revenue_by_attribute" in (step / "analytics" / "report.html").read_text(encoding="utf-8")
+    sessions = read_table(step / "gold/dim_sessions")
+    assert sorted(zip(sessions.column("user_key").to_pylist(), sessions.column("channel").to_pylist())) == [
+        ("u1", "mail"), ("u2", "seo")]
+
+
+def test_when_the_file_of_a_kept_copy_is_replaced_the_conflicting_copy_takes_its_place(tmp_path):
+    from engine_support import read_table, table_differences
+
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+    kept = "u1,s1,2024-01-01 10:05:00,product_view,p1,,m2,Acme,"
+    other = "u1,s1,2024-01-01 10:05:00,product_view,p9,,m2,Other,"
+    feed_run(step, "duckdb", [("a.csv", [FEED_FIRST[0], kept]), ("b.csv", [other])])
+    # a.csv's new version no longer holds m2: b.csv's copy, a duplicate until now, stands for it in silver
+    report = feed_run(step, "duckdb", [("a.csv", [FEED_FIRST[0]])])
+    feed_run(scratch, "duckdb", [("a.csv", [FEED_FIRST[0]]), ("b.csv", [other])])
+    for table in ["silver", *FEED_TABLES]:
+        folder = step / table
+        if table == "silver":  # the retraction rewrote files: compare the rows, whatever files hold them
+            assert sorted(read_table(folder).column("product_id").to_pylist(), key=str) == [None, "p9"]
+            continue
+        assert table_differences(read_table(scratch / table), read_table(folder)) == [], table
+    assert report["last_run"]["silver"]["retraction"]["promoted_rows"] == 1
+    assert [row["balanced"] for row in report["silver"]["ledger"]] == [True, True]

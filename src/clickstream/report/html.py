@@ -377,6 +377,9 @@ def products(facts: Facts) -> Section:
             sold, "product_id", "revenue", "revenue", charts.PALETTE[1], value_format=",.2f"))
     if top is not None:
         section.tables.append(_table("top_products", top))
+    by_attribute = t.rows("revenue_by_attribute")  # only where gold.product_attributes names one
+    if by_attribute:
+        section.tables.append(_table("revenue_by_attribute", by_attribute))
     return section
 
 
