@@ -15,6 +15,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from clickstream.presets import PRESETS, with_preset
 from clickstream.schema import BASE_EVENT_TYPES, BRONZE, CANONICAL_RAW_COLUMNS, REQUIRED_RAW_COLUMNS, SILVER
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
@@ -255,7 +256,18 @@ NDJSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 FORMATS = ["csv", "ndjson"]
 
 
+def _preset_named(name: Any) -> Any:
+    """The preset a source names (clickstream.presets), or a one-line error with the closest name."""
+    if not isinstance(name, str) or name not in PRESETS:
+        names = sorted(PRESETS)
+        raise _KeyedErrors([(("preset",), f"{_quote(name)} is not a preset{_did_you_mean(str(name), names)} "
+                                           f"(presets: {', '.join(names)})")])
+    return PRESETS[name]
+
+
 class Source(_Strict):
+    # a well-known export's settings (clickstream.presets) that the keys given beside it override
+    preset: str | None = None
     name: str = "clickstream"
     glob: str = "*.csv"
     # csv | ndjson (one JSON object a line); null: from each file's name (NDJSON_SUFFIXES are JSON lines)
@@ -281,6 +293,14 @@ class Source(_Strict):
     # an ingested file whose content changed: its earlier rows are replaced by the new version's, the new
     # version is ignored (with a warning), or the run stops
     on_change: Literal["replace", "ignore", "fail"] = "replace"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_preset(cls, data: Any) -> Any:
+        # the preset's keys first, then the source's own over them (csv, columns, ... merged key by key)
+        if isinstance(data, dict) and data.get("preset") is not None:
+            return with_preset(data, _preset_named(data["preset"]))
+        return data
 
     @field_validator("name")
     @classmethod
@@ -828,6 +848,28 @@ class Config(_Strict):
     duckdb: DuckDBSettings = DuckDBSettings()
     spark: SparkSettings = SparkSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_event_types(cls, data: Any) -> Any:
+        # the canonical types a source's preset maps to join silver.extra_event_types (an unknown preset is
+        # left for the source to name)
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+            return data
+        names = [s.get("preset") if isinstance(s, dict) else getattr(s, "preset", None) for s in data["sources"]]
+        extra = [t for name in names if isinstance(name, str) and name in PRESETS
+                 for t in PRESETS[name].extra_event_types]
+        if not extra:
+            return data
+        silver = data.get("silver", {})
+        if isinstance(silver, SilverRules):
+            listed = silver.extra_event_types
+            silver = silver.model_copy(update={"extra_event_types": list(dict.fromkeys(listed + extra))})
+        elif isinstance(silver, dict):
+            listed = silver.get("extra_event_types") or []
+            if isinstance(listed, list):
+                silver = {**silver, "extra_event_types": list(dict.fromkeys([*listed, *extra]))}
+        return {**data, "silver": silver}
+
     @field_validator("sources")
     @classmethod
     def _unique_sources(cls, value: list[Source]) -> list[Source]:
@@ -905,8 +947,10 @@ class Config(_Strict):
         return self.paths.logs_dir if self.paths.logs_dir is not None else self.paths.data_dir / "logs"
 
     def with_overrides(self, **overrides: Any) -> "Config":
-        """A copy with top-level or paths overrides (from the command line), validated again."""
-        data = self.model_dump()
+        """A copy with top-level or paths overrides (from the command line), validated again (from the keys the
+        config gave, so a default is not taken for a key given: a JSON-lines source's default `csv`)."""
+        data = self.model_dump(exclude_unset=True)
+        data.setdefault("paths", {})
         for key, value in overrides.items():
             if value is None:
                 continue
