@@ -29,12 +29,16 @@ run: install
 	$(BIN)/clickstream generate --rows $(SAMPLE_ROWS) --seed 42 --data-dir $(DATA_DIR) --if-empty
 	$(BIN)/clickstream run --data-dir $(DATA_DIR)
 
+# Test files are spread over one worker process per core (pytest-xdist; a file's tests stay on one worker, so
+# they share its Spark session and cluster); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
+
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The inner loop: no Spark, no browser, no whole-pipeline property runs, no run on the shared dataset.
 test-fast: install-test
-	$(BIN)/python -m pytest -m "not spark and not slow" -p no:cacheprovider \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not spark and not slow" -p no:cacheprovider \
 		--ignore=tests/report/test_report_browser.py --ignore=tests/test_ledger_property.py
 
 # The property test of the whole ledger with many more examples than the few `make test` runs (minutes, not seconds).
