@@ -13,7 +13,7 @@ RUNS ?= 3
 SPARK_OLDEST ?= 3.5
 OLDEST_VENV ?= .venv-spark$(SPARK_OLDEST)
 
-.PHONY: run test test-fast test-deep test-spark-oldest mutants install install-test bench clean docs
+.PHONY: run test test-cluster test-fast test-deep test-spark-oldest mutants install install-test bench clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,12 @@ run: install
 # they share its Spark session and cluster); TEST_WORKERS=0 runs them in this process.
 TEST_WORKERS ?= auto
 
+# The run on a Spark standalone cluster (three more JVMs) is its own target, `make test-cluster`, outside CI's time.
 test: install-test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/engines/test_cluster.py
+
+test-cluster: install-test
+	$(BIN)/python -m pytest tests/engines/test_cluster.py
 
 # The inner loop: no Spark, no browser, no whole-pipeline property runs, no run on the shared dataset.
 test-fast: install-test

@@ -13,6 +13,7 @@ import pytest
 
 from clickstream import analytics, gold
 from clickstream.cli import main
+from clickstream.config import Config
 from clickstream.generate import generate
 from clickstream.profile import Profile
 
@@ -68,7 +69,7 @@ def test_the_profile_of_a_run_names_every_model_and_query_with_times_within_the_
     named = {(s["layer"], s["step"]) for s in steps}
     for model in gold.models():
         assert ("gold", model["name"]) in named
-    for query in analytics.queries():
+    for query in analytics.queries(config=Config()):
         assert ("analytics", query["name"]) in named
     for step in ("data tests", ):
         assert ("gold", step) in named

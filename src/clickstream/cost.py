@@ -6,7 +6,8 @@ beside the process (Spark's Java process, read from /proc/<pid>/: `Engine.outsid
 already running when the run starts (a watch's session, one started by an earlier run in the same process)
 counts from that moment only; one started during the run counts whole.
 
-- `cpu_seconds`: user and system CPU;
+- `cpu_seconds`: user and system CPU (the first run of a process counts from the process's start, imports
+  included; a later run in the same process, such as a watch's next batch, from its own start);
 - `peak_rss_bytes`: the largest resident size this process reached so far (in a watch, since the watch began),
   or a waited-for child if larger, plus the Java process's own peak;
 - `bytes_read`, `bytes_written`: `read_bytes` and `write_bytes` of /proc/<pid>/io, the bytes the process made
@@ -83,6 +84,9 @@ def _peak_rss_bytes() -> int:
     return max(own, children) * 1024
 
 
+_PROCESS_COUNTED = False  # whether a Meter of this process has started: the next one counts from its own start
+
+
 class Meter:
     """Started before the run's engine is created; `engine_done` once the engine has done its work (before it
     closes); `record` at the end of the run."""
@@ -90,8 +94,11 @@ class Meter:
     def __init__(self) -> None:
         self.started = time.perf_counter()
         self.started_uptime = _uptime()
-        self.cpu = process_cpu_seconds()
-        self.io = proc_io()
+        # The first run of a process counts the process from its start (the interpreter, the imports): what the
+        # run cost whoever started it. A later run in the same process (a watch's next batch) counts from its own.
+        global _PROCESS_COUNTED
+        self.cpu, self.io = (process_cpu_seconds(), proc_io()) if _PROCESS_COUNTED else (0.0, {})
+        _PROCESS_COUNTED = True
         self.baselines: dict[int, Outside] = {}
         self.latest: dict[int, Outside] = {}
         self.spark_before: dict[str, tuple[int, ...]] | None = None
@@ -135,7 +142,8 @@ class Meter:
             self._read_outside(engine.outside_pids())
         io = proc_io()
         cpu = process_cpu_seconds() - self.cpu
-        written, read = io["write_bytes"] - self.io["write_bytes"], io["read_bytes"] - self.io["read_bytes"]
+        written = io["write_bytes"] - self.io.get("write_bytes", 0)
+        read = io["read_bytes"] - self.io.get("read_bytes", 0)
         outside_peak = 0
         for pid, latest in self.latest.items():
             base = self.baselines.get(pid, Outside())

@@ -30,7 +30,7 @@ LAUNCHERS = ("cli", "spark-submit")
 APP_NAMES = {launcher: f"clickstream-cluster-{launcher}" for launcher in LAUNCHERS}
 TABLES = (["silver", "quarantine", "duplicates"]
           + [f"gold/{m['name']}" for m in gold.models() if m.get("publish", True)]
-          + [f"analytics/{q['name']}" for q in analytics.queries()])
+          + [f"analytics/{q['name']}" for q in analytics.queries(config=Config())])
 RUN_SECONDS = 600
 
 

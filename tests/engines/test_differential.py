@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from clickstream import analytics, gold
+from clickstream import analytics, gold, predictive
 from clickstream.config import Config
 from clickstream.generate import generate
 from clickstream.pipeline import run_layers
@@ -28,8 +28,8 @@ SHARED_DATASET = (Path(__file__).resolve().parents[2] / ".." / "shared" / "datas
 ENGINES = ("duckdb", "spark")
 TABLES = (["silver", "quarantine"]
           + [f"gold/{m['name']}" for m in gold.models() if m.get("publish", True)]
-          + [f"analytics/{q['name']}" for q in analytics.queries()])
-CSV_OUTPUTS = [f"analytics/{q['name']}.csv" for q in analytics.queries() if q.get("csv", True)]
+          + [f"analytics/{q['name']}" for q in analytics.queries(config=Config())])
+CSV_OUTPUTS = [f"analytics/{q['name']}.csv" for q in analytics.queries(config=Config()) if q.get("csv", True)]
 
 
 def run_both(root: Path, raw_files: list[Path]) -> dict[str, Path]:
@@ -88,7 +88,8 @@ def test_the_report_shows_the_same_rows_on_both_engines(request, dataset):
                for engine in ENGINES]
     assert [[line for line in report if not line.startswith("Run ")] for report in reports] == [
         [line for line in reports[0] if not line.startswith("Run ")]] * 2
-    assert sum(line.startswith("## ") for line in reports[0]) == len(analytics.queries())
+    assert sum(line.startswith("## ") for line in reports[0]) == (len(analytics.queries(config=Config()))
+                                                                  + len(predictive.enabled(Config().analytics)))
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

@@ -273,7 +273,8 @@ def test_partitioned_parquet_round_trip_types_the_partition_as_a_date(spark, tmp
     spark.read_parquet("bronze_back", [f for f in files if f.is_file()], BRONZE, partitioned=True)
     assert spark.fetch("select * from bronze_back") == (
         [name for name, _ in BRONZE],
-        [("a", None, "2024-01-01 10:00:00", "click", None, None, None, None, None, None, None, "clickstream", "f.csv",
+        [("a", None, "2024-01-01 10:00:00", "click", None, None, None, None, None, None, None, None, "clickstream",
+          "f.csv",
           "b1",
           datetime(2024, 5, 6, 7, 8, 9, 123456), date(2024, 5, 6))])
 

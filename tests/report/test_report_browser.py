@@ -136,8 +136,8 @@ def page_facts(report, tmp_path_factory):
 def test_every_section_is_on_the_page_in_order(page_facts):
     facts = page_facts[0]
     assert [section_id for section_id, _ in facts["sections"]] == [
-        "headline", "funnel", "cart", "daily", "retention", "products", "revenue", "segments", "paths", "daytype",
-        "quality", "runs", "lineage"]
+        "headline", "funnel", "cart", "daily", "retention", "products", "revenue", "segments", "predictions", "paths",
+        "daytype", "quality", "runs", "lineage"]
     assert len(SECTIONS) == len(facts["sections"])
     assert facts["missing"] == []  # every table a section needs is built
 
@@ -146,7 +146,7 @@ def test_every_chart_is_one_svg_with_marks(page_facts):
     charts = page_facts[0]["charts"]
     assert [name for name, _, _ in charts] == [
         "funnel", "cart", "daily", "retention", "products_views", "products_revenue", "revenue", "rfm", "activity",
-        "paths", "visit_paths", "daytype", "ledger", "reasons"]  # rates over one run: a sentence
+        "clusters", "paths", "visit_paths", "daytype", "ledger", "reasons"]  # rates over one run: a sentence
     assert [(name, svgs) for name, svgs, _ in charts] == [(name, 1) for name, _, _ in charts]
     assert [name for name, _, marks in charts if marks == 0] == []
 
