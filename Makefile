@@ -54,14 +54,15 @@ mutants: install-test
 	$(BIN)/python tests/mutants.py
 
 # The oldest PySpark line runs the Spark side of the engine's own tests, of every model on tiny tables and of the
-# warehouse. The whole-pipeline comparisons (differential, incremental, hostile input, cluster) run on the newest
+# warehouse. The whole-pipeline comparisons (differential, incremental, hostile input, presets, cluster) run on the newest
 # line in `make test`; they pass on the oldest too, but add minutes to CI.
 test-spark-oldest:
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_VENV)/bin/python -m pip install --quiet -e '.[test]' 'pyspark==$(SPARK_OLDEST).*'
 	$(OLDEST_VENV)/bin/python -m pytest tests/engines -m spark -p no:cacheprovider \
 		--ignore=tests/engines/test_cluster.py --ignore=tests/engines/test_incremental.py \
-		--ignore=tests/engines/test_differential.py --ignore=tests/engines/test_ingestion_engines.py
+		--ignore=tests/engines/test_differential.py --ignore=tests/engines/test_ingestion_engines.py \
+		--ignore=tests/engines/test_presets_engines.py
 
 # The column tables of docs/DATA_DICTIONARY.md, written from the code (a test fails when they are stale).
 docs: install
