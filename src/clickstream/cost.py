@@ -97,7 +97,7 @@ class Meter:
         # The first run of a process counts the process from its start (the interpreter, the imports): what the
         # run cost whoever started it. A later run in the same process (a watch's next batch) counts from its own.
         global _PROCESS_COUNTED
-        self.cpu, self.io = (process_cpu_seconds(), proc_io()) if _PROCESS_COUNTED else (0.0, {})
+        self.cpu, self.io = (process_cpu_seconds(), proc_io()) if _PROCESS_COUNTED else (0.0, dict.fromkeys(IO_FIELDS, 0))
         _PROCESS_COUNTED = True
         self.baselines: dict[int, Outside] = {}
         self.latest: dict[int, Outside] = {}
@@ -142,8 +142,7 @@ class Meter:
             self._read_outside(engine.outside_pids())
         io = proc_io()
         cpu = process_cpu_seconds() - self.cpu
-        written = io["write_bytes"] - self.io.get("write_bytes", 0)
-        read = io["read_bytes"] - self.io.get("read_bytes", 0)
+        written, read = io["write_bytes"] - self.io["write_bytes"], io["read_bytes"] - self.io["read_bytes"]
         outside_peak = 0
         for pid, latest in self.latest.items():
             base = self.baselines.get(pid, Outside())
