@@ -79,3 +79,4 @@ def test_a_changed_mapping_rebuilds_silver_and_says_so_in_one_line(tmp_path, cap
         run_layers(remapped, ("bronze", "silver"))  # the same mapping again: nothing to do
     assert [r for r in caplog.records if r.name == "clickstream.silver" and r.levelno >= logging.WARNING] == []
     assert all(f["balanced"] for f in verify(remapped))
+

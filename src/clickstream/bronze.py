@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clickstream import storage
+from clickstream import remap, storage
 from clickstream.config import CsvOptions, Source
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.escape import shorten
@@ -252,10 +252,22 @@ def _commit(ctx: RunContext, manifest: dict, units: list[Unit], profile: dict, b
                              "appended": unit.is_tail, "replaces_batches": unit.retracts})
     manifest["batches"][batch_id] = {"ingested_at": ingested_at, "files": [u.relative for u in units],
                                      "rows": sum(f["part_rows"] for f in files_record), "retracts": retracts,
-                                     "parquet": [f.relative_to(ctx.layout.bronze).as_posix() for f in published]}
+                                     "parquet": [f.relative_to(ctx.layout.bronze).as_posix() for f in published],
+                                     **_mappings(units)}
     manifest.pop("publishing", None)
     storage.write_json(manifest_path(ctx), manifest)
     return files_record
+
+
+def _mappings(units: list[Unit]) -> dict:
+    """What the batch was written with, so that silver can read it under a later mapping (remap.py): each
+    source's `columns`, and each CSV file's header."""
+    columns, headers = {}, {}
+    for unit in units:
+        columns[unit.source.name] = remap.columns_of(unit.source)
+        if unit.header and not unit.is_json:
+            headers.setdefault(unit.source.name, {})[unit.relative] = unit.header
+    return {"columns": columns, "headers": headers}
 
 
 # ---- what to ingest

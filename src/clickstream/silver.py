@@ -16,10 +16,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from clickstream import bronze, storage
+from clickstream import bronze, remap, storage
 from clickstream.context import PipelineError, QualityGateError, RunContext
 from clickstream.quality import check_threshold
-from clickstream.schema import BRONZE, DUPLICATES, PARTITION_COLUMN, QUARANTINE, SILVER, Schema, with_attributes
+from clickstream.schema import (BRONZE, CANONICAL_RAW_COLUMNS, DUPLICATES, PARTITION_COLUMN, QUARANTINE, SILVER, Schema,
+                                with_attributes)
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,12 @@ def run(ctx: RunContext) -> dict | None:
                     len(pending), rebuild)
         ctx.full_refresh = True  # gold and analytics are built again from the new silver
     parts = _replaced_parts(manifest, pending)
+    remaps = remap.plan(manifest, pending, ctx.config.sources)
+    for group in remaps:
+        log.warning("silver: %d batch(es) of source '%s' were ingested under another columns mapping: read from "
+                    "bronze under the current one", len(group["batch_ids"]), group["source_name"])
     with ctx.profile.step("read inputs", "silver"):
-        retraction = _read_inputs(ctx, pending, parts, processed, rebuild is not None)
+        retraction = _read_inputs(ctx, pending, parts, processed, rebuild is not None, remaps)
     with ctx.profile.step("classify and write", "silver"):
         staged = _classify_and_write(ctx, manifest, pending, retraction)
     with ctx.profile.step("ledger and gates", "silver"):
@@ -181,14 +186,15 @@ def _replaced_parts(manifest: dict, pending: list[str]) -> list[tuple[str, str]]
 
 
 def _read_inputs(ctx: RunContext, pending: list[str], parts: list[tuple[str, str]],
-                 processed: set[str], rebuild: bool) -> dict | None:
+                 processed: set[str], rebuild: bool, remaps: list[dict]) -> dict | None:
     """`bronze_batch` (the pending rows silver takes in) and `silver_existing` (what they are de-duplicated
     against: nothing when silver is rebuilt); with replaced versions already in silver, the retraction's views.
     Returns the retraction."""
     engine, layout = ctx.engine, ctx.layout
     engine.register_rows("retracted_parts", _PARTS_SCHEMA, parts)
     engine.read_parquet("bronze_pending", storage.batch_files(layout.bronze, set(pending)), BRONZE, partitioned=True)
-    engine.create_view("bronze_batch", render("silver/pending_rows", engine, replaced_parts=bool(parts)))
+    engine.create_view("bronze_batch", render("silver/pending_rows", engine, replaced_parts=bool(parts), remaps=remaps,
+                                              bronze_columns=BRONZE, canonical_columns=CANONICAL_RAW_COLUMNS))
     retraction = _retract(ctx, parts, processed) if parts else None
     if retraction is None:
         engine.read_parquet("silver_existing", [] if rebuild else current_files(ctx), silver_schema(ctx),

@@ -74,6 +74,11 @@ class Engine(abc.ABC):
         json.dumps(ensure_ascii=False, separators=(",", ":")))."""
 
     @abc.abstractmethod
+    def json_with(self, expr: str, pairs: list[tuple[str, str]]) -> str:
+        """A flat JSON object of text values (bronze's `extra`, NULL as `{}`) with the (key, text expression)
+        pairs added; keys it holds already are not among them. Read back with `extra_value`."""
+
+    @abc.abstractmethod
     def iso_day_of_week(self, expr: str) -> str:
         """1 = Monday ... 7 = Sunday."""
 
@@ -175,6 +180,7 @@ class Engine(abc.ABC):
             "trim_whitespace": self.trim_whitespace,
             "iso_day_of_week": self.iso_day_of_week,
             "extra_value": self.extra_value,
+            "json_with": self.json_with,
             "date_series": self.date_series,
         }
 

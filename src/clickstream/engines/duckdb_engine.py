@@ -121,6 +121,10 @@ class DuckDBEngine(Engine):
     def iso_day_of_week(self, expr: str) -> str:
         return f"isodow({expr})"
 
+    def json_with(self, expr: str, pairs: list[tuple[str, str]]) -> str:
+        added = ", ".join(f"{self.quote_literal(key)}, {value}" for key, value in pairs)
+        return f"cast(json_merge_patch(coalesce({expr}, '{{}}'), json_object({added})) as varchar)"
+
     def json_object(self, pairs: list[tuple[str, str]]) -> str:
         return f"cast(json_object({', '.join(f'{key}, {value}' for key, value in pairs)}) as varchar)"
 

@@ -186,6 +186,11 @@ class SparkEngine(Engine):
     def iso_day_of_week(self, expr: str) -> str:
         return f"(weekday({expr}) + 1)"
 
+    def json_with(self, expr: str, pairs: list[tuple[str, str]]) -> str:
+        added = ", ".join(f"{_literal(key)}, cast({value} as string)" for key, value in pairs)
+        return (f"to_json(map_concat(coalesce(from_json({expr}, 'map<string,string>'), "
+                f"from_json('{{}}', 'map<string,string>')), map({added})))")
+
     def json_object(self, pairs: list[tuple[str, str]]) -> str:
         # a map keeps its keys' order and writes a NULL value as null (a struct would leave the field out)
         return f"to_json(map({', '.join(f'{key}, cast({value} as string)' for key, value in pairs)}))"
