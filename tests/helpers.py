@@ -98,7 +98,7 @@ def dates(first: str, last: str) -> list[tuple]:
 
 
 def analytics_context(**overrides: Any) -> dict:
-    """The parameters the analytics models are rendered with (gold.model_context), from the default config."""
+    """The parameters the analytics models are rendered with (analytics.model_context), from the default config."""
     analytics, gold = Config().analytics, Config().gold
     context = dict(no_product_key="", incremental=False, funnel=analytics.funnel.steps,
                    product_view_event_types=gold.product_view_event_types,

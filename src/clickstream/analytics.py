@@ -32,6 +32,29 @@ class QueryResult:
     total_rows: int
 
 
+def query_context(config: Config) -> dict:
+    """The analytics settings the queries are rendered with (besides gold's parameters: model_context)."""
+    analytics = config.analytics
+    return {
+        "funnel_window_us": analytics.funnel.window_seconds * 1_000_000,
+        "funnel_scope": analytics.funnel.scope,
+        "funnel_breakdown": analytics.funnel.breakdown,
+        "retention": analytics.retention,
+        "path_steps": analytics.paths.steps,
+        "cart_window_us": analytics.cart.window_seconds * 1_000_000,
+        "rank_by": analytics.top_products.rank_by,
+        "top_n": analytics.top_n,
+        "segments": analytics.segments,
+        "path_length": analytics.path_length,
+    }
+
+
+def model_context(ctx: RunContext) -> dict:
+    """What the analytics queries and the predictive features are rendered with: gold's parameters and the
+    analytics settings."""
+    return {**gold.context_of(ctx), **query_context(ctx.config)}
+
+
 def queries(group: str = "all", config: Config | None = None) -> list[dict]:
     """The queries of one group (basic, advanced) or all of them, in their declared order; with `config`, only
     those whose needs it meets (revenue_by_attribute needs gold.product_attributes)."""
@@ -110,7 +133,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
 
 def _plan(ctx: RunContext) -> Plan:
     engine = ctx.engine
-    context = gold.model_context(ctx)
+    context = model_context(ctx)
     selected = queries(ctx.analytics_group, ctx.config)
     fitted = predictive.enabled(ctx.config.analytics) if ctx.analytics_group in ("all", "advanced") else []
     rendered = {q["name"]: _rendered(engine, q, context) for q in selected}
@@ -190,7 +213,7 @@ def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
     """Fit the predictive models on the published star; write their tables into `root` with their CSV copies;
     returns each one's manifest entry."""
     engine = ctx.engine
-    tables = predictive.fit(engine, gold.model_context(ctx), ctx.config.analytics)
+    tables = predictive.fit(engine, model_context(ctx), ctx.config.analytics)
     entries = {}
     for output in plan.fitted:
         table, columns = tables[output.name], [column for column, _ in output.schema]

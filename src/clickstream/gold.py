@@ -9,6 +9,7 @@ from pathlib import Path
 
 from clickstream import bronze, declarations, incremental, silver, storage
 from clickstream.build import build_model
+from clickstream.config import Config
 from clickstream.context import QualityGateError, RunContext
 from clickstream.quality import Delta, compile_tests, run_tests
 from clickstream.sql import render
@@ -20,15 +21,16 @@ log = logging.getLogger(__name__)
 NO_PRODUCT_KEY = ""
 
 
-def model_context(ctx: RunContext) -> dict:
-    """The parameters the gold and analytics models are rendered with, all from config."""
-    rules, analytics = ctx.config.silver, ctx.config.analytics
-    steps = analytics.funnel.steps
-    views, cart_adds = ctx.config.gold.product_view_event_types, ctx.config.gold.cart_add_event_types
+def model_context(config: Config, may_hold_unit_separator: bool = True) -> dict:
+    """The parameters the gold models are rendered with: a pure function of the config and of whether some raw
+    file may hold chr(31) (bronze.may_hold_unit_separator; when none can, key_of needs no check for it)."""
+    rules, gold = config.silver, config.gold
+    steps = config.analytics.funnel.steps
+    views, cart_adds = gold.product_view_event_types, gold.cart_add_event_types
     known = sorted(set(rules.product_event_types) | set(rules.purchase_event_types) | set(steps) | set(views)
                    | set(cart_adds))
     return {
-        "timeout_us": int(round(ctx.config.gold.session_timeout_minutes * 60 * 1_000_000)),
+        "timeout_us": int(round(gold.session_timeout_minutes * 60 * 1_000_000)),
         "no_product_key": NO_PRODUCT_KEY,
         "product_event_types": rules.product_event_types,
         "purchase_event_types": rules.purchase_event_types,
@@ -36,22 +38,16 @@ def model_context(ctx: RunContext) -> dict:
         "cart_add_event_types": cart_adds,
         "known_event_types": known,
         "funnel": steps,  # dim_event_types numbers the funnel's steps
-        "funnel_window_us": analytics.funnel.window_seconds * 1_000_000,
-        "funnel_scope": analytics.funnel.scope,
-        "funnel_breakdown": analytics.funnel.breakdown,
-        "product_attributes": ctx.config.gold.product_attributes,
-        "visit_attributes": ctx.config.gold.visit_attributes,
-        "retention": analytics.retention,
-        "path_steps": analytics.paths.steps,
-        "cart_window_us": analytics.cart.window_seconds * 1_000_000,
-        "rank_by": analytics.top_products.rank_by,
-        "top_n": analytics.top_n,
-        "segments": analytics.segments,
-        "path_length": analytics.path_length,
+        "product_attributes": gold.product_attributes,
+        "visit_attributes": gold.visit_attributes,
         "incremental": False,  # True only where a per-user model is rendered for an incremental build
-        # no raw file ever held chr(31): no id can, and key_of needs no check for it
-        "may_hold_unit_separator": bronze.may_hold_unit_separator(bronze.load_manifest(ctx)),
+        "may_hold_unit_separator": may_hold_unit_separator,
     }
+
+
+def context_of(ctx: RunContext) -> dict:
+    """model_context of a run: its config, and what bronze's manifest says of chr(31)."""
+    return model_context(ctx.config, bronze.may_hold_unit_separator(bronze.load_manifest(ctx)))
 
 
 def models() -> list[dict]:
@@ -141,7 +137,7 @@ def run(ctx: RunContext) -> dict[str, int]:
 
 def _render(ctx: RunContext, declared: list[dict]) -> dict[str, str]:
     """Every gold model (and the replay step of an incremental build) rendered for this engine and config."""
-    context = model_context(ctx)
+    context = context_of(ctx)
     sql = {m["name"]: render(f"gold/{m['name']}", ctx.engine, **context) for m in declared}
     sql[incremental.REPLAY_TABLE] = render(f"gold/{incremental.REPLAY_TABLE}", ctx.engine, **context)
     return sql

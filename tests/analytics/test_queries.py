@@ -9,8 +9,8 @@ import pytest
 from helpers import DATES, FCT, USERS, analytics_context, dates, event, inline_table, make_config, run_model, ts
 
 from clickstream import analytics, gold, quality
+from clickstream.analytics import query_context
 from clickstream.config import Config, DuckDBSettings
-from clickstream.context import Layout, RunContext
 from clickstream.engines.duckdb_engine import DuckDBEngine
 from clickstream.pipeline import run_layers
 from clickstream.sql import render
@@ -234,11 +234,7 @@ def test_a_source_in_another_time_zone_is_counted_in_utc_periods(tmp_path):
 
 def test_the_tests_render_the_analytics_with_the_parameters_gold_gives_them(tmp_path):
     config = make_config(tmp_path)
-    engine = DuckDBEngine(DuckDBSettings(threads=1))
-    try:
-        context = gold.model_context(RunContext(config=config, engine=engine, layout=Layout(tmp_path / "data")))
-    finally:
-        engine.close()
+    context = {**gold.model_context(config), **query_context(config)}
     gold_only = {"timeout_us", "product_event_types", "purchase_event_types", "known_event_types",
                  "may_hold_unit_separator"}
     assert {k: v for k, v in context.items() if k not in gold_only} == analytics_context()
