@@ -289,60 +289,9 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
     new lines alone are read; `first_line` is the number of the first line read. The canonical file gets no
     header (the caller writes one). Blank lines are not records, as for the engines.
     """
-    split = Split()
-    writer = csv.writer(canonical, delimiter=",", quotechar='"', doublequote=True, lineterminator="\n",
-                        quoting=csv.QUOTE_MINIMAL)
-    escape = None if options.escape == options.quote else options.escape
-
-    def reader_of(lines: _Lines) -> Iterator[list[str]]:
-        return csv.reader(lines, delimiter=options.delimiter, quotechar=options.quote, escapechar=escape,
-                          doublequote=escape is None, strict=True)
-
-    def refuse_first_line(record: list[_Line], reason: str | None) -> None:
-        """A quote left open swallowed the lines after the first: refuse it, the rest is read again."""
-        first = _text(record[0])
-        reason = TOO_LONG if record[0].is_too_long else INVALID_UTF8 if _has_invalid_bytes(first) else \
-            UNTERMINATED_QUOTE if _opens_quote(first, options) else reason or UNTERMINATED_QUOTE
-        split.malformed.append(Malformed(record[0].number, reason, _shown_start(record[0]) if reason == TOO_LONG
-                                         else _shown(record[:1])))
-
     lines = _Lines(path, options, skip_bytes, first_line)
     try:
-        reader = reader_of(lines)
-        while True:
-            try:
-                fields, error = next(reader), None
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                fields, error = None, str(exc)
-            except _TooLong:
-                record = lines.take_consumed()
-                ending = _too_long(lines, record, options)
-                if ending == "one record":
-                    split.malformed.append(Malformed(record[0].number, TOO_LONG, _shown_start(record[0])))
-                else:
-                    refuse_first_line(record, None)
-                    if ending == "read again":
-                        lines.read_again_from(record[0].after)
-                    else:
-                        lines.put_back(record[1:])
-                reader = reader_of(lines)
-                continue
-            record = lines.take_consumed()
-            if not record:
-                break
-            reason = _judge(fields, error, record, columns, options)
-            if reason is None:
-                if fields:  # a blank line is no record
-                    writer.writerow(fields[:columns])
-                    split.records += 1
-            elif len(record) > 1:
-                refuse_first_line(record, reason)
-                lines.put_back(record[1:])
-                reader = reader_of(lines)
-            else:
-                split.malformed.append(Malformed(record[0].number, reason, _shown(record)))
+        split = _Splitter(lines, options, columns, canonical).run()
     finally:
         lines.close()
     last = lines.last
@@ -350,6 +299,76 @@ def split_file(path: Path, options: CsvOptions, columns: int, canonical: IO[str]
         and last is not None and split.malformed[-1].line == last.number
     split.ends_cleanly = (last is None or last.ends_with_break) and not open_at_end
     return split
+
+
+class _Splitter:
+    """One pass of split_file over a file's lines: Python's csv reader on the lines, started again after every
+    line it must not have taken (the lines after a first line whose quote was left open are read again)."""
+
+    def __init__(self, lines: _Lines, options: CsvOptions, columns: int, canonical: IO[str]) -> None:
+        self.lines, self.options, self.columns = lines, options, columns
+        self.split = Split()
+        self.writer = csv.writer(canonical, delimiter=",", quotechar='"', doublequote=True, lineterminator="\n",
+                                 quoting=csv.QUOTE_MINIMAL)
+        self.escape = None if options.escape == options.quote else options.escape
+        self.reader = self._reader()
+
+    def _reader(self) -> Iterator[list[str]]:
+        return csv.reader(self.lines, delimiter=self.options.delimiter, quotechar=self.options.quote,
+                          escapechar=self.escape, doublequote=self.escape is None, strict=True)
+
+    def run(self) -> Split:
+        while True:
+            try:
+                fields, error = next(self.reader), None
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                fields, error = None, str(exc)
+            except _TooLong:
+                self._too_long()
+                continue
+            record = self.lines.take_consumed()
+            if not record:
+                break
+            self._judged(fields, error, record)
+        return self.split
+
+    def _judged(self, fields: list[str] | None, error: str | None, record: list[_Line]) -> None:
+        """Write a well-formed record, or list the malformed one (its first line alone if it took more)."""
+        reason = _judge(fields, error, record, self.columns, self.options)
+        if reason is None:
+            if fields:  # a blank line is no record
+                self.writer.writerow(fields[:self.columns])
+                self.split.records += 1
+        elif len(record) > 1:
+            self._refuse_first_line(record, reason)
+            self.lines.put_back(record[1:])
+            self.reader = self._reader()
+        else:
+            self.split.malformed.append(Malformed(record[0].number, reason, _shown(record)))
+
+    def _too_long(self) -> None:
+        """A record grew beyond MAX_RECORD_BYTES: it, or its first line alone, is malformed (_too_long)."""
+        record = self.lines.take_consumed()
+        ending = _too_long(self.lines, record, self.options)
+        if ending == "one record":
+            self.split.malformed.append(Malformed(record[0].number, TOO_LONG, _shown_start(record[0])))
+        else:
+            self._refuse_first_line(record, None)
+            if ending == "read again":
+                self.lines.read_again_from(record[0].after)
+            else:
+                self.lines.put_back(record[1:])
+        self.reader = self._reader()
+
+    def _refuse_first_line(self, record: list[_Line], reason: str | None) -> None:
+        """A quote left open swallowed the lines after the first: refuse it, the rest is read again."""
+        first = _text(record[0])
+        reason = TOO_LONG if record[0].is_too_long else INVALID_UTF8 if _has_invalid_bytes(first) else \
+            UNTERMINATED_QUOTE if _opens_quote(first, self.options) else reason or UNTERMINATED_QUOTE
+        self.split.malformed.append(Malformed(record[0].number, reason, _shown_start(record[0]) if reason == TOO_LONG
+                                              else _shown(record[:1])))
 
 
 def _too_long(lines: _Lines, record: list[_Line], options: CsvOptions) -> str:
