@@ -28,11 +28,12 @@ from clickstream import remap, storage
 from clickstream.config import CsvOptions, Source
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.escape import shorten
-from clickstream.csv_lines import CANONICAL_CSV, Malformed, line_count, split_file
+from clickstream.csv_lines import CANONICAL_CSV, Malformed
 from clickstream.engines.base import Engine, InputError
 from clickstream.profile import Profile
-from clickstream.json_lines import canonical_header, split_json_file
-from clickstream.raw_files import Scan, header_line, list_files, match_sources, read_header, scan, scan_options
+from clickstream.json_lines import canonical_header
+from clickstream.raw_files import (Scan, header_line, list_files, match_sources, read_header, scan, scan_options,
+                                  split_raw_file)
 from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, EXTRA, PARTITION_COLUMN, PROFILED_RAW_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -563,14 +564,8 @@ def _split_input(unit: Unit) -> None:
     unit.input_path = unit.input_path.with_name(unit.input_file)
     with unit.input_path.open("x", encoding="utf-8", newline="") as canonical:
         canonical.write(",".join(f"c{index}" for index in range(len(unit.header))) + "\n")
-        if unit.is_json:
-            split = split_json_file(unit.path, unit.header[:-1], canonical, skip_bytes=unit.offset,
-                                    first_line=unit.first_line)
-        else:
-            header = header_line(unit.path, unit.source.csv) if unit.source.csv.header else b""
-            split = split_file(unit.path, unit.source.csv, len(unit.header), canonical,
-                               skip_bytes=unit.offset or len(header),
-                               first_line=unit.first_line if unit.offset else 1 + line_count(header))
+        split = split_raw_file(unit.path, unit.relative, unit.source, unit.header, canonical, offset=unit.offset,
+                               first_line=unit.first_line)
     unit.unit_separator = split.unit_separator
     unit.malformed = split.malformed
     unit.ends_cleanly = split.ends_cleanly

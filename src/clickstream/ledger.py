@@ -17,9 +17,8 @@ from pathlib import Path
 from clickstream import bronze, silver, storage
 from clickstream.config import Source
 from clickstream.context import RunContext
-from clickstream.csv_lines import split_file
-from clickstream.json_lines import split_json_file
-from clickstream.raw_files import header_line, read_header, scan, scan_options
+from clickstream.json_lines import canonical_header
+from clickstream.raw_files import read_header, scan, scan_options, split_raw_file
 from clickstream.schema import Schema
 from clickstream.sql import render
 
@@ -183,13 +182,12 @@ def _split_rows(snapshot: Path, source: Source, relative: str) -> int | None:
     """Rows as bronze holds them of a file split by csv_lines (or json_lines): its well-formed records and its
     malformed lines."""
     if source.format_of(relative) == "ndjson":
-        split = split_json_file(snapshot, [str(c) for c in source.columns.values() if c is not None], _Discard())
-        return split.records + len(split.malformed)
-    header, reason = read_header(snapshot, source)
-    if header is None:
-        return None  # a refused header: such a version is never ingested
-    if not header:
-        return 0
-    skip = len(header_line(snapshot, source.csv)) if source.csv.header else 0
-    split = split_file(snapshot, source.csv, len(header), _Discard(), skip_bytes=skip)
+        header: list[str] | None = canonical_header([str(c) for c in source.columns.values() if c is not None])
+    else:
+        header, _ = read_header(snapshot, source)
+        if header is None:
+            return None  # a refused header: such a version is never ingested
+        if not header:
+            return 0
+    split = split_raw_file(snapshot, relative, source, header, _Discard())
     return split.records + len(split.malformed)

@@ -25,7 +25,8 @@ import numpy as np
 
 from clickstream.report.escape import shorten
 from clickstream.config import CsvOptions, Source
-from clickstream.csv_lines import MAX_RECORD_BYTES, HeaderTooLong, header_record, open_raw
+from clickstream.csv_lines import MAX_RECORD_BYTES, HeaderTooLong, Split, header_record, line_count, open_raw, split_file
+from clickstream.json_lines import split_json_file
 
 # Files in raw/ that are never ingested nor warned about: hidden files and files still being written under a
 # temporary name (write `name.csv.tmp`, then rename it to `name.csv` when complete).
@@ -456,3 +457,16 @@ def _delimiter_hint(text: str, delimiter: str) -> str:
         return f"; the line holds '{shown}': set sources[].csv.delimiter to '{shown}'?"
     return f"; is sources[].csv.delimiter ({delimiter!r}) right?"
 
+
+
+def split_raw_file(path: Path, relative: str, source: Source, fields: list[str], canonical: IO[str], offset: int = 0,
+                  first_line: int = 1) -> Split:
+    """Read a raw file (from `offset`, an appended part) through csv_lines or json_lines, as its source's format
+    says: its well-formed records as canonical CSV of `fields` (a CSV file's header or positions; a JSON-lines
+    file's mapped paths and `extra`), its malformed lines aside. The header line is skipped; `first_line` is the
+    number of the line at `offset` (bronze and the ledger read a file alike); `relative` its name in raw/."""
+    if source.format_of(relative) == "ndjson":
+        return split_json_file(path, fields[:-1], canonical, skip_bytes=offset, first_line=first_line)
+    header = header_line(path, source.csv) if source.csv.header else b""
+    return split_file(path, source.csv, len(fields), canonical, skip_bytes=offset or len(header),
+                      first_line=first_line if offset else 1 + line_count(header))
