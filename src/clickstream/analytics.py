@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clickstream import churn, declarations, gold, incremental, predictive, quality, storage
+from clickstream import catalog, churn, declarations, gold, incremental, predictive, quality, storage
 from clickstream.build import build_model
 from clickstream.config import Config
 from clickstream.context import PipelineError, RunContext
@@ -146,13 +146,12 @@ def _plan(ctx: RunContext) -> Plan:
 
 
 def _read_gold(ctx: RunContext) -> None:
-    for model in gold.models():
-        if model.get("publish", True):
-            files = storage.parquet_files(ctx.layout.gold / model["name"])
-            if not files:
-                raise PipelineError(f"analytics: gold table {ctx.layout.gold / model['name']} not found; run the gold "
-                                    f"layer first (clickstream gold)")
-            ctx.engine.read_parquet(model["name"], files, schema=None)
+    for table in catalog.gold_tables():
+        files = storage.parquet_files(table.path(ctx.layout.data_dir))
+        if not files:
+            raise PipelineError(f"analytics: gold table {table.path(ctx.layout.data_dir)} not found; run the gold "
+                                f"layer first (clickstream gold)")
+        ctx.engine.read_parquet(table.name, files, schema=None)
 
 
 def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> tuple[dict, str]:

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from clickstream import catalog
 from clickstream.config import Config, duckdb_memory_bytes, duckdb_memory_size
 from clickstream.engines.base import Engine
 from clickstream.profile import Profile
@@ -93,27 +94,31 @@ class Layout:
 
     @property
     def bronze(self) -> Path:
-        return self.data_dir / "bronze"
+        return catalog.BRONZE_TABLE.path(self.data_dir)
 
     @property
     def silver(self) -> Path:
-        return self.data_dir / "silver"
+        return catalog.table("silver").path(self.data_dir)
 
     @property
     def quarantine(self) -> Path:
-        return self.data_dir / "quarantine"
+        return catalog.table("quarantine").path(self.data_dir)
+
+    @property
+    def duplicates(self) -> Path:
+        return catalog.table("duplicates").path(self.data_dir)
 
     @property
     def gold(self) -> Path:
-        return self.data_dir / "gold"
+        return self.data_dir / catalog.LAYER_FOLDERS["gold"]
 
     @property
     def analytics(self) -> Path:
-        return self.data_dir / "analytics"
+        return self.data_dir / catalog.LAYER_FOLDERS["analytics"]
 
     @property
     def state(self) -> Path:
-        return self.data_dir / "_state"
+        return self.data_dir / catalog.STATE_FOLDER
 
     @property
     def reports(self) -> Path:

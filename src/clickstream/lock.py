@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from clickstream.catalog import STATE_FOLDER
 from clickstream.context import PipelineError
 
 log = logging.getLogger(__name__)
 
-LOCK_FILE = Path("_state") / "writer.lock"  # relative to the data directory
+LOCK_FILE = Path(STATE_FOLDER) / "writer.lock"  # relative to the data directory
 POLL_SECONDS = 0.2  # how often a waiting run tries again
 # A holder writes its details just after taking the lock: a run finding the lock taken but the file not yet
 # written reads it again for this long before reporting an unknown holder.

@@ -16,16 +16,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from clickstream import bronze, remap, storage
+from clickstream import bronze, catalog, remap, storage
 from clickstream.context import PipelineError, QualityGateError, RunContext
 from clickstream.quality import check_threshold
-from clickstream.schema import (BRONZE, CANONICAL_RAW_COLUMNS, DUPLICATES, PARTITION_COLUMN, QUARANTINE, SILVER, Schema,
-                                with_attributes)
+from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, PARTITION_COLUMN, Schema
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
 
-STATE = "silver_state.json"
+STATE = catalog.SILVER_STATE
 STATE_FORMAT = 2  # runs may record `superseded` files and a `retraction` (format 1 never did)
 CHANGES = "silver_changes"  # under _state/: per run, the events a retraction removed from or promoted into silver
 CHANGES_SCHEMA: Schema = [("user_id", "string"), ("event_ts", "timestamp"), ("event_id", "string"),
@@ -47,14 +46,13 @@ def state_path(ctx: RunContext) -> Path:
 
 def tables(ctx: RunContext) -> dict[str, tuple[Path, Schema]]:
     """The tables silver writes, each with its folder and schema."""
-    layout, names = ctx.layout, ctx.config.attribute_names
-    return {"silver": (layout.silver, with_attributes(SILVER, names)), "quarantine": (layout.quarantine, QUARANTINE),
-            "duplicates": (layout.data_dir / "duplicates", with_attributes(DUPLICATES, names))}
+    return {table.name: (table.path(ctx.layout.data_dir), table.schema or [])
+            for table in catalog.silver_tables(ctx.config.attribute_names)}
 
 
 def silver_schema(ctx: RunContext) -> Schema:
     """Silver's columns under this config: its own, then one per attribute the sources keep."""
-    return with_attributes(SILVER, ctx.config.attribute_names)
+    return tables(ctx)["silver"][1]
 
 
 def identity_context(ctx: RunContext) -> dict:

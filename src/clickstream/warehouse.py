@@ -28,17 +28,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from clickstream import declarations, storage
+from clickstream import catalog, storage
 from clickstream.context import Layout
-from clickstream.schema import DUPLICATES, QUARANTINE, SILVER, Schema
+from clickstream.schema import Schema
 
 log = logging.getLogger(__name__)
 
 WAREHOUSE = "warehouse.duckdb"
 SPARK_SCRIPT = "warehouse_spark.sql"
-_SILVER_STATE = ("_state", "silver_state.json")
-_SILVER_TABLES: dict[str, tuple[str, Schema]] = {"silver": ("silver", SILVER), "quarantine": ("quarantine", QUARANTINE),
-                                                 "duplicates": ("duplicates", DUPLICATES)}
 _GLOB_SPECIAL = re.compile(r"[*?\[\]{}]")
 _SPARK_GLOB_SPECIAL = re.compile(r"([\\*?\[\]{}])")
 
@@ -59,20 +56,20 @@ def tables(layout: Layout) -> list[Table]:
     """Every table the data directory holds now: gold, analytics, silver, quarantine and duplicates."""
     data_dir = layout.data_dir.absolute()
     found: list[Table] = []
-    for model in declarations.gold_models():
-        if model["publish"] and storage.parquet_files(data_dir / "gold" / model["name"]):
-            found.append(Table(model["name"], "gold", data_dir / "gold" / model["name"]))
-    declared = [q["name"] for q in declarations.analytics_queries()]
-    analytics = data_dir / "analytics"
+    for table in catalog.gold_tables():
+        if storage.parquet_files(table.path(data_dir)):
+            found.append(Table(table.name, "gold", table.path(data_dir)))
+    declared = [table.name for table in catalog.analytics_tables()]
+    analytics = layout.analytics.absolute()
     others = sorted(p.name for p in analytics.iterdir() if p.is_dir()) if analytics.is_dir() else []
     for name in dict.fromkeys([*declared, *others]):  # declared first, then any other table found there
         if name.isidentifier() and not name.startswith("_") and storage.parquet_files(analytics / name):
             found.append(Table(name, "analytics", analytics / name))
-    state = storage.read_json(data_dir.joinpath(*_SILVER_STATE), {"runs": {}})
+    state = storage.read_json(data_dir / catalog.STATE_FOLDER / catalog.SILVER_STATE, {"runs": {}})
     committed = set(state.get("runs", {}))
-    for name, (folder, schema) in _SILVER_TABLES.items():
-        files = storage.batch_files(data_dir / folder, committed)
-        found.append(Table(name, "silver", data_dir / folder, tuple(files), schema, hive=True))
+    for table in catalog.SILVER_TABLES:
+        files = storage.batch_files(table.path(data_dir), committed)
+        found.append(Table(table.name, "silver", table.path(data_dir), tuple(files), table.schema, hive=True))
     return found
 
 

@@ -599,7 +599,7 @@ def lineage(facts: Facts) -> Section:
         {"name": "silver", "where": "silver/, quarantine/, duplicates/", "items": [
             ("events", f"{_parquet_count(layout.silver):,}"),
             ("quarantined", f"{_parquet_count(layout.quarantine):,}"),
-            ("duplicates", f"{_parquet_count(layout.data_dir / 'duplicates'):,}")]},
+            ("duplicates", f"{_parquet_count(layout.duplicates):,}")]},
         {"name": "gold", "where": "gold/", "items": [(name, _count_text(t.count(name, "gold"))) for name in gold]},
         {"name": "analytics", "where": "analytics/", "items": [(name, _count_text(t.count(name)))
                                                                for name in analytics]},
