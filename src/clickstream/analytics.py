@@ -104,7 +104,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
     if _results_stand(ctx, plan):
         log.info("analytics: gold and the analytics settings are as when the published results were answered "
                  "(gold build %s): nothing to answer again", plan.gold_build.get("build_id"))
-        ctx.quality["analytics"] = {"mode": "current", "gold_build_id": plan.gold_build.get("build_id")}
+        ctx.record.analytics = {"mode": "current", "gold_build_id": plan.gold_build.get("build_id")}
         return _standing_results(ctx, plan) if ctx.show_results else []
     _read_gold(ctx)
     # Staged and published as one directory, like gold; a partial run carries the other results over.
@@ -125,7 +125,7 @@ def run(ctx: RunContext) -> list[QueryResult]:
     with ctx.profile.step("publish", "analytics"):
         _publish(ctx, plan, root, built, results)
     elapsed = time.perf_counter() - started
-    ctx.quality["analytics"] = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
+    ctx.record.analytics = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
                                 "flags": flags, "seconds": round(elapsed, 3)}
     log.info("analytics: %d queries and %d fitted results in %.2f s", len(plan.selected), len(plan.fitted), elapsed)
     return results

@@ -202,7 +202,7 @@ def run(ctx: RunContext) -> dict | None:
     report = {"batch_id": None, "files": [], "refused": _current_refusals(manifest, found),
               "unmatched": found.unmatched, "not_regular": found.not_regular, "copies": found.copies,
               "ignored_changes": found.ignored}
-    ctx.quality["bronze"] = report
+    ctx.record.bronze = report
     if found.refused and ctx.config.quality.refused_files == "fail":
         first = next(iter(found.refused.items()))
         raise InputError(f"bronze: {len(found.refused)} raw file(s) refused, e.g. {first[0]}: {first[1]} "

@@ -132,13 +132,42 @@ def new_run_id(now: datetime) -> str:
 
 
 @dataclass
+class RunRecord:
+    """What a run did, as the quality report's `last_run` records it: each layer sets its own section once (a
+    JSON object, documented in docs/DATA_DICTIONARY.md), the pipeline the rest. A layer that did not run has none."""
+
+    layers: list[str] = field(default_factory=list)  # the layers the run was asked for
+    recovery: list[str] = field(default_factory=list)  # what was undone of an interrupted run, the lock taken over
+    bronze: dict[str, Any] | None = None
+    silver: dict[str, Any] | None = None
+    gold: dict[str, Any] | None = None
+    analytics: dict[str, Any] | None = None
+    timings_seconds: dict[str, float] | None = None  # per layer that finished
+    extra: dict[str, Any] = field(default_factory=dict)  # what the caller adds (watch: its batch)
+    anomalies: list[dict[str, Any]] | None = None
+    anomaly_checks: list[dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as JSON, its sections in this order, those a run did not reach left out."""
+        record: dict[str, Any] = {"layers": self.layers, "recovery": self.recovery}
+        for name in ("bronze", "silver", "gold", "analytics", "timings_seconds"):
+            if getattr(self, name) is not None:
+                record[name] = getattr(self, name)
+        record.update(self.extra)
+        for name in ("anomalies", "anomaly_checks"):
+            if getattr(self, name) is not None:
+                record[name] = getattr(self, name)
+        return record
+
+
+@dataclass
 class RunContext:
     config: Config
     engine: Engine
     layout: Layout
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
     run_id: str = ""
-    quality: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord = field(default_factory=RunRecord)  # what the run did, for the quality report
     analytics_group: str = "all"  # basic | advanced | all: which analytics queries to run
     full_refresh: bool = False  # rebuild gold and analytics from all of silver, even where nothing changed
     rebuild_silver: bool = False  # rebuild silver, quarantine and duplicates from all of bronze

@@ -111,14 +111,15 @@ def run(ctx: RunContext) -> dict[str, int]:
         built = _build_incremental(ctx, declared, sql, root, plan.new_runs, silver_state)
     published = [m for m in declared if m.get("publish", True)]
     with ctx.profile.step("data tests", "gold"):
-        results = built.results + _test(ctx, declared, built, root, previous)
+        tested_results, tested = _test(ctx, declared, built, root, previous)
+        results = built.results + tested_results
     with ctx.profile.step("row counts", "gold"):
         counts = ctx.engine.row_counts(["silver_events", *(m["name"] for m in published)])
     for table, count in counts.items():
         log.info("gold cardinality: %s rows=%d", table, count)
-    ctx.quality["gold"] = {"mode": plan.mode.value, "reason": plan.reason, "new_silver_batches": plan.new_runs,
-                           "merged": built.merged, "tests": results, "row_counts": counts,
-                           "tested_on_changed_rows": ctx.quality.get("gold", {}).get("tested_on_changed_rows", [])}
+    record = {"mode": plan.mode.value, "reason": plan.reason, "new_silver_batches": plan.new_runs,
+              "merged": built.merged, "tests": results, "row_counts": counts, "tested_on_changed_rows": tested}
+    ctx.record.gold = record
     failed = [r["test"] for r in results if r["status"] == "fail"]
     if failed:
         storage.clear_staging(ctx.layout.data_dir)
@@ -129,7 +130,7 @@ def run(ctx: RunContext) -> dict[str, int]:
                                        "is_empty": counts.get("silver_events", 0) == 0,
                                        "tests_passed": all(r["status"] == "pass" for r in results)})
     elapsed = time.perf_counter() - started
-    ctx.quality["gold"]["seconds"] = round(elapsed, 3)
+    record["seconds"] = round(elapsed, 3)
     log.info("gold: %s build of %d tables, %d events in the fact, in %.2f s", plan.mode.value, len(published),
              counts.get("fct_events", 0), elapsed)
     return counts
@@ -158,9 +159,11 @@ def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root
     return Built(untested_steps=steps)
 
 
-def _test(ctx: RunContext, declared: list[dict], built: Built, root: Path, previous: dict | None) -> list[dict]:
+def _test(ctx: RunContext, declared: list[dict], built: Built, root: Path,
+          previous: dict | None) -> tuple[list[dict], list[str]]:
     """Run the data tests: the intermediate steps' first, then release them (on Spark the driver's memory
-    holds them, which the star's tests need), then the star's."""
+    holds them, which the star's tests need), then the star's. Returns the results and the tables tested on
+    their changed rows alone."""
     engine, severity = ctx.engine, ctx.config.quality.gold_tests
     results = run_tests(engine, [query for model in built.untested_steps
                                  for query in compile_tests(model["name"], model.get("tests", []), engine)], severity)
@@ -171,14 +174,13 @@ def _test(ctx: RunContext, declared: list[dict], built: Built, root: Path, previ
     # After a build whose tests all passed, a table rewritten only in part is tested on what changed.
     deltas = _deltas(ctx, published, built.merged, root) if previous and previous.get("tests_passed") is True \
         else {}
-    ctx.quality.setdefault("gold", {})["tested_on_changed_rows"] = sorted(deltas)
     tests = [query for model in published
              for query in compile_tests(model["name"], model.get("tests", []), engine, deltas.get(model["name"]))]
     results += run_tests(engine, tests, severity)
     for delta in deltas.values():
         for view in (delta.changed, delta.kept, *delta.published.values()):
             engine.drop(view)
-    return results
+    return results, sorted(deltas)
 
 
 def _publish(ctx: RunContext, root: Path, previous: dict | None, build: dict) -> None:
@@ -359,6 +361,6 @@ def _current(ctx: RunContext, previous: dict, started: float) -> dict[str, int]:
     counts = engine.row_counts(names)
     for name in names:
         engine.drop(name)
-    ctx.quality["gold"] = {"mode": BuildMode.CURRENT.value, "build_id": previous["build_id"], "row_counts": counts,
+    ctx.record.gold = {"mode": BuildMode.CURRENT.value, "build_id": previous["build_id"], "row_counts": counts,
                            "seconds": round(time.perf_counter() - started, 3)}
     return counts

@@ -49,8 +49,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
         ctx = RunContext(config=config, engine=create_engine(config), layout=layout, analytics_group=analytics_group,
                          full_refresh=full_refresh, show_results=show_results, rebuild_silver=rebuild_silver)
         meter.engine_started(ctx.engine)
-        ctx.quality["layers"] = list(layers)
-        ctx.quality["recovery"] = ([lock.takeover_note] if lock.takeover_note else []) + recovered
+        ctx.record.layers = list(layers)
+        ctx.record.recovery = ([lock.takeover_note] if lock.takeover_note else []) + recovered
         run = _Run(ctx, layers, progress or (lambda layer, event: None), report_extra, meter)
         with run.ending():
             run.layers_in_order()
@@ -124,9 +124,9 @@ class _Run:
             yield
 
     def quality_report(self) -> None:
-        self.ctx.quality["timings_seconds"] = self.timings
+        self.ctx.record.timings_seconds = self.timings
         if self.report_extra is not None:
-            self.ctx.quality.update(self.report_extra(self.results))
+            self.ctx.record.extra.update(self.report_extra(self.results))
         self.meter.engine_done(self.ctx.engine)
         _check_anomalies(self.ctx)
         self.results["quality"] = write_report(self.ctx, ledger.whole_ledger, finished=list(self.timings),
@@ -157,7 +157,7 @@ class _Run:
 
     def warehouse_views(self) -> None:
         standing = self.ctx.layout.data_dir / warehouse.WAREHOUSE
-        if (self.error is None and changed_nothing(self.ctx.quality) and standing.is_file()
+        if (self.error is None and changed_nothing(self.ctx.record.as_dict()) and standing.is_file()
                 and not standing.with_name(standing.name + ".wal").exists()):
             self.results["warehouse"] = standing  # its views read the tables as they stand
             return
@@ -166,7 +166,7 @@ class _Run:
     def answered(self) -> bool:
         """Whether analytics answered anew in this run (not a run that found its results standing)."""
         return ("analytics" in self.timings and bool(self.results.get("analytics"))
-                and self.ctx.quality["analytics"].get("mode") != "current")
+                and (self.ctx.record.analytics or {}).get("mode") != "current")
 
     def page(self) -> None:
         """The page of what analytics just answered (or, with analytics.html_report false, no page)."""
@@ -191,7 +191,7 @@ _NAMED = 3  # refused files named in the one line of a run that ingested nothing
 def _fail_if_stranded(ctx: RunContext, layers: tuple[str, ...]) -> None:
     """Raw files refused and no event to show for the run (silver empty; bronze empty for a bronze-only run): the
     run fails, naming the files and why, instead of succeeding with nothing built."""
-    refused = (ctx.quality.get("bronze") or {}).get("refused") or []
+    refused = (ctx.record.bronze or {}).get("refused") or []
     if not refused:
         return
     holds_events = bool(silver.current_files(ctx)) if "silver" in layers else bool(bronze.load_manifest(ctx)["files"])
@@ -245,12 +245,12 @@ def _check_anomalies(ctx: RunContext) -> None:
     """The anomaly checks of the run into its record (`anomalies`, and `anomaly_checks` judged); a failure to
     check is logged, the run stands."""
     try:
-        checked = anomalies.run_checks(ctx.quality, ctx.layout, ctx.config.alerts, _utc_now())
+        checked = anomalies.run_checks(ctx.record.as_dict(), ctx.layout, ctx.config.alerts, _utc_now())
     except Exception as exc:  # noqa: BLE001 - anomalies describe the run; they are not its outcome
         _not_recorded("anomaly checks", exc)
         return
-    ctx.quality["anomalies"] = checked.found
-    ctx.quality["anomaly_checks"] = checked.judged
+    ctx.record.anomalies = checked.found
+    ctx.record.anomaly_checks = checked.judged
 
 
 def _rebuild_warehouse(layout: Layout, failed: bool) -> Path | None:

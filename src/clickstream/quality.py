@@ -158,10 +158,11 @@ def write_report(ctx: RunContext, whole_ledger: Callable[[RunContext], list[dict
     that completed (None: every layer this run asked for); `error` is the failure that stopped the run;
     `whole_ledger` computes the ledger of the whole data directory, called only when silver changed.
     """
-    finished = list(ctx.quality.get("layers", [])) if finished is None else finished
+    run = ctx.record.as_dict()
+    finished = list(ctx.record.layers) if finished is None else finished
     last_run = {"run_id": ctx.run_id, "engine": ctx.engine.name, "started_at": ctx.started_at.isoformat(),
-                "outcome": "failed" if error else "no new data" if changed_nothing(ctx.quality) else "succeeded",
-                **({"error": error} if error else {}), **ctx.quality, "profile": ctx.profile.record()}
+                "outcome": "failed" if error else "no new data" if changed_nothing(run) else "succeeded",
+                **({"error": error} if error else {}), **run, "profile": ctx.profile.record()}
     path = ctx.layout.reports / REPORT
     previous = storage.read_json(path, {})
     if previous.get("format") != REPORT_FORMAT:  # a report of the former shape described only its own run

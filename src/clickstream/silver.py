@@ -111,7 +111,7 @@ def run(ctx: RunContext) -> dict | None:
     pending = sorted(set(manifest["batches"]) - processed)
     if not pending:
         log.info("silver: no new bronze batches")
-        ctx.quality["silver"] = {"bronze_batches": [], "ledger": []}
+        ctx.record.silver = {"bronze_batches": [], "ledger": []}
         if state["runs"] and "mappings" not in state:  # written before mappings were recorded: they are now
             state["mappings"] = mapping_digests(ctx)
             storage.write_json(state_path(ctx), state)
@@ -142,7 +142,7 @@ def run(ctx: RunContext) -> dict | None:
     with ctx.profile.step("publish", "silver"):
         run_record = _commit(ctx, {"runs": {}} if rebuild else state, pending, staged, record, retraction)
     elapsed = time.perf_counter() - started
-    ctx.quality["silver"]["seconds"] = round(elapsed, 3)
+    record["seconds"] = round(elapsed, 3)
     totals = record["totals"]
     log.info("silver: %d bronze rows -> %d silver, %d quarantined, %d duplicates, %d re-delivered in %.2f s",
              totals["bronze_rows"], totals["silver_rows"], totals["quarantine_rows"], totals["duplicate_rows"],
@@ -242,7 +242,7 @@ def _prove(ctx: RunContext, manifest: dict, pending: list[str], parts: list[tupl
               "checks": _gates(ctx, totals)}
     if identity_context(ctx)["identified"]:
         record["conflicting_event_ids"] = _conflicting_ids(ctx)
-    ctx.quality["silver"] = record
+    ctx.record.silver = record
     for name in ("silver_typed", "silver_clean", "silver_repeats", *(f"{t}_{s}" for t in tables(ctx)
                                                                      for s in ("new", "out", "written"))):
         engine.drop(name)
