@@ -174,3 +174,25 @@ def test_a_snapshot_holds_exactly_the_bytes_scanned_with_or_without_a_copy_in_th
     assert (tmp_path / "snapshot.csv").read_bytes() == data
     assert (facts.size, facts.sha256, facts.records) == (len(data), hashlib.sha256(data).hexdigest(), 3)
     assert scan(path, limit=len(HEADER)).sha256 == hashlib.sha256(HEADER.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("files", [3, 40])
+def test_each_files_profile_counts_its_rows_malformed_lines_and_nulls_however_many_files_a_batch_holds(tmp_path,
+                                                                                                     files):
+    # up to 32 files the write measures the profile itself; beyond, a pass over what was written does
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    for number in range(files):
+        body = "".join(f"u{number}-{row},s1,2024-01-01 10:00:0{row},page_view,{'p' if row % 2 else ''},,\n"
+                       for row in range(number % 4 + 1)) + ("broken,\"line\n" if number % 3 == 0 else "")
+        write_csv(data / "raw", f"f{number:02d}.csv", body)
+    run_layers(config, ("bronze",))
+    manifest = json.loads((data / "_state" / "bronze_manifest.json").read_text())
+    report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]["bronze"]
+    profiles = {f["path"]: (f["part_rows"], f["malformed_rows"], f["null_counts"]["ProductID"],
+                            f["null_counts"]["Amount"]) for f in report["files"]}
+    expected = {f"f{n:02d}.csv": (n % 4 + 1 + (n % 3 == 0), int(n % 3 == 0), (n % 4 + 2) // 2, n % 4 + 1)
+                for n in range(files)}
+    assert profiles == expected
+    assert {path: entry["rows"] for path, entry in manifest["files"].items()} == {
+        path: rows for path, (rows, _, _, _) in expected.items()}

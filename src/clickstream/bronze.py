@@ -34,6 +34,7 @@ from clickstream.profile import Profile
 from clickstream.json_lines import canonical_header
 from clickstream.raw_files import (Scan, header_line, list_files, match_sources, read_header, scan, scan_options,
                                   split_raw_file)
+from clickstream.sql import render
 from clickstream.schema import BRONZE, CANONICAL_RAW_COLUMNS, EXTRA, PARTITION_COLUMN, PROFILED_RAW_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -751,10 +752,8 @@ def _profile_from_metrics(units: list[Unit], measured: dict) -> dict[str, dict]:
 
 
 def _profile(ctx: RunContext, view: str) -> dict[str, dict]:
-    parsed = "case when parse_error is null then 1 end"
-    nulls = ", ".join(f"count({parsed}) - count({c}) as {c}" for c in PROFILED_RAW_COLUMNS)
-    columns, rows = ctx.engine.fetch(f"select source_file, count(*) as n_rows, count(parse_error) as n_malformed, "
-                                     f"{nulls} from {view} group by source_file")
+    columns, rows = ctx.engine.fetch(render("bronze/profile_per_file", ctx.engine, view=view,
+                                            columns=PROFILED_RAW_COLUMNS))
     profile = {}
     for row in rows:
         values = dict(zip(columns, row))

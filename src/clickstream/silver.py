@@ -289,12 +289,8 @@ def _retract(ctx: RunContext, parts: list[tuple[str, str]], in_silver: set[str])
     identity = identity_context(ctx)
     engine.materialize("promoted_copies", render("silver/promoted_copies", engine, **identity))
     for table, (folder, schema) in tables(ctx).items():
-        holding = (f"select distinct rows.file_path from {table}_current rows join retracted_parts parts "
-                   f"on rows.source_file = parts.source_file and rows.batch_id = parts.batch_id")
-        if table == "duplicates":  # and the files holding a copy of a promoted event
-            holding += (" union select distinct rows.file_path from duplicates_current rows "
-                        "where rows.event_id in (select event_id from promoted_copies)")
-        _, rows = engine.fetch(holding)
+        # duplicates: also the files holding a copy of a promoted event
+        _, rows = engine.fetch(render("silver/retracted_files", engine, table=table, promotes=table == "duplicates"))
         files = sorted(row[0] for row in rows)
         engine.register_rows(f"{table}_rewritten", _FILES_SCHEMA, [(f,) for f in files])
         superseded += [Path(os.path.relpath(os.path.abspath(f), os.path.abspath(layout.data_dir))).as_posix()
@@ -302,16 +298,9 @@ def _retract(ctx: RunContext, parts: list[tuple[str, str]], in_silver: set[str])
         engine.create_view(f"{table}_rewritten_rows", render(
             "silver/rewritten_rows", engine, **{**identity, "columns": column_list(
                 engine, schema, identity["attribute_names"])}, table=table, promotes=table == "duplicates"))
-    # what the new batch is de-duplicated against: silver without the rows that leave, with the promoted copies
-    columns = ", ".join(identity["columns"])
-    engine.create_view("silver_existing", f"select {columns} from silver_current rows where not exists (select 1 "
-                                          f"from retracted_parts parts where parts.source_file = rows.source_file "
-                                          f"and parts.batch_id = rows.batch_id) union all "
-                                          f"select {columns} from promoted_copies")
-    engine.create_view("silver_changes", "select rows.user_id, rows.event_ts, rows.event_id, 'removed' as change "
-                                         "from silver_current rows join retracted_parts parts on rows.source_file = "
-                                         "parts.source_file and rows.batch_id = parts.batch_id union all "
-                                         "select user_id, event_ts, event_id, 'promoted' from promoted_copies")
+    engine.create_view("silver_existing", render("silver/existing_after_retraction", engine,
+                                                 columns=identity["columns"]))
+    engine.create_view("silver_changes", render("silver/retraction_changes", engine))
     changes = storage.staging_path(layout.data_dir, CHANGES)
     engine.write_parquet("silver_changes", changes)
     return {"superseded": superseded, "changes": changes}
@@ -329,22 +318,17 @@ def _check_retraction(ctx: RunContext, retraction: dict | None, manifest: dict,
                                      if part["batch_id"] == batch_id)
     removed: dict[str, Counter[str]] = {}
     pending_rows = 0
-    _, rows = engine.fetch("select rows.source_file, count(*) from bronze_pending rows join retracted_parts parts "
-                           "on rows.source_file = parts.source_file and rows.batch_id = parts.batch_id "
-                           "group by rows.source_file")
+    _, rows = engine.fetch(render("silver/retracted_rows_per_file", engine, table="bronze_pending"))
     for source_file, count in rows:
         removed.setdefault(source_file, Counter())["never_published"] += int(count)
         pending_rows += int(count)
     promoted = 0
     if retraction is not None:
         for table in tables(ctx):
-            _, rows = engine.fetch(f"select rows.source_file, count(*) from {table}_current rows join "
-                                   f"retracted_parts parts on rows.source_file = parts.source_file and "
-                                   f"rows.batch_id = parts.batch_id group by rows.source_file")
+            _, rows = engine.fetch(render("silver/retracted_rows_per_file", engine, table=f"{table}_current"))
             for source_file, count in rows:
                 removed.setdefault(source_file, Counter())[table] += int(count)
-        _, rows = engine.fetch("select count(*) from promoted_copies")
-        promoted = int(rows[0][0])
+        promoted = engine.row_counts(["promoted_copies"])["promoted_copies"]
     files = []
     for source_file in sorted(expected):
         counts = removed.get(source_file, Counter())

@@ -1,13 +1,13 @@
 -- one row per bronze row of the pending batches that silver takes in: all of them but the rows of a file version
 -- those same batches replace; a batch written under an earlier `columns` mapping read as the current one would
 -- have written it (remap.py)
+{% import 'silver/_retracted.sql' as parts %}
 {% set remaps = remaps | default([]) %}
 with kept as (
     select *
     from bronze_pending rows
 {% if replaced_parts %}
-    where not exists (select 1 from retracted_parts parts
-                      where parts.source_file = rows.source_file and parts.batch_id = rows.batch_id)
+    where not {{ parts.retracted('rows') }}
 {% endif %}
 ),
 

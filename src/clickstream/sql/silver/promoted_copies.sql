@@ -1,13 +1,13 @@
 -- one row per event whose kept copy left silver with a replaced file version, when another copy of it remains
 -- among the duplicates: the first by file and batch (and content: a supplied id's copies may differ), which now
 -- stands for the event in silver
+{% import 'silver/_retracted.sql' as parts %}
 {% import 'silver/_identity.sql' as identity with context %}
 {% set free = ['user_id', 'session_id', 'event_type', 'product_id', 'outcome'] %}
 with removed as (
     select distinct current_rows.event_id
     from silver_current current_rows
-    join retracted_parts parts
-        on current_rows.source_file = parts.source_file and current_rows.batch_id = parts.batch_id
+    where {{ parts.retracted('current_rows') }}
 ),
 
 candidates as (
@@ -18,8 +18,7 @@ candidates as (
             as copy_number
     from duplicates_current copies
     join removed on copies.event_id = removed.event_id
-    where not exists (select 1 from retracted_parts parts
-                      where parts.source_file = copies.source_file and parts.batch_id = copies.batch_id)
+    where not {{ parts.retracted('copies') }}
 ),
 
 final as (

@@ -1,5 +1,6 @@
 -- one row per row of {{ table }} that stays in a file this run writes again: every row of those files but the
 -- replaced file versions' rows{% if promotes %} and the copy of each promoted event (it moves to silver){% endif %}
+{% import 'silver/_retracted.sql' as parts %}
 
 {% import 'silver/_identity.sql' as identity with context %}
 {% set free = ['user_id', 'session_id', 'event_type', 'product_id', 'outcome'] %}
@@ -7,8 +8,7 @@ with in_rewritten_files as (
     select current_rows.*
     from {{ table }}_current current_rows
     join {{ table }}_rewritten files on current_rows.file_path = files.file_path
-    where not exists (select 1 from retracted_parts parts
-                      where parts.source_file = current_rows.source_file and parts.batch_id = current_rows.batch_id)
+    where not {{ parts.retracted('current_rows') }}
 ),
 
 {% if promotes %}
