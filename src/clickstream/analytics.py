@@ -161,12 +161,12 @@ def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> tuple[dict,
     sql, fingerprint = plan.rendered[name], plan.fingerprints[name]
     spec = incremental.per_user_model(query)
     previous = plan.published.get("queries", {}).get(name)
-    changes = _changed_users(ctx, name, previous, plan.gold_build, fingerprint) if spec else None
+    changes = incremental.changed_users(ctx, name, previous, plan.gold_build, fingerprint) if spec else None
     if changes is None:
         build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
     else:
         with ctx.profile.step(name, "analytics"):
-            _build_per_user(ctx, spec, sql["incremental"], changes, root)
+            incremental.build_per_user(ctx, spec, sql["incremental"], changes, root)
     columns, order = _columns_and_order(ctx, query)
     if query["csv"]:
         with ctx.profile.step(f"{name}.csv", "analytics"):
@@ -278,51 +278,3 @@ def _results_stand(ctx: RunContext, plan: Plan) -> bool:
     return all(entries.get(name, {}).get("gold_build_id") == build_id
                and entries[name].get("fingerprint") == fingerprint
                and storage.parquet_files(ctx.layout.analytics / name) for name, fingerprint in plan.fingerprints.items())
-
-
-def _changed_users(ctx: RunContext, name: str, previous: dict | None, gold_build: dict,
-                   fingerprint: str) -> str | None:
-    """How to rebuild a per-user query: None for from scratch, else what tells of the users to rebuild (the
-    `changes` of `incremental.register_affected_users`).
-
-    Incremental only when the published result was built by the same SQL from the gold build this one
-    follows (or from this very build: then no user changed), and that build recorded whom it changed.
-    """
-    if ctx.full_refresh or not previous or previous.get("fingerprint") != fingerprint:
-        return None
-    if not storage.parquet_files(ctx.layout.analytics / name):
-        return None
-    if previous.get("gold_build_id") == gold_build.get("build_id"):
-        return "none"
-    affected = storage.parquet_files(ctx.layout.gold / incremental.AFFECTED_USERS_DIR)
-    if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
-            "previous_build_id") and affected:
-        ctx.engine.read_parquet(incremental.PUBLISHED_AFFECTED_USERS, affected, schema=None)
-        return "gold"
-    return None
-
-
-def _build_per_user(ctx: RunContext, spec: incremental.PerUserModel, sql: str, changes: str, root: Path) -> None:
-    """Rebuild a per-user query for the users gold changed and merge it into the published result.
-
-    `sql` is the query rendered for an incremental build: it reads `affected_users` and gives each user's rows
-    from their first new event on (the ones `incremental.merge` replaces).
-    """
-    engine, layout = ctx.engine, ctx.layout
-    incremental.register_affected_users(engine, changes)
-    engine.drop(incremental.PUBLISHED_AFFECTED_USERS)
-    name = spec.name
-    # The query reads the fact under its usual name: for the moment, only the rows of the affected users.
-    fact = storage.parquet_files(layout.gold / "fct_events")
-    engine.read_parquet("fct_events__all", fact, schema=None)
-    incremental.register_affected_rows(engine, "fct_events", "fct_events__all", "user_key")
-    engine.materialize(name, sql)
-    engine.read_parquet("fct_events", fact, schema=None)
-    engine.drop("fct_events__all")
-    scratch = storage.staging_path(layout.data_dir, f"{name}-weeks")
-    removals = bool((incremental.read_manifest(layout.gold) or {}).get("removals"))
-    summary = incremental.merge(engine, spec, layout.analytics / name, root / name, scratch, removals)
-    engine.drop(name)
-    engine.drop(incremental.AFFECTED_USERS)
-    engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
-    log.info("analytics: %s merged for the users gold changed (%s)", name, incremental.describe(summary))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from clickstream import bronze, declarations, incremental, silver, storage
 from clickstream.build import build_model
 from clickstream.config import Config
 from clickstream.context import QualityGateError, RunContext
-from clickstream.quality import Delta, compile_tests, run_tests
+from clickstream.quality import compile_tests, run_tests
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,6 @@ class Plan:
     reason: str
 
 
-@dataclass
-class Built:
-    """What building the models gave, before the star's tests."""
-
-    results: list[dict] = field(default_factory=list)  # tests already run (an incremental build's steps)
-    merged: dict[str, dict] = field(default_factory=dict)  # per merged table, the weeks it rewrote and appended
-    removals: bool = False  # events left silver since the last build (a file replaced by a new version)
-    untested_steps: list[dict] = field(default_factory=list)  # intermediate models still to test
-
-
 def run(ctx: RunContext) -> dict[str, int]:
     """Bring gold up to date with silver; publish it only if every failing-severity test passes.
 
@@ -108,7 +98,7 @@ def run(ctx: RunContext) -> dict[str, int]:
     if plan.mode is BuildMode.FULL:
         built = _build_full(ctx, declared, sql, root)
     else:
-        built = _build_incremental(ctx, declared, sql, root, plan.new_runs, silver_state)
+        built = incremental.build_gold(ctx, declared, sql, root, plan.new_runs, silver_state)
     published = [m for m in declared if m.get("publish", True)]
     with ctx.profile.step("data tests", "gold"):
         tested_results, tested = _test(ctx, declared, built, root, previous)
@@ -144,7 +134,7 @@ def _render(ctx: RunContext, declared: list[dict]) -> dict[str, str]:
     return sql
 
 
-def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path) -> Built:
+def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path) -> incremental.Built:
     """Every model from all of silver; the intermediate steps kept by the engine, never written."""
     ctx.engine.read_parquet("silver_events", silver.current_files(ctx), silver.silver_schema(ctx), partitioned=True)
     steps = []
@@ -156,10 +146,10 @@ def _build_full(ctx: RunContext, declared: list[dict], sql: dict[str, str], root
         else:
             build_model(ctx, "gold", model["name"], sql[model["name"]], root,
                         partition_by_week=model.get("partition_by_week"))
-    return Built(untested_steps=steps)
+    return incremental.Built(untested_steps=steps)
 
 
-def _test(ctx: RunContext, declared: list[dict], built: Built, root: Path,
+def _test(ctx: RunContext, declared: list[dict], built: incremental.Built, root: Path,
           previous: dict | None) -> tuple[list[dict], list[str]]:
     """Run the data tests: the intermediate steps' first, then release them (on Spark the driver's memory
     holds them, which the star's tests need), then the star's. Returns the results and the tables tested on
@@ -172,7 +162,7 @@ def _test(ctx: RunContext, declared: list[dict], built: Built, root: Path,
             engine.drop(model["name"])
     published = [m for m in declared if m.get("publish", True)]
     # After a build whose tests all passed, a table rewritten only in part is tested on what changed.
-    deltas = _deltas(ctx, published, built.merged, root) if previous and previous.get("tests_passed") is True \
+    deltas = incremental.gold_deltas(ctx, published, built.merged, root) if previous and previous.get("tests_passed") is True \
         else {}
     tests = [query for model in published
              for query in compile_tests(model["name"], model.get("tests", []), engine, deltas.get(model["name"]))]
@@ -190,141 +180,6 @@ def _publish(ctx: RunContext, root: Path, previous: dict | None, build: dict) ->
     incremental.write_manifest(root, {"build_id": ctx.run_id,
                                       "previous_build_id": previous["build_id"] if previous else None, **build})
     storage.publish_table(root, ctx.layout.gold)
-
-
-def _build_incremental(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
-                       new_runs: list[str], silver_state: dict) -> Built:
-    """Rebuild the per-user models for the users of `new_runs`, merge them, then rebuild the other models.
-
-    The per-user models run in their declared order, each over its inputs cut down to what can change: the
-    silver events of the replayed visits (`replay_sessions.sql`, `replayed_events.sql`), or a merged table's
-    rows of the affected users. Each published one is merged as soon as it is built. The intermediate ones
-    are tested then, against their cut-down input.
-    """
-    removals = any("superseded" in silver_state["runs"][run] for run in new_runs)
-    batch_files = _register_new_events(ctx, new_runs, silver_state, removals)
-    reads_published = _replay(ctx, declared, sql, new_runs)
-    if reads_published:
-        _register_published_events(ctx, batch_files, removals)
-    ctx.engine.create_view("silver_events", render("gold/replayed_events", ctx.engine,
-                                                   reads_published=reads_published))
-    built = Built(removals=removals)
-    _merge_per_user_models(ctx, declared, sql, root, built)
-    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), silver.silver_schema(ctx), partitioned=True)
-    for name in built.merged:  # the whole tables again, for the other models and the tests
-        ctx.engine.drop(name)
-        ctx.engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
-        ctx.engine.drop(f"{name}__merged")
-    for model in declared:
-        if incremental.per_user_model(model) is None:
-            build_model(ctx, "gold", model["name"], sql[model["name"]], root)
-    ctx.engine.write_parquet(incremental.AFFECTED_USERS, root / incremental.AFFECTED_USERS_DIR)
-    return built
-
-
-def _register_new_events(ctx: RunContext, new_runs: list[str], silver_state: dict, removals: bool) -> list[Path]:
-    """`silver_batch`: the events new to gold; and the affected users, each with the time from which their rows
-    can change (their first new event, or an event that left silver). Returns the new runs' files."""
-    engine = ctx.engine
-    batch_files = storage.batch_files(ctx.layout.silver, set(new_runs))
-    if not removals:
-        engine.read_parquet("silver_batch", batch_files, silver.silver_schema(ctx), partitioned=True)
-        incremental.register_affected_users(engine, "silver")
-        return batch_files
-    new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
-    engine.read_parquet("silver_new_runs", batch_files, silver.silver_schema(ctx), partitioned=True)
-    engine.read_parquet("silver_run_changes", storage.batch_files(silver.changes_dir(ctx), set(new_runs)),
-                        silver.CHANGES_SCHEMA)
-    engine.create_view("silver_batch", render("gold/new_silver_events", engine, new=True, new_batches=new_batches))
-    engine.create_view("silver_rewritten", render("gold/new_silver_events", engine, new=False,
-                                                  new_batches=new_batches))
-    incremental.register_affected_users(engine, "silver", removals=True)
-    return batch_files
-
-
-def _replay(ctx: RunContext, declared: list[dict], sql: dict[str, str], new_runs: list[str]) -> bool:
-    """Decide which supplied sessions to sessionize again, and from when (replay_sessions.sql); returns whether
-    any of them holds published events from then on."""
-    engine = ctx.engine
-    visits = next(m["name"] for m in declared if "replayed" in m)  # the model built from the replayed visits
-    engine.read_parquet("published_sessions", storage.parquet_files(ctx.layout.gold / visits), schema=None)
-    engine.materialize(incremental.REPLAY_TABLE, sql[incremental.REPLAY_TABLE])
-    engine.drop("published_sessions")
-    _, rows = engine.fetch(render("incremental/replay_counts", engine, replay_table=incremental.REPLAY_TABLE))
-    replayed, reading_published = rows[0]
-    users = engine.row_counts([incremental.AFFECTED_USERS])[incremental.AFFECTED_USERS]
-    log.info("gold: %d user(s) in %d new silver batch(es) to rebuild; %d supplied session(s) to sessionize again, "
-             "%d of them with published events", users, len(new_runs), replayed, reading_published)
-    return reading_published > 0
-
-
-def _register_published_events(ctx: RunContext, batch_files: list[Path], removals: bool) -> None:
-    """`silver_earlier`: the events published before, for the replayed sessions that hold some."""
-    earlier = sorted(set(silver.current_files(ctx)) - set(batch_files))
-    if not removals:
-        ctx.engine.read_parquet("silver_earlier", earlier, silver.silver_schema(ctx), partitioned=True)
-        return
-    ctx.engine.read_parquet("silver_earlier_files", earlier, silver.silver_schema(ctx), partitioned=True)
-    ctx.engine.create_union_view("silver_earlier", ["silver_earlier_files", "silver_rewritten"])
-
-
-def _merge_per_user_models(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
-                           built: Built) -> None:
-    engine, layout = ctx.engine, ctx.layout
-    scratch = storage.staging_path(layout.data_dir, "gold-weeks")
-    for model in declared:
-        spec = incremental.per_user_model(model)
-        if spec is None:
-            continue
-        with ctx.profile.step(spec.name, "gold"):
-            engine.materialize(spec.name, sql[spec.name])
-            if not model.get("publish", True):  # checked now, while its input is still the cut-down one
-                built.results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
-                                           ctx.config.quality.gold_tests)
-                continue
-            built.merged[spec.name] = incremental.merge(engine, spec, layout.gold / spec.name, root / spec.name,
-                                                        scratch, built.removals)
-        engine.drop(spec.name)
-        engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
-        incremental.register_affected_rows(engine, spec.name, f"{spec.name}__merged", spec.user_column)
-        log.info("gold: %s merged (%s)", spec.name, incremental.describe(built.merged[spec.name]))
-
-
-def _deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root: Path) -> dict[str, Delta]:
-    """The tables of this build rewritten by week, as changed and kept rows, with their parents as published.
-
-    A parent rewritten by week and unique on the key held every key once, so it can have lost one only from
-    the weeks it rewrote: the test compares those weeks as published with the rows it wrote, not the whole
-    parent.
-    """
-    engine, layout = ctx.engine, ctx.layout
-    weekly = {m["name"]: merged[m["name"]]["weeks_rewritten"] for m in checked
-              if merged.get(m["name"], {}).get("weeks_rewritten") is not None}
-    views = {name: incremental.register_delta(engine, name, root / name, layout.gold / name) for name in weekly}
-    unique = {m["name"]: {t["unique"] for t in m.get("tests", []) if "unique" in t} for m in checked}
-    deltas = {}
-    for model in checked:
-        if model["name"] not in weekly:  # built or merged whole: tested whole
-            continue
-        published, current = {}, {}
-        for test in model.get("tests", []):
-            if "relationships" not in test:
-                continue
-            parent, key = test["relationships"]["to"], test["relationships"]["field"]
-            view, files = f"{parent}__published", storage.parquet_files(layout.gold / parent)
-            if parent in weekly and key in unique.get(parent, set()):
-                folders = {f"{incremental.PERIOD}={week}" for week in weekly[parent]}
-                files = [f for f in files if f.parent.name in folders]
-                current[parent] = views[parent][0]
-            if files:
-                engine.read_parquet(view, files, schema=None)
-            else:
-                engine.create_empty_like(view, parent)
-            published[parent] = view
-        deltas[model["name"]] = Delta(*views[model["name"]], published, current)
-    if deltas:
-        log.info("gold: tested on the rows this build rewrote and their links to the rest: %s", ", ".join(deltas))
-    return deltas
 
 
 def _plan(ctx: RunContext, previous: dict | None, fingerprint: str, silver_runs: list[str]) -> Plan:

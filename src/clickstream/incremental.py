@@ -12,21 +12,34 @@ which cost more to write and to read than rewriting a week saves.)
 Each layer keeps a manifest (`_build.json`) beside its tables, published with them: what the tables were
 built from and a fingerprint of the SQL that built them. Anything that does not match (another engine,
 another config, a silver batch that is gone) means a full rebuild.
+
+Everything incremental is here, in the order a batch goes through it (docs/INCREMENTAL.md tells it on one page):
+the tables and their merge by week; gold's build of a batch of new silver runs (`build_gold`: the affected users,
+the visits sessionized again, each per-user model merged, the rest rebuilt) and its tests on the rows it rewrote
+(`gold_deltas`); then each per-user analytics result rebuilt for the users gold changed (`changed_users`,
+`build_per_user`). gold.py and analytics.py only decide between a full and an incremental build.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from clickstream import storage
+from clickstream import silver, storage
+from clickstream.build import build_model, write_table
+from clickstream.catalog import WEEK
+from clickstream.context import RunContext
 from clickstream.engines.base import Engine
-from clickstream.sql import render, week_of
+from clickstream.quality import Delta, compile_tests, run_tests
+from clickstream.sql import render
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "_build.json"
 # The users whose rows a build recomputes (user_key) and the time from which each one's rows can change
@@ -38,7 +51,7 @@ AFFECTED_USERS = "affected_users"
 AFFECTED_USERS_DIR = "_affected_users"
 PUBLISHED_AFFECTED_USERS = "gold_affected_users"  # that copy, as the analytics read it
 REPLAY_TABLE = "replay_sessions"  # per supplied session of those users: where its visits are rebuilt from
-PERIOD = "week"  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
+PERIOD = WEEK  # the folder key of a table stored by week: <table>/week=YYYY-MM-DD/ (the Monday)
 # A week that would gain a file but already holds this many is written again instead, as few files: one file
 # per run would otherwise pile up in the latest week until the next full build.
 COMPACT_AT_FILES = 16
@@ -88,20 +101,6 @@ def per_user_model(declared: dict) -> PerUserModel | None:
                          f"(see incremental.py)")
     return PerUserModel(declared["name"], declared["user_column"], declared.get("partition_by_week"),
                   declared.get("changes_from"), declared.get("replayed"))
-
-
-def write_table(engine: Engine, view: str, path: Path, period_from: str | None) -> None:
-    """Write `view` under `path`: one folder per week of `period_from` when given, else as one table."""
-    if period_from is None:
-        engine.write_parquet(view, path)
-        return
-    by_period = f"{view}__by_{PERIOD}"
-    engine.create_view(by_period, f"select model.*, {week_of('model.' + period_from)} as {PERIOD} from {view} model")
-    engine.write_parquet(by_period, path, partition_by=[PERIOD])
-    engine.drop(by_period)
-    if not storage.parquet_files(path):  # no row, no week: one empty file keeps the table and its columns
-        path.rmdir()
-        engine.write_parquet(view, path)
 
 
 def merge(engine: Engine, model: PerUserModel, published: Path, staged: Path, scratch: Path,
@@ -220,3 +219,202 @@ def register_affected_users(engine: Engine, changes: str, removals: bool = False
 def register_affected_rows(engine: Engine, name: str, source: str, user_column: str) -> None:
     """`name`: the rows of table `source` that belong to the affected users, by its `user_column`."""
     engine.create_view(name, render("incremental/affected_rows", engine, source=source, user_column=user_column))
+
+
+# ---- gold: a batch of new silver runs merged into the published star
+
+
+@dataclass
+class Built:
+    """What building the models gave, before the star's tests."""
+
+    results: list[dict] = field(default_factory=list)  # tests already run (an incremental build's steps)
+    merged: dict[str, dict] = field(default_factory=dict)  # per merged table, the weeks it rewrote and appended
+    removals: bool = False  # events left silver since the last build (a file replaced by a new version)
+    untested_steps: list[dict] = field(default_factory=list)  # intermediate models still to test
+
+
+def build_gold(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
+                       new_runs: list[str], silver_state: dict) -> Built:
+    """Rebuild the per-user models for the users of `new_runs`, merge them, then rebuild the other models.
+
+    The per-user models run in their declared order, each over its inputs cut down to what can change: the
+    silver events of the replayed visits (`replay_sessions.sql`, `replayed_events.sql`), or a merged table's
+    rows of the affected users. Each published one is merged as soon as it is built. The intermediate ones
+    are tested then, against their cut-down input.
+    """
+    removals = any("superseded" in silver_state["runs"][run] for run in new_runs)
+    batch_files = _register_new_events(ctx, new_runs, silver_state, removals)
+    reads_published = _replay(ctx, declared, sql, new_runs)
+    if reads_published:
+        _register_published_events(ctx, batch_files, removals)
+    ctx.engine.create_view("silver_events", render("gold/replayed_events", ctx.engine,
+                                                   reads_published=reads_published))
+    built = Built(removals=removals)
+    _merge_per_user_models(ctx, declared, sql, root, built)
+    ctx.engine.read_parquet("silver_events", silver.current_files(ctx), silver.silver_schema(ctx), partitioned=True)
+    for name in built.merged:  # the whole tables again, for the other models and the tests
+        ctx.engine.drop(name)
+        ctx.engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
+        ctx.engine.drop(f"{name}__merged")
+    for model in declared:
+        if per_user_model(model) is None:
+            build_model(ctx, "gold", model["name"], sql[model["name"]], root)
+    ctx.engine.write_parquet(AFFECTED_USERS, root / AFFECTED_USERS_DIR)
+    return built
+
+
+def _register_new_events(ctx: RunContext, new_runs: list[str], silver_state: dict, removals: bool) -> list[Path]:
+    """`silver_batch`: the events new to gold; and the affected users, each with the time from which their rows
+    can change (their first new event, or an event that left silver). Returns the new runs' files."""
+    engine = ctx.engine
+    batch_files = storage.batch_files(ctx.layout.silver, set(new_runs))
+    if not removals:
+        engine.read_parquet("silver_batch", batch_files, silver.silver_schema(ctx), partitioned=True)
+        register_affected_users(engine, "silver")
+        return batch_files
+    new_batches = sorted({b for run in new_runs for b in silver_state["runs"][run]["bronze_batches"]})
+    engine.read_parquet("silver_new_runs", batch_files, silver.silver_schema(ctx), partitioned=True)
+    engine.read_parquet("silver_run_changes", storage.batch_files(silver.changes_dir(ctx), set(new_runs)),
+                        silver.CHANGES_SCHEMA)
+    engine.create_view("silver_batch", render("gold/new_silver_events", engine, new=True, new_batches=new_batches))
+    engine.create_view("silver_rewritten", render("gold/new_silver_events", engine, new=False,
+                                                  new_batches=new_batches))
+    register_affected_users(engine, "silver", removals=True)
+    return batch_files
+
+
+def _replay(ctx: RunContext, declared: list[dict], sql: dict[str, str], new_runs: list[str]) -> bool:
+    """Decide which supplied sessions to sessionize again, and from when (replay_sessions.sql); returns whether
+    any of them holds published events from then on."""
+    engine = ctx.engine
+    visits = next(m["name"] for m in declared if "replayed" in m)  # the model built from the replayed visits
+    engine.read_parquet("published_sessions", storage.parquet_files(ctx.layout.gold / visits), schema=None)
+    engine.materialize(REPLAY_TABLE, sql[REPLAY_TABLE])
+    engine.drop("published_sessions")
+    _, rows = engine.fetch(render("incremental/replay_counts", engine, replay_table=REPLAY_TABLE))
+    replayed, reading_published = rows[0]
+    users = engine.row_counts([AFFECTED_USERS])[AFFECTED_USERS]
+    log.info("gold: %d user(s) in %d new silver batch(es) to rebuild; %d supplied session(s) to sessionize again, "
+             "%d of them with published events", users, len(new_runs), replayed, reading_published)
+    return reading_published > 0
+
+
+def _register_published_events(ctx: RunContext, batch_files: list[Path], removals: bool) -> None:
+    """`silver_earlier`: the events published before, for the replayed sessions that hold some."""
+    earlier = sorted(set(silver.current_files(ctx)) - set(batch_files))
+    if not removals:
+        ctx.engine.read_parquet("silver_earlier", earlier, silver.silver_schema(ctx), partitioned=True)
+        return
+    ctx.engine.read_parquet("silver_earlier_files", earlier, silver.silver_schema(ctx), partitioned=True)
+    ctx.engine.create_union_view("silver_earlier", ["silver_earlier_files", "silver_rewritten"])
+
+
+def _merge_per_user_models(ctx: RunContext, declared: list[dict], sql: dict[str, str], root: Path,
+                           built: Built) -> None:
+    engine, layout = ctx.engine, ctx.layout
+    scratch = storage.staging_path(layout.data_dir, "gold-weeks")
+    for model in declared:
+        spec = per_user_model(model)
+        if spec is None:
+            continue
+        with ctx.profile.step(spec.name, "gold"):
+            engine.materialize(spec.name, sql[spec.name])
+            if not model.get("publish", True):  # checked now, while its input is still the cut-down one
+                built.results += run_tests(engine, compile_tests(spec.name, model.get("tests", []), engine),
+                                           ctx.config.quality.gold_tests)
+                continue
+            built.merged[spec.name] = merge(engine, spec, layout.gold / spec.name, root / spec.name,
+                                                        scratch, built.removals)
+        engine.drop(spec.name)
+        engine.read_parquet(f"{spec.name}__merged", storage.parquet_files(root / spec.name), schema=None)
+        register_affected_rows(engine, spec.name, f"{spec.name}__merged", spec.user_column)
+        log.info("gold: %s merged (%s)", spec.name, describe(built.merged[spec.name]))
+
+
+def gold_deltas(ctx: RunContext, checked: list[dict], merged: dict[str, dict], root: Path) -> dict[str, Delta]:
+    """The tables of this build rewritten by week, as changed and kept rows, with their parents as published.
+
+    A parent rewritten by week and unique on the key held every key once, so it can have lost one only from
+    the weeks it rewrote: the test compares those weeks as published with the rows it wrote, not the whole
+    parent.
+    """
+    engine, layout = ctx.engine, ctx.layout
+    weekly = {m["name"]: merged[m["name"]]["weeks_rewritten"] for m in checked
+              if merged.get(m["name"], {}).get("weeks_rewritten") is not None}
+    views = {name: register_delta(engine, name, root / name, layout.gold / name) for name in weekly}
+    unique = {m["name"]: {t["unique"] for t in m.get("tests", []) if "unique" in t} for m in checked}
+    deltas = {}
+    for model in checked:
+        if model["name"] not in weekly:  # built or merged whole: tested whole
+            continue
+        published, current = {}, {}
+        for test in model.get("tests", []):
+            if "relationships" not in test:
+                continue
+            parent, key = test["relationships"]["to"], test["relationships"]["field"]
+            view, files = f"{parent}__published", storage.parquet_files(layout.gold / parent)
+            if parent in weekly and key in unique.get(parent, set()):
+                folders = {f"{PERIOD}={week}" for week in weekly[parent]}
+                files = [f for f in files if f.parent.name in folders]
+                current[parent] = views[parent][0]
+            if files:
+                engine.read_parquet(view, files, schema=None)
+            else:
+                engine.create_empty_like(view, parent)
+            published[parent] = view
+        deltas[model["name"]] = Delta(*views[model["name"]], published, current)
+    if deltas:
+        log.info("gold: tested on the rows this build rewrote and their links to the rest: %s", ", ".join(deltas))
+    return deltas
+
+
+# ---- analytics: a per-user result rebuilt for the users gold changed
+
+
+def changed_users(ctx: RunContext, name: str, previous: dict | None, gold_build: dict,
+                   fingerprint: str) -> str | None:
+    """How to rebuild a per-user query: None for from scratch, else what tells of the users to rebuild (the
+    `changes` of `register_affected_users`).
+
+    Incremental only when the published result was built by the same SQL from the gold build this one
+    follows (or from this very build: then no user changed), and that build recorded whom it changed.
+    """
+    if ctx.full_refresh or not previous or previous.get("fingerprint") != fingerprint:
+        return None
+    if not storage.parquet_files(ctx.layout.analytics / name):
+        return None
+    if previous.get("gold_build_id") == gold_build.get("build_id"):
+        return "none"
+    affected = storage.parquet_files(ctx.layout.gold / AFFECTED_USERS_DIR)
+    if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
+            "previous_build_id") and affected:
+        ctx.engine.read_parquet(PUBLISHED_AFFECTED_USERS, affected, schema=None)
+        return "gold"
+    return None
+
+
+def build_per_user(ctx: RunContext, spec: PerUserModel, sql: str, changes: str, root: Path) -> None:
+    """Rebuild a per-user query for the users gold changed and merge it into the published result.
+
+    `sql` is the query rendered for an incremental build: it reads `affected_users` and gives each user's rows
+    from their first new event on (the ones `merge` replaces).
+    """
+    engine, layout = ctx.engine, ctx.layout
+    register_affected_users(engine, changes)
+    engine.drop(PUBLISHED_AFFECTED_USERS)
+    name = spec.name
+    # The query reads the fact under its usual name: for the moment, only the rows of the affected users.
+    fact = storage.parquet_files(layout.gold / "fct_events")
+    engine.read_parquet("fct_events__all", fact, schema=None)
+    register_affected_rows(engine, "fct_events", "fct_events__all", "user_key")
+    engine.materialize(name, sql)
+    engine.read_parquet("fct_events", fact, schema=None)
+    engine.drop("fct_events__all")
+    scratch = storage.staging_path(layout.data_dir, f"{name}-weeks")
+    removals = bool((read_manifest(layout.gold) or {}).get("removals"))
+    summary = merge(engine, spec, layout.analytics / name, root / name, scratch, removals)
+    engine.drop(name)
+    engine.drop(AFFECTED_USERS)
+    engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
+    log.info("analytics: %s merged for the users gold changed (%s)", name, describe(summary))
