@@ -127,8 +127,7 @@ def run(ctx: RunContext) -> dict | None:
                     "bronze under the current one", len(group["batch_ids"]), group["source_name"])
     with ctx.profile.step("read inputs", "silver"):
         retraction = _read_inputs(ctx, pending, parts, processed, rebuild is not None, remaps)
-    with ctx.profile.step("classify and write", "silver"):
-        staged = _classify_and_write(ctx, manifest, pending, retraction)
+    staged = _classify_and_write(ctx, manifest, pending, retraction)
     with ctx.profile.step("ledger and gates", "silver"):
         record = _prove(ctx, manifest, pending, parts, retraction, staged)
         record["rebuilt"] = rebuild
@@ -206,12 +205,14 @@ def _classify_and_write(ctx: RunContext, manifest: dict, pending: list[str], ret
     # Parsed once, read three times (repeats, silver, quarantine). Only the rows whose event repeats are
     # ranked; every other clean row goes straight from the typed table to the silver write.
     identity = identity_context(ctx)
-    engine.materialize("silver_typed", render(
-        "silver/silver_typed", engine, sources=ctx.config.sources, rules=ctx.config.silver,
-        attribute_names=identity["attribute_names"],
-        may_hold_unit_separator=bronze.may_hold_unit_separator(manifest, set(pending))))
+    with ctx.profile.step("silver_typed", "silver"):
+        engine.materialize("silver_typed", render(
+            "silver/silver_typed", engine, sources=ctx.config.sources, rules=ctx.config.silver,
+            attribute_names=identity["attribute_names"],
+            may_hold_unit_separator=bronze.may_hold_unit_separator(manifest, set(pending))))
     engine.create_view("silver_clean", render("silver/silver_clean", engine, **identity))
-    engine.materialize("silver_repeats", render("silver/silver_repeats", engine, **identity))
+    with ctx.profile.step("silver_repeats", "silver"):
+        engine.materialize("silver_repeats", render("silver/silver_repeats", engine, **identity))
     models = {"silver": "silver/silver_events", "quarantine": "silver/quarantine_events",
               "duplicates": "silver/duplicate_events"}
     staged: dict[str, Path] = {}
@@ -221,7 +222,8 @@ def _classify_and_write(ctx: RunContext, manifest: dict, pending: list[str], ret
                                                   columns=column_list(engine, schema, identity["attribute_names"]),
                                                   retraction=retraction is not None))
         staged[table] = storage.staging_path(ctx.layout.data_dir, table)
-        engine.write_parquet(f"{table}_out", staged[table], partition_by=[PARTITION_COLUMN])
+        with ctx.profile.step(f"write {table}", "silver"):
+            engine.write_parquet(f"{table}_out", staged[table], partition_by=[PARTITION_COLUMN])
     return staged
 
 

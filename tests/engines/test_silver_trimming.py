@@ -35,6 +35,8 @@ ROWS = [
     bronze_row(5, "7\t8", "page\u00a0view"),  # whitespace inside a value is part of it
     bronze_row(6, "\x1f9\x1f", "page_view"),  # the unit separator is no whitespace
     bronze_row(7, "\t\u00a0\r\n", "page_view"),  # whitespace alone is empty: a missing user id
+    bronze_row(8, "\u00a0\u0301u", "page_view\u200a"),  # a combining mark after the space: only the space goes
+    bronze_row(9, "\u3000", "page_view"),  # one whitespace character alone
 ]
 
 
@@ -54,4 +56,6 @@ def test_every_value_is_trimmed_of_unicode_whitespace_at_both_ends(engine):
         (5, "7\t8", "s", at_ten, "page\u00a0view", None, None, "", False),
         (6, "\x1f9\x1f", "s", at_ten, "page_view", None, None, "", False),
         (7, None, "s", at_ten, "page_view", None, None, "missing_user_id", None),
+        (8, "\u0301u", "s", at_ten, "page_view", None, None, "", False),
+        (9, None, "s", at_ten, "page_view", None, None, "missing_user_id", None),
     ]

@@ -13,41 +13,51 @@
 {% set with_identity_columns = sources | selectattr('identity_columns') | list | length > 0 %}
 {% set attribute_names = attribute_names | default([]) %}
 {% set free = ['user_id', 'session_id', 'event_type', 'product_id', 'outcome'] if may_hold_unit_separator else [] %}
-with typed as (
+with trimmed as (
+    -- each canonical value trimmed once (NULL when nothing is left), for the expressions below that read it
+    select
+        *,
+{% for column in ['UserID', 'SessionID', 'Timestamp', 'EventType', 'ProductID', 'Amount', 'Outcome', 'EventID'] %}
+        nullif({{ trim_whitespace(column) }}, '') as {{ column }}__text{{ ',' if not loop.last }}
+{% endfor %}
+    from bronze_batch
+),
+
+typed as (
 {% for source in sources %}
 {% set is_utc = source.timezone | upper == 'UTC' %}
 {# an epoch or a time with an offset is an instant: the source's timezone does not apply to it #}
-{% set timestamp_text = "nullif(" ~ trim_whitespace('Timestamp') ~ ", '')" %}
+{% set timestamp_text = "Timestamp__text" %}
 {% set instant = parse_instant(timestamp_text, source.timestamp_formats) %}
     select
-        nullif({{ trim_whitespace('UserID') }}, '') as user_id,
-        nullif({{ trim_whitespace('SessionID') }}, '') as session_id,
-        nullif({{ trim_whitespace('Timestamp') }}, '') as timestamp_text,
+        UserID__text as user_id,
+        SessionID__text as session_id,
+        Timestamp__text as timestamp_text,
 {% if is_utc %}
         {{ 'coalesce(' ~ instant ~ ', ' if instant }}{{ parse_timestamp(timestamp_text, source.timestamp_formats) }}{{ ')' if instant }} as event_ts,
 {% else %}
         {{ 'coalesce(instant_ts, ' if instant }}{{ to_utc('local_ts', source.timezone) }}{{ ')' if instant }} as event_ts,
 {% endif %}
 {% if source.event_types %}
-        case nullif({{ trim_whitespace('EventType') }}, '')
+        case EventType__text
 {% for raw_value, canonical in source.event_types.items() %}
             when {{ literal(raw_value) }} then {{ literal(canonical) }}
 {% endfor %}
-            else nullif({{ trim_whitespace('EventType') }}, '')
+            else EventType__text
         end as event_type,
 {% else %}
-        nullif({{ trim_whitespace('EventType') }}, '') as event_type,
+        EventType__text as event_type,
 {% endif %}
-        nullif({{ trim_whitespace('ProductID') }}, '') as product_id,
-        nullif({{ trim_whitespace('Amount') }}, '') as amount_text,
+        ProductID__text as product_id,
+        Amount__text as amount_text,
         -- parsed from the text, rounded half-up to cents: exact money, identical on every engine. Only
         -- plain decimal text is parsed: casts differ beyond it (DuckDB reads '1_000', Spark Arabic digits).
-        case when regexp_extract(nullif({{ trim_whitespace('Amount') }}, ''), '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?', 0)
-                  = nullif({{ trim_whitespace('Amount') }}, '')
-             then try_cast(nullif({{ trim_whitespace('Amount') }}, '') as decimal(18,2)) end as amount,
-        nullif({{ trim_whitespace('Outcome') }}, '') as outcome,
+        case when regexp_extract(Amount__text, '^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?', 0)
+                  = Amount__text
+             then try_cast(Amount__text as decimal(18,2)) end as amount,
+        Outcome__text as outcome,
 {% if identified %}
-        {{ "nullif(" ~ trim_whitespace('EventID') ~ ", '')" if source.columns.EventID is not none else 'cast(null as string)' }} as supplied_event_id,
+        {{ "EventID__text" if source.columns.EventID is not none else 'cast(null as string)' }} as supplied_event_id,
 {% endif %}
 {% if with_identity_columns %}
         {{ identity.identity_columns(source) }} as identity_values,
@@ -75,12 +85,12 @@ with typed as (
         source_line, raw_line, parse_error,
         source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
 {% if is_utc %}
-    from bronze_batch
+    from trimmed
     where source_name = {{ literal(source.name) }}
 {% else %}
     from (
         select *, {{ parse_timestamp(timestamp_text, source.timestamp_formats) }} as local_ts{{ ', ' ~ instant ~ ' as instant_ts' if instant }}
-        from bronze_batch
+        from trimmed
         where source_name = {{ literal(source.name) }}
     ) as source_rows
 {% endif %}
