@@ -22,6 +22,10 @@ TEST_SPARK = SparkSettings(master="local[2]", app_name="clickstream-tests", shuf
                            conf={"spark.sql.warehouse.dir": os.path.join(tempfile.gettempdir(),
                                                                          "clickstream-tests-warehouse")})
 
+# The analytics settings of whole-pipeline comparisons that are not about the predictive models (those are compared
+# on both engines in test_predictive.py and test_differential.py): their fit is most of a tiny run's analytics.
+NO_PREDICTIVE = {"churn": {"enabled": False}, "clusters": {"enabled": False}}
+
 # Columns that differ between any two runs, whatever the engine: the run id and the time of ingestion.
 RUN_COLUMNS = ("batch_id", "ingestion_timestamp", "ingestion_date")
 REL_TOL = 1e-9

@@ -37,7 +37,7 @@ def test_the_cost_counts_the_jvm_and_spark_metrics_and_a_failing_gate_alerts_onc
     with alert_server() as server:
         config = _config(data_dir, server.url())
         jvm_before, own_before = Outside.read(pid), process_cpu_seconds()
-        run_layers(config)
+        run_layers(config, ("bronze", "silver", "gold"))
         jvm_after, own_after = Outside.read(pid), process_cpu_seconds()
         assert server.posts == []
         (data_dir / "raw" / "bad.csv").write_text(HEADER + "\n" + "\n".join(

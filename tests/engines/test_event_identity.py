@@ -171,7 +171,8 @@ def feed_config(data_dir, engine_name: str) -> Config:
                                                  "EventID": "messageId"},
                      "attributes": {"brand": "brand", "channel": "utm_source"}}],
         "gold": {"product_attributes": ["brand"], "visit_attributes": ["channel"]},
-        "analytics": {"funnel": {"breakdown": "channel"}},
+        # the predictive models are compared on both engines in test_predictive.py
+        "analytics": {"funnel": {"breakdown": "channel"}, "churn": {"enabled": False}, "clusters": {"enabled": False}},
         "quality": {"duplicate_rate": {"warn": 0.5, "fail": 0.5}}})
 
 

@@ -22,7 +22,7 @@ from clickstream.report.tables import NO_EVENTS
 from clickstream.silver import CHANGES_SCHEMA
 from helpers import inline_table, ts
 
-from engine_support import read_table, table_differences
+from engine_support import NO_PREDICTIVE, read_table, table_differences
 
 HEADER = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
 FIRST_BATCH = [
@@ -61,6 +61,7 @@ def config_for(data_dir: Path, engine: str, session_timeout_minutes: float = 30)
     data = Config().with_overrides(data_dir=data_dir, engine=engine, logs_dir=data_dir.parent / "logs").model_dump()
     data["quality"]["duplicate_rate"] = {"warn": 0.5, "fail": 0.5}
     data["gold"]["session_timeout_minutes"] = session_timeout_minutes
+    data["analytics"].update(NO_PREDICTIVE)  # not per-user results: built whole (tests/engines/test_predictive.py)
     return Config.model_validate(data)
 
 

@@ -23,7 +23,7 @@ from clickstream.pipeline import repair_manifest, run_layers, verify, verify_all
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hostile  # noqa: E402
-from engine_support import read_table, table_differences  # noqa: E402
+from engine_support import NO_PREDICTIVE, read_table, table_differences  # noqa: E402
 
 pytestmark = pytest.mark.spark
 
@@ -37,6 +37,7 @@ IGNORED = ("batch_id", "ingestion_timestamp", "ingestion_date")
 
 def config_for(root: Path, engine: str) -> Config:
     return Config.model_validate({"engine": engine, "sources": [{"name": "clickstream"}, hostile.PARIS_SOURCE],
+                                  "analytics": NO_PREDICTIVE,  # compared on both engines in test_predictive.py
                                   "paths": {"data_dir": str(root / engine), "logs_dir": str(root / f"logs-{engine}")}})
 
 
