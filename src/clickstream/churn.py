@@ -11,16 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from clickstream.schema import CHURN_MODEL, EVENT_MIX
@@ -58,8 +53,16 @@ def design(features: pa.Table) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((features.num_rows, 0))
 
 
-def _model(seed: int = 0) -> CalibratedClassifierCV:
+def _model(seed: int = 0) -> Any:
     """Standardised inputs, a logistic regression, Platt scaling over three ordered folds (no shuffling)."""
+    # scikit-learn is imported when a model is fitted, not with the module: its import takes about a second, which
+    # every run would pay, models or not
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     regression = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     return CalibratedClassifierCV(regression, method="sigmoid", cv=StratifiedKFold(n_splits=3, shuffle=False))
 
@@ -82,6 +85,8 @@ def _lift(labels: np.ndarray, probabilities: np.ndarray) -> float:
 
 
 def _metrics(labels: np.ndarray, probabilities: np.ndarray, recency: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score  # see _model
+
     return {"auc": roc_auc_score(labels, probabilities), "baseline_auc": roc_auc_score(labels, recency),
             "pr_auc": average_precision_score(labels, probabilities),
             "brier": brier_score_loss(labels, probabilities), "top_decile_lift": _lift(labels, probabilities)}

@@ -12,9 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from clickstream.schema import CLUSTER_PROFILES, EVENT_MIX
@@ -67,11 +64,16 @@ def inputs(features: pa.Table) -> np.ndarray:
 
 
 def _kmeans(points: np.ndarray, k: int) -> np.ndarray:
+    # scikit-learn is imported when the clusters are fitted, not with the module (churn._model says why)
+    from sklearn.cluster import KMeans
+
     return KMeans(n_clusters=k, n_init=STARTS, random_state=SEED).fit_predict(points)
 
 
 def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
     """How well the clusters separate, from -1 to 1 (on a fixed-seed sample of SILHOUETTE_SAMPLE users)."""
+    from sklearn.metrics import silhouette_score  # see _kmeans
+
     return float(silhouette_score(points, labels, sample_size=min(SILHOUETTE_SAMPLE, len(points)),
                                   random_state=SEED))
 
@@ -109,6 +111,8 @@ def fit(features: pa.Table, k: int | str) -> Clusters:
     if features.num_rows == 0:
         return Clusters(_users(features, np.empty(0, dtype=np.int32)),
                         _profiles(features, np.empty(0), np.empty(0), None))
+    from sklearn.preprocessing import StandardScaler  # see _kmeans
+
     points = StandardScaler().fit_transform(inputs(features))
     labels, silhouette = _clustered(points, k, len(np.unique(points.round(12), axis=0)))
     numbers = _numbered(labels, points)

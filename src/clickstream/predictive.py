@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.metadata
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import sklearn
 
 from clickstream import churn, clusters
 from clickstream.config import Analytics
@@ -24,6 +24,8 @@ from clickstream.schema import CHURN_MODEL, CHURN_SCORES, CLUSTER_PROFILES, USER
 from clickstream.sql import render
 
 log = logging.getLogger(__name__)
+# part of the models' fingerprint: another scikit-learn may fit other models (read without importing it)
+SKLEARN_VERSION = importlib.metadata.version("scikit-learn")
 
 TREND_WINDOW_DAYS = 28  # user_features' trend: the last four weeks against the weeks before
 MAX_TRAINING_CUTOFFS = 6  # the training cutoffs, a horizon apart, before the evaluation cutoff
@@ -66,7 +68,7 @@ def fingerprint(engine: Engine, context: dict[str, Any]) -> str:
     """What decides the predictive results besides gold and the analytics settings: the feature SQL and the
     library that fits the models."""
     sql = render("predictive/user_features", engine, **feature_context(context, 1))
-    return hashlib.sha256(f"{sql}\0{sklearn.__version__}".encode()).hexdigest()
+    return hashlib.sha256(f"{sql}\0{SKLEARN_VERSION}".encode()).hexdigest()
 
 
 def cutoffs(first: dt.datetime | None, last: dt.datetime | None, horizon_days: int, labelled: bool) -> list[dt.datetime]:
