@@ -196,3 +196,31 @@ def test_each_files_profile_counts_its_rows_malformed_lines_and_nulls_however_ma
     assert profiles == expected
     assert {path: entry["rows"] for path, entry in manifest["files"].items()} == {
         path: rows for path, (rows, _, _, _) in expected.items()}
+
+
+def test_parts_read_line_by_line_are_split_side_by_side_with_the_same_result(tmp_path, monkeypatch):
+    from clickstream import bronze
+
+    def ingest(root: Path, parallel_from: int) -> tuple[list[tuple], dict]:
+        monkeypatch.setattr(bronze, "PARALLEL_SPLIT_BYTES", parallel_from)
+        config = make_config(root, sources=[{"name": "clickstream"}, {"name": "tracker", "glob": "*.jsonl"}])
+        data = config.paths.data_dir
+        write_csv(data / "raw", "a.csv", "1,s,2024-01-01 10:00:00,page_view,,,\n\"2,broken\n3,s,2024-01-01 11:00:00,"
+                                         "page_view,,,\n")
+        for name in ("b.jsonl", "c.jsonl"):
+            (data / "raw" / name).write_text('{"UserID": "4", "Timestamp": "2024-01-02 10:00:00", "EventType": "view"}\n'
+                                             f'[not an object in {name}]\n'
+                                             '{"UserID": "5", "Timestamp": "2024-01-02 11:00:00", "EventType": "view"}\n')
+        run_layers(config, ("bronze",))
+        report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]["bronze"]
+        return bronze_rows(data), {f["path"]: (f["part_rows"], f["malformed_rows"]) for f in report["files"]}
+
+    pools = []
+    pool = bronze.ProcessPoolExecutor
+    monkeypatch.setattr(bronze, "ProcessPoolExecutor", lambda **options: pools.append(options) or pool(**options))
+    one_by_one = ingest(tmp_path / "one", parallel_from=1 << 40)
+    assert pools == []
+    side_by_side = ingest(tmp_path / "two", parallel_from=0)
+    assert [p["max_workers"] for p in pools] == [min(3, os.cpu_count() or 1)]  # the three parts, one core each
+    assert side_by_side == one_by_one
+    assert one_by_one[1] == {"a.csv": (3, 1), "b.jsonl": (3, 1), "c.jsonl": (3, 1)}

@@ -16,11 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shlex
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from clickstream import remap, storage
 from clickstream.config import CsvOptions, Source
 from clickstream.context import PipelineError, RunContext
 from clickstream.report.escape import shorten
-from clickstream.csv_lines import CANONICAL_CSV, Malformed
+from clickstream.csv_lines import CANONICAL_CSV, Malformed, Split
 from clickstream.engines.base import Engine, InputError
 from clickstream.profile import Profile
 from clickstream.json_lines import canonical_header
@@ -47,6 +48,10 @@ _INPUTS_SCHEMA = [("input_file", "string"), ("source_name", "string"), ("source_
 _MALFORMED_SCHEMA = [("input_file", "string"), ("source_line", "bigint"), ("parse_error", "string"),
                      ("raw_line", "string")]
 _SHOWN = 20  # file names listed in one log line
+# Parts read line by line (JSON lines, CSV with malformed lines or another escape) are split in parallel, one
+# process per core, when there is more than one and they hold at least this much: below, starting the processes
+# costs more than it saves.
+PARALLEL_SPLIT_BYTES = 32 << 20
 
 
 @dataclass
@@ -217,8 +222,7 @@ def run(ctx: RunContext) -> dict | None:
     batch_id = ctx.run_id
     ingested_at = ctx.started_at.strftime("%Y-%m-%d %H:%M:%S.%f")
     with ctx.profile.step("stage inputs", "bronze"):
-        for number, unit in enumerate(found.units, start=1):
-            _stage_input(unit, inputs, number)
+        _stage_inputs(found.units, inputs)
     with ctx.profile.step("write", "bronze"):
         staged, profile = _write_batch(ctx, found.units, batch_id, ingested_at)
     with ctx.profile.step("publish", "bronze"):
@@ -535,15 +539,31 @@ def _globs(ctx: RunContext) -> str:
 
 # ---- reading
 
-def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
-    """Put the part to read under a plain name: its snapshot, or a copy of its appended lines."""
+def _stage_inputs(units: list[Unit], inputs: Path) -> None:
+    """Put each part to read under a plain name; the parts read line by line are split last, side by side."""
+    to_split = [unit for number, unit in enumerate(units, start=1) if not _stage_input(unit, inputs, number)]
+    if len(to_split) > 1 and sum(unit.scan.size - unit.offset for unit in to_split) >= PARALLEL_SPLIT_BYTES:
+        # one process per core: splitting is Python's work, one core each (JSON lines are all split)
+        with ProcessPoolExecutor(max_workers=min(len(to_split), os.cpu_count() or 1),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            splits = list(pool.map(_split_part, [_split_args(unit) for unit in to_split]))
+    else:
+        splits = [_split_part(_split_args(unit)) for unit in to_split]
+    for unit, split in zip(to_split, splits):
+        _took_split(unit, split)
+
+
+def _stage_input(unit: Unit, inputs: Path, number: int) -> bool:
+    """Put the part to read under a plain name: its snapshot, or a copy of its appended lines; False when it is
+    to be read line by line instead (its split input named)."""
     suffix = ".csv.gz" if unit.path.name.lower().endswith(".gz") else ".csv"
     unit.input_file = f"{number:06d}{suffix}"
     unit.input_path = inputs / unit.input_file
     if unit.is_split or unit.expected_rows is None:
         # the scan counts records only where the escape is the quote doubled: csv_lines reads and counts the others
-        _split_input(unit)
-    elif unit.is_tail:
+        _name_split(unit)
+        return False
+    if unit.is_tail:
         with unit.path.open("rb") as source, unit.input_path.open("xb") as target:
             if unit.source.csv.header:
                 target.write(header_line(unit.path, unit.source.csv))
@@ -555,18 +575,36 @@ def _stage_input(unit: Unit, inputs: Path, number: int) -> None:
         unit.path.rename(unit.input_path)  # the snapshot, in the same folder
         unit.path = unit.input_path
         unit.ends_cleanly = unit.scan.ends_with_break
+    return True
 
 
-def _split_input(unit: Unit) -> None:
-    """Read the part through csv_lines: its well-formed records as canonical CSV, its malformed lines aside."""
+def _name_split(unit: Unit) -> None:
     unit.is_split = True
     # A new name: the staged input may be the snapshot the split reads.
     unit.input_file = unit.input_file.split(".", 1)[0] + "-split.csv"
     unit.input_path = unit.input_path.with_name(unit.input_file)
-    with unit.input_path.open("x", encoding="utf-8", newline="") as canonical:
-        canonical.write(",".join(f"c{index}" for index in range(len(unit.header))) + "\n")
-        split = split_raw_file(unit.path, unit.relative, unit.source, unit.header, canonical, offset=unit.offset,
-                               first_line=unit.first_line)
+
+
+def _split_input(unit: Unit) -> None:
+    """Read a staged part line by line after all (the engine could not read it whole)."""
+    _name_split(unit)
+    _took_split(unit, _split_part(_split_args(unit)))
+
+
+def _split_args(unit: Unit) -> tuple:
+    return unit.path, unit.relative, unit.source, unit.header, unit.input_path, unit.offset, unit.first_line
+
+
+def _split_part(args: tuple) -> Split:
+    """Read a part through csv_lines or json_lines into its canonical CSV (in a process of its own, or not)."""
+    path, relative, source, header, input_path, offset, first_line = args
+    with input_path.open("x", encoding="utf-8", newline="") as canonical:
+        canonical.write(",".join(f"c{index}" for index in range(len(header))) + "\n")
+        return split_raw_file(path, relative, source, header, canonical, offset=offset, first_line=first_line)
+
+
+def _took_split(unit: Unit, split: Split) -> None:
+    """What the split of a part found: its records, its malformed lines kept aside (or the run stopped)."""
     unit.unit_separator = split.unit_separator
     unit.malformed = split.malformed
     unit.ends_cleanly = split.ends_cleanly
