@@ -34,22 +34,29 @@ TABLES = ["bronze", "silver", "quarantine", "duplicates", "gold/fct_events", "go
 RUN_COLUMNS = ("batch_id", "ingestion_timestamp", "ingestion_date")
 
 
-def run_preset(root: Path, name: str, engine: str) -> tuple[int, Path, Path]:
-    """`clickstream run` on a copy of the preset's fixture, configured by the preset alone."""
-    data = root / engine / "data"
-    (data / "raw").mkdir(parents=True)
+def _copy_fixture(name: str, raw: Path) -> None:
+    raw.mkdir(parents=True)
     for path in (FIXTURES / name).iterdir():
         if path.name != "README.md":
-            shutil.copy(path, data / "raw" / path.name)
+            shutil.copy(path, raw / path.name)
+
+
+def _run(root: Path, engine: str, sources: list[dict], extra: dict) -> tuple[int, Path, Path]:
+    """`clickstream run` on root/<engine>/data/raw/ with these sources (and `extra` config), from a YAML file."""
+    data = root / engine / "data"
     config = {"engine": engine, "paths": {"data_dir": str(data), "logs_dir": str(root / engine / "logs")},
-              "sources": [{"name": name, "preset": name, "glob": GLOBS[name]}],
-              "analytics": {"html_report": False},
+              "sources": sources, "analytics": {"html_report": False},
               "spark": {"master": TEST_SPARK.master, "shuffle_partitions": TEST_SPARK.shuffle_partitions,
-                        "driver_memory": TEST_SPARK.driver_memory, "conf": TEST_SPARK.conf},
-              **EXTRA_CONFIG.get(name, {})}
+                        "driver_memory": TEST_SPARK.driver_memory, "conf": TEST_SPARK.conf}, **extra}
     path = root / engine / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return main(["run", "--config", str(path), "--quiet"]), data, path
+
+
+def run_preset(root: Path, name: str, engine: str) -> tuple[int, Path, Path]:
+    """`clickstream run` on a copy of the preset's fixture, configured by the preset alone."""
+    _copy_fixture(name, root / engine / "data" / "raw")
+    return _run(root, engine, [{"name": name, "preset": name, "glob": GLOBS[name]}], EXTRA_CONFIG.get(name, {}))
 
 
 def _json_lines(name: str) -> list[dict]:
@@ -138,21 +145,10 @@ def test_a_preset_loads_its_fixture_by_config_alone(tmp_path, name):
 def run_presets(root: Path, engine: str) -> tuple[int, Path, Path]:
     """`clickstream run` on every preset's fixture at once, each in a folder of its own under raw/, one source a
     preset (the settings some presets' fixtures need apply to all)."""
-    data = root / engine / "data"
     for name in sorted(PRESETS):
-        (data / "raw" / name).mkdir(parents=True)
-        for path in (FIXTURES / name).iterdir():
-            if path.name != "README.md":
-                shutil.copy(path, data / "raw" / name / path.name)
-    config = {"engine": engine, "paths": {"data_dir": str(data), "logs_dir": str(root / engine / "logs")},
-              "sources": [{"name": name, "preset": name, "glob": f"{name}/{GLOBS[name]}"} for name in sorted(PRESETS)],
-              "analytics": {"html_report": False},
-              "spark": {"master": TEST_SPARK.master, "shuffle_partitions": TEST_SPARK.shuffle_partitions,
-                        "driver_memory": TEST_SPARK.driver_memory, "conf": TEST_SPARK.conf},
-              **NO_PRODUCT_ON_ORDERS}
-    path = root / engine / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return main(["run", "--config", str(path), "--quiet"]), data, path
+        _copy_fixture(name, root / engine / "data" / "raw" / name)
+    return _run(root, engine, [{"name": name, "preset": name, "glob": f"{name}/{GLOBS[name]}"}
+                               for name in sorted(PRESETS)], NO_PRODUCT_ON_ORDERS)
 
 
 @pytest.mark.spark
