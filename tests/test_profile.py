@@ -73,8 +73,9 @@ def test_the_profile_of_a_run_names_every_model_and_query_with_times_within_the_
         assert ("analytics", query["name"]) in named
     for step in ("data tests", ):
         assert ("gold", step) in named
-    for layer, step in [("bronze", "write"), ("silver", "classify and write"), ("run", "quality report"),
-                        ("run", "warehouse"), ("report", "html report")]:
+    for layer, step in [("bronze", "write"), ("silver", "silver_typed"), ("silver", "silver_repeats"),
+                        *(("silver", f"write {table}") for table in ("silver", "quarantine", "duplicates")),
+                        ("run", "quality report"), ("run", "warehouse"), ("report", "html report")]:
         assert (layer, step) in named
     assert all(set(s) == {"layer", "step", "wall_seconds", "cpu_seconds"} for s in steps)
     assert all(s["wall_seconds"] >= 0 and s["cpu_seconds"] >= 0 for s in steps)
