@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 def features_of(data_dir: Path, scratch: Path) -> dict:
     """The run's feature rows (all cutoffs) written to `scratch`, with the cutoffs and the horizon."""
-    from clickstream import analytics, gold, predictive, storage
+    from clickstream import analytics, catalog, predictive, storage
     from clickstream.config import Config, DuckDBSettings
     from clickstream.engines.duckdb_engine import DuckDBEngine
     from clickstream.sql import render
@@ -36,10 +36,9 @@ def features_of(data_dir: Path, scratch: Path) -> dict:
     config = Config()
     engine = DuckDBEngine(DuckDBSettings())
     try:
-        for model in gold.models():
-            if model.get("publish", True):
-                engine.read_parquet(model["name"], storage.parquet_files(data_dir / "gold" / model["name"]), None)
-        context = {**gold.model_context(config), **analytics.query_context(config)}
+        for star_table in catalog.gold_tables():
+            engine.read_parquet(star_table.name, storage.parquet_files(star_table.path(data_dir)), None)
+        context = analytics.model_context(config)
         _, rows = engine.fetch(render("predictive/event_span", engine))
         horizon = config.analytics.churn.horizon_days
         times = predictive.cutoffs(rows[0][0], rows[0][1], horizon, True)

@@ -208,9 +208,10 @@ def test_parts_read_line_by_line_are_split_side_by_side_with_the_same_result(tmp
         write_csv(data / "raw", "a.csv", "1,s,2024-01-01 10:00:00,page_view,,,\n\"2,broken\n3,s,2024-01-01 11:00:00,"
                                          "page_view,,,\n")
         for name in ("b.jsonl", "c.jsonl"):
-            (data / "raw" / name).write_text('{"UserID": "4", "Timestamp": "2024-01-02 10:00:00", "EventType": "view"}\n'
-                                             f'[not an object in {name}]\n'
-                                             '{"UserID": "5", "Timestamp": "2024-01-02 11:00:00", "EventType": "view"}\n')
+            (data / "raw" / name).write_text(
+                '{"UserID": "4", "Timestamp": "2024-01-02 10:00:00", "EventType": "view"}\n'
+                f'[not an object in {name}]\n'
+                '{"UserID": "5", "Timestamp": "2024-01-02 11:00:00", "EventType": "view"}\n')
         run_layers(config, ("bronze",))
         report = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]["bronze"]
         return bronze_rows(data), {f["path"]: (f["part_rows"], f["malformed_rows"]) for f in report["files"]}

@@ -32,8 +32,18 @@ class QueryResult:
     total_rows: int
 
 
-def query_context(config: Config) -> dict:
-    """The analytics settings the queries are rendered with (besides gold's parameters: model_context)."""
+def model_context(config: Config, may_hold_unit_separator: bool = True) -> dict:
+    """What the analytics queries and the predictive features are rendered with, from the config alone: gold's
+    parameters (gold.model_context) and the analytics settings."""
+    return {**gold.model_context(config, may_hold_unit_separator), **_settings(config)}
+
+
+def context_of(ctx: RunContext) -> dict:
+    """model_context of a run: gold's parameters as gold renders them (gold.context_of), the analytics settings."""
+    return {**gold.context_of(ctx), **_settings(ctx.config)}
+
+
+def _settings(config: Config) -> dict:
     analytics = config.analytics
     return {
         "funnel_window_us": analytics.funnel.window_seconds * 1_000_000,
@@ -47,12 +57,6 @@ def query_context(config: Config) -> dict:
         "segments": analytics.segments,
         "path_length": analytics.path_length,
     }
-
-
-def model_context(ctx: RunContext) -> dict:
-    """What the analytics queries and the predictive features are rendered with: gold's parameters and the
-    analytics settings."""
-    return {**gold.context_of(ctx), **query_context(ctx.config)}
 
 
 def queries(group: str = "all", config: Config | None = None) -> list[dict]:
@@ -89,6 +93,7 @@ class Plan:
     """What a run of analytics would answer, and what it would answer it from."""
     selected: list[dict]  # the queries, in their declared order
     fitted: list[predictive.Output]  # the predictive results, after the queries
+    context: dict  # what the queries and the predictive features are rendered with (context_of)
     rendered: dict[str, dict[str, str]]  # per query: its SQL (and, per user, the SQL rebuilding affected users)
     fingerprints: dict[str, str]  # per query: what decides its output apart from gold
     settings: str  # what decides every output apart from gold and the SQL: the analytics settings, the engine
@@ -126,14 +131,14 @@ def run(ctx: RunContext) -> list[QueryResult]:
         _publish(ctx, plan, root, built, results)
     elapsed = time.perf_counter() - started
     ctx.record.analytics = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
-                                "flags": flags, "seconds": round(elapsed, 3)}
+                            "flags": flags, "seconds": round(elapsed, 3)}
     log.info("analytics: %d queries and %d fitted results in %.2f s", len(plan.selected), len(plan.fitted), elapsed)
     return results
 
 
 def _plan(ctx: RunContext) -> Plan:
     engine = ctx.engine
-    context = model_context(ctx)
+    context = context_of(ctx)
     selected = queries(ctx.analytics_group, ctx.config)
     fitted = predictive.enabled(ctx.config.analytics) if ctx.analytics_group in ("all", "advanced") else []
     rendered = {q["name"]: _rendered(engine, q, context) for q in selected}
@@ -141,7 +146,7 @@ def _plan(ctx: RunContext) -> Plan:
     if fitted:
         features = predictive.fingerprint(engine, context)
         fingerprints.update({output.name: features for output in fitted})
-    return Plan(selected, fitted, rendered, fingerprints, _settings_fingerprint(ctx),
+    return Plan(selected, fitted, context, rendered, fingerprints, _settings_fingerprint(ctx),
                 incremental.read_manifest(ctx.layout.gold) or {}, incremental.read_manifest(ctx.layout.analytics) or {})
 
 
@@ -212,7 +217,7 @@ def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
     """Fit the predictive models on the published star; write their tables into `root` with their CSV copies;
     returns each one's manifest entry."""
     engine = ctx.engine
-    tables = predictive.fit(engine, model_context(ctx), ctx.config.analytics)
+    tables = predictive.fit(engine, plan.context, ctx.config.analytics)
     entries = {}
     for output in plan.fitted:
         table, columns = tables[output.name], [column for column, _ in output.schema]

@@ -447,7 +447,7 @@ def _consider(ctx: RunContext, manifest: dict, found: Discovery, relative: str, 
 
 def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
     """The file's header (or why it is refused); columns the source does not map are named, kept in `extra`."""
-    header, reason = _fields(relative, path, source)
+    header, reason = fields_of(relative, path, source)
     unmapped = [column for column in header or [] if column not in _mapped(source)]
     if unmapped and source.format_of(relative) == "csv":
         log.info("bronze: %s: %s %s not mapped by source '%s' are kept as text in `extra`", relative,
@@ -455,7 +455,7 @@ def _header(relative: str, path: Path, source: Source) -> tuple[list[str] | None
     return header, reason
 
 
-def _fields(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
+def fields_of(relative: str, path: Path, source: Source) -> tuple[list[str] | None, str | None]:
     """A CSV file's header (headerless: its positions), or the fields json_lines writes of a JSON-lines file; or
     None and why the file is refused."""
     if source.format_of(relative) == "csv":
@@ -464,7 +464,7 @@ def _fields(relative: str, path: Path, source: Source) -> tuple[list[str] | None
     if positions:
         return None, (f"a JSON-lines file (by its name), but source '{source.name}' maps {positions} to positions "
                       f"(csv.header: false); set sources[].format, or map dotted paths")
-    return canonical_header([str(column) for column in source.columns.values() if column is not None]), None
+    return canonical_header(list(remap.columns_of(source).values())), None
 
 
 def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, owners: dict[str, Source],
@@ -477,7 +477,7 @@ def _ingest_orphaned_copies(ctx: RunContext, manifest: dict, found: Discovery, o
                 facts = scan(ctx.layout.raw / relative, snapshot=path, **scan_options(owners[relative], relative))
             except OSError:
                 continue  # gone or unreadable: it stays a copy, and its next change is read again
-            header, reason = _fields(relative, path, owners[relative])
+            header, reason = fields_of(relative, path, owners[relative])
             if facts.refusal or reason:
                 continue
             log.info("bronze: ingesting %s: the file it copied (%s) changed", relative, copy["same_as"])
@@ -730,7 +730,7 @@ def _canonical_columns(engine: Engine, unit: Unit, header: list[str]) -> str:
 
 def _mapped(source: Source) -> set[str]:
     """The file's names (or positions, as text) a canonical column maps."""
-    return {str(column) for column in source.columns.values() if column is not None}
+    return set(remap.columns_of(source).values())
 
 
 # ---- what was written

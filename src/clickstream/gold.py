@@ -162,8 +162,8 @@ def _test(ctx: RunContext, declared: list[dict], built: incremental.Built, root:
             engine.drop(model["name"])
     published = [m for m in declared if m.get("publish", True)]
     # After a build whose tests all passed, a table rewritten only in part is tested on what changed.
-    deltas = incremental.gold_deltas(ctx, published, built.merged, root) if previous and previous.get("tests_passed") is True \
-        else {}
+    tested_before = previous is not None and previous.get("tests_passed") is True
+    deltas = incremental.gold_deltas(ctx, published, built.merged, root) if tested_before else {}
     tests = [query for model in published
              for query in compile_tests(model["name"], model.get("tests", []), engine, deltas.get(model["name"]))]
     results += run_tests(engine, tests, severity)

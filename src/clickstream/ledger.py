@@ -17,8 +17,7 @@ from pathlib import Path
 from clickstream import bronze, silver, storage
 from clickstream.config import Source
 from clickstream.context import RunContext
-from clickstream.json_lines import canonical_header
-from clickstream.raw_files import read_header, scan, scan_options, split_raw_file
+from clickstream.raw_files import scan, scan_options, split_raw_file
 from clickstream.schema import Schema
 from clickstream.sql import render
 
@@ -181,13 +180,10 @@ def _file_rows(ctx: RunContext, entry: dict, bronze_rows: int) -> int | None:
 def _split_rows(snapshot: Path, source: Source, relative: str) -> int | None:
     """Rows as bronze holds them of a file split by csv_lines (or json_lines): its well-formed records and its
     malformed lines."""
-    if source.format_of(relative) == "ndjson":
-        header: list[str] | None = canonical_header([str(c) for c in source.columns.values() if c is not None])
-    else:
-        header, _ = read_header(snapshot, source)
-        if header is None:
-            return None  # a refused header: such a version is never ingested
-        if not header:
-            return 0
+    header, _ = bronze.fields_of(relative, snapshot, source)  # the fields bronze read the file as
+    if header is None:
+        return None  # a refused header: such a version is never ingested
+    if not header:
+        return 0
     split = split_raw_file(snapshot, relative, source, header, _Discard())
     return split.records + len(split.malformed)

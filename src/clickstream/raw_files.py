@@ -25,7 +25,8 @@ import numpy as np
 
 from clickstream.report.escape import shorten
 from clickstream.config import CsvOptions, Source
-from clickstream.csv_lines import MAX_RECORD_BYTES, HeaderTooLong, Split, header_record, line_count, open_raw, split_file
+from clickstream.csv_lines import (MAX_RECORD_BYTES, HeaderTooLong, Split, header_record, line_count, open_raw,
+                                   split_file)
 from clickstream.json_lines import split_json_file
 
 # Files in raw/ that are never ingested nor warned about: hidden files and files still being written under a
@@ -456,7 +457,6 @@ def _delimiter_hint(text: str, delimiter: str) -> str:
         shown = "\\t" if best == "\t" else best
         return f"; the line holds '{shown}': set sources[].csv.delimiter to '{shown}'?"
     return f"; is sources[].csv.delimiter ({delimiter!r}) right?"
-
 
 
 def split_raw_file(path: Path, relative: str, source: Source, fields: list[str], canonical: IO[str], offset: int = 0,

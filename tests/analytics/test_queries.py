@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 from helpers import DATES, FCT, USERS, analytics_context, dates, event, inline_table, make_config, run_model, ts
 
-from clickstream import analytics, gold, quality
-from clickstream.analytics import query_context
+from clickstream import analytics, quality
 from clickstream.config import Config, DuckDBSettings
 from clickstream.engines.duckdb_engine import DuckDBEngine
 from clickstream.pipeline import run_layers
@@ -234,7 +233,7 @@ def test_a_source_in_another_time_zone_is_counted_in_utc_periods(tmp_path):
 
 def test_the_tests_render_the_analytics_with_the_parameters_gold_gives_them(tmp_path):
     config = make_config(tmp_path)
-    context = {**gold.model_context(config), **query_context(config)}
+    context = analytics.model_context(config)
     gold_only = {"timeout_us", "product_event_types", "purchase_event_types", "known_event_types",
                  "may_hold_unit_separator"}
     assert {k: v for k, v in context.items() if k not in gold_only} == analytics_context()

@@ -58,8 +58,9 @@ def _raw(config) -> Path:
 
 def _written(data: Path) -> list[tuple[str, bytes]]:
     """Every file of the layers and their state, with its bytes."""
-    return sorted((p.relative_to(data).as_posix(), p.read_bytes()) for p in data.rglob("*") if p.is_file()
-                  and p.relative_to(data).parts[0] in ("bronze", "silver", "quarantine", "duplicates", "gold", "_state"))
+    folders = ("bronze", "silver", "quarantine", "duplicates", "gold", "_state")
+    return sorted((p.relative_to(data).as_posix(), p.read_bytes()) for p in data.rglob("*")
+                  if p.is_file() and p.relative_to(data).parts[0] in folders)
 
 
 ENGINE_PARAMS = ["duckdb", pytest.param("spark", marks=pytest.mark.spark)]

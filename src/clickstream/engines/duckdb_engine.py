@@ -116,8 +116,8 @@ class DuckDBEngine(Engine):
             return f"trim({expr}, {chars})"
         # A column: trimmed only when its first or last character is whitespace, as few values are; a trim over
         # this set of characters costs many times the test.
-        return (f"case when contains({chars}, substr({expr}, 1, 1)) or contains({chars}, substr({expr}, length({expr}), 1)) "
-                f"then trim({expr}, {chars}) else {expr} end")
+        return (f"case when contains({chars}, substr({expr}, 1, 1)) "
+                f"or contains({chars}, substr({expr}, length({expr}), 1)) then trim({expr}, {chars}) else {expr} end")
 
     def extra_value(self, expr: str, key: str) -> str:
         # a JSON pointer names one key exactly, whatever it holds ('~' and '/' escaped as RFC 6901 says)

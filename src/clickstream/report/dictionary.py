@@ -44,15 +44,15 @@ def _type_name(duckdb_type: str) -> str:
 
 def model_columns() -> dict[str, Schema]:
     """Every gold model and analytics query's columns and types, from running it on empty inputs."""
-    from clickstream import gold, predictive
-    from clickstream.analytics import queries, query_context
+    from clickstream import predictive
+    from clickstream.analytics import model_context, queries
     from clickstream.engines import create_engine
 
     with tempfile.TemporaryDirectory() as scratch:
         config = Config().with_overrides(data_dir=Path(scratch))
         engine = create_engine(config)
         try:
-            context = {**gold.model_context(config), **query_context(config)}
+            context = model_context(config)
             engine.create_view("silver_events", engine.empty_select(SILVER))
             engine.create_view("feature_cutoffs", engine.empty_select(predictive.CUTOFFS))
             context = predictive.feature_context(context, 1)

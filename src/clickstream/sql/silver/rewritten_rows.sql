@@ -1,7 +1,7 @@
 -- one row per row of {{ table }} that stays in a file this run writes again: every row of those files but the
 -- replaced file versions' rows{% if promotes %} and the copy of each promoted event (it moves to silver){% endif %}
-{% import 'silver/_retracted.sql' as parts %}
 
+{% import 'silver/_retracted.sql' as parts %}
 {% import 'silver/_identity.sql' as identity with context %}
 {% set free = ['user_id', 'session_id', 'event_type', 'product_id', 'outcome'] %}
 with in_rewritten_files as (
