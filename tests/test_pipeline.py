@@ -141,3 +141,14 @@ def test_a_run_with_nothing_new_answers_nothing_again_and_says_so(tmp_path):
     assert last["outcome"] == "succeeded" and last["analytics"].get("mode") != "current"
     assert main(["run", "--quiet", "--full-refresh", "--config", str(config), "--data-dir", str(data)]) == 0
     assert _written(data)["analytics/REPORT.md"] != after["analytics/REPORT.md"]
+
+
+def test_starting_the_command_does_not_import_scikit_learn():
+    # its import takes about a second; only fitting a model needs it (churn._model)
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import sys, clickstream.cli, clickstream.pipeline; "
+                           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
