@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import copy
 import heapq
-import threading
 from typing import Any, Iterable
 
 import altair as alt
 
-from clickstream.report.escape import escape_terminal
+from clickstream.report.svg import to_svg
 
 Rows = list[dict[str, Any]]
 
@@ -389,53 +388,10 @@ def cart_daily(rows: Rows) -> dict | None:
     return _finish(chart, data, fitted(_number_labels(totals), titled=True))
 
 
-_ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}
-
-
-def _runs_code(svg: str) -> bool:
-    """Whether an SVG holds an element or attribute that could run code (text content is only text)."""
-    import xml.etree.ElementTree as ElementTree
-
-    for element in ElementTree.fromstring(svg).iter():
-        if element.tag.rsplit("}", 1)[-1].lower() in _ACTIVE_TAGS:
-            return True
-        for name, value in element.attrib.items():
-            name = name.rsplit("}", 1)[-1].lower()
-            if name.startswith("on") or (name == "href" and not value.startswith("#")):
-                return True
-    return False
-
-
-# One call at a time: the pipeline's warm-up thread and the report may both call vl-convert, whose renderer is not
-# documented as safe to share between threads.
-_RENDERER = threading.Lock()
-
-
-def _printable(value: Any) -> Any:
-    """Every text of a spec with its control characters and lone surrogates (from undecodable file names) shown
-    as escapes: as text, never as a line break, and never a string vl-convert cannot take (it aborts)."""
-    if isinstance(value, str):
-        return escape_terminal(value)
-    if isinstance(value, dict):
-        return {_printable(k): _printable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_printable(v) for v in value]
-    return value
-
-
-def to_svg(spec: dict) -> str:
-    """The chart as one static SVG element; refuses any SVG that could run code (data is escaped by Vega, and
-    this makes sure)."""
-    import vl_convert
-
-    with _RENDERER:
-        svg = vl_convert.vegalite_to_svg(_printable(spec))
-    if _runs_code(svg):
-        raise ValueError("a chart's SVG holds an element or attribute that could run code")
-    return svg
-
-
-def warm_up() -> None:
-    """Load Altair and start vl-convert's renderer (about 0.4 s, once per process)."""
+def warm_up(drawn_here: bool = True) -> None:
+    """Load Altair, and with `drawn_here` (no helper process draws) start vl-convert's renderer in this process
+    (about 0.4 s, once per process)."""
     with quick():
-        to_svg(_finish(_base().mark_point().encode(x=alt.X("x:Q")), [{"x": 1}]))
+        spec = _finish(_base().mark_point().encode(x=alt.X("x:Q")), [{"x": 1}])
+    if drawn_here:
+        to_svg(spec)

@@ -3,7 +3,7 @@
 It reads the published tables by name and column (Parquet through pyarrow, as any reader of the outputs would),
 the quality report and the history of runs, and renders `templates/report.html.j2` with autoescape on: every
 value from the data reaches the page escaped; only the SVG that vl-convert renders (whose text Vega escapes,
-checked by `charts.to_svg`) is inserted as markup.
+checked by `svg.to_svg`) is inserted as markup.
 
 A section is one function below that returns its content, or a note that its table is not built yet, and one
 block in the template. To add a table: write its chart in `charts.py`, a section function here, add it to
@@ -34,7 +34,7 @@ from markupsafe import Markup
 from clickstream import churn, clusters, storage
 from clickstream.config import Config
 from clickstream.context import Layout
-from clickstream.report import REPORT_HTML, charts
+from clickstream.report import REPORT_HTML, charts, svg
 from clickstream.report.escape import escape_terminal
 from clickstream.report.tables import NO_EVENTS, abandoned_value_note, format_value, prices_note
 from clickstream.sql import load_yaml
@@ -158,7 +158,7 @@ class Facts:
     history: list[dict[str, Any]]
     first_event: dt.datetime | None
     last_event: dt.datetime | None
-    specs: dict[str, dict] = field(default_factory=dict)
+    drawing: svg.Drawing = field(default_factory=svg.Drawing)
 
     @property
     def partial_days(self) -> list[str]:
@@ -167,7 +167,7 @@ class Facts:
     def chart(self, name: str, spec: dict | None) -> str | None:
         if spec is None:
             return None
-        self.specs[name] = spec
+        self.drawing.add(name, spec)
         return name
 
 
@@ -682,22 +682,24 @@ def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
     """The page as text."""
     first, last = _event_range(layout.gold / "fct_events")
     facts = Facts(Tables(layout), config, quality, _history(layout), first, last)
-    with charts.quick():
-        sections = [build(facts) for build in SECTIONS]
-    # one after the other: vl-convert keeps more than one core busy by itself, so rendering beside the sections'
-    # reading gains nothing on a small machine
-    svgs = {name: charts.to_svg(spec) for name, spec in facts.specs.items()}
+    try:
+        with charts.quick():
+            sections = [build(facts) for build in SECTIONS]
+    finally:
+        facts.drawing.close()  # a section that failed leaves no helper waiting for more charts
+    svgs = facts.drawing.svgs()
     last_run = quality.get("last_run", {})
     return _environment().get_template("report.html.j2").render(
-        sections=sections, svg={name: Markup(svg) for name, svg in svgs.items()}, font=Markup(charts.DISPLAY_FONT),
+        sections=sections, svg={name: Markup(drawn) for name, drawn in svgs.items()}, font=Markup(charts.DISPLAY_FONT),
         run_id=last_run.get("run_id", ""), engine=last_run.get("engine", ""),
         generated=(last_run.get("started_at") or "")[:19].replace("T", " "))
 
 
 def warm_up() -> None:
-    """Start the chart renderer and compile the page's template (about half a second, once per process): the
-    pipeline calls this in a thread while the layers run, so the report does not wait for it at the end."""
-    charts.warm_up()
+    """Start the chart helper processes (svg.py), load Altair and compile the page's template (about half a
+    second of each core, once per process): the pipeline calls this in a thread while the layers run, so the
+    report does not wait for it at the end."""
+    charts.warm_up(drawn_here=not svg.start_helpers())
     _environment().get_template("report.html.j2")
 
 
