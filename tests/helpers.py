@@ -51,10 +51,18 @@ def bronze_values(schema: Schema = BRONZE, **values: Any) -> tuple:
     return tuple(values.get(name) for name in names)
 
 
+# the per-user state a query counts, built from the same tables first (a query may read those above it)
+UPSTREAM = {"analytics/conversion_funnel": ("analytics/funnel_users",),
+            "analytics/retention": ("analytics/retention_users",),
+            "analytics/cart_abandonment_daily": ("analytics/carts",)}
+
+
 def run_model(engine: Engine, model: str, columns: list[str] | None = None, ordered: bool = False,
               **context: Any) -> list[tuple]:
     """Run one model and return its rows (only `columns`, if given): sorted so whole tables compare, or, with
     `ordered`, in the order the model returns them (where its order is part of what it promises)."""
+    for upstream in UPSTREAM.get(model, ()):
+        engine.create_view(upstream.rsplit("/", 1)[1], render(upstream, engine, **context))
     engine.create_view("model_under_test", render(model, engine, **context))
     selected = ", ".join(columns) if columns else "*"
     _, rows = engine.fetch(f"select {selected} from model_under_test")

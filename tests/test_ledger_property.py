@@ -209,7 +209,7 @@ class Raw:
     def take_appended(self) -> None:
         for name, body in self.appended.items():
             file = self.files[name]
-            self.write(name, RawFile(file.lines + body, file.truncated, file.is_gzip), on_disk=False)
+            self.write(name, RawFile(file.lines + body, file.truncated, file.is_gzip, file.kind), on_disk=False)
         self.appended = {}
 
 
@@ -319,7 +319,8 @@ def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
         run_layers(config_for(refreshed), ("gold", "analytics"), full_refresh=True)
         for table in ("gold/fct_events", "gold/dim_sessions", "gold/dim_users", "gold/dim_products",
                       "gold/dim_date", "analytics/user_journey", "analytics/daily_activity",
-                      "analytics/conversion_funnel"):
+                      "analytics/funnel_users", "analytics/conversion_funnel", "analytics/retention_users",
+                      "analytics/retention", "analytics/carts", "analytics/cart_abandonment_daily"):
             assert table_differences(read_table(refreshed / table), read_table(data / table)) == [], table
         # silver and quarantine as the runs left them = built from scratch over the raw files as they are now
         scratch = root / "scratch"

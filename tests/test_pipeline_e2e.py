@@ -148,7 +148,7 @@ def test_results_are_printed_and_outputs_named(generated, capsys):
     assert main(["analytics", "--show-results", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
     for title in ["1. Top products", "2a. Conversion funnel", "2b. Funnel, order and time ignored", "5. Revenue",
-                  "8b. RFM segments", "9. Retention by cohort", "10b. Cart abandonment"]:
+                  "8b. RFM segments", "9a. Retention by cohort", "10b. Cart abandonment"]:
         assert title in out
     assert f"analytics   {data / 'analytics'}" in out
     assert (data / "analytics" / "top_products.csv").read_text().startswith("product_rank,product_id,views")

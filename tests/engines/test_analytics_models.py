@@ -72,6 +72,28 @@ def test_conversion_funnel_follows_each_attempt_in_order_within_the_window(engin
     ]
 
 
+def test_funnel_users_holds_each_starters_furthest_step_and_times_never_whether_they_are_in_progress(engine):
+    context = analytics_context(funnel_window_us=HOUR_US)
+    inline_table(engine, "fct_events", FCT, FUNNEL_EVENTS)
+    state = run_model(engine, "analytics/funnel_users", **context)
+    at = ts
+    assert state == sorted([
+        # user, breakdown, furthest step, step times of the earliest attempt reaching it, latest attempt's start
+        ("a", None, 3, at("2024-01-01 10:00"), at("2024-01-01 10:05"), at("2024-01-01 10:20"), at("2024-01-01 10:00")),
+        ("b", None, 1, at("2024-01-01 09:30"), None, None, at("2024-01-01 09:30")),
+        ("d", None, 3, at("2024-01-01 09:30"), at("2024-01-01 09:30"), at("2024-01-01 10:30"), at("2024-01-01 09:30")),
+        ("e", None, 1, at("2024-01-01 10:00"), None, None, at("2024-01-01 10:00")),
+        ("f", None, 1, at("2024-01-01 11:30"), None, None, at("2024-01-01 11:30")),
+        ("g", None, 2, at("2024-01-01 11:45"), at("2024-01-01 11:50"), None, at("2024-01-01 11:45")),
+    ], key=lambda row: tuple((v is None, str(v)) for v in row))
+    # Another user's event moves the data's end past f's and g's windows: their state is the same, and the
+    # funnel counts them as dropped, not in progress.
+    inline_table(engine, "fct_events", FCT, FUNNEL_EVENTS + [event("h2", "h", "page_view", "2024-01-01 12:51")])
+    assert run_model(engine, "analytics/funnel_users", **context) == state
+    assert run_model(engine, "analytics/conversion_funnel", ["step_number", "users", "in_progress", "dropped"],
+                     ordered=True, **context) == [(1, 6, 0, 3), (2, 3, 0, 1), (3, 2, 0, 0)]
+
+
 def test_conversion_funnel_denominators_leave_out_users_who_skip_step_1(engine):
     # c adds to cart and buys without viewing: the step conversions are those of b alone, not 2/1
     inline_table(engine, "fct_events", FCT, [

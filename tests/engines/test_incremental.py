@@ -39,6 +39,8 @@ FIRST_BATCH = [
 ]
 SECOND_BATCH = [
     "u1,s1,2024-01-01 10:20:00,add_to_cart,p1,,",  # late: 10:00 and 10:40 become one visit
+    "u1,s1,2024-01-01 10:50:00,add_to_cart,p1,,",  # late: u1's funnel attempt of the 1st reaches step 2
+    "u1,s0,2023-12-31 23:59:00,page_view,,,",  # late, before midnight: u1's cohort moves a week earlier
     "u3,s1,2024-01-24 10:00:00,page_view,,,",  # a new user
     "u4,s2,2024-01-24 08:10:00,purchase,p3,5.50,purchase",  # a returning user, on a new day
     "u2,s1,2024-01-10 12:00:00,page_view,,,",  # after u2's last event: only added to its week
@@ -117,20 +119,24 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     run(scratch, "duckdb")
 
     assert (second["gold"]["mode"], second["analytics"]["modes"]["user_journey"]) == ("incremental", "incremental")
+    assert ({second["analytics"]["modes"][name] for name in ("funnel_users", "retention_users", "carts")}
+            == {"incremental"})
     for table in TABLES:
         assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
-    # The days are in four weeks (from Monday 1, 8, 15 and 22 January). u1's late event changes its rows of the
-    # 1st and the 17th: those weeks are written again. u2's event of the 10th comes after every published one
-    # of the 8th's week, and u3 and u4 add the 24th: those weeks keep their files and gain one.
+    # The days are in five weeks (from Monday 25 December and 1, 8, 15 and 22 January). u1's late events change
+    # its rows of the 1st and the 17th: those weeks are written again; its event of the 31st starts a week. u2's
+    # event of the 10th comes after every published one of the 8th's week, and u3 and u4 add the 24th: those
+    # weeks keep their files and gain one.
     assert second["gold"]["merged"]["fct_events"] == {"weeks_rewritten": ["2024-01-01", "2024-01-15"],
-                                                      "weeks_appended": ["2024-01-08", "2024-01-22"]}
+                                                      "weeks_appended": ["2023-12-25", "2024-01-08", "2024-01-22"]}
     fact_after = week_files(step / "gold" / "fct_events")
     assert fact_after["week=2024-01-01"].isdisjoint(fact_before["week=2024-01-01"])
     assert fact_after["week=2024-01-08"] > fact_before["week=2024-01-08"]  # linked, plus one new file
     # The visits, by their start: u1's of the 1st join and its visit of the 17th follows them; u4's visit of
     # the 9th ended too long before its new event to be continued, so it stands, linked.
     assert second["gold"]["merged"]["dim_sessions"] == {"weeks_rewritten": ["2024-01-01", "2024-01-15"],
-                                                        "weeks_appended": ["2024-01-08", "2024-01-22"]}
+                                                        "weeks_appended": ["2023-12-25", "2024-01-08",
+                                                                           "2024-01-22"]}
     assert week_files(step / "gold" / "dim_sessions")["week=2024-01-08"] > sessions_before["week=2024-01-08"]
     # Tables stored by week are tested on their rewritten weeks and their links to the rest, with the same tests.
     assert second["gold"]["tested_on_changed_rows"] == ["dim_sessions", "fct_events"]
@@ -216,8 +222,9 @@ def test_a_changed_session_timeout_rebuilds_everything(tmp_path):
     assert report["gold"]["mode"] == "full"
     assert "changed" in report["gold"]["reason"]
     assert report["analytics"]["modes"]["user_journey"] == "full"
-    # With 10 minutes, u1's events at 10:00, 10:20 and 10:40 are three visits (one with 30): twelve in all.
-    assert read_table(data_dir / "gold" / "dim_sessions").num_rows == 12
+    # With 10 minutes, u1's events at 10:00, 10:20 and 10:40 (10:50 joins it) are three visits (one with 30), and
+    # its event of the 31st one more: thirteen in all.
+    assert read_table(data_dir / "gold" / "dim_sessions").num_rows == 13
 
 
 def test_full_refresh_rebuilds_even_when_nothing_is_new(tmp_path):

@@ -177,6 +177,12 @@ def start_helpers() -> list[_Helper]:
         return list(_HELPERS)
 
 
+def helper_pids() -> list[int]:
+    """The helper processes running now (the run's cost counts their CPU, I/O and memory)."""
+    with _HELPERS_LOCK:
+        return [helper.process.pid for helper in _HELPERS]
+
+
 def _drop_helper(helper: _Helper) -> None:
     with _HELPERS_LOCK:
         if helper in _HELPERS:

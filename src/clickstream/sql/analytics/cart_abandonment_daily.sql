@@ -1,73 +1,26 @@
 -- one row per calendar day: the carts opened that day, converted, abandoned or still open, the abandonment rate and the value left in abandoned carts
 {#
-  A cart opens at an add to cart (an event of cart_add_event_types) when the user has no open cart; later adds
-  join it while each comes at most cart_window_us after the one before and no purchase came between. The user's next purchase at most
-  cart_window_us after the cart's last add converts it; if none comes it is abandoned once that time has passed,
-  and open if the data ends first. At one time an add comes before a purchase.
+  Counted from carts (one row per cart: see carts.sql for when a cart opens and which adds join it). The user's
+  next purchase at most cart_window_us after the cart's last add converts it; if none comes it is abandoned
+  once that time has passed, and open if the data ends first.
 #}
-with cart_events as (
-    select
-        user_key,
-        event_id,
-        event_ts,
-        {{ epoch_us('event_ts') }} as ts_us,
-        amount,
-        case when is_purchase then 1 else 0 end as kind
-    from fct_events
-    where event_type_key in {{ in_list(cart_add_event_types) }} or is_purchase
-),
-
-sequenced as (
-    select
-        *,
-        lag(kind) over (partition by user_key order by ts_us, kind, event_id) as previous_kind,
-        lag(ts_us) over (partition by user_key order by ts_us, kind, event_id) as previous_us,
-        -- the user's first purchase at or after this event (scanned from the latest; at one time purchases first)
-        min(case when kind = 1 then ts_us end) over (
-            partition by user_key order by ts_us desc, kind desc, event_id desc
-            rows between unbounded preceding and current row) as next_purchase_us
-    from cart_events
-),
-
-adds as (
-    select
-        *,
-        sum(case when previous_kind = 0 and ts_us - previous_us <= {{ cart_window_us }} then 0 else 1 end) over (
-            partition by user_key order by ts_us, event_id rows between unbounded preceding and current row)
-            as cart_number
-    from sequenced
-    where kind = 0
-),
-
-carts as (
-    select
-        user_key,
-        cart_number,
-        cast(min(event_ts) as date) as cart_date,
-        max(ts_us) as last_add_us,
-        -- no purchase between a cart's adds: the next purchase is the same from each of them
-        min(next_purchase_us) as next_purchase_us,
-        sum(amount) as cart_value
-    from adds
-    group by user_key, cart_number
-),
-
-data_end as (
+with data_end as (
     select {{ epoch_us('max(event_ts)') }} as end_us from fct_events
 ),
 
 priced as (
     -- the feed carries amounts on add_to_cart events only if at least one has one
-    select count(amount) > 0 as has_amounts from cart_events where kind = 0
+    select count(cart_value) > 0 as has_amounts from carts
 ),
 
 judged as (
     select
-        carts.cart_date,
+        cast(carts.opened_ts as date) as cart_date,
         carts.cart_value,
         case
-            when carts.next_purchase_us - carts.last_add_us <= {{ cart_window_us }} then 'converted'
-            when carts.last_add_us + {{ cart_window_us }} > data_end.end_us then 'open'
+            when {{ epoch_us('carts.next_purchase_ts') }} - {{ epoch_us('carts.last_add_ts') }} <= {{ cart_window_us }}
+                then 'converted'
+            when {{ epoch_us('carts.last_add_ts') }} + {{ cart_window_us }} > data_end.end_us then 'open'
             else 'abandoned'
         end as status
     from carts

@@ -1,6 +1,7 @@
 -- one row per cohort and period: the users whose first start event fell in the cohort's period, and how many of them returned that many periods later
 {#
-  First-time retention by UTC calendar period (a day, or a week from Monday). Periods are numbered from the
+  First-time retention by UTC calendar period (a day, or a week from Monday), counted from retention_users (one
+  row per user and period they were active in, from their cohort's on). Periods are numbered from the
   epoch: a day's number is its epoch microseconds / 86,400,000,000, floored; 1970-01-01 was a Thursday, so the
   week of day d is floor((d + 3) / 7) and week p starts on day 7p - 3. A period that has not ended by the
   data's last event has no retention yet (NULL), however many returns it holds so far.
@@ -8,27 +9,8 @@
 {% set week = retention.period == 'week' %}
 {% macro period_of(day_number) %}{{ 'cast(floor((' ~ day_number ~ ' + 3) / 7) as bigint)' if week else day_number }}{% endmacro %}
 {% macro first_day_of(period) %}{{ '(7 * ' ~ period ~ ' - 3)' if week else period }}{% endmacro %}
-with events as (
-    select
-        user_key,
-        event_type_key,
-        event_ts,
-        {{ period_of('cast(floor(' ~ epoch_us('event_ts') ~ ' / 8.64e10) as bigint)') }} as period_number
-    from fct_events
-),
-
-data_end as (
+with data_end as (
     select {{ epoch_us('max(event_ts)') }} as end_us from fct_events
-),
-
-firsts as (
-    -- each user's cohort: the period of their first start event
-    select user_key, min(event_ts) as first_ts, min(period_number) as cohort_period
-    from events
-{% if retention.start_event %}
-    where event_type_key = {{ literal(retention.start_event) }}
-{% endif %}
-    group by user_key
 ),
 
 cohorts as (
@@ -36,23 +18,15 @@ cohorts as (
         cohort_period,
         cast({{ "date_trunc('week', min(first_ts))" if week else 'min(first_ts)' }} as date) as cohort_start,
         count(*) as cohort_users
-    from firsts
+    from retention_users
+    where period = 0
     group by cohort_period
-),
-
-returns as (
-    select distinct events.user_key, firsts.cohort_period, events.period_number - firsts.cohort_period as period
-    from events
-    join firsts on events.user_key = firsts.user_key
-    where events.period_number > firsts.cohort_period
-{% if retention.return_event %}
-        and events.event_type_key = {{ literal(retention.return_event) }}
-{% endif %}
 ),
 
 retained as (
     select cohort_period, period, count(*) as returned_users
-    from returns
+    from retention_users
+    where period > 0
     group by cohort_period, period
 ),
 
