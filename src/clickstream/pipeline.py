@@ -80,9 +80,9 @@ class _Run:
 
     def layers_in_order(self) -> None:
         config = self.ctx.config
-        # The report's chart renderers (this process's and its helper process, report/svg.py) start while the
-        # layers run, with gold (or analytics): the start here holds Python's lock, which stalls bronze's Python
-        # work but hardly the engine's queries that follow
+        # The report's chart helper processes (report/svg.py) start while the layers run, with gold (or
+        # analytics), and Altair loads here: that holds Python's lock, which stalls bronze's Python work but hardly
+        # the engine's queries that follow
         warm_up_with = next((name for name in ("gold", "analytics") if name in self.layers), None) \
             if self.html_report else None
         # a run whose raw files were all refused fails once silver (or bronze, run alone) shows no event, before

@@ -63,7 +63,7 @@ def _printable(value: Any) -> Any:
 
 
 def _draw(spec: dict) -> str:
-    """vl-convert's SVG of a printable spec (in this process or the helper)."""
+    """vl-convert's SVG of a printable spec (in this process or a helper)."""
     import vl_convert
 
     with _RENDERER:
@@ -101,7 +101,7 @@ def _cores() -> int:
 
 
 class _Helper:
-    """A second Python process drawing charts: a spec's JSON in, its SVG out, each as a length line and bytes
+    """A Python process drawing charts: a spec's JSON in, its SVG out, each as a length line and bytes
     over its standard input and output. Started as `python -c` (not by multiprocessing, which would import the
     caller's main script again in the new process)."""
 

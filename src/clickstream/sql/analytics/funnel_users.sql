@@ -26,12 +26,12 @@ reach_1 as (
 reach_{{ k }} as (
     -- The attempts that reached step {{ k - 1 }}, and step {{ k }}'s events, in one stream scanned from the latest: at
     -- one time the events come first (they count as after the step before), so the running minimum of event
-    -- times at an attempt is the first step-{{ k }} event at or after its step {{ k - 1 }}.
-    select part_key, attempt_id, step_1_us, next_us as step_{{ k }}_us, next_ts as step_{{ k }}_ts
+    -- times at an attempt is the first step-{{ k }} event at or after its step {{ k - 1 }} (one running minimum, of
+    -- the timestamps: their order is their microseconds')
+    select part_key, attempt_id, step_1_us, {{ epoch_us('next_ts') }} as step_{{ k }}_us, next_ts as step_{{ k }}_ts
     from (
         select
             part_key, attempt_id, step_1_us, is_attempt,
-            min(case when is_attempt = 0 then ts_us end) over scan as next_us,
             min(case when is_attempt = 0 then event_ts end) over scan as next_ts
         from (
             select part_key, attempt_id, step_1_us, step_{{ k - 1 }}_us as ts_us, step_{{ k - 1 }}_ts as event_ts,
@@ -45,7 +45,7 @@ reach_{{ k }} as (
         window scan as (partition by part_key order by ts_us desc, is_attempt, row_id
                         rows between unbounded preceding and current row)
     ) scanned
-    where is_attempt = 1 and next_us <= step_1_us + {{ funnel_window_us }}
+    where is_attempt = 1 and {{ epoch_us('next_ts') }} <= step_1_us + {{ funnel_window_us }}
 ),
 {% endfor %}
 
