@@ -1,4 +1,5 @@
-"""Fixtures of the engine tests: one SparkSession for the whole run (local[2], 2 shuffle partitions, UI off),
+"""Fixtures of the engine tests: one SparkSession per test process (engine_support.TEST_SPARK: local[1], one shuffle
+partition, adaptive execution off, UI off),
 and a Spark standalone cluster on this machine for the tests that run the pipeline on one.
 
 The session is started by a SparkEngine, so it gets the engine's quiet logging; every other SparkEngine of

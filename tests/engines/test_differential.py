@@ -55,7 +55,13 @@ def generated(tmp_path_factory, spark_session_owner) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("generated")
     result = generate(root / "source", rows=20_000, seed=7, files=3)
     assert all(result.defects[kind] > 0 for kind in result.defects), result.defects  # every defect present
-    return run_both(root, result.files)
+    # with adaptive query execution on, as the engine starts a session (the test session has it off)
+    conf = spark_session_owner.spark.conf
+    conf.set("spark.sql.adaptive.enabled", "true")
+    try:
+        return run_both(root, result.files)
+    finally:
+        conf.set("spark.sql.adaptive.enabled", "false")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from clickstream.pipeline import verify
 from clickstream.presets import PRESETS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_support import TEST_SPARK, read_table, table_differences  # noqa: E402
+from engine_support import NO_PREDICTIVE, TEST_SPARK, read_table, table_differences  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "presets"
 GLOBS = {"rees46": "*.csv", "retailrocket": "events*.csv", "taobao": "UserBehavior*.csv", "segment": "*.jsonl",
@@ -45,7 +45,8 @@ def _run(root: Path, engine: str, sources: list[dict], extra: dict) -> tuple[int
     """`clickstream run` on root/<engine>/data/raw/ with these sources (and `extra` config), from a YAML file."""
     data = root / engine / "data"
     config = {"engine": engine, "paths": {"data_dir": str(data), "logs_dir": str(root / engine / "logs")},
-              "sources": sources, "analytics": {"html_report": False},
+              # the predictive models are compared on both engines in test_predictive.py and test_differential.py
+              "sources": sources, "analytics": {"html_report": False, **NO_PREDICTIVE},
               "spark": {"master": TEST_SPARK.master, "shuffle_partitions": TEST_SPARK.shuffle_partitions,
                         "driver_memory": TEST_SPARK.driver_memory, "conf": TEST_SPARK.conf}, **extra}
     path = root / engine / "config.yaml"
