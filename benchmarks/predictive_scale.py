@@ -31,7 +31,6 @@ def features_of(data_dir: Path, scratch: Path) -> dict:
     from clickstream import analytics, catalog, predictive, storage
     from clickstream.config import Config, DuckDBSettings
     from clickstream.engines.duckdb_engine import DuckDBEngine
-    from clickstream.sql import render
 
     config = Config()
     engine = DuckDBEngine(DuckDBSettings())
@@ -39,9 +38,9 @@ def features_of(data_dir: Path, scratch: Path) -> dict:
         for star_table in catalog.gold_tables():
             engine.read_parquet(star_table.name, storage.parquet_files(star_table.path(data_dir)), None)
         context = analytics.model_context(config)
-        _, rows = engine.fetch(render("predictive/event_span", engine))
+        first, as_of = predictive.span(engine, config.analytics)
         horizon = config.analytics.churn.horizon_days
-        times = predictive.cutoffs(rows[0][0], rows[0][1], horizon, True)
+        times = predictive.cutoffs(first, as_of, horizon, True)
         started = time.perf_counter()
         table = predictive.features(engine, context, times, horizon)
         seconds = time.perf_counter() - started

@@ -1,6 +1,7 @@
 """Analytics: the business questions answered from the gold star schema, written as tables and shown."""
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -144,7 +145,7 @@ def _plan(ctx: RunContext) -> Plan:
     rendered = {q["name"]: _rendered(engine, q, context) for q in selected}
     fingerprints = {q["name"]: incremental.fingerprint(engine, rendered[q["name"]], q) for q in selected}
     if fitted:
-        features = predictive.fingerprint(engine, context)
+        features = predictive.fingerprint(engine, context, ctx.config.analytics)
         fingerprints.update({output.name: features for output in fitted})
     return Plan(selected, fitted, context, rendered, fingerprints, _settings_fingerprint(ctx),
                 incremental.read_manifest(ctx.layout.gold) or {}, incremental.read_manifest(ctx.layout.analytics) or {})
@@ -214,10 +215,20 @@ def _output_order(output: predictive.Output) -> str:
 
 
 def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
-    """Fit the predictive models on the published star; write their tables into `root` with their CSV copies;
-    returns each one's manifest entry."""
+    """Fit the predictive models on the published star, or keep the published ones where no event they see
+    changed; write their tables into `root` with their CSV copies; returns each one's manifest entry."""
     engine = ctx.engine
-    tables = predictive.fit(engine, plan.context, ctx.config.analytics)
+    events = predictive.span(engine, ctx.config.analytics)
+    as_of = events[1].isoformat() if events else None
+    if _models_stand(ctx, plan, as_of):
+        storage.carry_over(ctx.layout.analytics, root, keep=lambda path: path.name.split(".")[0] in {
+            output.name for output in plan.fitted})
+        for output in plan.fitted:
+            engine.read_parquet(output.name, storage.parquet_files(root / output.name), schema=None)
+        log.info("analytics: no event up to %s changed: the predictive models stand", as_of)
+        return {output.name: {**plan.published["queries"][output.name], "gold_build_id": plan.gold_build.get(
+            "build_id"), "mode": "current"} for output in plan.fitted}
+    tables = predictive.fit(engine, plan.context, ctx.config.analytics, events)
     entries = {}
     for output in plan.fitted:
         table, columns = tables[output.name], [column for column, _ in output.schema]
@@ -227,9 +238,29 @@ def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
         engine.read_parquet(output.name, storage.parquet_files(root / output.name), schema=None)
         write_csv_copy(engine, output.name, columns, _output_order(output), root / f"{output.name}.csv")
         entries[output.name] = {"gold_build_id": plan.gold_build.get("build_id"),
-                           "fingerprint": plan.fingerprints[output.name], "mode": "full"}
+                                "fingerprint": plan.fingerprints[output.name], "as_of": as_of, "mode": "full"}
         log.info("analytics: %s fitted", output.name)
     return entries
+
+
+def _models_stand(ctx: RunContext, plan: Plan, as_of: str | None) -> bool:
+    """Whether the published models were fitted by the same features and settings up to the same time, from the
+    gold build this one follows (or this very one), and every event that build added or removed comes after
+    that time: then fitting again would give the same tables."""
+    published, changes = plan.published.get("queries", {}), set()
+    for output in plan.fitted:
+        previous = published.get(output.name)
+        if as_of is None or not previous or previous.get("as_of") != as_of:
+            return False
+        changes.add(incremental.changed_users(ctx, output.name, previous, plan.gold_build,
+                                              plan.fingerprints[output.name]))
+    if changes == {"none"}:
+        return True
+    earliest = None
+    if changes == {"gold"}:
+        earliest = ctx.engine.fetch(render("incremental/earliest_change", ctx.engine))[1][0][0]
+    ctx.engine.drop(incremental.PUBLISHED_AFFECTED_USERS)
+    return changes == {"gold"} and (earliest is None or earliest > dt.datetime.fromisoformat(as_of))
 
 
 def _standing_results(ctx: RunContext, plan: Plan) -> list[QueryResult]:

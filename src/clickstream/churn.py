@@ -1,7 +1,7 @@
 """Churn risk: a calibrated logistic regression on the user features, evaluated out of time against recency alone.
 
 Pure: tables in, tables out; no file and no engine. `fit` takes the rows of `sql/predictive/user_features.sql`
-for every cutoff (cutoff 0 the data's last event, unlabelled; cutoff 1 a horizon before it, 2 two horizons ...,
+for every cutoff (cutoff 0 the models' time, unlabelled; cutoff 1 a horizon before it, 2 two horizons ...,
 labelled), trains on cutoffs 2 and earlier, evaluates on cutoff 1 (whose labels no training row has seen: the
 latest training label ends at cutoff 1), then refits on every labelled cutoff and scores the users as of
 cutoff 0. Rows are put in (cutoff, user) order first and every random choice has a fixed seed, so the same

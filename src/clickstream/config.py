@@ -697,6 +697,9 @@ class Analytics(_Strict):
     churn: Churn = Churn()
     clusters: Clusters = Clusters()
     path_length: int = Field(default=3, ge=2, le=6)
+    # the predictive models see the events up to the start of the week (Monday 00:00 UTC) or day of the data's
+    # last event, or up to that event: a run whose new events all come later keeps the published models
+    models_as_of: Literal["week", "day", "event"] = "week"
     show_rows: int = Field(default=10, ge=0)
     # analytics/report.html after every run that ran analytics; false skips it (and starting its chart renderer)
     html_report: bool = True

@@ -64,17 +64,35 @@ def enabled(settings: Analytics) -> list[Output]:
     return [output for output in OUTPUTS if on[output.part]]
 
 
-def fingerprint(engine: Engine, context: dict[str, Any]) -> str:
-    """What decides the predictive results besides gold and the analytics settings: the feature SQL and the
-    library that fits the models."""
+def fingerprint(engine: Engine, context: dict[str, Any], settings: Analytics) -> str:
+    """What decides the predictive results besides gold: the feature SQL, the models' settings and the library
+    that fits them."""
     sql = render("predictive/user_features", engine, **feature_context(context, 1))
-    return hashlib.sha256(f"{sql}\0{SKLEARN_VERSION}".encode()).hexdigest()
+    models = f"{settings.churn.model_dump_json()}\0{settings.clusters.model_dump_json()}\0{settings.models_as_of}"
+    return hashlib.sha256(f"{sql}\0{models}\0{SKLEARN_VERSION}".encode()).hexdigest()
+
+
+def as_of(last: dt.datetime, period: str) -> dt.datetime:
+    """The time the models see the events up to (at or before it): the start of the week (Monday 00:00) or of the
+    day holding the data's last event, or (`event`) that event itself."""
+    if period == "event":
+        return last
+    day = dt.datetime.combine(last.date(), dt.time(), tzinfo=last.tzinfo)
+    return day - dt.timedelta(days=last.weekday()) if period == "week" else day
+
+
+def span(engine: Engine, settings: Analytics) -> tuple[dt.datetime, dt.datetime] | None:
+    """The first event of the fact and the time the models see the events up to (`as_of`); None without events."""
+    _, rows = engine.fetch(render("predictive/event_span", engine))
+    first, last = rows[0]
+    return None if first is None or last is None else (first, as_of(last, settings.models_as_of))
 
 
 def cutoffs(first: dt.datetime | None, last: dt.datetime | None, horizon_days: int, labelled: bool) -> list[dt.datetime]:
-    """The last event, then (with `labelled`) the cutoffs a horizon, two horizons ... before it that leave some
-    history before them: at most one evaluation and MAX_TRAINING_CUTOFFS training cutoffs."""
-    if first is None or last is None:
+    """`last` (the time the models see the events up to), then (with `labelled`) the cutoffs a horizon, two
+    horizons ... before it that leave some history before them: at most one evaluation and MAX_TRAINING_CUTOFFS
+    training cutoffs. None when no event comes at or before `last`."""
+    if first is None or last is None or last < first:
         return []
     found = [last]
     step = dt.timedelta(days=horizon_days)
@@ -99,13 +117,14 @@ def features(engine: Engine, context: dict[str, Any], times: list[dt.datetime], 
     return table
 
 
-def fit(engine: Engine, context: dict[str, Any], settings: Analytics) -> dict[str, pa.Table]:
-    """Every enabled output's table, fitted on the features of the published star (registered in `engine`)."""
+def fit(engine: Engine, context: dict[str, Any], settings: Analytics,
+        events: tuple[dt.datetime, dt.datetime] | None) -> dict[str, pa.Table]:
+    """Every enabled output's table, fitted on the features of the published star (registered in `engine`) up to
+    the time `span` gave with the first event (`events`)."""
     wanted = {output.part for output in enabled(settings)}
     if not wanted:
         return {}
-    _, rows = engine.fetch(render("predictive/event_span", engine))
-    first, last = rows[0]
+    first, last = events or (None, None)
     horizon = settings.churn.horizon_days
     times = cutoffs(first, last, horizon, "churn" in wanted)
     table = features(engine, context, times, horizon) if times else None

@@ -6,6 +6,7 @@ share a timestamp, and a copy of an event already ingested.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -329,3 +330,42 @@ def test_a_file_replaced_by_its_header_alone_empties_the_star_and_the_answers(tm
         markdown = (step / "analytics" / "REPORT.md").read_text(encoding="utf-8")
         assert NO_EVENTS in page and f"**{NO_EVENTS}**" in markdown
         assert '<div class="card" data-figure="events" data-raw="0">' in page
+
+
+def test_the_models_stand_until_an_event_they_see_changes_or_the_week_turns(tmp_path):
+    # The models see the events up to Monday 00:00 of the data's last week (analytics.models_as_of: week): a batch
+    # later than that keeps them, a late event before it or a new week fits them again; either way they equal what
+    # a full refresh fits.
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+
+    def models(data_dir: Path, full_refresh: bool = False) -> dict:
+        config = config_for(data_dir, "duckdb").model_dump()
+        config["analytics"].update(churn={"enabled": True}, clusters={"enabled": True, "k": 2})
+        run_layers(Config.model_validate(config), full_refresh=full_refresh)
+        report = json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]
+        return report["analytics"]["modes"]
+
+    outputs = ["churn_model", "churn_scores", "user_clusters", "cluster_profiles"]
+    batches = [  # (rows, whether the models stand)
+        (FIRST_BATCH, False),  # up to Wednesday the 17th: the models see the events up to Monday the 15th
+        (["u2,s1,2024-01-17 11:00:00,page_view,,,", "u5,s1,2024-01-16 09:00:00,page_view,,,"], True),
+        (["u3,s1,2024-01-10 12:00:00,page_view,,,"], False),  # a late event they see
+        (["u4,s2,2024-01-15 00:00:00,page_view,,,"], False),  # at Monday 00:00 itself: seen
+        (["u1,s1,2024-01-22 10:00:00,page_view,,,"], False),  # a new week: they see up to the 22nd
+    ]
+    for number, (rows, stand) in enumerate(batches):
+        before = {name: sorted(os.stat(f).st_ino for f in (step / "analytics" / name).glob("*.parquet"))
+                  for name in outputs} if number else {}
+        write_batch(step, f"{number}.csv", rows)
+        write_batch(scratch, f"{number}.csv", rows)
+        modes = models(step)
+        assert {modes[name] for name in outputs} == {"current" if stand else "full"}, (number, modes)
+        if stand:  # the published files themselves, linked
+            assert {name: sorted(os.stat(f).st_ino for f in (step / "analytics" / name).glob("*.parquet"))
+                    for name in outputs} == before
+        models(scratch, full_refresh=True)
+        for name in outputs:
+            assert table_differences(read_table(scratch / "analytics" / name),
+                                     read_table(step / "analytics" / name)) == [], (number, name)
+    scored_at = read_table(step / "analytics" / "churn_scores").column("scored_at").to_pylist()
+    assert set(scored_at) <= {dt.datetime(2024, 1, 22)}

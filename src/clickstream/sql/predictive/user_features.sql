@@ -1,7 +1,7 @@
 -- one row per user and cutoff (grain: cutoff_ts, user_key) for every user seen by the cutoff: their behaviour up to it and, where the cutoff is labelled, whether they churned in the horizon after it
 {#
-  The cutoffs come from `feature_cutoffs` (cutoff_ts, is_labelled), registered from Python: the last event of the
-  data and the cutoffs a horizon, two horizons ... before it. A feature reads the events at or before the
+  The cutoffs come from `feature_cutoffs` (cutoff_ts, is_labelled), registered from Python: the models' time
+  (predictive.as_of: by default Monday 00:00 of the data's last week) and the cutoffs a horizon, two horizons ... before it. A feature reads the events at or before the
   cutoff only; the label the events in (cutoff, cutoff + horizon]. Counts are exact integers and every ratio one
   division, so both engines give the same bits.
 #}
