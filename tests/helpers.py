@@ -54,7 +54,8 @@ def bronze_values(schema: Schema = BRONZE, **values: Any) -> tuple:
 # the per-user state a query counts, built from the same tables first (a query may read those above it)
 UPSTREAM = {"analytics/conversion_funnel": ("analytics/funnel_users",),
             "analytics/retention": ("analytics/retention_users",),
-            "analytics/cart_abandonment_daily": ("analytics/carts",)}
+            "analytics/cart_abandonment_daily": ("analytics/carts",),
+            "analytics/paths": ("analytics/visit_paths",)}
 
 
 def run_model(engine: Engine, model: str, columns: list[str] | None = None, ordered: bool = False,

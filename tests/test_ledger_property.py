@@ -320,7 +320,8 @@ def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
         for table in ("gold/fct_events", "gold/dim_sessions", "gold/dim_users", "gold/dim_products",
                       "gold/dim_date", "analytics/user_journey", "analytics/daily_activity",
                       "analytics/funnel_users", "analytics/conversion_funnel", "analytics/retention_users",
-                      "analytics/retention", "analytics/carts", "analytics/cart_abandonment_daily"):
+                      "analytics/retention", "analytics/carts", "analytics/cart_abandonment_daily",
+                      "analytics/visit_paths", "analytics/paths"):
             assert table_differences(read_table(refreshed / table), read_table(data / table)) == [], table
         # silver and quarantine as the runs left them = built from scratch over the raw files as they are now
         scratch = root / "scratch"

@@ -53,7 +53,7 @@ def run_both(root: Path, raw_files: list[Path], with_models: bool = True) -> dic
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory, spark_session_owner) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("generated")
-    result = generate(root / "source", rows=20_000, seed=7, files=3)
+    result = generate(root / "source", rows=10_000, seed=7, files=3)
     assert all(result.defects[kind] > 0 for kind in result.defects), result.defects  # every defect present
     # with adaptive query execution on, as the engine starts a session (the test session has it off)
     conf = spark_session_owner.spark.conf
