@@ -117,6 +117,8 @@ def _written(data) -> dict[str, tuple[int, int]]:
 
 def test_a_run_with_nothing_new_answers_nothing_again_and_says_so(tmp_path):
     import json
+    import subprocess
+    import sys
 
     from clickstream.cli import main
     from clickstream.generate import generate
@@ -130,6 +132,13 @@ def test_a_run_with_nothing_new_answers_nothing_again_and_says_so(tmp_path):
     assert _written(data) == before  # no query, no page, no REPORT.md, no warehouse written again
     last = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     assert (last["outcome"], last["gold"]["mode"], last["analytics"]["mode"]) == ("no new data", "current", "current")
+    # in a process of its own: the run with nothing new loads no chart renderer and starts no chart helper
+    done = subprocess.run([sys.executable, "-c", "import sys, threading; from clickstream.cli import main; "
+                           f"rc = main(['run', '--quiet', '--data-dir', {str(data)!r}]); "
+                           "print(rc, 'clickstream.report.charts' in sys.modules, "
+                           "[t.name for t in threading.enumerate() if t.name == 'report-warm-up'])"],
+                          capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert done.stdout.split("\n")[-2] == "0 False []", done.stdout
 
     # a changed analytics setting, and --full-refresh, answer again
     config = tmp_path / "config.yaml"

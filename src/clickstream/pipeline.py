@@ -78,6 +78,11 @@ class _Run:
     def html_report(self) -> bool:
         return "analytics" in self.layers and self.ctx.config.analytics.html_report
 
+    def _new_data_reached(self, layer: str) -> bool:
+        """Whether `layer` may have something new to build: not when silver ran in this run and found no new
+        batch (a run with nothing new draws no page, so it starts no chart helper)."""
+        return layer != "gold" or "silver" not in self.layers or self.results.get("silver") is not None
+
     def layers_in_order(self) -> None:
         config = self.ctx.config
         # The report's chart helper processes (report/svg.py) start while the layers run, with gold (or
@@ -92,7 +97,7 @@ class _Run:
         try:
             for layer in self.layers:
                 with job_log(config.logs_dir, layer, config.logs.format):
-                    if layer == warm_up_with:
+                    if layer == warm_up_with and self._new_data_reached(layer):
                         threading.Thread(target=_warm_up_charts, name="report-warm-up", daemon=True).start()
                     self.tell(layer, "start")
                     started = time.perf_counter()
