@@ -207,6 +207,16 @@ def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
     assert (data / "analytics" / "top_products.csv").read_text() == csv_text
 
 
+def test_the_basic_group_holds_the_state_its_results_count(generated):
+    # cart abandonment (basic) counts the carts state, the funnel funnel_users: each answered in the same group
+    data, _ = generated
+    daily = table(data, "analytics/cart_abandonment_daily").order("cart_date").fetchall()
+    funnel = table(data, "analytics/conversion_funnel").order("step_number").fetchall()
+    assert main(["analytics", "--group", "basic", "--full-refresh", "--data-dir", str(data)]) == 0
+    assert table(data, "analytics/cart_abandonment_daily").order("cart_date").fetchall() == daily
+    assert table(data, "analytics/conversion_funnel").order("step_number").fetchall() == funnel
+
+
 # ---- the shared real dataset -------------------------------------------------------------------------------
 
 
