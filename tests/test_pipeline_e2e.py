@@ -207,6 +207,18 @@ def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
     assert (data / "analytics" / "top_products.csv").read_text() == csv_text
 
 
+def test_the_models_score_as_of_monday_of_the_last_week_and_the_page_says_so(generated):
+    data, _ = generated
+    (last,) = table(data, "gold/fct_events").aggregate("max(event_ts)").fetchall()[0]
+    monday = dt.datetime.combine(last.date() - dt.timedelta(days=last.weekday()), dt.time())
+    assert table(data, "analytics/churn_scores").aggregate("min(scored_at), max(scored_at)").fetchall() == [
+        (monday, monday)]
+    (status,) = table(data, "analytics/churn_model").project("status").fetchall()[0]
+    assert status == "ok"  # the page shows the scores only then
+    page = (data / "analytics" / "report.html").read_text(encoding="utf-8")
+    assert f"Scored as of {monday:%Y-%m-%d %H:%M} UTC, the models&#39; time (analytics.models_as_of)" in page
+
+
 def test_the_basic_group_holds_the_state_its_results_count(generated):
     # cart abandonment (basic) counts the carts state, the funnel funnel_users: each answered in the same group
     data, _ = generated

@@ -416,7 +416,8 @@ def segments(facts: Facts) -> Section:
 
 def predictions(facts: Facts) -> Section:
     section = Section("predictions", "Churn risk and behavioural clusters", "Each user's risk of no event in the "
-                      "churn horizon after the last one, from a model evaluated out of time against recency alone; "
+                      "churn horizon after the models' time, from a model evaluated out of time against recency "
+                      "alone; "
                       "and clusters of users who behave alike (docs/METRICS.md).")
     model = facts.tables.rows("churn_model")
     if model is None:
@@ -452,9 +453,14 @@ def prediction_notes(layout: Layout) -> list[str]:
 
 def _churn_scores(facts: Facts, section: Section) -> None:
     """The scores' distribution (users per tenth of probability) and the riskiest users with their value."""
-    scores = facts.tables.read("churn_scores", "analytics", ["user_key", "user_id", "churn_probability", "risk_band"])
+    scores = facts.tables.read("churn_scores", "analytics", ["user_key", "user_id", "churn_probability", "risk_band",
+                                                              "scored_at"])
     if scores is None or scores.num_rows == 0:
         return
+    scored_at = scores["scored_at"][0].as_py()
+    section.notes.append(f"Scored as of {scored_at:%Y-%m-%d %H:%M} UTC, the models' time "
+                         "(analytics.models_as_of): a user whose last_seen_ts is later has come back since.")
+    scores = scores.drop_columns(["scored_at"])
     tenths = pc.min_element_wise(pc.floor(pc.multiply(scores["churn_probability"], 10)), 9).to_pylist()
     counts = [{"probability": f"{10 * t}-{10 * t + 10}%", "users": tenths.count(t)} for t in range(10)]
     section.draw(facts, "Users by churn probability", "churn_scores", charts.segments(
