@@ -247,20 +247,20 @@ def _models_stand(ctx: RunContext, plan: Plan, as_of: str | None) -> bool:
     """Whether the published models were fitted by the same features and settings up to the same time, from the
     gold build this one follows (or this very one), and every event that build added or removed comes after
     that time: then fitting again would give the same tables."""
-    published, changes = plan.published.get("queries", {}), set()
-    for output in plan.fitted:
-        previous = published.get(output.name)
-        if as_of is None or not previous or previous.get("as_of") != as_of:
-            return False
-        changes.add(incremental.changed_users(ctx, output.name, previous, plan.gold_build,
-                                              plan.fingerprints[output.name]))
+    published = plan.published.get("queries", {})
+    previous = {output.name: published.get(output.name) for output in plan.fitted}
+    if as_of is None or any(not entry or entry.get("as_of") != as_of for entry in previous.values()):
+        return False
+    changes = {incremental.changed_users(ctx, name, entry, plan.gold_build, plan.fingerprints[name])
+               for name, entry in previous.items()}
     if changes == {"none"}:
         return True
-    earliest = None
-    if changes == {"gold"}:
+    stand = False
+    if changes == {"gold"}:  # one gold build since: its earliest change must come after the models' time
         earliest = ctx.engine.fetch(render("incremental/earliest_change", ctx.engine))[1][0][0]
+        stand = earliest is None or earliest > dt.datetime.fromisoformat(as_of)
     ctx.engine.drop(incremental.PUBLISHED_AFFECTED_USERS)
-    return changes == {"gold"} and (earliest is None or earliest > dt.datetime.fromisoformat(as_of))
+    return stand
 
 
 def _standing_results(ctx: RunContext, plan: Plan) -> list[QueryResult]:

@@ -49,8 +49,8 @@ OUTPUTS = [
            "one row: the churn model's status, its evaluation on the latest labelled cutoff against recency alone, "
            "and its features", CHURN_MODEL, []),
     Output("churn_scores", "churn", "11b. Churn risk, riskiest users first",
-           "one row per user: the calibrated probability of no event in the horizon after the models' time (scored_at), and its "
-           "risk band", CHURN_SCORES, ["churn_probability desc", "user_id"], "top_risk_users"),
+           "one row per user: the calibrated probability of no event in the horizon after the models' time "
+           "(scored_at), and its risk band", CHURN_SCORES, ["churn_probability desc", "user_id"], "top_risk_users"),
     Output("user_clusters", "clusters", "12a. Behavioural cluster of each user",
            "one row per user: the behavioural cluster they belong to", USER_CLUSTERS, ["user_key"]),
     Output("cluster_profiles", "clusters", "12b. Behavioural clusters",

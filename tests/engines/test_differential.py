@@ -57,11 +57,12 @@ def generated(tmp_path_factory, spark_session_owner) -> dict[str, Path]:
     assert all(result.defects[kind] > 0 for kind in result.defects), result.defects  # every defect present
     # with adaptive query execution on, as the engine starts a session (the test session has it off)
     conf = spark_session_owner.spark.conf
+    before = conf.get("spark.sql.adaptive.enabled")
     conf.set("spark.sql.adaptive.enabled", "true")
     try:
         return run_both(root, result.files)
     finally:
-        conf.set("spark.sql.adaptive.enabled", "false")
+        conf.set("spark.sql.adaptive.enabled", before)
 
 
 @pytest.fixture(scope="module")

@@ -417,8 +417,7 @@ def segments(facts: Facts) -> Section:
 def predictions(facts: Facts) -> Section:
     section = Section("predictions", "Churn risk and behavioural clusters", "Each user's risk of no event in the "
                       "churn horizon after the models' time, from a model evaluated out of time against recency "
-                      "alone; "
-                      "and clusters of users who behave alike (docs/METRICS.md).")
+                      "alone; and clusters of users who behave alike (docs/METRICS.md).")
     model = facts.tables.rows("churn_model")
     if model is None:
         section.missing.append("churn_model")
