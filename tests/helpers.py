@@ -7,6 +7,7 @@ from typing import Any
 
 from pathlib import Path
 
+from clickstream import declarations
 from clickstream.config import Config
 from clickstream.engines.base import Engine
 from clickstream.schema import BRONZE, Schema
@@ -51,11 +52,9 @@ def bronze_values(schema: Schema = BRONZE, **values: Any) -> tuple:
     return tuple(values.get(name) for name in names)
 
 
-# the per-user state a query counts, built from the same tables first (a query may read those above it)
-UPSTREAM = {"analytics/conversion_funnel": ("analytics/funnel_users",),
-            "analytics/retention": ("analytics/retention_users",),
-            "analytics/cart_abandonment_daily": ("analytics/carts",),
-            "analytics/paths": ("analytics/visit_paths",)}
+# the per-user state a query counts (its `counts` in queries.yml), built from the same tables first
+UPSTREAM = {f"analytics/{q['name']}": (f"analytics/{q['counts']}",) for q in declarations.analytics_queries()
+            if q.get("counts")}
 
 
 def run_model(engine: Engine, model: str, columns: list[str] | None = None, ordered: bool = False,

@@ -43,6 +43,12 @@ QUERY = "{name: q, title: Q, group: basic, order_by: [a]"
     (f"queries:\n  - {QUERY}, user_column: u, replayed: {{session: s, start: t}}}}\n",
      "unknown key 'queries.0.replayed'"),
     ("querys:\n  - {name: q}\n", "unknown key 'querys'"),
+    # the state a query counts: above it and in its group, which is answered alone
+    (f"queries:\n  - {QUERY}, counts: s}}\n  - {{name: s, title: S, group: basic, order_by: [a]}}\n",
+     "query q counts s, which is not declared above it: the state a query counts must be declared above it, in "
+     "its group (basic)"),
+    (f"queries:\n  - {{name: s, title: S, group: advanced, order_by: [a]}}\n  - {QUERY}, counts: s}}\n",
+     "query q counts s, which is in group advanced: the state a query counts must be declared above it"),
 ])
 def test_a_query_declaration_with_a_wrong_key_is_an_error_naming_the_file_and_key(text, message):
     with pytest.raises(DeclarationError) as error:

@@ -93,10 +93,23 @@ class AnalyticsQuery(_PerUser):
     order_by: list[str]  # the table's natural order: columns or expressions
     # answered only when this key of config's gold section names something (product attributes)
     needs: Literal["product_attributes"] | None = None
+    # the per-user state query this one counts: declared above it, in its group (a group is answered alone)
+    counts: str | None = None
 
 
 class AnalyticsQueries(_Strict):
     queries: list[AnalyticsQuery]
+
+    @model_validator(mode="after")
+    def _state_above_in_group(self) -> "AnalyticsQueries":
+        groups: dict[str, str] = {}  # the queries declared so far, and their groups
+        for query in self.queries:
+            if query.counts is not None and groups.get(query.counts) != query.group:
+                where = (f"in group {groups[query.counts]}" if query.counts in groups else "not declared above it")
+                raise ValueError(f"query {query.name} counts {query.counts}, which is {where}: the state a query "
+                                 f"counts must be declared above it, in its group ({query.group})")
+            groups[query.name] = query.group
+        return self
 
 
 def _describe(error: ValidationError, path: str) -> str:
