@@ -7,7 +7,7 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from clickstream import churn, clusters
+from clickstream import churn, clusters, predictive
 
 CUTOFFS = [dt.datetime(2024, 3, 1), dt.datetime(2024, 2, 2), dt.datetime(2024, 1, 5)]
 NUMERIC = ["recency_days", "tenure_days", "events", "visits", "active_days", "orders", "monetary", "cart_adds",
@@ -99,3 +99,18 @@ def test_a_fixed_k_is_kept_and_identical_users_make_one_cluster():
     same = features([{"cutoff_number": 0, "user_key": f"u{i}", "events": 5.0, "visits": 1.0} for i in range(5)])
     profile = clusters.fit(same, "auto").profiles.to_pylist()
     assert [(p["cluster"], p["users"], p["label"], p["silhouette"]) for p in profile] == [(1, 5, "typical", None)]
+
+
+@pytest.mark.parametrize(("last", "period", "expected"), [
+    # Sunday 23:59: its week began on the Monday before, its day at midnight
+    (dt.datetime(2024, 3, 31, 23, 59), "week", dt.datetime(2024, 3, 25)),
+    (dt.datetime(2024, 3, 31, 23, 59), "day", dt.datetime(2024, 3, 31)),
+    (dt.datetime(2024, 3, 31, 23, 59), "event", dt.datetime(2024, 3, 31, 23, 59)),
+    # Monday 00:00 itself is the start of its week and of its day; a year's first days belong to December's week
+    (dt.datetime(2024, 4, 1), "week", dt.datetime(2024, 4, 1)),
+    (dt.datetime(2024, 1, 1, 0, 0, 0, 1), "day", dt.datetime(2024, 1, 1)),
+    (dt.datetime(2023, 1, 1, 12), "week", dt.datetime(2022, 12, 26)),
+])
+def test_the_models_time_is_the_start_of_the_last_events_week_or_day_or_that_event(last, period, expected):
+    assert predictive.as_of(last, period) == expected
+    assert predictive.cutoffs(expected + dt.timedelta(hours=1), expected, 28, labelled=True) == []  # nothing seen
