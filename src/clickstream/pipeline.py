@@ -86,8 +86,8 @@ class _Run:
     def layers_in_order(self) -> None:
         config = self.ctx.config
         # The report's chart helper processes (report/svg.py) start while the layers run, with gold (or
-        # analytics), and Altair loads here: that holds Python's lock, which stalls bronze's Python work but hardly
-        # the engine's queries that follow
+        # analytics), and the page's modules and template load here: that holds Python's lock, which stalls
+        # bronze's Python work but hardly the engine's queries that follow
         warm_up_with = next((name for name in ("gold", "analytics") if name in self.layers), None) \
             if self.html_report else None
         # a run whose raw files were all refused fails once silver (or bronze, run alone) shows no event, before
@@ -180,7 +180,7 @@ class _Run:
         if not self.html_report:
             _remove_stale_report(ctx.layout)
             return
-        from clickstream.report import html  # Altair and vl-convert load only for a run that needs them
+        from clickstream.report import html  # vl-convert and Jinja load only for a run that needs them
 
         with job_log(ctx.config.logs_dir, "report", ctx.config.logs.format):
             self.tell("report", "start")

@@ -13,7 +13,7 @@ from clickstream.cli import main
 from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.generate import generate
-from clickstream.report import charts, html
+from clickstream.report import charts, html, svg
 
 
 class Page(HTMLParser):
@@ -99,7 +99,7 @@ def test_an_svg_that_could_run_code_is_refused(monkeypatch):
 
     monkeypatch.setattr(vl_convert, "vegalite_to_svg", lambda spec: '<svg><g onload="alert(1)"/></svg>')
     with pytest.raises(ValueError, match="a chart's SVG holds an element or attribute that could run code"):
-        charts.to_svg({})
+        svg.to_svg({})
 
 
 def test_control_characters_and_undecodable_names_are_escapes_in_charts_and_tables(data):
@@ -310,7 +310,7 @@ def test_report_md_shows_the_ordered_funnels_conversions_as_percentages_and_name
 def axis_labels(spec: dict) -> list[str]:
     import re
 
-    labels = re.findall(r'role-axis-label.*?(?=role-axis-domain|role-axis-title)', charts.to_svg(spec), re.S)
+    labels = re.findall(r'role-axis-label.*?(?=role-axis-domain|role-axis-title)', svg.to_svg(spec), re.S)
     return [text for block in labels for text in re.findall(r"<text[^>]*>([^<]*)</text>", block)]
 
 
@@ -322,6 +322,43 @@ def axis_labels(spec: dict) -> list[str]:
 def test_axis_ticks_never_read_0k_and_small_values_are_plain(top, expected):
     """An SI format gives every tick the largest one's prefix ("0k", "0.5k"): plain numbers below a hundred
     thousand, and 0 always "0"."""
-    with charts.quick():
-        spec = charts.segments([{"segment": "a", "n": top}, {"segment": "b", "n": top // 2}], "segment", "n", "n")
+    spec = charts.segments([{"segment": "a", "n": top}, {"segment": "b", "n": top // 2}], "segment", "n", "n")
     assert [label for label in axis_labels(spec) if label not in ("a", "b")] == expected  # the counts' axis
+
+
+def test_every_chart_of_the_page_is_valid_vega_lite(data, monkeypatch):
+    """The charts are written as plain dicts: each is checked against the Vega-Lite schema (the one Altair
+    carries), so a misspelt property fails here instead of being ignored by the renderer."""
+    import altair
+    import jsonschema
+
+    schema = json.loads((Path(altair.__file__).parent / "vegalite" / "v6" / "schema" / "vega-lite-schema.json")
+                        .read_text(encoding="utf-8"))
+    specs: dict[str, dict] = {}
+    add = svg.Drawing.add
+    monkeypatch.setattr(svg.Drawing, "add", lambda drawing, name, spec: (specs.__setitem__(name, spec),
+                                                                         add(drawing, name, spec)))
+    html.render(Layout(data), Config(), quality(data))
+    assert len(specs) >= 15
+    specs.update({f"warm-up {n}": spec for n, spec in enumerate(charts.warm_up_specs())})
+    validator = jsonschema.Draft7Validator(schema)
+    problems = {name: [f"{error.json_path}: {error.message[:200]}" for error in validator.iter_errors(spec)]
+                for name, spec in specs.items()}
+    assert {name: found for name, found in problems.items() if found} == {}
+
+
+def test_the_retention_heatmap_shows_the_last_cohorts_over_their_first_periods():
+    """Daily cohorts over months are thousands of labelled cells: the heatmap keeps the last RETENTION_SHOWN
+    cohorts, each over its first RETENTION_SHOWN periods."""
+    import datetime as dt
+
+    shown = charts.RETENTION_SHOWN
+    first = dt.date(2024, 1, 1)
+    rows = [{"cohort_start": (first + dt.timedelta(days=c)).isoformat(), "period": p, "retention_rate": 0.5}
+            for c in range(shown + 14) for p in range(shown + 14 - c)]
+    data = charts.retention(rows, "day")["datasets"][charts.TABLE]
+    cohorts = sorted({d["cohort"] for d in data})
+    assert cohorts == sorted({r["cohort_start"] for r in rows})[-shown:]
+    assert max(d["period"] for d in data) == shown - 1
+    assert {(d["cohort"], d["period"]) for d in data} == {
+        (r["cohort_start"], r["period"]) for r in rows if r["cohort_start"] in cohorts and r["period"] < shown}

@@ -1,4 +1,4 @@
-"""The report's charts: Vega-Lite specs made with Altair, rendered to static SVG by vl-convert (no JavaScript).
+"""The report's charts: Vega-Lite specs as plain dicts, rendered to static SVG by vl-convert (no JavaScript).
 
 Each chart reads its table by column names, from rows given as dicts; it returns None when a column it needs
 is missing, so a table whose shape changes shows as "not available" instead of breaking the report. Dates reach
@@ -10,9 +10,7 @@ import copy
 import heapq
 from typing import Any, Iterable
 
-import altair as alt
-
-from clickstream.report.svg import to_svg
+from clickstream.report import measure, svg
 
 Rows = list[dict[str, Any]]
 
@@ -29,16 +27,14 @@ DAILY_WIDTH = CARD_WIDTH - 130
 FONT = "Liberation Sans"
 DISPLAY_FONT = '"Liberation Sans", Arimo, Arial, Helvetica, sans-serif'
 PADDING = {"left": 40, "right": 56, "top": 6, "bottom": 12}
+# the widest label, in pixels, of a ranking's bars, a funnel's steps and the ledger's files
+RANKED_LABEL = 260
+STEP_LABEL = 220
+FILE_LABEL = 240
 # Muted, distinguishable hues; the partial-day marker is the one warm accent.
 PALETTE = ["#3b6ea8", "#5aa469", "#d9a441", "#b0506f", "#7a5fa8", "#4aa3a8", "#8c8c8c"]
 ACCENT = "#c0392b"
 LEDGER_COLOURS = {"silver": "#3b6ea8", "quarantine": "#c0392b", "duplicates": "#d9a441", "re-delivered": "#8c8c8c"}
-
-
-def quick() -> Any:
-    """Altair without checking each object against the Vega-Lite schema as it is made (a third of the report's
-    time); the specs are checked whole in the tests."""
-    return alt.utils.schemapi.debug_mode(False)
 
 
 def has(rows: Rows | None, *columns: str) -> bool:
@@ -46,34 +42,51 @@ def has(rows: Rows | None, *columns: str) -> bool:
     return bool(rows) and all(column in rows[0] for column in columns)
 
 
-# A chart's rows are joined to its spec by name at the end (`_finish`): Altair deep-copies a chart's inline data
-# each time it is encoded, layered or sized, which was a third of the report's Python time at 2M rows.
+# A chart's rows are its spec's one named dataset, joined at the end (`_finish`).
 TABLE = "table"
+_TABLE = {"name": TABLE}
+_TYPES = {"Q": "quantitative", "N": "nominal", "O": "ordinal"}
 
 
-def _base() -> alt.Chart:
-    return alt.Chart(alt.NamedData(name=TABLE))
+def channel(shorthand: str, **properties: Any) -> dict:
+    """An encoding channel: "users:Q" is the field users, quantitative (N nominal, O ordinal), with `properties`
+    (Vega-Lite's: title, axis, scale, sort, format ...; a None is JSON's null, e.g. no title)."""
+    field, kind = shorthand.rsplit(":", 1)
+    return {"field": field, "type": _TYPES[kind], **properties}
+
+
+def mark(kind: str, encoding: dict, **properties: Any) -> dict:
+    """A single view: its mark (with `properties`) and its encoding."""
+    return {"mark": {"type": kind, **properties}, "encoding": encoding}
+
+
+def _layered(*layers: dict, **properties: Any) -> dict:
+    """Views drawn over each other on the chart's rows."""
+    return {"data": _TABLE, "layer": list(layers), **properties}
 
 
 # slanted labels drawn a tenth wider reach further down, towards the axis title, the longer they are
 SLANTED_TITLE_PADDING = 20
 
+# No text has a pixel limit (labelLimit, titleLimit 0): Vega measures a limited text again to check it fits, and
+# more to cut it, which was a third of the drawing. Texts from the data are cut in Python (`measure.fit`); the rest
+# are the report's own, short.
+_UNLIMITED = {"labelLimit": 0, "titleLimit": 0}
 _CONFIG = {
     "font": FONT, "background": "white", "padding": PADDING,
     "view": {"continuousWidth": 300, "continuousHeight": 300, "stroke": None},
     # titlePadding: room for labels drawn wider than measured (see PADDING)
     "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal", "titlePadding": 10,
              "gridColor": "#eeeeee", "domainColor": "#999999", "tickColor": "#999999", "labelColor": "#333333",
-             "titleColor": "#333333"},
-    "legend": {"labelFontSize": 11, "titleFontSize": 11, "orient": "top"},
-    "header": {"labelFontSize": 12, "titleFontSize": 12},
+             "titleColor": "#333333", **_UNLIMITED},
+    "legend": {"labelFontSize": 11, "titleFontSize": 11, "orient": "top", **_UNLIMITED},
+    "header": {"labelFontSize": 12, "titleFontSize": 12, **_UNLIMITED},
 }
 
 
-def _finish(chart: Any, rows: Rows, width: int | None = None) -> dict:
-    """The chart's Vega-Lite spec with its rows and the report's look (set on the spec, as the rows are:
-    Altair's configure copies the whole chart once per call), and its plot's `width` (see `fitted`)."""
-    spec = chart.to_dict(validate=False)
+def _finish(chart: dict, rows: Rows, width: int | None = None) -> dict:
+    """The chart's Vega-Lite spec with its rows, the report's look and its plot's `width` (see `fitted`)."""
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v6.json", **chart}
     spec["datasets"] = {TABLE: rows}
     spec["config"] = copy.deepcopy(_CONFIG)
     if width is not None:
@@ -83,9 +96,8 @@ def _finish(chart: Any, rows: Rows, width: int | None = None) -> dict:
 
 def fitted(labels: Iterable[str], limit: int = 260, titled: bool = False) -> int:
     """The plot width that makes a chart as wide as its card: the card less the padding and the y axis, its
-    labels at 0.55 em a character (about Liberation Sans's; a chart a little wider than its card is scaled to
-    it by the page), at most `limit`, its ticks and its title."""
-    widest = min(limit, max((len(str(label)) for label in labels), default=0) * 11 * 0.55)
+    widest label (at most `limit`), its ticks and its title."""
+    widest = min(limit, max((measure.width(str(label)) for label in labels), default=0))
     return int(CARD_WIDTH - PADDING["left"] - PADDING["right"] - widest - 10 - (21 if titled else 0))
 
 
@@ -99,17 +111,12 @@ def _number_labels(values: Iterable[float]) -> list[str]:
 _ZERO_AS_ZERO = "datum.value === 0 ? '0' : datum.label"
 
 
-def quantity_axis(values: Iterable[float], **kwargs: Any) -> alt.Axis:
+def quantity_axis(values: Iterable[float], **kwargs: Any) -> dict:
     """An axis of counts or money: plain numbers with thousands separators ("2,500") below a hundred thousand, SI
     prefixes from there ("150k", "2M"), and 0 always "0" (never "0k")."""
     if max((abs(v) for v in values), default=0) >= 100_000:
-        return alt.Axis(format="~s", labelExpr=_ZERO_AS_ZERO, **kwargs)
-    return alt.Axis(format=",~r", **kwargs)
-
-
-def _label(text: Any, limit: int = 48) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+        return {"format": "~s", "labelExpr": _ZERO_AS_ZERO, **kwargs}
+    return {"format": ",~r", **kwargs}
 
 
 def funnel_steps(rows: Rows) -> Rows:
@@ -146,19 +153,18 @@ def funnel(rows: Rows) -> dict | None:
             note += f", {step['in_progress']:,} in progress"
         if step["median"] is not None:
             note += f", median {_duration(step['median'])}"
-        data.append({"step": f"{step['step_number']}. {_label(step['event_type'], 30)}", "users": users,
-                     "note": note, "order": step["step_number"]})
+        data.append({"step": measure.fit(f"{step['step_number']}. {step['event_type']}", STEP_LABEL),
+                     "users": users, "note": note, "order": step["step_number"]})
         previous = step
-    base = _base().encode(y=alt.Y("step:N", sort=alt.SortField("order"), title=None,
-                                      axis=alt.Axis(labelLimit=220)))
-    bars = base.mark_bar(color=PALETTE[0], height={"band": 0.7}).encode(
-        x=alt.X("users:Q", title="users who did the steps so far in order, within the window",
-                axis=quantity_axis([max(d["users"] for d in data) * 1.9], tickCount=5),
-                scale=alt.Scale(domainMax=max(d["users"] for d in data) * 1.9 or 1)))
-    text = base.mark_text(align="left", dx=4, fontSize=11, color="#333333").encode(x=alt.X("users:Q"),
-                                                                                   text=alt.Text("note:N"))
-    chart = alt.layer(bars, text).properties(height=36 * len(data))
-    return _finish(chart, data, fitted((d["step"] for d in data), 220))
+    step = channel("step:N", sort={"field": "order"}, title=None)
+    most = max(d["users"] for d in data) * 1.9
+    bars = mark("bar", {"y": step, "x": channel(
+        "users:Q", title="users who did the steps so far in order, within the window",
+        axis=quantity_axis([most], tickCount=5), scale={"domainMax": most or 1})},
+        color=PALETTE[0], height={"band": 0.7})
+    text = mark("text", {"y": step, "x": channel("users:Q"), "text": channel("note:N")},
+                align="left", dx=4, fontSize=11, color="#333333")
+    return _finish(_layered(bars, text, height=36 * len(data)), data, fitted((d["step"] for d in data), STEP_LABEL))
 
 
 def _duration(seconds: float) -> str:
@@ -183,18 +189,19 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
             for row in rows for column, label in measures]
     days = sorted({d["day"] for d in data})
     step = max(1, len(days) // 12)  # about a dozen dated ticks: measuring a label per day is most of the cost
-    base = alt.Chart().encode(
-        x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
-                                                                 labelOverlap=False)),
-        y=alt.Y("value:Q", title=None, axis=quantity_axis(d["value"] for d in data)))
-    line = base.mark_line(color=PALETTE[0], strokeWidth=1.5)
+    encoding = {"x": channel("day:O", title=None, sort=days,
+                             axis={"labelAngle": -45, "values": days[::step], "labelOverlap": False}),
+                "y": channel("value:Q", title=None, axis=quantity_axis(d["value"] for d in data))}
+    line = mark("line", encoding, color=PALETTE[0], strokeWidth=1.5)
     # only the partial days get a point: a point per day would triple the drawing for nothing
-    points = base.mark_point(filled=True, size=60, shape="diamond", color=ACCENT).transform_filter(
-        "datum.partial")
-    chart = alt.layer(line, points, data=alt.NamedData(name=TABLE)).properties(width=DAILY_WIDTH, height=110).facet(
-        row=alt.Row("measure:N", title=None, sort=[label for _, label in measures],
-                    header=alt.Header(labelAngle=0, labelAlign="left", labelOrient="top", labelFontWeight="bold"))
-    ).resolve_scale(y="independent")
+    points = {**mark("point", encoding, filled=True, size=60, shape="diamond", color=ACCENT),
+              "transform": [{"filter": "datum.partial"}]}
+    chart = {"data": _TABLE,
+             "facet": {"row": channel("measure:N", title=None, sort=[label for _, label in measures],
+                                      header={"labelAngle": 0, "labelAlign": "left", "labelOrient": "top",
+                                              "labelFontWeight": "bold"})},
+             "spec": {"layer": [line, points], "width": DAILY_WIDTH, "height": 110},
+             "resolve": {"scale": {"y": "independent"}}}
     return _finish(chart, data)
 
 
@@ -217,13 +224,12 @@ def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
         entry["partial"] = entry["partial"] or str(row["activity_date"]) in partial
     data = [{**w, "kind": "partial week" if w["partial"] or w["days"] < 7 else "whole week"}
             for w in sorted(weeks.values(), key=lambda w: w["week"])]
-    chart = _base().mark_bar().encode(
-        x=alt.X("week:O", title="ISO week (UTC)", axis=alt.Axis(labelAngle=-45, labelOverlap=True,
-                                                                titlePadding=SLANTED_TITLE_PADDING)),
-        y=alt.Y("revenue:Q", title="revenue", axis=quantity_axis(d["revenue"] for d in data)),
-        color=alt.Color("kind:N", title=None, scale=alt.Scale(domain=["whole week", "partial week"],
-                                                              range=[PALETTE[1], "#b9d7be"])),
-    ).properties(height=220)
+    chart = {"data": _TABLE, **mark("bar", {
+        "x": channel("week:O", title="ISO week (UTC)",
+                     axis={"labelAngle": -45, "labelOverlap": True, "titlePadding": SLANTED_TITLE_PADDING}),
+        "y": channel("revenue:Q", title="revenue", axis=quantity_axis(d["revenue"] for d in data)),
+        "color": channel("kind:N", title=None, scale={"domain": ["whole week", "partial week"],
+                                                      "range": [PALETTE[1], "#b9d7be"]})}), "height": 220}
     return _finish(chart, data, fitted(_number_labels(d["revenue"] for d in data), titled=True))
 
 
@@ -236,35 +242,34 @@ def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PA
     if not has(rows, label, value):
         return None
     top = heapq.nsmallest(limit, rows, key=lambda r: -float(r[value] or 0))  # stable: ties keep the table's order
-    data = [{"label": _label(r[label]), "full": str(r[label]), "value": float(r[value] or 0)} for r in top]
-    for rank, row in enumerate(data):
-        row["rank"] = rank
-    base = _base().encode(y=alt.Y("label:N", sort=alt.SortField("rank"), title=None,
-                                      axis=alt.Axis(labelLimit=260)))
-    bars = base.mark_bar(color=colour).encode(
-        x=alt.X("value:Q", title=title, axis=quantity_axis([max(d["value"] for d in data) * 1.15], tickCount=5),
-                scale=alt.Scale(domainMax=max(d["value"] for d in data) * 1.15 or 1)))
-    text = base.mark_text(align="left", dx=3, fontSize=10, color="#333333").encode(
-        x=alt.X("value:Q"), text=alt.Text("value:Q", format=value_format))
-    return _finish(alt.layer(bars, text).properties(height=max(60, 18 * len(data))), data,
-                   fitted((d["label"] for d in data), 260))
+    labels = measure.fit_distinct((str(r[label]) for r in top), RANKED_LABEL)
+    data = [{"label": shown, "rank": rank, "value": float(r[value] or 0)}
+            for rank, (shown, r) in enumerate(zip(labels, top))]
+    bar = channel("label:N", sort={"field": "rank"}, title=None)
+    most = max(d["value"] for d in data) * 1.15
+    bars = mark("bar", {"y": bar, "x": channel("value:Q", title=title, axis=quantity_axis([most], tickCount=5),
+                                               scale={"domainMax": most or 1})}, color=colour)
+    text = mark("text", {"y": bar, "x": channel("value:Q"), "text": channel("value:Q", format=value_format)},
+                align="left", dx=3, fontSize=10, color="#333333")
+    return _finish(_layered(bars, text, height=max(60, 18 * len(data))), data, fitted(labels, RANKED_LABEL))
 
 
 def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
     """Bars of one count per segment, in the table's order, coloured by segment."""
     if not has(rows, label, count):
         return None
-    data = [{"segment": str(r[label]), "count": int(r[count] or 0)} for r in rows]
-    order = list(dict.fromkeys(d["segment"] for d in data))
-    base = _base().encode(x=alt.X("segment:N", sort=order, title=None,
-                                      axis=alt.Axis(labelAngle=0, labelLimit=120)))
-    bars = base.mark_bar().encode(y=alt.Y("count:Q", title=title, axis=quantity_axis(d["count"] for d in data)),
-                                  color=alt.Color("segment:N", legend=None, sort=order,
-                                                  scale=alt.Scale(range=PALETTE)))
-    text = base.mark_text(dy=-6, fontSize=10, color="#333333").encode(y=alt.Y("count:Q"),
-                                                                       text=alt.Text("count:Q", format=","))
-    return _finish(alt.layer(bars, text).properties(height=200), data,
-                   fitted(_number_labels(d["count"] for d in data), titled=True))
+    plot = fitted(_number_labels(int(r[count] or 0) for r in rows), titled=True)
+    # each label as wide as its bar's band, less a gap
+    names = measure.fit_distinct((str(r[label]) for r in rows), max(60, plot / max(1, len(rows)) - 12))
+    data = [{"segment": name, "count": int(r[count] or 0)} for name, r in zip(names, rows)]
+    order = list(dict.fromkeys(names))
+    segment = channel("segment:N", sort=order, title=None, axis={"labelAngle": 0})
+    bars = mark("bar", {"x": segment,
+                        "y": channel("count:Q", title=title, axis=quantity_axis(d["count"] for d in data)),
+                        "color": channel("segment:N", legend=None, sort=order, scale={"range": PALETTE})})
+    text = mark("text", {"x": segment, "y": channel("count:Q"), "text": channel("count:Q", format=",")},
+                dy=-6, fontSize=10, color="#333333")
+    return _finish(_layered(bars, text, height=200), data, plot)
 
 
 def day_types(rows: Rows) -> dict | None:
@@ -278,15 +283,14 @@ def day_types(rows: Rows) -> dict | None:
     data = [{"day_type": str(r["day_type"]), "measure": title,
              "value": float(r[column] or 0) * (100 if column.endswith("_rate") else 1)}
             for r in rows for column, title in present]
-    chart = alt.Chart().mark_bar().encode(
-        x=alt.X("day_type:N", title=None, axis=alt.Axis(labelAngle=0)),
+    panel = mark("bar", {
+        "x": channel("day_type:N", title=None, axis={"labelAngle": 0}),
         # averages per day can be below 1: plain decimals, not SI prefixes ("400m")
-        y=alt.Y("value:Q", title=None, axis=alt.Axis(format=",.2~f")),
-        color=alt.Color("day_type:N", legend=None, scale=alt.Scale(domain=["weekday", "weekend"],
-                                                                    range=[PALETTE[0], PALETTE[2]])),
-    ).properties(width=110, height=150).facet(
-        data=alt.NamedData(name=TABLE), column=alt.Column("measure:N", title=None, sort=[t for _, t in present])
-    ).resolve_scale(y="independent")
+        "y": channel("value:Q", title=None, axis={"format": ",.2~f"}),
+        "color": channel("day_type:N", legend=None, scale={"domain": ["weekday", "weekend"],
+                                                           "range": [PALETTE[0], PALETTE[2]]})})
+    chart = {"data": _TABLE, "facet": {"column": channel("measure:N", title=None, sort=[t for _, t in present])},
+             "spec": {**panel, "width": 110, "height": 150}, "resolve": {"scale": {"y": "independent"}}}
     return _finish(chart, data)
 
 
@@ -297,17 +301,30 @@ def ledger(rows: Rows, limit: int = 25) -> dict | None:
     files = sorted(rows, key=lambda r: (-int(r.get("bronze_rows") or 0), str(r["source_file"])))[:limit]
     parts = [("silver_rows", "silver"), ("quarantine_rows", "quarantine"), ("duplicate_rows", "duplicates"),
              ("redelivered_rows", "re-delivered")]
-    data = [{"file": _label(r["source_file"], 40), "order": i, "went": name, "rows": int(r.get(column) or 0),
+    names = measure.fit_distinct((str(r["source_file"]) for r in files), FILE_LABEL)
+    data = [{"file": names[i], "order": i, "went": name, "rows": int(r.get(column) or 0),
              "stack": k} for i, r in enumerate(files) for k, (column, name) in enumerate(parts)]
-    chart = _base().mark_bar().encode(
-        y=alt.Y("file:N", sort=alt.SortField("order"), title=None, axis=alt.Axis(labelLimit=240)),
-        x=alt.X("rows:Q", title="rows", stack="zero",
-                axis=quantity_axis((int(r.get("bronze_rows") or 0) for r in files), tickCount=5)),
-        color=alt.Color("went:N", title=None, sort=list(LEDGER_COLOURS),
-                        scale=alt.Scale(domain=list(LEDGER_COLOURS), range=list(LEDGER_COLOURS.values()))),
-        order=alt.Order("stack:Q"),
-    ).properties(height=max(40, 22 * len(files)))
-    return _finish(chart, data, fitted((d["file"] for d in data), 240))
+    chart = {"data": _TABLE, **mark("bar", {
+        "y": channel("file:N", sort={"field": "order"}, title=None),
+        "x": channel("rows:Q", title="rows", stack="zero",
+                     axis=quantity_axis((int(r.get("bronze_rows") or 0) for r in files), tickCount=5)),
+        "color": channel("went:N", title=None, sort=list(LEDGER_COLOURS),
+                         scale={"domain": list(LEDGER_COLOURS), "range": list(LEDGER_COLOURS.values())}),
+        "order": channel("stack:Q")}), "height": max(40, 22 * len(files))}
+    return _finish(chart, data, fitted(names, FILE_LABEL))
+
+
+RUN_LABELS = 8  # dated ticks of a chart over runs: a label hidden as overlapping is measured all the same
+
+
+def _run_axis(runs: Iterable[str]) -> dict:
+    """The runs, oldest first, by their start; at most RUN_LABELS of them labelled, evenly spaced back from the
+    last run."""
+    starts = list(dict.fromkeys(runs))
+    step = -(-len(starts) // RUN_LABELS)
+    return channel("run:O", sort={"field": "order"}, title="run (UTC start)",
+                   axis={"labelAngle": -45, "values": starts[::-step][::-1], "labelOverlap": False,
+                         "titlePadding": SLANTED_TITLE_PADDING})
 
 
 def rates_over_runs(runs: Rows) -> dict | None:
@@ -317,13 +334,11 @@ def rates_over_runs(runs: Rows) -> dict | None:
     data = [{"run": r["run"], "order": i, "rate": name, "value": float(r[column])}
             for i, r in enumerate(runs) for column, name in (("quarantine_rate", "quarantined"),
                                                             ("duplicate_rate", "duplicates"))]
-    chart = _base().mark_line(point=True).encode(
-        x=alt.X("run:O", sort=alt.SortField("order"), title="run (UTC start)",
-                axis=alt.Axis(labelAngle=-45, labelOverlap=True, titlePadding=SLANTED_TITLE_PADDING)),
-        y=alt.Y("value:Q", title="share of the run's bronze rows", axis=alt.Axis(format="%")),
-        color=alt.Color("rate:N", title=None, scale=alt.Scale(domain=["quarantined", "duplicates"],
-                                                              range=[ACCENT, PALETTE[2]])),
-    ).properties(height=180)
+    chart = {"data": _TABLE, **mark("line", {
+        "x": _run_axis(r["run"] for r in runs),
+        "y": channel("value:Q", title="share of the run's bronze rows", axis={"format": "%"}),
+        "color": channel("rate:N", title=None, scale={"domain": ["quarantined", "duplicates"],
+                                                      "range": [ACCENT, PALETTE[2]]})}, point=True), "height": 180}
     return _finish(chart, data, fitted(["00.0%"], titled=True))
 
 
@@ -333,37 +348,40 @@ def runs_over_time(runs: Rows, series: dict[str, str], axis_title: str) -> dict 
         return None
     data = [{"run": r["run"], "order": i, "measure": name, "value": float(r[column])}
             for i, r in enumerate(runs) for column, name in series.items() if r[column] is not None]
-    chart = _base().mark_line(point=True).encode(
-        x=alt.X("run:O", sort=alt.SortField("order"), title="run (UTC start)",
-                axis=alt.Axis(labelAngle=-45, labelOverlap=True, titlePadding=SLANTED_TITLE_PADDING)),
-        y=alt.Y("value:Q", title=axis_title),
-        color=alt.Color("measure:N", title=None, scale=alt.Scale(domain=list(series.values()),
-                                                                 range=[PALETTE[0], ACCENT][:len(series)])),
-    ).properties(height=160)
+    chart = {"data": _TABLE, **mark("line", {
+        "x": _run_axis(r["run"] for r in runs),
+        "y": channel("value:Q", title=axis_title),
+        "color": channel("measure:N", title=None, scale={"domain": list(series.values()),
+                                                         "range": [PALETTE[0], ACCENT][:len(series)]})},
+        point=True), "height": 160}
     return _finish(chart, data, fitted(["0000000.0"], titled=True))
+
+
+RETENTION_SHOWN = 26  # cohorts, and periods of each, in the retention heatmap (half a year of weeks)
 
 
 def retention(rows: Rows, period: str = "week") -> dict | None:
     """Cohort by period heatmap: the share of each cohort back in each later period; a period not over yet at the
-    data's last event (NULL rate) is left blank."""
+    data's last event (NULL rate) is left blank. The last RETENTION_SHOWN cohorts and their first RETENTION_SHOWN
+    periods: a cell's label is measured as it is drawn, and daily cohorts over months are thousands of cells."""
     if not has(rows, "cohort_start", "period", "retention_rate"):
         return None
+    cohorts = sorted({str(r["cohort_start"]) for r in rows if r["retention_rate"] is not None})[-RETENTION_SHOWN:]
+    shown = set(cohorts)
     data = [{"cohort": str(r["cohort_start"]), "period": int(r["period"]), "rate": float(r["retention_rate"])}
-            for r in rows if r["retention_rate"] is not None]
+            for r in rows if r["retention_rate"] is not None and str(r["cohort_start"]) in shown
+            and int(r["period"]) < RETENTION_SHOWN]
     if not data:
         return None
-    cohorts = sorted({d["cohort"] for d in data})
-    base = _base().encode(x=alt.X("period:O", title=f"{period}s after the cohort's {period}",
-                                      axis=alt.Axis(labelAngle=0)),
-                              y=alt.Y("cohort:O", title=f"cohort (first {period}, UTC)", sort=cohorts))
+    place = {"x": channel("period:O", title=f"{period}s after the cohort's {period}", axis={"labelAngle": 0}),
+             "y": channel("cohort:O", title=f"cohort (first {period}, UTC)", sort=cohorts)}
     # each cell is labelled with its share: no colour legend (a gradient's id changes from one drawing to the next)
-    cells = base.mark_rect().encode(color=alt.Color("rate:Q", legend=None, scale=alt.Scale(scheme="blues",
-                                                                                         domain=[0, 1])))
-    text = base.mark_text(fontSize=9).encode(text=alt.Text("rate:Q", format=".0%"),
-                                             color=alt.condition("datum.rate > 0.5", alt.value("white"),
-                                                                 alt.value("#333333")))
-    chart = alt.layer(cells, text).properties(height=max(60, 18 * len(cohorts)))
-    return _finish(chart, data, fitted(cohorts, titled=True))
+    cells = mark("rect", {**place, "color": channel("rate:Q", legend=None,
+                                                    scale={"scheme": "blues", "domain": [0, 1]})})
+    text = mark("text", {**place, "text": channel("rate:Q", format=".0%"),
+                         "color": {"condition": {"test": "datum.rate > 0.5", "value": "white"},
+                                   "value": "#333333"}}, fontSize=9)
+    return _finish(_layered(cells, text, height=max(60, 18 * len(cohorts))), data, fitted(cohorts, titled=True))
 
 
 def cart_daily(rows: Rows) -> dict | None:
@@ -376,22 +394,43 @@ def cart_daily(rows: Rows) -> dict | None:
     days = sorted({d["day"] for d in data})
     step = max(1, len(days) // 12)
     totals = [sum(int(r[kind] or 0) for kind, _ in kinds) for r in rows]  # a day's stacked bar
-    chart = _base().mark_bar().encode(
-        x=alt.X("day:O", title=None, sort=days, axis=alt.Axis(labelAngle=-45, values=days[::step],
-                                                             labelOverlap=False)),
-        y=alt.Y("carts:Q", title="carts opened", stack="zero",
-                axis=quantity_axis(totals)),
-        color=alt.Color("ended:N", title=None, sort=[k for k, _ in kinds],
-                        scale=alt.Scale(domain=[k for k, _ in kinds], range=[c for _, c in kinds])),
-        order=alt.Order("stack:Q"),
-    ).properties(height=180)
+    chart = {"data": _TABLE, **mark("bar", {
+        "x": channel("day:O", title=None, sort=days,
+                     axis={"labelAngle": -45, "values": days[::step], "labelOverlap": False}),
+        "y": channel("carts:Q", title="carts opened", stack="zero", axis=quantity_axis(totals)),
+        "color": channel("ended:N", title=None, sort=[k for k, _ in kinds],
+                         scale={"domain": [k for k, _ in kinds], "range": [c for _, c in kinds]}),
+        "order": channel("stack:Q")}), "height": 180}
     return _finish(chart, data, fitted(_number_labels(totals), titled=True))
 
 
-def warm_up(drawn_here: bool = True) -> None:
-    """Load Altair, and with `drawn_here` (no helper process draws) start vl-convert's renderer in this process
-    (about 0.4 s, once per process)."""
-    with quick():
-        spec = _finish(_base().mark_point().encode(x=alt.X("x:Q")), [{"x": 1}])
-    if drawn_here:
-        to_svg(spec)
+def warm_up() -> None:
+    """Start vl-convert's renderer in this process, through each kind of chart (once per process): for a process
+    that draws its charts itself (no helper process)."""
+    svg.warm_up(warm_up_specs())
+
+
+def warm_up_specs() -> list[dict]:
+    """Small charts of each kind the page draws (layered bars and text on a band axis, a faceted line, stacked
+    bars with a legend, a heatmap, slanted run labels): drawn once by a helper as it starts, they get vl-convert's
+    JavaScript engine through the code the page's charts take, so the first page is drawn as fast as the next."""
+    days = [{"activity_date": f"2024-03-{day:02d}", "active_users": day, "sessions": 2 * day, "revenue": 10.5 * day}
+            for day in range(1, 15)]
+    specs = [
+        funnel([{"step_number": n, "event_type": kind, "users": 100 // n, "in_progress": n, "dropped": 10,
+                 "median_seconds_from_previous": 60.0 * n} for n, kind in enumerate(["view", "cart", "buy"], 1)]),
+        daily(days, ["2024-03-14"]),
+        weekly_revenue(days, ["2024-03-14"]),
+        ranked_bars([{"product": f"product {n}", "views": 1000 - n} for n in range(8)], "product", "views", "views"),
+        segments([{"segment": f"{n}. segment", "users": 100 * n} for n in range(1, 5)], "segment", "users", "users"),
+        day_types([{"day_type": kind, "events_per_day": 10.0, "session_conversion_rate": 0.1}
+                   for kind in ("weekday", "weekend")]),
+        ledger([{"source_file": f"file_{n}.csv", "bronze_rows": 100, "silver_rows": 90, "quarantine_rows": 5,
+                 "duplicate_rows": 5, "redelivered_rows": 0} for n in range(3)]),
+        rates_over_runs([{"run": f"2024-03-0{n} 00:00:00", "quarantine_rate": 0.01 * n, "duplicate_rate": 0.02}
+                         for n in range(1, 4)]),
+        retention([{"cohort_start": f"2024-03-0{c}", "period": p, "retention_rate": 0.9 / (p + 1)}
+                   for c in range(1, 4) for p in range(3)]),
+        cart_daily([{"cart_date": day["activity_date"], "converted": 3, "abandoned": 2, "open": 1} for day in days]),
+    ]
+    return [spec for spec in specs if spec is not None]

@@ -16,7 +16,6 @@ import functools
 import json
 import logging
 import os
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -345,7 +344,13 @@ def retention(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("retention")
         return section
-    section.draw(facts, f"Cohorts by first {period}", "retention", charts.retention(rows, period))
+    cohorts = {r.get("cohort_start") for r in rows}
+    shown = charts.RETENTION_SHOWN
+    caption = f"Cohorts by first {period}"
+    if len(cohorts) > shown or any(int(r.get("period") or 0) >= shown for r in rows):
+        caption = (f"The last {shown} cohorts by first {period}, each over its first {shown} {period}s (the "
+                   "retention table holds them all)")
+    section.draw(facts, caption, "retention", charts.retention(rows, period))
     section.tables.append(_table("retention", rows))
     return section
 
@@ -555,19 +560,27 @@ def data_quality(facts: Facts) -> Section:
 
 
 def _examples(layout: Layout, reasons: list[str]) -> list[dict]:
-    """Up to three quarantined rows per reason, raw values as they arrived."""
+    """Up to three quarantined rows per reason, raw values as they arrived: the first rows, in the quarantine's
+    order, whose `;`-joined rejection_reasons holds the reason as a whole item; found in one read of that column."""
     files = storage.parquet_files(layout.quarantine)
     if not files:
         return []
     dataset = ds.dataset([str(f) for f in files], format="parquet")
     columns = [c for c in _RAW_COLUMNS + ["source_file", "rejection_reasons"] if c in dataset.schema.names]
-    found = []
-    for reason in reasons:
-        # rejection_reasons is `;`-joined: match the reason as a whole item
-        item = pc.match_substring_regex(pc.field("rejection_reasons"), f"(^|;){re.escape(reason)}(;|$)")
-        table = dataset.head(EXAMPLES_PER_REASON, columns=columns, filter=item)
-        found.append({"reason": reason, "table": _table(reason, _python(table), columns)})
-    return found
+    rows: dict[str, list[int]] = {reason: [] for reason in reasons}
+    wanted = len(reasons)
+    for number, joined in enumerate(dataset.to_table(columns=["rejection_reasons"])["rejection_reasons"].to_pylist()):
+        for reason in set((joined or "").split(";")):
+            taken = rows.get(reason)
+            if taken is not None and len(taken) < EXAMPLES_PER_REASON:
+                taken.append(number)
+                wanted -= len(taken) == EXAMPLES_PER_REASON
+        if not wanted:
+            break
+    chosen = sorted({number for taken in rows.values() for number in taken})
+    examples = dict(zip(chosen, _python(dataset.take(pa.array(chosen, pa.int64()), columns=columns))))
+    return [{"reason": reason, "table": _table(reason, [examples[number] for number in rows[reason]], columns)}
+            for reason in reasons]
 
 
 def _rates(history: list[dict]) -> list[dict]:
@@ -688,8 +701,7 @@ def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
     first, last = _event_range(layout.gold / "fct_events")
     facts = Facts(Tables(layout), config, quality, _history(layout), first, last)
     try:
-        with charts.quick():
-            sections = [build(facts) for build in SECTIONS]
+        sections = [build(facts) for build in SECTIONS]
     finally:
         facts.drawing.close()  # a section that failed leaves no helper waiting for more charts
     svgs = facts.drawing.svgs()
@@ -701,10 +713,11 @@ def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
 
 
 def warm_up() -> None:
-    """Start the chart helper processes (svg.py), load Altair and compile the page's template (about half a
-    second of each core, once per process): the pipeline calls this in a thread while the layers run, so the
-    report does not wait for it at the end."""
-    charts.warm_up(drawn_here=not svg.start_helpers())
+    """Start the chart helper processes (svg.py), or with none vl-convert's renderer in this process, and compile
+    the page's template (about half a second of each core, once per process): the pipeline calls this in a thread
+    while the layers run, so the report does not wait for it at the end."""
+    if not svg.start_helpers():
+        charts.warm_up()
     _environment().get_template("report.html.j2")
 
 

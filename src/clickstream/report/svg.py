@@ -6,7 +6,8 @@ layers run, so a run does not wait for them) and kept for the next page (`watch`
 chart as the sections make them, while this process goes on making the page. On one core, or where a helper
 cannot start or dies, this process draws the charts left itself.
 
-This module imports neither Altair nor the pipeline: a helper process loads only what drawing needs.
+This module does not import the pipeline: a helper process loads only what drawing needs (this and the charts'
+warm-up specs).
 """
 from __future__ import annotations
 
@@ -30,11 +31,6 @@ _ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler
 # One call at a time: the pipeline's warm-up thread and the report may both call vl-convert in this process, whose
 # renderer is not documented as safe to share between threads.
 _RENDERER = threading.Lock()
-
-# the smallest chart that loads vl-convert's engine and the report's font
-_WARM_UP_SPEC = {"data": {"values": [{"x": 1}]}, "mark": "point", "config": {"font": "Liberation Sans"},
-                 "encoding": {"x": {"field": "x", "type": "quantitative"}}}
-
 
 def _runs_code(svg: str) -> bool:
     """Whether an SVG holds an element or attribute that could run code (text content is only text)."""
@@ -82,9 +78,10 @@ def to_svg(spec: dict) -> str:
     return _checked(_draw(_printable(spec)))
 
 
-def warm_up() -> None:
-    """Start vl-convert's engine in this process (about 0.4 s, once per process)."""
-    _draw(_WARM_UP_SPEC)
+def warm_up(specs: list[dict]) -> None:
+    """Start vl-convert's engine in this process and take it through `specs` (about 1 s, once per process)."""
+    for spec in specs:
+        _draw(_printable(spec))
 
 
 # the helper processes (`start_helpers`); the lock guards the list
@@ -100,6 +97,10 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+# a helper's program: draw the charts' warm-up specs, then each spec sent
+_HELPER_MAIN = "from clickstream.report import charts, svg; svg.serve(charts.warm_up_specs())"
+
+
 class _Helper:
     """A Python process drawing charts: a spec's JSON in, its SVG out, each as a length line and bytes
     over its standard input and output. Started as `python -c` (not by multiprocessing, which would import the
@@ -111,7 +112,7 @@ class _Helper:
         package_root = str(Path(clickstream.__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                                           os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-c", "from clickstream.report.svg import serve; serve()"],
+        self.process = subprocess.Popen([sys.executable, "-c", _HELPER_MAIN],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         env=env)
         self.lock = threading.Lock()
@@ -149,9 +150,10 @@ def _receive(stream: Any) -> bytes | None:
     return stream.read(int(line))
 
 
-def serve() -> None:
-    """The helper process's loop: warm up, then draw each spec sent until standard input closes."""
-    warm_up()
+def serve(warm_up_specs: list[dict]) -> None:
+    """The helper process's loop: draw `warm_up_specs` (discarded), then each spec sent until standard input
+    closes."""
+    warm_up(warm_up_specs)
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     while (request := _receive(requests)) is not None:
         try:
