@@ -70,12 +70,24 @@ def _kmeans(points: np.ndarray, k: int) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=STARTS, random_state=SEED).fit_predict(points)
 
 
-def _silhouette(points: np.ndarray, labels: np.ndarray) -> float:
-    """How well the clusters separate, from -1 to 1 (on a fixed-seed sample of SILHOUETTE_SAMPLE users)."""
-    from sklearn.metrics import silhouette_score  # see _kmeans
+class _Silhouette:
+    """How well clusters separate, from -1 to 1, on a fixed-seed sample of SILHOUETTE_SAMPLE users: the sample
+    scikit-learn's silhouette_score takes, with the distances between its users computed once for every k tried
+    (they were most of the time of `auto`)."""
 
-    return float(silhouette_score(points, labels, sample_size=min(SILHOUETTE_SAMPLE, len(points)),
-                                  random_state=SEED))
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = points
+        self.sample: np.ndarray | None = None
+        self.distances: np.ndarray | None = None
+
+    def __call__(self, labels: np.ndarray) -> float:
+        from sklearn.metrics import pairwise_distances, silhouette_samples  # see _kmeans
+
+        if self.sample is None:
+            count = len(self.points)
+            self.sample = np.random.RandomState(SEED).permutation(count)[:min(SILHOUETTE_SAMPLE, count)]
+            self.distances = pairwise_distances(self.points[self.sample])
+        return float(np.mean(silhouette_samples(self.distances, labels[self.sample], metric="precomputed")))
 
 
 def _clustered(points: np.ndarray, k: int | str, distinct: int) -> tuple[np.ndarray, float | None]:
@@ -83,9 +95,10 @@ def _clustered(points: np.ndarray, k: int | str, distinct: int) -> tuple[np.ndar
     `auto` the k of AUTO_K with the best silhouette (the smaller k on a tie). One cluster has no silhouette."""
     candidates = [min(int(k), distinct)] if k != "auto" else [c for c in AUTO_K if c <= distinct]
     best: tuple[np.ndarray, float | None] = (np.zeros(len(points), dtype=np.int32), None)
+    silhouette = _Silhouette(points)
     for candidate in [c for c in candidates if 2 <= c < len(points)]:
         labels = _kmeans(points, candidate)
-        score = _silhouette(points, labels) if len(set(labels.tolist())) > 1 else -1.0
+        score = silhouette(labels) if len(set(labels.tolist())) > 1 else -1.0
         if best[1] is None or score > best[1] + 1e-9:
             best = (labels, round(score, 6))
     return best

@@ -114,3 +114,19 @@ def test_a_fixed_k_is_kept_and_identical_users_make_one_cluster():
 def test_the_models_time_is_the_start_of_the_last_events_week_or_day_or_that_event(last, period, expected):
     assert predictive.as_of(last, period) == expected
     assert predictive.cutoffs(expected + dt.timedelta(hours=1), expected, 28, labelled=True) == []  # nothing seen
+
+
+@pytest.mark.parametrize("users", [40, 7000])
+def test_the_silhouette_is_scikit_learns_on_the_same_sample_with_the_distances_computed_once(users):
+    """Every k tried is scored on one sample and one matrix of its distances: the same score silhouette_score
+    gives on its own fixed-seed sample (all users when fewer than SILHOUETTE_SAMPLE, in its order)."""
+    import numpy as np
+    from sklearn.metrics import silhouette_score
+
+    points = np.random.RandomState(3).normal(size=(users, 4))
+    score = clusters._Silhouette(points)
+    for k in (2, 3, 5):
+        labels = np.arange(users) % k
+        expected = silhouette_score(points, labels, sample_size=min(clusters.SILHOUETTE_SAMPLE, users),
+                                    random_state=clusters.SEED)
+        assert score(labels) == pytest.approx(expected, abs=1e-12)
