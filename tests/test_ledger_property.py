@@ -321,7 +321,8 @@ def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
                       "gold/dim_date", "analytics/user_journey", "analytics/daily_activity",
                       "analytics/funnel_users", "analytics/conversion_funnel", "analytics/retention_users",
                       "analytics/retention", "analytics/carts", "analytics/cart_abandonment_daily",
-                      "analytics/visit_paths", "analytics/paths"):
+                      "analytics/visit_paths", "analytics/paths", "analytics/purchase_events",
+                      "analytics/purchase_paths"):
             assert table_differences(read_table(refreshed / table), read_table(data / table)) == [], table
         # silver and quarantine as the runs left them = built from scratch over the raw files as they are now
         scratch = root / "scratch"

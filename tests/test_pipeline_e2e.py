@@ -200,7 +200,7 @@ def test_the_advanced_group_runs_only_the_advanced_queries(generated, capsys):
     csv_text = (data / "analytics" / "top_products.csv").read_text()
     assert main(["analytics", "--group", "advanced", "--show-results", "--data-dir", str(data)]) == 0
     out = capsys.readouterr().out
-    assert "8b. RFM segments" in out and "6b. Most common paths to a purchase" in out
+    assert "8b. RFM segments" in out and "6c. Most common paths to a purchase" in out
     assert "1. Top products" not in out
     # the basic results of the earlier run are carried over, not lost, when only one group is rebuilt
     assert table(data, "analytics/top_products").order("product_rank").fetchall() == basic

@@ -139,7 +139,7 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
 
     assert (second["gold"]["mode"], second["analytics"]["modes"]["user_journey"]) == ("incremental", "incremental")
     assert ({second["analytics"]["modes"][name] for name in ("funnel_users", "retention_users", "carts",
-                                                                                   "visit_paths")}
+                                                             "visit_paths", "purchase_events")}
             == {"incremental"})
     for table in TABLES:
         assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table

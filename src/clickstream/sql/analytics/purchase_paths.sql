@@ -1,33 +1,7 @@
 -- one row per path of event types leading to a purchase within a visit, most common first
-with purchase_visits as (
-    -- a path never crosses a visit, so only the visits with a purchase are ordered
-    select session_key, event_id, event_ts, event_type_key, is_purchase
-    from fct_events
-    where session_key in (select session_key from fct_events where is_purchase)
-),
-
-steps as (
-    select
-        event_type_key,
-        is_purchase,
-{% for back in range(path_length - 1, 0, -1) %}
-        lag(event_type_key, {{ back }}) over by_session as previous_{{ back }},
-{% endfor %}
-        event_id
-    from purchase_visits
-    window by_session as (partition by session_key order by event_ts, event_id)
-),
-
-paths as (
-    select
-        concat_ws(' > ', {% for back in range(path_length - 1, 0, -1) %}previous_{{ back }}, {% endfor %}event_type_key)
-            as path
-    from steps
-    where is_purchase
-),
-
-counted as (
-    select path, count(*) as purchases from paths group by path
+{# Counted from purchase_events (one row per purchase with its path: see purchase_events.sql). #}
+with counted as (
+    select path, count(*) as purchases from purchase_events group by path
 ),
 
 final as (
