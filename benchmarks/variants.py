@@ -159,11 +159,10 @@ def watch_command(variant: str, data_dir: Path, config_path: Path) -> list[str]:
 
 
 def read_watch_latency(data_dir: Path) -> float | None:
-    """The last watch batch's latency (its file's arrival to analytics updated), from its quality report."""
-    path = data_dir / "reports" / "quality_report.json"
-    if not path.is_file():
-        return None
-    report = json.loads(path.read_text(encoding="utf-8"))
-    batch = report.get("last_run", report).get("watch") or report.get("watch") or {}
-    latency = batch.get("latency_seconds")
-    return float(latency) if latency is not None else None
+    """The last watch batch's latency (its file's arrival to analytics updated), from its run's record: the
+    newest run in reports/history that was a watch batch (a run after it may fit the models it left due)."""
+    for path in sorted((data_dir / "reports" / "history").glob("*.json"), reverse=True):
+        batch = json.loads(path.read_text(encoding="utf-8")).get("watch") or {}
+        if batch.get("latency_seconds") is not None:
+            return float(batch["latency_seconds"])
+    return None

@@ -21,7 +21,7 @@ from helpers import make_config
 
 from clickstream import bronze
 from clickstream.cli import main
-from clickstream.config import Source
+from clickstream.config import Config, Source
 from clickstream.generate import generate
 from clickstream.lock import WriterLock
 from clickstream.watch import CLOCK_SLACK_SECONDS, MOVED_IN, STABLE, Sighting, _recorded, completeness, sight, watch
@@ -327,3 +327,44 @@ def test_a_file_removed_during_a_batch_is_refused_alone_and_the_watch_goes_on(tm
         (1, ["a.csv", "gone.csv"], [{"path": "gone.csv", "reason": "removed from raw/ while the run read it",
                                      "this_run": True}]),
         (2, ["later.csv"], [])]
+
+
+def test_a_batch_that_starts_a_week_leaves_the_models_due_and_the_watch_fits_them_when_no_batch_waits(tmp_path):
+    """A batch keeps the models of the week before (no event they see changed), so it pays only for its file;
+    the next look that finds nothing to ingest fits them up to the new week, in an analytics run of its own."""
+    from clickstream import incremental
+    from clickstream.watch import Watcher
+
+    config = make_config(tmp_path, analytics={**Config().analytics.model_dump(), "churn": {"enabled": True},
+                                              "clusters": {"enabled": True, "k": 2}})
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    header = "UserID,SessionID,Timestamp,EventType,ProductID,Amount,Outcome\n"
+    week = "".join(f"u{u},s{d},2024-01-{d:02d} 10:0{u}:00,{kind},p{u},,\n" for u in range(1, 7)
+                   for d in (8, 10, 15, 17) for kind in ("page_view", "product_view"))
+    (data / "raw" / "a.csv").write_text(header + week)
+    watcher = Watcher(config, interval=0.05)
+
+    class Stop:  # after the first batch, a file of a new week comes; after the models are fitted, stop
+        requested = False
+
+        def sleep(self, seconds: float) -> None:
+            if watcher.batches == 1 and not (data / "raw" / "b.csv").exists():
+                (data / "raw" / "b.csv.tmp").write_text(header + "u1,s9,2024-01-22 10:00:00,page_view,,,\n")
+                (data / "raw" / "b.csv.tmp").rename(data / "raw" / "b.csv")
+            elif watcher.batches == 2 and watcher.models_due is None:
+                self.requested = True
+            time.sleep(seconds)
+
+    assert watcher.run(Stop()) is None
+    runs = sorted((json.loads(p.read_text()) for p in (data / "reports" / "history").glob("*.json")),
+                  key=lambda r: r["started_at"])
+    outputs = ["churn_model", "churn_scores", "user_clusters", "cluster_profiles"]
+    assert [(r.get("watch", {}).get("batch"), r["layers"], {r["analytics"]["modes"][n] for n in outputs},
+             r["analytics"].get("models_due")) for r in runs] == [
+        (1, ["bronze", "silver", "gold", "analytics"], {"full"}, None),
+        (2, ["bronze", "silver", "gold", "analytics"], {"current"}, "2024-01-22T00:00:00"),
+        (None, ["analytics"], {"full"}, None)]
+    assert {n: m for n, m in runs[2]["analytics"]["modes"].items() if n not in outputs} == {
+        n: "current" for n in runs[2]["analytics"]["modes"] if n not in outputs}
+    assert incremental.models_due(data / "analytics") is None

@@ -117,8 +117,14 @@ def run(ctx: RunContext) -> list[QueryResult]:
     root = storage.staging_path(ctx.layout.data_dir, "analytics")
     root.mkdir(parents=True)
     built, orders = {}, {}
+    standing = _standing(ctx, plan)
     for query in plan.selected:
-        built[query["name"]], orders[query["name"]] = _answer(ctx, plan, query, root)
+        name = query["name"]
+        if name in standing:  # read as published (and carried over), not answered again
+            ctx.engine.read_parquet(name, storage.parquet_files(ctx.layout.analytics / name), schema=None)
+            orders[name] = _columns_and_order(ctx, query)[1]
+        else:
+            built[name], orders[name] = _answer(ctx, plan, query, root)
     if plan.fitted:
         with ctx.profile.step("predictive models", "analytics"):
             fitted = _fit(ctx, plan, root)
@@ -131,8 +137,12 @@ def run(ctx: RunContext) -> list[QueryResult]:
     with ctx.profile.step("publish", "analytics"):
         _publish(ctx, plan, root, built, results)
     elapsed = time.perf_counter() - started
-    ctx.record.analytics = {"row_counts": counts, "modes": {n: b["mode"] for n, b in built.items()},
+    ctx.record.analytics = {"row_counts": counts, "modes": {**{name: "current" for name in standing},
+                                                            **{n: b["mode"] for n, b in built.items()}},
                             "flags": flags, "seconds": round(elapsed, 3)}
+    due = next((entry["due"] for entry in built.values() if entry.get("due")), None)
+    if due:
+        ctx.record.analytics["models_due"] = due
     log.info("analytics: %d queries and %d fitted results in %.2f s", len(plan.selected), len(plan.fitted), elapsed)
     return results
 
@@ -220,14 +230,18 @@ def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
     engine = ctx.engine
     events = predictive.span(engine, ctx.config.analytics)
     as_of = events[1].isoformat() if events else None
-    if _models_stand(ctx, plan, as_of):
+    kept = _standing_models_time(ctx, plan, as_of)
+    if kept is not None:
         storage.carry_over(ctx.layout.analytics, root, keep=lambda path: path.name.split(".")[0] in {
             output.name for output in plan.fitted})
         for output in plan.fitted:
             engine.read_parquet(output.name, storage.parquet_files(root / output.name), schema=None)
-        log.info("analytics: no event up to %s changed: the predictive models stand", as_of)
-        return {output.name: {**plan.published["queries"][output.name], "gold_build_id": plan.gold_build.get(
-            "build_id"), "mode": "current"} for output in plan.fitted}
+        due = {"due": as_of} if kept != as_of else {}
+        log.info("analytics: no event up to %s changed: the predictive models stand%s", kept,
+                 f" (fitting them up to {as_of} is left for later)" if due else "")
+        return {output.name: {**{k: v for k, v in plan.published["queries"][output.name].items() if k != "due"},
+                              "gold_build_id": plan.gold_build.get("build_id"), "mode": "current", **due}
+                for output in plan.fitted}
     tables = predictive.fit(engine, plan.context, ctx.config.analytics, events)
     entries = {}
     for output in plan.fitted:
@@ -241,6 +255,22 @@ def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
                                 "fingerprint": plan.fingerprints[output.name], "as_of": as_of, "mode": "full"}
         log.info("analytics: %s fitted", output.name)
     return entries
+
+
+def _standing_models_time(ctx: RunContext, plan: Plan, as_of: str | None) -> str | None:
+    """The models' time the published models stand at: `as_of` when they stand there (`_models_stand`); with
+    `ctx.models_later`, also the earlier time they were fitted up to when no changed event reaches it (the
+    models are then due, not fitted again: `clickstream watch` fits them when no batch waits); else None."""
+    if _models_stand(ctx, plan, as_of):
+        return as_of
+    published = plan.published.get("queries", {})
+    times = {(published.get(output.name) or {}).get("as_of") for output in plan.fitted}
+    if not ctx.models_later or as_of is None or len(times) != 1 or None in times:
+        return None
+    (earlier,) = times
+    if dt.datetime.fromisoformat(earlier) >= dt.datetime.fromisoformat(as_of):
+        return None  # the data's end moved back: models of a later time are never kept
+    return earlier if _models_stand(ctx, plan, earlier) else None
 
 
 def _models_stand(ctx: RunContext, plan: Plan, as_of: str | None) -> bool:
@@ -307,10 +337,27 @@ def _results_stand(ctx: RunContext, plan: Plan) -> bool:
     """Whether every selected result was answered from this very gold build by the same SQL under the same
     settings, so answering again would write the same tables: then a run changes nothing (no query, no
     REPORT.md, no page)."""
+    return all(_stands(ctx, plan, name) for name in plan.fingerprints)
+
+
+def _standing(ctx: RunContext, plan: Plan) -> set[str]:
+    """The first selected queries whose published results stand (`_stands`), up to the first that does not: a
+    query may read the ones above it, so every one after a query answered again is answered again too. A run
+    that fits models left due, for one, answers nothing else."""
+    standing = set()
+    for query in plan.selected:
+        if not _stands(ctx, plan, query["name"]):
+            break
+        standing.add(query["name"])
+    return standing
+
+
+def _stands(ctx: RunContext, plan: Plan, name: str) -> bool:
+    """Whether the published result `name` was answered from this very gold build by the same SQL under the same
+    settings, and is not a model left due."""
     build_id = plan.gold_build.get("build_id")
     if ctx.full_refresh or not build_id or plan.published.get("settings") != plan.settings:
         return False
-    entries = plan.published.get("queries", {})
-    return all(entries.get(name, {}).get("gold_build_id") == build_id
-               and entries[name].get("fingerprint") == fingerprint
-               and storage.parquet_files(ctx.layout.analytics / name) for name, fingerprint in plan.fingerprints.items())
+    entry = plan.published.get("queries", {}).get(name) or {}
+    return (entry.get("gold_build_id") == build_id and entry.get("fingerprint") == plan.fingerprints[name]
+            and not entry.get("due") and bool(storage.parquet_files(ctx.layout.analytics / name)))

@@ -172,6 +172,9 @@ class RunContext:
     full_refresh: bool = False  # rebuild gold and analytics from all of silver, even where nothing changed
     rebuild_silver: bool = False  # rebuild silver, quarantine and duplicates from all of bronze
     show_results: bool = False  # the caller shows every analytics result's first rows, also of results that stand
+    # keep the predictive models fitted up to an earlier models' time when no event they see changed, and leave
+    # fitting them up to the new one for later (`clickstream watch`, when no batch waits)
+    models_later: bool = False
     profile: Profile = field(default_factory=Profile)  # each step's wall and CPU seconds (profile.py)
 
     def __post_init__(self) -> None:

@@ -71,6 +71,13 @@ def read_manifest(tables: Path) -> dict | None:
     return manifest if isinstance(manifest, dict) else None
 
 
+def models_due(analytics: Path) -> str | None:
+    """The models' time the predictive models published in `analytics` are due to be fitted up to (a run with
+    `models_later` kept them fitted up to an earlier one), or None."""
+    entries = (read_manifest(analytics) or {}).get("queries", {})
+    return next((entry["due"] for entry in entries.values() if entry.get("due")), None)
+
+
 def write_manifest(staged: Path, manifest: dict) -> None:
     storage.write_json(staged / MANIFEST, manifest)
 

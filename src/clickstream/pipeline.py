@@ -29,7 +29,8 @@ _JOBS = {"bronze": bronze.run, "silver": silver.run, "gold": gold.run, "analytic
 def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group: str = "all",
                full_refresh: bool = False, wait_seconds: float = 0.0, show_results: bool = False,
                rebuild_silver: bool = False, progress: Callable[[str, str], None] | None = None,
-               report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+               report_extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+               models_later: bool = False) -> dict[str, Any]:
     """Run the given layers in order and return each layer's result; the quality report is written either way.
 
     At the end: the quality report, the warehouse's views, and (after analytics) `analytics/report.html`.
@@ -38,6 +39,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
     The whole run holds the data directory's writer lock (waiting up to `wait_seconds` for another run to
     finish) and starts by undoing what an interrupted run left. `report_extra`, given the layers' results once
     they have run (or failed), returns entries for the quality report (`clickstream watch` adds its batch).
+    With `models_later`, predictive models that no changed event reaches are kept even when the models' time
+    moved on, and left due (`incremental.models_due`).
     """
     layout = Layout(Path(config.paths.data_dir))
     layout.data_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,8 @@ def run_layers(config: Config, layers: tuple[str, ...] = LAYERS, analytics_group
             log.info("recovery: %s", action)
         meter = cost.Meter()
         ctx = RunContext(config=config, engine=create_engine(config), layout=layout, analytics_group=analytics_group,
-                         full_refresh=full_refresh, show_results=show_results, rebuild_silver=rebuild_silver)
+                         full_refresh=full_refresh, show_results=show_results, rebuild_silver=rebuild_silver,
+                         models_later=models_later)
         meter.engine_started(ctx.engine)
         ctx.record.layers = list(layers)
         ctx.record.recovery = ([lock.takeover_note] if lock.takeover_note else []) + recovered

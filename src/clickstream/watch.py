@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from clickstream import bronze, storage
+from clickstream import bronze, incremental, storage
 from clickstream.config import Config, Source
 from clickstream.context import Layout, PipelineError
 from clickstream.engines import InputError, create_engine
@@ -209,6 +209,7 @@ class Watcher:
         self._last_batch: frozenset | None = None  # the pending files the last batch was run for
         self._held_by: set[str] = set()  # files said to hold the next batch back (said once each)
         self._said_unchanged: frozenset | None = None
+        self.models_due: str | None = None  # the models' time a batch left the predictive models to be fitted to
 
     # ---- looking
     def manifest(self) -> dict:
@@ -279,8 +280,12 @@ class Watcher:
                     last_error = outcome.error
                     if self.max_batches is not None and self.batches >= self.max_batches:
                         log.info("watch: %d batch(es) run: stopping (--max-batches)", self.batches)
+                        self.fit_due_models()
                         break
                     continue  # look again at once: files may have come during the batch
+            elif not writing and self.models_due:
+                self.fit_due_models()
+                continue
             stop.sleep(self.interval)
         return last_error
 
@@ -295,7 +300,9 @@ class Watcher:
             return {"watch": record}
 
         try:
-            results = run_layers(self.config, LAYERS, report_extra=report)
+            # a batch that starts a new week keeps the models of the week before; they are fitted when no batch
+            # waits (fit_due_models), so a batch costs what its files changed
+            results = run_layers(self.config, LAYERS, report_extra=report, models_later=True)
         except DataDirectoryInUse as exc:
             log.info("watch: batch %d waits for the next look: %s", number, shorten(str(exc), 300))
             return BatchOutcome(ran=False)
@@ -307,7 +314,24 @@ class Watcher:
             return BatchOutcome(ran=True, error=message)
         self.batches = number
         self._log_batch(record, results)
+        self.models_due = incremental.models_due(self.layout.analytics)
         return BatchOutcome(ran=True)
+
+    def fit_due_models(self) -> None:
+        """Fit the predictive models a batch left due (an analytics run: every other result stands), once; a
+        failure is logged and waits for the next batch."""
+        due, self.models_due = self.models_due, None
+        if not due:
+            return
+        log.info("watch: no batch waits: fitting the predictive models up to %s (left due by the last batch)", due)
+        try:
+            run_layers(self.config, ("analytics",))
+        except DataDirectoryInUse as exc:
+            self.models_due = due  # tried again at the next look
+            log.info("watch: fitting the models waits for the next look: %s", shorten(str(exc), 300))
+        except (PipelineError, InputError) as exc:
+            log.error("watch: fitting the models up to %s failed: %s (tried again after the next batch)", due,
+                      shorten(str(exc), 1000))
 
     def _record(self, number: int, ready: list[Ready], results: dict[str, Any], started: float,
                 finished: float) -> dict[str, Any]:

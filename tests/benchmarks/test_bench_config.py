@@ -1,6 +1,8 @@
-"""The benchmark gives both DuckDB variants a memory limit, unless the project's config sets one."""
+"""The benchmark gives both DuckDB variants a memory limit, unless the project's config sets one; it reads a
+watch batch's latency."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -60,3 +62,13 @@ def test_the_no_report_variant_is_the_project_run_with_only_html_report_off(tmp_
     assert without.analytics.html_report is False and given.analytics.html_report is True
     assert without.model_dump(exclude={"analytics": {"html_report"}}) == given.model_dump(
         exclude={"analytics": {"html_report"}})
+
+
+def test_the_watch_latency_is_the_last_batchs_even_when_a_run_fitting_the_models_came_after(tmp_path):
+    history = tmp_path / "reports" / "history"
+    history.mkdir(parents=True)
+    (history / "quality_20240101T000000000000z000001.json").write_text(json.dumps({"watch": {"latency_seconds": 9.5}}))
+    (history / "quality_20240101T000001000000z000002.json").write_text(json.dumps({"watch": {"latency_seconds": 2.25}}))
+    (history / "quality_20240101T000009000000z000003.json").write_text(json.dumps({"layers": ["analytics"]}))
+    assert variants.read_watch_latency(tmp_path) == 2.25
+    assert variants.read_watch_latency(tmp_path / "nothing") is None

@@ -333,6 +333,59 @@ def test_a_file_replaced_by_its_header_alone_empties_the_star_and_the_answers(tm
         assert '<div class="card" data-figure="events" data-raw="0">' in page
 
 
+def test_a_watch_batch_that_starts_a_week_keeps_the_models_due_and_an_idle_run_fits_them(tmp_path):
+    # models_later (each batch of clickstream watch): a batch that starts a new week keeps the models fitted up
+    # to the week before, when no event they see changed, and leaves them due; the run that fits them answers
+    # nothing else, and then every table equals a full refresh. A late event they see is fitted at once.
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+    outputs = ["churn_model", "churn_scores", "user_clusters", "cluster_profiles"]
+
+    def last_run(data_dir: Path, layers: tuple[str, ...] = ("bronze", "silver", "gold", "analytics"),
+                 **kwargs) -> dict:
+        config = config_for(data_dir, "duckdb").model_dump()
+        config["analytics"].update(churn={"enabled": True}, clusters={"enabled": True, "k": 2})
+        run_layers(Config.model_validate(config), layers, **kwargs)
+        return json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]
+
+    def inodes() -> dict:
+        return {name: sorted(os.stat(f).st_ino for f in (step / "analytics" / name).glob("*.parquet"))
+                for name in outputs}
+
+    new_week = ["u1,s1,2024-01-22 10:00:00,page_view,,,"]  # the first batch ends Wednesday the 17th
+    for number, rows in enumerate([FIRST_BATCH, new_week]):
+        write_batch(step, f"{number}.csv", rows)
+        write_batch(scratch, f"{number}.csv", rows)
+    last_run(scratch, full_refresh=True)
+    (step / "raw" / "1.csv").rename(tmp_path / "1.csv")
+    last_run(step)
+    before = inodes()
+    (tmp_path / "1.csv").rename(step / "raw" / "1.csv")
+
+    batch = last_run(step, models_later=True)
+    assert {batch["analytics"]["modes"][name] for name in outputs} == {"current"}
+    assert batch["analytics"]["models_due"] == incremental.models_due(step / "analytics") == "2024-01-22T00:00:00"
+    assert inodes() == before
+    due_note = "The models are due to be fitted up to 2024-01-22 00:00 UTC"
+    assert due_note in (step / "analytics" / "report.html").read_text(encoding="utf-8")
+    entries = incremental.read_manifest(step / "analytics")["queries"]
+    assert {entries[name]["as_of"] for name in outputs} == {"2024-01-15T00:00:00"}  # fitted up to the week before
+    for table in TABLES:
+        assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
+
+    fitted = last_run(step, ("analytics",))
+    assert {name: mode for name, mode in fitted["analytics"]["modes"].items() if mode != "current"} == {
+        name: "full" for name in outputs}
+    assert incremental.models_due(step / "analytics") is None and "models_due" not in fitted["analytics"]
+    assert due_note not in (step / "analytics" / "report.html").read_text(encoding="utf-8")
+    for table in TABLES + [f"analytics/{name}" for name in outputs]:
+        assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
+    assert last_run(step, ("analytics",))["analytics"]["mode"] == "current"  # nothing due: nothing to do
+
+    late = last_run(step, models_later=True) if write_batch(step, "2.csv", ["u3,s1,2024-01-10 12:00:00,"
+                                                                           "page_view,,,"]) is None else None
+    assert {late["analytics"]["modes"][name] for name in outputs} == {"full"} and "models_due" not in late["analytics"]
+
+
 def test_the_models_stand_until_an_event_they_see_changes_or_the_week_turns(tmp_path):
     # The models see the events up to Monday 00:00 of the data's last week (analytics.models_as_of: week): a batch
     # later than that keeps them, a late event before it or a new week fits them again; either way they equal what

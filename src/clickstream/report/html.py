@@ -30,7 +30,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from markupsafe import Markup
 
-from clickstream import churn, clusters, storage
+from clickstream import churn, clusters, incremental, storage
 from clickstream.config import Config
 from clickstream.context import Layout
 from clickstream.report import REPORT_HTML, charts, svg
@@ -431,6 +431,10 @@ def predictions(facts: Facts) -> Section:
         section.tables.append(_table("churn_model", model))
         if model[0]["status"] == "ok":
             _churn_scores(facts, section)
+    due = incremental.models_due(facts.tables.layout.analytics)
+    if due:
+        section.notes.append(f"The models are due to be fitted up to {due.replace('T', ' ')[:16]} UTC, the new "
+                             "models' time: `clickstream watch` fits them when no batch waits, a run at once.")
     profiles = facts.tables.rows("cluster_profiles")
     if profiles is None:
         section.missing.append("cluster_profiles")
