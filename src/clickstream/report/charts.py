@@ -405,32 +405,6 @@ def cart_daily(rows: Rows) -> dict | None:
 
 
 def warm_up() -> None:
-    """Start vl-convert's renderer in this process, through each kind of chart (once per process): for a process
-    that draws its charts itself (no helper process)."""
-    svg.warm_up(warm_up_specs())
-
-
-def warm_up_specs() -> list[dict]:
-    """Small charts of each kind the page draws (layered bars and text on a band axis, a faceted line, stacked
-    bars with a legend, a heatmap, slanted run labels): drawn once by a helper as it starts, they get vl-convert's
-    JavaScript engine through the code the page's charts take, so the first page is drawn as fast as the next."""
-    days = [{"activity_date": f"2024-03-{day:02d}", "active_users": day, "sessions": 2 * day, "revenue": 10.5 * day}
-            for day in range(1, 15)]
-    specs = [
-        funnel([{"step_number": n, "event_type": kind, "users": 100 // n, "in_progress": n, "dropped": 10,
-                 "median_seconds_from_previous": 60.0 * n} for n, kind in enumerate(["view", "cart", "buy"], 1)]),
-        daily(days, ["2024-03-14"]),
-        weekly_revenue(days, ["2024-03-14"]),
-        ranked_bars([{"product": f"product {n}", "views": 1000 - n} for n in range(8)], "product", "views", "views"),
-        segments([{"segment": f"{n}. segment", "users": 100 * n} for n in range(1, 5)], "segment", "users", "users"),
-        day_types([{"day_type": kind, "events_per_day": 10.0, "session_conversion_rate": 0.1}
-                   for kind in ("weekday", "weekend")]),
-        ledger([{"source_file": f"file_{n}.csv", "bronze_rows": 100, "silver_rows": 90, "quarantine_rows": 5,
-                 "duplicate_rows": 5, "redelivered_rows": 0} for n in range(3)]),
-        rates_over_runs([{"run": f"2024-03-0{n} 00:00:00", "quarantine_rate": 0.01 * n, "duplicate_rate": 0.02}
-                         for n in range(1, 4)]),
-        retention([{"cohort_start": f"2024-03-0{c}", "period": p, "retention_rate": 0.9 / (p + 1)}
-                   for c in range(1, 4) for p in range(3)]),
-        cart_daily([{"cart_date": day["activity_date"], "converted": 3, "abandoned": 2, "open": 1} for day in days]),
-    ]
-    return [spec for spec in specs if spec is not None]
+    """Start vl-convert's renderer in this process (about 0.4 s, once per process): for a process that draws its
+    charts itself (no helper process)."""
+    svg.warm_up()

@@ -6,8 +6,7 @@ layers run, so a run does not wait for them) and kept for the next page (`watch`
 chart as the sections make them, while this process goes on making the page. On one core, or where a helper
 cannot start or dies, this process draws the charts left itself.
 
-This module does not import the pipeline: a helper process loads only what drawing needs (this and the charts'
-warm-up specs).
+This module imports neither the charts nor the pipeline: a helper process loads only what drawing needs.
 """
 from __future__ import annotations
 
@@ -27,6 +26,10 @@ from clickstream.report.escape import escape_terminal
 log = logging.getLogger(__name__)
 
 _ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}
+
+# the smallest chart that loads vl-convert's engine and the report's font
+_WARM_UP_SPEC = {"data": {"values": [{"x": 1}]}, "mark": "point", "config": {"font": "Liberation Sans"},
+                 "encoding": {"x": {"field": "x", "type": "quantitative"}}}
 
 # One call at a time: the pipeline's warm-up thread and the report may both call vl-convert in this process, whose
 # renderer is not documented as safe to share between threads.
@@ -78,10 +81,11 @@ def to_svg(spec: dict) -> str:
     return _checked(_draw(_printable(spec)))
 
 
-def warm_up(specs: list[dict]) -> None:
-    """Start vl-convert's engine in this process and take it through `specs` (about 1 s, once per process)."""
-    for spec in specs:
-        _draw(_printable(spec))
+def warm_up() -> None:
+    """Start vl-convert's engine in this process (about 0.4 s, once per process). Only the smallest chart: drawing
+    one of each kind here as well made the page's first charts faster but cost the run more CPU (about 2 s in a
+    2M run, beside the layers) than it saved."""
+    _draw(_WARM_UP_SPEC)
 
 
 # the helper processes (`start_helpers`); the lock guards the list
@@ -97,8 +101,8 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# a helper's program: draw the charts' warm-up specs, then each spec sent
-_HELPER_MAIN = "from clickstream.report import charts, svg; svg.serve(charts.warm_up_specs())"
+# a helper's program: warm up, then draw each spec sent
+_HELPER_MAIN = "from clickstream.report.svg import serve; serve()"
 
 
 class _Helper:
@@ -150,10 +154,9 @@ def _receive(stream: Any) -> bytes | None:
     return stream.read(int(line))
 
 
-def serve(warm_up_specs: list[dict]) -> None:
-    """The helper process's loop: draw `warm_up_specs` (discarded), then each spec sent until standard input
-    closes."""
-    warm_up(warm_up_specs)
+def serve() -> None:
+    """The helper process's loop: warm up, then draw each spec sent until standard input closes."""
+    warm_up()
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     while (request := _receive(requests)) is not None:
         try:
