@@ -368,3 +368,14 @@ def test_a_batch_that_starts_a_week_leaves_the_models_due_and_the_watch_fits_the
     assert {n: m for n, m in runs[2]["analytics"]["modes"].items() if n not in outputs} == {
         n: "current" for n in runs[2]["analytics"]["modes"] if n not in outputs}
     assert incremental.models_due(data / "analytics") is None
+
+
+def test_models_left_due_wait_while_another_run_holds_the_data_directory(tmp_path):
+    from clickstream.watch import Watcher
+
+    (tmp_path / "data").mkdir()
+    watcher = Watcher(make_config(tmp_path), interval=0.05)
+    watcher.models_due = "2024-01-22T00:00:00"
+    with WriterLock(tmp_path / "data"):
+        assert watcher.fit_due_models() is False  # the loop sleeps an interval before it looks again
+    assert watcher.models_due == "2024-01-22T00:00:00"

@@ -270,9 +270,7 @@ class Watcher:
             pending = frozenset((r.path, r.sighting.content) for r in ready)
             if ready and writing:
                 self._announce_waiting(writing)
-            elif ready and pending == self._last_batch:
-                self._announce_unchanged(ready)
-            elif ready:
+            elif ready and pending != self._last_batch:
                 outcome = self.run_batch(ready)
                 if outcome.ran:
                     self._last_batch = pending
@@ -283,9 +281,11 @@ class Watcher:
                         self.fit_due_models()
                         break
                     continue  # look again at once: files may have come during the batch
-            elif not writing and self.models_due:
-                self.fit_due_models()
-                continue
+            elif not writing and self.models_due:  # nothing to ingest (a file the last batch left is not news)
+                if self.fit_due_models():
+                    continue  # look again at once: files may have come meanwhile
+            elif ready:
+                self._announce_unchanged(ready)
             stop.sleep(self.interval)
         return last_error
 
@@ -317,21 +317,24 @@ class Watcher:
         self.models_due = incremental.models_due(self.layout.analytics)
         return BatchOutcome(ran=True)
 
-    def fit_due_models(self) -> None:
+    def fit_due_models(self) -> bool:
         """Fit the predictive models a batch left due (an analytics run: every other result stands), once; a
-        failure is logged and waits for the next batch."""
+        failure is logged and waits for the next batch. Whether the run took place (not when another run held
+        the data directory: then it is tried again at the next look)."""
         due, self.models_due = self.models_due, None
         if not due:
-            return
+            return False
         log.info("watch: no batch waits: fitting the predictive models up to %s (left due by the last batch)", due)
         try:
             run_layers(self.config, ("analytics",))
         except DataDirectoryInUse as exc:
-            self.models_due = due  # tried again at the next look
+            self.models_due = due
             log.info("watch: fitting the models waits for the next look: %s", shorten(str(exc), 300))
+            return False
         except (PipelineError, InputError) as exc:
             log.error("watch: fitting the models up to %s failed: %s (tried again after the next batch)", due,
                       shorten(str(exc), 1000))
+        return True
 
     def _record(self, number: int, ready: list[Ready], results: dict[str, Any], started: float,
                 finished: float) -> dict[str, Any]:
