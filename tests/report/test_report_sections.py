@@ -361,3 +361,6 @@ def test_the_retention_heatmap_shows_the_last_cohorts_over_their_first_periods()
     assert max(d["period"] for d in data) == shown - 1
     assert {(d["cohort"], d["period"]) for d in data} == {
         (r["cohort_start"], r["period"]) for r in rows if r["cohort_start"] in cohorts and r["period"] < shown}
+    assert charts.retention_cells(rows)[2]  # cut: the page's caption says so
+    few = [r for r in rows if r["cohort_start"] in cohorts[:3] and r["period"] < 3]
+    assert charts.retention_cells(few)[2] is False and len(charts.retention_cells(few)[1]) == len(few)

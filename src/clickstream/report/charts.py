@@ -156,13 +156,13 @@ def funnel(rows: Rows) -> dict | None:
         data.append({"step": measure.fit(f"{step['step_number']}. {step['event_type']}", STEP_LABEL),
                      "users": users, "note": note, "order": step["step_number"]})
         previous = step
-    step = channel("step:N", sort={"field": "order"}, title=None)
+    steps = channel("step:N", sort={"field": "order"}, title=None)
     most = max(d["users"] for d in data) * 1.9
-    bars = mark("bar", {"y": step, "x": channel(
+    bars = mark("bar", {"y": steps, "x": channel(
         "users:Q", title="users who did the steps so far in order, within the window",
         axis=quantity_axis([most], tickCount=5), scale={"domainMax": most or 1})},
         color=PALETTE[0], height={"band": 0.7})
-    text = mark("text", {"y": step, "x": channel("users:Q"), "text": channel("note:N")},
+    text = mark("text", {"y": steps, "x": channel("users:Q"), "text": channel("note:N")},
                 align="left", dx=4, fontSize=11, color="#333333")
     return _finish(_layered(bars, text, height=36 * len(data)), data, fitted((d["step"] for d in data), STEP_LABEL))
 
@@ -262,11 +262,10 @@ def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
     # each label as wide as its bar's band, less a gap
     names = measure.fit_distinct((str(r[label]) for r in rows), max(60, plot / max(1, len(rows)) - 12))
     data = [{"segment": name, "count": int(r[count] or 0)} for name, r in zip(names, rows)]
-    order = list(dict.fromkeys(names))
-    segment = channel("segment:N", sort=order, title=None, axis={"labelAngle": 0})
+    segment = channel("segment:N", sort=names, title=None, axis={"labelAngle": 0})
     bars = mark("bar", {"x": segment,
                         "y": channel("count:Q", title=title, axis=quantity_axis(d["count"] for d in data)),
-                        "color": channel("segment:N", legend=None, sort=order, scale={"range": PALETTE})})
+                        "color": channel("segment:N", legend=None, sort=names, scale={"range": PALETTE})})
     text = mark("text", {"x": segment, "y": channel("count:Q"), "text": channel("count:Q", format=",")},
                 dy=-6, fontSize=10, color="#333333")
     return _finish(_layered(bars, text, height=200), data, plot)
@@ -360,17 +359,24 @@ def runs_over_time(runs: Rows, series: dict[str, str], axis_title: str) -> dict 
 RETENTION_SHOWN = 26  # cohorts, and periods of each, in the retention heatmap (half a year of weeks)
 
 
-def retention(rows: Rows, period: str = "week") -> dict | None:
-    """Cohort by period heatmap: the share of each cohort back in each later period; a period not over yet at the
-    data's last event (NULL rate) is left blank. The last RETENTION_SHOWN cohorts and their first RETENTION_SHOWN
-    periods: a cell's label is measured as it is drawn, and daily cohorts over months are thousands of cells."""
-    if not has(rows, "cohort_start", "period", "retention_rate"):
-        return None
-    cohorts = sorted({str(r["cohort_start"]) for r in rows if r["retention_rate"] is not None})[-RETENTION_SHOWN:]
+def retention_cells(rows: Rows) -> tuple[list[str], Rows, bool]:
+    """The retention heatmap's cohorts, the last RETENTION_SHOWN with a known rate (a cell's label is measured as
+    it is drawn, and daily cohorts over months are thousands of cells); their cells of a known rate in the first
+    RETENTION_SHOWN periods; and whether a cell of a known rate was left out."""
+    known = [r for r in rows if r["retention_rate"] is not None]
+    cohorts = sorted({str(r["cohort_start"]) for r in known})[-RETENTION_SHOWN:]
     shown = set(cohorts)
     data = [{"cohort": str(r["cohort_start"]), "period": int(r["period"]), "rate": float(r["retention_rate"])}
-            for r in rows if r["retention_rate"] is not None and str(r["cohort_start"]) in shown
-            and int(r["period"]) < RETENTION_SHOWN]
+            for r in known if str(r["cohort_start"]) in shown and int(r["period"]) < RETENTION_SHOWN]
+    return cohorts, data, len(data) < len(known)
+
+
+def retention(rows: Rows, period: str = "week") -> dict | None:
+    """Cohort by period heatmap: the share of each cohort back in each later period; a period not over yet at the
+    data's last event (NULL rate) is left blank; the cells of `retention_cells`."""
+    if not has(rows, "cohort_start", "period", "retention_rate"):
+        return None
+    cohorts, data, _ = retention_cells(rows)
     if not data:
         return None
     place = {"x": channel("period:O", title=f"{period}s after the cohort's {period}", axis={"labelAngle": 0}),

@@ -344,10 +344,9 @@ def retention(facts: Facts) -> Section:
     if rows is None:
         section.missing.append("retention")
         return section
-    cohorts = {r.get("cohort_start") for r in rows}
     shown = charts.RETENTION_SHOWN
     caption = f"Cohorts by first {period}"
-    if len(cohorts) > shown or any(int(r.get("period") or 0) >= shown for r in rows):
+    if charts.has(rows, "cohort_start", "period", "retention_rate") and charts.retention_cells(rows)[2]:
         caption = (f"The last {shown} cohorts by first {period}, each over its first {shown} {period}s (the "
                    "retention table holds them all)")
     section.draw(facts, caption, "retention", charts.retention(rows, period))

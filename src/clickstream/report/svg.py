@@ -27,13 +27,14 @@ log = logging.getLogger(__name__)
 
 _ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}
 
+# One call at a time: the pipeline's warm-up thread and the report may both call vl-convert in this process, whose
+# renderer is not documented as safe to share between threads.
+_RENDERER = threading.Lock()
+
 # the smallest chart that loads vl-convert's engine and the report's font
 _WARM_UP_SPEC = {"data": {"values": [{"x": 1}]}, "mark": "point", "config": {"font": "Liberation Sans"},
                  "encoding": {"x": {"field": "x", "type": "quantitative"}}}
 
-# One call at a time: the pipeline's warm-up thread and the report may both call vl-convert in this process, whose
-# renderer is not documented as safe to share between threads.
-_RENDERER = threading.Lock()
 
 def _runs_code(svg: str) -> bool:
     """Whether an SVG holds an element or attribute that could run code (text content is only text)."""
@@ -83,8 +84,7 @@ def to_svg(spec: dict) -> str:
 
 def warm_up() -> None:
     """Start vl-convert's engine in this process (about 0.4 s, once per process). Only the smallest chart: drawing
-    one of each kind here as well made the page's first charts faster but cost the run more CPU (about 2 s in a
-    2M run, beside the layers) than it saved."""
+    one of each kind as well cost a run more CPU, beside the layers, than it saved the page (docs/REPORT.md)."""
     _draw(_WARM_UP_SPEC)
 
 
@@ -101,10 +101,6 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# a helper's program: warm up, then draw each spec sent
-_HELPER_MAIN = "from clickstream.report.svg import serve; serve()"
-
-
 class _Helper:
     """A Python process drawing charts: a spec's JSON in, its SVG out, each as a length line and bytes
     over its standard input and output. Started as `python -c` (not by multiprocessing, which would import the
@@ -116,7 +112,7 @@ class _Helper:
         package_root = str(Path(clickstream.__file__).resolve().parent.parent)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
                                                                           os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-c", _HELPER_MAIN],
+        self.process = subprocess.Popen([sys.executable, "-c", "from clickstream.report.svg import serve; serve()"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                         env=env)
         self.lock = threading.Lock()
