@@ -118,13 +118,15 @@ def run(ctx: RunContext) -> list[QueryResult]:
     root.mkdir(parents=True)
     built, orders = {}, {}
     standing = _standing(ctx, plan)
+    affected = incremental.AffectedFact()
     for query in plan.selected:
         name = query["name"]
         if name in standing:  # read as published (and carried over), not answered again
             ctx.engine.read_parquet(name, storage.parquet_files(ctx.layout.analytics / name), schema=None)
             orders[name] = _columns_and_order(ctx, query)[1]
         else:
-            built[name], orders[name] = _answer(ctx, plan, query, root)
+            built[name], orders[name] = _answer(ctx, plan, query, root, affected)
+    affected.close(ctx.engine)
     if plan.fitted:
         with ctx.profile.step("predictive models", "analytics"):
             fitted = _fit(ctx, plan, root)
@@ -170,7 +172,8 @@ def _read_gold(ctx: RunContext) -> None:
         ctx.engine.read_parquet(table.name, files, schema=None)
 
 
-def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> tuple[dict, str]:
+def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path,
+            affected: incremental.AffectedFact) -> tuple[dict, str]:
     """Build one query's result into `root` (whole, or merged for the users gold changed), with its CSV copy;
     returns its manifest entry and its natural order."""
     name = query["name"]
@@ -182,7 +185,7 @@ def _answer(ctx: RunContext, plan: Plan, query: dict, root: Path) -> tuple[dict,
         build_model(ctx, "analytics", name, sql[name], root, partition_by_week=query.get("partition_by_week"))
     else:
         with ctx.profile.step(name, "analytics"):
-            incremental.build_per_user(ctx, spec, sql["incremental"], changes, root)
+            incremental.build_per_user(ctx, spec, sql["incremental"], changes, root, affected)
     columns, order = _columns_and_order(ctx, query)
     if query["csv"]:
         with ctx.profile.step(f"{name}.csv", "analytics"):

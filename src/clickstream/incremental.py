@@ -162,9 +162,21 @@ def merge(engine: Engine, model: PerUserModel, published: Path, staged: Path, sc
             os.replace(file, staged / file.parent.name / f"{scratch.name}-{file.name}")
         shutil.rmtree(scratch, ignore_errors=True)
         engine.drop(written)
+    if not storage.parquet_files(staged):
+        _write_empty(engine, old, staged)
     engine.drop(old_weeks)
     engine.drop(old)
     return {"weeks_rewritten": _iso(rewritten), "weeks_appended": _iso(touched - rewritten)}
+
+
+def _write_empty(engine: Engine, like: str, staged: Path) -> None:
+    """A table stored by week with no row in any week: one empty file keeps the table and its columns (as
+    `build.write_table` writes it)."""
+    staged.rmdir()
+    empty = f"{like}__empty"
+    engine.create_empty_like(empty, like)
+    engine.write_parquet(empty, staged)
+    engine.drop(empty)
 
 
 def describe(summary: dict[str, Any]) -> str:
@@ -215,7 +227,8 @@ def register_affected_users(engine: Engine, changes: str, removals: bool = False
 
     `changes` says what tells of them (`sql/incremental/affected_users.sql`): 'silver', a gold build's new events
     (and with `removals`, the events that left silver); 'gold', the affected users a gold build published, read
-    as `PUBLISHED_AFFECTED_USERS`; 'none', no user.
+    as `PUBLISHED_AFFECTED_USERS`, each from the start of their first visit it sessionized again
+    (`published_affected_users.sql`); 'none', no user.
     """
     if changes not in AFFECTED_USERS_CHANGES:
         raise ValueError(f"affected users from {changes!r}: expected one of {', '.join(AFFECTED_USERS_CHANGES)}")
@@ -267,7 +280,11 @@ def build_gold(ctx: RunContext, declared: list[dict], sql: dict[str, str], root:
     for model in declared:
         if per_user_model(model) is None:
             build_model(ctx, "gold", model["name"], sql[model["name"]], root)
-    ctx.engine.write_parquet(AFFECTED_USERS, root / AFFECTED_USERS_DIR)
+    published = f"{AFFECTED_USERS}__published"
+    ctx.engine.create_view(published, render("incremental/published_affected_users", ctx.engine,
+                                             affected_users=AFFECTED_USERS, replay_table=REPLAY_TABLE))
+    ctx.engine.write_parquet(published, root / AFFECTED_USERS_DIR)
+    ctx.engine.drop(published)
     return built
 
 
@@ -397,31 +414,65 @@ def changed_users(ctx: RunContext, name: str, previous: dict | None, gold_build:
     if gold_build.get("mode") == "incremental" and previous.get("gold_build_id") == gold_build.get(
             "previous_build_id") and affected:
         ctx.engine.read_parquet(PUBLISHED_AFFECTED_USERS, affected, schema=None)
-        return "gold"
+        if "visits_from" in ctx.engine.columns_of(PUBLISHED_AFFECTED_USERS):
+            return "gold"
+        ctx.engine.drop(PUBLISHED_AFFECTED_USERS)  # published by a version that did not say it: built again
     return None
 
 
-def build_per_user(ctx: RunContext, spec: PerUserModel, sql: str, changes: str, root: Path) -> None:
+class AffectedFact:
+    """The users gold changed and their rows of the published fact, registered once for every per-user result of
+    an analytics run (`build_per_user`), not scanned out of the whole fact again for each.
+
+    `changes` (see `register_affected_users`) may differ between results: one answered from an earlier gold
+    build than another. The rows are registered again when it does.
+    """
+
+    ROWS = "fct_events__affected"
+
+    def __init__(self) -> None:
+        self.changes: str | None = None
+
+    def register(self, ctx: RunContext, changes: str) -> None:
+        """`affected_users` (from `changes`) and `ROWS`, unless they are registered for it already."""
+        if changes == self.changes:
+            return
+        engine = ctx.engine
+        self.close(engine)
+        register_affected_users(engine, changes)
+        engine.read_parquet("fct_events__all", storage.parquet_files(ctx.layout.gold / "fct_events"), schema=None)
+        engine.materialize(self.ROWS, render("incremental/affected_rows", engine, source="fct_events__all",
+                                             user_column="user_key"))
+        engine.drop("fct_events__all")
+        self.changes = changes
+
+    def close(self, engine: Engine) -> None:
+        if self.changes is not None:
+            engine.drop(self.ROWS)
+            engine.drop(AFFECTED_USERS)
+        self.changes = None
+
+
+def build_per_user(ctx: RunContext, spec: PerUserModel, sql: str, changes: str, root: Path,
+                   affected: AffectedFact) -> None:
     """Rebuild a per-user query for the users gold changed and merge it into the published result.
 
     `sql` is the query rendered for an incremental build: it reads `affected_users` and gives each user's rows
-    from their first new event on (the ones `merge` replaces).
+    from their first new event on (the ones `merge` replaces). It reads the fact under its usual name: for the
+    moment, only the rows of the affected users (`affected`).
     """
     engine, layout = ctx.engine, ctx.layout
-    register_affected_users(engine, changes)
-    engine.drop(PUBLISHED_AFFECTED_USERS)
+    affected.register(ctx, changes)
     name = spec.name
-    # The query reads the fact under its usual name: for the moment, only the rows of the affected users.
-    fact = storage.parquet_files(layout.gold / "fct_events")
-    engine.read_parquet("fct_events__all", fact, schema=None)
-    register_affected_rows(engine, "fct_events", "fct_events__all", "user_key")
+    engine.drop(PUBLISHED_AFFECTED_USERS)
+    engine.drop("fct_events")
+    engine.create_union_view("fct_events", [AffectedFact.ROWS])
     engine.materialize(name, sql)
-    engine.read_parquet("fct_events", fact, schema=None)
-    engine.drop("fct_events__all")
+    engine.drop("fct_events")
+    engine.read_parquet("fct_events", storage.parquet_files(layout.gold / "fct_events"), schema=None)
     scratch = storage.staging_path(layout.data_dir, f"{name}-weeks")
     removals = bool((read_manifest(layout.gold) or {}).get("removals"))
     summary = merge(engine, spec, layout.analytics / name, root / name, scratch, removals)
     engine.drop(name)
-    engine.drop(AFFECTED_USERS)
     engine.read_parquet(name, storage.parquet_files(root / name), schema=None)
     log.info("analytics: %s merged for the users gold changed (%s)", name, describe(summary))

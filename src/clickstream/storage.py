@@ -213,6 +213,13 @@ def parquet_files(dest: Path) -> list[Path]:
     return sorted(dest.rglob("*.parquet")) if dest.exists() else []
 
 
+def row_count(folder: Path) -> int:
+    """The rows of the Parquet files under `folder`, from their footers (no data read, no engine)."""
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(file).num_rows for file in parquet_files(folder))
+
+
 def column_range(folder: Path, column: str) -> tuple[Any, Any]:
     """The least and greatest value of `column` in the Parquet files under `folder`, from their statistics (no
     data is read); (None, None) when none has any."""

@@ -37,6 +37,7 @@ def spark_session_owner() -> Iterator[object]:
     from clickstream.engines.spark_engine import SparkEngine
 
     owner = SparkEngine(TEST_SPARK)
+    assert owner.spark is not None and owner.owns_session  # started now (an engine starts it at first use)
     yield owner
     owner.close()
 
@@ -47,7 +48,7 @@ def spark(spark_session_owner) -> Iterator[object]:
     from clickstream.engines.spark_engine import SparkEngine
 
     engine = SparkEngine(TEST_SPARK)
-    assert not engine.owns_session
+    assert engine.spark is not None and not engine.owns_session
     yield engine
     engine.close()
 

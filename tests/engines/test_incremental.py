@@ -21,6 +21,7 @@ from clickstream.config import Config
 from clickstream.pipeline import run_layers
 from clickstream.report.tables import NO_EVENTS
 from clickstream.silver import CHANGES_SCHEMA
+from clickstream.sql import render
 from helpers import inline_table, ts
 
 from engine_support import NO_PREDICTIVE, read_table, table_differences
@@ -164,6 +165,30 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     assert {r["status"] for r in second["gold"]["tests"]} == {"pass"}
 
 
+def test_a_new_event_that_continues_a_published_visit_rewrites_that_visit_in_every_result(tmp_path):
+    """u5's first new event (10:10) joins its visit of 10:00: the per-visit results must take that visit again,
+    though it starts before the event (the week of the 15th holds only u5's rows, so a merge that kept the
+    published visit would publish its old path)."""
+    first = ["u5,s1,2024-01-18 10:00:00,page_view,,,", "u5,s1,2024-01-18 10:05:00,product_view,p1,,",
+             "u6,s1,2024-01-18 11:00:00,page_view,,,"]
+    second = ["u5,s1,2024-01-18 10:10:00,add_to_cart,p1,,", "u5,s1,2024-01-18 10:12:00,purchase,p1,3.00,purchase"]
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+    write_batch(step, "a.csv", first)
+    run(step, "duckdb")
+    write_batch(step, "b.csv", second)
+    report = run(step, "duckdb")
+    write_batch(scratch, "a.csv", first)
+    write_batch(scratch, "b.csv", second)
+    run(scratch, "duckdb")
+    assert {report["analytics"]["modes"][name] for name in ("visit_paths", "purchase_events")} == {"incremental"}
+    for table in TABLES:
+        assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
+    paths = read_table(step / "analytics" / "visit_paths").to_pylist()
+    assert sorted((row["user_key"], row["step"], row["to_event"]) for row in paths) == [
+        ("u5", 1, "product_view"), ("u5", 2, "add_to_cart"), ("u5", 3, "purchase"), ("u5", 4, "exit"),
+        ("u6", 1, "exit")]
+
+
 def test_a_week_that_holds_enough_files_is_written_again_instead_of_gaining_one(tmp_path, monkeypatch):
     monkeypatch.setattr(incremental, "COMPACT_AT_FILES", 2)
     step, scratch = tmp_path / "step", tmp_path / "scratch"
@@ -219,13 +244,20 @@ def test_after_a_build_whose_tests_did_not_all_pass_the_whole_star_is_tested(tmp
     assert (report["gold"]["mode"], report["gold"]["tested_on_changed_rows"]) == ("incremental", [])
 
 
-def test_a_run_with_nothing_new_keeps_the_published_star(tmp_path):
+@pytest.mark.parametrize("engine_name", ENGINES, indirect=True)
+def test_a_run_with_nothing_new_keeps_the_published_star_and_starts_no_spark_session(tmp_path, engine_name,
+                                                                                     after_first_batch, monkeypatch):
     data_dir = tmp_path / "data"
-    write_batch(data_dir, "a.csv", FIRST_BATCH)
-    run(data_dir, "duckdb")
+    after_first_batch(engine_name, data_dir)
     before = week_files(data_dir / "gold" / "fct_events")
     analytics_before = week_files(data_dir / "analytics" / "user_journey")
-    report = run(data_dir, "duckdb")
+    if engine_name == "spark":  # Java's start is most of a Spark run on a few rows: a run with nothing new skips it
+        from clickstream.engines.spark_engine import SparkEngine
+
+        def refuse(engine):
+            raise AssertionError("a run with nothing new started a Spark session")
+        monkeypatch.setattr(SparkEngine, "_open_session", refuse)
+    report = run(data_dir, engine_name)
     assert report["gold"]["mode"] == "current"
     assert report["gold"]["row_counts"]["fct_events"] == len(FIRST_BATCH)
     assert week_files(data_dir / "gold" / "fct_events") == before
@@ -260,7 +292,8 @@ def test_full_refresh_rebuilds_even_when_nothing_is_new(tmp_path):
     ("silver", False, [("u1", ts("2024-01-01 09:00")), ("u2", ts("2024-01-03 00:00"))]),
     # an event that left silver changes its user's rows from its time on, like a new one
     ("silver", True, [("u1", ts("2024-01-01 09:00")), ("u2", ts("2024-01-01 08:00")), ("u3", ts("2024-01-05 00:00"))]),
-    ("gold", False, [("u7", ts("2024-01-04 00:00"))]),
+    # for the analytics, from the start of the first visit gold sessionized again
+    ("gold", False, [("u7", ts("2024-01-03 23:40"))]),
     ("none", False, []),
 ])
 def test_the_affected_users_are_each_users_earliest_change(duckdb_engine, changes, removals, expected):
@@ -270,14 +303,31 @@ def test_the_affected_users_are_each_users_earliest_change(duckdb_engine, change
         ("u2", ts("2024-01-03 00:00")), (None, ts("2024-01-01 00:00"))])
     inline_table(engine, "silver_run_changes", CHANGES_SCHEMA, [
         ("u2", ts("2024-01-01 08:00"), "e1", "removed"), ("u3", ts("2024-01-05 00:00"), "e2", "removed")])
-    inline_table(engine, incremental.PUBLISHED_AFFECTED_USERS, [("user_key", "string"), ("first_new_ts", "timestamp")],
-                 [("u7", ts("2024-01-04 00:00"))])
+    inline_table(engine, incremental.PUBLISHED_AFFECTED_USERS,
+                 [("user_key", "string"), ("first_new_ts", "timestamp"), ("visits_from", "timestamp")],
+                 [("u7", ts("2024-01-04 00:00"), ts("2024-01-03 23:40"))])
     incremental.register_affected_users(engine, changes, removals=removals)
     assert sorted(engine.fetch(f"select * from {incremental.AFFECTED_USERS}")[1]) == expected
     inline_table(engine, "facts", [("user_key", "string"), ("n", "integer")], [("u1", 1), ("u2", 2), ("u7", 3)])
     incremental.register_affected_rows(engine, "facts_of_affected", "facts", "user_key")
     assert sorted(engine.fetch("select * from facts_of_affected")[1]) == [
         row for row in [("u1", 1), ("u2", 2), ("u7", 3)] if row[0] in {user for user, _ in expected}]
+
+
+def test_gold_publishes_each_affected_user_from_the_start_of_their_first_visit_sessionized_again(duckdb_engine):
+    engine = duckdb_engine
+    inline_table(engine, "affected", [("user_key", "string"), ("first_new_ts", "timestamp")], [
+        ("u1", ts("2024-01-02 10:00")), ("u2", ts("2024-01-03 00:00")), ("u3", ts("2024-01-05 00:00"))])
+    inline_table(engine, "replay", [("user_id", "string"), ("session_id", "string"), ("replay_from", "timestamp")], [
+        ("u1", "s1", ts("2024-01-02 09:40")), ("u1", "s2", ts("2024-01-02 09:50")),  # two supplied sessions
+        ("u2", "s3", ts("2024-01-03 00:00")),  # its first new event starts a visit
+        ("u9", "s4", ts("2024-01-01 00:00"))])  # no affected user: never published
+    _, rows = engine.fetch(render("incremental/published_affected_users", engine, affected_users="affected",
+                                  replay_table="replay"))
+    assert sorted(rows) == [
+        ("u1", ts("2024-01-02 10:00"), ts("2024-01-02 09:40")),
+        ("u2", ts("2024-01-03 00:00"), ts("2024-01-03 00:00")),
+        ("u3", ts("2024-01-05 00:00"), ts("2024-01-05 00:00"))]  # no session sessionized again (events removed)
 
 
 def test_affected_users_come_from_silver_gold_or_none():

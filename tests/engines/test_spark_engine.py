@@ -391,9 +391,10 @@ def test_close_keeps_a_shared_session_and_puts_its_settings_back(spark_session_o
     session = spark_session_owner.spark
     session.conf.set("spark.sql.timestampType", "TIMESTAMP_LTZ")
     engine = SparkEngine(SparkSettings())
+    assert session.conf.get("spark.sql.timestampType") == "TIMESTAMP_LTZ"  # nothing set before the first use
+    engine.create_view("temporary", "select 1 as one")
     assert not engine.owns_session
     assert session.conf.get("spark.sql.timestampType") == "TIMESTAMP_NTZ"
-    engine.create_view("temporary", "select 1 as one")
     engine.close()
     assert session.conf.get("spark.sql.timestampType") == "TIMESTAMP_LTZ"
     assert not session.catalog.tableExists("temporary")
@@ -445,8 +446,8 @@ def test_a_cold_start_prints_only_the_pipelines_own_lines(spark_session_owner, t
     assert done.returncode == 0, done.stderr
     version = re.escape(spark_session_owner.spark.version)
     expected = [
-        rf"spark: session started \(master local\[\*\], Spark {version}\)",
         r"job bronze started \(log file \S+/data/logs/bronze_\w+\.log\)",  # logs under the data directory
+        rf"spark: session started \(master local\[\*\], Spark {version}\)",  # at the engine's first use
         r"bronze: events\.csv rows=1 malformed=0 completeness=0\.5714",
         r"bronze: batch \w+, 1 file\(s\), 1 rows in [0-9.]+ s",
         r"job bronze finished in [0-9.]+ s",
@@ -469,6 +470,8 @@ def test_without_pyspark_the_cli_says_what_to_install(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
                     reason="needs PySpark to get as far as looking for Java")
 def test_without_java_the_cli_says_java_17_is_needed(tmp_path):
+    # a raw file to read: the engine starts Java at its first use
+    write_csv(tmp_path / "data" / "raw" / "events.csv", [["1", "1", "2024-01-01 10:00:00", "page_view", "", "", ""]])
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     env["PATH"] = str(Path(sys.executable).parent)  # the venv's scripts: no java there
     done = _run_cli(tmp_path, env)

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from py4j.protocol import Py4JError, Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (BooleanType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
                                StructType, TimestampNTZType)
@@ -116,19 +116,28 @@ class SparkEngine(Engine):
         self._files: dict[str, list[Path]] = {}  # tables read from Parquet: their files
         self._csv_inputs: dict[Path, None] = {}  # every CSV file read (in order), to place a malformed row
         self._previous_conf: dict[str, str | None] = {}
+        self._spark: SparkSession | None = None
+        self.owns_session = False
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session, started (or joined) at first use: a run that finds nothing new never starts Java."""
+        if self._spark is None:
+            self._spark = self._open_session()
+        return self._spark
+
+    def _open_session(self) -> SparkSession:
         running = spark_session.running_session()
         if running is not None:
-            self.spark = running
-            self.owns_session = False
             for key, value in REQUIRED_CONF.items():
-                self._previous_conf[key] = self.spark.conf.get(key, None)
-                self.spark.conf.set(key, value)
-            log.debug("spark: using the running session (master %s)", self.spark.sparkContext.master)
-        else:
-            self.spark = spark_session.start_session(settings)
-            self.owns_session = True
-            log.info("spark: session started (master %s, Spark %s)", self.spark.sparkContext.master,
-                     self.spark.version)
+                self._previous_conf[key] = running.conf.get(key, None)
+                running.conf.set(key, value)
+            log.debug("spark: using the running session (master %s)", running.sparkContext.master)
+            return running
+        session = spark_session.start_session(self.settings)
+        self.owns_session = True
+        log.info("spark: session started (master %s, Spark %s)", session.sparkContext.master, session.version)
+        return session
 
     # ---- dialect
     def epoch_us(self, expr: str) -> str:
@@ -348,6 +357,8 @@ class SparkEngine(Engine):
 
     def close(self) -> None:
         """Uncache and drop what this engine registered; stop the session only if this engine started it."""
+        if self._spark is None:  # never used: no session to free
+            return
         try:
             for frame in self._cached.values():
                 _release(frame)
@@ -368,6 +379,7 @@ class SparkEngine(Engine):
             self._views.clear()
             self._files.clear()
             self._csv_inputs.clear()
+            self._spark = None
 
     def outside_cpu_seconds(self) -> float:
         """The CPU seconds of Spark's Java process (and of the processes it waited for): it runs beside this one
@@ -379,9 +391,13 @@ class SparkEngine(Engine):
         return [] if pid is None else [pid]
 
     def stage_metrics(self) -> dict[str, tuple[int, ...]] | None:
-        """Per completed or failed stage kept by Spark's status store (which exists with the UI off)."""
+        """Per completed or failed stage kept by Spark's status store (which exists with the UI off); none before
+        a session runs."""
+        context = self._spark.sparkContext if self._spark is not None else spark_session.active_context()
+        if context is None:
+            return {}
         try:
-            return spark_session.stage_metrics(self.spark.sparkContext)
+            return spark_session.stage_metrics(context)
         except (Py4JError, PySparkException, ConnectionError) as exc:  # a dead JVM: no metrics
             log.debug("spark: stage metrics: %s", exc)
             return {}

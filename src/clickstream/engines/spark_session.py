@@ -56,9 +56,14 @@ _LOG4J_LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging
 _JVM_NOISE = ("WARNING: Using incubator modules",)
 
 
+def active_context() -> SparkContext | None:
+    """The SparkContext running in this process, or None."""
+    return SparkContext._active_spark_context
+
+
 def running_session() -> SparkSession | None:
     """The SparkSession already running in this process (a test suite's, a notebook's), or None."""
-    if SparkContext._active_spark_context is None:
+    if active_context() is None:
         return None
     return SparkSession.builder.getOrCreate()
 

@@ -1,7 +1,8 @@
 -- one row per purchase event, with the path of event types leading to it within its visit
 {#
   The per-purchase state `purchase_paths` counts. A path never crosses a visit and a visit belongs to one user,
-  so an incremental build rebuilds the rows of the users gold changed.
+  so an incremental build rebuilds the rows of the users gold changed, and takes only their purchases from the
+  start of the first visit gold sessionized again on (every earlier visit stands, with its events).
 #}
 with purchase_visits as (
     -- a path never crosses a visit, so only the visits with a purchase are ordered
@@ -15,6 +16,7 @@ steps as (
         user_key,
         session_key,
         event_id,
+        event_ts,
         event_type_key,
         is_purchase,
 {% for back in range(path_length - 1, 0, -1) %}
@@ -29,6 +31,7 @@ final as (
         user_key,
         session_key,
         event_id,
+        event_ts,
         concat_ws(' > ', {% for back in range(path_length - 1, 0, -1) %}previous_{{ back }}, {% endfor %}event_type_key)
             as path
     from steps
