@@ -1,6 +1,7 @@
 """Watching raw/: the incremental pipeline in micro-batches, run as soon as new or changed files are complete.
 
-`clickstream watch` looks at raw/ every `interval` seconds. A file is *pending* when bronze would read it: a
+`clickstream watch` looks at raw/ every `interval` seconds, and at once when a file or folder is created or moved
+in there (raw_changes.py, on Linux). A file is *pending* when bronze would read it: a
 source's glob matches it, and its size and modification time are not those the bronze manifest recorded for
 it. A pending file is *complete* when
 
@@ -41,6 +42,7 @@ from clickstream.engines import InputError, create_engine
 from clickstream.lock import DataDirectoryInUse
 from clickstream.logs import job_log
 from clickstream.pipeline import LAYERS, run_layers
+from clickstream.raw_changes import RawChanges
 from clickstream.raw_files import match_sources
 from clickstream.report.escape import shorten
 
@@ -165,6 +167,11 @@ class StopSignals:
     def __init__(self) -> None:
         self.requested = False
         self._previous: dict[int, Any] = {}
+        self._changes: RawChanges | None = None
+
+    def wake_on(self, changes: RawChanges | None) -> None:
+        """Let a file created or moved in under raw/ end a sleep too (`changes`; None: only the time and a stop)."""
+        self._changes = changes
 
     def install(self) -> None:
         for signum in self.SIGNALS:
@@ -176,7 +183,10 @@ class StopSignals:
         self._previous.clear()
 
     def sleep(self, seconds: float) -> None:
-        """Sleep, but return as soon as a stop is asked for."""
+        """Sleep, but return as soon as a stop is asked for, or a file comes under raw/ (`wake_on`)."""
+        if self._changes is not None:
+            self._changes.wait(seconds, self)
+            return
         deadline = time.monotonic() + seconds
         while not self.requested and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(_SIGNAL_STEP_SECONDS, left))
@@ -388,13 +398,17 @@ def watch(config: Config, interval: float = DEFAULT_INTERVAL_SECONDS, max_batche
     # One engine kept open for the whole watch: each batch's engine uses its session (Spark's starts once,
     # not per batch). PySpark sets its own SIGINT handler when its session starts, so ours go in after.
     keeper = create_engine(config)
+    keeper.open()
     stop = StopSignals()
     stop.install()
+    changes = RawChanges(layout.raw)
+    stop.wake_on(changes)
     try:
         with job_log(config.logs_dir, "watch", config.logs.format):
-            log.info("watch: watching %s every %g s (engine %s); stop with Ctrl-C or SIGTERM", layout.raw,
-                     interval, config.engine)
+            log.info("watch: watching %s every %g s and as files come (engine %s); stop with Ctrl-C or SIGTERM",
+                     layout.raw, interval, config.engine)
             return Watcher(config, interval, max_batches).run(stop)
     finally:
+        changes.close()
         stop.restore()
         keeper.close()

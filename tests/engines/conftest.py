@@ -37,7 +37,8 @@ def spark_session_owner() -> Iterator[object]:
     from clickstream.engines.spark_engine import SparkEngine
 
     owner = SparkEngine(TEST_SPARK)
-    assert owner.spark is not None and owner.owns_session  # started now (an engine starts it at first use)
+    owner.open()  # started now, not at its first query (as `clickstream watch` keeps one for every batch)
+    assert owner.owns_session
     yield owner
     owner.close()
 

@@ -282,6 +282,9 @@ class Engine(abc.ABC):
         """Register `name` as every row of `parents` (the same columns in the same order), duplicates kept."""
         self.create_view(name, " union all ".join(f"select * from {parent}" for parent in parents))
 
+    def open(self) -> None:
+        """Start what the engine runs on now rather than at its first query (Spark's session; DuckDB has none)."""
+
     def close(self) -> None:
         """Release the engine's resources."""
 

@@ -126,6 +126,9 @@ class SparkEngine(Engine):
             self._spark = self._open_session()
         return self._spark
 
+    def open(self) -> None:
+        self._spark = self.spark
+
     def _open_session(self) -> SparkSession:
         running = spark_session.running_session()
         if running is not None:
