@@ -221,6 +221,15 @@ def test_one_run_of_rates_is_said_in_words_and_two_are_drawn(data):
     assert [n for n in section.notes if n.startswith("One run")] == []
 
 
+def test_runs_started_in_the_same_minute_are_each_a_point_of_the_rates(data):
+    """The chart's x is the run's label: two runs of one minute (watch batches) must not share one position."""
+    run = quality(data)
+    history = [{**run, "started_at": f"2099-01-01T10:00:{second:02d}.5"} for second in (1, 40)]
+    spec = charts.rates_over_runs(html._rates(history))
+    assert sorted({point["run"] for point in spec["datasets"][charts.TABLE]}) == ["2099-01-01 10:00:01",
+                                                                                "2099-01-01 10:00:40"]
+
+
 def test_the_runs_section_shows_the_runs_that_recorded_their_cost_and_their_rows_per_second(data):
     def recorded(start: str, rows: int, wall: float, cpu: float) -> dict:
         return {"started_at": start, "outcome": "succeeded", "bronze": {"rows": rows},

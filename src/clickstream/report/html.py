@@ -592,7 +592,7 @@ def _rates(history: list[dict]) -> list[dict]:
         totals = (run.get("silver") or {}).get("totals") or {}
         judged = totals.get("bronze_rows") or 0
         if judged:
-            runs.append({"run": str(run.get("started_at", run.get("run_id", "")))[:16].replace("T", " "),
+            runs.append({"run": str(run.get("started_at", run.get("run_id", "")))[:19].replace("T", " "),
                          "quarantine_rate": totals.get("quarantine_rows", 0) / judged,
                          "duplicate_rate": totals.get("duplicate_rows", 0) / judged})
     return runs[-HISTORY_RUNS:]
