@@ -231,6 +231,29 @@ def test_a_data_directory_where_gold_named_its_affected_users_scope_users_builds
         assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
 
 
+def test_affected_users_published_without_the_start_of_their_visits_get_the_per_user_results_built_whole(tmp_path):
+    # Releases before visits_from published gold's affected users with first_new_ts alone: a visit a new event
+    # continued could not be told from them, so the per-user results after that build are built from scratch.
+    step, scratch = tmp_path / "step", tmp_path / "scratch"
+    built_from_scratch(scratch)
+    assert first_two_batches(step, layers=("bronze", "silver", "gold"))["gold"]["mode"] == "incremental"
+    affected, older = step / "gold" / incremental.AFFECTED_USERS_DIR, tmp_path / "older"
+    older.mkdir()
+    duckdb.sql(f"copy (select user_key, first_new_ts from read_parquet('{affected}/*.parquet')) "
+               f"to '{older}/part-00000.parquet'")
+    shutil.rmtree(affected)
+    older.rename(affected)
+
+    report = run(step, "duckdb", layers=("analytics",))
+    assert {report["analytics"]["modes"][name] for name in ("user_journey", "funnel_users", "retention_users",
+                                                            "carts", "visit_paths", "purchase_events")} == {"full"}
+    write_batch(step, "c.csv", THIRD_BATCH)
+    report = run(step, "duckdb")
+    assert report["analytics"]["modes"]["visit_paths"] == "incremental"
+    for table in TABLES:
+        assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
+
+
 def test_after_a_build_whose_tests_did_not_all_pass_the_whole_star_is_tested(tmp_path):
     data_dir = tmp_path / "data"
     write_batch(data_dir, "a.csv", FIRST_BATCH)
