@@ -433,17 +433,15 @@ class AffectedFact:
     def __init__(self) -> None:
         self.changes: str | None = None
 
-    def register(self, ctx: RunContext, changes: str) -> None:
-        """`affected_users` (from `changes`) and `ROWS`, unless they are registered for it already."""
+    def register(self, engine: Engine, changes: str) -> None:
+        """`affected_users` (from `changes`) and `ROWS`, out of the published fact (`fct_events`, as the analytics
+        run registered it), unless they are registered for it already."""
         if changes == self.changes:
             return
-        engine = ctx.engine
         self.close(engine)
         register_affected_users(engine, changes)
-        engine.read_parquet("fct_events__all", storage.parquet_files(ctx.layout.gold / "fct_events"), schema=None)
-        engine.materialize(self.ROWS, render("incremental/affected_rows", engine, source="fct_events__all",
+        engine.materialize(self.ROWS, render("incremental/affected_rows", engine, source="fct_events",
                                              user_column="user_key"))
-        engine.drop("fct_events__all")
         self.changes = changes
 
     def close(self, engine: Engine) -> None:
@@ -462,7 +460,7 @@ def build_per_user(ctx: RunContext, spec: PerUserModel, sql: str, changes: str, 
     moment, only the rows of the affected users (`affected`).
     """
     engine, layout = ctx.engine, ctx.layout
-    affected.register(ctx, changes)
+    affected.register(engine, changes)
     name = spec.name
     engine.drop(PUBLISHED_AFFECTED_USERS)
     engine.drop("fct_events")
