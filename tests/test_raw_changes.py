@@ -11,15 +11,19 @@ from clickstream import raw_changes
 from clickstream.raw_changes import RawChanges
 from clickstream.watch import StopSignals
 
-LONG = 60.0  # a wait no test lets run out: ending before it is what is checked
+LONG = 60.0  # a sleep no test lets run out: ending before it is what is checked
+NEEDS_INOTIFY = pytest.mark.skipif(raw_changes._libc() is None, reason="needs Linux's inotify")
 
 
-def waiting(changes: RawChanges, stop: StopSignals, seconds: float = LONG) -> tuple[threading.Thread, list]:
+def sleeping(raw, seconds: float = LONG) -> tuple[StopSignals, RawChanges, threading.Thread, list]:
+    """A watch's sleep woken by `raw`, begun in a thread; what it returned is appended to the list."""
+    stop, changes = StopSignals(), RawChanges(raw)
+    stop.wake_on(changes)
     woken: list = []
-    thread = threading.Thread(target=lambda: woken.append(changes.wait(seconds, stop)), daemon=True)
+    thread = threading.Thread(target=lambda: woken.append(stop.sleep(seconds)), daemon=True)
     thread.start()
-    time.sleep(0.3)  # the wait has begun
-    return thread, woken
+    time.sleep(0.3)  # the sleep has begun, its folders watched
+    return stop, changes, thread, woken
 
 
 @pytest.fixture
@@ -29,12 +33,11 @@ def raw(tmp_path):
     return tmp_path / "raw"
 
 
-@pytest.mark.skipif(raw_changes._libc() is None, reason="needs Linux's inotify")
+@NEEDS_INOTIFY
 @pytest.mark.parametrize("drop", ["link", "rename", "create"])
-def test_a_file_linked_moved_or_created_in_a_folder_under_raw_ends_the_wait(raw, drop):
-    changes, stop = RawChanges(raw), StopSignals()
+def test_a_file_linked_moved_or_created_in_a_folder_under_raw_ends_the_sleep(raw, drop):
+    _, changes, thread, woken = sleeping(raw)
     try:
-        thread, woken = waiting(changes, stop)
         target = raw / "shop" / "2024" / "day.csv"
         if drop == "link":
             os.link(raw.parent / "outside.csv", target)
@@ -48,13 +51,11 @@ def test_a_file_linked_moved_or_created_in_a_folder_under_raw_ends_the_wait(raw,
         changes.close()
 
 
-@pytest.mark.skipif(raw_changes._libc() is None, reason="needs Linux's inotify")
-def test_a_write_to_a_file_already_there_does_not_end_the_wait(raw):
+@NEEDS_INOTIFY
+def test_a_write_to_a_file_already_there_does_not_end_the_sleep(raw):
     (raw / "day.csv").write_text("a,b\n")
-    changes, stop = RawChanges(raw), StopSignals()
+    _, changes, thread, woken = sleeping(raw, seconds=1.0)
     try:
-        changes.wait(0.1, stop)  # watches are added as a wait starts
-        thread, woken = waiting(changes, stop, seconds=1.0)
         with (raw / "day.csv").open("a") as handle:
             handle.write("1,2\n")
         thread.join(timeout=LONG / 2)
@@ -63,10 +64,9 @@ def test_a_write_to_a_file_already_there_does_not_end_the_wait(raw):
         changes.close()
 
 
-def test_a_stop_ends_the_wait(raw):
-    changes, stop = RawChanges(raw), StopSignals()
+def test_a_stop_ends_the_sleep(raw):
+    stop, changes, thread, woken = sleeping(raw)
     try:
-        thread, woken = waiting(changes, stop)
         stop.requested = True
         thread.join(timeout=LONG / 2)
         assert woken == [False]
@@ -74,28 +74,19 @@ def test_a_stop_ends_the_wait(raw):
         changes.close()
 
 
-def test_without_inotify_only_the_time_ends_the_wait(raw, monkeypatch):
+def test_without_inotify_only_the_time_ends_the_sleep(raw, monkeypatch):
     monkeypatch.setattr(raw_changes, "_libc", lambda: None)
-    changes, stop = RawChanges(raw), StopSignals()
-    thread, woken = waiting(changes, stop, seconds=1.0)
+    _, changes, thread, woken = sleeping(raw, seconds=1.0)
     os.link(raw.parent / "outside.csv", raw / "day.csv")
     thread.join(timeout=LONG / 2)
     assert woken == [False]
     changes.close()
 
 
-@pytest.mark.skipif(raw_changes._libc() is None, reason="needs Linux's inotify")
-def test_a_sleeping_watch_wakes_for_a_file_moved_in(raw):
+def test_a_sleep_not_woken_by_raw_ends_with_the_time_or_a_stop():
     stop = StopSignals()
-    changes = RawChanges(raw)
-    stop.wake_on(changes)
-    try:
-        started = []
-        thread = threading.Thread(target=lambda: (started.append(time.monotonic()), stop.sleep(LONG)), daemon=True)
-        thread.start()
-        time.sleep(0.3)
-        os.link(raw.parent / "outside.csv", raw / "day.csv")
-        thread.join(timeout=LONG / 2)
-        assert not thread.is_alive()
-    finally:
-        changes.close()
+    started = time.monotonic()
+    assert stop.sleep(0.2) is False
+    assert time.monotonic() - started >= 0.2
+    stop.requested = True
+    assert stop.sleep(LONG) is False

@@ -1,12 +1,12 @@
 """Waking the watch when raw/ changes: Linux's inotify, read through the C library (no dependency).
 
-`RawChanges.wait(seconds, stop)` returns after `seconds`, when a stop is asked for, or as soon as a file or folder
-is created or moved in anywhere under raw/ (then once no such event came for `SETTLE_SECONDS`, so that files
+A sleeping watch (`watch.StopSignals.sleep`) asks `RawChanges.woken` in short steps whether a file or folder was
+created or moved in anywhere under raw/ (then it waits until no such event came for `SETTLE_SECONDS`, so that files
 dropped together are looked at together). A file moved or linked in is complete at once (watch.completeness), so
 its batch starts without waiting for the next look. A write is no event: a file written in place is complete only
 once unchanged for an interval anyway, and a file being appended to would wake the watch at every write. Where
-inotify is not there (another system, no watch left), it only sleeps: the look every interval still finds every
-file, only later.
+inotify is not there (another system, no watch left), a step only sleeps: the look every interval still finds
+every file, only later.
 """
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ IN_MOVED_TO, IN_CREATE = 0x00000080, 0x00000100
 IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
 EVENTS = IN_MOVED_TO | IN_CREATE
 SETTLE_SECONDS = 0.1
-_STEP_SECONDS = 0.05  # how often a wait checks whether a stop was asked for
 
 
 def _libc() -> Any:
@@ -57,8 +56,8 @@ class RawChanges:
             os.close(self._fd)
             self._fd = -1
 
-    def _watch_folders(self) -> None:
-        """Watch raw/ and every folder under it (a folder seen again costs one call)."""
+    def watch_folders(self) -> None:
+        """Watch raw/ and every folder under it (a folder seen again costs one call): at the start of each sleep."""
         if self._fd < 0 or not self.raw.is_dir():
             return
         for folder, _, _ in os.walk(self.raw):
@@ -78,19 +77,16 @@ class RawChanges:
                 return seen
             seen = True
 
-    def wait(self, seconds: float, stop: Any) -> bool:
-        """Wait up to `seconds`; whether a change under raw/ ended the wait."""
-        deadline = time.monotonic() + seconds
-        self._watch_folders()
-        while not stop.requested and (left := deadline - time.monotonic()) > 0:
-            step = min(_STEP_SECONDS, left)
-            if self._fd < 0:
-                time.sleep(step)
-                continue
-            if select.select([self._fd], [], [], step)[0] and self._drain():
-                settle_until = min(deadline, time.monotonic() + SETTLE_SECONDS)
-                while (rest := settle_until - time.monotonic()) > 0:  # files dropped together: one look
-                    if select.select([self._fd], [], [], rest)[0] and self._drain():
-                        settle_until = min(deadline, time.monotonic() + SETTLE_SECONDS)
-                return True
-        return False
+    def woken(self, seconds: float, until: float) -> bool:
+        """Whether a change under raw/ came within `seconds`; then this returns once none came for SETTLE_SECONDS
+        (at the latest at `until`, a time.monotonic() time). Without inotify, it sleeps `seconds`: no change."""
+        if self._fd < 0:
+            time.sleep(seconds)
+            return False
+        if not (select.select([self._fd], [], [], seconds)[0] and self._drain()):
+            return False
+        settle_until = min(until, time.monotonic() + SETTLE_SECONDS)
+        while (rest := settle_until - time.monotonic()) > 0:  # files dropped together: one look
+            if select.select([self._fd], [], [], rest)[0] and self._drain():
+                settle_until = min(until, time.monotonic() + SETTLE_SECONDS)
+        return True

@@ -182,14 +182,19 @@ class StopSignals:
             signal.signal(signum, handler)
         self._previous.clear()
 
-    def sleep(self, seconds: float) -> None:
-        """Sleep, but return as soon as a stop is asked for, or a file comes under raw/ (`wake_on`)."""
-        if self._changes is not None:
-            self._changes.wait(seconds, self)
-            return
+    def sleep(self, seconds: float) -> bool:
+        """Sleep, but return as soon as a stop is asked for, or a file comes under raw/ (`wake_on`); whether a
+        file came."""
         deadline = time.monotonic() + seconds
+        if self._changes is not None:
+            self._changes.watch_folders()
         while not self.requested and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(_SIGNAL_STEP_SECONDS, left))
+            step = min(_SIGNAL_STEP_SECONDS, left)
+            if self._changes is None:
+                time.sleep(step)
+            elif self._changes.woken(step, deadline):
+                return True
+        return False
 
     def _handle(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
