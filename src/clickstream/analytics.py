@@ -119,19 +119,21 @@ def run(ctx: RunContext) -> list[QueryResult]:
     built, orders = {}, {}
     standing = _standing(ctx, plan)
     affected = incremental.AffectedFact()
-    for query in plan.selected:
-        name = query["name"]
-        if name in standing:  # read as published (and carried over), not answered again
-            ctx.engine.read_parquet(name, storage.parquet_files(ctx.layout.analytics / name), schema=None)
-            orders[name] = _columns_and_order(ctx, query)[1]
-        else:
-            built[name], orders[name] = _answer(ctx, plan, query, root, affected)
-    affected.close(ctx.engine)
-    if plan.fitted:
-        with ctx.profile.step("predictive models", "analytics"):
-            fitted = _fit(ctx, plan, root)
-            for output in plan.fitted:
-                built[output.name], orders[output.name] = fitted[output.name], _output_order(output)
+    models = _models_time(ctx, plan) if plan.fitted else None
+    with predictive.importing_ahead(models is not None and models.kept is None):
+        for query in plan.selected:
+            name = query["name"]
+            if name in standing:  # read as published (and carried over), not answered again
+                ctx.engine.read_parquet(name, storage.parquet_files(ctx.layout.analytics / name), schema=None)
+                orders[name] = _columns_and_order(ctx, query)[1]
+            else:
+                built[name], orders[name] = _answer(ctx, plan, query, root, affected)
+        affected.close(ctx.engine)
+        if models is not None:
+            with ctx.profile.step("predictive models", "analytics"):
+                fitted = _fit(ctx, plan, root, models)
+                for output in plan.fitted:
+                    built[output.name], orders[output.name] = fitted[output.name], _output_order(output)
     with ctx.profile.step("results and flags", "analytics"):
         results, counts, flags = _results(ctx, plan, orders)
     for name, entry in built.items():
@@ -227,13 +229,29 @@ def _output_order(output: predictive.Output) -> str:
     return natural_order({"order_by": output.order_by}, [c for c, _ in output.schema])
 
 
-def _fit(ctx: RunContext, plan: Plan, root: Path) -> dict[str, dict]:
+@dataclass(frozen=True)
+class _ModelsTime:
+    """The events the models see (`predictive.span`), the time they are fitted up to, and the time the published
+    models stand at when they are kept (`_standing_models_time`), else None: they are fitted."""
+    events: tuple[dt.datetime, dt.datetime] | None
+    as_of: str | None
+    kept: str | None
+
+
+def _models_time(ctx: RunContext, plan: Plan) -> _ModelsTime:
+    """Whether the models are fitted in this run, decided before the queries (which do not change the star), so
+    that their library is imported meanwhile only when they are."""
+    with ctx.profile.step("predictive models' time", "analytics"):
+        events = predictive.span(ctx.engine, ctx.config.analytics)
+        as_of = events[1].isoformat() if events else None
+        return _ModelsTime(events, as_of, _standing_models_time(ctx, plan, as_of))
+
+
+def _fit(ctx: RunContext, plan: Plan, root: Path, models: _ModelsTime) -> dict[str, dict]:
     """Fit the predictive models on the published star, or keep the published ones where no event they see
     changed; write their tables into `root` with their CSV copies; returns each one's manifest entry."""
     engine = ctx.engine
-    events = predictive.span(engine, ctx.config.analytics)
-    as_of = events[1].isoformat() if events else None
-    kept = _standing_models_time(ctx, plan, as_of)
+    events, as_of, kept = models.events, models.as_of, models.kept
     if kept is not None:
         storage.carry_over(ctx.layout.analytics, root, keep=lambda path: path.name.split(".")[0] in {
             output.name for output in plan.fitted})

@@ -81,13 +81,35 @@ class _Silhouette:
         self.distances: np.ndarray | None = None
 
     def __call__(self, labels: np.ndarray) -> float:
-        from sklearn.metrics import pairwise_distances, silhouette_samples  # see _kmeans
+        from sklearn.metrics import pairwise_distances  # see _kmeans
 
         if self.sample is None:
             count = len(self.points)
             self.sample = np.random.RandomState(SEED).permutation(count)[:min(SILHOUETTE_SAMPLE, count)]
             self.distances = pairwise_distances(self.points[self.sample])
-        return float(np.mean(silhouette_samples(self.distances, labels[self.sample], metric="precomputed")))
+        return mean_silhouette(self.distances, labels[self.sample])
+
+
+def mean_silhouette(distances: np.ndarray, labels: np.ndarray) -> float:
+    """scikit-learn's silhouette_samples, averaged, from the square matrix of distances: each user's summed
+    distance to each cluster is one product of that matrix with the clusters' indicators, where scikit-learn
+    sums a row at a time (five to ten times slower on 5,000 users). A user alone in their cluster scores 0;
+    fewer than two clusters in the sample score -1 (nothing is separated)."""
+    clusters, codes = np.unique(labels, return_inverse=True)
+    if len(clusters) < 2:
+        return -1.0
+    rows = np.arange(len(codes))
+    members = np.zeros((len(codes), len(clusters)))
+    members[rows, codes] = 1.0
+    sums = distances @ members  # (users, clusters): each user's summed distance to each cluster's users
+    sizes = members.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        within = sums[rows, codes] / (sizes[codes] - 1)  # 0 / 0 for a user alone: NaN, then a score of 0
+        means = sums / sizes
+        means[rows, codes] = np.inf
+        nearest = means.min(axis=1)
+        scores = (nearest - within) / np.maximum(within, nearest)
+    return float(np.mean(np.nan_to_num(scores)))
 
 
 def _clustered(points: np.ndarray, k: int | str, distinct: int) -> tuple[np.ndarray, float | None]:

@@ -7,12 +7,15 @@ fitted on the driver.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import importlib
 import importlib.metadata
 import logging
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -57,6 +60,34 @@ OUTPUTS = [
            "one row per behavioural cluster: its users, their average behaviour and a label naming what sets them "
            "apart", CLUSTER_PROFILES, ["cluster"]),
 ]
+
+
+# What fitting imports from scikit-learn (churn._model and _metrics, clusters): about a second of imports.
+_FIT_MODULES = ("sklearn.calibration", "sklearn.linear_model", "sklearn.model_selection", "sklearn.pipeline",
+                "sklearn.preprocessing", "sklearn.cluster", "sklearn.metrics")
+
+
+def _import_fit_modules() -> None:
+    try:
+        for module in _FIT_MODULES:
+            importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - the fit imports them again and fails with the real error
+        log.debug("analytics: importing scikit-learn ahead of the fit failed: %s", exc)
+
+
+@contextlib.contextmanager
+def importing_ahead(wanted: bool) -> Iterator[None]:
+    """With `wanted`, scikit-learn's modules are imported in a thread while the block runs (the engine's queries,
+    which release Python's lock), so the fit at its end does not wait for them; the thread is joined on the way
+    out, whatever happened. A module the fit imports meanwhile waits for that import, as any import does."""
+    thread = threading.Thread(target=_import_fit_modules, name="sklearn-import", daemon=True) if wanted else None
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        if thread is not None:
+            thread.join()
 
 
 def enabled(settings: Analytics) -> list[Output]:

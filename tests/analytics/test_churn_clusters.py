@@ -130,3 +130,27 @@ def test_the_silhouette_is_scikit_learns_on_the_same_sample_with_the_distances_c
         expected = silhouette_score(points, labels, sample_size=min(clusters.SILHOUETTE_SAMPLE, users),
                                     random_state=clusters.SEED)
         assert score(labels) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_mean_silhouette_from_the_distances_is_scikit_learns(seed):
+    """Labels as k-means never numbers them (gaps, one user alone, clusters of one size) and points that
+    coincide: the product of the distances with the clusters' indicators scores each user as
+    silhouette_samples does."""
+    import numpy as np
+    from sklearn.metrics import pairwise_distances, silhouette_samples
+
+    random = np.random.RandomState(seed)
+    users = random.randint(3, 300)
+    points = random.normal(size=(users, 3)).round(1)  # rounded: some users at the same point
+    labels = random.choice([0, 2, 7, 9][:random.randint(2, 5)], size=users)
+    labels[random.randint(users)] = 11  # one user alone in a cluster
+    distances = pairwise_distances(points)
+    expected = float(np.mean(silhouette_samples(distances, labels, metric="precomputed")))
+    assert clusters.mean_silhouette(distances, labels) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_sample_holding_one_cluster_scores_as_not_separated():
+    import numpy as np
+
+    assert clusters.mean_silhouette(np.zeros((3, 3)), np.array([4, 4, 4])) == -1.0
