@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clickstream import analytics, gold, incremental
+from clickstream import analytics, gold, incremental, predictive
 from clickstream.config import Config
 from clickstream.pipeline import run_layers
 from clickstream.report.tables import NO_EVENTS
@@ -426,17 +426,23 @@ def test_a_result_answered_again_makes_every_result_after_it_answered_again(tmp_
         assert table_differences(read_table(before / table), read_table(step / table)) == [], table
 
 
-def test_a_watch_batch_that_starts_a_week_keeps_the_models_due_and_an_idle_run_fits_them(tmp_path):
+def test_a_watch_batch_that_starts_a_week_keeps_the_models_due_and_an_idle_run_fits_them(tmp_path, monkeypatch):
     # models_later (each batch of clickstream watch): a batch that starts a new week keeps the models fitted up
     # to the week before, when no event they see changed, and leaves them due; the run that fits them answers
     # nothing else, and then every table equals a full refresh. A late event they see is fitted at once.
+    # scikit-learn is imported ahead (in a thread, during the queries) by the runs that fit, and only by them.
     step, scratch = tmp_path / "step", tmp_path / "scratch"
     outputs = ["churn_model", "churn_scores", "user_clusters", "cluster_profiles"]
+    imported_ahead = []
+    monkeypatch.setattr(predictive, "_FIT_MODULES", ("sklearn.linear_model",))
+    real_import = predictive._import_fit_modules
+    monkeypatch.setattr(predictive, "_import_fit_modules", lambda: imported_ahead.append(real_import()))
 
     def last_run(data_dir: Path, layers: tuple[str, ...] = ("bronze", "silver", "gold", "analytics"),
                  **kwargs) -> dict:
         config = config_for(data_dir, "duckdb").model_dump()
         config["analytics"].update(churn={"enabled": True}, clusters={"enabled": True, "k": 2})
+        imported_ahead.clear()
         run_layers(Config.model_validate(config), layers, **kwargs)
         return json.loads((data_dir / "reports" / "quality_report.json").read_text())["last_run"]
 
@@ -455,7 +461,7 @@ def test_a_watch_batch_that_starts_a_week_keeps_the_models_due_and_an_idle_run_f
     (tmp_path / "1.csv").rename(step / "raw" / "1.csv")
 
     batch = last_run(step, models_later=True)
-    assert {batch["analytics"]["modes"][name] for name in outputs} == {"current"}
+    assert {batch["analytics"]["modes"][name] for name in outputs} == {"current"} and imported_ahead == []
     assert batch["analytics"]["models_due"] == incremental.models_due(step / "analytics") == "2024-01-22T00:00:00"
     assert inodes() == before
     due_note = "The models are due to be fitted up to 2024-01-22 00:00 UTC"
@@ -468,6 +474,7 @@ def test_a_watch_batch_that_starts_a_week_keeps_the_models_due_and_an_idle_run_f
     fitted = last_run(step, ("analytics",))
     assert {name: mode for name, mode in fitted["analytics"]["modes"].items() if mode != "current"} == {
         name: "full" for name in outputs}
+    assert imported_ahead == [None]
     assert incremental.models_due(step / "analytics") is None and "models_due" not in fitted["analytics"]
     assert due_note not in (step / "analytics" / "report.html").read_text(encoding="utf-8")
     for table in TABLES + [f"analytics/{name}" for name in outputs]:
