@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLE_ROWS ?= 200000
 DATA_DIR ?= data
-# `make bench`: 2M rows, the six variants, 3 runs each, and per project variant an incremental run, a run with
+# `make bench`: 2M rows, every variant (benchmarks/README.md), 3 runs each, and per project variant an incremental run, a run with
 # nothing new and a watch batch's latency. 10M and 100M are opt-in (SIZES=2m,10m or SIZES=100m); full runs only:
 # BENCH_ARGS=--no-incremental.
 SIZES ?= 2m

@@ -7,6 +7,9 @@
   minimal-duckdb  benchmarks/baselines/minimal_duckdb.py      hand-written, same rules, the least work
   project-duckdb-no-report   the project on DuckDB with analytics.html_report false: what the HTML report costs
   project-duckdb-ndjson      the project on DuckDB reading the same events written as JSON lines
+  project-duckdb-no-models   the project on DuckDB with analytics.churn and analytics.clusters off: the same work
+                             as plain-duckdb, which fits no predictive model
+  project-spark-no-models    the project on Spark, the same: the same work as plain-pyspark
 
 The plain scripts get the same engine settings as the project's config (DuckDB threads and memory limit;
 Spark master, driver memory, shuffle partitions and extra settings), so engine tuning is not what differs.
@@ -45,8 +48,13 @@ VARIANTS = {
                                         incremental=False),
     "project-duckdb-ndjson": Variant("project-duckdb-ndjson", "G", uses_spark=False, is_project=True,
                                      incremental=False, reads_ndjson=True),
+    "project-duckdb-no-models": Variant("project-duckdb-no-models", "H", uses_spark=False, is_project=True,
+                                        incremental=False),
+    "project-spark-no-models": Variant("project-spark-no-models", "I", uses_spark=True, is_project=True,
+                                       incremental=False),
 }
 NO_REPORT_CONFIG = "config-no-report.yaml"
+NO_MODELS_CONFIG = "config-no-models.yaml"
 NDJSON_CONFIG = "config-ndjson.yaml"
 
 
@@ -74,6 +82,9 @@ def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str,
     python = sys.executable
     if variant == "project-duckdb-no-report":
         return command("project-duckdb", data_dir, no_report_config(config_path, data_dir.parent), settings)
+    if variant.endswith("-no-models"):
+        return command(variant.removesuffix("-no-models"), data_dir, no_models_config(config_path, data_dir.parent),
+                       settings)
     if variant == "project-duckdb-ndjson":
         return command("project-duckdb", data_dir, ndjson_config(config_path, data_dir.parent), settings)
     if variant in ("project-duckdb", "project-spark"):
@@ -100,17 +111,34 @@ def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str,
     raise ValueError(f"unknown variant {variant!r}")
 
 
-def no_report_config(config_path: Path, folder: Path) -> Path:
-    """A copy of the config with analytics.html_report false, written in `folder`: the same run without the page."""
+def _analytics_changed(config_path: Path, folder: Path, name: str, what: str, changes: dict[str, Any]) -> Path:
+    """A copy of the config with `changes` merged into its analytics settings (a key's own mapping updated, not
+    replaced), written in `folder` as `name`."""
     import yaml
 
     raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    raw["analytics"] = {**(raw.get("analytics") or {}), "html_report": False}
-    path = folder / NO_REPORT_CONFIG
+    analytics = dict(raw.get("analytics") or {})
+    for key, value in changes.items():
+        analytics[key] = {**(analytics.get(key) or {}), **value} if isinstance(value, dict) else value
+    raw["analytics"] = analytics
+    path = folder / name
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# {config_path} without analytics/report.html (benchmarks/variants.py)\n"
-                    + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    path.write_text(f"# {config_path} {what} (benchmarks/variants.py)\n" + yaml.safe_dump(raw, sort_keys=False),
+                    encoding="utf-8")
     return path
+
+
+def no_report_config(config_path: Path, folder: Path) -> Path:
+    """A copy of the config with analytics.html_report false, written in `folder`: the same run without the page."""
+    return _analytics_changed(config_path, folder, NO_REPORT_CONFIG, "without analytics/report.html",
+                              {"html_report": False})
+
+
+def no_models_config(config_path: Path, folder: Path) -> Path:
+    """A copy of the config with the predictive models off (analytics.churn and analytics.clusters), written in
+    `folder`: the same run without them, the work the plain scripts do."""
+    return _analytics_changed(config_path, folder, NO_MODELS_CONFIG, "without the predictive models",
+                              {"churn": {"enabled": False}, "clusters": {"enabled": False}})
 
 
 def ndjson_config(config_path: Path, folder: Path) -> Path:

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -62,6 +64,28 @@ def test_the_no_report_variant_is_the_project_run_with_only_html_report_off(tmp_
     assert without.analytics.html_report is False and given.analytics.html_report is True
     assert without.model_dump(exclude={"analytics": {"html_report"}}) == given.model_dump(
         exclude={"analytics": {"html_report"}})
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_the_no_models_variant_is_the_project_run_with_only_the_models_off(tmp_path, engine):
+    """The plain scripts fit no model: their same-work comparison runs the project with churn and clusters off,
+    every other setting (the models' own included) as given."""
+    given_path = tmp_path / "given.yaml"
+    given_path.write_text("analytics:\n  churn:\n    horizon: 21d\n  clusters:\n    k: 3\n", encoding="utf-8")
+    path = bench_config(args_for(tmp_path, "--config", str(given_path)))
+    data_dir = tmp_path / "runs" / f"2m-project-{engine}-no-models-0"
+    settings = variants.engine_settings(path)
+    command = variants.command(f"project-{engine}-no-models", data_dir, path, settings)
+    config = Path(command[command.index("--config") + 1])
+    assert config == tmp_path / "runs" / variants.NO_MODELS_CONFIG
+    project = variants.command(f"project-{engine}", data_dir, path, settings)
+    assert [a for a in command if a != str(config)] == [a for a in project if a != str(path)]
+    given, without = load_config(path), load_config(config)
+    assert (given.analytics.churn.enabled, given.analytics.clusters.enabled) == (True, True)
+    assert (without.analytics.churn.enabled, without.analytics.clusters.enabled) == (False, False)
+    assert (without.analytics.churn.horizon, without.analytics.clusters.k) == ("21d", 3)
+    off = {"analytics": {"churn": {"enabled"}, "clusters": {"enabled"}}}
+    assert without.model_dump(exclude=off) == given.model_dump(exclude=off)
 
 
 def test_the_watch_latency_is_the_last_batchs_even_when_a_run_fitting_the_models_came_after(tmp_path):
