@@ -53,6 +53,8 @@ def bronze(con: duckdb.DuckDBPyConnection, data: Path, batch_id: str, ingested_a
     con.execute(f"""
         copy (
             select UserID, SessionID, Timestamp, EventType, ProductID, Amount, Outcome,
+                   cast(null as varchar) as EventID,  -- the feed's own event id: this feed has none
+                   cast(null as varchar) as extra,  -- the feed's unmapped columns: none
                    cast(null as bigint) as source_line, cast(null as varchar) as raw_line,
                    cast(null as varchar) as parse_error,
                    'clickstream' as source_name,
@@ -119,7 +121,7 @@ def silver(con: duckdb.DuckDBPyConnection, data: Path) -> dict[str, int]:
     """)
     con.execute(f"""
         copy (
-            select UserID, SessionID, Timestamp, EventType, ProductID, Amount, Outcome, rejection_reasons,
+            select UserID, SessionID, Timestamp, EventType, ProductID, Amount, Outcome, EventID, rejection_reasons,
                    source_line, raw_line, source_name, source_file, batch_id, ingestion_timestamp, ingestion_date
             from classified
             where rejection_reasons <> ''
@@ -445,19 +447,20 @@ ANALYTICS = {
     """,
     "revenue_metrics": """
         with per_user as (
-            select user_key, count(*) as orders, sum(amount) as spent
+            select user_key, count(*) as orders, count(amount) as priced_orders, sum(amount) as spent
             from fct_events where is_purchase group by user_key
         ),
         totals as (
             select cast(coalesce(sum(spent), 0) as decimal(18,2)) as total_revenue,
                 cast(coalesce(sum(orders), 0) as bigint) as total_orders,
+                cast(coalesce(sum(orders - priced_orders), 0) as bigint) as orders_without_amount,
                 count(*) as purchasers, count(*) filter (where orders > 1) as repeat_purchasers
             from per_user
         ),
         all_users as (select count(*) as users from dim_users)
-        select total_revenue, total_orders, users, purchasers, repeat_purchasers,
+        select total_revenue, total_orders, orders_without_amount, users, purchasers, repeat_purchasers,
             repeat_purchasers::double / nullif(purchasers, 0) as repeat_purchaser_rate,
-            total_revenue::double / nullif(total_orders, 0) as average_order_value,
+            total_revenue::double / nullif(total_orders - orders_without_amount, 0) as average_order_value,
             total_revenue::double / nullif(users, 0) as revenue_per_user,
             total_revenue::double / nullif(purchasers, 0) as revenue_per_purchaser
         from totals cross join all_users

@@ -83,6 +83,8 @@ def bronze(spark: SparkSession, data: Path, batch_id: str, ingested_at: datetime
            .option("mode", "FAILFAST").csv(str(data / "raw" / "*.csv")))
     landed = raw.select(
         *RAW_COLUMNS,
+        F.lit(None).cast("string").alias("EventID"),  # the feed's own event id: this feed has none
+        F.lit(None).cast("string").alias("extra"),  # the feed's unmapped columns: none
         F.lit(None).cast("bigint").alias("source_line"),
         F.lit(None).cast("string").alias("raw_line"),
         F.lit(None).cast("string").alias("parse_error"),
@@ -110,8 +112,8 @@ def silver(spark: SparkSession, data: Path) -> dict[str, int]:
         # Spark names are case-insensitive too: the typed values must not be called amount/outcome here.
         text("Amount").try_cast("decimal(18,2)").alias("amount_value"),
         text("Outcome").alias("outcome_value"),
-        *RAW_COLUMNS, "source_line", "raw_line", "source_name", "source_file", "batch_id", "ingestion_timestamp",
-        "ingestion_date",
+        *RAW_COLUMNS, "EventID", "source_line", "raw_line", "source_name", "source_file", "batch_id",
+        "ingestion_timestamp", "ingestion_date",
     )
     reasons = F.concat_ws(
         ";",
@@ -143,7 +145,7 @@ def silver(spark: SparkSession, data: Path) -> dict[str, int]:
                      "source_name", "source_file", "batch_id", "ingestion_timestamp", "ingestion_date"))
     write(clean, data / "silver", "ingestion_date")
     rejected = (classified.where(F.col("rejection_reasons") != "")
-                .select(*RAW_COLUMNS, "rejection_reasons", "source_line", "raw_line", "source_name", "source_file",
+                .select(*RAW_COLUMNS, "EventID", "rejection_reasons", "source_line", "raw_line", "source_name", "source_file",
                         "batch_id", "ingestion_timestamp", "ingestion_date"))
     write(rejected, data / "quarantine", "ingestion_date")
     counts = classified.agg(F.count(F.lit(1)).alias("bronze_rows"),
@@ -428,15 +430,18 @@ def analytics(spark: SparkSession, data: Path) -> dict[str, int]:
         .orderBy(F.when(F.col("segment") == "high", 1).when(F.col("segment") == "medium", 2)
                  .when(F.col("segment") == "low", 3).otherwise(4)))
 
-    per_user = fct.where(is_purchase).groupBy("user_key").agg(n.alias("orders"), F.sum("amount").alias("spent"))
+    per_user = fct.where(is_purchase).groupBy("user_key").agg(n.alias("orders"), F.count("amount").alias("priced"),
+                                                             F.sum("amount").alias("spent"))
     totals = per_user.agg(
         F.coalesce(F.sum("spent"), F.lit(0)).cast("decimal(18,2)").alias("total_revenue"),
         F.coalesce(F.sum("orders"), F.lit(0)).cast("bigint").alias("total_orders"),
+        F.coalesce(F.sum(F.col("orders") - F.col("priced")), F.lit(0)).cast("bigint").alias("orders_without_amount"),
         n.alias("purchasers"), F.count(F.when(F.col("orders") > 1, 1)).alias("repeat_purchasers"))
     results["revenue_metrics"] = totals.crossJoin(dim_users.agg(n.alias("users"))).select(
-        "total_revenue", "total_orders", "users", "purchasers", "repeat_purchasers",
+        "total_revenue", "total_orders", "orders_without_amount", "users", "purchasers", "repeat_purchasers",
         ratio(F.col("repeat_purchasers"), F.col("purchasers")).alias("repeat_purchaser_rate"),
-        ratio(F.col("total_revenue"), F.col("total_orders")).alias("average_order_value"),
+        ratio(F.col("total_revenue"), F.col("total_orders") - F.col("orders_without_amount"))
+        .alias("average_order_value"),
         ratio(F.col("total_revenue"), F.col("users")).alias("revenue_per_user"),
         ratio(F.col("total_revenue"), F.col("purchasers")).alias("revenue_per_purchaser"))
 
