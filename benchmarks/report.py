@@ -296,7 +296,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         + (" (uncommitted changes)" if v.get("git_dirty") else ""),
         f"- sizes: {', '.join(f'{k} = {n:,} rows' for k, n in s['sizes'].items())}; runs per variant: "
         f"{s['runs']}, interleaved {' '.join(s['order'])} ...; seed {s['seed']}; generator sha256 "
-        f"{s['generator_sha256_12']}",
+        f"{s['generator_sha256_12']}"
+        + (f"; the Spark variants at {', '.join(s['spark_sizes'])}, the others at {', '.join(s['other_sizes'])}"
+           if s.get("spark_sizes") and s["spark_sizes"] != s.get("other_sizes") else ""),
         f"- datasets: " + "; ".join(f"{k}: {d['rows']:,} rows in {len(d['files'])} file(s), "
                                     f"{d['bytes'] / 1e6:,.0f} MB" for k, d in results["datasets"].items()),
         f"- engine settings (project config, also given to the plain scripts): {json.dumps(s['engine_settings'])}",

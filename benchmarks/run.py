@@ -1,6 +1,6 @@
 """The clickstream benchmark: the project against hand-written baselines, on cached generated datasets.
 
-    make bench                                   # 2m, 3 runs each, incremental/no-op/watch included
+    make bench                                   # DuckDB at 2m, Spark at 1m, 3 runs each, incremental/no-op/watch
     make bench SIZES=100m RUNS=3
     .venv/bin/python benchmarks/run.py --sizes 200k --runs 1 [--no-incremental] [--check]
         [--variants project-duckdb,project-spark,plain-duckdb,plain-pyspark] [--cache-dir DIR]
@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      "DuckDB and PySpark baselines; prints and writes numbers, asserts nothing.")
     parser.add_argument("--sizes", default="2m,10m", help="comma-separated row counts, e.g. 200k,2m,10m,100m "
                         "(default 2m,10m)")
+    parser.add_argument("--spark-sizes", default=None,
+                        help="the sizes the Spark variants run at instead of --sizes (e.g. 1m: a Spark run takes "
+                        "minutes where DuckDB's takes seconds); the other variants run at --sizes only")
     parser.add_argument("--runs", type=int, default=3, help="runs per variant and size (default 3)")
     parser.add_argument("--variants", default=",".join(variants.VARIANTS),
                         help=f"comma-separated subset of {', '.join(variants.VARIANTS)} (default: all of them)")
@@ -74,11 +77,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     try:
         args.size_rows = [datasets.parse_size(s) for s in args.sizes.split(",") if s.strip()]
+        args.spark_size_rows = args.size_rows if args.spark_sizes is None else [
+            datasets.parse_size(s) for s in args.spark_sizes.split(",") if s.strip()]
         args.variant_names = variants.parse_variants(args.variants)
     except ValueError as exc:
         parser.error(str(exc))
     if not args.size_rows:
         parser.error("--sizes: give at least one size")
+    if not args.spark_size_rows:
+        parser.error("--spark-sizes: give at least one size")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     args.cache_dir = args.cache_dir.resolve()
@@ -87,6 +94,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.duckdb_memory_limit.strip().lower() in ("", "none", "null"):
         args.duckdb_memory_limit = None
     return args
+
+
+def all_sizes(args: argparse.Namespace) -> list[int]:
+    """Every size some selected variant runs at, smallest first."""
+    return sorted({rows for variant in args.variant_names for rows in
+                   (args.spark_size_rows if variants.VARIANTS[variant].uses_spark else args.size_rows)})
+
+
+def variants_at(args: argparse.Namespace, rows: int) -> list[str]:
+    """The selected variants that run at `rows`, in their order: Spark's at --spark-sizes, the others at --sizes."""
+    return [variant for variant in args.variant_names
+            if rows in (args.spark_size_rows if variants.VARIANTS[variant].uses_spark else args.size_rows)]
 
 
 def bench_config(args: argparse.Namespace) -> Path:
@@ -118,7 +137,7 @@ class Bench:
         self.session = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         self.logs_dir = args.cache_dir / "logs" / self.session
         self.runs_dir = args.cache_dir / "runs"
-        sizes = report.sizes_dict(args.size_rows)
+        sizes = report.sizes_dict(all_sizes(args))
         self.results: dict[str, Any] = {
             "schema_version": 1,
             "status": "running",
@@ -128,6 +147,8 @@ class Bench:
             "versions": report.software_versions(),
             "settings": {
                 "sizes": sizes, "runs": args.runs, "variants": args.variant_names,
+                "spark_sizes": report.sizes_dict(args.spark_size_rows),
+                "other_sizes": report.sizes_dict(args.size_rows),
                 "order": [variants.VARIANTS[v].letter + "=" + v for v in args.variant_names],
                 "incremental": args.incremental, "seed": args.seed, "files": args.files or "auto",
                 "config": str(args.config), "engine_settings": self.settings,
@@ -230,12 +251,13 @@ class Bench:
         size = datasets.size_label(rows)
         base = datasets.base_dataset(self.args.cache_dir, rows, self.args.seed, self.args.files)
         self.results["datasets"][size] = base.as_dict()
+        selected = variants_at(self.args, rows)
         ndjson = None
-        if any(variants.VARIANTS[v].reads_ndjson for v in self.args.variant_names):
+        if any(variants.VARIANTS[v].reads_ndjson for v in selected):
             ndjson = datasets.ndjson_dataset(self.args.cache_dir, base)
             self.results["datasets"][size]["ndjson"] = ndjson.as_dict()
         for index in range(self.args.runs):
-            for variant in self.args.variant_names:
+            for variant in selected:
                 if (size, variant) in self.failed:
                     log.warning("%s %s: skipped (failed earlier at this size)", size, variant)
                     continue
@@ -243,14 +265,13 @@ class Bench:
                 data_dir = self.fresh_dir(f"{size}-{variant}", files)
                 self.measure(size, rows, variant, "full", index, data_dir)
                 self.cleanup(data_dir)
-        if not self.args.incremental:
+        project = [v for v in selected if variants.VARIANTS[v].is_project and variants.VARIANTS[v].incremental]
+        if not self.args.incremental or not project:
             return
         increment = datasets.increment_dataset(self.args.cache_dir, rows, self.args.seed)
         watched = datasets.increment_dataset(self.args.cache_dir, rows, self.args.seed, day=1)
         self.results["datasets"][size]["increment"] = increment.as_dict()
         self.results["datasets"][size]["watched_file"] = watched.as_dict()
-        project = [v for v in self.args.variant_names
-                   if variants.VARIANTS[v].is_project and variants.VARIANTS[v].incremental]
         for index in range(self.args.runs):
             for variant in project:
                 if (size, variant) in self.failed:
@@ -283,7 +304,7 @@ class Bench:
             self.results["check"] = run_check(self.args.cache_dir, others, self.args.check_rows, self.args.seed,
                                               self.args.config)
             print("\n".join(summary_lines(self.results["check"])), flush=True)
-        for rows in self.args.size_rows:
+        for rows in all_sizes(self.args):
             self.run_size(rows)
             self.finish("running")
         return 0

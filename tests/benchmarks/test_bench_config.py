@@ -13,7 +13,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import variants  # noqa: E402
-from benchmarks.run import bench_config, parse_args  # noqa: E402
+from benchmarks.run import all_sizes, bench_config, parse_args, variants_at  # noqa: E402
 from clickstream.config import load_config  # noqa: E402
 
 
@@ -96,3 +96,18 @@ def test_the_watch_latency_is_the_last_batchs_even_when_a_run_fitting_the_models
     (history / "quality_20240101T000009000000z000003.json").write_text(json.dumps({"layers": ["analytics"]}))
     assert variants.read_watch_latency(tmp_path) == 2.25
     assert variants.read_watch_latency(tmp_path / "nothing") is None
+
+
+def test_the_spark_variants_run_at_their_own_sizes_and_the_others_at_theirs(tmp_path):
+    args = args_for(tmp_path, "--sizes", "2m", "--spark-sizes", "1m", "--variants",
+                    "project-duckdb,project-spark,plain-pyspark,minimal-duckdb")
+    assert all_sizes(args) == [1_000_000, 2_000_000]
+    assert variants_at(args, 1_000_000) == ["project-spark", "plain-pyspark"]
+    assert variants_at(args, 2_000_000) == ["project-duckdb", "minimal-duckdb"]
+    both = args_for(tmp_path, "--sizes", "1m,2m", "--spark-sizes", "1m", "--variants", "project-duckdb,project-spark")
+    assert variants_at(both, 1_000_000) == ["project-duckdb", "project-spark"]
+    assert variants_at(both, 2_000_000) == ["project-duckdb"]
+    same = args_for(tmp_path, "--sizes", "200k", "--variants", "project-spark,plain-duckdb")  # no --spark-sizes
+    assert all_sizes(same) == [200_000] and variants_at(same, 200_000) == ["project-spark", "plain-duckdb"]
+    duckdb_only = args_for(tmp_path, "--sizes", "100m", "--spark-sizes", "1m", "--variants", "project-duckdb")
+    assert all_sizes(duckdb_only) == [100_000_000]  # a Spark size adds nothing without a Spark variant
