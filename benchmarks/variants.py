@@ -111,21 +111,32 @@ def command(variant: str, data_dir: Path, config_path: Path, settings: dict[str,
     raise ValueError(f"unknown variant {variant!r}")
 
 
-def _analytics_changed(config_path: Path, folder: Path, name: str, what: str, changes: dict[str, Any]) -> Path:
-    """A copy of the config with `changes` merged into its analytics settings (a key's own mapping updated, not
-    replaced), written in `folder` as `name`."""
+def _write_copy(config_path: Path, folder: Path, name: str, what: str, raw: dict[str, Any]) -> Path:
+    """`raw` (the config as read, changed) written in `folder` as `name`, its first line saying what changed."""
     import yaml
 
-    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    analytics = dict(raw.get("analytics") or {})
-    for key, value in changes.items():
-        analytics[key] = {**(analytics.get(key) or {}), **value} if isinstance(value, dict) else value
-    raw["analytics"] = analytics
     path = folder / name
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(f"# {config_path} {what} (benchmarks/variants.py)\n" + yaml.safe_dump(raw, sort_keys=False),
                     encoding="utf-8")
     return path
+
+
+def _read(config_path: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+
+
+def _analytics_changed(config_path: Path, folder: Path, name: str, what: str, changes: dict[str, Any]) -> Path:
+    """A copy of the config with `changes` merged into its analytics settings (a key's own mapping updated, not
+    replaced), written in `folder` as `name`."""
+    raw = _read(config_path)
+    analytics = dict(raw.get("analytics") or {})
+    for key, value in changes.items():
+        analytics[key] = {**(analytics.get(key) or {}), **value} if isinstance(value, dict) else value
+    raw["analytics"] = analytics
+    return _write_copy(config_path, folder, name, what, raw)
 
 
 def no_report_config(config_path: Path, folder: Path) -> Path:
@@ -143,17 +154,11 @@ def no_models_config(config_path: Path, folder: Path) -> Path:
 
 def ndjson_config(config_path: Path, folder: Path) -> Path:
     """A copy of the config whose sources read `*.jsonl` (JSON lines, by the name), keys as the CSV header's."""
-    import yaml
-
-    raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    raw = _read(config_path)
     raw["sources"] = [{**source, "glob": "*.jsonl"} for source in raw.get("sources") or [{"name": "clickstream"}]]
     for source in raw["sources"]:
         source.pop("csv", None)
-    path = folder / NDJSON_CONFIG
-    folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"# {config_path} reading JSON lines (benchmarks/variants.py)\n"
-                    + yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return path
+    return _write_copy(config_path, folder, NDJSON_CONFIG, "reading JSON lines", raw)
 
 
 def read_layers(variant: str, data_dir: Path) -> tuple[dict[str, float], dict[str, int]]:
