@@ -96,16 +96,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _sizes_of(args: argparse.Namespace, variant: str) -> list[int]:
+    """The sizes `variant` runs at: a Spark variant's --spark-sizes, any other's --sizes."""
+    return args.spark_size_rows if variants.VARIANTS[variant].uses_spark else args.size_rows
+
+
 def all_sizes(args: argparse.Namespace) -> list[int]:
     """Every size some selected variant runs at, smallest first."""
-    return sorted({rows for variant in args.variant_names for rows in
-                   (args.spark_size_rows if variants.VARIANTS[variant].uses_spark else args.size_rows)})
+    return sorted({rows for variant in args.variant_names for rows in _sizes_of(args, variant)})
 
 
 def variants_at(args: argparse.Namespace, rows: int) -> list[str]:
-    """The selected variants that run at `rows`, in their order: Spark's at --spark-sizes, the others at --sizes."""
-    return [variant for variant in args.variant_names
-            if rows in (args.spark_size_rows if variants.VARIANTS[variant].uses_spark else args.size_rows)]
+    """The selected variants that run at `rows`, in their order."""
+    return [variant for variant in args.variant_names if rows in _sizes_of(args, variant)]
 
 
 def bench_config(args: argparse.Namespace) -> Path:
