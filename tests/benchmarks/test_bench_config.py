@@ -111,3 +111,17 @@ def test_the_spark_variants_run_at_their_own_sizes_and_the_others_at_theirs(tmp_
     assert all_sizes(same) == [200_000] and variants_at(same, 200_000) == ["project-spark", "plain-duckdb"]
     duckdb_only = args_for(tmp_path, "--sizes", "100m", "--spark-sizes", "1m", "--variants", "project-duckdb")
     assert all_sizes(duckdb_only) == [100_000_000]  # a Spark size adds nothing without a Spark variant
+
+
+def test_the_results_say_at_which_sizes_the_spark_variants_ran_when_not_at_the_others(tmp_path):
+    from benchmarks import report
+    from benchmarks.run import Bench
+
+    both = ("--variants", "project-duckdb,project-spark")
+    apart = Bench(args_for(tmp_path, "--sizes", "2m", "--spark-sizes", "1m", *both))
+    header = next(line for line in report.render_markdown(apart.results).splitlines() if line.startswith("- sizes:"))
+    assert header.startswith("- sizes: 1m = 1,000,000 rows, 2m = 2,000,000 rows;")
+    assert header.endswith("; the Spark variants at 1m, the others at 2m")
+    together = Bench(args_for(tmp_path, "--sizes", "2m", *both))
+    header = next(line for line in report.render_markdown(together.results).splitlines() if line.startswith("- sizes:"))
+    assert "Spark variants" not in header
