@@ -132,7 +132,7 @@ def test_a_run_with_nothing_new_answers_nothing_again_and_says_so(tmp_path):
     assert _written(data) == before  # no query, no page, no REPORT.md, no warehouse written again
     last = json.loads((data / "reports" / "quality_report.json").read_text())["last_run"]
     assert (last["outcome"], last["gold"]["mode"], last["analytics"]["mode"]) == ("no new data", "current", "current")
-    # in a process of its own: the run with nothing new loads no chart renderer and starts no chart helper
+    # in a process of its own: the run with nothing new loads none of the page's modules
     done = subprocess.run([sys.executable, "-c", "import sys, threading; from clickstream.cli import main; "
                            f"rc = main(['run', '--quiet', '--data-dir', {str(data)!r}]); "
                            "print(rc, 'clickstream.report.charts' in sys.modules, "

@@ -2,15 +2,14 @@
 
 The figures are those of this process and of its children: the waited-for ones (getrusage RUSAGE_CHILDREN;
 Linux also adds their I/O to this process's /proc/self/io once waited for) and those the engine keeps running
-beside the process (Spark's Java process, read from /proc/<pid>/: `Engine.outside_pids`), and the report's chart
-helper processes (`report/svg.py`), which outlive a run. Such a process already running when the run starts (a
-watch's session or helpers, ones started by an earlier run in the same process) counts from that moment only;
-one started during the run counts whole.
+beside the process (Spark's Java process, read from /proc/<pid>/: `Engine.outside_pids`). Such a process already
+running when the run starts (a watch's session, started by an earlier run in the same process) counts from that
+moment only; one started during the run counts whole.
 
 - `cpu_seconds`: user and system CPU (the first run of a process counts from the process's start, imports
   included; a later run in the same process, such as a watch's next batch, from its own start);
 - `peak_rss_bytes`: the largest resident size this process reached so far (in a watch, since the watch began),
-  or a waited-for child if larger, plus the Java process's and the chart helpers' own peaks;
+  or a waited-for child if larger, plus the Java process's own peak;
 - `bytes_read`, `bytes_written`: `read_bytes` and `write_bytes` of /proc/<pid>/io, the bytes the process made
   the storage layer fetch or dirtied (a read the page cache answers costs none);
 - `layer_seconds`: wall seconds per layer (the steps are in the record's `profile`);
@@ -31,7 +30,6 @@ from typing import Any
 from clickstream.config import Cost
 from clickstream.engines.base import Engine
 from clickstream.profile import process_cpu_seconds
-from clickstream.report import svg
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +103,6 @@ class Meter:
         self.latest: dict[int, Outside] = {}
         self.spark_before: dict[str, tuple[int, ...]] | None = None
         self.spark: dict[str, int] | None = None
-        # the report's chart helpers (report/svg.py), kept from an earlier run of this process: counted from now
-        self._read_outside(svg.helper_pids())
 
     def engine_started(self, engine: Engine) -> None:
         """Note the engine's outside processes and stages as they are now (a process started since the meter did
@@ -144,7 +140,6 @@ class Meter:
         """The run's cost as its history record keeps it."""
         if engine is not None:
             self._read_outside(engine.outside_pids())
-        self._read_outside(svg.helper_pids())
         io = proc_io()
         cpu = process_cpu_seconds() - self.cpu
         written, read = io["write_bytes"] - self.io["write_bytes"], io["read_bytes"] - self.io["read_bytes"]

@@ -84,14 +84,13 @@ class _Run:
 
     def _new_data_reached(self, layer: str) -> bool:
         """Whether `layer` may have something new to build: not when silver ran in this run and found no new
-        batch (a run with nothing new draws no page, so it starts no chart helper)."""
+        batch (a run with nothing new draws no page, so it loads nothing for one)."""
         return layer != "gold" or "silver" not in self.layers or self.results.get("silver") is not None
 
     def layers_in_order(self) -> None:
         config = self.ctx.config
-        # The report's chart helper processes (report/svg.py) start while the layers run, with gold (or
-        # analytics), and the page's modules and template load here: that holds Python's lock, which stalls
-        # bronze's Python work but hardly the engine's queries that follow
+        # The page's modules and template load while the layers run, with gold (or analytics): that holds Python's
+        # lock, which stalls bronze's Python work but hardly the engine's queries that follow
         warm_up_with = next((name for name in ("gold", "analytics") if name in self.layers), None) \
             if self.html_report else None
         # a run whose raw files were all refused fails once silver (or bronze, run alone) shows no event, before
@@ -102,7 +101,7 @@ class _Run:
             for layer in self.layers:
                 with job_log(config.logs_dir, layer, config.logs.format):
                     if layer == warm_up_with and self._new_data_reached(layer):
-                        threading.Thread(target=_warm_up_charts, name="report-warm-up", daemon=True).start()
+                        threading.Thread(target=_warm_up_report, name="report-warm-up", daemon=True).start()
                     self.tell(layer, "start")
                     started = time.perf_counter()
                     self.results[layer] = _JOBS[layer](self.ctx)
@@ -184,7 +183,7 @@ class _Run:
         if not self.html_report:
             _remove_stale_report(ctx.layout)
             return
-        from clickstream.report import html  # vl-convert and Jinja load only for a run that needs them
+        from clickstream.report import html  # the page's modules and Jinja load only for a run that needs them
 
         with job_log(ctx.config.logs_dir, "report", ctx.config.logs.format):
             self.tell("report", "start")
@@ -283,13 +282,13 @@ def _remove_stale_report(layout: Layout) -> None:
         log.info("report: analytics.html_report is false; removed %s, which showed an earlier run", stale)
 
 
-def _warm_up_charts() -> None:
+def _warm_up_report() -> None:
     try:
         from clickstream.report import html
 
         html.warm_up()
     except Exception as exc:  # noqa: BLE001 - the report itself will say what is wrong
-        log.debug("report: warming up the chart renderer failed: %s", exc)
+        log.debug("report: loading the page's modules and template failed: %s", exc)
 
 
 def verify(config: Config, wait_seconds: float = 0.0) -> list[dict]:

@@ -94,14 +94,6 @@ def test_the_page_is_small_and_the_same_for_the_same_data(data):
     assert html.render(Layout(data), Config(), quality(data)) == first  # byte-stable: golden tests can compare
 
 
-def test_an_svg_that_could_run_code_is_refused(monkeypatch):
-    import vl_convert
-
-    monkeypatch.setattr(vl_convert, "vegalite_to_svg", lambda spec: '<svg><g onload="alert(1)"/></svg>')
-    with pytest.raises(ValueError, match="a chart's SVG holds an element or attribute that could run code"):
-        svg.to_svg({})
-
-
 def test_control_characters_and_undecodable_names_are_escapes_in_charts_and_tables(data):
     name = "bad\udcff\x1b[2J\nname.csv"  # a file name that was not UTF-8, with an escape sequence and a line break
     report = quality(data)
@@ -225,8 +217,8 @@ def test_runs_started_in_the_same_minute_are_each_a_point_of_the_rates(data):
     """The chart's x is the run's label: two runs of one minute (watch batches) must not share one position."""
     run = quality(data)
     history = [{**run, "started_at": f"2099-01-01T10:00:{second:02d}.5"} for second in (1, 40)]
-    spec = charts.rates_over_runs(html._rates(history))
-    assert sorted({point["run"] for point in spec["datasets"][charts.TABLE]}) == ["2099-01-01 10:00:01",
+    chart = charts.rates_over_runs(html._rates(history))
+    assert sorted({point["run"] for point in chart.rows}) == ["2099-01-01 10:00:01",
                                                                                 "2099-01-01 10:00:40"]
 
 
@@ -316,43 +308,47 @@ def test_report_md_shows_the_ordered_funnels_conversions_as_percentages_and_name
         "| 1 | 100.00% | 100.00% |\n| 2 | 85.27% | 58.64% |\n\n" + CONVERSIONS + "\n")
 
 
-def axis_labels(spec: dict) -> list[str]:
-    import re
+def axis_labels(chart: charts.Chart) -> list[str]:
+    import xml.etree.ElementTree as ElementTree
 
-    labels = re.findall(r'role-axis-label.*?(?=role-axis-domain|role-axis-title)', svg.to_svg(spec), re.S)
-    return [text for block in labels for text in re.findall(r"<text[^>]*>([^<]*)</text>", block)]
+    return [text.text for group in ElementTree.fromstring(chart.svg).iter()
+            if group.get("class") == "role-axis-label" for text in group]
 
 
 @pytest.mark.parametrize("top, expected", [
-    (6_000, ["0", "1,000", "2,000", "3,000", "4,000", "5,000", "6,000"]),
-    (3, ["0", "0.5", "1", "1.5", "2", "2.5", "3"]),
-    (150_000, ["0", "50k", "100k", "150k"]),
+    (6_000, ["0", "2,000", "4,000", "6,000", "8,000"]),
+    (3, ["0", "1", "2", "3", "4"]),
+    (150_000, ["0", "50k", "100k", "150k", "200k"]),
 ])
 def test_axis_ticks_never_read_0k_and_small_values_are_plain(top, expected):
     """An SI format gives every tick the largest one's prefix ("0k", "0.5k"): plain numbers below a hundred
     thousand, and 0 always "0"."""
-    spec = charts.segments([{"segment": "a", "n": top}, {"segment": "b", "n": top // 2}], "segment", "n", "n")
-    assert [label for label in axis_labels(spec) if label not in ("a", "b")] == expected  # the counts' axis
+    chart = charts.segments([{"segment": "a", "n": top}, {"segment": "b", "n": top // 2}], "segment", "n", "n")
+    assert [label for label in axis_labels(chart) if label not in ("a", "b")] == expected  # the counts' axis
 
 
-def test_every_chart_of_the_page_is_valid_vega_lite(data, monkeypatch):
-    """The charts are written as plain dicts: each is checked against the Vega-Lite schema (the one Altair
-    carries), so a misspelt property fails here instead of being ignored by the renderer."""
-    import altair
-    import jsonschema
+def test_every_chart_of_the_page_is_one_svg_of_marks_drawn_from_its_rows(data):
+    """Each chart of the page parses as SVG, holds marks, and nothing that could run code."""
+    import xml.etree.ElementTree as ElementTree
 
-    schema = json.loads((Path(altair.__file__).parent / "vegalite" / "v6" / "schema" / "vega-lite-schema.json")
-                        .read_text(encoding="utf-8"))
-    specs: dict[str, dict] = {}
-    add = svg.Drawing.add
-    monkeypatch.setattr(svg.Drawing, "add", lambda drawing, name, spec: (specs.__setitem__(name, spec),
-                                                                         add(drawing, name, spec)))
-    html.render(Layout(data), Config(), quality(data))
-    assert len(specs) >= 15
-    validator = jsonschema.Draft7Validator(schema)
-    problems = {name: [f"{error.json_path}: {error.message[:200]}" for error in validator.iter_errors(spec)]
-                for name, spec in specs.items()}
-    assert {name: found for name, found in problems.items() if found} == {}
+    text = html.render(Layout(data), Config(), quality(data))
+    names = [attrs["data-chart"] for tag, attrs in Page(text).tags if tag == "figure"]
+    assert len(names) >= 15
+    drawn = [text[start:text.index("</svg>", start) + 6] for start in _starts(text, "<svg ")]
+    assert len(drawn) == len(names)
+    for markup in drawn:
+        root = ElementTree.fromstring(markup)
+        marks = [element for element in root.iter() if element.get("class") == "role-mark"]
+        assert marks and all(len(mark) > 0 for mark in marks)
+        assert not svg.runs_code(markup)
+
+
+def _starts(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
 
 
 def test_the_retention_heatmap_shows_the_last_cohorts_over_their_first_periods():
@@ -364,7 +360,7 @@ def test_the_retention_heatmap_shows_the_last_cohorts_over_their_first_periods()
     first = dt.date(2024, 1, 1)
     rows = [{"cohort_start": (first + dt.timedelta(days=c)).isoformat(), "period": p, "retention_rate": 0.5}
             for c in range(shown + 14) for p in range(shown + 14 - c)]
-    data = charts.retention(rows, "day")["datasets"][charts.TABLE]
+    data = charts.retention(rows, "day").rows
     cohorts = sorted({d["cohort"] for d in data})
     assert cohorts == sorted({r["cohort_start"] for r in rows})[-shown:]
     assert max(d["period"] for d in data) == shown - 1

@@ -1,115 +1,91 @@
-"""Drawing the page's charts in helper processes: the same SVG as this process draws, a helper's SVG checked as
-this process's is, a helper that dies or refuses a chart costs no chart, and starting a helper never runs the
-caller's script again."""
+"""The charts' SVG writer: ticks at 1, 2 or 5 times a power of ten, the number formats of the axes, every text
+escaped, and an SVG that could run code refused."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
+import xml.etree.ElementTree as ElementTree
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from clickstream.report import svg
-
-two_cores = pytest.mark.skipif(svg._cores() < 2, reason="helper processes start only where two cores are")
-
-
-def _spec(n: int) -> dict:
-    return {"data": {"values": [{"x": i, "label": f"<b>{n}</b>\u2028\x1b[31m{i}"} for i in range(n + 2)]},
-            "mark": "text", "config": {"font": "Liberation Sans"},
-            "encoding": {"x": {"field": "x", "type": "quantitative", "title": f"chart {n}"},
-                         "text": {"field": "label"}}}
+from clickstream.report import charts, svg
 
 
-def _draw_with_helpers(specs: dict[str, dict]) -> tuple[dict[str, str], svg.Drawing]:
-    for helper in svg.start_helpers():
-        with helper.lock:
-            helper.draw(svg._printable(_spec(0)))  # started and warm
-    drawing = svg.Drawing()
-    for name, spec in specs.items():
-        drawing.add(name, spec)
-    return drawing.svgs(), drawing
+@pytest.mark.parametrize("top, count, expected", [
+    (6_480, 4, [0, 2_000, 4_000, 6_000]),
+    (1.3, 4, [0, 0.5, 1.0]),
+    (150_000, 3, [0, 50_000, 100_000, 150_000]),
+    (0.008, 4, [0, 0.002, 0.004, 0.006, 0.008]),
+    (0, 4, [0]),
+])
+def test_ticks_are_one_two_or_five_times_a_power_of_ten(top, count, expected):
+    assert svg.ticks(top, count) == pytest.approx(expected)
 
 
-@two_cores
-def test_the_helpers_draw_each_chart_as_this_process_does_in_the_order_added():
-    specs = {f"chart {n}": _spec(n) for n in range(8, 0, -1)}
-    drawn, drawing = _draw_with_helpers(specs)
-    assert drawn == {name: svg.to_svg(spec) for name, spec in specs.items()}
-    assert list(drawn) == list(specs)
-    assert set(drawing._drawn) == set(specs)  # the helpers drew them all
+@given(st.floats(min_value=1e-6, max_value=1e12), st.integers(min_value=2, max_value=12))
+def test_a_nice_domain_ends_on_its_last_tick_at_or_above_the_largest_value(top, count):
+    domain, marks = svg.nice(top, count)
+    assert domain >= top * (1 - 1e-9)
+    assert marks[-1] == pytest.approx(domain) and marks[0] == 0
+    assert len(marks) <= 2 * count + 2
+    step = marks[1] - marks[0]
+    assert round(step / 10 ** int(f"{step:e}".split("e")[1]), 6) in (1, 2, 5)
+    assert [b - a for a, b in zip(marks, marks[1:])] == pytest.approx([step] * (len(marks) - 1))
 
 
-@two_cores
-def test_an_svg_from_the_helper_that_could_run_code_is_refused(monkeypatch):
-    monkeypatch.setattr(svg._Helper, "draw", lambda self, spec: '<svg><g onload="alert(1)"/></svg>')
+@pytest.mark.parametrize("value, top, expected", [
+    (0, 200_000, "0"), (50_000, 200_000, "50k"), (200_000, 200_000, "200k"), (200_000, 1_000_000, "0.2M"),
+    (2_500, 6_000, "2,500"), (0.5, 3, "0.5"), (0, 3, "0"),
+])
+def test_counts_read_plain_below_a_hundred_thousand_and_with_a_prefix_above_and_0_is_0(value, top, expected):
+    assert svg.quantity_format(top)(value) == expected
+
+
+def test_shares_and_decimals():
+    assert [svg.percent(v) for v in (0, 0.002, 0.025, 1)] == ["0%", "0.2%", "2.5%", "100%"]
+    assert [svg.decimal(v) for v in (0, 1234.5, 0.125, 10)] == ["0", "1,234.5", "0.12", "10"]
+
+
+HOSTILE = ["<script>alert(1)</script>", '"><g onload="alert(1)">', "a & b", "bad\udcff\x1b[2J\nname",
+           "]]><!--", "\u2028line"]
+
+
+def test_every_text_from_the_data_is_a_text_node_of_the_svg():
+    chart = charts.ranked_bars([{"product_id": text, "views": i + 1} for i, text in enumerate(HOSTILE)],
+                               "product_id", "views", "views")
+    root = ElementTree.fromstring(chart.svg)
+    texts = [element.text for element in root.iter() if element.tag.endswith("}text")]
+    shown = [label for label in texts if label and not label.replace(",", "").isdigit()]
+    assert {"<script>alert(1)</script>", '"><g onload="alert(1)">', "a & b", "bad\\udcff\\x1b[2J\\nname",
+            "]]><!--"} <= set(shown)
+    assert not svg.runs_code(chart.svg)
+    assert [element.tag for element in root.iter() if "script" in element.tag.lower()] == []
+
+
+@pytest.mark.parametrize("markup", [
+    '<svg xmlns="http://www.w3.org/2000/svg"><g onload="alert(1)"/></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><a href="javascript:alert(1)"><text>x</text></a></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><foreignObject><div/></foreignObject></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg"><set attributeName="x" to="1"/></svg>',
+])
+def test_an_svg_that_could_run_code_is_refused(markup):
     with pytest.raises(ValueError, match="a chart's SVG holds an element or attribute that could run code"):
-        _draw_with_helpers({"one": _spec(1), "two": _spec(2)})
+        svg.checked(markup)
 
 
-@two_cores
-def test_helpers_that_die_cost_no_chart_and_new_ones_start_for_the_next_page():
-    specs = {f"chart {n}": _spec(n) for n in range(4)}
-    expected = {name: svg.to_svg(spec) for name, spec in specs.items()}
-    helpers = svg.start_helpers()
-    for helper in helpers:
-        helper.process.kill()
-        helper.process.wait()
-    drawing = svg.Drawing()
-    for name, spec in specs.items():
-        drawing.add(name, spec)
-    assert drawing.svgs() == expected
-    replacements = svg.start_helpers()
-    assert len(replacements) == len(helpers) and not set(replacements) & set(helpers)
-    assert all(helper.process.poll() is None for helper in replacements)
-    drawn, _ = _draw_with_helpers(specs)
-    assert drawn == expected
+def test_a_plain_svg_passes_the_check():
+    canvas = svg.Canvas()
+    canvas.rect(0, 0, 10, 10, "#000000", title="<b>")
+    canvas.text(1, 1, "x")
+    drawn = canvas.svg(20, 20, "a & b")
+    assert svg.checked(drawn) == drawn
+    assert 'aria-label="a &amp; b"' in drawn
 
 
-def test_a_helper_that_cannot_draw_a_chart_gives_it_back(monkeypatch):
-    def refuse(self, spec):
-        raise RuntimeError("vl-convert refused it")
-
-    monkeypatch.setattr(svg._Helper, "draw", refuse)
-    specs = {f"chart {n}": _spec(n) for n in range(3)}
-    drawing = svg.Drawing()
-    for name, spec in specs.items():
-        drawing.add(name, spec)
-    assert drawing.svgs() == {name: svg.to_svg(spec) for name, spec in specs.items()}
-
-
-@two_cores
-def test_starting_the_helper_never_runs_the_callers_script_again(tmp_path):
-    """A script without `if __name__ == "__main__"` (multiprocessing's spawn would import it again in the new
-    process, running its pipeline twice)."""
-    runs = tmp_path / "runs.txt"
-    script = tmp_path / "unguarded.py"
-    script.write_text(textwrap.dedent(f"""
-        from clickstream.report import svg
-        with open({str(runs)!r}, "a") as f:
-            f.write("ran\\n")
-        drawing = svg.Drawing()
-        drawing.add("one", {{"data": {{"values": [{{"x": 1}}]}}, "mark": "point",
-                             "encoding": {{"x": {{"field": "x", "type": "quantitative"}}}}}})
-        assert drawing.svgs()["one"].startswith("<svg")
-        assert svg._HELPERS and all(helper.process.poll() is None for helper in svg._HELPERS)
-    """))
-    src = str(Path(svg.__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-    subprocess.run([sys.executable, str(script)], check=True, env=env, timeout=60)
-    assert runs.read_text() == "ran\n"
-
-
-@two_cores
-def test_a_page_given_up_on_keeps_no_helper_from_the_next():
-    """A section that fails leaves its drawing unfinished: the next page's charts are drawn all the same."""
-    abandoned = svg.Drawing()
-    abandoned.add("one", _spec(1))
-    specs = {f"chart {n}": _spec(n) for n in range(3)}
-    drawing = svg.Drawing()
-    for name, spec in specs.items():
-        drawing.add(name, spec)
-    assert drawing.svgs() == {name: svg.to_svg(spec) for name, spec in specs.items()}
-    assert set(drawing._drawn) == set(specs)
+def test_bands_fill_their_length_with_vegas_padding():
+    starts, width = svg.bands(4, 10, 100)
+    step = 100 / (4 - 0.1 + 0.1)
+    assert starts == pytest.approx([10 + step * (0.05 + i) for i in range(4)])
+    assert width == pytest.approx(step * 0.9)
+    assert starts[-1] + width + step * 0.05 == pytest.approx(110)

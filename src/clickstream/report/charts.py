@@ -1,32 +1,30 @@
-"""The report's charts: Vega-Lite specs as plain dicts, rendered to static SVG by vl-convert (no JavaScript).
+"""The report's charts, each drawn as one static SVG (`svg.py`: no JavaScript, nothing fetched).
 
 Each chart reads its table by column names, from rows given as dicts; it returns None when a column it needs
 is missing, so a table whose shape changes shows as "not available" instead of breaking the report. Dates reach
-a chart as text already bucketed ('2024-03-01', week '2024-W09'), so no viewer's time zone can move them.
+a chart as text already bucketed ('2024-03-01', week '2024-W09'), so no viewer's time zone can move them. A chart
+keeps the rows it drew (`Chart.rows`, one per mark or point) beside its SVG.
 """
 from __future__ import annotations
 
-import copy
 import heapq
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
 
 from clickstream.report import measure, svg
+from clickstream.report.svg import Canvas, Linear
 
 Rows = list[dict[str, Any]]
 
-# A section's card is this wide at the page's widest (main 1000 px less its and the section's padding): a chart's
-# plot is the card less the padding and its y axis, estimated here (Vega-Lite's autosize "fit-x" measures it
-# instead, but lays every chart out twice).
+# A section's card is this wide at the page's widest (main 1000 px less its and the section's padding): every
+# chart but the weekday/weekend panels is drawn this wide.
 CARD_WIDTH = 900
-# the daily panels' plot (a facet is not fitted): the card less the padding and the widest axis labels
-DAILY_WIDTH = CARD_WIDTH - 130
-# Text is measured in Liberation Sans, which vl-convert carries itself: the same widths whatever fonts the system
-# has (byte-stable charts), and much faster than a system font, which vl-convert reads from disk per label. The
-# page shows it in Liberation Sans or a font with its metrics (Arimo, Arial; Helvetica is close), see DISPLAY_FONT;
-# a wider fallback gets the room of PADDING and is checked in a browser.
-FONT = "Liberation Sans"
+# Text is measured in Liberation Sans (`measure`): the same layout whatever fonts the machine has. The page shows
+# it in Liberation Sans or a font with its metrics (Arimo, Arial; Helvetica is close); a wider fallback gets the
+# room of svg.WIDER, checked in a browser.
+FONT = measure.FONT
 DISPLAY_FONT = '"Liberation Sans", Arimo, Arial, Helvetica, sans-serif'
-PADDING = {"left": 40, "right": 56, "top": 6, "bottom": 12}
+PAD = {"left": 12, "right": 24, "top": 8, "bottom": 10}
 # the widest label, in pixels, of a ranking's bars, a funnel's steps and the ledger's files
 RANKED_LABEL = 260
 STEP_LABEL = 220
@@ -35,6 +33,15 @@ FILE_LABEL = 240
 PALETTE = ["#3b6ea8", "#5aa469", "#d9a441", "#b0506f", "#7a5fa8", "#4aa3a8", "#8c8c8c"]
 ACCENT = "#c0392b"
 LEDGER_COLOURS = {"silver": "#3b6ea8", "quarantine": "#c0392b", "duplicates": "#d9a441", "re-delivered": "#8c8c8c"}
+# Vega's "blues" scheme, light to dark: the retention heatmap's cells from a share of 0 to 1
+BLUES = ["#cfe1f2", "#bed8ec", "#a8cee5", "#8fc1de", "#74b2d7", "#5ba3cf", "#4592c6", "#3181bd", "#206fb2",
+         "#125ca4", "#0a4a90"]
+
+
+@dataclass(frozen=True)
+class Chart:
+    rows: Rows  # what the chart drew, one row per mark
+    svg: str
 
 
 def has(rows: Rows | None, *columns: str) -> bool:
@@ -42,81 +49,62 @@ def has(rows: Rows | None, *columns: str) -> bool:
     return bool(rows) and all(column in rows[0] for column in columns)
 
 
-# A chart's rows are its spec's one named dataset, joined at the end (`_finish`).
-TABLE = "table"
-_TABLE = {"name": TABLE}
-_TYPES = {"Q": "quantitative", "N": "nominal", "O": "ordinal"}
+def _left_room(labels: Iterable[str], title: str | None = None) -> float:
+    """The pixels left of a plot: the padding, the widest label, its tick, and the title turned along the axis."""
+    return PAD["left"] + svg.widest(labels) + svg.TICK + svg.GAP + (8 + svg.SIZE if title else 0)
 
 
-def channel(shorthand: str, **properties: Any) -> dict:
-    """An encoding channel: "users:Q" is the field users, quantitative (N nominal, O ordinal), with `properties`
-    (Vega-Lite's: title, axis, scale, sort, format ...; a None is JSON's null, e.g. no title)."""
-    field, kind = shorthand.rsplit(":", 1)
-    return {"field": field, "type": _TYPES[kind], **properties}
+def _quantity(top: float, length: float, count: int | None = None) -> tuple[float, list[float], Callable]:
+    """A count or money axis over `length` pixels up to at least `top`: its domain (ending on a tick), ticks and
+    format ("2,500" below a hundred thousand, "150k" above, 0 always "0")."""
+    count = count or max(2, round(length / 50))
+    domain, marks = svg.nice(top, count)
+    return domain, marks, svg.quantity_format(max(marks))
 
 
-def mark(kind: str, encoding: dict, **properties: Any) -> dict:
-    """A single view: its mark (with `properties`) and its encoding."""
-    return {"mark": {"type": kind, **properties}, "encoding": encoding}
+def _notes_domain(totals: Sequence[float], notes: Sequence[str | None], plot: float, size: float) -> float:
+    """The smallest domain that leaves room right of each bar for its note, and a twentieth beyond the longest."""
+    need = max(totals, default=0) * 1.05
+    for total, note in zip(totals, notes):
+        room = plot - svg.widest([note or ""], size) - 8
+        if note and room > plot / 4:
+            need = max(need, total * plot / room)
+    return need or 1.0
 
 
-def _layered(*layers: dict, **properties: Any) -> dict:
-    """Views drawn over each other on the chart's rows."""
-    return {"data": _TABLE, "layer": list(layers), **properties}
+# ---- horizontal bars: the funnel, rankings, the ledger
 
 
-# slanted labels drawn a tenth wider reach further down, towards the axis title, the longer they are
-SLANTED_TITLE_PADDING = 20
-
-# No text has a pixel limit (labelLimit, titleLimit 0): Vega measures a limited text again to check it fits, and
-# more to cut it, which was a third of the drawing. Texts from the data are cut in Python (`measure.fit`); the rest
-# are the report's own, short.
-_UNLIMITED = {"labelLimit": 0, "titleLimit": 0}
-_CONFIG = {
-    "font": FONT, "background": "white", "padding": PADDING,
-    "view": {"continuousWidth": 300, "continuousHeight": 300, "stroke": None},
-    # titlePadding: room for labels drawn wider than measured (see PADDING)
-    "axis": {"labelFontSize": 11, "titleFontSize": 11, "titleFontWeight": "normal", "titlePadding": 10,
-             "gridColor": "#eeeeee", "domainColor": "#999999", "tickColor": "#999999", "labelColor": "#333333",
-             "titleColor": "#333333", **_UNLIMITED},
-    "legend": {"labelFontSize": 11, "titleFontSize": 11, "orient": "top", **_UNLIMITED},
-    "header": {"labelFontSize": 12, "titleFontSize": 12, **_UNLIMITED},
-}
-
-
-def _finish(chart: dict, rows: Rows, width: int | None = None) -> dict:
-    """The chart's Vega-Lite spec with its rows, the report's look and its plot's `width` (see `fitted`)."""
-    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v6.json", **chart}
-    spec["datasets"] = {TABLE: rows}
-    spec["config"] = copy.deepcopy(_CONFIG)
-    if width is not None:
-        spec["width"] = width
-    return spec
-
-
-def fitted(labels: Iterable[str], limit: int = 260, titled: bool = False) -> int:
-    """The plot width that makes a chart as wide as its card: the card less the padding and the y axis, its
-    widest label (at most `limit`), its ticks and its title."""
-    widest = min(limit, max((measure.width(str(label)) for label in labels), default=0))
-    return int(CARD_WIDTH - PADDING["left"] - PADDING["right"] - widest - 10 - (21 if titled else 0))
-
-
-def _number_labels(values: Iterable[float]) -> list[str]:
-    """The widest label `quantity_axis` gives values up to the largest of these (a tick can be one step above)."""
-    top = max((abs(v) for v in values), default=0)
-    return ["000.0k"] if top >= 100_000 else [f"{top * 1.2:,.0f}"]
-
-
-# a d3 format with an SI prefix gives every tick the largest one's: the zero tick reads "0k"
-_ZERO_AS_ZERO = "datum.value === 0 ? '0' : datum.label"
-
-
-def quantity_axis(values: Iterable[float], **kwargs: Any) -> dict:
-    """An axis of counts or money: plain numbers with thousands separators ("2,500") below a hundred thousand, SI
-    prefixes from there ("150k", "2M"), and 0 always "0" (never "0k")."""
-    if max((abs(v) for v in values), default=0) >= 100_000:
-        return {"format": "~s", "labelExpr": _ZERO_AS_ZERO, **kwargs}
-    return {"format": ",~r", **kwargs}
+def _bars_across(labels: list[str], parts: list[list[tuple[float, str, str]]], notes: list[str | None],
+                 title: str, band: float, share: float, legend: Sequence[tuple[str, str]] = (),
+                 note_size: float = 10) -> str:
+    """One bar per label, top to bottom, each a stack of (value, colour, tip) parts, its note right of it."""
+    canvas = Canvas()
+    left, right = _left_room(labels), CARD_WIDTH - PAD["right"]
+    top = PAD["top"] + (svg.LEGEND_HEIGHT if legend else 0)
+    bottom = top + band * len(labels)
+    totals = [sum(value for value, _, _ in stack) for stack in parts]
+    domain = _notes_domain(totals, notes, right - left, note_size)
+    count = max(2, round((right - left) / 110))
+    marks = svg.ticks(domain, count)
+    scale, fmt = Linear(domain, left, right), svg.quantity_format(max(marks))
+    if legend:
+        svg.legend(canvas, left, PAD["top"] + 8, legend)
+    below = svg.bottom_axis(canvas, bottom, [(scale(t), fmt(t)) for t in marks], left, right, title, grid_from=top)
+    canvas.open("mark")
+    for i, stack in enumerate(parts):
+        y, start = top + band * (i + (1 - share) / 2), 0.0
+        for value, colour, tip in stack:
+            canvas.rect(scale(start), y, scale(start + value) - scale(start), band * share, colour, tip)
+            start += value
+    canvas.close()
+    canvas.open("mark-text")
+    for i, note in enumerate(notes):
+        if note:
+            canvas.text(scale(totals[i]) + 4, top + band * (i + 0.5), note, size=note_size)
+    canvas.close()
+    svg.left_axis(canvas, left, [(top + band * (i + 0.5), label) for i, label in enumerate(labels)], top, bottom)
+    return canvas.svg(CARD_WIDTH, bottom + below + PAD["bottom"], title)
 
 
 def funnel_steps(rows: Rows) -> Rows:
@@ -136,7 +124,7 @@ def funnel_steps(rows: Rows) -> Rows:
     return [steps[k] for k in sorted(steps)]
 
 
-def funnel(rows: Rows) -> dict | None:
+def funnel(rows: Rows) -> Chart | None:
     """Bars of users per step of the ordered funnel, each labelled with its conversion from the step before
     (users still in progress left out of it), the users in progress and the median time from the step before."""
     if not has(rows, "step_number", "event_type", "users", "dropped"):
@@ -154,17 +142,12 @@ def funnel(rows: Rows) -> dict | None:
         if step["median"] is not None:
             note += f", median {_duration(step['median'])}"
         data.append({"step": measure.fit(f"{step['step_number']}. {step['event_type']}", STEP_LABEL),
-                     "users": users, "note": note, "order": step["step_number"]})
+                     "users": users, "note": note})
         previous = step
-    steps = channel("step:N", sort={"field": "order"}, title=None)
-    most = max(d["users"] for d in data) * 1.9
-    bars = mark("bar", {"y": steps, "x": channel(
-        "users:Q", title="users who did the steps so far in order, within the window",
-        axis=quantity_axis([most], tickCount=5), scale={"domainMax": most or 1})},
-        color=PALETTE[0], height={"band": 0.7})
-    text = mark("text", {"y": steps, "x": channel("users:Q"), "text": channel("note:N")},
-                align="left", dx=4, fontSize=11, color="#333333")
-    return _finish(_layered(bars, text, height=36 * len(data)), data, fitted((d["step"] for d in data), STEP_LABEL))
+    drawn = _bars_across([d["step"] for d in data], [[(d["users"], PALETTE[0], d["note"])] for d in data],
+                         [d["note"] for d in data], "users who did the steps so far in order, within the window",
+                         band=36, share=0.7, note_size=11)
+    return Chart(data, drawn)
 
 
 def _duration(seconds: float) -> str:
@@ -176,37 +159,114 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def daily(rows: Rows, partial_days: Iterable[str]) -> dict | None:
-    """One panel per measure (users, visits, revenue) over the days; partial days drawn as red diamonds."""
-    if not has(rows, "activity_date", "active_users", "sessions", "revenue"):
+RANKED = 15  # bars of a ranking
+
+
+def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PALETTE[0], limit: int = RANKED,
+                value_format: str = ",d") -> Chart | None:
+    """Horizontal bars of the `limit` largest values, largest on top, each labelled with its value
+    (`value_format`: ",d" whole numbers, ",.2f" money)."""
+    if not has(rows, label, value):
         return None
-    partial = set(partial_days)
-    measures = [("active_users", "active users"), ("sessions", "visits"), ("revenue", "revenue")]
-    if all(row["revenue"] is None for row in rows):  # a feed without prices: no revenue drawn as 0
-        measures = measures[:2]
-    data = [{"day": str(row["activity_date"]), "measure": label, "value": float(row[column] or 0),
-             "partial": str(row["activity_date"]) in partial}
-            for row in rows for column, label in measures]
-    days = sorted({d["day"] for d in data})
-    step = max(1, len(days) // 12)  # about a dozen dated ticks: measuring a label per day is most of the cost
-    encoding = {"x": channel("day:O", title=None, sort=days,
-                             axis={"labelAngle": -45, "values": days[::step], "labelOverlap": False}),
-                "y": channel("value:Q", title=None, axis=quantity_axis(d["value"] for d in data))}
-    line = mark("line", encoding, color=PALETTE[0], strokeWidth=1.5)
-    # only the partial days get a point: a point per day would triple the drawing for nothing
-    points = {**mark("point", encoding, filled=True, size=60, shape="diamond", color=ACCENT),
-              "transform": [{"filter": "datum.partial"}]}
-    chart = {"data": _TABLE,
-             "facet": {"row": channel("measure:N", title=None, sort=[label for _, label in measures],
-                                      header={"labelAngle": 0, "labelAlign": "left", "labelOrient": "top",
-                                              "labelFontWeight": "bold"})},
-             "spec": {"layer": [line, points], "width": DAILY_WIDTH, "height": 110},
-             "resolve": {"scale": {"y": "independent"}}}
-    return _finish(chart, data)
+    top = heapq.nsmallest(limit, rows, key=lambda r: -float(r[value] or 0))  # stable: ties keep the table's order
+    labels = measure.fit_distinct((str(r[label]) for r in top), RANKED_LABEL)
+    data = [{"label": shown, "rank": rank, "value": float(r[value] or 0)}
+            for rank, (shown, r) in enumerate(zip(labels, top))]
+    shown = [f"{d['value']:,.2f}" if value_format == ",.2f" else f"{round(d['value']):,}" for d in data]
+    drawn = _bars_across(labels, [[(d["value"], colour, f"{d['label']}: {text}")] for d, text in zip(data, shown)],
+                         shown, title, band=18, share=0.9)
+    return Chart(data, drawn)
 
 
-def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
-    """Revenue and orders per ISO week (the days summed), a week holding a partial day marked."""
+def ledger(rows: Rows, limit: int = 25) -> Chart | None:
+    """Per raw file, its rows stacked by where they went: silver, quarantine, duplicates, re-delivered."""
+    if not has(rows, "source_file", "silver_rows", "quarantine_rows", "duplicate_rows"):
+        return None
+    files = sorted(rows, key=lambda r: (-int(r.get("bronze_rows") or 0), str(r["source_file"])))[:limit]
+    parts = [("silver_rows", "silver"), ("quarantine_rows", "quarantine"), ("duplicate_rows", "duplicates"),
+             ("redelivered_rows", "re-delivered")]
+    names = measure.fit_distinct((str(r["source_file"]) for r in files), FILE_LABEL)
+    data = [{"file": names[i], "went": name, "rows": int(r.get(column) or 0)}
+            for i, r in enumerate(files) for column, name in parts]
+    stacks = [[(d["rows"], LEDGER_COLOURS[d["went"]], f"{d['file']}: {d['rows']:,} {d['went']}")
+               for d in data[i * len(parts):(i + 1) * len(parts)]] for i in range(len(files))]
+    drawn = _bars_across(names, stacks, [None] * len(files), "rows", band=22, share=0.9,
+                         legend=list(LEDGER_COLOURS.items()))
+    return Chart(data, drawn)
+
+
+# ---- vertical bars: segments, weeks, carts per day, weekday against weekend
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Columns over categories: each a stack of (value, colour, tip) parts, an optional text above it."""
+    labels: list[str]
+    stacks: list[list[tuple[float, str, str]]]
+    texts: list[str | None]
+    shown: set[int]  # the categories whose label is drawn (a long run of days: about a dozen)
+    slanted: bool = False
+
+
+def _columns(canvas: Canvas, columns: _Columns, left: float, top: float, width: float, height: float,
+             axis: tuple[float, list[float], Callable], title: str | None = None, x_title: str | None = None
+             ) -> float:
+    """Draw the columns in the plot at (left, top), `width` by `height`; returns the height below it."""
+    domain, marks, fmt = axis
+    scale = Linear(domain, top + height, top)
+    svg.left_axis(canvas, left, [(scale(t), fmt(t)) for t in marks], top, top + height, title,
+                  grid_to=left + width)
+    starts, band = svg.bands(len(columns.labels), left, width)
+    canvas.open("mark")
+    for x, stack in zip(starts, columns.stacks):
+        bottom = 0.0
+        for value, colour, tip in stack:
+            canvas.rect(x, scale(bottom + value), band, scale(bottom) - scale(bottom + value), colour, tip)
+            bottom += value
+    canvas.close()
+    canvas.open("mark-text")
+    for x, stack, text in zip(starts, columns.stacks, columns.texts):
+        if text:
+            canvas.text(x + band / 2, scale(sum(v for v, _, _ in stack)) - 8, text, anchor="middle", size=10)
+    canvas.close()
+    places = [(x + band / 2, label) for i, (x, label) in enumerate(zip(starts, columns.labels)) if i in columns.shown]
+    return svg.bottom_axis(canvas, top + height, places, left, left + width, x_title, slanted=columns.slanted)
+
+
+def _column_chart(columns: _Columns, title: str, height: float, x_title: str | None = None,
+                  legend: Sequence[tuple[str, str]] = ()) -> str:
+    """Columns as wide as the card, the y axis titled, an optional legend above."""
+    most = max((sum(v for v, _, _ in stack) for stack in columns.stacks), default=0)
+    axis = _quantity(most * (1.08 if any(columns.texts) else 1), height, max(2, round(height / 50)))
+    left = _left_room([axis[2](t) for t in axis[1]], title)
+    top = PAD["top"] + (svg.LEGEND_HEIGHT if legend else 0) + (14 if any(columns.texts) else 0)
+    canvas = Canvas()
+    if legend:
+        svg.legend(canvas, left, PAD["top"] + 8, legend)
+    below = _columns(canvas, columns, left, top, CARD_WIDTH - PAD["right"] - left, height, axis, title, x_title)
+    return canvas.svg(CARD_WIDTH, top + height + below + PAD["bottom"], title)
+
+
+def _every_nth(count: int, about: int = 12) -> set[int]:
+    """About `about` evenly spaced positions of `count`, the first included."""
+    return set(range(0, count, max(1, count // about)))
+
+
+def segments(rows: Rows, label: str, count: str, title: str) -> Chart | None:
+    """Bars of one count per segment, in the table's order, coloured by segment."""
+    if not has(rows, label, count):
+        return None
+    plot = CARD_WIDTH - PAD["left"] - PAD["right"] - 80
+    # each label as wide as its bar's band, less a gap
+    names = measure.fit_distinct((str(r[label]) for r in rows), max(60, plot / max(1, len(rows)) - 12))
+    data = [{"segment": name, "count": int(r[count] or 0)} for name, r in zip(names, rows)]
+    columns = _Columns(names, [[(d["count"], PALETTE[i % len(PALETTE)], f"{d['segment']}: {d['count']:,}")]
+                               for i, d in enumerate(data)], [f"{d['count']:,}" for d in data], set(range(len(data))))
+    return Chart(data, _column_chart(columns, title, 200))
+
+
+def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> Chart | None:
+    """Revenue per ISO week (the days summed), a week holding a partial day marked."""
     if not has(rows, "activity_date", "revenue") or all(row["revenue"] is None for row in rows):
         return None  # no revenue known (a feed without prices): no bars of 0
     import datetime as dt
@@ -224,54 +284,28 @@ def weekly_revenue(rows: Rows, partial_days: Iterable[str]) -> dict | None:
         entry["partial"] = entry["partial"] or str(row["activity_date"]) in partial
     data = [{**w, "kind": "partial week" if w["partial"] or w["days"] < 7 else "whole week"}
             for w in sorted(weeks.values(), key=lambda w: w["week"])]
-    chart = {"data": _TABLE, **mark("bar", {
-        "x": channel("week:O", title="ISO week (UTC)",
-                     axis={"labelAngle": -45, "labelOverlap": True, "titlePadding": SLANTED_TITLE_PADDING}),
-        "y": channel("revenue:Q", title="revenue", axis=quantity_axis(d["revenue"] for d in data)),
-        "color": channel("kind:N", title=None, scale={"domain": ["whole week", "partial week"],
-                                                      "range": [PALETTE[1], "#b9d7be"]})}), "height": 220}
-    return _finish(chart, data, fitted(_number_labels(d["revenue"] for d in data), titled=True))
+    colours = {"whole week": PALETTE[1], "partial week": "#b9d7be"}
+    columns = _Columns([d["week"] for d in data],
+                       [[(d["revenue"], colours[d["kind"]], f"{d['week']}: {d['revenue']:,.2f} ({d['kind']})")]
+                        for d in data], [None] * len(data), _every_nth(len(data), 26), slanted=True)
+    return Chart(data, _column_chart(columns, "revenue", 220, "ISO week (UTC)", list(colours.items())))
 
 
-RANKED = 15  # bars of a ranking
-
-
-def ranked_bars(rows: Rows, label: str, value: str, title: str, colour: str = PALETTE[0], limit: int = RANKED,
-                value_format: str = ",d") -> dict | None:
-    """Horizontal bars of the `limit` largest values, largest on top, each labelled with its value."""
-    if not has(rows, label, value):
+def cart_daily(rows: Rows) -> Chart | None:
+    """Carts opened per day, stacked by how they ended: converted, abandoned, or still open at the data's end."""
+    if not has(rows, "cart_date", "converted", "abandoned", "open"):
         return None
-    top = heapq.nsmallest(limit, rows, key=lambda r: -float(r[value] or 0))  # stable: ties keep the table's order
-    labels = measure.fit_distinct((str(r[label]) for r in top), RANKED_LABEL)
-    data = [{"label": shown, "rank": rank, "value": float(r[value] or 0)}
-            for rank, (shown, r) in enumerate(zip(labels, top))]
-    bar = channel("label:N", sort={"field": "rank"}, title=None)
-    most = max(d["value"] for d in data) * 1.15
-    bars = mark("bar", {"y": bar, "x": channel("value:Q", title=title, axis=quantity_axis([most], tickCount=5),
-                                               scale={"domainMax": most or 1})}, color=colour)
-    text = mark("text", {"y": bar, "x": channel("value:Q"), "text": channel("value:Q", format=value_format)},
-                align="left", dx=3, fontSize=10, color="#333333")
-    return _finish(_layered(bars, text, height=max(60, 18 * len(data))), data, fitted(labels, RANKED_LABEL))
+    kinds = [("converted", PALETTE[1]), ("abandoned", ACCENT), ("open", "#bbbbbb")]
+    data = [{"day": str(r["cart_date"]), "ended": kind, "carts": int(r[kind] or 0)}
+            for r in sorted(rows, key=lambda r: str(r["cart_date"])) for kind, _ in kinds]
+    days = [d["day"] for d in data[::len(kinds)]]
+    stacks = [[(d["carts"], colour, f"{d['day']}: {d['carts']:,} {d['ended']}")
+               for d, (_, colour) in zip(data[i * len(kinds):(i + 1) * len(kinds)], kinds)] for i in range(len(days))]
+    columns = _Columns(days, stacks, [None] * len(days), _every_nth(len(days)), slanted=True)
+    return Chart(data, _column_chart(columns, "carts opened", 180, legend=kinds))
 
 
-def segments(rows: Rows, label: str, count: str, title: str) -> dict | None:
-    """Bars of one count per segment, in the table's order, coloured by segment."""
-    if not has(rows, label, count):
-        return None
-    plot = fitted(_number_labels(int(r[count] or 0) for r in rows), titled=True)
-    # each label as wide as its bar's band, less a gap
-    names = measure.fit_distinct((str(r[label]) for r in rows), max(60, plot / max(1, len(rows)) - 12))
-    data = [{"segment": name, "count": int(r[count] or 0)} for name, r in zip(names, rows)]
-    segment = channel("segment:N", sort=names, title=None, axis={"labelAngle": 0})
-    bars = mark("bar", {"x": segment,
-                        "y": channel("count:Q", title=title, axis=quantity_axis(d["count"] for d in data)),
-                        "color": channel("segment:N", legend=None, sort=names, scale={"range": PALETTE})})
-    text = mark("text", {"x": segment, "y": channel("count:Q"), "text": channel("count:Q", format=",")},
-                dy=-6, fontSize=10, color="#333333")
-    return _finish(_layered(bars, text, height=200), data, plot)
-
-
-def day_types(rows: Rows) -> dict | None:
+def day_types(rows: Rows) -> Chart | None:
     """Weekday against weekend, per calendar day, one small panel per measure (each on its own scale)."""
     measures = [("events_per_day", "events per day"), ("active_users_per_day", "active users per day"),
                 ("sessions_per_day", "visits per day"), ("revenue_per_day", "revenue per day"),
@@ -279,90 +313,161 @@ def day_types(rows: Rows) -> dict | None:
     present = [(c, t) for c, t in measures if has(rows, "day_type", c)]
     if not present:
         return None
+    colours = {"weekday": PALETTE[0], "weekend": PALETTE[2]}
     data = [{"day_type": str(r["day_type"]), "measure": title,
              "value": float(r[column] or 0) * (100 if column.endswith("_rate") else 1)}
-            for r in rows for column, title in present]
-    panel = mark("bar", {
-        "x": channel("day_type:N", title=None, axis={"labelAngle": 0}),
-        # averages per day can be below 1: plain decimals, not SI prefixes ("400m")
-        "y": channel("value:Q", title=None, axis={"format": ",.2~f"}),
-        "color": channel("day_type:N", legend=None, scale={"domain": ["weekday", "weekend"],
-                                                           "range": [PALETTE[0], PALETTE[2]]})})
-    chart = {"data": _TABLE, "facet": {"column": channel("measure:N", title=None, sort=[t for _, t in present])},
-             "spec": {**panel, "width": 110, "height": 150}, "resolve": {"scale": {"y": "independent"}}}
-    return _finish(chart, data)
+            for column, title in present for r in rows]
+    canvas, x, height = Canvas(), float(PAD["left"]), 150
+    top = PAD["top"] + 20
+    for _, title in present:
+        panel = [d for d in data if d["measure"] == title]
+        most = max((d["value"] for d in panel), default=0)
+        domain, marks = svg.nice(most, 4)
+        axis = (domain, marks, svg.decimal)  # averages per day can be below 1: decimals, not SI prefixes
+        left = x + svg.widest(svg.decimal(t) for t in marks) + svg.TICK + svg.GAP
+        canvas.text(left + 55, PAD["top"] + 8, title, anchor="middle", size=12)
+        columns = _Columns([d["day_type"] for d in panel],
+                           [[(d["value"], colours.get(d["day_type"], PALETTE[6]), f"{d['day_type']}: "
+                              f"{svg.decimal(d['value'])}")] for d in panel], [None] * len(panel),
+                           set(range(len(panel))))
+        below = _columns(canvas, columns, left, top, 110, height, axis)
+        x = left + 110 + max(20, svg.widest([title], 12) - 110)
+    return Chart(data, canvas.svg(x + PAD["right"], top + height + below + PAD["bottom"],
+                                  "weekday against weekend"))
 
 
-def ledger(rows: Rows, limit: int = 25) -> dict | None:
-    """Per raw file, its rows stacked by where they went: silver, quarantine, duplicates, re-delivered."""
-    if not has(rows, "source_file", "silver_rows", "quarantine_rows", "duplicate_rows"):
+# ---- lines: days, runs
+
+
+@dataclass(frozen=True)
+class _Series:
+    name: str
+    colour: str
+    values: list[float | None]  # one per position; None: no point there
+    marked: set[int]  # the positions drawn as a point (the rest only joined by the line)
+    marker: str = "circle"
+
+
+def _lines(canvas: Canvas, positions: list[str], series: list[_Series], left: float, top: float, width: float,
+           height: float, axis: tuple[float, list[float], Callable], shown: set[int], title: str | None = None,
+           x_title: str | None = None, x_axis: bool = True) -> float:
+    """Lines over ordinal positions (each in the middle of its step) in the plot at (left, top); returns the
+    height below it."""
+    domain, marks, fmt = axis
+    scale = Linear(domain, top + height, top)
+    svg.left_axis(canvas, left, [(scale(t), fmt(t)) for t in marks], top, top + height, title,
+                  grid_to=left + width)
+    step = width / max(1, len(positions))
+    xs = [left + step * (i + 0.5) for i in range(len(positions))]
+    canvas.open("mark")
+    for line in series:
+        points = [(xs[i], scale(v)) for i, v in enumerate(line.values) if v is not None]
+        canvas.polyline(points, line.colour)
+        for i, v in enumerate(line.values):
+            if v is not None and i in line.marked:
+                tip = f"{positions[i]}: {line.name} {fmt(v)}"
+                if line.marker == "diamond":
+                    canvas.diamond(xs[i], scale(v), 5, ACCENT, tip)
+                else:
+                    canvas.circle(xs[i], scale(v), 2.5, line.colour, tip)
+    canvas.close()
+    if not x_axis:
+        canvas.line(left, top + height, left + width, top + height, svg.DOMAIN)
+        return 0.0
+    places = [(xs[i], label) for i, label in enumerate(positions) if i in shown]
+    return svg.bottom_axis(canvas, top + height, places, left, left + width, x_title, slanted=True)
+
+
+def daily(rows: Rows, partial_days: Iterable[str]) -> Chart | None:
+    """One panel per measure (users, visits, revenue) over the days; partial days drawn as red diamonds."""
+    if not has(rows, "activity_date", "active_users", "sessions", "revenue"):
         return None
-    files = sorted(rows, key=lambda r: (-int(r.get("bronze_rows") or 0), str(r["source_file"])))[:limit]
-    parts = [("silver_rows", "silver"), ("quarantine_rows", "quarantine"), ("duplicate_rows", "duplicates"),
-             ("redelivered_rows", "re-delivered")]
-    names = measure.fit_distinct((str(r["source_file"]) for r in files), FILE_LABEL)
-    data = [{"file": names[i], "order": i, "went": name, "rows": int(r.get(column) or 0),
-             "stack": k} for i, r in enumerate(files) for k, (column, name) in enumerate(parts)]
-    chart = {"data": _TABLE, **mark("bar", {
-        "y": channel("file:N", sort={"field": "order"}, title=None),
-        "x": channel("rows:Q", title="rows", stack="zero",
-                     axis=quantity_axis((int(r.get("bronze_rows") or 0) for r in files), tickCount=5)),
-        "color": channel("went:N", title=None, sort=list(LEDGER_COLOURS),
-                         scale={"domain": list(LEDGER_COLOURS), "range": list(LEDGER_COLOURS.values())}),
-        "order": channel("stack:Q")}), "height": max(40, 22 * len(files))}
-    return _finish(chart, data, fitted(names, FILE_LABEL))
+    partial = set(partial_days)
+    measures = [("active_users", "active users"), ("sessions", "visits"), ("revenue", "revenue")]
+    if all(row["revenue"] is None for row in rows):  # a feed without prices: no revenue drawn as 0
+        measures = measures[:2]
+    ordered = sorted(rows, key=lambda r: str(r["activity_date"]))
+    days = [str(r["activity_date"]) for r in ordered]
+    data = [{"day": day, "measure": label, "value": float(row[column] or 0), "partial": day in partial}
+            for column, label in measures for day, row in zip(days, ordered)]
+    axes = [_quantity(max((d["value"] for d in data if d["measure"] == label), default=0), 110, 4)
+            for _, label in measures]
+    left = _left_room(fmt(t) for _, marks, fmt in axes for t in marks)
+    marked = {i for i, day in enumerate(days) if day in partial}
+    canvas, top, below = Canvas(), float(PAD["top"]), 0.0
+    for k, ((_, label), axis) in enumerate(zip(measures, axes)):
+        canvas.text(left, top + 8, label, size=12, bold=True)
+        values = [d["value"] for d in data if d["measure"] == label]
+        last = k == len(measures) - 1
+        below = _lines(canvas, days, [_Series(label, PALETTE[0], values, marked, "diamond")], left, top + 22,
+                       CARD_WIDTH - PAD["right"] - left, 110, axis, _every_nth(len(days)), x_axis=last)
+        top += 22 + 110 + (0 if last else 16)
+    return Chart(data, canvas.svg(CARD_WIDTH, top + below + PAD["bottom"], "per day"))
 
 
-RUN_LABELS = 8  # dated ticks of a chart over runs: a label hidden as overlapping is measured all the same
+RUN_LABELS = 8  # dated ticks of a chart over runs
 
 
-def _run_axis(runs: Iterable[str]) -> dict:
+def _run_positions(runs: Iterable[str]) -> tuple[list[str], set[int]]:
     """The runs, oldest first, by their start; at most RUN_LABELS of them labelled, evenly spaced back from the
     last run."""
     starts = list(dict.fromkeys(runs))
     step = -(-len(starts) // RUN_LABELS)
-    return channel("run:O", sort={"field": "order"}, title="run (UTC start)",
-                   axis={"labelAngle": -45, "values": starts[::-step][::-1], "labelOverlap": False,
-                         "titlePadding": SLANTED_TITLE_PADDING})
+    return starts, set(range(len(starts) - 1, -1, -step))
 
 
-def rates_over_runs(runs: Rows) -> dict | None:
+def _over_runs(runs: Rows, series: list[tuple[str, str, str]], title: str, height: float,
+               fmt: Callable[[float], str] | None = None) -> Chart:
+    """Lines over the runs, one per (column, name, colour) of `series`, every run a point."""
+    positions, shown = _run_positions(r["run"] for r in runs)
+    index = {run: i for i, run in enumerate(positions)}
+    data = [{"run": r["run"], "measure": name, "value": float(r[column])}
+            for r in runs for column, name, _ in series if r.get(column) is not None]
+    lines = []
+    for _, name, colour in series:
+        values: list[float | None] = [None] * len(positions)
+        for d in data:
+            if d["measure"] == name:
+                values[index[d["run"]]] = d["value"]
+        lines.append(_Series(name, colour, values, set(range(len(positions)))))
+    most = max((d["value"] for d in data), default=0)
+    axis = _quantity(most, height, 4)
+    if fmt is not None:
+        axis = (axis[0], axis[1], fmt)
+    left = _left_room([axis[2](t) for t in axis[1]], title)
+    canvas, top = Canvas(), PAD["top"] + svg.LEGEND_HEIGHT
+    svg.legend(canvas, left, PAD["top"] + 8, [(name, colour) for _, name, colour in series])
+    below = _lines(canvas, positions, lines, left, top, CARD_WIDTH - PAD["right"] - left, height, axis, shown,
+                   title, "run (UTC start)")
+    return Chart(data, canvas.svg(CARD_WIDTH, top + height + below + PAD["bottom"], title))
+
+
+def rates_over_runs(runs: Rows) -> Chart | None:
     """The quarantine and duplicate rates of each run that judged rows, oldest first."""
     if not has(runs, "run", "quarantine_rate", "duplicate_rate"):
         return None
-    data = [{"run": r["run"], "order": i, "rate": name, "value": float(r[column])}
-            for i, r in enumerate(runs) for column, name in (("quarantine_rate", "quarantined"),
-                                                            ("duplicate_rate", "duplicates"))]
-    chart = {"data": _TABLE, **mark("line", {
-        "x": _run_axis(r["run"] for r in runs),
-        "y": channel("value:Q", title="share of the run's bronze rows", axis={"format": "%"}),
-        "color": channel("rate:N", title=None, scale={"domain": ["quarantined", "duplicates"],
-                                                      "range": [ACCENT, PALETTE[2]]})}, point=True), "height": 180}
-    return _finish(chart, data, fitted(["00.0%"], titled=True))
+    return _over_runs(runs, [("quarantine_rate", "quarantined", ACCENT), ("duplicate_rate", "duplicates", PALETTE[2])],
+                      "share of the run's bronze rows", 180, svg.percent)
 
 
-def runs_over_time(runs: Rows, series: dict[str, str], axis_title: str) -> dict | None:
+def runs_over_time(runs: Rows, series: dict[str, str], axis_title: str) -> Chart | None:
     """Figures of each recorded run, oldest first: one line per column of `series` (column -> name)."""
     if not runs or not has(runs, "run", *series):
         return None
-    data = [{"run": r["run"], "order": i, "measure": name, "value": float(r[column])}
-            for i, r in enumerate(runs) for column, name in series.items() if r[column] is not None]
-    chart = {"data": _TABLE, **mark("line", {
-        "x": _run_axis(r["run"] for r in runs),
-        "y": channel("value:Q", title=axis_title),
-        "color": channel("measure:N", title=None, scale={"domain": list(series.values()),
-                                                         "range": [PALETTE[0], ACCENT][:len(series)]})},
-        point=True), "height": 160}
-    return _finish(chart, data, fitted(["0000000.0"], titled=True))
+    colours = [PALETTE[0], ACCENT]
+    return _over_runs(runs, [(column, name, colours[i % 2]) for i, (column, name) in enumerate(series.items())],
+                      axis_title, 160)
 
+
+# ---- the retention heatmap
 
 RETENTION_SHOWN = 26  # cohorts, and periods of each, in the retention heatmap (half a year of weeks)
 
 
 def retention_cells(rows: Rows) -> tuple[list[str], Rows, bool]:
-    """The retention heatmap's cohorts, the last RETENTION_SHOWN with a known rate (a cell's label is measured as
-    it is drawn, and daily cohorts over months are thousands of cells); their cells of a known rate in the first
-    RETENTION_SHOWN periods; and whether a cell of a known rate was left out."""
+    """The retention heatmap's cohorts, the last RETENTION_SHOWN with a known rate (daily cohorts over months are
+    thousands of cells); their cells of a known rate in the first RETENTION_SHOWN periods; and whether a cell of
+    a known rate was left out."""
     known = [r for r in rows if r["retention_rate"] is not None]
     cohorts = sorted({str(r["cohort_start"]) for r in known})[-RETENTION_SHOWN:]
     shown = set(cohorts)
@@ -371,7 +476,12 @@ def retention_cells(rows: Rows) -> tuple[list[str], Rows, bool]:
     return cohorts, data, len(data) < len(known)
 
 
-def retention(rows: Rows, period: str = "week") -> dict | None:
+def _blue(rate: float) -> str:
+    """The cell's colour: the scheme's stop nearest the share (0 to 1)."""
+    return BLUES[round(min(1.0, max(0.0, rate)) * (len(BLUES) - 1))]
+
+
+def retention(rows: Rows, period: str = "week") -> Chart | None:
     """Cohort by period heatmap: the share of each cohort back in each later period; a period not over yet at the
     data's last event (NULL rate) is left blank; the cells of `retention_cells`."""
     if not has(rows, "cohort_start", "period", "retention_rate"):
@@ -379,38 +489,25 @@ def retention(rows: Rows, period: str = "week") -> dict | None:
     cohorts, data, _ = retention_cells(rows)
     if not data:
         return None
-    place = {"x": channel("period:O", title=f"{period}s after the cohort's {period}", axis={"labelAngle": 0}),
-             "y": channel("cohort:O", title=f"cohort (first {period}, UTC)", sort=cohorts)}
-    # each cell is labelled with its share: no colour legend (a gradient's id changes from one drawing to the next)
-    cells = mark("rect", {**place, "color": channel("rate:Q", legend=None,
-                                                    scale={"scheme": "blues", "domain": [0, 1]})})
-    text = mark("text", {**place, "text": channel("rate:Q", format=".0%"),
-                         "color": {"condition": {"test": "datum.rate > 0.5", "value": "white"},
-                                   "value": "#333333"}}, fontSize=9)
-    return _finish(_layered(cells, text, height=max(60, 18 * len(cohorts))), data, fitted(cohorts, titled=True))
-
-
-def cart_daily(rows: Rows) -> dict | None:
-    """Carts opened per day, stacked by how they ended: converted, abandoned, or still open at the data's end."""
-    if not has(rows, "cart_date", "converted", "abandoned", "open"):
-        return None
-    kinds = [("converted", PALETTE[1]), ("abandoned", ACCENT), ("open", "#bbbbbb")]
-    data = [{"day": str(r["cart_date"]), "ended": kind, "carts": int(r[kind] or 0), "stack": k}
-            for r in rows for k, (kind, _) in enumerate(kinds)]
-    days = sorted({d["day"] for d in data})
-    step = max(1, len(days) // 12)
-    totals = [sum(int(r[kind] or 0) for kind, _ in kinds) for r in rows]  # a day's stacked bar
-    chart = {"data": _TABLE, **mark("bar", {
-        "x": channel("day:O", title=None, sort=days,
-                     axis={"labelAngle": -45, "values": days[::step], "labelOverlap": False}),
-        "y": channel("carts:Q", title="carts opened", stack="zero", axis=quantity_axis(totals)),
-        "color": channel("ended:N", title=None, sort=[k for k, _ in kinds],
-                         scale={"domain": [k for k, _ in kinds], "range": [c for _, c in kinds]}),
-        "order": channel("stack:Q")}), "height": 180}
-    return _finish(chart, data, fitted(_number_labels(totals), titled=True))
-
-
-def warm_up() -> None:
-    """Start vl-convert's renderer in this process (about 0.4 s, once per process): for a process that draws its
-    charts itself (no helper process)."""
-    svg.warm_up()
+    periods = list(range(max(d["period"] for d in data) + 1))
+    title = f"cohort (first {period}, UTC)"
+    left, top, row = _left_room(cohorts, title), float(PAD["top"]), 18.0
+    width = CARD_WIDTH - PAD["right"] - left
+    column = width / len(periods)
+    place = {cohort: i for i, cohort in enumerate(cohorts)}
+    canvas = Canvas()
+    canvas.open("mark")
+    for d in data:
+        canvas.rect(left + column * d["period"], top + row * place[d["cohort"]], column, row, _blue(d["rate"]),
+                    f"cohort {d['cohort']}, {period} {d['period']}: {d['rate']:.0%}")
+    canvas.close()
+    canvas.open("mark-text")
+    for d in data:
+        canvas.text(left + column * (d["period"] + 0.5), top + row * (place[d["cohort"]] + 0.5), f"{d['rate']:.0%}",
+                    anchor="middle", size=9, colour="white" if d["rate"] > 0.5 else svg.TEXT)
+    canvas.close()
+    bottom = top + row * len(cohorts)
+    svg.left_axis(canvas, left, [(top + row * (i + 0.5), c) for i, c in enumerate(cohorts)], top, bottom, title)
+    below = svg.bottom_axis(canvas, bottom, [(left + column * (p + 0.5), str(p)) for p in periods], left,
+                            left + width, f"{period}s after the cohort's {period}")
+    return Chart(data, canvas.svg(CARD_WIDTH, bottom + below + PAD["bottom"], "retention by cohort"))

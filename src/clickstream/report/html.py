@@ -2,8 +2,8 @@
 
 It reads the published tables by name and column (Parquet through pyarrow, as any reader of the outputs would),
 the quality report and the history of runs, and renders `templates/report.html.j2` with autoescape on: every
-value from the data reaches the page escaped; only the SVG that vl-convert renders (whose text Vega escapes,
-checked by `svg.to_svg`) is inserted as markup.
+value from the data reaches the page escaped; only the charts' SVG (`charts.py`, drawn by `svg.py`, which
+escapes every text and refuses markup that could run code) is inserted as markup.
 
 A section is one function below that returns its content, or a note that its table is not built yet, and one
 block in the template. To add a table: write its chart in `charts.py`, a section function here, add it to
@@ -33,7 +33,7 @@ from markupsafe import Markup
 from clickstream import churn, clusters, incremental, storage
 from clickstream.config import Config
 from clickstream.context import Layout
-from clickstream.report import REPORT_HTML, charts, svg
+from clickstream.report import REPORT_HTML, charts
 from clickstream.report.escape import escape_terminal
 from clickstream.report.tables import NO_EVENTS, abandoned_value_note, format_value, prices_note
 from clickstream.sql import load_yaml
@@ -60,10 +60,11 @@ class Section:
     missing: list[str] = field(default_factory=list)  # tables this section needs that are not built yet
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def draw(self, facts: "Facts", caption: str, name: str, spec: dict | None) -> bool:
-        """Add the chart `name` under `caption`, unless its table lacks a column it reads (spec None)."""
-        if facts.chart(name, spec) is None:
+    def draw(self, facts: "Facts", caption: str, name: str, chart: charts.Chart | None) -> bool:
+        """Add the chart `name` under `caption`, unless its table lacks a column it reads (chart None)."""
+        if chart is None:
             return False
+        facts.svgs[name] = chart.svg
         self.charts.append((caption, name))
         return True
 
@@ -157,17 +158,11 @@ class Facts:
     history: list[dict[str, Any]]
     first_event: dt.datetime | None
     last_event: dt.datetime | None
-    drawing: svg.Drawing = field(default_factory=svg.Drawing)
+    svgs: dict[str, str] = field(default_factory=dict)  # the charts drawn, by name
 
     @property
     def partial_days(self) -> list[str]:
         return partial_days(self.first_event, self.last_event)
-
-    def chart(self, name: str, spec: dict | None) -> str | None:
-        if spec is None:
-            return None
-        self.drawing.add(name, spec)
-        return name
 
 
 def _event_range(folder: Path) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -703,24 +698,17 @@ def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
     """The page as text."""
     first, last = _event_range(layout.gold / "fct_events")
     facts = Facts(Tables(layout), config, quality, _history(layout), first, last)
-    try:
-        sections = [build(facts) for build in SECTIONS]
-    finally:
-        facts.drawing.close()  # a section that failed leaves no helper waiting for more charts
-    svgs = facts.drawing.svgs()
+    sections = [build(facts) for build in SECTIONS]
     last_run = quality.get("last_run", {})
     return _environment().get_template("report.html.j2").render(
-        sections=sections, svg={name: Markup(drawn) for name, drawn in svgs.items()}, font=Markup(charts.DISPLAY_FONT),
+        sections=sections, svg={name: Markup(drawn) for name, drawn in facts.svgs.items()}, font=Markup(charts.DISPLAY_FONT),
         run_id=last_run.get("run_id", ""), engine=last_run.get("engine", ""),
         generated=(last_run.get("started_at") or "")[:19].replace("T", " "))
 
 
 def warm_up() -> None:
-    """Start the chart helper processes (svg.py), or with none vl-convert's renderer in this process, and compile
-    the page's template (about half a second of each core, once per process): the pipeline calls this in a thread
-    while the layers run, so the report does not wait for it at the end."""
-    if not svg.start_helpers():
-        charts.warm_up()
+    """Compile the page's template (once per process): the pipeline calls this in a thread while the layers run,
+    with this module's imports, so the report does not wait for them at the end."""
     _environment().get_template("report.html.j2")
 
 

@@ -1,14 +1,14 @@
-"""Text widths in the charts' font, measured here so that Vega never has to shorten a label itself.
+"""Text widths in the charts' font: where the charts place their texts, and where a long label is cut.
 
-vl-convert measures each text Vega asks about by laying out an SVG of it (about a millisecond each); a label
-with a pixel limit is measured again to check it fits, and again, a few times, to find where to cut it. The
-charts therefore carry labels already cut to fit, measured from this table, and tell Vega no limit.
+The widths are the font's own (Liberation Sans, metric-compatible with Arial), so a chart is laid out the same on
+every machine whatever fonts it has, and shown in that font or one of its metrics (`charts.DISPLAY_FONT`).
 """
 from __future__ import annotations
 
 from typing import Iterable
 
-# Advance widths of Liberation Sans Regular (the charts' font, carried by vl-convert) for the characters 32 to 126,
+FONT = "Liberation Sans"
+# Advance widths of Liberation Sans Regular (the charts' font) for the characters 32 to 126,
 # in its units of 1/2048 em; metric-compatible with Arial, so any version of the font gives the same.
 _ASCII = (
     569, 569, 727, 1139, 1139, 1821, 1366, 391, 682, 682, 797, 1196, 569, 682, 569, 569,
@@ -31,7 +31,7 @@ def width(text: str, size: float = 11) -> float:
 
 
 def fit(text: str, pixels: float, size: float = 11) -> str:
-    """The text, or its longest start that fits in `pixels` with an ellipsis after it (as Vega cuts a label)."""
+    """The text, or its longest start that fits in `pixels` with an ellipsis after it."""
     if width(text, size) <= pixels:
         return text
     room = pixels - width(ELLIPSIS, size)

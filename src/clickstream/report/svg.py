@@ -1,45 +1,179 @@
-"""Drawing the report's charts: Vega-Lite specs to static SVG by vl-convert, checked to hold no code.
+"""Drawing the report's charts as static SVG, here in Python: scales, ticks, number formats, axes, legends and
+marks, every text escaped.
 
-vl-convert draws on one core and holds Python's lock while it draws, so the page's charts are drawn by helper
-processes, one per core (at most `MAX_HELPERS`): started once per process (the pipeline starts them while the
-layers run, so a run does not wait for them) and kept for the next page (`watch`, tests). Each takes the next
-chart as the sections make them, while this process goes on making the page. On one core, or where a helper
-cannot start or dies, this process draws the charts left itself.
-
-This module imports neither the charts nor the pipeline: a helper process loads only what drawing needs.
+No renderer and no JavaScript engine: a page of about twenty charts is drawn in milliseconds, in the process that
+writes it. Texts are placed by their widths in the charts' font (`measure`), with room for a wider fallback
+font. Each finished SVG is parsed once more and refused if it holds anything that could run code
+(`checked`): a value from the data is only ever a text node or an escaped attribute, and this makes sure.
 """
 from __future__ import annotations
 
-import atexit
-import collections
-import json
-import logging
-import os
-import subprocess
-import sys
-import threading
-from pathlib import Path
-from typing import Any
+import html
+import math
+import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
 
+from clickstream.report import measure
 from clickstream.report.escape import escape_terminal
 
-log = logging.getLogger(__name__)
+SIZE = 11  # px: axis labels, titles, legends
+TEXT = "#333333"
+GRID = "#eeeeee"
+DOMAIN = "#999999"
+WIDER = 1.15  # room for a fallback font wider than the one measured (DejaVu Sans is about a tenth wider)
+TICK = 5  # px of a tick mark
+GAP = 3  # px between a tick and its label
 
-_ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener"}
-
-# One call at a time: the pipeline's warm-up thread and the report may both call vl-convert in this process, whose
-# renderer is not documented as safe to share between threads.
-_RENDERER = threading.Lock()
-
-# the smallest chart that loads vl-convert's engine and the report's font
-_WARM_UP_SPEC = {"data": {"values": [{"x": 1}]}, "mark": "point", "config": {"font": "Liberation Sans"},
-                 "encoding": {"x": {"field": "x", "type": "quantitative"}}}
+_ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener", "animate", "set"}
 
 
-def _runs_code(svg: str) -> bool:
+def escaped(value: object) -> str:
+    """A text for SVG markup: control characters and lone surrogates as escapes, then XML's five entities."""
+    return html.escape(escape_terminal(str(value)), quote=True)
+
+
+def _n(value: float) -> str:
+    """A coordinate, to a tenth of a pixel."""
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+# ---- scales
+
+
+def tick_step(span: float, count: int) -> float:
+    """The step of about `count` ticks over `span`: 1, 2 or 5 times a power of ten (as d3's ticks)."""
+    if span <= 0:
+        return 1.0
+    raw = span / max(1, count)
+    power = 10 ** math.floor(math.log10(raw))
+    error = raw / power
+    factor = 10 if error >= math.sqrt(50) else 5 if error >= math.sqrt(10) else 2 if error >= math.sqrt(2) else 1
+    return factor * power
+
+
+def ticks(top: float, count: int) -> list[float]:
+    """Ticks from 0 up to `top` (included when it falls on one), about `count` of them."""
+    step = tick_step(top, count)
+    return [round(i * step, 12) for i in range(int(math.floor(top / step + 1e-9)) + 1)]
+
+
+def nice(top: float, count: int) -> tuple[float, list[float]]:
+    """A domain from 0 that ends on a tick at or above `top` (1 for an empty scale), and its ticks: one step,
+    chosen for `top`, for both."""
+    if top <= 0:
+        return 1.0, ticks(1.0, count)
+    step = tick_step(top, count)
+    steps = math.ceil(top / step - 1e-9)
+    return steps * step, [round(i * step, 12) for i in range(steps + 1)]
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A quantity scale from [0, top] onto [start, end] pixels (end may be below start: a y axis)."""
+    top: float
+    start: float
+    end: float
+
+    def __call__(self, value: float) -> float:
+        return self.start + (self.end - self.start) * (value / self.top if self.top else 0.0)
+
+
+def bands(count: int, start: float, length: float, inner: float = 0.1, outer: float = 0.05
+          ) -> tuple[list[float], float]:
+    """The starts and the width of `count` bands over `length` pixels, with Vega's default padding."""
+    step = length / max(1, count - inner + 2 * outer)
+    return [start + step * (outer + i) for i in range(count)], step * (1 - inner)
+
+
+# ---- number formats
+
+
+def plain(value: float) -> str:
+    """Thousands separators, no trailing zeros: "2,500", "0.5"."""
+    return f"{value:,.10g}" if abs(value) < 1e15 else f"{value:,.0f}"
+
+
+def si_format(top: float) -> Callable[[float], str]:
+    """SI prefixes by the largest tick ("150k", "0.2M"), 0 always "0"."""
+    unit, prefix = next(((10 ** p, s) for p, s in ((12, "T"), (9, "G"), (6, "M"), (3, "k")) if top >= 10 ** p),
+                        (1, ""))
+    return lambda v: "0" if v == 0 else f"{v / unit:.6g}{prefix}"
+
+
+def quantity_format(top: float) -> Callable[[float], str]:
+    """Counts and money: plain below a hundred thousand, SI prefixes from there."""
+    return si_format(top) if top >= 100_000 else plain
+
+
+def percent(value: float) -> str:
+    """A share as a percentage: 0.025 -> "2.5%"."""
+    return f"{value * 100:.6g}%"
+
+
+def decimal(value: float) -> str:
+    """Up to two decimals, no trailing zeros, thousands separators: "1,234.5"."""
+    text = f"{value:,.2f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+# ---- the drawing
+
+
+class Canvas:
+    """An SVG's parts in drawing order; groups carry Vega's role classes (role-axis, role-mark...), which the
+    report's browser test reads."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def open(self, role: str, transform: str | None = None) -> None:
+        moved = f' transform="{transform}"' if transform else ""
+        self.parts.append(f'<g class="role-{role}"{moved}>')
+
+    def close(self) -> None:
+        self.parts.append("</g>")
+
+    def rect(self, x: float, y: float, width: float, height: float, fill: str, title: str | None = None) -> None:
+        tip = f"<title>{escaped(title)}</title>" if title is not None else ""
+        self.parts.append(f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(max(0.0, width))}" '
+                          f'height="{_n(max(0.0, height))}" fill="{fill}">{tip}</rect>')
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, stroke: str = DOMAIN) -> None:
+        self.parts.append(f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{stroke}"/>')
+
+    def polyline(self, points: Sequence[tuple[float, float]], stroke: str, width: float = 1.5) -> None:
+        joined = " ".join(f"{_n(x)},{_n(y)}" for x, y in points)
+        self.parts.append(f'<polyline points="{joined}" fill="none" stroke="{stroke}" stroke-width="{width}"/>')
+
+    def diamond(self, x: float, y: float, size: float, fill: str, title: str | None = None) -> None:
+        tip = f"<title>{escaped(title)}</title>" if title is not None else ""
+        self.parts.append(f'<path d="M{_n(x)},{_n(y - size)}L{_n(x + size)},{_n(y)}L{_n(x)},{_n(y + size)}'
+                          f'L{_n(x - size)},{_n(y)}Z" fill="{fill}">{tip}</path>')
+
+    def circle(self, x: float, y: float, radius: float, fill: str, title: str | None = None) -> None:
+        tip = f"<title>{escaped(title)}</title>" if title is not None else ""
+        self.parts.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(radius)}" fill="{fill}">{tip}</circle>')
+
+    def text(self, x: float, y: float, value: object, anchor: str = "start", size: float = SIZE,
+             colour: str = TEXT, bold: bool = False, angle: float = 0) -> None:
+        """A text whose middle is at height y (its baseline a third of its size below)."""
+        turn = f' transform="rotate({_n(angle)} {_n(x)} {_n(y)})"' if angle else ""
+        weight = ' font-weight="bold"' if bold else ""
+        self.parts.append(f'<text x="{_n(x)}" y="{_n(y + size * 0.35)}" text-anchor="{anchor}" '
+                          f'font-size="{_n(size)}" fill="{colour}"{weight}{turn}>{escaped(value)}</text>')
+
+    def svg(self, width: float, height: float, label: str) -> str:
+        """The finished SVG, `width` by `height` pixels, named `label` for screen readers; checked."""
+        return checked(
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="marks" width="{math.ceil(width)}" '
+            f'height="{math.ceil(height)}" viewBox="0 0 {math.ceil(width)} {math.ceil(height)}" role="img" '
+            f'aria-label="{escaped(label)}" font-family="{measure.FONT}">'
+            f'<rect width="100%" height="100%" fill="white"/>{"".join(self.parts)}</svg>')
+
+
+def runs_code(svg: str) -> bool:
     """Whether an SVG holds an element or attribute that could run code (text content is only text)."""
-    import xml.etree.ElementTree as ElementTree
-
     for element in ElementTree.fromstring(svg).iter():
         if element.tag.rsplit("}", 1)[-1].lower() in _ACTIVE_TAGS:
             return True
@@ -50,203 +184,91 @@ def _runs_code(svg: str) -> bool:
     return False
 
 
-def _printable(value: Any) -> Any:
-    """Every text of a spec with its control characters and lone surrogates (from undecodable file names) shown
-    as escapes: as text, never as a line break, and never a string vl-convert cannot take (it aborts)."""
-    if isinstance(value, str):
-        return escape_terminal(value)
-    if isinstance(value, dict):
-        return {_printable(k): _printable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_printable(v) for v in value]
-    return value
-
-
-def _draw(spec: dict) -> str:
-    """vl-convert's SVG of a printable spec (in this process or a helper)."""
-    import vl_convert
-
-    with _RENDERER:
-        return vl_convert.vegalite_to_svg(spec)
-
-
-def _checked(svg: str) -> str:
-    if _runs_code(svg):
+def checked(svg: str) -> str:
+    if runs_code(svg):
         raise ValueError("a chart's SVG holds an element or attribute that could run code")
     return svg
 
 
-def to_svg(spec: dict) -> str:
-    """The chart as one static SVG element; refuses any SVG that could run code (data is escaped by Vega, and
-    this makes sure)."""
-    return _checked(_draw(_printable(spec)))
+# ---- axes and legends
 
 
-def warm_up() -> None:
-    """Start vl-convert's engine in this process (about 0.4 s, once per process). Only the smallest chart: drawing
-    one of each kind as well cost a run more CPU, beside the layers, than it saved the page (docs/REPORT.md)."""
-    _draw(_WARM_UP_SPEC)
+def widest(labels: Iterable[str], size: float = SIZE) -> float:
+    """The widest label's pixels, with room for a wider fallback font."""
+    return max((measure.width(label, size) for label in labels), default=0.0) * WIDER
 
 
-# the helper processes (`start_helpers`); the lock guards the list
-_HELPERS: list[_Helper] = []
-_HELPERS_LOCK = threading.Lock()
-MAX_HELPERS = 4  # each holds about 150 MB; more than four gain little on a page of about twenty charts
+def left_axis(canvas: Canvas, x: float, places: Sequence[tuple[float, str]], top: float, bottom: float,
+              title: str | None = None, grid_to: float | None = None) -> None:
+    """A vertical axis at `x`: a tick and a label at each (y, label), from `top` to `bottom`; grid lines across
+    to `grid_to`; the title turned along it, left of the widest label."""
+    if grid_to is not None:
+        canvas.open("axis-grid")
+        for y, _ in places:
+            canvas.line(x, y, grid_to, y, GRID)
+        canvas.close()
+    canvas.open("axis")
+    canvas.open("axis-tick")
+    for y, _ in places:
+        canvas.line(x - TICK, y, x, y)
+    canvas.close()
+    canvas.open("axis-label")
+    for y, label in places:
+        canvas.text(x - TICK - GAP, y, label, anchor="end")
+    canvas.close()
+    canvas.open("axis-domain")
+    canvas.line(x, top, x, bottom)
+    canvas.close()
+    if title:
+        canvas.open("axis-title")
+        canvas.text(x - TICK - GAP - widest(label for _, label in places) - 8, (top + bottom) / 2, title,
+                    anchor="middle", angle=-90)
+        canvas.close()
+    canvas.close()
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def bottom_axis(canvas: Canvas, y: float, places: Sequence[tuple[float, str]], left: float, right: float,
+                title: str | None = None, grid_from: float | None = None, slanted: bool = False) -> float:
+    """A horizontal axis at `y`: a tick and a label at each (x, label), upright or slanted by 45 degrees; grid
+    lines up to `grid_from`; the title centred below. Returns the height it takes below `y`."""
+    if grid_from is not None:
+        canvas.open("axis-grid")
+        for x, _ in places:
+            canvas.line(x, grid_from, x, y, GRID)
+        canvas.close()
+    canvas.open("axis")
+    canvas.open("axis-tick")
+    for x, _ in places:
+        canvas.line(x, y, x, y + TICK)
+    canvas.close()
+    canvas.open("axis-label")
+    for x, label in places:
+        if slanted:
+            canvas.text(x + 3, y + TICK + GAP + 2, label, anchor="end", angle=-45)
+        else:
+            canvas.text(x, y + TICK + GAP + SIZE / 2, label, anchor="middle")
+    canvas.close()
+    canvas.open("axis-domain")
+    canvas.line(left, y, right, y)
+    canvas.close()
+    below = TICK + GAP + (widest(label for _, label in places) * 0.72 + 6 if slanted else SIZE + 2)
+    if title:
+        canvas.open("axis-title")
+        canvas.text((left + right) / 2, y + below + 6 + SIZE / 2, title, anchor="middle")
+        canvas.close()
+        below += 8 + SIZE
+    canvas.close()
+    return below
 
 
-class _Helper:
-    """A Python process drawing charts: a spec's JSON in, its SVG out, each as a length line and bytes
-    over its standard input and output. Started as `python -c` (not by multiprocessing, which would import the
-    caller's main script again in the new process)."""
-
-    def __init__(self) -> None:
-        import clickstream
-
-        package_root = str(Path(clickstream.__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root,
-                                                                          os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-c", "from clickstream.report.svg import serve; serve()"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        env=env)
-        self.lock = threading.Lock()
-
-    def draw(self, spec: dict) -> str:
-        """The helper's SVG of a printable spec; OSError when the helper is gone."""
-        _send(self.process.stdin, json.dumps(spec).encode())
-        reply = _receive(self.process.stdout)
-        if reply is None:
-            raise OSError("the chart helper process ended")
-        if reply.startswith(b"!"):
-            raise RuntimeError(reply[1:].decode(errors="replace"))
-        return reply.decode()
-
-    def stop(self) -> None:
-        try:
-            self.process.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+def legend(canvas: Canvas, x: float, y: float, entries: Sequence[tuple[str, str]]) -> None:
+    """A row of coloured squares, each followed by its name, from (x, y) (the row's middle)."""
+    canvas.open("legend")
+    for name, colour in entries:
+        canvas.rect(x, y - 5, 10, 10, colour)
+        canvas.text(x + 14, y, name)
+        x += 14 + widest([name]) + 14
+    canvas.close()
 
 
-def _send(stream: Any, data: bytes) -> None:
-    stream.write(b"%d\n" % len(data) + data)
-    stream.flush()
-
-
-def _receive(stream: Any) -> bytes | None:
-    line = stream.readline()
-    if not line:
-        return None
-    return stream.read(int(line))
-
-
-def serve() -> None:
-    """The helper process's loop: warm up, then draw each spec sent until standard input closes."""
-    warm_up()
-    requests, replies = sys.stdin.buffer, sys.stdout.buffer
-    while (request := _receive(requests)) is not None:
-        try:
-            reply = _draw(json.loads(request)).encode()
-        except Exception as exc:  # noqa: BLE001 - the caller draws this chart itself and says why
-            reply = b"!" + str(exc).encode(errors="replace")
-        _send(replies, reply)
-
-
-def start_helpers() -> list[_Helper]:
-    """The helper processes, started on the first call (one per core, at most MAX_HELPERS); none on one core or
-    where they cannot start."""
-    with _HELPERS_LOCK:
-        wanted = min(_cores(), MAX_HELPERS) if _cores() > 1 else 0
-        while len(_HELPERS) < wanted:
-            try:
-                helper = _Helper()
-            except OSError as exc:
-                log.debug("report: a chart helper process did not start (%s); this process draws", exc)
-                break
-            atexit.register(helper.stop)
-            _HELPERS.append(helper)
-        return list(_HELPERS)
-
-
-def helper_pids() -> list[int]:
-    """The helper processes running now (the run's cost counts their CPU, I/O and memory)."""
-    with _HELPERS_LOCK:
-        return [helper.process.pid for helper in _HELPERS]
-
-
-def _drop_helper(helper: _Helper) -> None:
-    with _HELPERS_LOCK:
-        if helper in _HELPERS:
-            _HELPERS.remove(helper)
-    helper.stop()
-
-
-class Drawing:
-    """The page's charts by name: `add` as each section makes its chart (the helpers take them from then on),
-    `svgs` at the end."""
-
-    def __init__(self) -> None:
-        self.specs: dict[str, dict] = {}
-        self._queue: collections.deque[str] = collections.deque()
-        self._drawn: dict[str, str] = {}
-        self._more = threading.Condition()
-        self._closed = False
-        self._feeders: list[threading.Thread] | None = None
-
-    def add(self, name: str, spec: dict) -> None:
-        self.specs[name] = spec
-        with self._more:
-            self._queue.append(name)
-            self._more.notify()
-        if self._feeders is None:
-            self._feeders = [threading.Thread(target=self._feed, args=(helper,), name="chart-helper", daemon=True)
-                             for helper in start_helpers()]
-            for feeder in self._feeders:
-                feeder.start()
-
-    def _next(self, wait: bool) -> str | None:
-        """The next chart to draw, waiting (for a helper) while the sections may add more; None when none is
-        left."""
-        with self._more:
-            while wait and not self._queue and not self._closed:
-                self._more.wait()
-            return self._queue.popleft() if self._queue else None
-
-    def _feed(self, helper: _Helper) -> None:
-        while (name := self._next(wait=True)) is not None:
-            try:
-                with helper.lock:  # held per chart: a page given up on (close) never keeps a helper
-                    self._drawn[name] = helper.draw(_printable(self.specs[name]))
-            except (OSError, ValueError, RuntimeError) as exc:
-                log.debug("report: a chart helper failed on %s (%s); this process draws it", name, exc)
-                with self._more:
-                    self._queue.append(name)
-                if not isinstance(exc, RuntimeError):  # the process is gone or out of step: not reused
-                    _drop_helper(helper)
-                return
-
-    def close(self) -> None:
-        """No more charts: the helpers' threads end once the charts they took are drawn."""
-        with self._more:
-            self._closed = True
-            self._more.notify_all()
-
-    def svgs(self) -> dict[str, str]:
-        """Every chart's checked SVG, by name in the order added."""
-        self.close()
-        for feeder in self._feeders or []:
-            feeder.join()
-        drawn = {name: _checked(svg) for name, svg in self._drawn.items()}
-        while (name := self._next(wait=False)) is not None:  # no helper, or one gave it back
-            drawn[name] = to_svg(self.specs[name])
-        return {name: drawn[name] for name in self.specs}
+LEGEND_HEIGHT = 22
