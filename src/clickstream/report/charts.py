@@ -19,10 +19,9 @@ Rows = list[dict[str, Any]]
 # A section's card is this wide at the page's widest (main 1000 px less its and the section's padding): every
 # chart but the weekday/weekend panels is drawn this wide.
 CARD_WIDTH = 900
-# Text is measured in Liberation Sans (`measure`): the same layout whatever fonts the machine has. The page shows
-# it in Liberation Sans or a font with its metrics (Arimo, Arial; Helvetica is close); a wider fallback gets the
-# room of svg.WIDER, checked in a browser.
-FONT = measure.FONT
+# Text is measured in Liberation Sans (`measure.FONT`): the same layout whatever fonts the machine has. The page
+# shows it in Liberation Sans or a font with its metrics (Arimo, Arial; Helvetica is close); a wider fallback gets
+# the room of svg.WIDER, checked in a browser.
 DISPLAY_FONT = '"Liberation Sans", Arimo, Arial, Helvetica, sans-serif'
 PAD = {"left": 12, "right": 24, "top": 8, "bottom": 10}
 # the widest label, in pixels, of a ranking's bars, a funnel's steps and the ledger's files
@@ -313,11 +312,11 @@ def day_types(rows: Rows) -> Chart | None:
     present = [(c, t) for c, t in measures if has(rows, "day_type", c)]
     if not present:
         return None
-    colours = {"weekday": PALETTE[0], "weekend": PALETTE[2]}
+    colours, width, height = {"weekday": PALETTE[0], "weekend": PALETTE[2]}, 110, 150  # each panel's plot
     data = [{"day_type": str(r["day_type"]), "measure": title,
              "value": float(r[column] or 0) * (100 if column.endswith("_rate") else 1)}
             for column, title in present for r in rows]
-    canvas, x, height = Canvas(), float(PAD["left"]), 150
+    canvas, x = Canvas(), float(PAD["left"])
     top = PAD["top"] + 20
     for _, title in present:
         panel = [d for d in data if d["measure"] == title]
@@ -325,13 +324,13 @@ def day_types(rows: Rows) -> Chart | None:
         domain, marks = svg.nice(most, 4)
         axis = (domain, marks, svg.decimal)  # averages per day can be below 1: decimals, not SI prefixes
         left = x + svg.widest(svg.decimal(t) for t in marks) + svg.TICK + svg.GAP
-        canvas.text(left + 55, PAD["top"] + 8, title, anchor="middle", size=12)
+        canvas.text(left + width / 2, PAD["top"] + 8, title, anchor="middle", size=12)
         columns = _Columns([d["day_type"] for d in panel],
                            [[(d["value"], colours.get(d["day_type"], PALETTE[6]), f"{d['day_type']}: "
                               f"{svg.decimal(d['value'])}")] for d in panel], [None] * len(panel),
                            set(range(len(panel))))
-        below = _columns(canvas, columns, left, top, 110, height, axis)
-        x = left + 110 + max(20, svg.widest([title], 12) - 110)
+        below = _columns(canvas, columns, left, top, width, height, axis)
+        x = left + width + max(20, svg.widest([title], 12) - width)
     return Chart(data, canvas.svg(x + PAD["right"], top + height + below + PAD["bottom"],
                                   "weekday against weekend"))
 
@@ -390,7 +389,8 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> Chart | None:
     days = [str(r["activity_date"]) for r in ordered]
     data = [{"day": day, "measure": label, "value": float(row[column] or 0), "partial": day in partial}
             for column, label in measures for day, row in zip(days, ordered)]
-    axes = [_quantity(max((d["value"] for d in data if d["measure"] == label), default=0), 110, 4)
+    panel, header = 110, 22  # each measure's plot height, and its name's above it
+    axes = [_quantity(max((d["value"] for d in data if d["measure"] == label), default=0), panel, 4)
             for _, label in measures]
     left = _left_room(fmt(t) for _, marks, fmt in axes for t in marks)
     marked = {i for i, day in enumerate(days) if day in partial}
@@ -399,9 +399,9 @@ def daily(rows: Rows, partial_days: Iterable[str]) -> Chart | None:
         canvas.text(left, top + 8, label, size=12, bold=True)
         values = [d["value"] for d in data if d["measure"] == label]
         last = k == len(measures) - 1
-        below = _lines(canvas, days, [_Series(label, PALETTE[0], values, marked, "diamond")], left, top + 22,
-                       CARD_WIDTH - PAD["right"] - left, 110, axis, _every_nth(len(days)), x_axis=last)
-        top += 22 + 110 + (0 if last else 16)
+        below = _lines(canvas, days, [_Series(label, PALETTE[0], values, marked, "diamond")], left, top + header,
+                       CARD_WIDTH - PAD["right"] - left, panel, axis, _every_nth(len(days)), x_axis=last)
+        top += header + panel + (0 if last else 16)
     return Chart(data, canvas.svg(CARD_WIDTH, top + below + PAD["bottom"], "per day"))
 
 

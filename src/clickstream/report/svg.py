@@ -198,27 +198,28 @@ def widest(labels: Iterable[str], size: float = SIZE) -> float:
     return max((measure.width(label, size) for label in labels), default=0.0) * WIDER
 
 
+def _segments(canvas: Canvas, role: str, segments: Iterable[tuple[float, float, float, float]],
+              stroke: str = DOMAIN) -> None:
+    """A group of straight lines, each (x1, y1, x2, y2)."""
+    canvas.open(role)
+    for x1, y1, x2, y2 in segments:
+        canvas.line(x1, y1, x2, y2, stroke)
+    canvas.close()
+
+
 def left_axis(canvas: Canvas, x: float, places: Sequence[tuple[float, str]], top: float, bottom: float,
               title: str | None = None, grid_to: float | None = None) -> None:
     """A vertical axis at `x`: a tick and a label at each (y, label), from `top` to `bottom`; grid lines across
     to `grid_to`; the title turned along it, left of the widest label."""
     if grid_to is not None:
-        canvas.open("axis-grid")
-        for y, _ in places:
-            canvas.line(x, y, grid_to, y, GRID)
-        canvas.close()
+        _segments(canvas, "axis-grid", [(x, y, grid_to, y) for y, _ in places], GRID)
     canvas.open("axis")
-    canvas.open("axis-tick")
-    for y, _ in places:
-        canvas.line(x - TICK, y, x, y)
-    canvas.close()
+    _segments(canvas, "axis-tick", [(x - TICK, y, x, y) for y, _ in places])
     canvas.open("axis-label")
     for y, label in places:
         canvas.text(x - TICK - GAP, y, label, anchor="end")
     canvas.close()
-    canvas.open("axis-domain")
-    canvas.line(x, top, x, bottom)
-    canvas.close()
+    _segments(canvas, "axis-domain", [(x, top, x, bottom)])
     if title:
         canvas.open("axis-title")
         canvas.text(x - TICK - GAP - widest(label for _, label in places) - 8, (top + bottom) / 2, title,
@@ -232,15 +233,9 @@ def bottom_axis(canvas: Canvas, y: float, places: Sequence[tuple[float, str]], l
     """A horizontal axis at `y`: a tick and a label at each (x, label), upright or slanted by 45 degrees; grid
     lines up to `grid_from`; the title centred below. Returns the height it takes below `y`."""
     if grid_from is not None:
-        canvas.open("axis-grid")
-        for x, _ in places:
-            canvas.line(x, grid_from, x, y, GRID)
-        canvas.close()
+        _segments(canvas, "axis-grid", [(x, grid_from, x, y) for x, _ in places], GRID)
     canvas.open("axis")
-    canvas.open("axis-tick")
-    for x, _ in places:
-        canvas.line(x, y, x, y + TICK)
-    canvas.close()
+    _segments(canvas, "axis-tick", [(x, y, x, y + TICK) for x, _ in places])
     canvas.open("axis-label")
     for x, label in places:
         if slanted:
@@ -248,9 +243,7 @@ def bottom_axis(canvas: Canvas, y: float, places: Sequence[tuple[float, str]], l
         else:
             canvas.text(x, y + TICK + GAP + SIZE / 2, label, anchor="middle")
     canvas.close()
-    canvas.open("axis-domain")
-    canvas.line(left, y, right, y)
-    canvas.close()
+    _segments(canvas, "axis-domain", [(left, y, right, y)])
     below = TICK + GAP + (widest(label for _, label in places) * 0.72 + 6 if slanted else SIZE + 2)
     if title:
         canvas.open("axis-title")
