@@ -83,3 +83,16 @@ def test_the_minimal_baseline_is_held_to_the_ledger_and_the_reasons(tmp_path, mi
     project, minimal = write_ledgers(tmp_path, [["missing_user_id"], ["invalid_timestamp", "missing_user_id"]],
                                      minimal_reasons)
     assert ledger_problems(project, minimal) == problems
+
+
+@pytest.mark.slow
+def test_the_duckdb_baselines_still_do_the_projects_work(tmp_path):
+    """The plain DuckDB script gives every table the project gives, row for row, and the minimal one its ledger,
+    on the check's small dataset: a change to the project's outputs that the baselines miss fails here, not only
+    at the next benchmark (whose timings would compare unequal work)."""
+    from benchmarks.check_baselines import run_check
+
+    result = run_check(tmp_path / "cache", ["plain-duckdb", "minimal-duckdb"], rows=5_000)
+    assert {name: variant.get("problems") or variant.get("error") for name, variant in result["variants"].items()
+            if not variant["ok"]} == {}
+    assert sorted(result["variants"]) == ["minimal-duckdb", "plain-duckdb"] and result["ok"]
