@@ -11,6 +11,7 @@ block in the template. To add a table: write its chart in `charts.py`, a section
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import functools
 import json
@@ -463,8 +464,9 @@ def _churn_scores(facts: Facts, section: Section) -> None:
     section.notes.append(f"Scored as of {scored_at:%Y-%m-%d %H:%M} UTC, the models' time "
                          "(analytics.models_as_of): a user whose last_seen_ts is later has come back since.")
     scores = scores.drop_columns(["scored_at"])
-    tenths = pc.min_element_wise(pc.floor(pc.multiply(scores["churn_probability"], 10)), 9).to_pylist()
-    counts = [{"probability": f"{10 * t}-{10 * t + 10}%", "users": tenths.count(t)} for t in range(10)]
+    tenths = collections.Counter(pc.min_element_wise(pc.floor(pc.multiply(scores["churn_probability"], 10)),
+                                                     9).to_pylist())
+    counts = [{"probability": f"{10 * t}-{10 * t + 10}%", "users": tenths[t]} for t in range(10)]
     section.draw(facts, "Users by churn probability", "churn_scores", charts.segments(
         counts, "probability", "users", "users"))
     riskiest = scores.take(pc.sort_indices(scores, sort_keys=[("churn_probability", "descending"),
