@@ -5,10 +5,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clickstream.report import charts, svg
+from clickstream.report import charts, measure, svg
+from clickstream.report.escape import escape_terminal
 
 
 @pytest.mark.parametrize("top, count, expected", [
@@ -89,3 +90,26 @@ def test_bands_fill_their_length_with_vegas_padding():
     assert starts == pytest.approx([10 + step * (0.05 + i) for i in range(4)])
     assert width == pytest.approx(step * 0.9)
     assert starts[-1] + width + step * 0.05 == pytest.approx(110)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=6, unique=True))
+def test_any_text_from_the_data_leaves_every_chart_well_formed_and_shown_as_text(names):
+    """Product ids, segment names, file names and run labels of any characters (control characters, lone
+    surrogates, markup) give SVG that parses, runs nothing, and shows each (cut to fit) as a text node."""
+    drawn = [
+        charts.ranked_bars([{"product_id": n, "views": i + 1} for i, n in enumerate(names)], "product_id", "views",
+                           "views"),
+        charts.segments([{"segment": n, "users": i} for i, n in enumerate(names)], "segment", "users", "users"),
+        charts.ledger([{"source_file": n, "bronze_rows": 3, "silver_rows": 1, "quarantine_rows": 1,
+                        "duplicate_rows": 1} for n in names]),
+        charts.runs_over_time([{"run": n, "seconds": float(i)} for i, n in enumerate(names)], {"seconds": "s"}, "s"),
+    ]
+    # the labels in the order each chart cuts them: the largest value first, the files by name
+    labels = {0: measure.fit_distinct(names[::-1], charts.RANKED_LABEL),
+              2: measure.fit_distinct(sorted(names), charts.FILE_LABEL), 3: names}
+    for i, chart in enumerate(drawn):
+        root = ElementTree.fromstring(chart.svg)  # well-formed, whatever the names held
+        assert not svg.runs_code(chart.svg)
+        texts = {element.text for element in root.iter() if element.tag.endswith("}text")}
+        assert {escape_terminal(label) for label in labels.get(i, [])} <= texts
