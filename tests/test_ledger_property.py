@@ -318,7 +318,7 @@ def test_every_line_is_accounted_for_and_gold_equals_a_rebuild(steps):
         shutil.copytree(data, refreshed, symlinks=True)
         run_layers(config_for(refreshed), ("gold", "analytics"), full_refresh=True)
         for table in ("gold/fct_events", "gold/dim_sessions", "gold/dim_users", "gold/dim_products",
-                      "gold/dim_date", "analytics/user_journey", "analytics/daily_activity",
+                      "gold/dim_date", "analytics/user_journey", "analytics/user_days", "analytics/daily_activity",
                       "analytics/funnel_users", "analytics/conversion_funnel", "analytics/retention_users",
                       "analytics/retention", "analytics/carts", "analytics/cart_abandonment_daily",
                       "analytics/visit_paths", "analytics/paths", "analytics/purchase_events",

@@ -22,7 +22,8 @@ from clickstream.warehouse import SPARK_SCRIPT, WAREHOUSE, query
 HOSTILE_DIR = "data[1], it's"
 REFUSED = "clickstream: error: sql: only one SELECT (or EXPLAIN of one) statement is run: the warehouse is read-only\n"
 TABLES = ["fct_events", "dim_users", "dim_sessions", "dim_products", "dim_event_types", "dim_date", "dim_time",
-          "top_products", "funnel_users", "conversion_funnel", "funnel_any_order", "daily_activity", "user_segments",
+          "top_products", "funnel_users", "conversion_funnel", "funnel_any_order", "user_days", "daily_activity",
+          "user_segments",
           "revenue_metrics", "user_journey", "purchase_events", "purchase_paths", "visit_paths", "paths",
           "day_type_behavior", "rfm_scores", "rfm_segments", "retention_users", "retention", "carts", "cart_abandonment_daily", "cart_abandonment",
           # the predictive results, after the declared queries in name order

@@ -139,8 +139,8 @@ def test_a_new_batch_gives_the_tables_a_run_from_scratch_gives(tmp_path, engine_
     run(scratch, "duckdb")
 
     assert (second["gold"]["mode"], second["analytics"]["modes"]["user_journey"]) == ("incremental", "incremental")
-    assert ({second["analytics"]["modes"][name] for name in ("funnel_users", "retention_users", "carts",
-                                                             "visit_paths", "purchase_events")}
+    assert ({second["analytics"]["modes"][name] for name in ("funnel_users", "user_days", "retention_users",
+                                                             "carts", "visit_paths", "purchase_events")}
             == {"incremental"})
     for table in TABLES:
         assert table_differences(read_table(scratch / table), read_table(step / table)) == [], table
@@ -245,8 +245,9 @@ def test_affected_users_published_without_the_start_of_their_visits_get_the_per_
     older.rename(affected)
 
     report = run(step, "duckdb", layers=("analytics",))
-    assert {report["analytics"]["modes"][name] for name in ("user_journey", "funnel_users", "retention_users",
-                                                            "carts", "visit_paths", "purchase_events")} == {"full"}
+    assert {report["analytics"]["modes"][name] for name in ("user_journey", "funnel_users", "user_days",
+                                                            "retention_users", "carts", "visit_paths",
+                                                            "purchase_events")} == {"full"}
     write_batch(step, "c.csv", THIRD_BATCH)
     report = run(step, "duckdb")
     assert report["analytics"]["modes"]["visit_paths"] == "incremental"

@@ -1,14 +1,15 @@
 -- one row per calendar day: the share of it the data covers, active users, events, events per user, sessions, purchases, revenue, day type
 with daily as (
+    -- each day's users added up: a visit belongs to one user, so its visits are the sum of theirs
     select
         date_key,
-        count(distinct user_key) as active_users,
-        count(*) as events,
-        count(distinct session_key) as sessions,
-        count(case when is_purchase then 1 end) as purchases,
-        count(case when is_purchase then amount end) as priced_purchases,
-        sum(case when is_purchase then amount end) as revenue
-    from fct_events
+        count(*) as active_users,
+        cast(sum(events) as bigint) as events,
+        cast(sum(sessions) as bigint) as sessions,
+        cast(sum(purchases) as bigint) as purchases,
+        cast(sum(priced_purchases) as bigint) as priced_purchases,
+        sum(revenue) as revenue
+    from user_days
     group by date_key
 ),
 

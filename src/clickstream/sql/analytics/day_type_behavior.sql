@@ -18,26 +18,14 @@ full_days as (
     select date_key, is_weekend from days where is_full_day
 ),
 
-user_days as (
-    -- one row per day and active user, with that user's events of the day: every sum below reads these
-    select
-        date_key,
-        user_key,
-        count(*) as events,
-        count(case when is_purchase then 1 end) as purchases,
-        count(case when is_purchase then amount end) as priced_purchases,
-        sum(case when is_purchase then amount end) as revenue
-    from fct_events
-    group by date_key, user_key
-),
-
 events as (
+    -- the users' days (user_days): one row per day and active user, with that user's events of the day
     select
         full_days.is_weekend,
         cast(sum(user_days.events) as bigint) as events,
         cast(sum(user_days.purchases) as bigint) as purchases,
         sum(user_days.priced_purchases) as priced_purchases,
-        sum(user_days.revenue) as revenue,
+        cast(sum(user_days.revenue) as decimal(38,2)) as revenue,
         count(user_days.user_key) as user_days
     from user_days
     join full_days on user_days.date_key = full_days.date_key
