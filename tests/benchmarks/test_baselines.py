@@ -50,6 +50,17 @@ def test_comparison_reports_every_difference(tmp_path, actual, problems):
     assert comparison.ok is (problems == [])
 
 
+def test_a_column_named_as_excepted_is_not_compared_and_the_others_still_are(tmp_path):
+    """The JSON-lines variant reads the same events from files named *.jsonl: its source_file differs by design."""
+    write_table(tmp_path / "expected", EXPECTED)
+    write_table(tmp_path / "actual", [(rank, f"other_{product}", rate) for rank, product, rate in EXPECTED])
+    assert compare_dirs(tmp_path / "expected", tmp_path / "actual", tables=["top_products"],
+                        excepted=("product_id",)).ok
+    write_table(tmp_path / "changed", [(rank, f"other_{product}", 0.9) for rank, product, _ in EXPECTED])
+    assert compare_dirs(tmp_path / "expected", tmp_path / "changed", tables=["top_products"],
+                        excepted=("product_id",)).problems()[0].startswith("top_products: sorted row 0")
+
+
 def write_ledgers(root: Path, project_reasons: list[list[str]], minimal_reasons: list[list[str]]) -> tuple[Path, Path]:
     """A project's and a minimal baseline's data directories holding just what the ledger check reads."""
     project, minimal = root / "project", root / "minimal-run"
