@@ -1,6 +1,7 @@
 """Hostile data values (ANSI escapes, newlines, bidi overrides, HTML, Markdown) shown as text, never interpreted."""
 from __future__ import annotations
 
+import html
 import logging
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from clickstream.analytics import QueryResult
 from clickstream.generate import DefectRates, generate
 from clickstream.logs import job_log
-from clickstream.report.escape import escape_markdown, escape_terminal, escape_terminal_lines, shorten
+from clickstream.report.escape import escape_markdown, escape_markup, escape_terminal, escape_terminal_lines, shorten
 from clickstream.report.tables import markdown_report, render_results, text_table
 
 # (value, as the terminal shows it, as a Markdown table cell holds it)
@@ -47,6 +48,13 @@ def test_escape_terminal_shows_control_characters_as_escapes(value, terminal, _)
 @pytest.mark.parametrize("value, _, cell", HOSTILE, ids=[repr(v) for v, _, _ in HOSTILE])
 def test_escape_markdown_makes_the_value_literal(value, _, cell):
     assert escape_markdown(value) == cell
+
+
+@pytest.mark.parametrize("value, terminal, _", HOSTILE, ids=[repr(v) for v, _, _ in HOSTILE])
+def test_escape_markup_leaves_no_markup_and_reads_as_the_terminal_shows_it(value, terminal, _):
+    shown = escape_markup(value)
+    assert not set("<>\"'") & set(shown)
+    assert html.unescape(shown) == terminal
 
 
 def test_escape_terminal_lines_keeps_the_line_breaks_and_escapes_each_line():

@@ -3,6 +3,7 @@ names from the quality report, and the size of the page."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -327,28 +328,20 @@ def test_axis_ticks_never_read_0k_and_small_values_are_plain(top, expected):
     assert [label for label in axis_labels(chart) if label not in ("a", "b")] == expected  # the counts' axis
 
 
-def test_every_chart_of_the_page_is_one_svg_of_marks_drawn_from_its_rows(data):
+def test_every_chart_of_the_page_is_one_svg_of_marks_that_runs_nothing(data):
     """Each chart of the page parses as SVG, holds marks, and nothing that could run code."""
     import xml.etree.ElementTree as ElementTree
 
     text = html.render(Layout(data), Config(), quality(data))
     names = [attrs["data-chart"] for tag, attrs in Page(text).tags if tag == "figure"]
     assert len(names) >= 15
-    drawn = [text[start:text.index("</svg>", start) + 6] for start in _starts(text, "<svg ")]
+    drawn = re.findall(r"<svg .*?</svg>", text, re.S)
     assert len(drawn) == len(names)
     for markup in drawn:
         root = ElementTree.fromstring(markup)
         marks = [element for element in root.iter() if element.get("class") == "role-mark"]
         assert marks and all(len(mark) > 0 for mark in marks)
         assert not svg.runs_code(markup)
-
-
-def _starts(text: str, needle: str) -> list[int]:
-    found, at = [], text.find(needle)
-    while at >= 0:
-        found.append(at)
-        at = text.find(needle, at + 1)
-    return found
 
 
 def test_the_retention_heatmap_shows_the_last_cohorts_over_their_first_periods():

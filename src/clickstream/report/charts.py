@@ -236,7 +236,7 @@ def _column_chart(columns: _Columns, title: str, height: float, x_title: str | N
                   legend: Sequence[tuple[str, str]] = ()) -> str:
     """Columns as wide as the card, the y axis titled, an optional legend above."""
     most = max((sum(v for v, _, _ in stack) for stack in columns.stacks), default=0)
-    axis = _quantity(most * (1.08 if any(columns.texts) else 1), height, max(2, round(height / 50)))
+    axis = _quantity(most * (1.08 if any(columns.texts) else 1), height)
     left = _left_room([axis[2](t) for t in axis[1]], title)
     top = PAD["top"] + (svg.LEGEND_HEIGHT if legend else 0) + (14 if any(columns.texts) else 0)
     canvas = Canvas()

@@ -5,6 +5,7 @@ escape that clears the screen, a newline that forges a second log line, a `<scri
 """
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 
@@ -45,6 +46,12 @@ def escape_terminal(text: str) -> str:
 def escape_terminal_lines(text: str) -> str:
     """Several lines (a traceback): each line escaped, the line breaks between them kept."""
     return "\n".join(escape_terminal(line) for line in text.split("\n"))
+
+
+def escape_markup(text: str) -> str:
+    """`text` for HTML or SVG markup, as a text node or a quoted attribute value: shown as `escape_terminal` shows
+    it, with `& < > " '` as entities (the report's charts; the page's template escapes through Jinja2)."""
+    return html.escape(escape_terminal(text), quote=True)
 
 
 def escape_markdown(text: str) -> str:

@@ -703,7 +703,8 @@ def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
     sections = [build(facts) for build in SECTIONS]
     last_run = quality.get("last_run", {})
     return _environment().get_template("report.html.j2").render(
-        sections=sections, svg={name: Markup(drawn) for name, drawn in facts.svgs.items()}, font=Markup(charts.DISPLAY_FONT),
+        sections=sections, svg={name: Markup(drawn) for name, drawn in facts.svgs.items()},
+        font=Markup(charts.DISPLAY_FONT),
         run_id=last_run.get("run_id", ""), engine=last_run.get("engine", ""),
         generated=(last_run.get("started_at") or "")[:19].replace("T", " "))
 

@@ -8,14 +8,13 @@ font. Each finished SVG is parsed once more and refused if it holds anything tha
 """
 from __future__ import annotations
 
-import html
 import math
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from clickstream.report import measure
-from clickstream.report.escape import escape_terminal
+from clickstream.report.escape import escape_markup
 
 SIZE = 11  # px: axis labels, titles, legends
 TEXT = "#333333"
@@ -26,11 +25,6 @@ TICK = 5  # px of a tick mark
 GAP = 3  # px between a tick and its label
 
 _ACTIVE_TAGS = {"script", "foreignobject", "iframe", "object", "embed", "handler", "listener", "animate", "set"}
-
-
-def escaped(value: object) -> str:
-    """A text for SVG markup: control characters and lone surrogates as escapes, then XML's five entities."""
-    return html.escape(escape_terminal(str(value)), quote=True)
 
 
 def _n(value: float) -> str:
@@ -52,10 +46,15 @@ def tick_step(span: float, count: int) -> float:
     return factor * power
 
 
+def _multiples(step: float, last: int) -> list[float]:
+    """0, step, 2 step ... last step (rounded off the float error of the products)."""
+    return [round(i * step, 12) for i in range(last + 1)]
+
+
 def ticks(top: float, count: int) -> list[float]:
     """Ticks from 0 up to `top` (included when it falls on one), about `count` of them."""
     step = tick_step(top, count)
-    return [round(i * step, 12) for i in range(int(math.floor(top / step + 1e-9)) + 1)]
+    return _multiples(step, int(math.floor(top / step + 1e-9)))
 
 
 def nice(top: float, count: int) -> tuple[float, list[float]]:
@@ -65,7 +64,7 @@ def nice(top: float, count: int) -> tuple[float, list[float]]:
         return 1.0, ticks(1.0, count)
     step = tick_step(top, count)
     steps = math.ceil(top / step - 1e-9)
-    return steps * step, [round(i * step, 12) for i in range(steps + 1)]
+    return steps * step, _multiples(step, steps)
 
 
 @dataclass(frozen=True)
@@ -120,6 +119,11 @@ def decimal(value: float) -> str:
 # ---- the drawing
 
 
+def _tip(title: str | None) -> str:
+    """A mark's hover text, as its SVG <title> (none for None)."""
+    return f"<title>{escape_markup(title)}</title>" if title is not None else ""
+
+
 class Canvas:
     """An SVG's parts in drawing order; groups carry Vega's role classes (role-axis, role-mark...), which the
     report's browser test reads."""
@@ -127,17 +131,15 @@ class Canvas:
     def __init__(self) -> None:
         self.parts: list[str] = []
 
-    def open(self, role: str, transform: str | None = None) -> None:
-        moved = f' transform="{transform}"' if transform else ""
-        self.parts.append(f'<g class="role-{role}"{moved}>')
+    def open(self, role: str) -> None:
+        self.parts.append(f'<g class="role-{role}">')
 
     def close(self) -> None:
         self.parts.append("</g>")
 
     def rect(self, x: float, y: float, width: float, height: float, fill: str, title: str | None = None) -> None:
-        tip = f"<title>{escaped(title)}</title>" if title is not None else ""
         self.parts.append(f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(max(0.0, width))}" '
-                          f'height="{_n(max(0.0, height))}" fill="{fill}">{tip}</rect>')
+                          f'height="{_n(max(0.0, height))}" fill="{fill}">{_tip(title)}</rect>')
 
     def line(self, x1: float, y1: float, x2: float, y2: float, stroke: str = DOMAIN) -> None:
         self.parts.append(f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{stroke}"/>')
@@ -147,13 +149,11 @@ class Canvas:
         self.parts.append(f'<polyline points="{joined}" fill="none" stroke="{stroke}" stroke-width="{width}"/>')
 
     def diamond(self, x: float, y: float, size: float, fill: str, title: str | None = None) -> None:
-        tip = f"<title>{escaped(title)}</title>" if title is not None else ""
         self.parts.append(f'<path d="M{_n(x)},{_n(y - size)}L{_n(x + size)},{_n(y)}L{_n(x)},{_n(y + size)}'
-                          f'L{_n(x - size)},{_n(y)}Z" fill="{fill}">{tip}</path>')
+                          f'L{_n(x - size)},{_n(y)}Z" fill="{fill}">{_tip(title)}</path>')
 
     def circle(self, x: float, y: float, radius: float, fill: str, title: str | None = None) -> None:
-        tip = f"<title>{escaped(title)}</title>" if title is not None else ""
-        self.parts.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(radius)}" fill="{fill}">{tip}</circle>')
+        self.parts.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(radius)}" fill="{fill}">{_tip(title)}</circle>')
 
     def text(self, x: float, y: float, value: object, anchor: str = "start", size: float = SIZE,
              colour: str = TEXT, bold: bool = False, angle: float = 0) -> None:
@@ -161,14 +161,14 @@ class Canvas:
         turn = f' transform="rotate({_n(angle)} {_n(x)} {_n(y)})"' if angle else ""
         weight = ' font-weight="bold"' if bold else ""
         self.parts.append(f'<text x="{_n(x)}" y="{_n(y + size * 0.35)}" text-anchor="{anchor}" '
-                          f'font-size="{_n(size)}" fill="{colour}"{weight}{turn}>{escaped(value)}</text>')
+                          f'font-size="{_n(size)}" fill="{colour}"{weight}{turn}>{escape_markup(str(value))}</text>')
 
     def svg(self, width: float, height: float, label: str) -> str:
         """The finished SVG, `width` by `height` pixels, named `label` for screen readers; checked."""
         return checked(
             f'<svg xmlns="http://www.w3.org/2000/svg" class="marks" width="{math.ceil(width)}" '
             f'height="{math.ceil(height)}" viewBox="0 0 {math.ceil(width)} {math.ceil(height)}" role="img" '
-            f'aria-label="{escaped(label)}" font-family="{measure.FONT}">'
+            f'aria-label="{escape_markup(label)}" font-family="{measure.FONT}">'
             f'<rect width="100%" height="100%" fill="white"/>{"".join(self.parts)}</svg>')
 
 
