@@ -38,8 +38,7 @@ def run_check(cache_dir: Path, variant_names: list[str], rows: int = CHECK_ROWS,
     """Run the project (DuckDB) and the given variants on one small dataset and compare their outputs."""
     dataset = datasets.base_dataset(cache_dir, rows, seed, files=CHECK_FILES)
     # a variant reading JSON lines gets the same events written so (as the timed runs give it)
-    ndjson = (datasets.ndjson_dataset(cache_dir, dataset)
-              if any(variants.VARIANTS[name].reads_ndjson for name in variant_names) else None)
+    ndjson = datasets.ndjson_dataset(cache_dir, dataset) if variants.reads_ndjson(variant_names) else None
     settings = variants.engine_settings(config_path)
     work = Path(tempfile.mkdtemp(prefix="check-", dir=work_dir or cache_dir))
     result: dict[str, Any] = {"rows": rows, "seed": seed, "files": CHECK_FILES, "dataset": dataset.key,
@@ -48,7 +47,7 @@ def run_check(cache_dir: Path, variant_names: list[str], rows: int = CHECK_ROWS,
         outputs = {}
         for name in ["project-duckdb", *[v for v in variant_names if v != "project-duckdb"]]:
             data_dir = work / name
-            datasets.link_files(ndjson.files if ndjson and variants.VARIANTS[name].reads_ndjson else dataset.files,
+            datasets.link_files(variants.raw_files(name, dataset.files, ndjson.files if ndjson else None),
                                 data_dir / "raw")
             cmd = variants.command(name, data_dir, config_path, settings)
             measured = run_measured(cmd, cwd=data_dir, stdout=work / f"{name}.out", stderr=work / f"{name}.err")

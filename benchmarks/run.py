@@ -256,7 +256,7 @@ class Bench:
         self.results["datasets"][size] = base.as_dict()
         selected = variants_at(self.args, rows)
         ndjson = None
-        if any(variants.VARIANTS[v].reads_ndjson for v in selected):
+        if variants.reads_ndjson(selected):
             ndjson = datasets.ndjson_dataset(self.args.cache_dir, base)
             self.results["datasets"][size]["ndjson"] = ndjson.as_dict()
         for index in range(self.args.runs):
@@ -264,7 +264,7 @@ class Bench:
                 if (size, variant) in self.failed:
                     log.warning("%s %s: skipped (failed earlier at this size)", size, variant)
                     continue
-                files = ndjson.files if ndjson and variants.VARIANTS[variant].reads_ndjson else base.files
+                files = variants.raw_files(variant, base.files, ndjson.files if ndjson else None)
                 data_dir = self.fresh_dir(f"{size}-{variant}", files)
                 self.measure(size, rows, variant, "full", index, data_dir)
                 self.cleanup(data_dir)

@@ -66,6 +66,21 @@ def parse_variants(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def reads_ndjson(names: list[str]) -> bool:
+    """Whether one of the variants `names` reads the dataset written as JSON lines (datasets.ndjson_dataset)."""
+    return any(VARIANTS[name].reads_ndjson for name in names)
+
+
+def raw_files(variant: str, csv: list[Path], ndjson: list[Path] | None) -> list[Path]:
+    """The files `variant` reads: the dataset's JSON-lines copy for a variant that reads JSON lines, else its CSV
+    files."""
+    if not VARIANTS[variant].reads_ndjson:
+        return csv
+    if ndjson is None:
+        raise ValueError(f"{variant} reads JSON lines: give it the dataset's JSON-lines copy")
+    return ndjson
+
+
 def engine_settings(config_path: Path) -> dict[str, Any]:
     """The project's engine settings from its config, to give the plain scripts the same ones."""
     from clickstream.config import load_config

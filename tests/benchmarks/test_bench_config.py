@@ -125,3 +125,14 @@ def test_the_results_say_at_which_sizes_the_spark_variants_ran_when_not_at_the_o
     together = Bench(args_for(tmp_path, "--sizes", "2m", *both))
     header = next(line for line in report.render_markdown(together.results).splitlines() if line.startswith("- sizes:"))
     assert "Spark variants" not in header
+
+
+def test_each_variant_reads_its_own_copy_of_the_dataset():
+    csv, ndjson = [Path("a.csv")], [Path("a.jsonl")]
+    assert variants.raw_files("project-duckdb-ndjson", csv, ndjson) == ndjson
+    assert [variants.raw_files(name, csv, ndjson) for name in ("project-duckdb", "plain-duckdb", "project-spark")] \
+        == [csv, csv, csv]
+    with pytest.raises(ValueError, match="project-duckdb-ndjson reads JSON lines"):
+        variants.raw_files("project-duckdb-ndjson", csv, None)
+    assert variants.reads_ndjson(["plain-duckdb", "project-duckdb-ndjson"])
+    assert not variants.reads_ndjson(["plain-duckdb", "project-duckdb"])
