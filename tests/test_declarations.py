@@ -19,6 +19,9 @@ from clickstream.sql import load_yaml, parse_declarations
     ("models:\n  - {name: fct, user_column: u, partition_by_week: ts}\n",
      "partition_by_week needs changes_from or replayed"),
     ("models:\n  - {name: fct, changes_from: ts}\n", "changes_from needs user_column"),
+    # a gold build reads what it rebuilds from silver, not from visits
+    ("models:\n  - {name: fct, user_column: u, changes_from: ts, per_visit: true}\n",
+     "unknown key 'models.0.per_visit'"),
     ("models:\n  - {name: fct, tests: [{relationships: {column: a, to: b}}]}\n",
      "key 'models.0.tests.0.relationships.field': Field required"),
 ])
@@ -39,6 +42,7 @@ QUERY = "{name: q, title: Q, group: basic, order_by: [a]"
     (f"queries:\n  - {QUERY}, group: daily}}\n", "key 'queries.0.group': Input should be 'basic' or 'advanced'"),
     (f"queries:\n  - {QUERY}, user_column: u, partition_by_week: ts}}\n", "partition_by_week needs changes_from ("),
     (f"queries:\n  - {QUERY}, changes_from: ts}}\n", "changes_from needs user_column"),
+    (f"queries:\n  - {QUERY}, user_column: u, per_visit: true}}\n", "per_visit needs changes_from: only the rows"),
     # the visits gold sessionizes again exist only in a gold build
     (f"queries:\n  - {QUERY}, user_column: u, replayed: {{session: s, start: t}}}}\n",
      "unknown key 'queries.0.replayed'"),

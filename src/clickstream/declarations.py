@@ -95,6 +95,15 @@ class AnalyticsQuery(_PerUser):
     needs: Literal["product_attributes"] | None = None
     # the per-user state query this one counts: declared above it, in its group (a group is answered alone)
     counts: str | None = None
+    # its rows depend only on the events of their own visit: an incremental build reads only the visits it changes
+    per_visit: bool | None = None
+
+    @model_validator(mode="after")
+    def _per_visit_from_a_time(self) -> "AnalyticsQuery":
+        if self.per_visit and self.changes_from is None:
+            raise ValueError("per_visit needs changes_from: only the rows from each user's first new event on are "
+                             "rebuilt from the visits read (see incremental.py)")
+        return self
 
 
 class AnalyticsQueries(_Strict):

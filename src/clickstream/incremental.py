@@ -90,6 +90,10 @@ class PerUserModel:
     up to which a row depends only on its user's events, so only rows at or after the user's first new event
     can change; `replayed` names the supplied session and the start of a visit, so only the visits that
     gold sessionizes again can change (`replay_sessions.sql`).
+
+    A result whose rows depend only on the events of their own visit (`per_visit`, with `changes_from`) is
+    rebuilt from the visits holding an event at or after their user's first new one, whole, not from the
+    users' whole history: every row from that event on belongs to such a visit (`affected_visits.sql`).
     """
 
     name: str
@@ -97,6 +101,7 @@ class PerUserModel:
     period_from: str | None
     changes_from: str | None
     replayed: dict[str, str] | None = None  # {session: column, start: column}: only the replayed visits change
+    per_visit: bool = False
 
 
 def per_user_model(declared: dict) -> PerUserModel | None:
@@ -107,7 +112,7 @@ def per_user_model(declared: dict) -> PerUserModel | None:
         raise ValueError(f"model {declared['name']}: partition_by_week needs changes_from or replayed "
                          f"(see incremental.py)")
     return PerUserModel(declared["name"], declared["user_column"], declared.get("partition_by_week"),
-                  declared.get("changes_from"), declared.get("replayed"))
+                        declared.get("changes_from"), declared.get("replayed"), declared.get("per_visit", False))
 
 
 def merge(engine: Engine, model: PerUserModel, published: Path, staged: Path, scratch: Path,
@@ -457,14 +462,18 @@ def build_per_user(ctx: RunContext, spec: PerUserModel, sql: str, changes: str, 
 
     `sql` is the query rendered for an incremental build: it reads `affected_users` and gives each user's rows
     from their first new event on (the ones `merge` replaces). It reads the fact under its usual name: for the
-    moment, only the rows of the affected users (`affected`).
+    moment, only the rows of the affected users (`affected`), or of the visits they hold from their first new
+    event on for a per-visit result.
     """
     engine, layout = ctx.engine, ctx.layout
     affected.register(engine, changes)
     name = spec.name
     engine.drop(PUBLISHED_AFFECTED_USERS)
     engine.drop("fct_events")
-    engine.create_union_view("fct_events", [AffectedFact.ROWS])
+    if spec.per_visit:
+        engine.create_view("fct_events", render("incremental/affected_visits", engine, source=AffectedFact.ROWS))
+    else:
+        engine.create_union_view("fct_events", [AffectedFact.ROWS])
     engine.materialize(name, sql)
     engine.drop("fct_events")
     engine.read_parquet("fct_events", storage.parquet_files(layout.gold / "fct_events"), schema=None)

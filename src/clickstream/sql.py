@@ -12,6 +12,7 @@ import yaml
 
 from clickstream.config import DuplicateKeyError, unique_keys
 from clickstream.engines.base import Engine
+from clickstream.template_cache import bytecode_cache
 
 
 def literal(value: Any, engine: Engine) -> str:
@@ -95,6 +96,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=bytecode_cache(),
     )
 
 

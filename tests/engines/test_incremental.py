@@ -338,6 +338,25 @@ def test_the_affected_users_are_each_users_earliest_change(duckdb_engine, change
         row for row in [("u1", 1), ("u2", 2), ("u7", 3)] if row[0] in {user for user, _ in expected}]
 
 
+def test_a_per_visit_result_reads_the_visits_holding_an_event_from_its_users_first_new_one_whole(duckdb_engine):
+    """Every row a merge replaces belongs to a visit with an event at or after its user's first_new_ts, and such a
+    visit is read whole, its earlier events too; a visit entirely before that time is not read."""
+    engine = duckdb_engine
+    inline_table(engine, incremental.AFFECTED_USERS, [("user_key", "string"), ("first_new_ts", "timestamp")], [
+        ("u1", ts("2024-01-02 10:00")), ("u2", ts("2024-01-03 00:00"))])
+    rows = [
+        ("u1", "v1", ts("2024-01-01 09:00")), ("u1", "v1", ts("2024-01-01 09:10")),  # before: stands
+        ("u1", "v2", ts("2024-01-02 09:50")), ("u1", "v2", ts("2024-01-02 10:00")),  # crosses the time: whole
+        ("u1", "v3", ts("2024-01-02 09:55")), ("u1", "v3", ts("2024-01-02 11:00")),  # another session, over it
+        ("u2", "v4", ts("2024-01-03 00:00")),  # at the time itself
+        ("u2", "v5", ts("2024-01-02 23:59")),  # one minute before it: stands
+        ("u3", "v6", ts("2024-01-09 00:00"))]  # no affected user: never among the affected rows
+    schema = [("user_key", "string"), ("session_key", "string"), ("event_ts", "timestamp")]
+    inline_table(engine, "affected_rows", schema, [row for row in rows if row[0] != "u3"])
+    _, read = engine.fetch(render("incremental/affected_visits", engine, source="affected_rows"))
+    assert sorted(read) == sorted(row for row in rows if row[1] in {"v2", "v3", "v4"})
+
+
 def test_gold_publishes_each_affected_user_from_the_start_of_their_first_visit_sessionized_again(duckdb_engine):
     engine = duckdb_engine
     inline_table(engine, "affected", [("user_key", "string"), ("first_new_ts", "timestamp")], [
@@ -364,6 +383,9 @@ def test_a_model_stored_by_week_must_say_from_when_its_rows_can_change():
         incremental.per_user_model({"name": "fct", "user_column": "user_key", "partition_by_week": "event_ts"})
     assert incremental.per_user_model({"name": "dim", "user_column": "user_key"}) == incremental.PerUserModel(
         "dim", "user_key", None, None)
+    assert incremental.per_user_model({"name": "paths", "user_column": "user_key", "partition_by_week": "start_ts",
+                                       "changes_from": "start_ts", "per_visit": True}) == incremental.PerUserModel(
+        "paths", "user_key", "start_ts", "start_ts", None, per_visit=True)
     assert incremental.per_user_model({"name": "dim_date"}) is None
 
 

@@ -38,6 +38,7 @@ from clickstream.report import REPORT_HTML, charts
 from clickstream.report.escape import escape_terminal
 from clickstream.report.tables import NO_EVENTS, abandoned_value_note, format_value, prices_note
 from clickstream.sql import load_yaml
+from clickstream.template_cache import bytecode_cache
 
 log = logging.getLogger(__name__)
 
@@ -693,7 +694,7 @@ def _shown(value: Any) -> Any:
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.PackageLoader("clickstream.report", "templates"), autoescape=True,
                               finalize=_shown, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True)
+                              lstrip_blocks=True, bytecode_cache=bytecode_cache())
 
 
 def render(layout: Layout, config: Config, quality: dict[str, Any]) -> str:
