@@ -21,7 +21,7 @@ import pytest
 import yaml
 from helpers import make_config
 
-from clickstream import bronze
+from clickstream import bronze, raw_files
 from clickstream.cli import main
 from clickstream.config import Config, load_config
 from clickstream.context import PipelineError
@@ -249,6 +249,30 @@ def test_what_is_not_a_regular_file_is_named_never_opened_and_the_rest_ingested(
     assert f"bronze: odd.csv is {what}" in caplog.text
     assert rows(data, "silver", "source_file, user_id") == [("a.csv", "1")] * 2
     assert_balanced(config)
+
+
+def test_linked_folders_are_followed_each_once_and_a_loop_is_named_not_walked(tmp_path, caplog):
+    """A folder linked from outside raw/ is read under the link; a link back up (a loop), a link to a folder under
+    raw/ and a second link to a folder already walked are named and not followed: every file is listed once."""
+    config = make_config(tmp_path)
+    data = config.paths.data_dir
+    write(data / "raw", "a.csv", events(1, 1))
+    write(data / "raw", "shop/b.csv", events(2, 1))
+    write(tmp_path / "exports", "c.csv", events(3, 1))
+    (data / "raw" / "exports").symlink_to(tmp_path / "exports")
+    (data / "raw" / "exports_again").symlink_to(tmp_path / "exports")  # the same folder, walked already
+    (data / "raw" / "shop" / "up").symlink_to(data / "raw")  # a loop: raw/shop/up/shop/up/...
+    (data / "raw" / "shop_too").symlink_to(data / "raw" / "shop")  # listed where it is
+    (tmp_path / "exports" / "self").symlink_to(tmp_path / "exports")  # a loop outside raw/
+    write(tmp_path / "exports", "daily/d.csv", events(4, 1))
+    (tmp_path / "exports" / "a_daily").symlink_to(tmp_path / "exports" / "daily")  # sorts first, read second
+    listed, special = raw_files.list_files(data / "raw")
+    assert listed == ["a.csv", "exports/c.csv", "exports/daily/d.csv", "shop/b.csv"]
+    assert special == {name: raw_files.LINKED_AGAIN for name in
+                       ("exports/a_daily", "exports/self", "exports_again", "shop/up", "shop_too")}
+    run_layers(config, ("bronze",))
+    assert f"bronze: shop/up is {raw_files.LINKED_AGAIN}" in caplog.text
+    assert report(data)["bronze"]["not_regular"] == special
 
 
 # ---- a file gone or unreadable is refused alone

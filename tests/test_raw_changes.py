@@ -52,6 +52,22 @@ def test_a_file_linked_moved_or_created_in_a_folder_under_raw_ends_the_sleep(raw
 
 
 @NEEDS_INOTIFY
+def test_a_file_created_in_a_folder_linked_into_raw_ends_the_sleep(raw):
+    """bronze reads a folder linked into raw/ (raw_files.raw_folders), so the watch wakes for it too."""
+    exports = raw.parent / "exports"
+    exports.mkdir()
+    (raw / "exports").symlink_to(exports)
+    (exports / "again").symlink_to(exports)  # a loop: watched once, never walked round
+    _, changes, thread, woken = sleeping(raw)
+    try:
+        (exports / "day.csv").write_text("a,b\n")
+        thread.join(timeout=LONG / 2)
+        assert woken == [True]
+    finally:
+        changes.close()
+
+
+@NEEDS_INOTIFY
 def test_a_write_to_a_file_already_there_does_not_end_the_sleep(raw):
     (raw / "day.csv").write_text("a,b\n")
     _, changes, thread, woken = sleeping(raw, seconds=1.0)

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from clickstream.raw_files import raw_folders
+
 log = logging.getLogger(__name__)
 
 # <sys/inotify.h>
@@ -57,10 +59,11 @@ class RawChanges:
             self._fd = -1
 
     def watch_folders(self) -> None:
-        """Watch raw/ and every folder under it (a folder seen again costs one call): at the start of each sleep."""
+        """Watch raw/ and every folder under it, as bronze lists them (`raw_files.raw_folders`: linked folders too,
+        each once; a folder seen again costs one call): at the start of each sleep."""
         if self._fd < 0 or not self.raw.is_dir():
             return
-        for folder, _, _ in os.walk(self.raw):
+        for folder, _, _ in raw_folders(self.raw):
             if self._libc.inotify_add_watch(self._fd, os.fsencode(folder), EVENTS) < 0:
                 if ctypes.get_errno() == errno.ENOSPC and folder not in self._warned:
                     log.warning("watch: no inotify watch left for %s: looking at it every interval only", folder)

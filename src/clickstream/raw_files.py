@@ -19,7 +19,7 @@ import stat as stat_kind
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 
@@ -53,13 +53,40 @@ def is_listed(relative: str) -> bool:
     return not any(part.startswith(".") for part in parts) and not relative.lower().endswith(IN_PROGRESS_SUFFIXES)
 
 
+LINKED_AGAIN = ("a link to a folder under raw/ or listed already: its files are listed once, where they are (a "
+                "link back to a folder above it would list them again and again)")
+
+
+def raw_folders(raw_dir: Path, skipped: dict[str, str] | None = None) -> Iterator[tuple[str, list[str], list[str]]]:
+    """`os.walk` of raw/, hidden folders left out and symbolic links followed, each folder once: a link to a
+    folder under raw/ itself, or to one already walked (a link back up makes a loop), is not followed; it is
+    added to `skipped` (relative path -> why)."""
+    top = os.path.realpath(raw_dir)
+    walked = {top}  # the folders walked or about to be, as real paths
+    for root, dirs, files in os.walk(raw_dir, followlinks=True):
+        kept = []
+        names = sorted(d for d in dirs if not d.startswith("."))
+        # a folder's own subfolders first: a link beside one to it is the one not followed
+        for name in sorted(names, key=lambda d: os.path.islink(os.path.join(root, d))):
+            path = os.path.join(root, name)
+            real = os.path.realpath(path)
+            if os.path.islink(path) and (real.startswith(top + os.sep) or real in walked):
+                if skipped is not None:
+                    skipped[Path(path).relative_to(raw_dir).as_posix()] = LINKED_AGAIN
+                continue
+            walked.add(real)
+            kept.append(name)
+        dirs[:] = sorted(kept)
+        yield root, dirs, files
+
+
 def list_files(raw_dir: Path) -> tuple[list[str], dict[str, str]]:
-    """Every candidate file under raw/ (recursively, symbolic links followed), as sorted relative paths; and the
-    candidates that are not regular files (a FIFO, a device, a dangling link), each with what it is."""
+    """Every candidate file under raw/ (recursively, symbolic links followed, each folder once: `raw_folders`), as
+    sorted relative paths; and the candidates that are not regular files (a FIFO, a device, a dangling link, a
+    link to a folder walked already), each with what it is."""
     found = []
     special: dict[str, str] = {}
-    for root, dirs, files in os.walk(raw_dir, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    for root, dirs, files in raw_folders(raw_dir, special):
         base = Path(root).relative_to(raw_dir)
         for name in files:
             relative = (base / name).as_posix()
