@@ -370,6 +370,23 @@ def test_data_tests_count_the_same_failures_on_spark(spark, duckdb_engine):
     assert got["spark"] == got["duckdb"]
 
 
+@pytest.mark.parametrize(("changed", "new_dim"), [
+    pytest.param([("e2", "u1", 4), ("e5", "u1", 5), ("e5", "u2", 5)], [("u1",), ("u2",), ("u3",)],
+                 id="repeats-of-kept-and-changed-rows"),
+    pytest.param([("e4", None, 9)], [("u1",), ("u3",)], id="kept-row-whose-parent-is-gone"),
+])
+def test_data_tests_on_changed_rows_count_on_spark_what_they_count_on_duckdb_and_the_whole(spark, duckdb_engine,
+                                                                                          changed, new_dim):
+    from test_quality import KEPT, OLD_DIM, delta_and_whole
+
+    source = [(i,) for i in range(2)]  # an equal row count off by the rows of both parts
+    got = {engine.name: delta_and_whole(engine, KEPT, changed, OLD_DIM, new_dim, source)
+           for engine in (spark, duckdb_engine)}
+    on_changed, on_whole = got["spark"]
+    assert on_changed == on_whole == got["duckdb"][0]
+    assert on_whole["fact.equal_row_count(source)"] == len(KEPT) + len(changed) - len(source)
+
+
 def test_materialize_computes_once_even_through_other_views_and_drop_frees_it(spark):
     before = _kept_rdds(spark)
     # rand() with no seed differs each time it is computed: equal sums mean the rows were kept, not recomputed
