@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from functools import lru_cache
-from typing import Optional
 
 from jinja2 import BytecodeCache, FileSystemBytecodeCache
 from jinja2.bccache import Bucket
@@ -44,7 +43,7 @@ class _SavingOnly(FileSystemBytecodeCache):
 
 
 @lru_cache(maxsize=None)
-def bytecode_cache() -> Optional[BytecodeCache]:
+def bytecode_cache() -> BytecodeCache | None:
     """The cache every template environment of this process shares, or None (off, or no safe directory)."""
     if os.environ.get(SWITCH, "").strip().lower() in ("off", "0", "false", "no"):
         return None
