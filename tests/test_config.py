@@ -137,6 +137,8 @@ KNOWN = "(known: add_to_cart, click, login, logout, page_view, product_view, pur
         (SOURCE + "    glob: ../other/*.csv\n",
          "key 'sources.0.glob': '../other/*.csv' leaves <data_dir>/raw through '..'"),
         (SOURCE + "    glob: shop/../../*.csv\n", "key 'sources.0.glob': 'shop/../../*.csv' leaves <data_dir>/raw"),
+        (SOURCE + "    glob: 'exports**.csv'\n",
+         "key 'sources.0.glob': 'exports**.csv': '**' stands for any number of folders only as a whole part"),
         # rules and analytics
         ("analytics:\n  funnel: {steps: []}\n", "key 'analytics.funnel.steps': needs at least one step"),
         ("analytics:\n  funnel: {steps: [product_view, purchase, product_view]}\n",

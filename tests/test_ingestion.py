@@ -275,6 +275,20 @@ def test_linked_folders_are_followed_each_once_and_a_loop_is_named_not_walked(tm
     assert report(data)["bronze"]["not_regular"] == special
 
 
+def test_a_glob_reaches_a_linked_folder_as_the_listing_does(tmp_path):
+    """`**` matches the files of a folder linked into raw/ (pathlib's glob does not follow links for it), and
+    nothing the listing leaves out: a link to a folder under raw/ adds no second copy of its files."""
+    config = make_config(tmp_path, sources=[{"name": "clickstream", "glob": "**/*.csv"}])
+    data = config.paths.data_dir
+    write(data / "raw", "shop/b.csv", events(2, 1))
+    write(tmp_path / "exports", "day/c.csv", events(3, 1))
+    (data / "raw" / "exports").symlink_to(tmp_path / "exports")
+    (data / "raw" / "shop_too").symlink_to(data / "raw" / "shop")
+    run_layers(config, ("bronze",))
+    assert sorted(f["path"] for f in report(data)["bronze"]["files"]) == ["exports/day/c.csv", "shop/b.csv"]
+    assert report(data)["bronze"]["unmatched"] == []
+
+
 # ---- a file gone or unreadable is refused alone
 
 def test_a_file_removed_while_the_run_reads_raw_is_refused_alone_and_the_others_ingested(tmp_path, monkeypatch,

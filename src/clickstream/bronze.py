@@ -286,8 +286,8 @@ def discover(ctx: RunContext, manifest: dict, snapshots: Path) -> Discovery:
     if not raw_dir.is_dir():
         raise PipelineError(f"raw input directory not found: {raw_dir} (create it and put CSV files in it)")
     found = Discovery()
-    owners, ambiguous = match_sources(raw_dir, ctx.config.sources)
     listed, found.not_regular = list_files(raw_dir)
+    owners, ambiguous = match_sources(raw_dir, ctx.config.sources, listed)
     for relative, what in found.not_regular.items():
         log.warning("bronze: %s is %s", relative, what)
     found.unmatched = [f for f in listed if f not in owners and f not in ambiguous]

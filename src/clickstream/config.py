@@ -318,6 +318,9 @@ class Source(_Strict):
             raise ValueError(f"{_quote(value)} is absolute; a glob is relative to <data_dir>/raw")
         if ".." in re.split(r"[/\\]", value):
             raise ValueError(f"{_quote(value)} leaves <data_dir>/raw through '..'")
+        if any("**" in part and part != "**" for part in value.split("/")):
+            raise ValueError(f"{_quote(value)}: '**' stands for any number of folders only as a whole part "
+                             "between slashes (e.g. 'exports/**/*.csv')")
         return value
 
     @field_validator("timezone")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import errno
+import fnmatch
 import gzip
 import hashlib
 import os
@@ -126,6 +127,24 @@ def not_regular(path: Path) -> str | None:
     return f"{kind}, not a regular file: never read"
 
 
+def glob_matches(pattern: str, relative: str) -> bool:
+    """Whether `pattern` names the file `relative` (under raw/, parts joined by '/') as a glob of pathlib names
+    files: each part of the pattern matches one folder or file name by fnmatch's rules, case counting, and a `**`
+    part matches any number of folders, none included; a pattern ending in '/' names folders only."""
+    if pattern.endswith("/"):
+        return False
+    return _parts_match(tuple(part for part in pattern.split("/") if part not in ("", ".")),
+                        tuple(relative.split("/")))
+
+
+def _parts_match(parts: tuple[str, ...], names: tuple[str, ...]) -> bool:
+    if not parts:
+        return not names
+    if parts[0] == "**":  # folders only: the file's own name is left for the parts after it
+        return any(_parts_match(parts[1:], names[skipped:]) for skipped in range(len(names)))
+    return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _parts_match(parts[1:], names[1:])
+
+
 def glob_specificity(pattern: str) -> int:
     """How much of a glob is literal: where globs overlap, the file goes to the source whose glob says most."""
     literal, inside = 0, False
@@ -139,18 +158,20 @@ def glob_specificity(pattern: str) -> int:
     return literal
 
 
-def match_sources(raw_dir: Path, sources: list[Source]) -> tuple[dict[str, Source], dict[str, str]]:
+def match_sources(raw_dir: Path, sources: list[Source],
+                  listed: list[str] | None = None) -> tuple[dict[str, Source], dict[str, str]]:
     """Each matched file's source, and the files refused because two sources' globs match them equally.
 
-    A glob also matches the gzip-compressed form of what it names (`*.csv` matches `x.csv.gz`).
+    The globs are matched against the files `list_files` lists (`listed`, else listed here), so a glob reaches a
+    linked folder as the listing does, and nothing the listing leaves out. A glob also matches the
+    gzip-compressed form of what it names (`*.csv` matches `x.csv.gz`).
     """
+    files = list_files(raw_dir)[0] if listed is None else listed
     matches: dict[str, list[Source]] = {}
     for source in sources:
-        for pattern in (source.glob, source.glob + ".gz"):
-            for path in raw_dir.glob(pattern):
-                relative = path.relative_to(raw_dir).as_posix()
-                if is_listed(relative) and path.is_file() and source not in matches.setdefault(relative, []):
-                    matches[relative].append(source)
+        for relative in files:
+            if glob_matches(source.glob, relative) or glob_matches(source.glob + ".gz", relative):
+                matches.setdefault(relative, []).append(source)
     owners: dict[str, Source] = {}
     ambiguous: dict[str, str] = {}
     for relative, candidates in sorted(matches.items()):
