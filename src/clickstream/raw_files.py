@@ -128,9 +128,9 @@ def not_regular(path: Path) -> str | None:
 
 
 def glob_matches(pattern: str, relative: str) -> bool:
-    """Whether `pattern` names the file `relative` (under raw/, parts joined by '/') as a glob of pathlib names
-    files: each part of the pattern matches one folder or file name by fnmatch's rules, case counting, and a `**`
-    part matches any number of folders, none included; a pattern ending in '/' names folders only."""
+    """Whether `pattern` names the file `relative` (under raw/, parts joined by '/') as pathlib's glob would: each
+    part of the pattern matches one folder or file name by fnmatch's rules, case counting; a `**` part matches any
+    number of folders, none included; a pattern ending in '/' names folders only."""
     if pattern.endswith("/"):
         return False
     return _parts_match(tuple(part for part in pattern.split("/") if part not in ("", ".")),
