@@ -19,6 +19,7 @@ import os
 import stat as stat_kind
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -65,19 +66,19 @@ def raw_folders(raw_dir: Path, skipped: dict[str, str] | None = None) -> Iterato
     top = os.path.realpath(raw_dir)
     walked = {top}  # the folders walked or about to be, as real paths
     for root, dirs, files in os.walk(raw_dir, followlinks=True):
-        kept = []
         names = sorted(d for d in dirs if not d.startswith("."))
+        links = {d for d in names if os.path.islink(os.path.join(root, d))}
+        passed = set()
         # a folder's own subfolders first: a link beside one to it is the one not followed
-        for name in sorted(names, key=lambda d: os.path.islink(os.path.join(root, d))):
-            path = os.path.join(root, name)
-            real = os.path.realpath(path)
-            if os.path.islink(path) and (real.startswith(top + os.sep) or real in walked):
+        for name in [d for d in names if d not in links] + [d for d in names if d in links]:
+            real = os.path.realpath(os.path.join(root, name))
+            if name in links and (real.startswith(top + os.sep) or real in walked):
                 if skipped is not None:
-                    skipped[Path(path).relative_to(raw_dir).as_posix()] = LINKED_AGAIN
+                    skipped[(Path(root) / name).relative_to(raw_dir).as_posix()] = LINKED_AGAIN
                 continue
             walked.add(real)
-            kept.append(name)
-        dirs[:] = sorted(kept)
+            passed.add(name)
+        dirs[:] = [d for d in names if d in passed]
         yield root, dirs, files
 
 
@@ -131,10 +132,16 @@ def glob_matches(pattern: str, relative: str) -> bool:
     """Whether `pattern` names the file `relative` (under raw/, parts joined by '/') as pathlib's glob would: each
     part of the pattern matches one folder or file name by fnmatch's rules, case counting; a `**` part matches any
     number of folders, none included; a pattern ending in '/' names folders only."""
+    parts = _glob_parts(pattern)
+    return parts is not None and _parts_match(parts, tuple(relative.split("/")))
+
+
+@lru_cache(maxsize=256)
+def _glob_parts(pattern: str) -> tuple[str, ...] | None:
+    """A glob's parts, split once for every file it is matched against; None for one naming folders only."""
     if pattern.endswith("/"):
-        return False
-    return _parts_match(tuple(part for part in pattern.split("/") if part not in ("", ".")),
-                        tuple(relative.split("/")))
+        return None
+    return tuple(part for part in pattern.split("/") if part not in ("", "."))
 
 
 def _parts_match(parts: tuple[str, ...], names: tuple[str, ...]) -> bool:
